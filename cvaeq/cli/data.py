@@ -1,0 +1,3 @@
+"""`cvaeq data` commands (to be written)."""
+
+from . import main  # noqa: F401

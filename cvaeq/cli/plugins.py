@@ -1,0 +1,3 @@
+"""`cvaeq plugins` commands (to be written)."""
+
+from . import main  # noqa: F401

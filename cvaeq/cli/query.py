@@ -1,0 +1,3 @@
+"""`cvaeq query` commands (to be written)."""
+
+from . import main  # noqa: F401

@@ -1,0 +1,1 @@
+"""The dSprites world: factors, rendering, files, resampling."""

@@ -1,0 +1,257 @@
+"""Causal stories: the DAG over the dSprites factors and their true distributions.
+
+A story is a TOML file (see ``cvaeq/stories/default.toml``, whose comments
+describe the format). Loading validates it completely; anything wrong is a
+:class:`~cvaeq.errors.StoryError` naming the file, the node and the fix.
+
+>>> story = load_story("default")
+>>> story.parents("scale")
+('shape',)
+>>> story.table("scale").shape
+(3, 6)
+>>> story.graph.parents("X")
+('shape', 'scale', 'orientation', 'posX', 'posY', 'Z')
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data.dsprites import FACTORS, SIZES, VALUES, label
+from .errors import GraphError, StoryError
+from .graph import CausalGraph
+
+__all__ = ["Story", "load_story", "story_from_text", "IMAGE", "LATENT"]
+
+IMAGE = "X"
+LATENT = "Z"
+NUMERIC = ("scale", "orientation", "posX", "posY")
+
+
+@dataclass(frozen=True, eq=False)
+class Story:
+    """A validated story: graph, factor tables and the latent's dimension.
+
+    ``tables[f]`` has shape ``(*parent sizes, SIZES[f])`` (parents in the order
+    of :meth:`parents`) and sums to 1 over its last axis.
+    """
+
+    name: str
+    source: str
+    text: str
+    graph: CausalGraph
+    tables: dict[str, np.ndarray]
+    latent_dim: int
+    _parents: dict[str, tuple[str, ...]] = field(repr=False)
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """The five factors in topological order."""
+        return tuple(n for n in self.graph.order if n in SIZES)
+
+    def parents(self, factor: str) -> tuple[str, ...]:
+        """Parents of a factor, X or Z."""
+        if factor in self._parents:
+            return self._parents[factor]
+        return self.graph.parents(factor)
+
+    def table(self, factor: str) -> np.ndarray:
+        """P(factor | parents) as an array ``(*parent sizes, size)``."""
+        return self.tables[factor]
+
+    def probs(self, factor: str, classes: np.ndarray) -> np.ndarray:
+        """``(N, size)`` rows of P(factor | parents) for ``(N, 5)`` classes."""
+        idx = tuple(classes[:, FACTORS.index(p)] for p in self.parents(factor))
+        return self.tables[factor][idx] if idx else np.broadcast_to(self.tables[factor], (len(classes), SIZES[factor]))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 5)`` int64 factor classes (FACTORS order) drawn from the story.
+
+        Each factor is ``argmax(log P(f | parents) + Gumbel)``: the story read
+        as a structural causal model with Gumbel-max mechanisms.
+        """
+        out = np.zeros((n, len(FACTORS)), dtype=np.int64)
+        for f in self.factors:
+            logp = np.log(self.probs(f, out))
+            out[:, FACTORS.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+        return out
+
+    def log_prob(self, classes: np.ndarray) -> np.ndarray:
+        """``(N,)`` log P(factors) of ``(N, 5)`` classes under the story."""
+        classes = np.asarray(classes, dtype=np.int64)
+        total = np.zeros(len(classes))
+        for f in self.factors:
+            p = self.probs(f, classes)[np.arange(len(classes)), classes[:, FACTORS.index(f)]]
+            total += np.log(p)
+        return total
+
+
+def load_story(source: str | Path = "default") -> Story:
+    """A story by registered name (``"default"``) or by path to a TOML file."""
+    path = Path(source)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise StoryError(f"{path}: no such story file; pass a TOML file or a story name")
+        return story_from_text(path.read_text(), source=str(path))
+    from .plugins import get_stories
+
+    stories = get_stories()
+    if str(source) not in stories:
+        raise StoryError(
+            f"unknown story {source!r}; known: {', '.join(sorted(stories))}, or give a path to a .toml file"
+        )
+    p = Path(stories[str(source)])
+    return story_from_text(p.read_text(), source=str(source))
+
+
+def story_from_text(text: str, source: str = "<story>") -> Story:
+    """Parse and validate a story's TOML text; ``source`` names it in errors."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise StoryError(f"{source}: not valid TOML: {e}") from None
+
+    def fail(node: str, what: str) -> StoryError:
+        return StoryError(f"{source}: factor {node!r}: {what}")
+
+    factors = doc.get("factors")
+    if not isinstance(factors, dict):
+        raise StoryError(f"{source}: no [factors] table; declare each of {', '.join(FACTORS)} as [factors.NAME]")
+    unknown = [f for f in factors if f not in SIZES]
+    if unknown:
+        raise StoryError(f"{source}: unknown factor {unknown[0]!r}; the factors are {', '.join(FACTORS)}")
+    missing = [f for f in FACTORS if f not in factors]
+    if missing:
+        raise StoryError(f"{source}: factor {missing[0]!r} is not declared; add a [factors.{missing[0]}] table")
+    latent_dim = doc.get("latent_dim", 4)
+    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
+        raise StoryError(f"{source}: latent_dim must be a positive integer, got {latent_dim!r}")
+
+    parents: dict[str, tuple[str, ...]] = {}
+    for f in FACTORS:
+        spec = factors[f]
+        ps = spec.get("parents", [])
+        if not isinstance(ps, list) or not all(isinstance(p, str) for p in ps):
+            raise fail(f, "parents must be a list of factor names")
+        for p in ps:
+            if p not in SIZES:
+                raise fail(f, f"unknown parent {p!r}; parents must be among {', '.join(FACTORS)}")
+        if len(set(ps)) != len(ps):
+            raise fail(f, "a parent is listed twice")
+        parents[f] = tuple(ps)
+
+    edges = [(p, f) for f in FACTORS for p in parents[f]]
+    edges += [(f, IMAGE) for f in FACTORS] + [(LATENT, IMAGE)]
+    try:
+        graph = CausalGraph(edges, nodes=(LATENT, *FACTORS, IMAGE))
+    except GraphError as e:
+        raise StoryError(f"{source}: {e}; remove one of these parent links") from None
+
+    tables = {f: _table(f, factors[f], parents[f], fail) for f in FACTORS}
+    return Story(
+        name=str(doc.get("name", Path(source).stem)),
+        source=source,
+        text=text,
+        graph=graph,
+        tables=tables,
+        latent_dim=latent_dim,
+        _parents=parents,
+    )
+
+
+def _table(f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
+    size = SIZES[f]
+    shape = tuple(SIZES[p] for p in parents) + (size,)
+    forms = [k for k in ("probs", "normal") if k in spec]
+    if len(forms) != 1:
+        raise fail(f, "give exactly one of `probs` or `[normal]`")
+    if "normal" in spec:
+        table = _normal(f, spec["normal"], parents, fail)
+    else:
+        probs = spec["probs"]
+        if probs == "uniform":
+            table = np.full(shape, 1.0 / size)
+        elif isinstance(probs, dict):
+            if len(parents) != 1:
+                raise fail(f, "a table keyed by parent values needs exactly one parent; use nested lists")
+            (p,) = parents
+            labels = [label(p, c) for c in range(SIZES[p])]
+            extra = [k for k in probs if k not in labels]
+            if extra:
+                raise fail(f, f"unknown value {extra[0]!r} of parent {p!r}; allowed: {', '.join(labels)}")
+            absent = [k for k in labels if k not in probs]
+            if absent:
+                raise fail(f, f"no row for {p}={absent[0]}; give one row per value of {p}")
+            table = _array(f, [probs[k] for k in labels], shape, fail)
+        else:
+            table = _array(f, probs, shape, fail)
+    if np.any(table < 0) or not np.all(np.isfinite(table)):
+        raise fail(f, "probabilities must be finite and non-negative")
+    sums = table.sum(axis=-1)
+    if not np.allclose(sums, 1.0, atol=1e-6):
+        bad = np.unravel_index(np.argmax(np.abs(sums - 1.0)), sums.shape)
+        where = ", ".join(f"{p}={label(p, int(c))}" for p, c in zip(parents, bad)) or "the root row"
+        raise fail(f, f"probabilities for {where} sum to {sums[bad]:.6g}, not 1; rescale that row")
+    return table
+
+
+def _array(f, probs, shape, fail) -> np.ndarray:
+    try:
+        table = np.asarray(probs, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise fail(f, "probs must be numbers (nested lists of equal lengths)") from None
+    if table.shape != shape:
+        raise fail(f, f"probs has shape {table.shape}, expected {shape} (parent sizes, then {shape[-1]} values)")
+    return table
+
+
+def _normal(f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
+    if f not in NUMERIC:
+        raise fail(f, "a normal form needs a numeric factor; give `probs` for shape")
+    allowed = {"mean", "sd", "coef", "offset", "floor"}
+    extra = set(spec) - allowed
+    if extra:
+        raise fail(f, f"unknown key {sorted(extra)[0]!r} in [normal]; allowed: {', '.join(sorted(allowed))}")
+    try:
+        sd = float(spec["sd"])
+        mean0 = float(spec.get("mean", 0.0))
+        floor = float(spec.get("floor", 0.0))
+    except (KeyError, TypeError, ValueError):
+        raise fail(f, "[normal] needs numbers `sd` and optionally `mean` and `floor`") from None
+    if sd <= 0 or not 0 <= floor <= 1:
+        raise fail(f, "sd must be > 0 and floor in [0, 1]")
+    coef, offset = spec.get("coef", {}), spec.get("offset", {})
+    for p in list(coef) + list(offset):
+        if p not in parents:
+            raise fail(f, f"{p!r} in coef/offset is not a parent of {f}; add it to parents or remove it")
+    for p in coef:
+        if p not in NUMERIC:
+            raise fail(f, f"coef needs a numeric parent, {p!r} is not; use offset.{p}")
+    for p, row in offset.items():
+        labels = [label(p, c) for c in range(SIZES[p])]
+        extra = [k for k in row if k not in labels]
+        if extra:
+            raise fail(f, f"unknown value {extra[0]!r} of {p!r} in offset; allowed: {', '.join(labels)}")
+    grid = VALUES[f]
+    shape = tuple(SIZES[p] for p in parents) + (len(grid),)
+    table = np.empty(shape)
+    for combo in itertools.product(*(range(SIZES[p]) for p in parents)):
+        mean = mean0
+        for p, c in zip(parents, combo):
+            if p in coef:
+                mean += float(coef[p]) * VALUES[p][c]
+            if p in offset:
+                mean += float(offset[p].get(label(p, c), 0.0))
+        w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)
+        if w.sum() == 0:
+            raise fail(f, f"the normal's mean {mean:g} is so far off the grid that every value has probability 0")
+        table[combo] = (1 - floor) * w / w.sum() + floor / len(grid)
+    return table
+
+
