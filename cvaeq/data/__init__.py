@@ -1,1 +1,13 @@
-"""The dSprites world: factors, rendering, files, resampling."""
+"""The dSprites world: factors, rendering, files, resampling.
+
+The most used entry points, importable from here (torch is not imported
+until :mod:`cvaeq.data.dataset` is):
+
+>>> from cvaeq.data import load_grid, resample, show_image, build_grid
+"""
+
+from .files import Grid, load_grid
+from .grid import build_grid, image_of, show_image
+from .resample import Resampled, resample, save_resampled
+
+__all__ = ["Grid", "load_grid", "build_grid", "image_of", "show_image", "Resampled", "resample", "save_resampled"]

@@ -1,0 +1,105 @@
+"""A torch Dataset and DataLoader over (image, factor classes).
+
+Images stay uint8 (in memory, memory-mapped, or bit-packed inside a
+:class:`~cvaeq.data.files.Grid`) and become float32 only one batch at a time:
+the full grid would be 12 GB as float32, 3 GB as uint8.
+
+Batches are fetched whole (``__getitems__``), so a batch costs one fancy-index
+into the uint8 array, not ``batch_size`` Python calls.
+
+>>> import numpy as np
+>>> from cvaeq.data.render import render
+>>> classes = np.array([[0, 0, 0, 0, 0], [2, 5, 0, 16, 16], [1, 3, 7, 4, 9]])
+>>> loader = make_loader(render(classes), classes, batch_size=2, shuffle=True, seed=0)
+>>> x, y = next(iter(loader))
+>>> x.dtype, tuple(x.shape), y.dtype, tuple(y.shape)
+(torch.float32, (2, 1, 64, 64), torch.int64, (2, 5))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import DataError
+from .dsprites import FACTORS, IMAGE_SIZE, indices_of
+from .files import Grid
+
+__all__ = ["FactorImages", "make_loader"]
+
+
+class FactorImages(Dataset):
+    """Pairs ``(image, classes)``: float32 ``(1, 64, 64)`` in [0, 1], int64 ``(5,)``.
+
+    :param images: uint8 ``(n, 64, 64)`` array with one image per row of
+        ``classes`` (a numpy memmap is fine), or a :class:`Grid`, from which
+        each row's image is looked up by the grid index of its classes (so a
+        resampled dataset needs only its classes and the grid).
+    :param classes: ``(n, 5)`` int factor classes in FACTORS order.
+    """
+
+    def __init__(self, images: np.ndarray | Grid, classes: np.ndarray):
+        classes = np.ascontiguousarray(classes, dtype=np.int64)
+        if classes.ndim != 2 or classes.shape[1] != len(FACTORS):
+            raise DataError(f"classes must have shape (n, 5), got {classes.shape}")
+        if isinstance(images, Grid):
+            self._rows = images.rows_of(indices_of(classes))  # checks every image exists
+            self._fetch = images.rows
+        else:
+            if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+                raise DataError("images must be a uint8 array (n, 64, 64) or a Grid; convert to float per batch, not up front")
+            if images.shape != (len(classes), IMAGE_SIZE, IMAGE_SIZE):
+                raise DataError(f"images have shape {images.shape}, expected ({len(classes)}, 64, 64) to match classes")
+            self._rows = np.arange(len(classes))
+            self._fetch = images.__getitem__
+        self.classes = classes
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(idx, dtype=np.int64)
+        imgs = np.ascontiguousarray(self._fetch(self._rows[idx]))
+        x = torch.from_numpy(imgs).to(torch.float32).unsqueeze(1)
+        return x, torch.from_numpy(self.classes[idx])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.__getitems__([int(i)])
+        return x[0], y[0]
+
+
+def _batched(batch):
+    """Collate for batches already built by ``__getitems__``."""
+    return batch
+
+
+def make_loader(
+    images: np.ndarray | Grid,
+    classes: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    sampler: Sampler | None = None,
+    drop_last: bool = False,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A DataLoader of ``(float32 (B, 1, 64, 64), int64 (B, 5))`` batches.
+
+    ``shuffle`` uses a generator seeded with ``seed`` (same seed, same order).
+    Pass ``sampler`` to shard, e.g.
+    ``DistributedSampler(range(len(classes)), seed=seed)`` (it needs only the
+    length); it replaces ``shuffle`` (call its ``set_epoch`` each epoch). See :class:`FactorImages` for ``images``.
+    """
+    dataset = FactorImages(images, classes)
+    generator = torch.Generator().manual_seed(int(seed))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
+        generator=generator,
+        collate_fn=_batched,
+        drop_last=drop_last,
+        num_workers=num_workers,
+    )
