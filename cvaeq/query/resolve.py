@@ -1,0 +1,227 @@
+"""Resolution: a syntax tree checked against a story, ready for the engine.
+
+:func:`resolve` decides what a query means — which kind of question it asks,
+which factor classes its values name, which image ``img`` stands for — and
+rejects everything the engine cannot answer, pointing at the column:
+
+- targets are factors, X or Z; ``E[...]`` needs one numeric factor;
+- ``do()`` takes factors only (not X, the image; not Z, a continuous latent
+  vector the query language has no values for);
+- evidence is on factors or on X (``X=img``); Z cannot be observed;
+- shape takes a name (square, ellipse, heart); scale, orientation, posX and
+  posY take numbers on their dSprites range, snapped to the nearest grid value;
+- X takes the binding ``img``, which must be given (``--image`` on the CLI);
+- a variable is intervened on at most once and observed at most once, and the
+  factor evidence must have non-zero probability under the story.
+
+The kind follows DESIGN.md §6: no evidence → ``"interventional"`` (the prior
+when there is no ``do`` either); evidence without ``do`` →
+``"observational"``; evidence with ``do`` → ``"counterfactual"`` (the
+evidence describes the factual world).
+
+>>> from cvaeq.story import load_story
+>>> r = resolve(parse("P(posY | do(scale=0.52), shape=heart)"), load_story("default"))
+>>> r.kind, r.interventions, r.evidence
+('counterfactual', {'scale': 0}, {'shape': 2})
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+import numpy as np
+
+from ..data.dsprites import FACTORS, SHAPES, SIZES, VALUES, label
+from ..errors import QueryError
+from ..story import IMAGE, LATENT, NUMERIC, Story
+from .parser import _error, parse
+from .syntax import Assignment, Binding, Name, Number, Query
+
+__all__ = ["ResolvedQuery", "resolve", "Kind"]
+
+Kind = Literal["interventional", "observational", "counterfactual"]
+VARIABLES: tuple[str, ...] = (*FACTORS, IMAGE, LATENT)
+_UNITS = {"orientation": " radians"}
+
+
+@dataclass(frozen=True, eq=False)
+class ResolvedQuery:
+    """A query the engine can answer.
+
+    ``text`` is the canonical query text; ``targets`` are factor names, ``"X"``
+    or ``"Z"``; ``interventions`` maps a factor to the class it is set to;
+    ``evidence`` maps a factor to its observed class and ``"X"`` to the bound
+    image object exactly as given in ``bindings`` (e.g. a numpy array). Both
+    dicts keep the order the query wrote them in.
+    """
+
+    text: str
+    kind: Kind
+    expectation: bool
+    targets: tuple[str, ...]
+    interventions: dict[str, int]
+    evidence: dict[str, int | object]
+
+
+def resolve(query: Query, story: Story, bindings: Mapping[str, object] = MappingProxyType({})) -> ResolvedQuery:
+    """Check ``query`` against ``story`` and turn its values into factor classes.
+
+    ``bindings`` maps a binding name (``"img"``) to the object it stands for.
+    Errors are :class:`~cvaeq.errors.QueryError` with the column of the
+    offending token in the query's source text (for a tree built in Python,
+    in its canonical text) and a ``caret`` attribute.
+    """
+    if query.source is None:  # built in Python: give it columns in its canonical text
+        query = parse(query.to_text())
+    text = query.source or query.to_text()
+
+    def fail(message: str, column: int | None) -> QueryError:
+        return _error(QueryError, message, column or 1, text)
+
+    targets = _targets(query, fail)
+    interventions: dict[str, int] = {}
+    for a in query.interventions:
+        _known(a.variable, a.column, fail)
+        if a.variable == IMAGE:
+            raise fail(
+                "cannot intervene on the image X: do() sets factors "
+                f"({', '.join(FACTORS)}); to see the image under an intervention, make X the target",
+                a.column,
+            )
+        if a.variable == LATENT:
+            raise fail(
+                f"cannot intervene on Z: it is a continuous latent vector the query language has no values for; "
+                f"do() sets factors ({', '.join(FACTORS)})",
+                a.column,
+            )
+        if a.variable in interventions:
+            raise fail(f"{a.variable} is intervened on twice; set each variable once in do()", a.column)
+        interventions[a.variable] = _factor_class(a, fail)
+
+    evidence: dict[str, int | object] = {}
+    seen: dict[str, Assignment] = {}
+    for a in query.evidence:
+        _known(a.variable, a.column, fail)
+        if a.variable == LATENT:
+            raise fail(
+                "Z is latent and cannot be observed; give evidence on X (X=img) or on factors", a.column
+            )
+        value = _image(a, bindings, fail) if a.variable == IMAGE else _factor_class(a, fail)
+        if a.variable in seen:
+            first = seen[a.variable]
+            if first.value == a.value or (a.variable != IMAGE and evidence[a.variable] == value):
+                raise fail(f"{a.variable} is observed twice; give each observation once", a.column)
+            raise fail(
+                f"contradictory evidence: {a.to_text()} but also {first.to_text()} "
+                f"(column {first.column}); a variable has one factual value",
+                a.column,
+            )
+        seen[a.variable] = a
+        evidence[a.variable] = value
+
+    _check_possible(query.evidence, evidence, story, fail)
+    if not evidence:
+        kind: Kind = "interventional"
+    else:
+        kind = "counterfactual" if interventions else "observational"
+    return ResolvedQuery(
+        text=query.to_text(),
+        kind=kind,
+        expectation=query.kind == "E",
+        targets=targets,
+        interventions=interventions,
+        evidence=evidence,
+    )
+
+
+def _known(variable: str, column: int | None, fail) -> None:
+    if variable not in VARIABLES:
+        same_case = [v for v in VARIABLES if v.lower() == variable.lower()]
+        close = same_case or difflib.get_close_matches(variable, VARIABLES, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise fail(f"unknown variable {variable!r}; {hint}known: {', '.join(VARIABLES)}", column)
+
+
+def _targets(query: Query, fail) -> tuple[str, ...]:
+    columns = query.target_columns or (None,) * len(query.targets)
+    for i, (t, column) in enumerate(zip(query.targets, columns)):
+        _known(t, column, fail)
+        if t in query.targets[:i]:
+            raise fail(f"target {t} is listed twice; name each target once", column)
+        if query.kind == "E" and t not in NUMERIC:
+            what = "categorical: ask P(shape ...)" if t == "shape" else "not a number"
+            raise fail(
+                f"E[] needs a numeric factor ({', '.join(NUMERIC)}); {t} is {what}",
+                column,
+            )
+    return query.targets
+
+
+def _factor_class(a: Assignment, fail) -> int:
+    """The class a value names for a factor (a.variable is a factor)."""
+    factor, value = a.variable, a.value
+    if factor == "shape":
+        if isinstance(value, Name):
+            if value.value in SHAPES:
+                return SHAPES.index(value.value)
+            raise fail(f"unknown shape {value.value!r}; allowed: {', '.join(SHAPES)}", value.column)
+        what = "the image binding img" if isinstance(value, Binding) else f"the number {value.to_text()}"
+        raise fail(f"shape takes a name ({', '.join(SHAPES)}), got {what}", value.column)
+    grid = VALUES[factor]
+    domain = f"{grid[0]:g} to {grid[-1]:g}{_UNITS.get(factor, '')}"
+    if isinstance(value, Number):
+        step = grid[1] - grid[0]
+        if not grid[0] - step / 2 <= value.value <= grid[-1] + step / 2:
+            raise fail(f"{factor}={value.to_text()} is off the domain; allowed: {domain}", value.column)
+        return int(np.argmin(np.abs(grid - value.value)))
+    what = "the image binding img" if isinstance(value, Binding) else f"the name {value.value!r}"
+    raise fail(f"{factor} takes a number from {domain}, got {what}", value.column)
+
+
+def _image(a: Assignment, bindings: Mapping[str, object], fail) -> object:
+    value = a.value
+    if not isinstance(value, Binding):
+        raise fail(
+            f"X takes an image binding: write X=img and pass the image with --image, not {value.to_text()!r}",
+            value.column,
+        )
+    if value.name not in bindings or bindings[value.name] is None:
+        raise fail(f"no image is bound to {value.name}; pass --image PATH|FACTORS", value.column)
+    return bindings[value.name]
+
+
+def _check_possible(written: tuple[Assignment, ...], evidence: dict, story: Story, fail) -> None:
+    """Factor evidence with probability 0 under the story is impossible: say so.
+
+    Only the evidence's ancestors matter (the rest sums out to 1), so this
+    enumerates their unobserved values: at most a few hundred thousand rows.
+    """
+    observed = {f: c for f, c in evidence.items() if f in SIZES}
+    if not observed:
+        return
+    nodes = set(observed)
+    for f in observed:
+        nodes |= story.graph.ancestors(f) & set(FACTORS)
+    free = [f for f in FACTORS if f in nodes and f not in observed]
+    grid = np.array(list(itertools.product(*(range(SIZES[f]) for f in free))), dtype=np.int64)
+    classes = np.zeros((max(len(grid), 1), len(FACTORS)), dtype=np.int64)
+    for f, c in observed.items():
+        classes[:, FACTORS.index(f)] = c
+    for i, f in enumerate(free):
+        classes[:, FACTORS.index(f)] = grid[:, i]
+    p = np.ones(len(classes))
+    for f in story.factors:
+        if f in nodes:
+            p *= story.probs(f, classes)[np.arange(len(classes)), classes[:, FACTORS.index(f)]]
+    if not np.any(p > 0):
+        given = ", ".join(f"{f}={label(f, c)}" for f, c in observed.items())
+        first = next(a for a in written if a.variable in SIZES)
+        raise fail(
+            f"impossible evidence: {given} has probability 0 under story {story.name!r}; "
+            "no factual world matches it",
+            first.column,
+        )
