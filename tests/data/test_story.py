@@ -1,0 +1,130 @@
+"""Story files: the default story's dependencies, and validation errors that
+name the file, the node and the fix."""
+
+import numpy as np
+import pytest
+
+from cvaeq.data.dsprites import FACTORS, SIZES
+from cvaeq.errors import StoryError
+from cvaeq.story import IMAGE, LATENT, load_story, story_from_text
+
+BASE = {
+    "shape": 'parents = []\nprobs = [0.35, 0.35, 0.30]',
+    "scale": 'parents = []\nprobs = "uniform"',
+    "orientation": 'parents = []\nprobs = "uniform"',
+    "posX": 'parents = []\nprobs = "uniform"',
+    "posY": 'parents = []\nprobs = "uniform"',
+}
+
+
+def _text(**override):
+    specs = {**BASE, **override}
+    return "\n".join(f"[factors.{f}]\n{specs[f]}\n" for f in specs if specs[f] is not None)
+
+
+def _error(text, source="bad.toml"):
+    with pytest.raises(StoryError) as err:
+        story_from_text(text, source=source)
+    message = str(err.value)
+    assert message.startswith(f"{source}:"), message  # names the file
+    return message
+
+
+def test_base_text_is_valid():
+    story = story_from_text(_text(), source="ok.toml")
+    assert set(story.factors) == set(FACTORS)
+
+
+def test_default_story_has_the_required_dependencies():
+    story = load_story("default")
+    g = story.graph
+    assert "shape" in story.parents("scale")
+    assert "scale" in story.parents("posY")
+    assert any(len(story.parents(f)) >= 2 for f in FACTORS)
+    childless = [f for f in FACTORS if g.children(f) == (IMAGE,)]
+    assert childless, "some factor must have no children but X"
+    assert set(g.parents(IMAGE)) == set(FACTORS) | {LATENT}
+    assert g.parents(LATENT) == ()
+    for f in FACTORS:
+        t = story.table(f)
+        assert t.shape == tuple(SIZES[p] for p in story.parents(f)) + (SIZES[f],)
+        np.testing.assert_allclose(t.sum(-1), 1.0)
+        assert (t > 0).all(), f"{f}: every value should stay possible"
+    # the dependencies are real: the conditional rows differ
+    scale = story.table("scale")
+    assert np.abs(scale[0] - scale[2]).sum() > 0.5
+    assert "#" in story.text  # the story is told in comments
+
+
+def test_load_story_by_path_and_unknown_name(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text(_text())
+    assert load_story(p).source == str(p)
+    with pytest.raises(StoryError, match="unknown story 'nope'; known: default"):
+        load_story("nope")
+    with pytest.raises(StoryError, match="no such story file"):
+        load_story(tmp_path / "absent.toml")
+
+
+def test_cycle_names_the_nodes_and_the_fix():
+    msg = _error(_text(scale='parents = ["posY"]\nprobs = "uniform"', posY='parents = ["scale"]\nprobs = "uniform"'))
+    assert "cycle" in msg and "scale" in msg and "posY" in msg
+    assert "remove one of these parent links" in msg
+
+
+def test_unknown_factor_and_unknown_parent():
+    msg = _error(_text() + "\n[factors.colour]\nparents = []\nprobs = [1.0]\n")
+    assert "unknown factor 'colour'" in msg and "shape, scale" in msg
+    msg = _error(_text(scale='parents = ["size"]\nprobs = "uniform"'))
+    assert "factor 'scale'" in msg and "unknown parent 'size'" in msg and "parents must be among" in msg
+
+
+def test_missing_factor():
+    msg = _error(_text(posY=None))
+    assert "'posY' is not declared" in msg and "[factors.posY]" in msg
+
+
+def test_unknown_value_in_a_keyed_table():
+    text = _text(scale='parents = ["shape"]\n[factors.scale.probs]\n'
+                 'square = [0.5, 0.5, 0, 0, 0, 0]\ncircle = [0.5, 0.5, 0, 0, 0, 0]\nheart = [1, 0, 0, 0, 0, 0]')
+    msg = _error(text)
+    assert "factor 'scale'" in msg and "unknown value 'circle' of parent 'shape'" in msg
+    assert "allowed: square, ellipse, heart" in msg
+
+
+def test_missing_row_in_a_keyed_table():
+    text = _text(scale='parents = ["shape"]\n[factors.scale.probs]\n'
+                 'square = [1, 0, 0, 0, 0, 0]\nellipse = [1, 0, 0, 0, 0, 0]')
+    msg = _error(text)
+    assert "no row for shape=heart" in msg and "one row per value" in msg
+
+
+def test_unknown_value_in_a_normal_offset():
+    text = _text(posX='parents = ["shape"]\n[factors.posX.normal]\nmean = 0.5\nsd = 0.2\n'
+                 'offset.shape = { blob = 0.1 }')
+    msg = _error(text)
+    assert "factor 'posX'" in msg and "unknown value 'blob'" in msg
+
+
+def test_wrong_table_size():
+    msg = _error(_text(shape="parents = []\nprobs = [0.5, 0.5]"))
+    assert "factor 'shape'" in msg and "shape (2,), expected (3,)" in msg
+    msg = _error(_text(scale='parents = ["shape"]\nprobs = [[0.5, 0.5, 0, 0, 0, 0]]'))
+    assert "factor 'scale'" in msg and "expected (3, 6)" in msg
+
+
+def test_rows_that_do_not_sum_to_one_name_the_row_and_the_fix():
+    msg = _error(_text(shape="parents = []\nprobs = [0.5, 0.5, 0.5]"))
+    assert "factor 'shape'" in msg and "sum to 1.5, not 1" in msg and "rescale" in msg
+    rows = "[[1, 0, 0, 0, 0, 0], [0.5, 0.6, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]]"
+    msg = _error(_text(scale=f'parents = ["shape"]\nprobs = {rows}'))
+    assert "factor 'scale'" in msg and "shape=ellipse" in msg and "sum to 1.1" in msg
+
+
+def test_negative_probabilities():
+    msg = _error(_text(shape="parents = []\nprobs = [1.5, -0.5, 0.0]"))
+    assert "non-negative" in msg
+
+
+def test_not_toml():
+    assert "not valid TOML" in _error("[factors\n")
