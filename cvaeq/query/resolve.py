@@ -195,20 +195,38 @@ def _image(a: Assignment, bindings: Mapping[str, object], fail) -> object:
 
 
 def _check_possible(written: tuple[Assignment, ...], evidence: dict, story: Story, fail) -> None:
-    """Factor evidence with probability 0 under the story is impossible: say so.
-
-    Only the evidence's ancestors matter (the rest sums out to 1), so this
-    enumerates their unobserved values: at most a few hundred thousand rows.
-    """
+    """Factor evidence with probability 0 under the story is impossible: say so,
+    naming a single observation when one alone is impossible."""
     observed = {f: c for f, c in evidence.items() if f in SIZES}
-    if not observed:
-        return
+    for a in written:
+        if a.variable in observed and not _possible({a.variable: observed[a.variable]}, story):
+            raise fail(
+                f"impossible evidence: {a.variable}={label(a.variable, observed[a.variable])} has probability 0 "
+                f"under story {story.name!r}; no factual world matches it",
+                a.column,
+            )
+    if len(observed) > 1 and not _possible(observed, story):
+        given = ", ".join(f"{f}={label(f, c)}" for f, c in observed.items())
+        first = next(a for a in written if a.variable in SIZES)
+        raise fail(
+            f"impossible evidence: {given} together have probability 0 under story {story.name!r}; "
+            "no factual world matches them all",
+            first.column,
+        )
+
+
+def _possible(observed: dict[str, int], story: Story) -> bool:
+    """Whether P(observed factors) > 0 under the story.
+
+    Only the observed factors' ancestors matter (the rest sums out to 1), so
+    this enumerates their unobserved values: at most a few hundred thousand rows.
+    """
     nodes = set(observed)
     for f in observed:
         nodes |= story.graph.ancestors(f) & set(FACTORS)
     free = [f for f in FACTORS if f in nodes and f not in observed]
     grid = np.array(list(itertools.product(*(range(SIZES[f]) for f in free))), dtype=np.int64)
-    classes = np.zeros((max(len(grid), 1), len(FACTORS)), dtype=np.int64)
+    classes = np.zeros((len(grid), len(FACTORS)), dtype=np.int64)
     for f, c in observed.items():
         classes[:, FACTORS.index(f)] = c
     for i, f in enumerate(free):
@@ -217,11 +235,4 @@ def _check_possible(written: tuple[Assignment, ...], evidence: dict, story: Stor
     for f in story.factors:
         if f in nodes:
             p *= story.probs(f, classes)[np.arange(len(classes)), classes[:, FACTORS.index(f)]]
-    if not np.any(p > 0):
-        given = ", ".join(f"{f}={label(f, c)}" for f, c in observed.items())
-        first = next(a for a in written if a.variable in SIZES)
-        raise fail(
-            f"impossible evidence: {given} has probability 0 under story {story.name!r}; "
-            "no factual world matches it",
-            first.column,
-        )
+    return bool(np.any(p > 0))
