@@ -11,7 +11,7 @@ True
 """
 
 from .parser import caret, parse
-from .resolve import Kind, ResolvedQuery, resolve
+from .resolution import Kind, ResolvedQuery, resolve
 from .syntax import RESERVED, Assignment, Binding, Condition, Do, E, Name, Number, P, Query, Value, do, img
 
 __all__ = [
