@@ -1,0 +1,65 @@
+"""Time and peak memory of building the full dSprites grid file.
+
+Target on the 2-core development machine: <= 60 s and <= 1.5 GB peak memory
+for all 737,280 images (``cvaeq data build``).
+
+    python benchmarks/build_grid.py              # full grid into a temp dir, then deleted
+    python benchmarks/build_grid.py --out g.npz  # keep the file
+    python benchmarks/build_grid.py --n 100000   # a prefix of the grid, for a quick look
+
+Peak memory is the process's resident-set high-water mark (``ru_maxrss``),
+interpreter and imports included; the page cache of the written file is not
+memory the process holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="keep the grid here (default: temp file, deleted)")
+    parser.add_argument("--n", type=int, default=None, help="build only the first N images")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+
+    from cvaeq.data.dsprites import N_IMAGES
+    from cvaeq.data.files import load_grid
+    from cvaeq.data.grid import build_grid
+
+    n = args.n or N_IMAGES
+    before = _peak_gb()
+    with tempfile.TemporaryDirectory(dir=args.out.parent if args.out else None) as tmp:
+        out = args.out or Path(tmp) / "grid.npz"
+        start = time.perf_counter()
+        build_grid(out, n=n, progress=not args.no_progress)
+        seconds = time.perf_counter() - start
+        peak = _peak_gb()
+        size = out.stat().st_size / 1024**3
+        start = time.perf_counter()
+        grid = load_grid(out)
+        load_seconds = time.perf_counter() - start
+        assert len(grid) == n
+    print(
+        f"built {n:,} images in {seconds:.1f} s ({n / seconds:,.0f} images/s); "
+        f"peak memory {peak:.2f} GB (after imports: {before:.2f} GB); "
+        f"file {size:.2f} GB; load_grid {load_seconds:.2f} s"
+    )
+    if n == N_IMAGES:
+        ok = seconds <= 60 and peak <= 1.5
+        print(f"target (<= 60 s, <= 1.5 GB): {'met' if ok else 'NOT met'}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
