@@ -78,7 +78,8 @@ class Story:
         """
         out = np.zeros((n, len(FACTORS)), dtype=np.int64)
         for f in self.factors:
-            logp = np.log(self.probs(f, out))
+            with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
+                logp = np.log(self.probs(f, out))
             out[:, FACTORS.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
         return out
 
@@ -88,7 +89,8 @@ class Story:
         total = np.zeros(len(classes))
         for f in self.factors:
             p = self.probs(f, classes)[np.arange(len(classes)), classes[:, FACTORS.index(f)]]
-            total += np.log(p)
+            with np.errstate(divide="ignore"):  # impossible under the story -> -inf
+                total += np.log(p)
         return total
 
 

@@ -128,3 +128,13 @@ def test_negative_probabilities():
 
 def test_not_toml():
     assert "not valid TOML" in _error("[factors\n")
+
+
+def test_zero_probabilities_are_never_drawn_and_warn_nothing():
+    story = story_from_text(_text(shape="parents = []\nprobs = [0.5, 0.5, 0.0]"), source="zero.toml")
+    classes = story.sample(2000, np.random.default_rng(0))  # warnings are errors in tests
+    assert set(np.unique(classes[:, 0])) == {0, 1}
+    heart = classes[:1].copy()
+    heart[0, 0] = 2
+    assert story.log_prob(heart)[0] == -np.inf
+    assert np.isfinite(story.log_prob(classes)).all()
