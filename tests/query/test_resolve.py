@@ -5,7 +5,7 @@ import pytest
 
 from cvaeq.data.dsprites import VALUES
 from cvaeq.errors import QueryError
-from cvaeq.query import E, P, do, img, parse, resolve
+from cvaeq.query import E, P, do, parse, resolve
 from cvaeq.story import load_story, story_from_text
 
 IMAGE = np.zeros((64, 64), dtype=np.uint8)
