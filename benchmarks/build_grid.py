@@ -7,9 +7,10 @@ for all 737,280 images (``cvaeq data build``).
     python benchmarks/build_grid.py --out g.npz  # keep the file
     python benchmarks/build_grid.py --n 100000   # a prefix of the grid, for a quick look
 
-Peak memory is the process's resident-set high-water mark (``ru_maxrss``),
-interpreter and imports included; the page cache of the written file is not
-memory the process holds.
+Peak memory is the resident-set high-water mark (``ru_maxrss``), interpreter
+and imports included, of this process plus that of the largest rendering
+worker times the number of workers (an upper bound on what they held at
+once); the page cache of the written file is not memory a process holds.
 """
 
 from __future__ import annotations
@@ -22,29 +23,32 @@ import time
 from pathlib import Path
 
 
-def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+def _peak_gb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024**2  # KiB on Linux
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="keep the grid here (default: temp file, deleted)")
     parser.add_argument("--n", type=int, default=None, help="build only the first N images")
+    parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: as cvaeq data build)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
 
     from cvaeq.data.dsprites import N_IMAGES
     from cvaeq.data.files import load_grid
-    from cvaeq.data.grid import build_grid
+    from cvaeq.data.grid import build_grid, default_workers
 
     n = args.n or N_IMAGES
     before = _peak_gb()
     with tempfile.TemporaryDirectory(dir=args.out.parent if args.out else None) as tmp:
         out = args.out or Path(tmp) / "grid.npz"
         start = time.perf_counter()
-        build_grid(out, n=n, progress=not args.no_progress)
+        workers = args.workers or default_workers()
+        build_grid(out, n=n, workers=workers, progress=not args.no_progress)
         seconds = time.perf_counter() - start
-        peak = _peak_gb()
+        main_peak, worker_peak = _peak_gb(), _peak_gb(resource.RUSAGE_CHILDREN)
+        peak = main_peak + (workers * worker_peak if workers > 1 else 0.0)
         size = out.stat().st_size / 1024**3
         start = time.perf_counter()
         grid = load_grid(out)
@@ -52,7 +56,8 @@ def main() -> None:
         assert len(grid) == n
     print(
         f"built {n:,} images in {seconds:.1f} s ({n / seconds:,.0f} images/s); "
-        f"peak memory {peak:.2f} GB (after imports: {before:.2f} GB); "
+        f"with {workers} worker(s); peak memory {peak:.2f} GB "
+        f"(main {main_peak:.2f} GB, after imports {before:.2f} GB; largest worker {worker_peak:.2f} GB); "
         f"file {size:.2f} GB; load_grid {load_seconds:.2f} s"
     )
     if n == N_IMAGES:

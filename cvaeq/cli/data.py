@@ -19,11 +19,13 @@ def data() -> None:
 @data.command()
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the grid (default: $CVAEQ_HOME/dsprites_rendered_64x64.npz).")
-def build(out: Path | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes rendering in parallel (default 1; try the number of idle cores).")
+def build(out: Path | None, workers: int | None) -> None:
     """Render all 737,280 dSprites images to an .npz in the real file's layout."""
     from ..data.grid import build_grid
 
-    click.echo(build_grid(out))
+    click.echo(build_grid(out, workers=workers))
 
 
 @data.command()

@@ -50,7 +50,7 @@ def test_show_bad_input_is_one_line_exit_2(tmp_path, items, message):
 def test_build_small_grid(tmp_path, monkeypatch):
     # The full grid is the benchmark's job; here the first 2,000 images stand in.
     real_build = grid_module.build_grid
-    monkeypatch.setattr(grid_module, "build_grid", lambda out=None: real_build(out, n=2000, progress=False))
+    monkeypatch.setattr(grid_module, "build_grid", lambda out=None, workers=None: real_build(out, n=2000, workers=workers, progress=False))
     result = run("data", "build")
     assert result.exit_code == 0, result.output
     path = home() / "dsprites_rendered_64x64.npz"
@@ -58,7 +58,8 @@ def test_build_small_grid(tmp_path, monkeypatch):
     grid = load_grid(path)
     np.testing.assert_array_equal(grid.rows(np.arange(0, 2000, 97)), render(classes_array_of(np.arange(0, 2000, 97))))
     out = tmp_path / "elsewhere.npz"
-    assert run("data", "build", "--out", str(out)).exit_code == 0 and out.exists()
+    assert run("data", "build", "--out", str(out), "--workers", "1").exit_code == 0 and out.exists()
+    assert run("data", "build", "--workers", "0").exit_code == 2
 
 
 def test_resample_same_seed_same_bytes(tmp_path):

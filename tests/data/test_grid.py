@@ -14,7 +14,7 @@ from cvaeq.paths import GRID_FILENAME, home
 
 
 def test_build_writes_the_real_layout_in_grid_order(tmp_path):
-    path = build_grid(tmp_path / "g.npz", n=1000, chunk=300, progress=False)
+    path = build_grid(tmp_path / "g.npz", n=1000, chunk=300, workers=1, progress=False)
     with np.load(path, allow_pickle=False) as z:
         assert set(z.files) == {"imgs", "latents_classes", "latents_values", "metadata_json"}
         assert z["imgs"].dtype == np.uint8 and z["imgs"].shape == (1000, 64, 64)
@@ -33,7 +33,13 @@ def test_build_writes_the_real_layout_in_grid_order(tmp_path):
 def test_build_defaults_to_the_cache_and_is_reproducible(tmp_path):
     a = build_grid(n=64, progress=False)
     assert a == home() / GRID_FILENAME
-    b = build_grid(tmp_path / "b.npz", n=64, chunk=10, progress=False)
+    b = build_grid(tmp_path / "b.npz", n=64, chunk=10, workers=1, progress=False)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_parallel_build_writes_the_same_file(tmp_path):
+    a = build_grid(tmp_path / "a.npz", n=600, chunk=100, workers=1, progress=False)
+    b = build_grid(tmp_path / "b.npz", n=600, chunk=100, workers=2, progress=False)
     assert a.read_bytes() == b.read_bytes()
 
 
@@ -49,7 +55,7 @@ def test_interrupted_build_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(grid_module, "render", failing_render)
     out = tmp_path / "g.npz"
     with pytest.raises(KeyboardInterrupt):
-        build_grid(out, n=100, chunk=40, progress=False)
+        build_grid(out, n=100, chunk=40, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
