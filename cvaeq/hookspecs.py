@@ -2,7 +2,9 @@
 
 A plugin is a module (or object) with functions marked ``@cvaeq.hookimpl``,
 named like the specs below, installed under the entry-point group ``cvaeq``.
-Contributing hooks get a ``register`` callback and never touch a registry.
+Contributing hooks get a ``register`` callback and never touch a registry; the
+core records which plugin supplied each contribution (``cvaeq plugins`` shows
+it). The built-ins in :mod:`cvaeq.default_plugins` use these same hooks.
 """
 
 from __future__ import annotations
@@ -33,4 +35,38 @@ def register_stories(register: Callable[[str, str], None]) -> None:
     >>> @hookimpl
     ... def register_stories(register):
     ...     register("tilted", str(Path(__file__).parent / "tilted.toml"))
+    """
+
+
+# ------------------------------------------------------------------ mechanisms
+
+
+@hookspec
+def register_mechanisms(register: Callable[[str, Callable[..., object]], None]) -> None:
+    """Contribute mechanism families: structural assignments for SCM nodes.
+
+    Call ``register(name, factory)`` once per family. ``factory(**params)``
+    returns a mechanism (the protocol of :mod:`cvaeq.mechanisms.base`: at least
+    ``parents``, ``event_dim``, ``noise_prior(num_particles)`` and
+    ``assign(parents, noise)``; optionally ``size``, ``intervenable``,
+    ``log_prob``, ``abduct`` and ``propose``). Registering a name twice (in one
+    plugin or across plugins) is a :class:`~cvaeq.errors.PluginError` naming
+    both plugins.
+
+    A family meant for story factors (picked per factor with
+    ``mechanism = "NAME"`` in a story file) must accept
+    ``factory(parents=(...), probs=table)``, the table of shape
+    ``[*parent sizes, size]`` whose rows sum to 1, and give a categorical
+    mechanism (``int64`` classes ``[S]``, ``event_dim = 0``, ``size``) whose
+    values follow the table. :func:`cvaeq.testing.check_mechanism_family` checks
+    such a family against the SCM invariants. A family with only
+    ``noise_prior`` and ``assign`` still answers every query, through the
+    engine's slower generic fallback.
+
+    The built-in families are ``gumbel_max`` (categorical, exact abduction),
+    ``bernoulli_image`` (the image) and ``gaussian_latent`` (the latent Z).
+
+    >>> @hookimpl
+    ... def register_mechanisms(register):
+    ...     register("ordinal", OrdinalCategorical)   # OrdinalCategorical(parents, probs)
     """

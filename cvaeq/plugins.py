@@ -1,8 +1,14 @@
 """The plugin manager: entry-point group ``cvaeq``, built-ins first, lazy load.
 
 Built-in features are plugins in :mod:`cvaeq.default_plugins` and use the same
-hooks as third-party ones. A plugin that fails to load is named in a one-line
-warning and skipped; the rest keeps working.
+hooks as third-party ones. A plugin that fails to load (or whose hook raises)
+is named in a one-line warning on stderr and skipped; the rest keeps working.
+The core records which plugin supplied every story and mechanism family.
+
+>>> sorted(get_mechanisms())[:2]
+['bernoulli_image', 'gaussian_latent']
+>>> get_mechanisms()["gumbel_max"].plugin
+'cvaeq.default_plugins.mechanisms'
 """
 
 from __future__ import annotations
@@ -10,15 +16,26 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import MechanismError, PluginError
 
-__all__ = ["pm", "get_plugin_manager", "get_stories", "DEFAULT_PLUGINS"]
+__all__ = [
+    "pm",
+    "get_plugin_manager",
+    "get_stories",
+    "get_story_plugins",
+    "get_mechanisms",
+    "get_mechanism_family",
+    "MechanismFamily",
+    "DEFAULT_PLUGINS",
+]
 
-DEFAULT_PLUGINS = ("cvaeq.default_plugins.stories",)
+DEFAULT_PLUGINS = ("cvaeq.default_plugins.stories", "cvaeq.default_plugins.mechanisms")
 
 pm = pluggy.PluginManager("cvaeq")
 pm.add_hookspecs(hookspecs)
@@ -42,6 +59,10 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+def _warn(plugin: str, what: str, e: BaseException) -> None:
+    print(f"warning: plugin {plugin!r} {what} and is skipped: {type(e).__name__}: {e}", file=sys.stderr)
+
+
 def _load_entry_points() -> None:
     from importlib.metadata import entry_points
 
@@ -51,17 +72,72 @@ def _load_entry_points() -> None:
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as e:  # a broken plugin must not take the rest down
-            print(f"warning: plugin {ep.name!r} failed to load and is skipped: {type(e).__name__}: {e}", file=sys.stderr)
+            _warn(ep.name, "failed to load", e)
+
+
+def _collect(hook_name: str, what: str) -> dict[str, tuple[Any, str]]:
+    """Call every implementation of a ``register_*`` hook; ``{name: (thing, plugin)}``."""
+    out: dict[str, tuple[Any, str]] = {}
+    caller = getattr(get_plugin_manager().hook, hook_name)
+    for impl in reversed(caller.get_hookimpls()):  # pluggy's own call order
+        plugin = impl.plugin_name
+
+        def register(name: str, thing: Any, _plugin: str = plugin) -> None:
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {_plugin!r} registered a {what} without a name")
+            if name in out:
+                raise PluginError(
+                    f"{what} {name!r} is registered twice (by {out[name][1]!r} and {_plugin!r}); "
+                    "rename one of them or uninstall a plugin"
+                )
+            out[name] = (thing, _plugin)
+
+        try:
+            impl.function(register=register)
+        except PluginError:
+            raise
+        except Exception as e:
+            _warn(plugin, f"failed in {hook_name}", e)
+    return out
 
 
 def get_stories() -> dict[str, str]:
     """Registered story names and their files."""
-    out: dict[str, str] = {}
+    return {name: path for name, (path, _) in _collect("register_stories", "story").items()}
 
-    def register(name: str, path: str) -> None:
-        if name in out:
-            raise PluginError(f"story {name!r} is registered twice; rename one of them")
-        out[name] = path
 
-    get_plugin_manager().hook.register_stories(register=register)
-    return out
+def get_story_plugins() -> dict[str, str]:
+    """Registered story names and the plugin that supplied each."""
+    return {name: plugin for name, (_, plugin) in _collect("register_stories", "story").items()}
+
+
+@dataclass(frozen=True)
+class MechanismFamily:
+    """A registered mechanism family: its name, factory and the plugin that supplied it."""
+
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+
+    def __call__(self, **params: Any) -> Any:
+        """Build a mechanism: ``factory(**params)``."""
+        return self.factory(**params)
+
+
+def get_mechanisms() -> dict[str, MechanismFamily]:
+    """Every registered mechanism family by name."""
+    return {
+        name: MechanismFamily(name, factory, plugin)
+        for name, (factory, plugin) in _collect("register_mechanisms", "mechanism").items()
+    }
+
+
+def get_mechanism_family(name: str) -> MechanismFamily:
+    """One mechanism family by name; unknown names are a MechanismError listing the known ones."""
+    families = get_mechanisms()
+    if name not in families:
+        raise MechanismError(
+            f"unknown mechanism {name!r}; known: {', '.join(sorted(families))} "
+            "(install the plugin that provides it, see `cvaeq plugins`)"
+        )
+    return families[name]

@@ -49,6 +49,9 @@ class Story:
     tables: dict[str, np.ndarray]
     latent_dim: int
     _parents: dict[str, tuple[str, ...]] = field(repr=False)
+    #: ``{factor: mechanism family}`` from each factor's optional ``mechanism``
+    #: key; factors that name none use ``"gumbel_max"`` (see cvaeq.scm.build_scm).
+    mechanisms: dict[str, str] = field(default_factory=dict)
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -136,6 +139,7 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         raise StoryError(f"{source}: latent_dim must be a positive integer, got {latent_dim!r}")
 
     parents: dict[str, tuple[str, ...]] = {}
+    mechanisms: dict[str, str] = {}
     for f in FACTORS:
         spec = factors[f]
         ps = spec.get("parents", [])
@@ -147,6 +151,10 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         if len(set(ps)) != len(ps):
             raise fail(f, "a parent is listed twice")
         parents[f] = tuple(ps)
+        if "mechanism" in spec:
+            if not isinstance(spec["mechanism"], str) or not spec["mechanism"]:
+                raise fail(f, "mechanism must be the name of a mechanism family, e.g. \"gumbel_max\"")
+            mechanisms[f] = spec["mechanism"]
 
     edges = [(p, f) for f in FACTORS for p in parents[f]]
     edges += [(f, IMAGE) for f in FACTORS] + [(LATENT, IMAGE)]
@@ -164,6 +172,7 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         tables=tables,
         latent_dim=latent_dim,
         _parents=parents,
+        mechanisms=mechanisms,
     )
 
 

@@ -1,0 +1,76 @@
+"""Weighted particles: samples of every node's exogenous noise, with log-weights.
+
+The output of abduction and the input of prediction. Every tensor's first
+dimension is the particle dimension ``S``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..errors import QueryError
+
+__all__ = ["Particles", "effective_sample_size", "normalised"]
+
+
+def normalised(log_weights: Tensor) -> Tensor:
+    """Self-normalised weights ``[S]`` (float64) of unnormalised log-weights.
+
+    All ``-inf`` (no particle is consistent with the evidence) is a QueryError.
+    """
+    lw = log_weights.double()
+    if not bool(torch.isfinite(lw).any()):
+        raise QueryError(
+            "the evidence is impossible under the model: no particle reproduces it; "
+            "check the evidence values, or use more particles"
+        )
+    return torch.softmax(torch.nan_to_num(lw, nan=float("-inf")), dim=0)
+
+
+def effective_sample_size(log_weights: Tensor) -> float:
+    """Kish's ESS ``1 / sum(w^2)`` of self-normalised weights: ``S`` when all are equal."""
+    w = normalised(log_weights)
+    return float(1.0 / (w * w).sum())
+
+
+@dataclass(frozen=True)
+class Particles:
+    """The posterior over all exogenous noise as weighted particles.
+
+    :param noise: ``{node: noise [S, ...]}`` for every node of the SCM.
+    :param values: ``{node: factual value [S, ...]}`` (what the noise produces).
+    :param log_weights: ``[S]`` unnormalised log-weights (float64).
+    :param ess: effective sample size of the abduction's weights, measured
+        before any resampling (resampling makes the weights equal but does not
+        add information).
+    :param resampled: whether abduction resampled because the ESS was low.
+    """
+
+    noise: dict[str, Tensor]
+    values: dict[str, Tensor]
+    log_weights: Tensor
+    ess: float
+    resampled: bool = field(default=False)
+
+    @property
+    def num_particles(self) -> int:
+        return int(self.log_weights.shape[0])
+
+    @property
+    def weights(self) -> Tensor:
+        """Self-normalised weights ``[S]``."""
+        return normalised(self.log_weights)
+
+    def resample(self) -> "Particles":
+        """Multinomial resampling (torch's RNG): equal weights, same ESS record."""
+        idx = torch.multinomial(self.weights, self.num_particles, replacement=True)
+        return Particles(
+            noise={k: v[idx] for k, v in self.noise.items()},
+            values={k: v[idx] for k, v in self.values.items()},
+            log_weights=torch.zeros(self.num_particles, dtype=torch.float64),
+            ess=self.ess,
+            resampled=True,
+        )

@@ -1,0 +1,197 @@
+"""The image X: Bernoulli pixels with uniform noise and exact abduction.
+
+``X_j = 1[U_j < p_j(parents)]`` with ``U ~ Uniform(0, 1)^(H x W)`` and pixel
+probabilities ``p`` from a decoder. Given an observed image, the noise posterior
+is exact: ``U_j | X_j = 1 ~ U(0, p_j)`` and ``U_j | X_j = 0 ~ U(p_j, 1)``. The
+counterfactual pixel is ``1[U_j < p'_j]``.
+
+The mechanism may also carry amortised proposals, q(factors | X) and
+q(Z | X, factors), that the engine uses to infer unobserved parents of an
+observed image (importance sampling, weight = prior / proposal).
+
+A trained model plugs in through :class:`ImageModel`; :func:`bernoulli_image`
+turns one into the mechanism.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor
+
+from ..data.dsprites import FACTORS, IMAGE_SIZE
+from ..errors import MechanismError
+
+__all__ = ["ImageModel", "BernoulliImage", "bernoulli_image"]
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    """What the engine needs from a trained image model (e.g. the CVAE).
+
+    ``classes`` are ``int64 [S, 5]`` factor classes in
+    :data:`cvaeq.data.dsprites.FACTORS` order; images are float 0/1 ``[S, 64, 64]``.
+    """
+
+    latent_dim: int
+
+    def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
+        """Bernoulli pixel probabilities ``[S, 64, 64]`` of p(X | factors, Z)."""
+        ...
+
+    def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
+        """q(factors | X): ``{factor: logits [S, size]}`` for each of the five factors."""
+        ...
+
+    def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
+        """q(Z | X, factors): ``(loc, scale)``, each ``[S, latent_dim]``."""
+        ...
+
+
+Decode = Callable[[Mapping[str, Tensor]], Tensor]
+FactorProposal = Callable[[Tensor], Mapping[str, Tensor]]
+LatentProposal = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+class BernoulliImage:
+    """Bernoulli pixels ``1[U < decode(parents)]`` with ``U ~ Uniform(0, 1)``.
+
+    :param parents: parent names: the factors (in ``factors`` order) and the latent.
+    :param decode: ``decode(parents) -> [S, H, W]`` pixel probabilities.
+    :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``.
+    :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, 5]) -> (loc, scale)``.
+    :param factors: the factor parents, in the column order of ``classes``.
+    :param latent: the latent parent's name (``None`` if the image has none).
+    """
+
+    event_dim = 2
+    intervenable = False
+
+    def __init__(
+        self,
+        parents: Sequence[str],
+        decode: Decode,
+        *,
+        factor_logits: FactorProposal | None = None,
+        z_posterior: LatentProposal | None = None,
+        factors: Sequence[str] = FACTORS,
+        latent: str | None = "Z",
+        shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+    ) -> None:
+        self.parents = tuple(parents)
+        self.decode = decode
+        self.factor_logits = factor_logits
+        self.z_posterior = z_posterior
+        self.factors = tuple(factors)
+        self.latent = latent
+        self.shape = tuple(shape)
+
+    def __repr__(self) -> str:
+        return f"BernoulliImage(parents={self.parents}, shape={self.shape})"
+
+    def noise_prior(self, num_particles: int) -> torch.distributions.Distribution:
+        zero = torch.zeros(())
+        return dist.Uniform(zero, zero + 1).expand((num_particles, *self.shape)).to_event(2)
+
+    def probs(self, parents: Mapping[str, Tensor]) -> Tensor:
+        """Pixel probabilities ``[S, H, W]`` for the parents' values."""
+        return self.decode(parents)
+
+    def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
+        return (noise < self.probs(parents)).to(noise.dtype)
+
+    def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        p = self.probs(parents).double()
+        x = value.double()
+        return (torch.xlogy(x, p) + torch.xlogy(1 - x, 1 - p)).flatten(1).sum(-1)
+
+    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """``U | X``: uniform below ``p`` where a pixel is on, above it where off."""
+        p = self.probs(parents).float()
+        v = torch.rand(p.shape, dtype=p.dtype)
+        on = value > 0.5
+        below = torch.minimum(p * v, torch.nextafter(p, torch.zeros_like(p)))
+        above = torch.clamp(p + (1 - p) * v, max=torch.nextafter(torch.ones(()), torch.zeros(())))
+        return torch.where(on, below, above)
+
+    def propose(
+        self, value: Tensor, unknown: Sequence[str], known: Mapping[str, Tensor]
+    ) -> tuple[dict[str, Tensor], Tensor] | None:
+        """Sample the unknown parents from q(factors | X), then q(Z | X, factors).
+
+        Returns ``(values, log_q)``, or ``None`` when this mechanism has no
+        proposal for some unknown parent (the engine then uses the prior).
+        """
+        unknown = tuple(unknown)
+        need_factors = [f for f in self.factors if f in unknown]
+        if need_factors and self.factor_logits is None:
+            return None
+        if self.latent in unknown and self.z_posterior is None:
+            return None
+        if any(u not in self.factors and u != self.latent for u in unknown):
+            return None
+        num = value.shape[0]
+        x = value.float()
+        same = num > 1 and torch.equal(x, x[:1].expand_as(x))
+        x1 = x[:1] if same else x
+        log_q = torch.zeros(num, dtype=torch.float64)
+        out: dict[str, Tensor] = {}
+        if need_factors:
+            logits = self.factor_logits(x1)
+            for f in need_factors:
+                if f not in logits:
+                    raise MechanismError(f"q(factors | X) gave no logits for {f!r}; it must give every factor")
+                q = dist.Categorical(logits=logits[f].expand(num, -1))
+                out[f] = q.sample()
+                log_q += q.log_prob(out[f]).double()
+        if self.latent in unknown:
+            cols = []
+            for f in self.factors:
+                c = out[f] if f in out else known.get(f)
+                if c is None:
+                    raise MechanismError(f"q(Z | X, factors) needs {f!r}, which is neither known nor proposed")
+                cols.append(c.long().expand(num))
+            loc, scale = self.z_posterior(x, torch.stack(cols, -1))
+            q = dist.Normal(loc, scale).to_event(1)
+            out[self.latent] = q.sample()
+            log_q += q.log_prob(out[self.latent]).double()
+        return out, log_q
+
+
+def bernoulli_image(
+    image_model: ImageModel | None = None,
+    *,
+    decode: Decode | None = None,
+    parents: Sequence[str] | None = None,
+    factors: Sequence[str] = FACTORS,
+    latent: str | None = "Z",
+) -> BernoulliImage:
+    """Factory of the ``bernoulli_image`` family.
+
+    Either an :class:`ImageModel` (decoder and both proposals), or a bare
+    ``decode(parents) -> probs`` callable (no proposals).
+    """
+    factors = tuple(factors)
+    if parents is None:
+        parents = factors + ((latent,) if latent else ())
+    if image_model is not None:
+        if decode is not None:
+            raise MechanismError("give an image model or a decode function, not both")
+        for member in ("decode_probs", "factor_logits", "z_posterior"):
+            if not callable(getattr(image_model, member, None)):
+                raise MechanismError(f"the image model has no {member}(); it must implement cvaeq.mechanisms.ImageModel")
+
+        def decode_from_model(ps: Mapping[str, Tensor]) -> Tensor:
+            classes = torch.stack([ps[f].long() for f in factors], -1)
+            z = ps[latent] if latent else torch.zeros(classes.shape[0], image_model.latent_dim)
+            return image_model.decode_probs(classes, z)
+
+        return BernoulliImage(
+            parents, decode_from_model, factor_logits=image_model.factor_logits,
+            z_posterior=image_model.z_posterior, factors=factors, latent=latent,
+        )
+    if decode is None:
+        raise MechanismError("bernoulli_image needs an image model or a decode function")
+    return BernoulliImage(parents, decode, factors=factors, latent=latent)
