@@ -18,13 +18,15 @@ into the uint8 array, not ``batch_size`` Python calls.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
 from .dsprites import FACTORS, IMAGE_SIZE, indices_of
-from .files import Grid
+from .files import Grid, load_grid
 
 __all__ = ["FactorImages", "make_loader"]
 
@@ -33,13 +35,16 @@ class FactorImages(Dataset):
     """Pairs ``(image, classes)``: float32 ``(1, 64, 64)`` in [0, 1], int64 ``(5,)``.
 
     :param images: uint8 ``(n, 64, 64)`` array with one image per row of
-        ``classes`` (a numpy memmap is fine), or a :class:`Grid`, from which
-        each row's image is looked up by the grid index of its classes (so a
-        resampled dataset needs only its classes and the grid).
+        ``classes`` (a numpy memmap is fine), or a :class:`Grid` (or the path
+        of a grid file), from which each row's image is looked up by the grid
+        index of its classes (so a resampled dataset needs only its classes
+        and the grid).
     :param classes: ``(n, 5)`` int factor classes in FACTORS order.
     """
 
-    def __init__(self, images: np.ndarray | Grid, classes: np.ndarray):
+    def __init__(self, images: np.ndarray | Grid | str | os.PathLike, classes: np.ndarray):
+        if isinstance(images, (str, os.PathLike)):
+            images = load_grid(images)
         classes = np.ascontiguousarray(classes, dtype=np.int64)
         if classes.ndim != 2 or classes.shape[1] != len(FACTORS):
             raise DataError(f"classes must have shape (n, 5), got {classes.shape}")
@@ -75,7 +80,7 @@ def _batched(batch):
 
 
 def make_loader(
-    images: np.ndarray | Grid,
+    images: np.ndarray | Grid | str | os.PathLike,
     classes: np.ndarray,
     batch_size: int,
     shuffle: bool = True,

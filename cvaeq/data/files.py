@@ -212,7 +212,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
             raise DataError(f"{path}: metadata_json is not valid JSON ({e})") from None
 
 
-@dataclass
+@dataclass(eq=False)
 class Grid:
     """Images of a grid file and the factor classes naming each row.
 

@@ -153,7 +153,7 @@ def test_loader_yields_float_batches_from_uint8(tmp_path):
     path = tmp_path / "real.npz"
     classes, imgs = _real_layout(path, n=40)
     grid = load_grid(path)
-    for source in (imgs, grid):
+    for source in (imgs, grid, path):
         batches = list(make_loader(source, classes, batch_size=16, shuffle=False))
         assert [len(b[0]) for b in batches] == [16, 16, 8]
         x, y = batches[0]
