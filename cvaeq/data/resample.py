@@ -31,8 +31,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..paths import atomic_path, default_grid_path
-from .dsprites import IMAGE_SIZE, indices_of, values_of
+from .dsprites import IMAGE_SIZE, classes_array_of, indices_of, values_of
 from .files import Grid, NpzWriter, layout_arrays, load_grid
+from .render import render
 
 __all__ = ["Resampled", "resample", "save_resampled", "load_resampled", "images_for"]
 
@@ -81,9 +82,6 @@ def images_for(indices: np.ndarray, grid: Grid | None = None, chunk: int = _CHUN
 
     Each chunk's distinct indices are rendered (or read) once.
     """
-    from .render import render
-    from .dsprites import classes_array_of
-
     indices = np.asarray(indices, dtype=np.int64)
     for start in range(0, len(indices), chunk):
         part = indices[start : start + chunk]
