@@ -1,0 +1,48 @@
+"""A reusable conformance suite for mechanism families (needs hypothesis).
+
+A mechanism plugin runs it against its own family in its tests::
+
+    import pytest
+    from cvaeq.testing import CHECKS
+
+    @pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
+    def test_conformance(check):
+        check(MyFamily)          # or the registered name, "my_family"
+
+The checks are the SCM invariants: replay reproduces the factual world, do()
+sets its node and leaves non-descendants alone, a do() with the factual value
+changes nothing, interventional marginals match exact enumeration, and the
+abducted noise posterior matches rejection sampling.
+"""
+
+from .checks import (
+    CHECKS,
+    check_do_sets_value,
+    check_factual_intervention_changes_nothing,
+    check_interventional_matches_enumeration,
+    check_log_prob_matches_table,
+    check_mechanism_family,
+    check_non_descendants_keep_factual,
+    check_posterior_matches_rejection,
+    check_replay_reproduces_factual,
+)
+from .scms import SCMSpec, enumerate_marginals, random_scm, random_tables, scm_specs
+from .wrappers import bare
+
+__all__ = [
+    "CHECKS",
+    "check_mechanism_family",
+    "check_replay_reproduces_factual",
+    "check_do_sets_value",
+    "check_non_descendants_keep_factual",
+    "check_factual_intervention_changes_nothing",
+    "check_interventional_matches_enumeration",
+    "check_posterior_matches_rejection",
+    "check_log_prob_matches_table",
+    "SCMSpec",
+    "scm_specs",
+    "random_scm",
+    "random_tables",
+    "enumerate_marginals",
+    "bare",
+]
