@@ -1,0 +1,139 @@
+"""Reading the image a query is about: a PNG, a ``.npy`` array, or factors.
+
+``--image`` on the command line (and ``image=`` in :func:`cvaeq.query.ask`)
+takes one of:
+
+* a ``.png`` file: 64×64, black and white (grey levels only 0 and 255, or
+  only 0 and 1; grey, RGB with equal channels, palette or 1-bit modes; an
+  alpha channel must be fully opaque);
+* a ``.npy`` file: a 64×64 array of 0/1 or 0/255 (bool, integer or float),
+  read without unpickling;
+* the image's factors, ``shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5``
+  (all five, values snapped to the grid as in queries), rendered with
+  :func:`cvaeq.data.render.render`.
+
+The result is always a ``(64, 64)`` uint8 array of 0/1. Anything else is a
+:class:`~cvaeq.errors.DataError` saying what was wrong.
+
+>>> img = load_image("shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5")
+>>> img.shape, img.dtype, sorted(set(img.ravel().tolist())) == [0, 1]
+((64, 64), dtype('uint8'), True)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data.dsprites import FACTORS, IMAGE_SIZE, parse_factors
+from .errors import DataError
+
+__all__ = ["load_image", "binarise", "image_from_factors", "looks_like_factors"]
+
+_FORMS = "a .png or .npy file, or factors like shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"
+
+
+def looks_like_factors(spec: str) -> bool:
+    """Whether ``spec`` is written as factors (``name=value,...``) rather than a path."""
+    return "=" in spec and not Path(spec).exists()
+
+
+def image_from_factors(spec: str) -> np.ndarray:
+    """The rendered image of ``"shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"``."""
+    from .data.render import render
+
+    items = [s.strip() for s in spec.replace(";", ",").split(",") if s.strip()]
+    classes = parse_factors(items)
+    return render(np.array([[classes[f] for f in FACTORS]], dtype=np.int64))[0].astype(np.uint8)
+
+
+def binarise(array: np.ndarray, source: str = "image") -> np.ndarray:
+    """A ``(64, 64)`` uint8 0/1 copy of a black-and-white array (0/1 or 0/255).
+
+    >>> binarise(np.full((64, 64), 255, dtype=np.uint8)).max()
+    np.uint8(1)
+    """
+    a = np.asarray(array)
+    if a.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(
+            f"{source}: the image is {'×'.join(map(str, a.shape)) or 'a scalar'}; "
+            f"cvaeq needs a {IMAGE_SIZE}×{IMAGE_SIZE} black-and-white image"
+        )
+    if a.dtype == bool:
+        return a.astype(np.uint8)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise DataError(f"{source}: the image has dtype {a.dtype}; give numbers 0/1 or 0/255")
+    if np.issubdtype(a.dtype, np.floating) and not bool(np.isfinite(a).all()):
+        raise DataError(f"{source}: the image has NaN or infinite values; give numbers 0/1 or 0/255")
+    values = set(np.unique(a).tolist())
+    if values <= {0, 1}:
+        return (a == 1).astype(np.uint8)
+    if values <= {0, 255}:
+        return (a == 255).astype(np.uint8)
+    shown = ", ".join(f"{v:g}" for v in sorted(values)[:5]) + (", ..." if len(values) > 5 else "")
+    raise DataError(
+        f"{source}: the image is not black and white (values {shown}); "
+        "cvaeq needs pixels that are all 0/1 or all 0/255"
+    )
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                raise DataError(f"{path}: not a PNG file (it is {im.format}); give {_FORMS}")
+            if im.mode == "P":
+                im = im.convert("RGBA")
+            a = np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read the PNG ({e}); give {_FORMS}") from None
+    if a.ndim == 3:
+        channels = a.shape[2]
+        if channels in (2, 4):
+            if not bool((a[..., -1] == a[..., -1].max()).all()) or a[..., -1].max() not in (1, 255, 65535):
+                raise DataError(f"{path}: the PNG is transparent in places; give an opaque black-and-white image")
+            a = a[..., :-1]
+        if not bool((a == a[..., :1]).all()):
+            raise DataError(f"{path}: the PNG has colours; cvaeq needs a black-and-white image (0/255)")
+        a = a[..., 0]
+    return binarise(a, str(path))
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        a = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{path}: not a plain .npy array ({e}); save it with np.save") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the .npy file ({e}); give {_FORMS}") from None
+    if not isinstance(a, np.ndarray):
+        raise DataError(f"{path}: holds several arrays; give one 64×64 array in a .npy file")
+    return binarise(a, str(path))
+
+
+def load_image(spec: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """The ``(64, 64)`` uint8 0/1 image named by ``spec`` (see the module doc).
+
+    An array is checked and binarised as a file's would be.
+    """
+    if isinstance(spec, np.ndarray):
+        return binarise(spec, "the image array")
+    text = os.fspath(spec)
+    path = Path(text)
+    if looks_like_factors(text):
+        return image_from_factors(text)
+    if not text.strip():
+        raise DataError(f"empty image name; give {_FORMS}")
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".npy"):
+        if not path.exists():
+            raise DataError(f"{text}: no such image file; give {_FORMS}")
+        raise DataError(f"{text}: unsupported image type {suffix or '(no extension)'!r}; give {_FORMS}")
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "no such file"
+        raise DataError(f"{text}: {what}; give {_FORMS}")
+    return _read_png(path) if suffix == ".png" else _read_npy(path)

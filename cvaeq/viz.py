@@ -1,0 +1,92 @@
+"""PNG pictures of answers: one image, a grid of sampled images, a mean image.
+
+Images are ``(64, 64)`` arrays with values in [0, 1]: 0/1 images come out
+black and white, probabilities (a mean image) as grey levels
+(``round(255 * p)``). Every file is written atomically
+(:func:`cvaeq.paths.atomic_path`): a crash never leaves half a PNG. The bytes
+depend only on the pixels, so the same answer gives the same files.
+
+>>> import numpy as np, pathlib, tempfile
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> grid(np.ones((5, 64, 64)), columns=4).shape    # 2 rows of 4, 2-pixel gaps
+(130, 262)
+>>> save_image(np.full((64, 64), 0.5), d / "mean.png").name
+'mean.png'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .paths import atomic_path
+
+__all__ = ["to_pixels", "grid", "save_image", "save_grid", "GAP", "GAP_LEVEL"]
+
+#: Pixels between the images of a grid, and their grey level.
+GAP = 2
+GAP_LEVEL = 128
+
+
+def to_pixels(image) -> np.ndarray:
+    """8-bit grey levels ``round(255 * p)`` of an image with values in [0, 1]."""
+    a = np.asarray(image, dtype=np.float64)
+    if a.ndim != 2:
+        raise DataError(f"an image must be 2-dimensional, got shape {a.shape}")
+    if not bool(np.isfinite(a).all()) or a.min(initial=0) < 0 or a.max(initial=0) > 1:
+        raise DataError("image values must lie in [0, 1]")
+    return np.rint(a * 255).astype(np.uint8)
+
+
+def grid(images, columns: int = 8, gap: int = GAP) -> np.ndarray:
+    """The ``(N, H, W)`` images tiled ``columns`` wide, row by row, as 8-bit pixels.
+
+    Gaps (and the unused cells of the last row) are mid-grey, so black and
+    white images stay distinguishable from the background.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or len(images) == 0:
+        raise DataError(f"a grid needs a non-empty (N, H, W) stack of images, got shape {images.shape}")
+    if columns < 1:
+        raise DataError(f"a grid needs at least one column, got {columns}")
+    n, h, w = images.shape
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    out = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap), GAP_LEVEL, dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = to_pixels(image)
+    return out
+
+
+def _write(pixels: np.ndarray, out: str | os.PathLike, scale: int) -> Path:
+    from PIL import Image
+
+    if scale < 1:
+        raise DataError(f"scale must be a positive integer, got {scale}")
+    if scale > 1:
+        pixels = np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
+    out = Path(out)
+    try:
+        with atomic_path(out, suffix=".png") as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+    except OSError as e:
+        raise DataError(f"{out}: cannot write the PNG ({e.strerror or e}); choose a writable --out folder") from None
+    return out
+
+
+def save_image(image, out: str | os.PathLike, scale: int = 1) -> Path:
+    """Write one image (0/1 or probabilities) as a grey PNG; returns its path.
+
+    ``scale`` enlarges it by pixel repetition (4: a 256×256 file).
+    """
+    return _write(to_pixels(image), out, scale)
+
+
+def save_grid(images, out: str | os.PathLike, columns: int = 8, scale: int = 1) -> Path:
+    """Write ``(N, H, W)`` images as one PNG grid (see :func:`grid`); returns its path."""
+    return _write(grid(images, columns), out, scale)
