@@ -1,1 +1,23 @@
-"""cvaeq.model"""
+"""The learned half of the SCM: the causal VAE, its training and checkpoints.
+
+>>> from cvaeq.model import load_checkpoint, CausalVAE, ArchConfig  # doctest: +SKIP
+"""
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .cvae import CausalVAE
+from .factors import fit_factor_logits
+from .networks import ArchConfig, CVAENet, onehot
+from .symmetry import orientation_equivalence, same_orientation
+
+__all__ = [
+    "ArchConfig",
+    "CVAENet",
+    "CausalVAE",
+    "Checkpoint",
+    "fit_factor_logits",
+    "load_checkpoint",
+    "onehot",
+    "orientation_equivalence",
+    "same_orientation",
+    "save_checkpoint",
+]

@@ -1,0 +1,245 @@
+"""Safe checkpoints: safetensors tensors plus JSON metadata, never pickle.
+
+A checkpoint is one ``.safetensors`` file. Its tensors are the model's
+weights (``model.<name>``), the fitted factor mechanisms (``factor.<name>``,
+log-probability tables ``[*parent sizes, size]``) and, for resuming, the
+optimizer's state (``optim.<param index>.<key>``). The safetensors header's
+string metadata holds:
+
+* ``format`` = ``"cvaeq-checkpoint"`` and ``version`` = ``"1"``;
+* ``meta``: JSON with the story's text, the factors' parents, the
+  architecture, the training config, the data seed, the epoch, the history
+  of per-epoch figures and the optimizer's hyper-parameters;
+* ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of
+  ``meta``, so any edit to the file is detected.
+
+Loading parses only JSON and raw tensor bytes, so it never runs code from the
+file. A truncated, foreign or tampered file raises
+:class:`~cvaeq.errors.CheckpointError`. Files are written atomically (temp
+file, then rename): killing a writer never leaves a half-written checkpoint.
+
+>>> import tempfile, pathlib
+>>> from cvaeq.story import load_story
+>>> from cvaeq.model.cvae import CausalVAE
+>>> from cvaeq.model.networks import ArchConfig
+>>> story = load_story("default")
+>>> model = CausalVAE(ArchConfig(latent_dim=story.latent_dim))
+>>> tables = {f: np.log(story.table(f)) for f in story.factors}  # normally fitted
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
+>>> _ = save_checkpoint(path, model, story, tables, train_config={"n": 0}, epoch=0)
+>>> ckpt = load_checkpoint(path)
+>>> ckpt.story.latent_dim, ckpt.model.latent_dim, ckpt.meta["epoch"]
+(6, 6, 0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ..data.dsprites import FACTORS, SIZES
+from ..errors import CheckpointError, CvaeqError
+from ..paths import atomic_path
+from .cvae import DEFAULT_AUX_WEIGHT, CausalVAE
+from .networks import ArchConfig
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT", "VERSION"]
+
+FORMAT = "cvaeq-checkpoint"
+VERSION = 1
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(eq=False)
+class Checkpoint:
+    """A loaded checkpoint.
+
+    :ivar model: the :class:`~cvaeq.model.cvae.CausalVAE`, in eval mode, on the CPU
+        (implements the engine's protocol: ``latent_dim``, ``decode_probs``,
+        ``decode_logits``, ``factor_logits``, ``z_posterior``).
+    :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
+    :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
+        the fitted Gumbel-max logits (normalised log-probabilities), parents
+        in the order ``story.parents(factor)``.
+    :ivar meta: the JSON metadata (``epoch``, ``history``, ``train_config``, ...).
+    :ivar optimizer_state: a ``torch.optim.Adam.state_dict()``-shaped dict, or None.
+    """
+
+    model: CausalVAE
+    story: Any
+    factor_logits: dict[str, torch.Tensor]
+    meta: dict
+    optimizer_state: dict | None = None
+    path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed when it was saved."""
+        return int(self.meta["epoch"])
+
+
+def _digest(tensors: dict[str, torch.Tensor], meta_json: str) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(meta_json.encode())
+    return h.hexdigest()
+
+
+def _optim_tensors(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for idx, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    groups = json.loads(json.dumps(state["param_groups"], default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def _optim_state(tensors: dict[str, torch.Tensor], info: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, t in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = t
+    for name, value in info.get("scalars", {}).items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: CausalVAE,
+    story,
+    factor_logits: dict[str, Any],
+    *,
+    train_config: dict,
+    epoch: int,
+    history: list | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    data_seed: int | None = None,
+) -> Path:
+    """Write a checkpoint atomically; returns its path.
+
+    :param model: the trained :class:`CausalVAE` (its ``config`` and
+        ``aux_weight`` are recorded).
+    :param story: the :class:`~cvaeq.story.Story` (its text is stored).
+    :param factor_logits: ``{factor: table}`` from :func:`~cvaeq.model.factors.fit_factor_logits`.
+    :param optimizer: included so that training can resume with its state.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for name, t in model.state_dict().items():
+        tensors[f"model.{name}"] = t.detach().cpu().contiguous()
+    for f in FACTORS:
+        tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
+    optim_info = None
+    if optimizer is not None:
+        opt_t, optim_info = _optim_tensors(optimizer.state_dict())
+        tensors.update(opt_t)
+    meta = {
+        "story_text": story.text,
+        "story_name": story.name,
+        "factor_parents": {f: list(story.parents(f)) for f in FACTORS},
+        "arch": model.config.to_dict(),
+        "aux_weight": model.aux_weight,
+        "train_config": train_config,
+        "data_seed": data_seed if data_seed is not None else train_config.get("seed"),
+        "epoch": int(epoch),
+        "history": history or [],
+        "optimizer": optim_info,
+    }
+    meta_json = json.dumps(meta, sort_keys=True)
+    header = {"format": FORMAT, "version": str(VERSION), "meta": meta_json, "sha256": _digest(tensors, meta_json)}
+    blob = st_save(tensors, metadata=header)
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint; train one with `cvaeq train --out {path}`") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {e.strerror}") from None
+    foreign = f"{path}: not a cvaeq checkpoint (expected a .safetensors file written by `cvaeq train`)"
+    if len(blob) < 8:
+        raise CheckpointError(f"{path}: truncated checkpoint ({len(blob)} bytes); re-train or re-download it")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if n > _MAX_HEADER:
+        raise CheckpointError(foreign)
+    if 8 + n > len(blob):
+        raise CheckpointError(f"{path}: truncated checkpoint (header runs past the end); re-train or re-download it")
+    try:
+        header = json.loads(blob[8 : 8 + n])
+        info = header.get("__metadata__") or {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise CheckpointError(foreign) from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise CheckpointError(foreign)
+    if info.get("version") != str(VERSION):
+        raise CheckpointError(f"{path}: checkpoint format version {info.get('version')!r}; this cvaeq reads version {VERSION}")
+    try:
+        tensors = st_load(blob)
+    except Exception:  # safetensors raises its own error type on any malformed payload
+        raise CheckpointError(f"{path}: truncated or corrupt tensor data; re-train or re-download it") from None
+    meta_json = info.get("meta", "")
+    if not isinstance(meta_json, str) or _digest(tensors, meta_json) != info.get("sha256"):
+        raise CheckpointError(f"{path}: checksum mismatch: the file was modified after it was written; do not use it")
+    try:
+        meta = json.loads(meta_json)
+    except ValueError:
+        raise CheckpointError(f"{path}: metadata is not valid JSON") from None
+    return meta, tensors
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load and verify a checkpoint; the model comes back in eval mode on the CPU."""
+    from ..story import story_from_text
+
+    path = Path(path)
+    meta, tensors = _read(path)
+    try:
+        story = story_from_text(meta["story_text"], source=f"{path} (stored story)")
+        config = ArchConfig.from_dict(meta["arch"])
+        model = CausalVAE(config, aux_weight=float(meta.get("aux_weight", DEFAULT_AUX_WEIGHT)))
+        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        expected = model.state_dict()
+        if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
+            raise CheckpointError(f"{path}: the weights do not match the recorded architecture")
+        model.load_state_dict(weights)
+        model.eval()
+        factor_logits = {}
+        for f in FACTORS:
+            t = tensors.get(f"factor.{f}")
+            shape = tuple(SIZES[p] for p in story.parents(f)) + (SIZES[f],)
+            if t is None or tuple(t.shape) != shape:
+                raise CheckpointError(f"{path}: factor table for {f!r} is missing or not of shape {shape}")
+            factor_logits[f] = t
+        optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+        optimizer_state = _optim_state(optim, meta["optimizer"]) if meta.get("optimizer") else None
+        int(meta["epoch"])
+    except CheckpointError:
+        raise
+    except (CvaeqError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: inconsistent checkpoint metadata ({type(e).__name__}: {e})") from None
+    return Checkpoint(model, story, factor_logits, meta, optimizer_state, path)

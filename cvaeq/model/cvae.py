@@ -1,0 +1,127 @@
+"""The causal VAE as a Pyro model and guide.
+
+Model (the SCM's image mechanism, plus the auxiliary classifier):
+
+    Z ~ N(0, I)                                       latent, story.latent_dim
+    X ~ Bernoulli(logits = decoder(one-hot(factors), Z))   64x64 pixels
+    factor ~ q(factors | X)   observed, log-likelihood scaled by ``aux_weight``
+
+Guide: ``Z ~ N(loc, scale)`` from q(Z | X, factors). The factors are observed
+in training (supervised), so the ELBO is that of log p(X | factors) plus the
+weighted classification log-likelihood of q(factors | X) — the classifier
+enters the model as an observed site, as in Pyro's semi-supervised VAE
+(Kingma et al. 2014), because it is the abduction proposal the engine uses
+when only the image is observed. The factor mechanisms p(factor | parents)
+are independent of the networks and fitted separately
+(:mod:`cvaeq.model.factors`).
+
+Orientation is scored modulo each shape's rotational symmetry: its
+classification log-likelihood is ``log sum_{j ~ k} q(j | X)`` over the classes
+``j`` that render the same image as the true class ``k``
+(:mod:`cvaeq.model.symmetry`), so the classifier is never asked to tell
+identical images apart.
+
+>>> import torch
+>>> from cvaeq.model.networks import ArchConfig
+>>> vae = CausalVAE(ArchConfig(latent_dim=2))
+>>> x = torch.zeros(3, 64, 64); y = torch.zeros(3, 5, dtype=torch.long)
+>>> loss, parts = vae.loss(x, y)
+>>> sorted(parts)
+['aux_nll', 'elbo_nats']
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import Trace_ELBO
+from torch import nn
+
+from ..data.dsprites import FACTORS
+from .networks import ArchConfig, CVAENet, onehot, split_logits
+from .symmetry import orientation_equivalence
+
+__all__ = ["CausalVAE", "classification_loglik", "DEFAULT_AUX_WEIGHT"]
+
+#: Weight of the classification log-likelihood relative to the image ELBO.
+DEFAULT_AUX_WEIGHT = 10.0
+
+_ORI = FACTORS.index("orientation")
+_SHAPE = FACTORS.index("shape")
+
+
+def classification_loglik(logits: dict[str, torch.Tensor], classes: torch.Tensor,
+                          equivalence: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{factor: (S,)}`` log q(true class | X); orientation modulo symmetry.
+
+    ``equivalence`` is the ``(3, 40, 40)`` bool table of
+    :func:`~cvaeq.model.symmetry.orientation_equivalence`.
+    """
+    out = {}
+    for i, f in enumerate(FACTORS):
+        logp = torch.log_softmax(logits[f], dim=-1)
+        if f == "orientation":
+            mask = equivalence[classes[:, _SHAPE], classes[:, _ORI]]  # (S, 40)
+            out[f] = torch.logsumexp(logp.masked_fill(~mask, float("-inf")), dim=-1)
+        else:
+            out[f] = logp.gather(1, classes[:, i : i + 1]).squeeze(1)
+    return out
+
+
+class CausalVAE(CVAENet):
+    """The networks plus the Pyro ``model``/``guide`` and the training loss.
+
+    Implements the engine's protocol (``latent_dim``, ``decode_probs``,
+    ``decode_logits``, ``factor_logits``, ``z_posterior``) through
+    :class:`~cvaeq.model.networks.CVAENet`.
+    """
+
+    def __init__(self, config: ArchConfig, aux_weight: float = DEFAULT_AUX_WEIGHT):
+        super().__init__(config)
+        self.aux_weight = float(aux_weight)
+        self.register_buffer("equivalence", torch.from_numpy(orientation_equivalence()), persistent=False)
+        self._elbo = Trace_ELBO()
+
+    def model(self, x: torch.Tensor, classes: torch.Tensor) -> None:
+        """p(Z) p(X | factors, Z), and the weighted classifier as an observed site."""
+        x = x.reshape(-1, 64, 64)
+        s = x.shape[0]
+        with pyro.plate("images", s):
+            z = pyro.sample("Z", dist.Normal(x.new_zeros(s, self.latent_dim), 1.0).to_event(1))
+            logits = self.decode_logits(onehot(classes), z)
+            pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(2), obs=x)
+            flat = self.factor_logits_flat(self._feats)
+            ll = classification_loglik(split_logits(flat), classes, self.equivalence)
+            pyro.factor("q_factors", self.aux_weight * sum(ll.values()))
+            self._aux = {f: -v.detach() for f, v in ll.items()}
+            self._flat = flat.detach()
+
+    def guide(self, x: torch.Tensor, classes: torch.Tensor) -> None:
+        """q(Z | X, factors)."""
+        x = x.reshape(-1, 64, 64)
+        self._feats = self.features(x)
+        loc, scale = self.z_params(self._feats, onehot(classes))
+        with pyro.plate("images", x.shape[0]):
+            pyro.sample("Z", dist.Normal(loc, scale).to_event(1))
+
+    def loss(self, x: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean negative ELBO per image (Trace_ELBO, one particle), differentiable,
+        and its parts: ``elbo_nats`` (-ELBO of log p(X | factors), nats/image)
+        and ``aux_nll`` (summed classification NLL per image, unweighted)."""
+        with pyro.validation_enabled(False):
+            total = self._elbo.differentiable_loss(self.model, self.guide, x, classes)
+        s = x.shape[0]
+        aux = sum(v.sum() for v in self._aux.values()) / s
+        elbo = total.detach() / s - self.aux_weight * aux
+        self._parts = {"elbo_nats": float(elbo), "aux_nll": float(aux)}
+        return total / s, self._parts
+
+    def forward(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The training loss (so DistributedDataParallel can wrap the model);
+        its parts are left in ``self._parts``."""
+        return self.loss(x, classes)[0]
+
+    def last_predictions(self) -> dict[str, torch.Tensor]:
+        """Argmax classes of q(factors | X) from the last :meth:`loss` call."""
+        return {f: v.argmax(-1) for f, v in split_logits(self._flat).items()}

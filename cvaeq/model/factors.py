@@ -1,0 +1,145 @@
+"""Fitting the factor mechanisms from labelled data.
+
+Each factor's mechanism is Gumbel-max: ``f = argmax(logits[parents] + G)``
+with a table of logits ``[*parent sizes, size]``. The tables are *fitted*
+from the resampled labels, not copied from the story:
+
+1. a log-linear model, ``logits = bias + sum over parents of W_p[value of p]``,
+   fit by maximum likelihood (L-BFGS, float64) on the contingency table — it
+   pools evidence across parent combinations, so rare rows are still sensible;
+2. then, per row, the counts are shrunk towards that fit (a Dirichlet prior
+   with ``strength`` pseudo-observations centred on the log-linear row):
+   rows with plenty of data follow their own counts (so interactions the
+   log-linear form cannot express, like a mixture with a uniform floor, are
+   kept), rows with little data follow the log-linear model.
+
+The result is returned as normalised log-probabilities (valid Gumbel-max
+logits). On 200k draws of the default story the tables are within a total
+variation of ~0.01 of the story's (see ``tests/model/test_factors.py``).
+
+>>> import numpy as np
+>>> from cvaeq.story import load_story
+>>> story = load_story("default")
+>>> fitted = fit_factor_logits(story.sample(20000, np.random.default_rng(0)), story)
+>>> fitted["posY"].shape
+(6, 32, 32)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.dsprites import FACTORS, SIZES
+from ..errors import DataError
+
+__all__ = ["fit_factor_logits", "contingency", "loglinear_fit", "total_variation"]
+
+
+def contingency(classes: np.ndarray, factor: str, parents: tuple[str, ...]) -> np.ndarray:
+    """Counts ``[*parent sizes, size]`` of ``factor`` by its parents' values."""
+    shape = tuple(SIZES[p] for p in parents) + (SIZES[factor],)
+    cols = [classes[:, FACTORS.index(p)] for p in parents] + [classes[:, FACTORS.index(factor)]]
+    flat = np.ravel_multi_index(tuple(cols), shape)
+    return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape).astype(np.float64)
+
+
+def _basis(factor: str, degree: int) -> torch.Tensor:
+    """``(size, d)`` features of a factor's values: one-hot for shape, else
+    Legendre polynomials (degrees 1..degree) of the value rescaled to [-1, 1]."""
+    size = SIZES[factor]
+    if factor == "shape" or size <= degree + 1:
+        return torch.eye(size, dtype=torch.float64)
+    t = torch.linspace(-1.0, 1.0, size, dtype=torch.float64)
+    polys = [t, 1.5 * t**2 - 0.5, 2.5 * t**3 - 1.5 * t, (35 * t**4 - 30 * t**2 + 3) / 8]
+    return torch.stack(polys[:degree], dim=1)
+
+
+def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], degree: int = 3,
+                  l2: float = 1e-6, iters: int = 300) -> np.ndarray:
+    """Maximum-likelihood probabilities ``[*parent sizes, size]`` for ``counts``
+    under a smooth log-linear model mixed with a uniform floor.
+
+    ``p = (1 - w) * softmax(bias + sum_p phi_p(c_p)^T A_p psi(k)) + w / size``:
+    a free bias per value, plus for each parent an interaction between
+    features of the parent's value ``phi_p`` and of the factor's value ``psi``
+    (one-hot for shape, Legendre polynomials up to ``degree`` for the ordered
+    numeric factors). It pools evidence across parent combinations and
+    neighbouring values; the learned floor ``w`` keeps rare values possible.
+    """
+    shape = counts.shape
+    n = max(counts.sum(), 1.0)
+    c = torch.as_tensor(counts, dtype=torch.float64)
+    psi = _basis(factor, degree)
+    phis = [_basis(p, degree) for p in parents]
+    bias = torch.zeros(shape[-1], dtype=torch.float64, requires_grad=True)
+    mats = [torch.zeros(phi.shape[1], psi.shape[1], dtype=torch.float64, requires_grad=True) for phi in phis]
+    floor = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([bias, floor, *mats], lr=1.0, max_iter=iters, tolerance_grad=1e-9,
+                            tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+    def probs() -> torch.Tensor:
+        out = bias.expand(shape)
+        for i, (phi, a) in enumerate(zip(phis, mats)):
+            view = [1] * len(shape)
+            view[i], view[-1] = shape[i], shape[-1]
+            out = out + (phi @ a @ psi.T).view(view)
+        w = torch.sigmoid(floor)
+        return (1 - w) * torch.softmax(out, dim=-1) + w / shape[-1]
+
+    def closure():
+        opt.zero_grad()
+        loss = -(c * torch.log(probs())).sum() / n + l2 * sum((a**2).sum() for a in mats)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return probs().numpy()
+
+
+def _shrink(counts: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
+    if np.isinf(strength):
+        return prior
+    return (counts + strength * prior) / (counts.sum(-1, keepdims=True) + strength)
+
+
+#: Pseudo-observation strengths tried by cross-validation (inf = the smooth fit alone).
+STRENGTHS = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, float("inf"))
+
+
+def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fitted Gumbel-max logits (log-probs) ``{factor: [*parent sizes, size]}``.
+
+    Per factor, the shrinkage strength is chosen by held-out log-likelihood
+    (a ``holdout`` fraction of rows, split with ``seed``), then the fit is
+    redone on all rows. Deterministic.
+
+    :param classes: ``(n, 5)`` factor classes (FACTORS order), e.g. the
+        resampled training labels.
+    :param story: supplies only the graph (each factor's parents), never its tables.
+    """
+    classes = np.asarray(classes, dtype=np.int64)
+    if classes.ndim != 2 or classes.shape[1] != len(FACTORS) or len(classes) < 10:
+        raise DataError(f"need (n >= 10, 5) factor classes to fit the factor mechanisms, got {classes.shape}")
+    test = np.random.default_rng(seed).random(len(classes)) < holdout
+    out = {}
+    for f in FACTORS:
+        parents = tuple(story.parents(f))
+        train_counts = contingency(classes[~test], f, parents)
+        test_counts = contingency(classes[test], f, parents)
+        prior = loglinear_fit(train_counts, f, parents)
+        scores = [(test_counts * np.log(_shrink(train_counts, prior, s))).sum() for s in STRENGTHS]
+        strength = STRENGTHS[int(np.argmax(scores))]
+        counts = contingency(classes, f, parents)
+        out[f] = np.log(_shrink(counts, loglinear_fit(counts, f, parents), strength))
+    return out
+
+
+def total_variation(p: np.ndarray, q: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Total variation between two tables of rows, averaged over rows (by ``weights``)."""
+    tv = 0.5 * np.abs(np.asarray(p) - np.asarray(q)).sum(-1)
+    if weights is None:
+        return float(tv.mean())
+    weights = np.asarray(weights, dtype=np.float64)
+    return float((tv * weights).sum() / weights.sum())
