@@ -1,3 +1,40 @@
-"""`cvaeq query` commands (to be written)."""
+"""``cvaeq query``: a thin command over :func:`cvaeq.query.answer.ask`."""
 
-from . import main  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import main
+
+__all__ = ["query"]
+
+DEFAULT_OUT = Path("cvaeq-out")
+
+
+@main.command()
+@click.argument("text", metavar="QUERY")
+@click.option("--image", metavar="PATH|FACTORS", default=None,
+              help="The image bound to img: a 64x64 black-and-white .png or .npy file, or factors "
+                   "like shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5.")
+@click.option("--samples", type=click.IntRange(min=1), default=None,
+              help="Particles (default 1000; 100 when X is a target).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Random seed: the same seed gives the same answer, byte for byte.")
+@click.option("--model", "model", metavar="CKPT", default=None,
+              help="A checkpoint from cvaeq train (default: the shipped checkpoint if installed).")
+@click.option("--story", default=None, metavar="NAME|PATH",
+              help="Answer with a story's true tables, no model (factor queries only).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Folder for the PNGs when X is a target (default: ./{DEFAULT_OUT}).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def query(text: str, image: str | None, samples: int | None, seed: int, model: str | None,
+          story: str | None, out: Path | None, as_json: bool) -> None:
+    """Answer a causal QUERY, e.g. "P(shape | do(scale=1))" or
+    "P(X | do(shape=square), X=img)" with --image (see docs/queries.md)."""
+    from ..query.answer import ask
+
+    answer = ask(text, image=image, model=model, story=story, samples=samples, seed=seed,
+                 out=out if out is not None else DEFAULT_OUT)
+    click.echo(answer.to_json() if as_json else answer.to_table())

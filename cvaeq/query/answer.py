@@ -1,0 +1,364 @@
+"""Answering queries: text (or a resolved query) in, an :class:`Answer` out.
+
+:func:`ask` is what ``cvaeq query`` runs and what Python users call: it picks
+the model, reads the image, parses and resolves the query, runs the engine
+(:func:`cvaeq.engine.infer`) and summarises the weighted samples:
+
+* factor targets of ``P(...)``: ``distribution`` ``{target: {value: p}}``, one
+  marginal per target, values written as in the query language;
+* the target of ``E[...]``: ``expectation`` ``{target: number}``;
+* ``X``: the evidence image (if any), sampled images, their mean image and the
+  factors q(factors | X) reads off that mean (``predicted``); written as PNGs
+  by :meth:`Answer.save_images` (``ask(out=...)`` does it);
+* ``Z``: per-dimension weighted ``mean`` and ``sd``.
+
+Where the mechanisms come from (:func:`load_mechanisms`): a checkpoint
+(``model=``; its story and fitted factor tables, its decoder as the image
+mechanism), else the shipped checkpoint if installed, else — or when
+``story=`` is given — the story's true tables with no image model (factor
+queries only; ground truth).
+
+>>> a = ask("P(shape | do(scale=1))", story="default", samples=2000, seed=0)
+>>> a.kind, a.samples, a.ess
+('interventional', 2000, 2000.0)
+>>> sorted(a.distribution["shape"])
+['ellipse', 'heart', 'square']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..data.dsprites import FACTORS, SIZES, label
+from ..engine import Result, infer
+from ..errors import CheckpointError, QueryError
+from ..scm import SCM, build_scm
+from ..story import IMAGE, LATENT, Story, load_story
+from .parser import parse
+from .resolution import ResolvedQuery, resolve
+
+__all__ = [
+    "Answer",
+    "ask",
+    "answer",
+    "load_mechanisms",
+    "Mechanisms",
+    "read_factors",
+    "shipped_checkpoint",
+    "DEFAULT_SAMPLES",
+    "IMAGE_SAMPLES",
+    "MAX_IMAGE_SAMPLES",
+    "GRID_IMAGES",
+    "NEEDS_MODEL",
+]
+
+#: Particles for queries whose targets are factors or Z.
+DEFAULT_SAMPLES = 1000
+#: Particles when X is a target (each particle decodes a 64×64 image).
+IMAGE_SAMPLES = 100
+#: At most this many particles when the image is a target or the evidence.
+MAX_IMAGE_SAMPLES = 10_000
+#: Sampled images in the grid PNG (8 per row).
+GRID_IMAGES = 64
+#: The file names written by :meth:`Answer.save_images`.
+IMAGE_FILES = {"evidence": "evidence.png", "samples": "samples.png", "mean": "mean.png"}
+#: Decimals kept in probabilities, expectations and Z statistics (float sums leave noise beyond).
+DIGITS = 10
+NEEDS_MODEL = "this query needs a trained model: pass --model CKPT or run cvaeq train"
+
+
+def shipped_checkpoint() -> Path | None:
+    """The checkpoint installed with the package (``cvaeq/weights/default.safetensors``), if any."""
+    path = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Mechanisms:
+    """Where a query's mechanisms come from.
+
+    :ivar story: the story (graph, and tables unless ``factor_logits`` is given).
+    :ivar factor_logits: fitted ``{factor: log-probability table}``, or None for the story's.
+    :ivar image_model: the image model (decoder and encoders), or None.
+    :ivar name: the checkpoint's path, or None when the story's true tables are used.
+    """
+
+    story: Story
+    factor_logits: Mapping[str, Any] | None = None
+    image_model: Any = None
+    name: str | None = None
+
+    def scm(self, with_image: bool) -> SCM:
+        """The SCM; with the image node X only when asked (decoding costs time)."""
+        return build_scm(self.story, self.factor_logits, self.image_model if with_image else None)
+
+
+def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None = None) -> Mechanisms:
+    """Mechanisms from a checkpoint path, a loaded checkpoint, an image model or a story.
+
+    :param model: None (the shipped checkpoint if installed, else the story),
+        a checkpoint path, a loaded checkpoint (``.model``, ``.story``,
+        ``.factor_logits``), or an object implementing
+        :class:`~cvaeq.mechanisms.image.ImageModel` (used with ``story``'s tables).
+    :param story: a story name, path or :class:`~cvaeq.story.Story`; alone, it
+        means the story's true tables with no image model.
+    """
+    if isinstance(story, (str, os.PathLike)):
+        story = load_story(story)
+    if model is None:
+        if story is not None:
+            return Mechanisms(story)
+        shipped = shipped_checkpoint()
+        if shipped is None:
+            return Mechanisms(load_story("default"))
+        model = shipped
+    if isinstance(model, (str, os.PathLike)):
+        if story is not None:
+            raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
+        path = Path(model)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint; pass a .safetensors file from cvaeq train")
+        from ..model.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        return Mechanisms(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
+    if all(hasattr(model, a) for a in ("model", "story", "factor_logits")):  # a loaded checkpoint
+        if story is not None:
+            raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
+        path = getattr(model, "path", None)
+        return Mechanisms(model.story, model.factor_logits, model.model, str(path) if path else "<checkpoint>")
+    for member in ("decode_probs", "factor_logits", "z_posterior"):
+        if not callable(getattr(model, member, None)):
+            raise QueryError(
+                f"model must be a checkpoint path, a loaded checkpoint or an image model; {type(model).__name__} "
+                f"has no {member}()"
+            )
+    return Mechanisms(story or load_story("default"), None, model, type(model).__name__)
+
+
+def read_factors(image_model: Any, image) -> dict[str, str]:
+    """The factors q(factors | X) reads off an image: ``{factor: value label}``.
+
+    A grey image (a mean) is first thresholded at 1/2, as the encoder reads
+    black-and-white images.
+    """
+    x = torch.as_tensor(np.asarray(image), dtype=torch.float32)
+    x = (x > 0.5).float().reshape(1, *x.shape[-2:])
+    with torch.no_grad():
+        logits = image_model.factor_logits(x)
+    return {f: label(f, int(torch.argmax(logits[f][0]))) for f in FACTORS}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to one query; :meth:`to_json` and :meth:`to_table` print it.
+
+    :ivar query: the canonical query text.
+    :ivar kind: ``"observational"``, ``"interventional"`` or ``"counterfactual"``.
+    :ivar targets: the targets, as asked.
+    :ivar samples: the number of particles.
+    :ivar ess: the effective sample size of the abduction (``samples`` when
+        there is no evidence; small means the evidence was hard to explain).
+    :ivar distribution: ``{factor: {value label: probability}}`` for the
+        factor targets of ``P(...)`` (each target's marginal).
+    :ivar expectation: ``{factor: mean value}`` for ``E[...]``.
+    :ivar latent: ``{"Z": {"mean": [...], "sd": [...]}}`` when Z is a target.
+    :ivar evidence_image, sample_images, mean_image: arrays when X is a target
+        (``(64, 64)`` 0/1, ``(n, 64, 64)`` 0/1, ``(64, 64)`` probabilities).
+    :ivar predicted: the factors q(factors | X) reads off the mean image.
+    :ivar images: ``{"evidence", "samples", "mean"}`` → PNG paths, once written.
+    :ivar model: the checkpoint used, or None for the story's true tables.
+    :ivar story: the story's name.
+    :ivar result: the engine's :class:`~cvaeq.engine.Result` (weighted samples).
+    """
+
+    query: str
+    kind: str
+    targets: tuple[str, ...]
+    samples: int
+    ess: float
+    distribution: dict[str, dict[str, float]] = field(default_factory=dict)
+    expectation: dict[str, float] = field(default_factory=dict)
+    latent: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    evidence_image: np.ndarray | None = field(default=None, repr=False)
+    sample_images: np.ndarray | None = field(default=None, repr=False)
+    mean_image: np.ndarray | None = field(default=None, repr=False)
+    predicted: dict[str, str] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    model: str | None = None
+    story: str = "default"
+    result: Result | None = field(default=None, repr=False, compare=False)
+
+    def save_images(self, out: str | os.PathLike) -> "Answer":
+        """Write the pictures of an X answer into the folder ``out``; returns the
+        answer with their paths in ``images``. Each file is written atomically
+        and only after the whole answer was computed."""
+        if self.mean_image is None:
+            raise QueryError(f"{self.query} has no image target: there are no pictures to write")
+        from ..viz import save_grid, save_image
+
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise QueryError(f"--out {out} is a file; give a folder for the answer's PNGs")
+        paths: dict[str, str] = {}
+        if self.evidence_image is not None:
+            paths["evidence"] = str(save_image(self.evidence_image, out / IMAGE_FILES["evidence"]))
+        paths["samples"] = str(save_grid(self.sample_images, out / IMAGE_FILES["samples"]))
+        paths["mean"] = str(save_image(self.mean_image, out / IMAGE_FILES["mean"]))
+        return replace(self, images=paths)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as plain JSON-ready data (see :meth:`to_json`)."""
+        d: dict[str, Any] = {"query": self.query, "kind": self.kind}
+        if self.distribution:
+            d["distribution"] = self.distribution
+        if self.expectation:
+            d["expectation"] = self.expectation
+        if self.latent:
+            d["mean"] = {t: v["mean"] for t, v in self.latent.items()}
+            d["sd"] = {t: v["sd"] for t, v in self.latent.items()}
+        if IMAGE in self.targets:
+            d["images"] = dict(self.images) or None
+            d["predicted"] = self.predicted
+        d["samples"] = self.samples
+        d["ess"] = self.ess
+        d["model"] = self.model
+        d["story"] = self.story
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """One JSON object: ``query``, ``kind``, ``distribution`` / ``expectation``
+        / ``mean`` and ``sd`` / ``images`` and ``predicted``, ``samples``, ``ess``,
+        ``model``, ``story``."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_table(self) -> str:
+        """A readable text answer: a probability table with bars per factor target,
+        the expectation, Z's mean and sd, the written images and predicted factors."""
+        source = self.model if self.model else f"story {self.story!r} (true tables)"
+        lines = [self.query, f"kind: {self.kind}   samples: {self.samples}   ESS: {self.ess:.1f}   model: {source}"]
+        for t, dist in self.distribution.items():
+            width = max(len(t), *(len(v) for v in dist))
+            lines += ["", f"{t:<{width}}  probability"]
+            for v, p in dist.items():
+                lines.append(f"{v:<{width}}  {p:11.4f}  {'#' * round(p * 40)}")
+        for t, e in self.expectation.items():
+            lines += ["", f"E[{t}] = {e:.6g}"]
+        for t, stats in self.latent.items():
+            lines += ["", f"{t}  dim        mean          sd"]
+            for i, (m, s) in enumerate(zip(stats["mean"], stats["sd"])):
+                lines.append(f"{'':<{len(t)}}  {i:3d}  {m:10.4f}  {s:10.4f}")
+        if IMAGE in self.targets:
+            lines.append("")
+            if self.images:
+                lines += [f"{name} image: {path}" for name, path in self.images.items()]
+            else:
+                lines.append("images: not written (pass --out DIR)")
+            lines.append("q(factors | X) reads off the mean image: "
+                         + ", ".join(f"{f}={v}" for f, v in self.predicted.items()))
+        return "\n".join(lines)
+
+
+def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_image) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for t in r.targets:
+        if t in SIZES:
+            if r.expectation:
+                out.setdefault("expectation", {})[t] = round(result.expectation(t), DIGITS)
+            else:
+                dist = result.distribution(t)
+                out.setdefault("distribution", {})[t] = {label(t, k): round(p, DIGITS) for k, p in dist.items()}
+        elif t == LATENT:
+            s = result.samples[t].double()
+            w = result.weights.reshape(-1, 1)
+            mean = (s * w).sum(0)
+            sd = ((s - mean).pow(2) * w).sum(0).clamp(min=0).sqrt()
+            out.setdefault("latent", {})[t] = {
+                "mean": [round(v, DIGITS) for v in mean.tolist()], "sd": [round(v, DIGITS) for v in sd.tolist()]
+            }
+        elif t == IMAGE:
+            n = min(GRID_IMAGES, result.num_particles)
+            mean = result.mean_image().numpy().astype(np.float64).clip(0, 1)
+            out["sample_images"] = result.sample_images(n).numpy().astype(np.uint8)
+            out["mean_image"] = mean
+            out["evidence_image"] = evidence_image
+            out["predicted"] = read_factors(mech.image_model, mean)
+    return out
+
+
+def answer(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
+    """Answer a resolved query with the given mechanisms (see :func:`ask`)."""
+    uses_image = IMAGE in r.targets or IMAGE in r.evidence
+    if uses_image and mech.image_model is None:
+        raise QueryError(NEEDS_MODEL)
+    if samples is None:
+        samples = IMAGE_SAMPLES if IMAGE in r.targets else DEFAULT_SAMPLES
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise QueryError(f"samples must be a positive integer, got {samples!r}")
+    if uses_image and samples > MAX_IMAGE_SAMPLES:
+        raise QueryError(
+            f"{samples} samples is too many for a query about images (each is a 64×64 image); "
+            f"use at most {MAX_IMAGE_SAMPLES}"
+        )
+    with_image = uses_image or (LATENT in r.targets and mech.image_model is not None)
+    scm = mech.scm(with_image)
+    evidence: dict[str, Any] = {}
+    evidence_image = None
+    for v, value in r.evidence.items():
+        if v == IMAGE:
+            evidence_image = np.asarray(value)
+            evidence[v] = torch.as_tensor(evidence_image, dtype=torch.float32)
+        else:
+            evidence[v] = torch.tensor(value)
+    interventions = {f: torch.tensor(c) for f, c in r.interventions.items()}
+    with torch.no_grad():
+        result = infer(scm, r.targets, interventions, evidence, num_particles=samples, seed=seed)
+        parts = _summarise(r, result, mech, evidence_image)
+    return Answer(
+        query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=round(float(result.ess), 6),
+        model=mech.name, story=mech.story.name, result=result, **parts,
+    )
+
+
+def ask(
+    text: str,
+    image=None,
+    model: Any = None,
+    story: str | os.PathLike | Story | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+) -> Answer:
+    """Answer the query ``text``; the same arguments give the same answer.
+
+    :param text: a query, e.g. ``"P(X | do(shape=square), X=img)"`` (docs/queries.md).
+    :param image: what ``img`` stands for: a PNG or ``.npy`` path, factors
+        ``"shape=heart,scale=1,..."`` or a 64×64 array (see :mod:`cvaeq.images`).
+    :param model: a checkpoint path, a loaded checkpoint or an image model;
+        None: the shipped checkpoint if installed, else ``story``'s true tables.
+    :param story: a story (name, path or object): the true tables, no image
+        model (factor queries only), or the story an image model goes with.
+    :param samples: particles; default :data:`IMAGE_SAMPLES` (100) when X is a
+        target, else :data:`DEFAULT_SAMPLES` (1000).
+    :param seed: seeds every random draw.
+    :param out: a folder to write the PNGs of an X answer into (else none are written).
+    """
+    from ..images import load_image
+
+    query = parse(text)
+    loaded = None if image is None else load_image(image)
+    mech = load_mechanisms(model, story)
+    r = resolve(query, mech.story, {"img": loaded})
+    if loaded is not None and IMAGE not in r.evidence:
+        raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
+    a = answer(r, mech, samples, seed)
+    if out is not None and IMAGE in a.targets:
+        a = a.save_images(out)
+    return a
