@@ -128,12 +128,13 @@ def load_image(spec: str | os.PathLike | np.ndarray) -> np.ndarray:
         return image_from_factors(text)
     if not text.strip():
         raise DataError(f"empty image name; give {_FORMS}")
+    if path.is_dir():
+        raise DataError(f"{text}: is a folder; give {_FORMS}")
     suffix = path.suffix.lower()
     if suffix not in (".png", ".npy"):
         if not path.exists():
             raise DataError(f"{text}: no such image file; give {_FORMS}")
         raise DataError(f"{text}: unsupported image type {suffix or '(no extension)'!r}; give {_FORMS}")
     if not path.is_file():
-        what = "a folder" if path.is_dir() else "no such file"
-        raise DataError(f"{text}: {what}; give {_FORMS}")
+        raise DataError(f"{text}: no such file; give {_FORMS}")
     return _read_png(path) if suffix == ".png" else _read_npy(path)

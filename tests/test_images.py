@@ -1,0 +1,98 @@
+"""Reading --image: PNG and .npy files, factors, and every way they can be wrong."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cvaeq.data.dsprites import parse_factors, FACTORS
+from cvaeq.data.render import render
+from cvaeq.errors import DataError
+from cvaeq.images import binarise, load_image
+
+HEART = "shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"
+
+
+def heart():
+    c = parse_factors(HEART.split(","))
+    return render(np.array([[c[f] for f in FACTORS]]))[0]
+
+
+def test_factors_render_the_image():
+    np.testing.assert_array_equal(load_image(HEART), heart())
+    np.testing.assert_array_equal(load_image(HEART.replace(",", ", ")), heart())
+
+
+@pytest.mark.parametrize(
+    "mode, scale", [(m, s) for m in ("L", "RGB", "RGBA", "P") for s in (1, 255)] + [("1", 255)]
+)
+def test_png_in_any_black_and_white_mode(tmp_path, mode, scale):
+    path = tmp_path / "h.png"
+    Image.fromarray((heart() * scale).astype(np.uint8)).convert(mode).save(path)
+    got = load_image(path)
+    assert got.dtype == np.uint8 and got.shape == (64, 64)
+    np.testing.assert_array_equal(got, heart())
+
+
+@pytest.mark.parametrize("dtype, scale", [(bool, 1), (np.uint8, 1), (np.uint8, 255), (np.int64, 1), (np.float32, 1), (np.float64, 255)])
+def test_npy_of_any_number_type(tmp_path, dtype, scale):
+    path = tmp_path / "h.npy"
+    np.save(path, (heart() * scale).astype(dtype))
+    np.testing.assert_array_equal(load_image(str(path)), heart())
+
+
+def png(tmp_path, array, mode=None):
+    path = tmp_path / "x.png"
+    img = Image.fromarray(array)
+    (img.convert(mode) if mode else img).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.png", "no such file"),
+        (lambda d: d / "missing.jpg", "no such image file"),
+        (lambda d: d, "is a folder"),
+        (lambda d: png(d, np.zeros((32, 32), np.uint8)), "the image is 32×32"),
+        (lambda d: png(d, np.full((64, 64), 7, np.uint8)), "not black and white (values 7)"),
+        (lambda d: png(d, np.dstack([heart() * 255, np.zeros((64, 64, 2), np.uint8)]).astype(np.uint8)), "has colours"),
+        (lambda d: png(d, np.dstack([heart() * 255] * 3 + [heart() * 255]).astype(np.uint8)), "transparent"),
+        (lambda d: (d / "x.png").write_bytes(b"not a png") and d / "x.png", "cannot read the PNG"),
+        (lambda d: np.save(d / "x.npy", np.zeros((64, 64, 1))) or d / "x.npy", "the image is 64×64×1"),
+        (lambda d: np.save(d / "x.npy", np.full((64, 64), 0.5)) or d / "x.npy", "not black and white"),
+        (lambda d: np.save(d / "x.npy", np.full((64, 64), np.nan)) or d / "x.npy", "NaN"),
+        (lambda d: np.save(d / "x.npy", np.array([{"a": 1}], dtype=object)) or d / "x.npy", "not a plain .npy"),
+        (lambda d: (d / "x.npy").write_bytes(b"junk") and d / "x.npy", "not a plain .npy"),
+        (lambda d: (d / "x.gif").write_bytes(b"GIF89a") and d / "x.gif", "unsupported image type '.gif'"),
+    ],
+)
+def test_bad_files_are_data_errors_that_say_what_is_wrong(tmp_path, make, message):
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_image(make(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("shape=circle,scale=1,orientation=0,posX=0.5,posY=0.5", "unknown shape 'circle'"),
+        ("shape=heart,scale=1,orientation=0,posX=0.5", "missing factor(s): posY"),
+        ("shape=heart,scale=3,orientation=0,posX=0.5,posY=0.5", "scale=3 is off the domain"),
+        ("", "empty image name"),
+    ],
+)
+def test_bad_factors_are_data_errors(spec, message):
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_image(spec)
+
+
+def test_a_png_that_is_not_a_png(tmp_path):
+    path = tmp_path / "x.png"
+    Image.fromarray(heart() * 255).save(path, format="BMP")
+    with pytest.raises(DataError, match="not a PNG file"):
+        load_image(path)
+
+
+def test_binarise_keeps_both_conventions_apart():
+    assert binarise(np.eye(64) * 255).sum() == 64
+    with pytest.raises(DataError, match="values 0, 1, 255"):
+        binarise(np.where(np.eye(64, dtype=bool), 255, np.eye(64, k=1)))
