@@ -1,0 +1,191 @@
+"""`cvaeq query` from the command line: JSON of all three kinds, X answers with a
+small checkpoint, --image forms, determinism to the byte, exit code 2 on bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cvaeq.cli import main
+from cvaeq.data.dsprites import FACTORS
+from cvaeq.story import load_story
+
+HEART = "shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"
+MISSION = "P(X | do(shape=square), X=img)"
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["query", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny untrained causal VAE saved as a real checkpoint (answers are not good, but real)."""
+    from cvaeq.model.checkpoint import save_checkpoint
+    from cvaeq.model.cvae import CausalVAE
+    from cvaeq.model.networks import ArchConfig
+
+    story = load_story("default")
+    torch.manual_seed(0)
+    model = CausalVAE(ArchConfig(latent_dim=story.latent_dim, enc_channels=(4, 4, 4), hidden=16, dec_channels=4))
+    tables = {f: np.log(story.table(f)) for f in story.factors}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return save_checkpoint(path, model, story, tables, train_config={"n": 0}, epoch=0)
+
+
+def ok_json(result):
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.stderr == ""
+    return json.loads(result.stdout)
+
+
+def one_line_exit_2(result, message):
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "query, kind",
+    [
+        ("P(scale | do(shape=heart))", "interventional"),
+        ("P(shape | scale=1)", "observational"),
+        ("P(scale | do(shape=square), shape=heart, scale=0.5)", "counterfactual"),
+    ],
+)
+def test_factor_json_has_the_documented_keys(query, kind):
+    d = ok_json(run(query, "--story", "default", "--samples", 300, "--json"))
+    assert list(d) == ["query", "kind", "distribution", "samples", "ess", "model", "story"]
+    assert d["query"] == query and d["kind"] == kind and d["samples"] == 300
+    target = query[2:query.index(" ")]
+    assert sum(d["distribution"][target].values()) == pytest.approx(1)
+    assert 0 < d["ess"] <= 300 and d["model"] is None
+
+
+def test_interventional_values_follow_the_story():
+    d = ok_json(run("P(scale | do(shape=heart))", "--story", "default", "--samples", 4000, "--seed", 3, "--json"))
+    got = list(d["distribution"]["scale"].values())
+    assert list(d["distribution"]["scale"]) == ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]
+    np.testing.assert_allclose(got, load_story("default").table("scale")[2], atol=0.03)
+
+
+def test_expectation_and_latent_json():
+    d = ok_json(run("E[posY | do(scale=1)]", "--story", "default", "--json"))
+    assert set(d["expectation"]) == {"posY"} and "distribution" not in d and d["samples"] == 1000
+    d = ok_json(run("P(Z)", "--story", "default", "--samples", 50, "--json"))
+    assert len(d["mean"]["Z"]) == len(d["sd"]["Z"]) == load_story("default").latent_dim
+
+
+def test_table_output_by_default():
+    r = run("P(shape | do(scale=1))", "--story", "default", "--samples", 200)
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert lines[0] == "P(shape | do(scale=1))" and "kind: interventional" in lines[1]
+    assert [line.split()[0] for line in lines[-3:]] == ["square", "ellipse", "heart"]
+
+
+def test_same_seed_same_stdout():
+    args = ("P(posX | do(shape=heart), posY=0.5)", "--story", "default", "--seed", 11, "--json")
+    assert run(*args).stdout == run(*args).stdout
+
+
+def test_mission_query_writes_the_pngs(ckpt, tmp_path):
+    d = ok_json(run(MISSION, "--image", HEART, "--model", ckpt, "--out", tmp_path, "--json"))
+    assert d["kind"] == "counterfactual" and d["samples"] == 100 and d["model"] == str(ckpt)
+    assert d["images"] == {k: str(tmp_path / f"{k}.png") for k in ("evidence", "samples", "mean")}
+    assert set(d["predicted"]) == set(FACTORS)
+    assert np.asarray(Image.open(d["images"]["mean"])).shape == (64, 64)
+    assert np.asarray(Image.open(d["images"]["samples"])).shape == (64 * 8 + 14, 64 * 8 + 14)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evidence.png", "mean.png", "samples.png"]
+
+
+def test_out_defaults_to_cvaeq_out_in_the_working_folder(ckpt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = ok_json(run("P(X | do(shape=heart))", "--model", ckpt, "--samples", 5, "--json"))
+    assert d["images"] == {"samples": "cvaeq-out/samples.png", "mean": "cvaeq-out/mean.png"}
+    assert (tmp_path / "cvaeq-out" / "mean.png").is_file()
+
+
+def test_image_answers_are_byte_for_byte_reproducible(ckpt, tmp_path):
+    outs = []
+    for k in ("a", "b"):
+        r = run(MISSION, "--image", HEART, "--model", ckpt, "--seed", 4, "--samples", 30, "--out", tmp_path / k, "--json")
+        outs.append(ok_json(r))
+    for name in ("evidence", "samples", "mean"):
+        assert (tmp_path / "a" / f"{name}.png").read_bytes() == (tmp_path / "b" / f"{name}.png").read_bytes()
+    assert {k: v for k, v in outs[0].items() if k != "images"} == {k: v for k, v in outs[1].items() if k != "images"}
+
+
+@pytest.mark.parametrize("form", ["png", "npy", "factors"])
+def test_image_forms_give_the_same_answer(ckpt, tmp_path, form):
+    from cvaeq.images import load_image
+
+    heart = load_image(HEART)
+    if form == "png":
+        image = tmp_path / "h.png"
+        Image.fromarray(heart * 255).save(image)
+    elif form == "npy":
+        image = tmp_path / "h.npy"
+        np.save(image, heart)
+    else:
+        image = HEART
+    d = ok_json(run("P(shape | X=img)", "--image", image, "--model", ckpt, "--samples", 40, "--json"))
+    reference = ok_json(run("P(shape | X=img)", "--image", HEART, "--model", ckpt, "--samples", 40, "--json"))
+    assert d == reference
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["P(shape | scale=3)", "--story", "default"], "scale=3 is off the domain; allowed: 0.5 to 1 (at column 17)"),
+        (["P(shape | ", "--story", "default"], "the query ends too early"),
+        (["P(colour)", "--story", "default"], "unknown variable 'colour'"),
+        ([MISSION, "--story", "default"], "no image is bound to img"),
+        ([MISSION, "--story", "default", "--image", HEART], "this query needs a trained model"),
+        (["P(X | do(shape=square))", "--story", "default"], "this query needs a trained model"),
+        (["P(shape | X=img)", "--story", "default", "--image", "nope.png"], "nope.png: no such file"),
+        (["P(shape | X=img)", "--story", "default", "--image", "shape=heart"], "missing factor(s)"),
+        (["P(shape)", "--story", "default", "--image", HEART], "does not use it"),
+        (["P(shape)", "--story", "nosuch"], "unknown story 'nosuch'"),
+        (["P(shape)", "--model", "nowhere.safetensors"], "no such checkpoint"),
+        (["P(shape)", "--samples", "0"], "Invalid value for '--samples'"),
+        (["P(shape)", "--samples", "many"], "Invalid value for '--samples'"),
+        (["P(shape)", "--seed", "-1"], "Invalid value for '--seed'"),
+        (["P(shape)", "--colour"], "No such option '--colour'"),
+        ([], "Missing argument 'QUERY'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    one_line_exit_2(run(*args), message)
+
+
+def test_wrong_image_size_is_exit_2(ckpt, tmp_path):
+    image = tmp_path / "small.npy"
+    np.save(image, np.zeros((32, 32), dtype=np.uint8))
+    one_line_exit_2(run("P(shape | X=img)", "--image", image, "--model", ckpt), "the image is 32×32")
+
+
+def test_corrupt_checkpoint_is_exit_2(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 3)
+    one_line_exit_2(run("P(shape)", "--model", bad), "truncated checkpoint")
+
+
+def test_out_that_is_a_file_is_exit_2_and_writes_nothing(ckpt, tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    one_line_exit_2(run(MISSION, "--image", HEART, "--model", ckpt, "--out", out, "--samples", 5), "--out")
+    assert out.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_unwritable_out_is_exit_2(ckpt, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_line_exit_2(run(MISSION, "--image", HEART, "--model", ckpt, "--out", blocker / "sub", "--samples", 5),
+                    "cannot write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
