@@ -1,0 +1,147 @@
+"""The Bernoulli image mechanism with a tiny image model trained here in seconds."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cvaeq.data.dsprites import FACTORS, SIZES
+from cvaeq.data.render import render
+from cvaeq.engine import abduct, infer, intervene, predict
+from cvaeq.errors import MechanismError, QueryError
+from cvaeq.mechanisms import BernoulliImage, ImageModel, bernoulli_image
+from cvaeq.scm import build_scm
+from cvaeq.story import load_story
+
+HEART = [2, 3, 0, 16, 16]
+SQUARE = [0, 3, 0, 16, 16]
+
+
+class TinyImageModel(nn.Module):
+    """Linear decoder from one-hot factors and Z, linear q(factors | X), fixed-scale q(Z | X, factors)."""
+
+    latent_dim = 2
+
+    def __init__(self):
+        super().__init__()
+        width = sum(SIZES.values())
+        self.dec = nn.Linear(width + self.latent_dim, 64 * 64)
+        self.cls = nn.Linear(64 * 64, width)
+        self.enc = nn.Linear(64 * 64 + width, self.latent_dim)
+
+    @staticmethod
+    def onehot(classes):
+        return torch.cat([nn.functional.one_hot(classes[:, i], SIZES[f]) for i, f in enumerate(FACTORS)], -1).float()
+
+    def decode_probs(self, classes, z):
+        return torch.sigmoid(self.dec(torch.cat([self.onehot(classes), z], -1))).view(-1, 64, 64)
+
+    def factor_logits(self, x):
+        out = self.cls(x.reshape(x.shape[0], -1))
+        return dict(zip(FACTORS, out.split(list(SIZES.values()), -1)))
+
+    def z_posterior(self, x, classes):
+        loc = self.enc(torch.cat([x.reshape(x.shape[0], -1), self.onehot(classes)], -1))
+        return loc, torch.full_like(loc, 0.5)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """Trained for a few hundred steps on the shapes at a few positions and scales."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is several times faster on a busy CPU
+    torch.manual_seed(0)
+    classes = np.array([[s, sc, 0, px, 16] for s in range(3) for sc in (1, 3, 5) for px in (8, 16, 24)])
+    x = torch.as_tensor(render(classes), dtype=torch.float32)
+    y = torch.as_tensor(classes)
+    m = TinyImageModel()
+    opt = torch.optim.Adam(m.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        p = m.decode_probs(y, torch.randn(len(y), 2)).clamp(1e-4, 1 - 1e-4)  # learns to ignore Z
+        loss = nn.functional.binary_cross_entropy(p, x)
+        logits = m.factor_logits(x)
+        loss = loss + sum(nn.functional.cross_entropy(logits[f], y[:, i]) for i, f in enumerate(FACTORS))
+        loss.backward()
+        opt.step()
+    torch.set_num_threads(threads)
+    return m.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def scm(model):
+    return build_scm(load_story(), image_model=model)
+
+
+def test_tiny_model_is_an_image_model(model):
+    assert isinstance(model, ImageModel)
+
+
+def test_abducted_pixel_noise_replays_the_image_exactly():
+    probs = torch.rand(5, 64, 64)
+    m = BernoulliImage(("a",), lambda parents: probs)
+    x = (torch.rand(5, 64, 64) < 0.5).float()
+    x[probs == 0] = 0.0
+    u = m.abduct(x, {})
+    assert torch.equal(m.assign({}, u), x)
+    on = x > 0.5
+    assert bool((u[on] < probs[on]).all()) and bool((u[~on] >= probs[~on]).all())
+
+
+def test_log_prob_is_the_bernoulli_likelihood():
+    probs = torch.full((2, 64, 64), 0.25)
+    m = BernoulliImage((), lambda parents: probs)
+    x = torch.zeros(2, 64, 64)
+    x[1, :, :32] = 1
+    expected = torch.tensor([4096 * np.log(0.75), 2048 * (np.log(0.75) + np.log(0.25))], dtype=torch.float64)
+    assert torch.allclose(m.log_prob(x, {}), expected)
+
+
+def test_build_scm_adds_the_image(scm, model):
+    assert scm.graph.parents("X") == ("shape", "scale", "orientation", "posX", "posY", "Z")
+    assert scm.mechanisms["Z"].dim == model.latent_dim
+    with pytest.raises(QueryError, match="do\\(\\) on 'X' is not allowed"):
+        intervene(scm, {"X": torch.zeros(64, 64)})
+
+
+def test_factors_and_image_observed_replay_exactly(scm):
+    img = torch.as_tensor(render(np.array([HEART]))[0], dtype=torch.float32)
+    evidence = {"X": img, **{f: torch.tensor(c) for f, c in zip(FACTORS, HEART)}}
+    p = abduct(scm, evidence, 16)
+    replay = predict(scm, p)
+    assert torch.equal(replay["X"], img.expand(16, 64, 64))
+
+
+def test_image_only_evidence_uses_the_proposals(scm):
+    img = torch.as_tensor(render(np.array([HEART]))[0], dtype=torch.float32)
+    r = infer(scm, ["shape", "X"], {}, {"X": img}, 200, seed=0)
+    assert 1 <= r.ess < 200  # importance weights: prior / proposal times the likelihood
+    assert max(r.distribution("shape"), key=r.distribution("shape").get) == 2  # a heart
+    assert torch.equal(r.samples["X"], img.expand(200, 64, 64))  # observational: X is the evidence
+
+
+def test_counterfactual_square_looks_like_a_square(scm):
+    heart, square = (torch.as_tensor(render(np.array([c]))[0], dtype=torch.float32) for c in (HEART, SQUARE))
+    r = infer(scm, ["X", "shape"], {"shape": 0}, {"X": heart}, 100, seed=0)
+    assert r.kind == "counterfactual"
+    assert set(r.samples["shape"].tolist()) == {0}
+    mean = r.mean_image()
+    assert mean.shape == (64, 64) and float(mean.min()) >= 0 and float(mean.max()) <= 1
+    assert float((mean - square).abs().mean()) < float((mean - heart).abs().mean())
+    assert r.sample_images(4).shape == (4, 64, 64)
+
+
+def test_same_seed_same_images(scm):
+    heart = torch.as_tensor(render(np.array([HEART]))[0], dtype=torch.float32)
+    a = infer(scm, ["X"], {"shape": 0}, {"X": heart}, 50, seed=3)
+    b = infer(scm, ["X"], {"shape": 0}, {"X": heart}, 50, seed=3)
+    assert torch.equal(a.samples["X"], b.samples["X"]) and torch.equal(a.weights, b.weights)
+
+
+def test_bernoulli_image_factory_checks_its_inputs(model):
+    with pytest.raises(MechanismError, match="needs an image model or a decode function"):
+        bernoulli_image()
+    with pytest.raises(MechanismError, match="must implement cvaeq.mechanisms.ImageModel"):
+        bernoulli_image(object())
+    bare = bernoulli_image(decode=lambda parents: torch.full((1, 64, 64), 0.5))
+    assert bare.propose(torch.zeros(1, 64, 64), ["shape"], {}) is None  # no proposal: the engine uses the prior
