@@ -1,6 +1,7 @@
 """`cvaeq query` from the command line: JSON of all three kinds, X answers with a
 small checkpoint, --image forms, determinism to the byte, exit code 2 on bad input."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -21,6 +22,15 @@ def run(*args):
     return CliRunner().invoke(main, ["query", *map(str, args)])
 
 
+def tiny_config(ArchConfig, latent_dim):
+    """The architecture at 4 channels/units per layer, whatever its fields are called."""
+    sizes = {}
+    for f in dataclasses.fields(ArchConfig):
+        default = f.default
+        sizes[f.name] = latent_dim if f.name == "latent_dim" else (4,) * len(default) if isinstance(default, tuple) else 4
+    return ArchConfig(**sizes)
+
+
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A tiny untrained causal VAE saved as a real checkpoint (answers are not good, but real)."""
@@ -30,7 +40,7 @@ def ckpt(tmp_path_factory):
 
     story = load_story("default")
     torch.manual_seed(0)
-    model = CausalVAE(ArchConfig(latent_dim=story.latent_dim, enc_channels=(4, 4, 4), hidden=16, dec_channels=4))
+    model = CausalVAE(tiny_config(ArchConfig, story.latent_dim))
     tables = {f: np.log(story.table(f)) for f in story.factors}
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     return save_checkpoint(path, model, story, tables, train_config={"n": 0}, epoch=0)
