@@ -36,8 +36,8 @@ def bare(factory: Callable[..., object]) -> Callable[..., BareMechanism]:
     False
     """
 
-    def make(**params: object) -> BareMechanism:
-        return BareMechanism(factory(**params))
+    def make(*args: object, **params: object) -> BareMechanism:
+        return BareMechanism(factory(*args, **params))
 
     make.__name__ = f"bare_{getattr(factory, '__name__', 'family')}"
     return make

@@ -1,0 +1,157 @@
+"""Abduction, action, prediction and their composition on the default story."""
+
+import numpy as np
+import pytest
+import torch
+from pyro import poutine
+
+from cvaeq.data.dsprites import VALUES
+from cvaeq.engine import Particles, abduct, effective_sample_size, fallback_abduct, infer, intervene, predict
+from cvaeq.errors import MechanismError, QueryError
+from cvaeq.graph import CausalGraph
+from cvaeq.mechanisms import GaussianLatent, GumbelMax
+from cvaeq.scm import SCM, build_scm
+from cvaeq.story import load_story
+from cvaeq.testing import bare
+
+HEART = {"shape": 2, "scale": 1, "orientation": 5, "posX": 25, "posY": 10}
+
+
+@pytest.fixture(scope="module")
+def story():
+    return load_story()
+
+
+@pytest.fixture(scope="module")
+def scm(story):
+    return build_scm(story)
+
+
+def test_same_seed_same_result_bit_for_bit(scm):
+    a = infer(scm, ["scale", "posY"], {"shape": 0}, HEART, 2000, seed=7)
+    b = infer(scm, ["scale", "posY"], {"shape": 0}, HEART, 2000, seed=7)
+    c = infer(scm, ["scale", "posY"], {"shape": 0}, HEART, 2000, seed=8)
+    assert all(torch.equal(a.samples[t], b.samples[t]) for t in a.targets)
+    assert a.distribution("posY") == b.distribution("posY")
+    assert not torch.equal(a.samples["posY"], c.samples["posY"])
+
+
+def test_infer_leaves_the_global_rng_alone(scm):
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    infer(scm, ["scale"], {}, {}, 100, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_observational_posterior_matches_the_story(scm, story):
+    # P(shape | scale=0.5) by Bayes' rule on the story's tables.
+    joint = story.table("shape") * story.table("scale")[:, 0]
+    r = infer(scm, ["shape"], {}, {"scale": 0}, 20000, seed=0)
+    assert r.kind == "observational"
+    assert np.allclose(list(r.distribution("shape").values()), joint / joint.sum(), atol=0.02)
+    assert 0 < r.ess < 20000  # likelihood weighting: shape is unobserved, scale observed
+
+
+def test_interventional_query_cuts_the_parents(scm, story):
+    r = infer(scm, ["scale", "shape"], {"scale": 5}, {}, 20000, seed=0)
+    assert r.kind == "interventional" and r.ess == pytest.approx(20000)
+    assert r.distribution("scale")[5] == pytest.approx(1.0)
+    # shape is an ancestor of scale: do(scale) leaves its distribution alone
+    assert np.allclose(list(r.distribution("shape").values()), story.table("shape"), atol=0.015)
+
+
+def test_counterfactual_keeps_non_descendants_and_moves_descendants(scm, story):
+    r = infer(scm, ["shape", "orientation", "scale", "posX", "posY"], {"shape": 0}, HEART, 5000, seed=0)
+    assert r.kind == "counterfactual"
+    assert set(r.samples["shape"].tolist()) == {0}
+    assert set(r.samples["orientation"].tolist()) == {HEART["orientation"]}  # not a descendant of shape
+    assert set(r.factual["scale"].tolist()) == {HEART["scale"]}
+    # a small heart would have been a bigger square, on average
+    assert r.expectation("scale") > VALUES["scale"][HEART["scale"]]
+
+
+def test_expectation_is_the_mean_of_the_distribution(scm):
+    r = infer(scm, ["posY"], {"shape": 0}, HEART, 3000, seed=1)
+    dist = r.distribution("posY")
+    assert sum(dist.values()) == pytest.approx(1.0)
+    assert r.expectation("posY") == pytest.approx(sum(VALUES["posY"][k] * p for k, p in dist.items()))
+
+
+def test_result_helpers_refuse_the_wrong_kind_of_target(scm):
+    r = infer(scm, ["shape", "Z"], {}, {}, 10, seed=0)
+    with pytest.raises(QueryError, match="only numeric factors"):
+        r.expectation("shape")
+    with pytest.raises(QueryError, match="not categorical"):
+        r.distribution("Z")
+    with pytest.raises(QueryError, match="not a target"):
+        r.distribution("scale")
+    assert r.mean("Z").shape == (6,)
+
+
+def test_resampling_keeps_the_abduction_ess(scm):
+    p = abduct(scm, {"posY": 31, "scale": 0}, 2000, resample_below=1.0)
+    assert p.resampled and p.ess < 2000
+    assert torch.equal(p.log_weights, torch.zeros(2000, dtype=torch.float64))
+    q = abduct(scm, {"posY": 31, "scale": 0}, 2000, resample_below=0.0)
+    assert not q.resampled and effective_sample_size(q.log_weights) == pytest.approx(q.ess)
+
+
+def test_replay_through_unintervened_model_reproduces_the_particles(scm):
+    p = abduct(scm, {"posY": 3}, 500)
+    out = predict(scm, p)
+    assert all(torch.equal(out[v], p.values[v]) for v in scm.nodes)
+
+
+def test_action_is_poutine_do_on_the_value_site(scm):
+    world = intervene(scm, {"shape": 1})
+    torch.manual_seed(0)
+    trace = poutine.trace(world.model).get_trace(200)
+    assert set(trace.nodes["_RETURN"]["value"]["shape"].tolist()) == {1}
+    # pyro's do() splits the site: "shape" still records what the mechanism would have said
+    assert set(trace.nodes["shape"]["value"].tolist()) == {0, 1, 2}
+    assert scm.interventions == {}  # the factual SCM is unchanged
+
+
+def test_bad_queries_are_query_errors(scm):
+    with pytest.raises(QueryError, match="unknown target 'colour'"):
+        infer(scm, ["colour"], {}, {}, 10)
+    with pytest.raises(QueryError, match="evidence on unknown node"):
+        abduct(scm, {"colour": 0}, 10)
+    with pytest.raises(QueryError, match="off the domain; shape has classes 0..2"):
+        abduct(scm, {"shape": 3}, 10)
+    with pytest.raises(QueryError, match=r"do\(scale=6\) is off the domain"):
+        intervene(scm, {"scale": 6})
+    with pytest.raises(QueryError, match="do\\(\\) on unknown node"):
+        intervene(scm, {"X": 0})
+    with pytest.raises(QueryError, match="positive integer"):
+        abduct(scm, {}, 0)
+
+
+def test_impossible_evidence_is_a_query_error():
+    g = CausalGraph([("a", "b")], nodes=["a", "b"])
+    scm = SCM(g, {"a": GumbelMax((), [1.0, 0.0]), "b": GumbelMax(("a",), [[1.0, 0.0], [0.5, 0.5]])})
+    with pytest.raises(QueryError, match="evidence is impossible"):
+        infer(scm, ["b"], {}, {"b": 1}, 100)
+
+
+def test_predict_needs_noise_for_every_node(scm):
+    p = abduct(scm, {}, 4)
+    partial = Particles({k: v for k, v in p.noise.items() if k != "Z"}, p.values, p.log_weights, p.ess)
+    with pytest.raises(MechanismError, match="no noise for 'Z'"):
+        predict(scm, partial)
+
+
+def test_fallback_weights_estimate_the_likelihood():
+    # a -> b with bare mechanisms: P(a | b=1) by likelihood weighting over b's noise.
+    g = CausalGraph([("a", "b")], nodes=["a", "b"])
+    pa, pb = torch.tensor([0.5, 0.5]), torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    scm = SCM(g, {"a": bare(GumbelMax)(parents=(), probs=pa), "b": bare(GumbelMax)(parents=("a",), probs=pb)})
+    r = infer(scm, ["a"], {}, {"b": 1}, 4000, seed=0)
+    assert r.distribution("a")[1] == pytest.approx(0.8 / 0.9, abs=0.03)
+
+
+def test_fallback_refuses_continuous_values():
+    scm = SCM(CausalGraph([], nodes=["Z"]), {"Z": bare(GaussianLatent)(dim=2)})
+    with pytest.raises(MechanismError, match="needs discrete values"):
+        fallback_abduct(scm, "Z", torch.full((3, 2), 0.5), {})
