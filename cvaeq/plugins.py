@@ -32,6 +32,7 @@ __all__ = [
     "get_mechanisms",
     "get_mechanism_family",
     "MechanismFamily",
+    "describe_plugins",
     "DEFAULT_PLUGINS",
 ]
 
@@ -141,3 +142,18 @@ def get_mechanism_family(name: str) -> MechanismFamily:
             "(install the plugin that provides it, see `cvaeq plugins`)"
         )
     return families[name]
+
+
+def describe_plugins() -> dict[str, Any]:
+    """What ``cvaeq plugins`` prints: every plugin and its hooks, every contribution and its plugin.
+
+    >>> describe_plugins()["mechanisms"]["gumbel_max"]
+    'cvaeq.default_plugins.mechanisms'
+    """
+    pm = get_plugin_manager()
+    plugins = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda np_: np_[0]):
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or ())
+        plugins.append({"name": name, "hooks": hooks})
+    mechanisms = {n: f.plugin for n, f in sorted(get_mechanisms().items())}
+    return {"plugins": plugins, "mechanisms": mechanisms, "stories": dict(sorted(get_story_plugins().items()))}

@@ -21,7 +21,7 @@ def registered():
     if pm.is_registered(cvaeq_ordinal):
         yield
         return
-    pm.register(cvaeq_ordinal, name="ordinal")
+    pm.register(cvaeq_ordinal, name="cvaeq-ordinal")
     yield
     pm.unregister(cvaeq_ordinal)
 
@@ -33,7 +33,7 @@ def test_ordinal_conforms(check):
 
 def test_registered_under_its_plugin(registered):
     family = get_mechanisms()["ordinal"]
-    assert family.plugin == "ordinal"
+    assert family.plugin == "cvaeq-ordinal"
     assert isinstance(family(parents=(), probs=torch.tensor([0.5, 0.5])), cvaeq_ordinal.Ordinal)
 
 
