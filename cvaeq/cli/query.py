@@ -31,8 +31,11 @@ DEFAULT_OUT = Path("cvaeq-out")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def query(text: str, image: str | None, samples: int | None, seed: int, model: str | None,
           story: str | None, out: Path | None, as_json: bool) -> None:
-    """Answer a causal QUERY, e.g. "P(shape | do(scale=1))" or
-    "P(X | do(shape=square), X=img)" with --image (see docs/queries.md)."""
+    """Answer a causal query: a table, --json, or PNGs when X is the target.
+
+    QUERY is e.g. "P(shape | do(scale=1))", or "P(X | do(shape=square), X=img)"
+    with --image (the language: docs/queries.md; this command: docs/cli.md).
+    """
     from ..query.answer import ask
 
     answer = ask(text, image=image, model=model, story=story, samples=samples, seed=seed,
