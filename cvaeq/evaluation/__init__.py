@@ -1,1 +1,43 @@
-"""cvaeq.evaluation"""
+"""Evaluation against the rendered world's ground truth.
+
+* :func:`evaluate` (:mod:`.run`): every score of ``cvaeq eval``;
+* :func:`true_counterfactual` (:mod:`.truth`): the story's counterfactual
+  factors and image of a factual world;
+* :func:`tv_scores` (:mod:`.tv`): factor-level total variation to the story;
+* :mod:`.metrics`: IoU, symmetry-aware factor accuracy, total variation;
+* :mod:`.batched`: the engine over many images at once.
+"""
+
+from .batched import DedupedImageModel, GroupParticles, abduct_groups, group_mean, predict_groups
+from .heldout import draw_heldout, render_float
+from .metrics import binarise, factor_correct, iou, orientation_correct, soft_iou, total_variation
+from .run import ModelParts, default_checkpoint, evaluate, intervention_values, resolve_model
+from .truth import TrueCounterfactual, true_counterfactual
+from .tv import TVQuery, interventional_exact, tv_queries, tv_scores
+
+__all__ = [
+    "evaluate",
+    "ModelParts",
+    "default_checkpoint",
+    "resolve_model",
+    "intervention_values",
+    "true_counterfactual",
+    "TrueCounterfactual",
+    "tv_scores",
+    "tv_queries",
+    "TVQuery",
+    "interventional_exact",
+    "iou",
+    "soft_iou",
+    "binarise",
+    "factor_correct",
+    "orientation_correct",
+    "total_variation",
+    "draw_heldout",
+    "render_float",
+    "abduct_groups",
+    "predict_groups",
+    "group_mean",
+    "GroupParticles",
+    "DedupedImageModel",
+]

@@ -1,0 +1,238 @@
+"""``evaluate``: every score of a trained model against the rendered world.
+
+On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
+
+* likelihood: importance-sampled NLL and the negative ELBO, nats per image,
+  with ``K = samples`` draws from the proposal q(f | x) q(z | x, f) (the
+  engine's abduction weights, :mod:`.batched`); the IoU of the thresholded
+  reconstruction (argmax q(f | x), mean of q(z | x, f));
+* ``factor_accuracy`` of argmax q(factors | x), orientation modulo symmetry;
+* ``counterfactual``: per factor, do(factor = a random other class) on each
+  image; the model's thresholded mean counterfactual image against the true
+  one (:mod:`.truth`), and the axiomatic-soundness scores of Monteiro et al.
+  (2023): effectiveness, composition, reversibility;
+* ``tv``: factor-level total variation to the story (:mod:`.tv`).
+
+See docs/evaluation.md for the definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.dsprites import FACTORS, SIZES
+from ..errors import CheckpointError
+from ..scm import build_scm
+from .batched import DedupedImageModel, abduct_groups, group_mean, predict_groups
+from .heldout import draw_heldout, render_float
+from .metrics import binarise, factor_correct, iou, soft_iou
+from .truth import true_counterfactual
+from .tv import TV_PARTICLES, tv_scores
+
+__all__ = ["ModelParts", "evaluate", "default_checkpoint", "resolve_model", "intervention_values",
+           "COMPOSITION_STEPS", "TRUTH_PARTICLES"]
+
+#: Null interventions applied in a row for the composition score.
+COMPOSITION_STEPS = 10
+#: Story particles per image defining the true counterfactual image.
+TRUTH_PARTICLES = 256
+_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass
+class ModelParts:
+    """What evaluation needs of a model (a :class:`~cvaeq.model.checkpoint.Checkpoint` has it).
+
+    :param model: an :class:`~cvaeq.mechanisms.image.ImageModel`.
+    :param story: the story it was trained on (also the ground truth).
+    :param factor_logits: its fitted ``{factor: logits}``; ``None``: the story's tables.
+    :param path: where it came from, reported as ``model``.
+    """
+
+    model: Any
+    story: Any
+    factor_logits: dict | None = None
+    path: str | None = None
+
+
+def default_checkpoint() -> Path:
+    """The checkpoint shipped in the package (``cvaeq/weights/*.safetensors``)."""
+    found = sorted(_WEIGHTS.glob("*.safetensors")) if _WEIGHTS.is_dir() else []
+    if not found:
+        raise CheckpointError(
+            f"no shipped checkpoint under {_WEIGHTS}; pass --model CKPT or train one with `cvaeq train`"
+        )
+    named = [p for p in found if p.stem == "default"]
+    return (named or found)[0]
+
+
+def resolve_model(model) -> ModelParts:
+    """:class:`ModelParts` from a checkpoint path, a loaded checkpoint, or parts."""
+    if isinstance(model, ModelParts):
+        return model
+    if model is None or isinstance(model, (str, Path)):
+        from ..model.checkpoint import load_checkpoint
+
+        path = default_checkpoint() if model is None else Path(model)
+        ckpt = load_checkpoint(path)
+        return ModelParts(ckpt.model, ckpt.story, ckpt.factor_logits, str(path))
+    if all(hasattr(model, k) for k in ("model", "story", "factor_logits")):
+        path = getattr(model, "path", None)
+        return ModelParts(model.model, model.story, model.factor_logits, None if path is None else str(path))
+    raise TypeError(f"expected a checkpoint path, a Checkpoint or ModelParts, got {type(model).__name__}")
+
+
+def intervention_values(factual: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """``{factor: (N,)}`` intervention classes: uniform among the classes other
+    than each image's factual one (so every intervention changes something)."""
+    rng = np.random.default_rng([seed, 0xC0F])
+    out = {}
+    for i, f in enumerate(FACTORS):
+        shift = rng.integers(1, SIZES[f], size=len(factual))
+        out[f] = (factual[:, i] + shift) % SIZES[f]
+    return out
+
+
+def _read(model, x: torch.Tensor) -> np.ndarray:
+    """``(N, 5)`` argmax classes of q(factors | x)."""
+    logits = model.factor_logits(x)
+    return torch.stack([logits[f].argmax(-1) for f in FACTORS], -1).numpy()
+
+
+def _mean_image(scm, x: torch.Tensor, k: int, do: dict | None = None) -> tuple[torch.Tensor, Any]:
+    """Thresholded mean of ``P(X | do, X = x)`` per image, and the abducted particles."""
+    g = abduct_groups(scm, {"X": x}, k)
+    out = predict_groups(g, {f: torch.from_numpy(v) for f, v in (do or {}).items()})
+    return (group_mean(g, out["X"]) > 0.5).float(), g
+
+
+class _Scores:
+    """Per-image scores collected over batches."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list] = {}
+
+    def add(self, key: str, values) -> None:
+        self.rows.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
+
+    def mean(self, key: str) -> float:
+        v = np.concatenate(self.rows[key])
+        return float(v.mean())
+
+
+def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, seed: int,
+           truth_particles: int, scores: _Scores) -> None:
+    x = render_float(classes)
+    xs = x.numpy()
+    shape = classes[:, 0]
+    rows = torch.arange(len(classes))
+    # q(factors | x) and the reconstruction
+    read = _read(parts.model, x)
+    for i, f in enumerate(FACTORS):
+        scores.add(f"acc.{f}", factor_correct(f, read[:, i], classes[:, i], shape))
+    loc, _ = parts.model.z_posterior(x, torch.from_numpy(read))
+    recon = binarise(parts.model.decode_probs(torch.from_numpy(read), loc).numpy())
+    scores.add("recon_iou", iou(recon, xs))
+    # abduction on x: likelihood, and the particles every counterfactual uses
+    g = abduct_groups(scm, {"X": x}, k)
+    scores.add("nll", -g.log_marginal().numpy())
+    scores.add("elbo", -g.log_weights.mean(1).numpy())
+    for i, f in enumerate(FACTORS):
+        v = values[f]
+        truth = true_counterfactual(parts.story, classes, f, v, truth_particles, seed)
+        out = predict_groups(g, {f: torch.from_numpy(v)})
+        mean = group_mean(g, out["X"]).numpy()
+        scores.add(f"cf.{f}", iou(binarise(mean), truth.image))
+        scores.add(f"soft.{f}", soft_iou(mean, truth.mean_image))
+        # one counterfactual world per image, drawn by weight: read it, then go back
+        pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
+        world = out["X"][rows, pick].float()
+        world_classes = torch.stack([out[h][rows, pick] for h in FACTORS], -1).numpy().astype(np.int64)
+        got = _read(parts.model, world)[:, i]
+        scores.add(f"eff.{f}", factor_correct(f, got, v, truth.mode("shape")))
+        back, _ = _mean_image(scm, world, k, {f: classes[:, i]})
+        scores.add(f"rev.{f}", iou(back.numpy(), xs))
+        story_back = true_counterfactual(parts.story, world_classes, f, classes[:, i], truth_particles, seed + 1)
+        scores.add(f"rev_story.{f}", iou(story_back.image, xs))
+    # composition: the null intervention, fed back COMPOSITION_STEPS times
+    cur = x
+    for step in range(1, COMPOSITION_STEPS + 1):
+        cur, _ = _mean_image(scm, cur, k)
+        if step in (1, COMPOSITION_STEPS):
+            scores.add(f"comp.{step}", iou(cur.numpy(), xs))
+
+
+def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batch: int | None = None,
+             truth_particles: int = TRUTH_PARTICLES, tv_particles: int = TV_PARTICLES,
+             progress: bool = True) -> dict:
+    """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
+
+    :param model: a checkpoint path (default: the shipped one), a loaded
+        :class:`~cvaeq.model.checkpoint.Checkpoint`, or :class:`ModelParts`.
+    :param n: test images, uniform over the grid.
+    :param seed: seeds the images, the interventions and every particle.
+    :param samples: ``K``, particles per image (proposal draws for the NLL,
+        particles of every counterfactual).
+    :param batch: images per batch (default: about 1024 particles per batch).
+    :param truth_particles: story particles per image for the true counterfactual.
+    :param tv_particles: particles per counterfactual query of the TV score.
+    :param progress: a tqdm bar over the images (stderr).
+
+    >>> # evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]  # doctest: +SKIP
+    """
+    if n < 1 or samples < 1:
+        raise ValueError("n and samples must be positive")
+    parts = resolve_model(model)
+    image_model = DedupedImageModel(parts.model)
+    scm = build_scm(parts.story, parts.factor_logits, image_model=image_model)
+    batch = batch or max(1, 1024 // samples)
+    classes = draw_heldout(n, seed, parts.story)
+    values = intervention_values(classes, seed)
+    scores = _Scores()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]), \
+            tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar:
+        torch.manual_seed(seed)
+        for lo in range(0, n, batch):
+            sl = slice(lo, lo + batch)
+            _batch(parts, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
+                   seed + lo, truth_particles, scores)
+            bar.update(len(classes[sl]))
+    tv = tv_scores(parts.story, parts.factor_logits, num_particles=tv_particles, seed=seed)
+    cf_iou = {f: scores.mean(f"cf.{f}") for f in FACTORS}
+    soft = {f: scores.mean(f"soft.{f}") for f in FACTORS}
+    rev = {f: scores.mean(f"rev.{f}") for f in FACTORS}
+    rev_story = {f: scores.mean(f"rev_story.{f}") for f in FACTORS}
+    return {
+        "model": parts.path,
+        "n": n,
+        "samples": samples,
+        "seed": seed,
+        "nll_nats": _finite(scores.mean("nll")),
+        "elbo_nats": _finite(scores.mean("elbo")),
+        "recon_iou": scores.mean("recon_iou"),
+        "factor_accuracy": {f: scores.mean(f"acc.{f}") for f in FACTORS},
+        "counterfactual": {
+            "iou": cf_iou,
+            "iou_mean": float(np.mean(list(cf_iou.values()))),
+            "soft_iou": soft,
+            "soft_iou_mean": float(np.mean(list(soft.values()))),
+            "effectiveness": {f: scores.mean(f"eff.{f}") for f in FACTORS},
+            "composition": {str(s): scores.mean(f"comp.{s}") for s in (1, COMPOSITION_STEPS)},
+            "reversibility": float(np.mean(list(rev.values()))),
+            "reversibility_by_factor": rev,
+            "reversibility_story": rev_story,
+        },
+        "tv": {"interventional": tv["interventional"], "counterfactual": tv["counterfactual"],
+               "queries": len(tv["queries"])},
+    }
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: an infinite NLL (some image impossible under the model) is null."""
+    return float(x) if np.isfinite(x) else None
