@@ -96,3 +96,12 @@ def test_binarise_keeps_both_conventions_apart():
     assert binarise(np.eye(64) * 255).sum() == 64
     with pytest.raises(DataError, match="values 0, 1, 255"):
         binarise(np.where(np.eye(64, dtype=bool), 255, np.eye(64, k=1)))
+
+
+def test_docstring_examples():
+    import doctest
+
+    import cvaeq.images
+
+    result = doctest.testmod(cvaeq.images)
+    assert result.attempted > 0 and result.failed == 0

@@ -88,3 +88,12 @@ def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_image(np.zeros((64, 64)), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_docstring_examples():
+    import doctest
+
+    import cvaeq.viz
+
+    result = doctest.testmod(cvaeq.viz)
+    assert result.attempted > 0 and result.failed == 0

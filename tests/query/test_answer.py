@@ -240,3 +240,22 @@ def test_shipped_checkpoint_answers_the_mission_query(tmp_path):
     a = ask("P(X | do(shape=square), X=img)", image=HEART_TEXT, samples=50, seed=0, out=tmp_path)
     assert a.model == str(path) and a.kind == "counterfactual"
     assert set(a.images) == {"evidence", "samples", "mean"} and set(a.predicted) == set(FACTORS)
+
+
+def test_pictures_are_written_only_when_asked(tmp_path):
+    a = ask("P(X | do(shape=heart))", model=MODEL, samples=8, seed=0)
+    assert a.images == {} and a.to_dict()["images"] is None
+    assert "images: not written" in a.to_table()
+    written = a.save_images(tmp_path)
+    assert set(written.images) == {"samples", "mean"} and (tmp_path / "mean.png").is_file()
+    with pytest.raises(QueryError, match="no image target"):
+        ask("P(shape)", story="default", samples=10).save_images(tmp_path)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import cvaeq.query.answer
+
+    result = doctest.testmod(cvaeq.query.answer)
+    assert result.attempted > 0 and result.failed == 0
