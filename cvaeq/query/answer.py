@@ -75,9 +75,12 @@ NEEDS_MODEL = "this query needs a trained model: pass --model CKPT or run cvaeq 
 
 
 def shipped_checkpoint() -> Path | None:
-    """The checkpoint installed with the package (``cvaeq/weights/default.safetensors``), if any."""
-    path = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
-    return path if path.is_file() else None
+    """The checkpoint installed with the package, if any: ``cvaeq/weights/default.safetensors``,
+    else the first ``.safetensors`` file there (by name); the rule ``cvaeq eval`` follows."""
+    weights = Path(__file__).resolve().parent.parent / "weights"
+    found = sorted(weights.glob("*.safetensors")) if weights.is_dir() else []
+    named = [p for p in found if p.stem == "default"]
+    return (named or found or [None])[0]
 
 
 @dataclass(frozen=True)
