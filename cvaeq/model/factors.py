@@ -56,7 +56,7 @@ def _basis(factor: str, degree: int) -> torch.Tensor:
 
 
 def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], degree: int = 3,
-                  l2: float = 1e-6, iters: int = 300) -> np.ndarray:
+                  l2: float = 1e-6, iters: int = 100) -> np.ndarray:
     """Maximum-likelihood probabilities ``[*parent sizes, size]`` for ``counts``
     under a smooth log-linear model mixed with a uniform floor.
 
@@ -75,8 +75,8 @@ def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], deg
     bias = torch.zeros(shape[-1], dtype=torch.float64, requires_grad=True)
     mats = [torch.zeros(phi.shape[1], psi.shape[1], dtype=torch.float64, requires_grad=True) for phi in phis]
     floor = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([bias, floor, *mats], lr=1.0, max_iter=iters, tolerance_grad=1e-9,
-                            tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS([bias, floor, *mats], lr=1.0, max_iter=iters, tolerance_grad=1e-7,
+                            tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
 
     def probs() -> torch.Tensor:
         out = bias.expand(shape)
@@ -93,7 +93,12 @@ def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], deg
         loss.backward()
         return loss
 
-    opt.step(closure)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation
+    try:
+        opt.step(closure)
+    finally:
+        torch.set_num_threads(threads)
     with torch.no_grad():
         return probs().numpy()
 

@@ -52,7 +52,7 @@ class TrainConfig:
     eval_n: int = 5_000
     aux_weight: float = DEFAULT_AUX_WEIGHT
     device: str = "auto"
-    time_limit: float | None = None  # minutes
+    time_limit: float | None = None  # minutes; at least one epoch always runs
     arch: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -249,6 +249,9 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
         say(f"{resume} already has {start_epoch} epochs (asked for {config.epochs}); nothing to do")
         return Path(resume)
 
+    if config.n // world < config.batch:
+        raise CvaeqError(f"--n {config.n} is smaller than one batch per process ({config.batch} x {world}); "
+                         "lower --batch or raise --n")
     images, classes, source = load_training_data(story, config.n, config.seed, progress and rank == 0)
     say(f"training data: {config.n} images of story {story.name!r} (seed {config.seed}, {source})")
     if resume is None:
@@ -271,13 +274,10 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
                                  seed=config.seed, drop_last=True)
     loader = make_loader(images, classes, batch_size=config.batch, sampler=sampler, drop_last=True)
     steps = len(loader)
-    if steps == 0:
-        raise CvaeqError(f"--n {config.n} is smaller than one batch per process ({config.batch} x {world}); "
-                         "lower --batch or raise --n")
     t_run = time.monotonic()
     last_epoch_s = 0.0
     for epoch in range(start_epoch, config.epochs):
-        if config.time_limit and (time.monotonic() - t_run + last_epoch_s) > 60 * config.time_limit:
+        if config.time_limit and last_epoch_s and (time.monotonic() - t_run + last_epoch_s) > 60 * config.time_limit:
             say(f"time limit of {config.time_limit:g} min reached; stopping after epoch {epoch}")
             break
         sampler.set_epoch(epoch)

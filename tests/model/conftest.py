@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+from cvaeq.data.render import render
+from cvaeq.model.networks import ArchConfig
+from cvaeq.story import load_story
+
+#: A model small enough to train in a second.
+TINY = {"patch_channels": 4, "merge_channels": 4, "hidden": 16, "dec_channels": 4, "cell_hidden": 8}
+
+
+@pytest.fixture(scope="session")
+def story():
+    return load_story("default")
+
+
+@pytest.fixture(scope="session")
+def tiny_arch(story):
+    return ArchConfig(latent_dim=story.latent_dim, **TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(story):
+    classes = story.sample(96, np.random.default_rng(0))
+    return render(classes), classes

@@ -1,0 +1,111 @@
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cvaeq.errors import CheckpointError
+from cvaeq.model.checkpoint import load_checkpoint, save_checkpoint
+from cvaeq.model.cvae import CausalVAE
+
+
+@pytest.fixture
+def saved(tmp_path, story, tiny_arch):
+    torch.manual_seed(0)
+    model = CausalVAE(tiny_arch)
+    tables = {f: np.log(story.table(f)) for f in story.factors}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.zeros(4, 64, 64), torch.zeros(4, 5, dtype=torch.long)
+    model.loss(x, y)[0].backward()
+    opt.step()
+    path = save_checkpoint(tmp_path / "m.safetensors", model, story, tables, train_config={"n": 4, "seed": 3},
+                           epoch=2, history=[{"epoch": 1}], optimizer=opt)
+    return path, model, opt
+
+
+def test_round_trip_gives_identical_outputs(saved, story):
+    path, model, opt = saved
+    ckpt = load_checkpoint(path)
+    assert not ckpt.model.training
+    model.eval()
+    x = (torch.rand(5, 64, 64) < 0.3).float()
+    classes = torch.tensor([[0, 1, 2, 3, 4]] * 5)
+    z = torch.randn(5, story.latent_dim)
+    with torch.no_grad():
+        assert torch.equal(ckpt.model.decode_probs(classes, z), model.decode_probs(classes, z))
+        for f, v in ckpt.model.factor_logits(x).items():
+            assert torch.equal(v, model.factor_logits(x)[f])
+        assert all(torch.equal(a, b) for a, b in zip(ckpt.model.z_posterior(x, classes), model.z_posterior(x, classes)))
+    assert ckpt.story.text == story.text and ckpt.epoch == 2
+    assert ckpt.meta["data_seed"] == 3 and ckpt.meta["history"] == [{"epoch": 1}]
+    np.testing.assert_array_equal(ckpt.factor_logits["posY"].numpy(), np.log(story.table("posY")))
+
+
+def test_optimizer_state_round_trips(saved, tiny_arch):
+    path, model, opt = saved
+    ckpt = load_checkpoint(path)
+    fresh = torch.optim.Adam(CausalVAE(tiny_arch).parameters(), lr=1e-3)
+    fresh.load_state_dict(ckpt.optimizer_state)
+    before, after = opt.state_dict()["state"], fresh.state_dict()["state"]
+    assert sorted(before) == sorted(after) and before
+    for i in before:
+        a, b = before[i], after[i]
+        assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+        assert float(a["step"]) == float(b["step"])
+
+
+def test_truncated_file_is_a_checkpoint_error(saved):
+    path = saved[0]
+    blob = path.read_bytes()
+    for cut in (4, 100, len(blob) // 2, len(blob) - 1):
+        path.write_bytes(blob[:cut])
+        with pytest.raises(CheckpointError, match="truncated|corrupt"):
+            load_checkpoint(path)
+
+
+def test_foreign_files_are_checkpoint_errors(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 7 + b"PK\x03\x04 not a checkpoint at all" * 10)
+    with pytest.raises(CheckpointError, match="not a cvaeq checkpoint|truncated"):
+        load_checkpoint(junk)
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(3)}, str(other))
+    with pytest.raises(CheckpointError, match="not a cvaeq checkpoint"):
+        load_checkpoint(other)
+    pickle = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(3)}, pickle)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(pickle)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+
+
+def _header(blob: bytes) -> tuple[int, dict]:
+    (n,) = struct.unpack("<Q", blob[:8])
+    return n, json.loads(blob[8 : 8 + n])
+
+
+def test_tampered_weights_are_detected(saved):
+    path = saved[0]
+    blob = bytearray(path.read_bytes())
+    n, _ = _header(bytes(blob))
+    blob[8 + n + 10] ^= 0xFF  # a byte of tensor data
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(path)
+
+
+def test_tampered_metadata_is_detected(saved):
+    path = saved[0]
+    blob = path.read_bytes()
+    n, header = _header(blob)
+    meta = json.loads(header["__metadata__"]["meta"])
+    meta["epoch"] = 99
+    header["__metadata__"]["meta"] = json.dumps(meta, sort_keys=True)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + n :])
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(path)

@@ -1,0 +1,32 @@
+import numpy as np
+
+from cvaeq.data.dsprites import VALUES
+from cvaeq.model.symmetry import PERIODS, orientation_equivalence, same_orientation
+
+
+def test_equivalence_is_reflexive_and_symmetric():
+    eq = orientation_equivalence()
+    for s in range(3):
+        assert eq[s].diagonal().all()
+        assert (eq[s] == eq[s].T).all()
+
+
+def test_zero_and_two_pi_are_the_same_orientation_for_every_shape():
+    eq = orientation_equivalence()
+    assert eq[:, 0, 39].all()
+
+
+def test_a_heart_has_no_other_symmetry_but_a_square_repeats_every_quarter_turn():
+    eq = orientation_equivalence()
+    theta = VALUES["orientation"]
+    assert eq[2].sum() == 40 + 2  # only 0 ~ 2*pi
+    k = 3
+    for j in np.flatnonzero(eq[0, k]):
+        d = (theta[j] - theta[k]) % PERIODS[0]
+        assert min(d, PERIODS[0] - d) <= (theta[1] - theta[0]) / 2 + 1e-9
+    assert len(np.flatnonzero(eq[0, k])) >= 4
+
+
+def test_same_orientation_is_vectorised():
+    ok = same_orientation(np.array([0, 2, 1]), np.array([10, 20, 39]), np.array([0, 0, 0]))
+    assert ok.tolist() == [True, False, True]

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cvaeq.errors import CheckpointError, CvaeqError
+from cvaeq.model.checkpoint import load_checkpoint
+from cvaeq.model.cvae import CausalVAE
+from cvaeq.model.train import TrainConfig, loss_png_path, train
+
+from .conftest import TINY
+
+
+def _config(**kw):
+    base = dict(n=64, epochs=1, batch=16, eval_n=16, seed=5, lr=3e-3, device="cpu", arch=dict(TINY))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_decreases_on_tiny_data(tiny_arch, tiny_data):
+    images, classes = tiny_data
+    torch.manual_seed(0)
+    model = CausalVAE(tiny_arch)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = torch.from_numpy(images[:32]).float(), torch.from_numpy(classes[:32])
+    first = model.loss(x, y)[1]
+    for _ in range(40):
+        loss, _ = model.loss(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = model.loss(x, y)[1]
+    assert last["elbo_nats"] < 0.5 * first["elbo_nats"]
+    assert last["aux_nll"] < first["aux_nll"]
+
+
+def test_train_writes_a_loadable_checkpoint_and_a_png(tmp_path):
+    out = tmp_path / "m.safetensors"
+    train(_config(epochs=2), out, progress=False, log=lambda m: None)
+    ckpt = load_checkpoint(out)
+    assert ckpt.epoch == 2 and len(ckpt.meta["history"]) == 2
+    ev = ckpt.meta["history"][-1]["eval"]
+    assert set(ev["accuracy"]) == {"shape", "scale", "orientation", "posX", "posY"}
+    assert np.isfinite(ev["elbo_nats"]) and 0 <= ev["recon_iou"] <= 1
+    assert ckpt.meta["train_config"]["n"] == 64 and ckpt.meta["data_seed"] == 5
+    with Image.open(loss_png_path(out)) as png:
+        assert png.format == "PNG" and png.size[0] > 100
+
+
+def test_resume_continues_exactly_where_the_run_left_off(tmp_path):
+    straight, part = tmp_path / "straight.safetensors", tmp_path / "part.safetensors"
+    train(_config(epochs=2), straight, progress=False, log=lambda m: None)
+    # A run planned for 2 epochs that stops after the first (as if killed during the second):
+    train(_config(epochs=2, time_limit=1e-9), part, progress=False, log=lambda m: None)
+    assert load_checkpoint(part).epoch == 1
+    # Resume reads data size, seed and model from the checkpoint; only the length changes.
+    train(_config(epochs=2, n=999, seed=0), part, resume=part, progress=False, log=lambda m: None)
+    a, b = load_checkpoint(straight), load_checkpoint(part)
+    assert b.epoch == 2 and b.meta["train_config"]["n"] == 64
+    for name, t in a.model.state_dict().items():
+        torch.testing.assert_close(b.model.state_dict()[name], t, rtol=1e-5, atol=1e-6)
+    assert a.optimizer_state["state"][0]["step"] == b.optimizer_state["state"][0]["step"]
+
+
+def test_resume_from_a_broken_file_is_a_checkpoint_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"nonsense")
+    with pytest.raises(CheckpointError):
+        train(_config(), tmp_path / "m.safetensors", resume=bad, progress=False)
+
+
+def test_bad_settings_are_user_errors(tmp_path):
+    with pytest.raises(CvaeqError, match="--batch"):
+        train(_config(batch=0), tmp_path / "m.safetensors", progress=False)
+    with pytest.raises(CvaeqError, match="smaller than one batch"):
+        train(_config(n=8, batch=16), tmp_path / "m.safetensors", progress=False, log=lambda m: None)
+    assert not (tmp_path / "m.safetensors").exists()
