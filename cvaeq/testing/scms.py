@@ -4,7 +4,7 @@
 >>> scm, tables = random_scm(gumbel_max, SCMSpec(sizes=(2, 3), edges=((0, 1),), seed=0))
 >>> scm.nodes, scm.mechanisms["v1"].parents
 (('v0', 'v1'), ('v0',))
->>> round(sum(enumerate_marginals(scm, tables, {})["v1"]), 6)
+>>> float(round(sum(enumerate_marginals(scm, tables, {})["v1"]), 6))
 1.0
 """
 
