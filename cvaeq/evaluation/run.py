@@ -153,12 +153,14 @@ def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, se
         # one counterfactual world per image, drawn by weight: read it, then go back
         pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
         world = out["X"][rows, pick].float()
-        world_classes = torch.stack([out[h][rows, pick] for h in FACTORS], -1).numpy().astype(np.int64)
         got = _read(parts.model, world)[:, i]
         scores.add(f"eff.{f}", factor_correct(f, got, v, truth.mode("shape")))
         back, _ = _mean_image(scm, world, k, {f: classes[:, i]})
         scores.add(f"rev.{f}", iou(back.numpy(), xs))
-        story_back = true_counterfactual(parts.story, world_classes, f, classes[:, i], truth_particles, seed + 1)
+        # the story's own round trip from one of its counterfactual worlds: the ceiling
+        drawn = np.random.default_rng([seed, i]).integers(truth.classes.shape[1], size=len(classes))
+        story_world = truth.classes[np.arange(len(classes)), drawn]
+        story_back = true_counterfactual(parts.story, story_world, f, classes[:, i], truth_particles, seed + 1)
         scores.add(f"rev_story.{f}", iou(story_back.image, xs))
     # composition: the null intervention, fed back COMPOSITION_STEPS times
     cur = x

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from cvaeq.data.dsprites import FACTORS
+from cvaeq.evaluation import ModelParts, draw_heldout, evaluate, intervention_values
+from cvaeq.story import load_story
+
+STORY = load_story()
+STORY_LOGITS = {f: np.log(STORY.table(f)) for f in STORY.factors}
+N = 6
+
+
+def _run(model, **kw):
+    return evaluate(ModelParts(model, STORY, STORY_LOGITS), n=N, seed=1, samples=16, tv_particles=500,
+                    truth_particles=64, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def perfect(analytic_model):
+    return _run(analytic_model(draw_heldout(N, 1, STORY)))
+
+
+def test_a_near_perfect_model_scores_near_the_ideal(perfect):
+    r = perfect
+    assert r["factor_accuracy"] == {f: 1.0 for f in FACTORS}
+    assert r["recon_iou"] == 1.0
+    cf = r["counterfactual"]
+    # no descendants: the counterfactual image is exact
+    assert cf["iou"]["orientation"] == 1.0 and cf["iou"]["posY"] == 1.0
+    assert cf["iou_mean"] > 0.75  # descendants are random: Monte Carlo noise in both answers
+    assert cf["effectiveness"] == {f: 1.0 for f in FACTORS}
+    assert cf["composition"] == {"1": 1.0, "10": 1.0}
+    assert cf["reversibility_by_factor"]["orientation"] == 1.0
+    assert r["tv"]["interventional"] == pytest.approx(0.0, abs=1e-12)
+    assert r["tv"]["counterfactual"] == 0.0
+    # decoder = renderer clamped to [0.001, 0.999]: -log p(x | f) = 4096 * -log(0.999), plus -log p(f)
+    nll_pixels = -4096 * np.log(0.999)
+    assert nll_pixels < r["nll_nats"] < nll_pixels + 25
+    assert r["elbo_nats"] >= r["nll_nats"] - 1e-9
+
+
+def test_a_decoder_that_ignores_shape_fails_shape_effectiveness(perfect, analytic_model):
+    r = _run(analytic_model(draw_heldout(N, 1, STORY), ignore="shape"))
+    cf = r["counterfactual"]
+    assert cf["effectiveness"]["shape"] < 0.7
+    assert cf["iou"]["shape"] < perfect["counterfactual"]["iou"]["shape"]
+    assert cf["effectiveness"]["posX"] == 1.0  # the other factors still move as asked
+
+
+def test_wrong_factor_mechanisms_raise_the_tv(analytic_model):
+    flat = {f: np.zeros_like(v) for f, v in STORY_LOGITS.items()}  # uniform tables
+    r = evaluate(ModelParts(analytic_model(draw_heldout(2, 0, STORY)), STORY, flat), n=2, samples=4,
+                 tv_particles=500, truth_particles=8, progress=False)
+    assert r["tv"]["interventional"] > 0.1 and r["tv"]["counterfactual"] > 0.05
+
+
+def test_intervention_values_always_change_the_factor():
+    classes = draw_heldout(200, 0, STORY)
+    values = intervention_values(classes, seed=0)
+    for i, f in enumerate(FACTORS):
+        assert (values[f] != classes[:, i]).all()
+    assert np.array_equal(values["posX"], intervention_values(classes, seed=0)["posX"])
+
+
+def test_heldout_images_cover_the_grid_uniformly():
+    classes = draw_heldout(3000, 0, STORY)
+    # hearts are rarest in the story (0.30), but uniform here; big hearts are rare in the story
+    assert abs((classes[:, 0] == 2).mean() - 1 / 3) < 0.04
+    assert abs(((classes[:, 0] == 2) & (classes[:, 1] == 5)).mean() - 1 / 18) < 0.015
