@@ -43,3 +43,4 @@ from . import data as _data  # noqa: E402,F401  (commands register on import)
 from . import plugins as _plugins  # noqa: E402,F401
 from . import query as _query  # noqa: E402,F401
 from . import train as _train  # noqa: E402,F401
+from . import eval as _eval  # noqa: E402,F401
