@@ -11,7 +11,7 @@ observational one. The answer is a :class:`Result` of weighted samples.
 >>> scm = build_scm(load_story())
 >>> r = infer(scm, ["scale"], {"shape": 0}, {"shape": torch.tensor(2), "scale": torch.tensor(0)}, 1000, seed=0)
 >>> r.kind, round(r.ess)
-('counterfactual', 1000.0)
+('counterfactual', 1000)
 >>> round(sum(r.distribution("scale").values()), 6)
 1.0
 """
