@@ -12,6 +12,10 @@ the model, reads the image, parses and resolves the query, runs the engine
   by :meth:`Answer.save_images` (``ask(out=...)`` does it);
 * ``Z``: per-dimension weighted ``mean`` and ``sd``.
 
+:func:`answer_query` does the same for a :class:`~cvaeq.query.ResolvedQuery`
+and :class:`Mechanisms` already in hand (it builds the SCM, with the image
+node only when the query involves X or Z, and calls the engine).
+
 Where the mechanisms come from (:func:`load_mechanisms`): a checkpoint
 (``model=``; its story and fitted factor tables, its decoder as the image
 mechanism), else the shipped checkpoint if installed, else — or when
@@ -47,7 +51,7 @@ from .resolution import ResolvedQuery, resolve
 __all__ = [
     "Answer",
     "ask",
-    "answer",
+    "answer_query",
     "load_mechanisms",
     "Mechanisms",
     "read_factors",
@@ -296,7 +300,7 @@ def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_imag
     return out
 
 
-def answer(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
+def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
     """Answer a resolved query with the given mechanisms (see :func:`ask`)."""
     uses_image = IMAGE in r.targets or IMAGE in r.evidence
     if uses_image and mech.image_model is None:
@@ -361,7 +365,7 @@ def ask(
     r = resolve(query, mech.story, {"img": loaded})
     if loaded is not None and IMAGE not in r.evidence:
         raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
-    a = answer(r, mech, samples, seed)
+    a = answer_query(r, mech, samples, seed)
     if out is not None and IMAGE in a.targets:
         a = a.save_images(out)
     return a
