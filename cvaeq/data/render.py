@@ -51,6 +51,9 @@ _CURVE_VERTICES = 240
 _HEART_SX = UNIT / 16.0
 _HEART_SY = 0.662
 _HEART_DY = -1.44
+# The rotated squares in the frames bound the half-side to (9.5966, 9.5998) px:
+# a hair under UNIT (rounding in the original pipeline); take the middle.
+_SQUARE_HALF = 9.598
 # Ellipse semi-axes fitted on the frames (their product is close to UNIT**2).
 _ELLIPSE_A = 12.76
 _ELLIPSE_B = 7.215
@@ -60,10 +63,10 @@ def outline(shape: int) -> np.ndarray:
     """``(n, 2)`` polygon (x right, y down, pixels at scale 1) of a shape class.
 
     >>> outline(0).tolist()
-    [[-9.6, -9.6], [9.6, -9.6], [9.6, 9.6], [-9.6, 9.6]]
+    [[-9.598, -9.598], [9.598, -9.598], [9.598, 9.598], [-9.598, 9.598]]
     """
     if shape == 0:
-        return np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]) * UNIT
+        return np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]) * _SQUARE_HALF
     t = np.linspace(0.0, 2 * np.pi, _CURVE_VERTICES, endpoint=False)
     if shape == 1:
         return np.stack([_ELLIPSE_A * np.cos(t), _ELLIPSE_B * np.sin(t)], axis=1)
