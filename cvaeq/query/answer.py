@@ -247,15 +247,19 @@ class Answer:
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_table(self) -> str:
-        """A readable text answer: a probability table with bars per factor target,
-        the expectation, Z's mean and sd, the written images and predicted factors."""
+        """A readable text answer: a probability table with bars per factor target
+        (factors with many values leave out those below 0.0001), the expectation,
+        Z's mean and sd, the written images and predicted factors."""
         source = self.model if self.model else f"story {self.story!r} (true tables)"
         lines = [self.query, f"kind: {self.kind}   samples: {self.samples}   ESS: {self.ess:.1f}   model: {source}"]
         for t, dist in self.distribution.items():
             width = max(len(t), *(len(v) for v in dist))
             lines += ["", f"{t:<{width}}  probability"]
-            for v, p in dist.items():
+            shown = {v: p for v, p in dist.items() if len(dist) <= 6 or p >= 5e-5}
+            for v, p in shown.items():
                 lines.append(f"{v:<{width}}  {p:11.4f}  {'#' * round(p * 40)}")
+            if len(shown) < len(dist):
+                lines.append(f"({len(dist) - len(shown)} more values below 0.0001 not shown; --json lists all)")
         for t, e in self.expectation.items():
             lines += ["", f"E[{t}] = {e:.6g}"]
         for t, stats in self.latent.items():

@@ -259,3 +259,11 @@ def test_docstring_examples():
 
     result = doctest.testmod(cvaeq.query.answer)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_table_leaves_out_impossible_values_of_many_valued_factors():
+    a = ask("P(orientation | do(scale=1), orientation=0)", story="default", samples=100, seed=0)
+    table = a.to_table().splitlines()
+    assert table[-2].split()[:2] == ["0", "1.0000"]
+    assert table[-1] == "(39 more values below 0.0001 not shown; --json lists all)"
+    assert len(a.to_dict()["distribution"]["orientation"]) == 40
