@@ -59,6 +59,7 @@ __all__ = [
     "DEFAULT_SAMPLES",
     "IMAGE_SAMPLES",
     "MAX_IMAGE_SAMPLES",
+    "MAX_SAMPLES",
     "GRID_IMAGES",
     "NEEDS_MODEL",
 ]
@@ -69,6 +70,8 @@ DEFAULT_SAMPLES = 1000
 IMAGE_SAMPLES = 100
 #: At most this many particles when the image is a target or the evidence.
 MAX_IMAGE_SAMPLES = 10_000
+#: At most this many particles for any query (memory grows with them).
+MAX_SAMPLES = 1_000_000
 #: Sampled images in the grid PNG (8 per row).
 GRID_IMAGES = 64
 #: The file names written by :meth:`Answer.save_images`.
@@ -313,6 +316,8 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
         samples = IMAGE_SAMPLES if IMAGE in r.targets else DEFAULT_SAMPLES
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise QueryError(f"samples must be a positive integer, got {samples!r}")
+    if samples > MAX_SAMPLES:
+        raise QueryError(f"{samples} samples is too many; use at most {MAX_SAMPLES:,}")
     if uses_image and samples > MAX_IMAGE_SAMPLES:
         raise QueryError(
             f"{samples} samples is too many for a query about images (each is a 64×64 image); "

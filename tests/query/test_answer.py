@@ -217,6 +217,7 @@ def test_image_answers_are_reproducible_to_the_byte(tmp_path):
         (dict(text="P(shape)", image=HEART_TEXT, story="default"), "does not use it"),
         (dict(text="P(shape)", story="default", samples=0), "positive integer"),
         (dict(text="P(X | do(shape=square))", model=MODEL, samples=10**6), "too many"),
+        (dict(text="P(shape)", story="default", samples=10**7), "use at most 1,000,000"),
         (dict(text="P(shape)", model="nowhere.safetensors"), "no such checkpoint"),
         (dict(text="P(shape)", model="nowhere.safetensors", story="default"), "not both"),
         (dict(text="P(shape)", model=object()), "has no decode_probs"),
