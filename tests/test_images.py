@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from cvaeq.data.dsprites import parse_factors, FACTORS
@@ -105,3 +107,18 @@ def test_docstring_examples():
 
     result = doctest.testmod(cvaeq.images)
     assert result.attempted > 0 and result.failed == 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0, 1))
+def test_any_black_and_white_image_round_trips_through_png_and_npy(seed, density):
+    """What cvaeq writes (viz.save_image, np.save) it reads back unchanged."""
+    import tempfile
+
+    from cvaeq.viz import save_image
+
+    image = (np.random.default_rng(seed).random((64, 64)) < density).astype(np.uint8)
+    with tempfile.TemporaryDirectory() as d:
+        np.testing.assert_array_equal(load_image(save_image(image, f"{d}/x.png")), image)
+        np.save(f"{d}/x.npy", image.astype(bool))
+        np.testing.assert_array_equal(load_image(f"{d}/x.npy"), image)
