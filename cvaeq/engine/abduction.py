@@ -151,7 +151,7 @@ def abduct(
             values[v] = value
         elif v in fixed:
             value = fixed[v]
-            if can_abduct(m):
+            if can_abduct(m):  # abduct, then log_prob: the image decodes once for both
                 noise[v] = m.abduct(value, pv)
                 log_w = log_w + m.log_prob(value, pv).double()
             else:

@@ -87,6 +87,7 @@ class BernoulliImage:
         self.factors = tuple(factors)
         self.latent = latent
         self.shape = tuple(shape)
+        self._cache: tuple[tuple[Tensor, ...], Tensor] | None = None
 
     def __repr__(self) -> str:
         return f"BernoulliImage(parents={self.parents}, shape={self.shape})"
@@ -99,17 +100,34 @@ class BernoulliImage:
         """Pixel probabilities ``[S, H, W]`` for the parents' values."""
         return self.decode(parents)
 
+    def _probs_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
+        """Decode once for an ``abduct`` followed by ``log_prob`` on the very same parent tensors.
+
+        ``keep=True`` (abduct) stores the probabilities with the parent tensors;
+        ``keep=False`` (log_prob) uses them only if given those same tensor
+        objects, and forgets them either way, so nothing stale outlives the pair.
+        """
+        key = tuple(parents.get(p) for p in self.parents)
+        cached, self._cache = self._cache, None
+        if keep:
+            probs = self.decode(parents)
+            self._cache = (key, probs)
+            return probs
+        if cached is not None and all(a is b and a is not None for a, b in zip(key, cached[0])):
+            return cached[1]
+        return self.decode(parents)
+
     def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
         return (noise < self.probs(parents)).to(noise.dtype)
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-        p = self.probs(parents).double()
+        p = self._probs_once(parents, keep=False).double()
         x = value.double()
         return (torch.xlogy(x, p) + torch.xlogy(1 - x, 1 - p)).flatten(1).sum(-1)
 
     def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         """``U | X``: uniform below ``p`` where a pixel is on, above it where off."""
-        p = self.probs(parents).float()
+        p = self._probs_once(parents, keep=True).float()
         v = torch.rand(p.shape, dtype=p.dtype)
         on = value > 0.5
         below = torch.minimum(p * v, torch.nextafter(p, torch.zeros_like(p)))

@@ -88,6 +88,22 @@ def test_abducted_pixel_noise_replays_the_image_exactly():
     assert bool((u[on] < probs[on]).all()) and bool((u[~on] >= probs[~on]).all())
 
 
+def test_abduction_decodes_the_image_once(scm):
+    img = torch.as_tensor(render(np.array([HEART]))[0], dtype=torch.float32)
+    mech = scm.mechanisms["X"]
+    calls = []
+    decode = mech.decode
+    mech.decode = lambda parents: calls.append(1) or decode(parents)
+    try:
+        abduct(scm, {"X": img, **{f: torch.tensor(c) for f, c in zip(FACTORS, HEART)}}, 8)
+        assert len(calls) == 1  # abduct and log_prob share one decoder pass
+        other = {f: torch.zeros(8, dtype=torch.long) for f in FACTORS} | {"Z": torch.zeros(8, 2)}
+        mech.log_prob(img.expand(8, 64, 64), other)
+        assert len(calls) == 2  # other parents: decoded afresh
+    finally:
+        mech.decode = decode
+
+
 def test_log_prob_is_the_bernoulli_likelihood():
     probs = torch.full((2, 64, 64), 0.25)
     m = BernoulliImage((), lambda parents: probs)
