@@ -128,6 +128,8 @@ def infer(
     :param num_particles: particles ``S``.
     :param seed: seeds torch's RNG (forked: the global state is left alone);
         the same seed gives the same result, bit for bit.
+
+    Runs under ``torch.no_grad()``: an image model's networks are only evaluated.
     """
     interventions = dict(interventions or {})
     evidence = dict(evidence or {})
@@ -135,7 +137,7 @@ def infer(
     for t in targets:
         if t not in scm.graph:
             raise QueryError(f"unknown target {t!r}; known: {', '.join(scm.nodes)}")
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # no gradients: networks only evaluate
         torch.manual_seed(seed)
         particles = abduct(
             scm, evidence, num_particles, resample_below=resample_below, fallback_samples=fallback_samples
