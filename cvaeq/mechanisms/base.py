@@ -25,8 +25,12 @@ Optional members, used when present:
   marginalised;
 * ``abduct(value, parents)``: a sample of the noise from
   ``p(N_v | v = value, parents)`` (exact abduction);
-* ``propose(value, unknown, known)``: amortised proposal for unobserved parents
-  given this node's observed value; returns ``(values, log_q)``.
+* ``propose(value, unknown, known)``: amortised proposal for the unobserved
+  parents named in ``unknown``, given this node's observed value ``[S, ...]``
+  and the values already ``known`` (evidence, ``[S, ...]``); returns
+  ``(values, log_q)`` (``{parent: [S, ...]}``, ``[S]`` log proposal density
+  of the joint draw), or ``None`` to decline (the engine then samples those
+  parents from their prior and weights by the likelihood).
 
 >>> from cvaeq.mechanisms import GumbelMax
 >>> import torch
