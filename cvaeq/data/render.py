@@ -9,8 +9,9 @@ the same way. The geometry was measured on the real frames in
 * the centre of a sprite is at ``16 + 32 * pos`` pixels (pos in [0, 1]) from the
   top-left corner; posX moves it right (columns), posY down (rows);
 * sizes scale with ``scale * UNIT`` where ``UNIT = 9.6`` px: the square has
-  half-side ``UNIT``, the ellipse semi-axes 12.76 and 7.215 px, the
-  heart is the classic parametric heart curve, ``2 UNIT`` wide;
+  half-side ``UNIT``, the ellipse semi-axes 12.766 and 7.2135 px, the
+  heart is a 150-point polygon on the classic parametric heart curve,
+  ``2 UNIT`` wide;
 * orientation turns the sprite counter-clockwise on screen; 0 and 2π are the
   same image.
 
@@ -43,20 +44,22 @@ ORIGIN_PX = 16.0
 SPAN_PX = 32.0
 #: Most crossings a horizontal line makes with one outline (the heart makes 4).
 _MAX_CROSSINGS = 6
-#: Vertices of the curved outlines; enough that the polygon is the curve to 1e-3 px.
-_CURVE_VERTICES = 240
+#: The heart is a polygon of this many points of its curve (t = 2 pi i / 150):
+#: the frames single it out (150 fits all 192 heart frames; 148, 152 or a
+#: smooth curve misclassify tens of pixels).
+_HEART_VERTICES = 150
 
 # Heart: x = 16 sin^3 t, y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t (y up),
 # mapped to pixels (y down) by these factors and shift, fitted on the frames.
 _HEART_SX = UNIT / 16.0
-_HEART_SY = 0.662
+_HEART_SY = 0.6623
 _HEART_DY = -1.44
 # The rotated squares in the frames bound the half-side to (9.5966, 9.5998) px:
 # a hair under UNIT (rounding in the original pipeline); take the middle.
 _SQUARE_HALF = 9.598
 # Ellipse semi-axes fitted on the frames (their product is close to UNIT**2).
-_ELLIPSE_A = 12.76
-_ELLIPSE_B = 7.215
+_ELLIPSE_A = 12.766
+_ELLIPSE_B = 7.2135
 
 
 def outline(shape: int) -> np.ndarray:
@@ -67,10 +70,12 @@ def outline(shape: int) -> np.ndarray:
     """
     if shape == 0:
         return np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]) * _SQUARE_HALF
-    t = np.linspace(0.0, 2 * np.pi, _CURVE_VERTICES, endpoint=False)
     if shape == 1:
+        # Drawn exactly (row runs solve the quadratic); this polygon is for display.
+        t = np.linspace(0.0, 2 * np.pi, 360, endpoint=False)
         return np.stack([_ELLIPSE_A * np.cos(t), _ELLIPSE_B * np.sin(t)], axis=1)
     if shape == 2:
+        t = 2 * np.pi * np.arange(_HEART_VERTICES) / _HEART_VERTICES
         x = 16 * np.sin(t) ** 3
         y = 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
         return np.stack([x * _HEART_SX, -y * _HEART_SY + _HEART_DY], axis=1)
