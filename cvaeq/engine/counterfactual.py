@@ -139,10 +139,10 @@ def infer(
             raise QueryError(f"unknown target {t!r}; known: {', '.join(scm.nodes)}")
     with torch.random.fork_rng(devices=[]), torch.no_grad():  # no gradients: networks only evaluate
         torch.manual_seed(seed)
+        world = intervene(scm, interventions)  # action first: a bad do() fails before any work
         particles = abduct(
             scm, evidence, num_particles, resample_below=resample_below, fallback_samples=fallback_samples
         )
-        world = intervene(scm, interventions)
         values = predict(world, particles)
     sizes = {t: int(scm.mechanisms[t].size) for t in targets if getattr(scm.mechanisms[t], "size", None) is not None}
     return Result(

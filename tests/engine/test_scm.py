@@ -7,7 +7,7 @@ from pyro import poutine
 from cvaeq.errors import MechanismError
 from cvaeq.graph import CausalGraph
 from cvaeq.mechanisms import GaussianLatent, GumbelMax
-from cvaeq.scm import NOISE_PREFIX, SCM, build_scm, noise_site, value_site
+from cvaeq.scm import NOISE_PREFIX, SCM, build_scm, noise_site, scm_from_story, value_site
 from cvaeq.story import load_story, story_from_text
 
 
@@ -63,3 +63,9 @@ def test_forward_samples_follow_the_table():
     s = scm.sample(20000, seed=0)["shape"]
     freq = torch.bincount(s, minlength=3).double() / len(s)
     assert torch.allclose(freq, torch.tensor([0.35, 0.35, 0.30], dtype=torch.float64), atol=0.015)
+
+
+def test_scm_from_story_is_the_factor_level_scm():
+    story = load_story()
+    a, b = scm_from_story(story), build_scm(story)
+    assert a.graph == b.graph and a.mechanisms["posY"] == b.mechanisms["posY"]
