@@ -8,10 +8,10 @@ the same way. The geometry was measured on the real frames in
 
 * the centre of a sprite is at ``16 + 32 * pos`` pixels (pos in [0, 1]) from the
   top-left corner; posX moves it right (columns), posY down (rows);
-* sizes scale with ``scale * UNIT`` where ``UNIT = 9.6`` px: the square has
-  half-side ``UNIT``, the ellipse semi-axes 12.766 and 7.2135 px, the
-  heart is a 150-point polygon on the classic parametric heart curve,
-  ``2 UNIT`` wide;
+* sizes are proportional to ``scale``; at scale 1 the square has half-side
+  9.598 px (about ``UNIT = 9.6``), the ellipse (an exact one) semi-axes 12.766
+  and 7.2135 px, and the heart is a 150-point polygon on the classic
+  parametric heart curve, ``2 UNIT`` wide;
 * orientation turns the sprite counter-clockwise on screen; 0 and 2π are the
   same image.
 

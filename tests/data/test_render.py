@@ -31,16 +31,24 @@ def test_subset_of_real_frames_matches(frames):
     exact = int((score == 1.0).sum())
     print(f"subset: mean IoU {score.mean():.4f}, min {score.min():.4f}, exact {exact}/{len(subset)}")
     assert score.mean() >= 0.95
-    assert exact >= len(subset) // 2
+    assert exact == len(subset)
 
 
 @needs_gif
-def test_known_frames_are_found_at_their_factors(frames):
-    # Frame 273: square, scale 1, orientation 0, at position (0, 0); frame 5: heart.
-    square = render(np.array([[0, 5, 0, 0, 0]]))[0]
-    heart = render(np.array([[2, 5, 0, 0, 0]]))[0]
-    assert np.array_equal(square, frames[273])
-    assert np.array_equal(heart, frames[5])
+@pytest.mark.parametrize(
+    "frame, classes",
+    [
+        (273, [0, 5, 0, 0, 0]),  # square, scale 1, at position (0, 0)
+        (290, [0, 5, 16, 0, 0]),  # square turned 16 steps
+        (5, [2, 5, 0, 0, 0]),  # heart upright
+        (19, [2, 5, 1, 0, 0]),  # heart one step counter-clockwise
+        (91, [2, 5, 0, 1, 31]),  # heart at the bottom, one step right
+        (192, [1, 0, 0, 0, 0]),  # smallest ellipse
+        (215, [1, 5, 5, 0, 0]),  # ellipse turned 5 steps
+    ],
+)
+def test_known_frames_are_drawn_pixel_exact(frames, frame, classes):
+    assert np.array_equal(render(np.array([classes]))[0], frames[frame])
 
 
 @pytest.mark.slow
