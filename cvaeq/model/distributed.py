@@ -5,10 +5,11 @@ trains on its shard of every epoch (a ``DistributedSampler`` in
 :func:`~cvaeq.model.train.train`), gradients are averaged by DDP (NCCL on
 GPUs, gloo on CPUs), and rank 0 evaluates and writes the checkpoints::
 
-    torchrun --nproc_per_node=2 -m cvaeq.model.distributed --n 200000 --epochs 20 --out model.safetensors
+    torchrun --nproc_per_node=2 -m cvaeq.model.distributed -- --n 200000 --epochs 20 --out model.safetensors
 
 which is the same as ``torchrun ... $(which cvaeq) train --distributed ...``.
-The options are those of ``cvaeq train``. ``--batch`` is per process.
+The options are those of ``cvaeq train``. ``--batch`` is per process. The
+``--`` stops torchrun from reading ``--n`` as an abbreviation of its own options.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     from ..cli import main as cli
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--"]:  # torchrun needs `--` before options it would mistake for its own (--n)
+        args = args[1:]
     cli.main(["train", "--distributed", *args], prog_name="cvaeq")
 
 

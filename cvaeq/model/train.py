@@ -313,6 +313,7 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
                 "train_elbo_nats": total / seen,
                 "images_per_s": seen * world / epoch_s,
                 "seconds": epoch_s,
+                "processes": world,
                 "eval": ev,
             })
             save_checkpoint(out, model, story, factor_logits, train_config=asdict(config), epoch=epoch + 1,
