@@ -31,12 +31,13 @@ def summary(r: dict) -> str:
         f"{'':16}" + "".join(f"{f:>12}" for f in FACTORS),
         f"{'accuracy':16}" + "".join(f"{_fmt(r['factor_accuracy'][f]):>12}" for f in FACTORS),
         f"{'cf IoU':16}" + "".join(f"{_fmt(cf['iou'][f]):>12}" for f in FACTORS),
+        f"{'  (story, K)':16}" + "".join(f"{_fmt(cf['iou_story'][f]):>12}" for f in FACTORS),
         f"{'cf soft IoU':16}" + "".join(f"{_fmt(cf['soft_iou'][f]):>12}" for f in FACTORS),
         f"{'effectiveness':16}" + "".join(f"{_fmt(cf['effectiveness'][f]):>12}" for f in FACTORS),
         f"{'reversibility':16}" + "".join(f"{_fmt(cf['reversibility_by_factor'][f]):>12}" for f in FACTORS),
         f"{'  (story)':16}" + "".join(f"{_fmt(cf['reversibility_story'][f]):>12}" for f in FACTORS),
         "",
-        f"cf IoU mean {_fmt(cf['iou_mean'])}   composition 1: {_fmt(cf['composition']['1'])}"
+        f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})   composition 1: {_fmt(cf['composition']['1'])}"
         f"  10: {_fmt(cf['composition']['10'])}   reversibility {_fmt(cf['reversibility'])}",
         f"TV         interventional {_fmt(r['tv']['interventional'])}   "
         f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",

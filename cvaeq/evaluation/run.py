@@ -150,6 +150,9 @@ def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, se
         mean = group_mean(g, out["X"]).numpy()
         scores.add(f"cf.{f}", iou(binarise(mean), truth.image))
         scores.add(f"soft.{f}", soft_iou(mean, truth.mean_image))
+        # what a perfect model scores with K particles: the story's own K-particle answer
+        ideal = true_counterfactual(parts.story, classes, f, v, k, seed + 2)
+        scores.add(f"cf_story.{f}", iou(ideal.image, truth.image))
         # one counterfactual world per image, drawn by weight: read it, then go back
         pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
         world = out["X"][rows, pick].float()
@@ -208,6 +211,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batc
     tv = tv_scores(parts.story, parts.factor_logits, num_particles=tv_particles, seed=seed)
     cf_iou = {f: scores.mean(f"cf.{f}") for f in FACTORS}
     soft = {f: scores.mean(f"soft.{f}") for f in FACTORS}
+    ideal = {f: scores.mean(f"cf_story.{f}") for f in FACTORS}
     rev = {f: scores.mean(f"rev.{f}") for f in FACTORS}
     rev_story = {f: scores.mean(f"rev_story.{f}") for f in FACTORS}
     return {
@@ -222,6 +226,8 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batc
         "counterfactual": {
             "iou": cf_iou,
             "iou_mean": float(np.mean(list(cf_iou.values()))),
+            "iou_story": ideal,
+            "iou_story_mean": float(np.mean(list(ideal.values()))),
             "soft_iou": soft,
             "soft_iou_mean": float(np.mean(list(soft.values()))),
             "effectiveness": {f: scores.mean(f"eff.{f}") for f in FACTORS},

@@ -28,6 +28,7 @@ def test_a_near_perfect_model_scores_near_the_ideal(perfect):
     # no descendants: the counterfactual image is exact
     assert cf["iou"]["orientation"] == 1.0 and cf["iou"]["posY"] == 1.0
     assert cf["iou_mean"] > 0.75  # descendants are random: Monte Carlo noise in both answers
+    assert abs(cf["iou_mean"] - cf["iou_story_mean"]) < 0.1  # as good as the story's own K-particle answer
     assert cf["effectiveness"] == {f: 1.0 for f in FACTORS}
     assert cf["composition"] == {"1": 1.0, "10": 1.0}
     assert cf["reversibility_by_factor"]["orientation"] == 1.0
