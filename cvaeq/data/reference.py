@@ -40,9 +40,9 @@ def reference_path() -> Path:
         return Path(env)
     here = Path(__file__).resolve()
     for parent in here.parents:
-        for candidate in (parent / "shared" / "reference" / "dsprites.gif",):
-            if candidate.is_file():
-                return candidate
+        candidate = parent / "shared" / "reference" / "dsprites.gif"
+        if candidate.is_file():
+            return candidate
     return here.parents[3] / "shared" / "reference" / "dsprites.gif"
 
 
@@ -109,14 +109,17 @@ def best_matches_full(frames: np.ndarray, chunk: int = 4096, progress: bool = Fa
     return best, best_idx
 
 
+def _pos_class(centre: float) -> int:
+    k = round((centre - ORIGIN_PX) / SPAN_PX * (SIZES["posX"] - 1))
+    return int(np.clip(k, 0, SIZES["posX"] - 1))
+
+
 def _guess_pos(frame: np.ndarray) -> tuple[int, int]:
+    """posX, posY classes of the frame's bounding-box centre."""
     ys, xs = np.nonzero(frame)
     if len(xs) == 0:
         return 0, 0
-    cx = (xs.min() + xs.max() + 1) / 2
-    cy = (ys.min() + ys.max() + 1) / 2
-    k = lambda c: int(np.clip(round((c - ORIGIN_PX) / SPAN_PX * (SIZES["posX"] - 1)), 0, 31))
-    return k(cx), k(cy)
+    return _pos_class((xs.min() + xs.max() + 1) / 2), _pos_class((ys.min() + ys.max() + 1) / 2)
 
 
 def best_matches_near(frames: np.ndarray, radius: int = 1):
@@ -132,10 +135,8 @@ def best_matches_near(frames: np.ndarray, radius: int = 1):
     offsets = range(-radius, radius + 1)
     for i, frame in enumerate(frames):
         kx, ky = _guess_pos(frame)
-        pos = np.array(
-            [(x, y) for x in offsets for y in offsets], dtype=np.int64
-        ) + np.array([kx, ky])
-        pos = np.unique(np.clip(pos, 0, 31), axis=0)
+        pos = np.array([(kx + x, ky + y) for x in offsets for y in offsets], dtype=np.int64)
+        pos = np.unique(np.clip(pos, 0, SIZES["posX"] - 1), axis=0)
         cand = np.concatenate(
             [np.repeat(base, len(pos), axis=0), np.tile(pos, (len(base), 1))], axis=1
         )
