@@ -50,7 +50,7 @@ def summary(r: dict) -> str:
               help="Checkpoint to evaluate [default: the shipped one].")
 @click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True,
               help="Test images, drawn uniformly from the full grid.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the images, interventions and particles.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the images, interventions and particles.")
 @click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True,
               help="Particles per image (proposal draws for the NLL; counterfactual particles).")
 @click.option("--tv-particles", type=click.IntRange(min=1), default=20_000, show_default=True,

@@ -126,32 +126,35 @@ class _Scores:
         return float(v.mean())
 
 
-def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, seed: int,
-           truth_particles: int, scores: _Scores) -> None:
-    x = render_float(classes)
-    xs = x.numpy()
-    shape = classes[:, 0]
-    rows = torch.arange(len(classes))
-    # q(factors | x) and the reconstruction
+def _factors_and_likelihood(parts: ModelParts, scm, x: torch.Tensor, classes: np.ndarray, k: int,
+                            scores: _Scores):
+    """Accuracy of q(factors | x), reconstruction IoU, NLL and -ELBO; returns the particles of x."""
     read = _read(parts.model, x)
     for i, f in enumerate(FACTORS):
-        scores.add(f"acc.{f}", factor_correct(f, read[:, i], classes[:, i], shape))
+        scores.add(f"acc.{f}", factor_correct(f, read[:, i], classes[:, i], classes[:, 0]))
     loc, _ = parts.model.z_posterior(x, torch.from_numpy(read))
     recon = binarise(parts.model.decode_probs(torch.from_numpy(read), loc).numpy())
-    scores.add("recon_iou", iou(recon, xs))
-    # abduction on x: likelihood, and the particles every counterfactual uses
+    scores.add("recon_iou", iou(recon, x.numpy()))
     g = abduct_groups(scm, {"X": x}, k)
     scores.add("nll", -g.log_marginal().numpy())
     scores.add("elbo", -g.log_weights.mean(1).numpy())
+    return g
+
+
+def _counterfactuals(parts: ModelParts, scm, g, x: torch.Tensor, classes: np.ndarray, values: dict, k: int,
+                     seed: int, truth_particles: int, scores: _Scores) -> None:
+    """Per factor: cf IoU against the truth, effectiveness, reversibility, and their story references."""
+    xs = x.numpy()
+    rows = torch.arange(len(classes))
     for i, f in enumerate(FACTORS):
         v = values[f]
-        truth = true_counterfactual(parts.story, classes, f, v, truth_particles, seed)
+        truth = true_counterfactual(parts.story, classes, f, v, truth_particles, _sub(seed, i, 0))
         out = predict_groups(g, {f: torch.from_numpy(v)})
         mean = group_mean(g, out["X"]).numpy()
         scores.add(f"cf.{f}", iou(binarise(mean), truth.image))
         scores.add(f"soft.{f}", soft_iou(mean, truth.mean_image))
         # what a perfect model scores with K particles: the story's own K-particle answer
-        ideal = true_counterfactual(parts.story, classes, f, v, k, seed + 2)
+        ideal = true_counterfactual(parts.story, classes, f, v, k, _sub(seed, i, 1))
         scores.add(f"cf_story.{f}", iou(ideal.image, truth.image))
         # one counterfactual world per image, drawn by weight: read it, then go back
         pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
@@ -163,14 +166,31 @@ def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, se
         # the story's own round trip from one of its counterfactual worlds: the ceiling
         drawn = np.random.default_rng([seed, i]).integers(truth.classes.shape[1], size=len(classes))
         story_world = truth.classes[np.arange(len(classes)), drawn]
-        story_back = true_counterfactual(parts.story, story_world, f, classes[:, i], truth_particles, seed + 1)
+        story_back = true_counterfactual(parts.story, story_world, f, classes[:, i], truth_particles,
+                                         _sub(seed, i, 2))
         scores.add(f"rev_story.{f}", iou(story_back.image, xs))
-    # composition: the null intervention, fed back COMPOSITION_STEPS times
+
+
+def _composition(scm, x: torch.Tensor, k: int, scores: _Scores) -> None:
+    """The null intervention applied once and COMPOSITION_STEPS times, each result fed back."""
     cur = x
     for step in range(1, COMPOSITION_STEPS + 1):
         cur, _ = _mean_image(scm, cur, k)
         if step in (1, COMPOSITION_STEPS):
-            scores.add(f"comp.{step}", iou(cur.numpy(), xs))
+            scores.add(f"comp.{step}", iou(cur.numpy(), x.numpy()))
+
+
+def _sub(seed: int, *parts: int) -> int:
+    """A seed for one sub-task, derived from the batch's seed (distinct per sub-task)."""
+    return int(np.random.default_rng([seed, *parts]).integers(2**31))
+
+
+def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, seed: int,
+           truth_particles: int, scores: _Scores) -> None:
+    x = render_float(classes)
+    g = _factors_and_likelihood(parts, scm, x, classes, k, scores)
+    _counterfactuals(parts, scm, g, x, classes, values, k, seed, truth_particles, scores)
+    _composition(scm, x, k, scores)
 
 
 def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batch: int | None = None,
@@ -191,8 +211,8 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batc
 
     >>> # evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]  # doctest: +SKIP
     """
-    if n < 1 or samples < 1:
-        raise ValueError("n and samples must be positive")
+    if n < 1 or samples < 1 or seed < 0:
+        raise ValueError("n and samples must be positive, seed non-negative")
     parts = resolve_model(model)
     image_model = DedupedImageModel(parts.model)
     scm = build_scm(parts.story, parts.factor_logits, image_model=image_model)
@@ -206,7 +226,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batc
         for lo in range(0, n, batch):
             sl = slice(lo, lo + batch)
             _batch(parts, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
-                   seed + lo, truth_particles, scores)
+                   _sub(seed, lo), truth_particles, scores)
             bar.update(len(classes[sl]))
     tv = tv_scores(parts.story, parts.factor_logits, num_particles=tv_particles, seed=seed)
     cf_iou = {f: scores.mean(f"cf.{f}") for f in FACTORS}
