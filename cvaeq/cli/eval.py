@@ -38,7 +38,8 @@ def summary(r: dict) -> str:
         f"{'  (story)':16}" + "".join(f"{_fmt(cf['reversibility_story'][f]):>12}" for f in FACTORS),
         "",
         f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})   composition 1: {_fmt(cf['composition']['1'])}"
-        f"  10: {_fmt(cf['composition']['10'])}   reversibility {_fmt(cf['reversibility'])}",
+        f"  10: {_fmt(cf['composition']['10'])}   (decoder 1: {_fmt(cf['composition_decoder']['1'])}"
+        f"  10: {_fmt(cf['composition_decoder']['10'])})   reversibility {_fmt(cf['reversibility'])}",
         f"TV         interventional {_fmt(r['tv']['interventional'])}   "
         f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",
     ]

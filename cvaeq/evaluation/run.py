@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..data.dsprites import FACTORS, SIZES
 from ..errors import CheckpointError
 from ..scm import build_scm
+from ..story import LATENT
 from .batched import DedupedImageModel, abduct_groups, group_mean, predict_groups
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, iou, soft_iou
@@ -171,13 +172,27 @@ def _counterfactuals(parts: ModelParts, scm, g, x: torch.Tensor, classes: np.nda
         scores.add(f"rev_story.{f}", iou(story_back.image, xs))
 
 
-def _composition(scm, x: torch.Tensor, k: int, scores: _Scores) -> None:
-    """The null intervention applied once and COMPOSITION_STEPS times, each result fed back."""
+def _decoded(parts: ModelParts, g) -> torch.Tensor:
+    """Thresholded weighted mean of the decoder's probabilities over abducted (factors, Z)."""
+    v = g.particles.values
+    classes = torch.stack([v[f].long() for f in FACTORS], -1)
+    probs = parts.model.decode_probs(classes, v[LATENT].float())
+    return (group_mean(g, probs.reshape(g.groups, g.per_group, *probs.shape[1:])) > 0.5).float()
+
+
+def _composition(parts: ModelParts, scm, g, x: torch.Tensor, k: int, scores: _Scores) -> None:
+    """The null intervention applied once and COMPOSITION_STEPS times, each result fed back:
+    through the engine (pixel noise replayed), and through the decoder alone."""
     cur = x
     for step in range(1, COMPOSITION_STEPS + 1):
         cur, _ = _mean_image(scm, cur, k)
         if step in (1, COMPOSITION_STEPS):
             scores.add(f"comp.{step}", iou(cur.numpy(), x.numpy()))
+    cur = _decoded(parts, g)  # step 1 reuses the abduction on x
+    scores.add("comp_dec.1", iou(cur.numpy(), x.numpy()))
+    for step in range(2, COMPOSITION_STEPS + 1):
+        cur = _decoded(parts, abduct_groups(scm, {"X": cur}, k))
+    scores.add(f"comp_dec.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
 
 
 def _sub(seed: int, *parts: int) -> int:
@@ -190,7 +205,7 @@ def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, se
     x = render_float(classes)
     g = _factors_and_likelihood(parts, scm, x, classes, k, scores)
     _counterfactuals(parts, scm, g, x, classes, values, k, seed, truth_particles, scores)
-    _composition(scm, x, k, scores)
+    _composition(parts, scm, g, x, k, scores)
 
 
 def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batch: int | None = None,
@@ -252,6 +267,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batc
             "soft_iou_mean": float(np.mean(list(soft.values()))),
             "effectiveness": {f: scores.mean(f"eff.{f}") for f in FACTORS},
             "composition": {str(s): scores.mean(f"comp.{s}") for s in (1, COMPOSITION_STEPS)},
+            "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in (1, COMPOSITION_STEPS)},
             "reversibility": float(np.mean(list(rev.values()))),
             "reversibility_by_factor": rev,
             "reversibility_story": rev_story,

@@ -31,6 +31,7 @@ def test_a_near_perfect_model_scores_near_the_ideal(perfect):
     assert abs(cf["iou_mean"] - cf["iou_story_mean"]) < 0.1  # as good as the story's own K-particle answer
     assert cf["effectiveness"] == {f: 1.0 for f in FACTORS}
     assert cf["composition"] == {"1": 1.0, "10": 1.0}
+    assert cf["composition_decoder"] == {"1": 1.0, "10": 1.0}
     assert cf["reversibility_by_factor"]["orientation"] == 1.0
     assert r["tv"]["interventional"] == pytest.approx(0.0, abs=1e-12)
     assert r["tv"]["counterfactual"] == 0.0
@@ -46,6 +47,8 @@ def test_a_decoder_that_ignores_shape_fails_shape_effectiveness(perfect, analyti
     assert cf["effectiveness"]["shape"] < 0.7
     assert cf["iou"]["shape"] < perfect["counterfactual"]["iou"]["shape"]
     assert cf["effectiveness"]["posX"] == 1.0  # the other factors still move as asked
+    assert cf["composition"]["10"] == 1.0  # replaying the pixel noise hides the broken decoder...
+    assert cf["composition_decoder"]["1"] < 0.9  # ...the decoder alone draws hearts as squares
 
 
 def test_wrong_factor_mechanisms_raise_the_tv(analytic_model):
