@@ -7,7 +7,8 @@ Trace_ELBO loss of :class:`~cvaeq.model.cvae.CausalVAE` (Pyro's
 objective ``pyro.infer.SVI`` steps) with a torch Adam optimizer over the one
 module, so the optimizer's state can be checkpointed as plain tensors and
 the module wrapped by DistributedDataParallel. The learning rate follows a
-cosine from ``lr`` down to ``lr / 20`` over the planned epochs.
+cosine from ``lr`` down to ``lr / 20`` over the planned epochs, or over
+``time_limit`` minutes if that is reached first.
 
 After every epoch, rank 0 evaluates a held-out resample (ELBO per image,
 factor accuracy, reconstruction IoU), writes the checkpoint atomically and
@@ -52,7 +53,7 @@ class TrainConfig:
     eval_n: int = 5_000
     aux_weight: float = DEFAULT_AUX_WEIGHT
     device: str = "auto"
-    time_limit: float | None = None  # minutes; at least one epoch always runs
+    time_limit: float | None = None  # minutes (of training, across resumes); at least one epoch runs
     arch: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -198,8 +199,13 @@ def plot_history(history: list[dict], out: Path) -> Path:
     return out
 
 
-def _lr_at(config: TrainConfig, epoch: float) -> float:
-    frac = min(epoch / config.epochs, 1.0)
+def _lr_at(config: TrainConfig, epoch: float, seconds: float = 0.0) -> float:
+    """Cosine from ``lr`` to ``lr / 20``, over the planned epochs, or over the
+    time limit if that comes first (so a time-limited run still anneals)."""
+    frac = epoch / config.epochs
+    if config.time_limit:
+        frac = max(frac, seconds / (60 * config.time_limit))
+    frac = min(frac, 1.0)
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -274,10 +280,10 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
                                  seed=config.seed, drop_last=True)
     loader = make_loader(images, classes, batch_size=config.batch, sampler=sampler, drop_last=True)
     steps = len(loader)
-    t_run = time.monotonic()
-    last_epoch_s = 0.0
+    t_run = time.monotonic() - sum(h["seconds"] for h in history)  # time limits count earlier runs too
+    last_epoch_s = history[-1]["seconds"] if history else 0.0
     for epoch in range(start_epoch, config.epochs):
-        if config.time_limit and last_epoch_s and (time.monotonic() - t_run + last_epoch_s) > 60 * config.time_limit:
+        if config.time_limit and epoch > 0 and (time.monotonic() - t_run + last_epoch_s) > 60 * config.time_limit:
             say(f"time limit of {config.time_limit:g} min reached; stopping after epoch {epoch}")
             break
         sampler.set_epoch(epoch)
@@ -288,7 +294,7 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
                    file=sys.stderr, disable=not (progress and rank == 0), dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
             for g in opt.param_groups:
-                g["lr"] = _lr_at(config, epoch + i / steps)
+                g["lr"] = _lr_at(config, epoch + i / steps, time.monotonic() - t_run)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = net(x, y)
             opt.zero_grad(set_to_none=True)

@@ -50,8 +50,13 @@ def test_train_writes_a_loadable_checkpoint_and_a_png(tmp_path):
 def test_resume_continues_exactly_where_the_run_left_off(tmp_path):
     straight, part = tmp_path / "straight.safetensors", tmp_path / "part.safetensors"
     train(_config(epochs=2), straight, progress=False, log=lambda m: None)
-    # A run planned for 2 epochs that stops after the first (as if killed during the second):
-    train(_config(epochs=2, time_limit=1e-9), part, progress=False, log=lambda m: None)
+    # A run planned for 2 epochs, interrupted (Ctrl-C) once epoch 1 is checkpointed:
+    def interrupt(message):
+        if message.startswith("epoch 1:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(epochs=2), part, progress=False, log=interrupt)
     assert load_checkpoint(part).epoch == 1
     # Resume reads data size, seed and model from the checkpoint; only the length changes.
     train(_config(epochs=2, n=999, seed=0), part, resume=part, progress=False, log=lambda m: None)
@@ -75,3 +80,9 @@ def test_bad_settings_are_user_errors(tmp_path):
     with pytest.raises(CvaeqError, match="smaller than one batch"):
         train(_config(n=8, batch=16), tmp_path / "m.safetensors", progress=False, log=lambda m: None)
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_time_limit_stops_after_the_first_epoch_that_uses_it_up(tmp_path):
+    out = tmp_path / "m.safetensors"
+    train(_config(epochs=3, time_limit=1e-9), out, progress=False, log=lambda m: None)
+    assert load_checkpoint(out).epoch == 1
