@@ -3,7 +3,7 @@
 >>> from cvaeq.model import load_checkpoint, CausalVAE, ArchConfig  # doctest: +SKIP
 """
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, export_checkpoint, load_checkpoint, save_checkpoint
 from .cvae import CausalVAE
 from .factors import fit_factor_logits
 from .networks import ArchConfig, CVAENet, onehot
@@ -14,6 +14,7 @@ __all__ = [
     "CVAENet",
     "CausalVAE",
     "Checkpoint",
+    "export_checkpoint",
     "fit_factor_logits",
     "load_checkpoint",
     "onehot",

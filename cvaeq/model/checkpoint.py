@@ -53,7 +53,7 @@ from ..paths import atomic_path
 from .cvae import DEFAULT_AUX_WEIGHT, CausalVAE
 from .networks import ArchConfig
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT", "VERSION"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "export_checkpoint", "FORMAT", "VERSION"]
 
 FORMAT = "cvaeq-checkpoint"
 VERSION = 1
@@ -243,3 +243,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (CvaeqError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: inconsistent checkpoint metadata ({type(e).__name__}: {e})") from None
     return Checkpoint(model, story, factor_logits, meta, optimizer_state, path)
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a checkpoint without its optimizer state (a third of the size), for
+    shipping; it loads and answers queries the same, but cannot be resumed."""
+    ckpt = load_checkpoint(src)
+    meta = ckpt.meta
+    return save_checkpoint(dst, ckpt.model, ckpt.story, ckpt.factor_logits, train_config=meta["train_config"],
+                           epoch=ckpt.epoch, history=meta["history"], optimizer=None, data_seed=meta["data_seed"])

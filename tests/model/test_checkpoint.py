@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from cvaeq.errors import CheckpointError
-from cvaeq.model.checkpoint import load_checkpoint, save_checkpoint
+from cvaeq.model.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
 from cvaeq.model.cvae import CausalVAE
 
 
@@ -109,3 +109,13 @@ def test_tampered_metadata_is_detected(saved):
     path.write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + n :])
     with pytest.raises(CheckpointError, match="checksum"):
         load_checkpoint(path)
+
+
+def test_export_drops_the_optimizer_but_keeps_the_model(saved, tmp_path):
+    path, model, _ = saved
+    small = export_checkpoint(path, tmp_path / "ship.safetensors")
+    assert small.stat().st_size < path.stat().st_size
+    a, b = load_checkpoint(path), load_checkpoint(small)
+    assert b.optimizer_state is None and b.epoch == a.epoch and b.meta["history"] == a.meta["history"]
+    for name, t in a.model.state_dict().items():
+        assert torch.equal(b.model.state_dict()[name], t)
