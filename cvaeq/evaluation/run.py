@@ -224,7 +224,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batc
     :param tv_particles: particles per counterfactual query of the TV score.
     :param progress: a tqdm bar over the images (stderr).
 
-    >>> # evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]  # doctest: +SKIP
+    Usage: ``evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]``.
     """
     if n < 1 or samples < 1 or seed < 0:
         raise ValueError("n and samples must be positive, seed non-negative")

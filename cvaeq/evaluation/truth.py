@@ -64,7 +64,7 @@ class TrueCounterfactual:
 def render_unique(classes: np.ndarray) -> np.ndarray:
     """Render ``(M, 5)`` classes, each distinct grid image once: ``(M, 64, 64)`` uint8."""
     idx = indices_of(classes)
-    uniq, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
     return render(classes[first])[inverse.reshape(-1)]
 
 
