@@ -71,7 +71,7 @@ class SeedCVAE(nn.Module):
     def loss(self, x, classes):
         with pyro.validation_enabled(False):
             total = Trace_ELBO().differentiable_loss(self.model, self.guide, x, classes) / x.shape[0]
-        return total, {"elbo_nats": float(total)}
+        return total, {"elbo_nats": float(total.detach())}
 
 
 class Runner:

@@ -11,6 +11,8 @@ few channels are slow there, especially backwards):
   patches are merged into ``c2`` features on an 8x8 grid; the lot is
   flattened into a ``hidden``-wide feature vector. Every pixel is seen once
   and position is kept exactly, which the position and orientation heads need.
+  Ten image moments (mass, centroid, second and third central moments) are
+  appended: they give position, scale and orientation almost for free.
 * q(factors | X): an MLP head on the trunk features, 113 logits (5 softmaxes).
 * q(Z | X, factors): an MLP on the trunk features and the factor one-hots.
 * decoder: an MLP maps the factor one-hots and Z to a ``dec_channels``
@@ -44,6 +46,8 @@ __all__ = ["ArchConfig", "CVAENet", "onehot", "split_logits", "ONEHOT_DIM"]
 
 #: Width of the concatenated factor one-hots: 3 + 6 + 40 + 32 + 32.
 ONEHOT_DIM = sum(SIZES[f] for f in FACTORS)
+#: Image moments appended to the trunk features (see :meth:`CVAENet.moments`).
+N_MOMENTS = 10
 _OFFSETS = torch.tensor([0] + [SIZES[f] for f in FACTORS[:-1]]).cumsum(0)
 
 
@@ -111,10 +115,15 @@ class CVAENet(nn.Module):
         self.patch_pos = nn.Parameter(torch.zeros(256, c1))
         self.merge = nn.Linear(4 * c1, c2)
         self.fc = nn.Linear(64 * c2, h)
+        c = (torch.arange(64, dtype=torch.float32) + 0.5) / 32 - 1
+        gu, gv = c.repeat(64), c.repeat_interleave(64)  # x and y of each pixel, in [-1, 1]
+        monomials = [gu, gv, gu * gu, gu * gv, gv * gv, gu**3, gu * gu * gv, gu * gv * gv, gv**3]
+        self.register_buffer("monomials", torch.stack(monomials, 1), persistent=False)
+        hf = h + N_MOMENTS
         # q(factors | X)
-        self.factor_head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, ONEHOT_DIM))
+        self.factor_head = nn.Sequential(nn.Linear(hf, h), nn.SiLU(), nn.Linear(h, ONEHOT_DIM))
         # q(Z | X, factors)
-        self.z_head = nn.Sequential(nn.Linear(h + ONEHOT_DIM, h), nn.SiLU(), nn.Linear(h, 2 * zd))
+        self.z_head = nn.Sequential(nn.Linear(hf + ONEHOT_DIM, h), nn.SiLU(), nn.Linear(h, 2 * zd))
         # p(X | factors, Z): MLP -> a feature per 8x8-pixel cell -> shared cell MLP -> pixels
         self.dec_mlp = nn.Sequential(nn.Linear(ONEHOT_DIM + zd, h), nn.SiLU(), nn.Linear(h, 64 * dc))
         self.cell_pos = nn.Parameter(torch.zeros(64, dc))
@@ -126,14 +135,35 @@ class CVAENet(nn.Module):
 
     # -- pieces -----------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S, hidden)`` trunk features of images, shared by both encoders."""
+        """``(S, hidden + 10)`` trunk features of images (learned features and
+        image moments), shared by both encoders."""
         s = x.shape[0]
         p = x.reshape(s, 16, 4, 16, 4).transpose(2, 3).reshape(s, 256, 16)
         h = F.silu(self.patch(p) + self.patch_pos)
         c1 = h.shape[-1]
         h = h.view(s, 8, 2, 8, 2, c1).transpose(2, 3).reshape(s, 64, 4 * c1)
         h = F.silu(self.merge(h))
-        return F.silu(self.fc(h.flatten(1)))
+        return torch.cat([F.silu(self.fc(h.flatten(1))), self.moments(x)], 1)
+
+    def moments(self, x: torch.Tensor) -> torch.Tensor:
+        """``(S, 10)`` image moments: log mass, centroid (2), central second (3)
+        and third (4) moments, in units of the half-image. Cheap (one product
+        with a 4096x9 table of monomials), and they read position, scale and
+        orientation off directly, so the heads learn those in fewer steps."""
+        s = x.shape[0]
+        x = x.reshape(s, 64 * 64)
+        mass = x.sum(1, keepdim=True).clamp_min(1.0)
+        m = (x @ self.monomials) / mass  # raw moments u, v, uu, uv, vv, uuu, uuv, uvv, vvv
+        u, v, uu, uv, vv, uuu, uuv, uvv, vvv = m.unbind(1)
+        central = [
+            uu - u * u, uv - u * v, vv - v * v,
+            uuu - 3 * u * uu + 2 * u**3,
+            uuv - 2 * u * uv - v * uu + 2 * u * u * v,
+            uvv - 2 * v * uv - u * vv + 2 * u * v * v,
+            vvv - 3 * v * vv + 2 * v**3,
+        ]
+        scaled = [c * (4.0 if i < 3 else 64.0) for i, c in enumerate(central)]
+        return torch.stack([torch.log(mass[:, 0]) - 5.0, u, v, *scaled], 1)
 
     def factor_logits_flat(self, feats: torch.Tensor) -> torch.Tensor:
         """``(S, 113)`` concatenated q(factors | X) logits from trunk features."""
