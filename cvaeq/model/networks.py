@@ -33,6 +33,7 @@ torch.Size([1, 64, 64])
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -46,8 +47,10 @@ __all__ = ["ArchConfig", "CVAENet", "onehot", "split_logits", "ONEHOT_DIM"]
 
 #: Width of the concatenated factor one-hots: 3 + 6 + 40 + 32 + 32.
 ONEHOT_DIM = sum(SIZES[f] for f in FACTORS)
-#: Image moments appended to the trunk features (see :meth:`CVAENet.moments`).
-N_MOMENTS = 10
+#: Centroid frequencies, and the image moments plus centroid Fourier features
+#: appended to the trunk features (see :meth:`CVAENet.moments`).
+N_FREQS = 16
+N_MOMENTS = 10 + 4 * N_FREQS
 _OFFSETS = torch.tensor([0] + [SIZES[f] for f in FACTORS[:-1]]).cumsum(0)
 
 
@@ -119,6 +122,8 @@ class CVAENet(nn.Module):
         gu, gv = c.repeat(64), c.repeat_interleave(64)  # x and y of each pixel, in [-1, 1]
         monomials = [gu, gv, gu * gu, gu * gv, gv * gv, gu**3, gu * gu * gv, gu * gv * gv, gv**3]
         self.register_buffer("monomials", torch.stack(monomials, 1), persistent=False)
+        self.register_buffer("centroid_freqs", math.pi * torch.arange(1, N_FREQS + 1, dtype=torch.float32),
+                             persistent=False)
         hf = h + N_MOMENTS
         # q(factors | X)
         self.factor_head = nn.Sequential(nn.Linear(hf, h), nn.SiLU(), nn.Linear(h, ONEHOT_DIM))
@@ -135,7 +140,7 @@ class CVAENet(nn.Module):
 
     # -- pieces -----------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S, hidden + 10)`` trunk features of images (learned features and
+        """``(S, hidden + 74)`` trunk features of images (learned features and
         image moments), shared by both encoders."""
         s = x.shape[0]
         p = x.reshape(s, 16, 4, 16, 4).transpose(2, 3).reshape(s, 256, 16)
@@ -146,8 +151,9 @@ class CVAENet(nn.Module):
         return torch.cat([F.silu(self.fc(h.flatten(1))), self.moments(x)], 1)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S, 10)`` image moments: log mass, centroid (2), central second (3)
-        and third (4) moments, in units of the half-image. Cheap (one product
+        """``(S, 74)`` image moments: log mass, centroid (2), central second (3)
+        and third (4) moments, in units of the half-image, then sines and
+        cosines of the centroid at 16 frequencies. Cheap (one product
         with a 4096x9 table of monomials), and they read position, scale and
         orientation off directly, so the heads learn those in fewer steps."""
         s = x.shape[0]
@@ -163,7 +169,12 @@ class CVAENet(nn.Module):
             vvv - 3 * v * vv + 2 * v**3,
         ]
         scaled = [c * (4.0 if i < 3 else 64.0) for i, c in enumerate(central)]
-        return torch.stack([torch.log(mass[:, 0]) - 5.0, u, v, *scaled], 1)
+        # Fourier features of the centroid (periods down to 4 pixels), so a
+        # linear read-out can tell positions 1.5 pixels apart.
+        freqs = self.centroid_freqs
+        phase = torch.stack([u, v], 1)[:, :, None] * freqs  # (S, 2, F)
+        return torch.cat([torch.stack([torch.log(mass[:, 0]) - 5.0, u, v, *scaled], 1),
+                          phase.sin().flatten(1), phase.cos().flatten(1)], 1)
 
     def factor_logits_flat(self, feats: torch.Tensor) -> torch.Tensor:
         """``(S, 113)`` concatenated q(factors | X) logits from trunk features."""
