@@ -64,6 +64,8 @@ class ArchConfig:
     :param hidden: width of the trunk's feature vector and the MLP layers.
     :param dec_channels: decoder features per 8x8-pixel cell.
     :param cell_hidden: width of the shared cell MLP that emits 8x8 pixels.
+    :param dec_hidden: width of the decoder MLP's hidden layers.
+    :param dec_layers: number of hidden layers of the decoder MLP.
     """
 
     latent_dim: int = 6
@@ -72,6 +74,8 @@ class ArchConfig:
     hidden: int = 256
     dec_channels: int = 32
     cell_hidden: int = 64
+    dec_hidden: int = 512
+    dec_layers: int = 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,7 +134,11 @@ class CVAENet(nn.Module):
         # q(Z | X, factors)
         self.z_head = nn.Sequential(nn.Linear(hf + ONEHOT_DIM, h), nn.SiLU(), nn.Linear(h, 2 * zd))
         # p(X | factors, Z): MLP -> a feature per 8x8-pixel cell -> shared cell MLP -> pixels
-        self.dec_mlp = nn.Sequential(nn.Linear(ONEHOT_DIM + zd, h), nn.SiLU(), nn.Linear(h, 64 * dc))
+        dh = config.dec_hidden
+        layers: list[nn.Module] = [nn.Linear(ONEHOT_DIM + zd, dh), nn.SiLU()]
+        for _ in range(config.dec_layers - 1):
+            layers += [nn.Linear(dh, dh), nn.SiLU()]
+        self.dec_mlp = nn.Sequential(*layers, nn.Linear(dh, 64 * dc))
         self.cell_pos = nn.Parameter(torch.zeros(64, dc))
         self.cell = nn.Sequential(
             nn.SiLU(), nn.Linear(dc, config.cell_hidden), nn.SiLU(), nn.Linear(config.cell_hidden, 64)

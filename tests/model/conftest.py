@@ -6,7 +6,7 @@ from cvaeq.model.networks import ArchConfig
 from cvaeq.story import load_story
 
 #: A model small enough to train in a second.
-TINY = {"patch_channels": 4, "merge_channels": 4, "hidden": 16, "dec_channels": 4, "cell_hidden": 8}
+TINY = {"patch_channels": 4, "merge_channels": 4, "hidden": 16, "dec_channels": 4, "cell_hidden": 8, "dec_hidden": 16}
 
 
 @pytest.fixture(scope="session")
