@@ -305,6 +305,8 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
             if i % 10 == 0 or i == steps - 1:
                 rate = seen * world / max(time.monotonic() - t0, 1e-9)
                 left = (steps - i - 1) * config.batch * world / rate + (config.epochs - epoch - 1) * steps * config.batch * world / rate
+                if config.time_limit:
+                    left = min(left, max(60 * config.time_limit - (time.monotonic() - t_run), 0.0))
                 bar.set_postfix(elbo=f"{total / seen:.2f}", aux=f"{model._parts['aux_nll']:.3f}",
                                 img_s=f"{rate:.0f}", eta=_fmt_time(left), refresh=False)
         bar.close()
