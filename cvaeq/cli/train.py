@@ -19,6 +19,8 @@ __all__ = ["train_command"]
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak Adam learning rate (cosine decay to lr/20).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, the initialisation and the noise.")
 @click.option("--eval-n", type=int, default=5_000, show_default=True, help="Held-out images evaluated after each epoch.")
+@click.option("--uniform", type=float, default=0.25, show_default=True,
+              help="Fraction of training images with factors uniform over the grid (not from the story).")
 @click.option("--aux-weight", type=float, default=None, help="Weight of q(factors | X)'s classification term [10].")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU if any), cpu or cuda.")
 @click.option("--time-limit", type=float, default=None, help="Minutes: start no epoch that would end after this.")
@@ -28,7 +30,7 @@ __all__ = ["train_command"]
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_command(story, n, epochs, batch, lr, seed, eval_n, aux_weight, device, time_limit, out, resume,
+def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, device, time_limit, out, resume,
                   threads, distributed, quiet):
     """Train the causal VAE on images resampled from a story.
 
@@ -43,7 +45,7 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, aux_weight, device,
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    config = TrainConfig(story=story, n=n, epochs=epochs, batch=batch, lr=lr, seed=seed, eval_n=eval_n,
+    config = TrainConfig(story=story, n=n, epochs=epochs, batch=batch, lr=lr, seed=seed, eval_n=eval_n, uniform=uniform,
                          aux_weight=DEFAULT_AUX_WEIGHT if aux_weight is None else aux_weight,
                          device=device, time_limit=time_limit)
     ctx = None

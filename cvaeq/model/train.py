@@ -10,8 +10,13 @@ the module wrapped by DistributedDataParallel. The learning rate follows a
 cosine from ``lr`` down to ``lr / 20`` over the planned epochs, or over
 ``time_limit`` minutes if that is reached first.
 
-After every epoch, rank 0 evaluates a held-out resample (ELBO per image,
-factor accuracy, reconstruction IoU), writes the checkpoint atomically and
+A fraction ``uniform`` of the training images have factors drawn uniformly
+from the whole grid, so the networks also learn the combinations the story
+makes rare; the factor mechanisms are fitted from the story's part only.
+
+After every epoch, rank 0 evaluates two held-out sets, a resample of the
+story and images uniform over the grid (ELBO per image, factor accuracy,
+reconstruction IoU), writes the checkpoint atomically and
 redraws the loss curve. Resuming reloads weights, optimizer state, epoch and
 history; the data come from the same story, size and seed, and every epoch's
 shuffle and noise are seeded by (seed, epoch), so a resumed run continues
@@ -51,6 +56,7 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     eval_n: int = 5_000
+    uniform: float = 0.25  # fraction of training images drawn uniformly from the grid
     aux_weight: float = DEFAULT_AUX_WEIGHT
     device: str = "auto"
     time_limit: float | None = None  # minutes (of training, across resumes); at least one epoch runs
@@ -67,6 +73,8 @@ class TrainConfig:
             raise CvaeqError(f"--lr must be a positive number, got {self.lr}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise CvaeqError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0.0 <= self.uniform < 1.0:
+            raise CvaeqError(f"--uniform must be a fraction in [0, 1), got {self.uniform}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise CvaeqError(f"--time-limit must be a positive number of minutes, got {self.time_limit}")
 
@@ -84,19 +92,34 @@ def _eval_seed(seed: int) -> int:
     return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
 
 
-def load_training_data(story, n: int, seed: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
-    """uint8 images ``(n, 64, 64)``, classes ``(n, 5)`` and where the images came from.
+def load_training_data(story, n: int, seed: int, progress: bool = True,
+                       uniform: float = 0.0) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """uint8 images ``(n, 64, 64)``, classes ``(n, 5)``, where the images came
+    from, and how many of the first rows follow the story.
 
-    ``resample(story, n, seed)`` picks the factor tuples; images are read from
-    the cached grid file when there is one (``cvaeq data build``), else rendered.
+    ``resample(story, n_story, seed)`` picks the first ``n_story = n - round(uniform * n)``
+    factor tuples; the other ``round(uniform * n)`` are drawn uniformly from
+    the whole grid (seeded by ``seed``), so that the networks also see the
+    combinations the story makes rare (``cvaeq eval`` tests on the uniform
+    grid). Images are read from the cached grid file when there is one
+    (``cvaeq data build``), else rendered.
     """
     from tqdm import tqdm
 
+    from ..data.dsprites import LATENT_SIZES, indices_of
     from ..data.files import load_grid
     from ..data.resample import images_for, resample
     from ..paths import default_grid_path
 
-    r = resample(story, n, seed)
+    n_uniform = int(round(uniform * n))
+    n_story = n - n_uniform
+    parts = []
+    if n_story:
+        parts.append(resample(story, n_story, seed).classes)
+    if n_uniform:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+        parts.append(np.stack([rng.integers(0, k, n_uniform) for k in LATENT_SIZES[1:]], 1).astype(np.int64))
+    classes = np.concatenate(parts)
     gpath = default_grid_path()
     grid = load_grid(gpath) if gpath.is_file() else None
     source = f"grid file {gpath}" if grid is not None else "rendered"
@@ -105,11 +128,11 @@ def load_training_data(story, n: int, seed: int, progress: bool = True) -> tuple
                disable=not progress, leave=False)
     start = 0
     with bar:
-        for chunk in images_for(r.indices, grid):
+        for chunk in images_for(indices_of(classes), grid):
             images[start : start + len(chunk)] = chunk
             start += len(chunk)
             bar.update(len(chunk))
-    return images, r.classes, source
+    return images, classes, source, n_story
 
 
 @torch.no_grad()
@@ -234,7 +257,7 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
         ckpt = load_checkpoint(resume)
         saved = dict(ckpt.meta["train_config"])
         # The data and model must be the same; the length of the run may change.
-        for key in ("story", "n", "seed", "batch", "aux_weight", "arch"):
+        for key in ("story", "n", "seed", "batch", "aux_weight", "arch", "uniform"):
             if key in saved:
                 setattr(config, key, saved[key])
         start_epoch, history, optim_state = ckpt.epoch, list(ckpt.meta["history"]), ckpt.optimizer_state
@@ -258,12 +281,17 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
     if config.n // world < config.batch:
         raise CvaeqError(f"--n {config.n} is smaller than one batch per process ({config.batch} x {world}); "
                          "lower --batch or raise --n")
-    images, classes, source = load_training_data(story, config.n, config.seed, progress and rank == 0)
-    say(f"training data: {config.n} images of story {story.name!r} (seed {config.seed}, {source})")
+    images, classes, source, n_story = load_training_data(story, config.n, config.seed, progress and rank == 0,
+                                                          uniform=config.uniform)
+    say(f"training data: {n_story} images of story {story.name!r} and {config.n - n_story} uniform over the grid "
+        f"(seed {config.seed}, {source})")
     if resume is None:
-        factor_logits = fit_factor_logits(classes, story, seed=config.seed)
+        if n_story < 10:
+            raise CvaeqError(f"only {n_story} training images follow the story; lower --uniform or raise --n")
+        factor_logits = fit_factor_logits(classes[:n_story], story, seed=config.seed)
     if rank == 0:
-        eval_images, eval_classes, _ = load_training_data(story, config.eval_n, _eval_seed(config.seed), False)
+        held = {name: load_training_data(story, config.eval_n, _eval_seed(config.seed), False, uniform=u)[:2]
+                for name, u in (("eval", 0.0), ("eval_uniform", 1.0))}
 
     model.to(device).train()
     net = model
@@ -315,7 +343,8 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
         if dist_ctx is not None:
             dist_ctx.barrier()
         if rank == 0:
-            ev = evaluate(model, eval_images, eval_classes, device, seed=config.seed)
+            evs = {name: evaluate(model, *data, device, seed=config.seed) for name, data in held.items()}
+            ev, evu = evs["eval"], evs["eval_uniform"]
             history.append({
                 "epoch": epoch + 1,
                 "train_elbo_nats": total / seen,
@@ -323,13 +352,15 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
                 "seconds": epoch_s,
                 "processes": world,
                 "eval": ev,
+                "eval_uniform": evu,
             })
             save_checkpoint(out, model, story, factor_logits, train_config=asdict(config), epoch=epoch + 1,
                             history=history, optimizer=opt, data_seed=config.seed)
             plot_history(history, loss_png_path(out))
-            acc = " ".join(f"{f}={a:.3f}" for f, a in ev["accuracy"].items())
-            say(f"epoch {epoch + 1}: train -ELBO {total / seen:.2f}, held-out -ELBO {ev['elbo_nats']:.2f} nats/image, "
-                f"recon IoU {ev['recon_iou']:.3f}, accuracy {acc}, {seen * world / epoch_s:.0f} images/s -> {out}")
+            acc = " ".join(f"{f}={a:.3f}" for f, a in evu["accuracy"].items())
+            say(f"epoch {epoch + 1}: train -ELBO {total / seen:.2f}, held-out -ELBO {ev['elbo_nats']:.2f} nats/image "
+                f"(story), {evu['elbo_nats']:.2f} (uniform grid); uniform grid: recon IoU {evu['recon_iou']:.3f}, "
+                f"accuracy {acc}; {seen * world / epoch_s:.0f} images/s -> {out}")
         if dist_ctx is not None:
             dist_ctx.barrier()
     return out

@@ -6,7 +6,7 @@ from PIL import Image
 from cvaeq.errors import CheckpointError, CvaeqError
 from cvaeq.model.checkpoint import load_checkpoint
 from cvaeq.model.cvae import CausalVAE
-from cvaeq.model.train import TrainConfig, loss_png_path, train
+from cvaeq.model.train import TrainConfig, load_training_data, loss_png_path, train
 
 from .conftest import TINY
 
@@ -39,6 +39,7 @@ def test_train_writes_a_loadable_checkpoint_and_a_png(tmp_path):
     train(_config(epochs=2), out, progress=False, log=lambda m: None)
     ckpt = load_checkpoint(out)
     assert ckpt.epoch == 2 and len(ckpt.meta["history"]) == 2
+    assert set(ckpt.meta["history"][-1]["eval_uniform"]["accuracy"]) == {"shape", "scale", "orientation", "posX", "posY"}
     ev = ckpt.meta["history"][-1]["eval"]
     assert set(ev["accuracy"]) == {"shape", "scale", "orientation", "posX", "posY"}
     assert np.isfinite(ev["elbo_nats"]) and 0 <= ev["recon_iou"] <= 1
@@ -86,3 +87,16 @@ def test_time_limit_stops_after_the_first_epoch_that_uses_it_up(tmp_path):
     out = tmp_path / "m.safetensors"
     train(_config(epochs=3, time_limit=1e-9), out, progress=False, log=lambda m: None)
     assert load_checkpoint(out).epoch == 1
+
+
+def test_training_data_mixes_story_and_uniform_rows_deterministically(story):
+    from cvaeq.data.render import render
+
+    images, classes, _, n_story = load_training_data(story, 400, seed=3, progress=False, uniform=0.5)
+    assert n_story == 200 and images.shape == (400, 64, 64) and images.dtype == np.uint8
+    np.testing.assert_array_equal(classes[:200], story.sample(200, np.random.default_rng(3)))
+    # uniform rows: every shape about equally often, unlike the story's squares-first scale table
+    assert np.bincount(classes[200:, 0], minlength=3).min() > 40
+    np.testing.assert_array_equal(images[::37], render(classes[::37]))
+    again = load_training_data(story, 400, seed=3, progress=False, uniform=0.5)
+    np.testing.assert_array_equal(again[1], classes)
