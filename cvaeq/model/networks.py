@@ -66,6 +66,9 @@ class ArchConfig:
     :param cell_hidden: width of the shared cell MLP that emits 8x8 pixels.
     :param dec_hidden: width of the decoder MLP's hidden layers.
     :param dec_layers: number of hidden layers of the decoder MLP.
+    :param centroid_correction: 1 to add Fourier features of a corrected
+        centroid (see :meth:`CVAENet.moments`), 0 not to (checkpoints written
+        before it existed load as 0).
     """
 
     latent_dim: int = 6
@@ -76,6 +79,7 @@ class ArchConfig:
     cell_hidden: int = 64
     dec_hidden: int = 512
     dec_layers: int = 2
+    centroid_correction: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,9 +87,13 @@ class ArchConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ArchConfig":
         names = {f.name for f in fields(cls)}
+        if isinstance(d, dict) and "centroid_correction" not in d:
+            d = {**d, "centroid_correction": 0}
         if not isinstance(d, dict) or set(d) != names:
             raise CheckpointError(f"architecture config must have exactly the keys {sorted(names)}, got {d!r}")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in d.values()):
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k == "centroid_correction" else 1)
+                 for k, v in d.items())
+        if not ok or d["centroid_correction"] > 1:
             raise CheckpointError(f"architecture sizes must be positive integers, got {d!r}")
         return cls(**d)
 
@@ -128,7 +136,10 @@ class CVAENet(nn.Module):
         self.register_buffer("monomials", torch.stack(monomials, 1), persistent=False)
         self.register_buffer("centroid_freqs", math.pi * torch.arange(1, N_FREQS + 1, dtype=torch.float32),
                              persistent=False)
-        hf = h + N_MOMENTS
+        if config.centroid_correction:
+            # learned map from the heart-like skew of the image to its centroid's offset
+            self.centroid_shift = nn.Parameter(torch.zeros(2, 2))
+        hf = h + N_MOMENTS + (2 + 4 * N_FREQS) * config.centroid_correction
         # q(factors | X)
         self.factor_head = nn.Sequential(nn.Linear(hf, h), nn.SiLU(), nn.Linear(h, ONEHOT_DIM))
         # q(Z | X, factors)
@@ -148,7 +159,7 @@ class CVAENet(nn.Module):
 
     # -- pieces -----------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S, hidden + 74)`` trunk features of images (learned features and
+        """``(S, hidden + 74 [+ 66])`` trunk features of images (learned features and
         image moments), shared by both encoders."""
         s = x.shape[0]
         p = x.reshape(s, 16, 4, 16, 4).transpose(2, 3).reshape(s, 256, 16)
@@ -159,7 +170,7 @@ class CVAENet(nn.Module):
         return torch.cat([F.silu(self.fc(h.flatten(1))), self.moments(x)], 1)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S, 74)`` image moments: log mass, centroid (2), central second (3)
+        """``(S, 74)`` (or ``(S, 140)`` with ``centroid_correction``) image moments: log mass, centroid (2), central second (3)
         and third (4) moments, in units of the half-image, then sines and
         cosines of the centroid at 16 frequencies. Cheap (one product
         with a 4096x9 table of monomials), and they read position, scale and
@@ -180,9 +191,21 @@ class CVAENet(nn.Module):
         # Fourier features of the centroid (periods down to 4 pixels), so a
         # linear read-out can tell positions 1.5 pixels apart.
         freqs = self.centroid_freqs
-        phase = torch.stack([u, v], 1)[:, :, None] * freqs  # (S, 2, F)
-        return torch.cat([torch.stack([torch.log(mass[:, 0]) - 5.0, u, v, *scaled], 1),
-                          phase.sin().flatten(1), phase.cos().flatten(1)], 1)
+        centroid = torch.stack([u, v], 1)
+        phase = centroid[:, :, None] * freqs  # (S, 2, F)
+        out = [torch.stack([torch.log(mass[:, 0]) - 5.0, u, v, *scaled], 1), phase.sin().flatten(1),
+               phase.cos().flatten(1)]
+        if self.config.centroid_correction:
+            # A heart's centroid is off its position along its axis, by an amount
+            # proportional to its scale. The first harmonic of the third moments
+            # over the second, g, is exactly such a vector (zero for the
+            # symmetric square and ellipse); a learned 2x2 map of g corrects the
+            # centroid, and Fourier features of the corrected centroid follow.
+            g = torch.stack([central[3] + central[5], central[4] + central[6]], 1)
+            g = 100.0 * g / (central[0] + central[2]).clamp_min(1e-4)[:, None]
+            phase2 = (centroid + g @ self.centroid_shift.T)[:, :, None] * freqs
+            out += [g, phase2.sin().flatten(1), phase2.cos().flatten(1)]
+        return torch.cat(out, 1)
 
     def factor_logits_flat(self, feats: torch.Tensor) -> torch.Tensor:
         """``(S, 113)`` concatenated q(factors | X) logits from trunk features."""

