@@ -81,6 +81,10 @@ class ArchConfig:
     dec_layers: int = 2
     centroid_correction: int = 1
 
+    def __post_init__(self):
+        # a switch: any positive value means on
+        object.__setattr__(self, "centroid_correction", int(bool(self.centroid_correction)))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -93,7 +97,7 @@ class ArchConfig:
             raise CheckpointError(f"architecture config must have exactly the keys {sorted(names)}, got {d!r}")
         ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k == "centroid_correction" else 1)
                  for k, v in d.items())
-        if not ok or d["centroid_correction"] > 1:
+        if not ok:
             raise CheckpointError(f"architecture sizes must be positive integers, got {d!r}")
         return cls(**d)
 
