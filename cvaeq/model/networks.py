@@ -20,7 +20,7 @@ few channels are slow there, especially backwards):
   one small MLP shared by all cells turns each cell's feature into its 8x8
   block of pixel logits.
 
-About 2.3 M multiply-adds per image forward, a fifth of the seed's MLP CVAE.
+About 3 M multiply-adds per image forward, a quarter of the seed's MLP CVAE.
 
 >>> import torch
 >>> net = CVAENet(ArchConfig(latent_dim=6))
