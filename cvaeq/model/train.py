@@ -37,6 +37,7 @@ import torch
 from ..data.dsprites import FACTORS
 from ..errors import CheckpointError, CvaeqError
 from .checkpoint import load_checkpoint, save_checkpoint
+from .denormals import flush_denormals
 from .cvae import DEFAULT_AUX_WEIGHT, CausalVAE
 from .factors import fit_factor_logits
 from .networks import ArchConfig, onehot
@@ -238,7 +239,13 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
 
     :param dist_ctx: a :class:`~cvaeq.model.distributed.DistContext` when run
         under torchrun; rank 0 evaluates and writes, all ranks train.
+        Denormals are flushed to zero meanwhile (:mod:`cvaeq.model.denormals`).
     """
+    with flush_denormals():
+        return _train(config, out, resume, progress, log, dist_ctx)
+
+
+def _train(config: TrainConfig, out: str | Path, resume: str | Path | None, progress: bool, log, dist_ctx) -> Path:
     from torch.utils.data import DistributedSampler
     from tqdm import tqdm
 

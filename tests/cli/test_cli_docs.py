@@ -27,9 +27,26 @@ def test_every_command_has_a_section(command):
     assert f"## {command}\n" in DOC, f"docs/cli.md has no '## {command}' section"
 
 
-@pytest.mark.parametrize("option", [o for p in main.commands["query"].params for o in p.opts if o.startswith("--")])
-def test_every_query_option_is_documented(option):
-    assert f"`{option}" in DOC
+def section(command: str) -> str:
+    start = DOC.index(f"## {command}\n")
+    end = DOC.find("\n## ", start + 1)
+    return DOC[start : end if end > 0 else len(DOC)]
+
+
+def options():
+    for command in commands(main):
+        cmd = main
+        for name in command.split()[1:]:
+            cmd = cmd.commands[name]
+        for param in cmd.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    yield command, opt
+
+
+@pytest.mark.parametrize("command,option", list(options()))
+def test_every_option_is_documented_in_its_section(command, option):
+    assert f"--{option.lstrip('-')}" in section(command), f"docs/cli.md's '## {command}' does not mention {option}"
 
 
 EXAMPLES = [line[2:] for line in DOC.splitlines() if line.startswith("$ cvaeq query") and "--story" in line]
