@@ -26,6 +26,8 @@ def summary(r: dict) -> str:
         f"images     {r['n']} (uniform over the grid), {r['samples']} particles each, seed {r['seed']}",
         "",
         f"NLL        {_fmt(r['nll_nats'])} nats/image   (-ELBO {_fmt(r['elbo_nats'])})",
+        f"NLL | f    {_fmt(r['nll_given_factors_nats'])} nats/image   (-ELBO {_fmt(r['elbo_given_factors_nats'])}; "
+        "the true factors given)",
         f"recon IoU  {_fmt(r['recon_iou'])}",
         "",
         f"{'':16}" + "".join(f"{f:>12}" for f in FACTORS),

@@ -109,6 +109,12 @@ class DedupedImageModel:
     def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
         return self.model.decode_probs(classes, z)
 
+    def __getattr__(self, name: str):
+        # optional members of the protocol (pixel_logits) pass through when the model has them
+        if name == "pixel_logits":
+            return getattr(self.model, name)
+        raise AttributeError(name)
+
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         return self.model.z_posterior(x, classes)
 

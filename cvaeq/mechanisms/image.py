@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import pyro.distributions as dist
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.dsprites import FACTORS, IMAGE_SIZE
@@ -49,6 +50,12 @@ class ImageModel(Protocol):
         """q(Z | X, factors): ``(loc, scale)``, each ``[S, latent_dim]``."""
         ...
 
+    # Optional: ``pixel_logits(classes, z) -> [S, 64, 64]``, the Bernoulli
+    # logits behind ``decode_probs``. When a model has it, the likelihood and
+    # the pixel noise are computed from the logits in float64, so a pixel whose
+    # float32 probability rounds to exactly 0 or 1 still has a finite
+    # log-likelihood and an exactly replayable noise (see BernoulliImage).
+
 
 Decode = Callable[[Mapping[str, Tensor]], Tensor]
 FactorProposal = Callable[[Tensor], Mapping[str, Tensor]]
@@ -59,7 +66,14 @@ class BernoulliImage:
     """Bernoulli pixels ``1[U < decode(parents)]`` with ``U ~ Uniform(0, 1)``.
 
     :param parents: parent names: the factors (in ``factors`` order) and the latent.
-    :param decode: ``decode(parents) -> [S, H, W]`` pixel probabilities.
+    :param decode: ``decode(parents) -> [S, H, W]`` pixel probabilities
+        (may be None when ``logits`` is given).
+    :param logits: optional ``logits(parents) -> [S, H, W]`` Bernoulli logits.
+        When given, probabilities are ``sigmoid`` of them in float64 and the
+        log-likelihood is ``x log σ(l) + (1 - x) log σ(-l)``: finite where a
+        float32 probability would round to 0 or 1 (a confident decoder has
+        such pixels, and one wrong pixel would make an image impossible),
+        and the abducted noise stays inside ``(0, p)`` or ``(p, 1)`` exactly.
     :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``.
     :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, 5]) -> (loc, scale)``.
     :param factors: the factor parents, in the column order of ``classes``.
@@ -72,16 +86,20 @@ class BernoulliImage:
     def __init__(
         self,
         parents: Sequence[str],
-        decode: Decode,
+        decode: Decode | None,
         *,
+        logits: Decode | None = None,
         factor_logits: FactorProposal | None = None,
         z_posterior: LatentProposal | None = None,
         factors: Sequence[str] = FACTORS,
         latent: str | None = "Z",
         shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
     ) -> None:
+        if decode is None and logits is None:
+            raise MechanismError("BernoulliImage needs decode (pixel probabilities) or logits")
         self.parents = tuple(parents)
-        self.decode = decode
+        self.logits = logits
+        self.decode = decode if logits is None else (lambda ps: torch.sigmoid(logits(ps).double()))
         self.factor_logits = factor_logits
         self.z_posterior = z_posterior
         self.factors = tuple(factors)
@@ -97,10 +115,18 @@ class BernoulliImage:
         return dist.Uniform(zero, zero + 1).expand((num_particles, *self.shape)).to_event(2)
 
     def probs(self, parents: Mapping[str, Tensor]) -> Tensor:
-        """Pixel probabilities ``[S, H, W]`` for the parents' values."""
+        """Pixel probabilities ``[S, H, W]`` for the parents' values (float64
+        when computed from logits)."""
         return self.decode(parents)
 
-    def _probs_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
+    def _raw(self, parents: Mapping[str, Tensor]) -> Tensor:
+        """What the network gives: logits if the mechanism has them, else probabilities."""
+        return self.logits(parents) if self.logits is not None else self.decode(parents)
+
+    def _probs_of(self, raw: Tensor) -> Tensor:
+        return torch.sigmoid(raw.double()) if self.logits is not None else raw
+
+    def _raw_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
         """Decode once for an ``abduct`` followed by ``log_prob`` on the very same parent tensors.
 
         ``keep=True`` (abduct) stores the probabilities with the parent tensors;
@@ -110,28 +136,34 @@ class BernoulliImage:
         key = tuple(parents.get(p) for p in self.parents)
         cached, self._cache = self._cache, None
         if keep:
-            probs = self.decode(parents)
-            self._cache = (key, probs)
-            return probs
+            raw = self._raw(parents)
+            self._cache = (key, raw)
+            return raw
         if cached is not None and all(a is b and a is not None for a, b in zip(key, cached[0])):
             return cached[1]
-        return self.decode(parents)
+        return self._raw(parents)
 
     def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
-        return (noise < self.probs(parents)).to(noise.dtype)
+        dtype = noise.dtype if self.logits is None else torch.get_default_dtype()
+        return (noise < self.probs(parents)).to(dtype)
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-        p = self._probs_once(parents, keep=False).double()
+        raw = self._raw_once(parents, keep=False).double()
         x = value.double()
-        return (torch.xlogy(x, p) + torch.xlogy(1 - x, 1 - p)).flatten(1).sum(-1)
+        if self.logits is not None:
+            lp = x * F.logsigmoid(raw) + (1 - x) * F.logsigmoid(-raw)
+        else:
+            lp = torch.xlogy(x, raw) + torch.xlogy(1 - x, 1 - raw)
+        return lp.flatten(1).sum(-1)
 
     def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         """``U | X``: uniform below ``p`` where a pixel is on, above it where off."""
-        p = self._probs_once(parents, keep=True).float()
+        raw = self._raw_once(parents, keep=True)
+        p = self._probs_of(raw) if self.logits is not None else raw.float()
         v = torch.rand(p.shape, dtype=p.dtype)
         on = value > 0.5
         below = torch.minimum(p * v, torch.nextafter(p, torch.zeros_like(p)))
-        above = torch.clamp(p + (1 - p) * v, max=torch.nextafter(torch.ones(()), torch.zeros(())))
+        above = torch.clamp(p + (1 - p) * v, max=torch.nextafter(torch.ones((), dtype=p.dtype), torch.zeros((), dtype=p.dtype)))
         return torch.where(on, below, above)
 
     def propose(
@@ -188,8 +220,9 @@ def bernoulli_image(
 ) -> BernoulliImage:
     """Factory of the ``bernoulli_image`` family.
 
-    Either an :class:`ImageModel` (decoder and both proposals), or a bare
-    ``decode(parents) -> probs`` callable (no proposals).
+    Either an :class:`ImageModel` (decoder and both proposals; its
+    ``pixel_logits`` when it has one), or a bare ``decode(parents) -> probs``
+    callable (no proposals).
     """
     factors = tuple(factors)
     if parents is None:
@@ -201,13 +234,18 @@ def bernoulli_image(
             if not callable(getattr(image_model, member, None)):
                 raise MechanismError(f"the image model has no {member}(); it must implement cvaeq.mechanisms.ImageModel")
 
-        def decode_from_model(ps: Mapping[str, Tensor]) -> Tensor:
+        def classes_and_z(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
             classes = torch.stack([ps[f].long() for f in factors], -1)
             z = ps[latent] if latent else torch.zeros(classes.shape[0], image_model.latent_dim)
-            return image_model.decode_probs(classes, z)
+            return classes, z
 
+        pixel_logits = getattr(image_model, "pixel_logits", None)
+        if callable(pixel_logits):
+            decode, logits = None, lambda ps: pixel_logits(*classes_and_z(ps))
+        else:
+            decode, logits = (lambda ps: image_model.decode_probs(*classes_and_z(ps))), None
         return BernoulliImage(
-            parents, decode_from_model, factor_logits=image_model.factor_logits,
+            parents, decode, logits=logits, factor_logits=image_model.factor_logits,
             z_posterior=image_model.z_posterior, factors=factors, latent=latent,
         )
     if decode is None:

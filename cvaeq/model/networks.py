@@ -233,6 +233,11 @@ class CVAENet(nn.Module):
         """``(S, 64, 64)`` Bernoulli pixel probabilities of p(X | factors, Z)."""
         return torch.sigmoid(self.decode_logits(onehot(classes), z))
 
+    def pixel_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``(S, 64, 64)`` Bernoulli logits of p(X | factors, Z), the engine's
+        stable route to the likelihood (``ImageModel``'s optional member)."""
+        return self.decode_logits(onehot(classes), z)
+
     def factor_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """q(factors | X): ``{factor: (S, size)}`` logits, keys in FACTORS order."""
         return split_logits(self.factor_logits_flat(self.features(x)))

@@ -39,6 +39,9 @@ def test_a_near_perfect_model_scores_near_the_ideal(perfect):
     nll_pixels = -4096 * np.log(0.999)
     assert nll_pixels < r["nll_nats"] < nll_pixels + 25
     assert r["elbo_nats"] >= r["nll_nats"] - 1e-9
+    # given the true factors only the pixels remain (Z is ignored by this decoder, up to the sampling of q(z))
+    assert r["nll_given_factors_nats"] == pytest.approx(nll_pixels, abs=3.0)
+    assert r["elbo_given_factors_nats"] >= r["nll_given_factors_nats"] - 1e-9
 
 
 def test_a_decoder_that_ignores_shape_fails_shape_effectiveness(perfect, analytic_model):

@@ -161,3 +161,42 @@ def test_bernoulli_image_factory_checks_its_inputs(model):
         bernoulli_image(object())
     bare = bernoulli_image(decode=lambda parents: torch.full((1, 64, 64), 0.5))
     assert bare.propose(torch.zeros(1, 64, 64), ["shape"], {}) is None  # no proposal: the engine uses the prior
+
+
+class ConfidentModel(TinyImageModel):
+    """Decodes a heart with logits of ±30: float32 probabilities of exactly 0 and 1."""
+
+    def pixel_logits(self, classes, z):
+        truth = torch.as_tensor(render(np.array([HEART] * classes.shape[0])), dtype=torch.float32)
+        return (truth * 2 - 1) * 30
+
+    def decode_probs(self, classes, z):
+        return torch.sigmoid(self.pixel_logits(classes, z))
+
+
+def test_a_saturated_decoder_keeps_every_image_possible():
+    """One pixel off the decoder's certainty costs 30 nats, not an infinite loss;
+    with logits the abducted noise replays the evidence exactly."""
+    m = ConfidentModel()
+    mech = bernoulli_image(m)
+    parents = {f: torch.tensor([c]) for f, c in zip(FACTORS, HEART)} | {"Z": torch.zeros(1, 2)}
+    assert m.decode_probs(torch.zeros(1, 5, dtype=torch.long), None).max() == 1.0  # float32 rounds to 1
+    x = torch.as_tensor(render(np.array([HEART])), dtype=torch.float32)
+    on = x.nonzero()[0]
+    x_flipped = x.clone()
+    x_flipped[tuple(on)] = 0.0  # one pixel the decoder is sure of, flipped
+    lp = mech.log_prob(x_flipped, parents)
+    assert torch.isfinite(lp).all()
+    assert float(lp) == pytest.approx(-30, abs=0.01)
+    u = mech.abduct(x_flipped, parents)
+    assert torch.equal(mech.assign(parents, u), x_flipped)
+
+
+def test_probabilities_alone_make_that_image_impossible():
+    """Without logits the same decoder gives -inf: why models should expose pixel_logits."""
+    m = ConfidentModel()
+    mech = bernoulli_image(decode=lambda ps: m.decode_probs(torch.stack([ps[f] for f in FACTORS], -1), ps["Z"]))
+    parents = {f: torch.tensor([c]) for f, c in zip(FACTORS, HEART)} | {"Z": torch.zeros(1, 2)}
+    x = torch.as_tensor(render(np.array([HEART])), dtype=torch.float32)
+    x[tuple(x.nonzero()[0])] = 0.0
+    assert float(mech.log_prob(x, parents)) == float("-inf")
