@@ -235,12 +235,16 @@ def test_nothing_is_written_for_a_query_that_fails(tmp_path):
 
 
 def test_shipped_checkpoint_answers_the_mission_query(tmp_path):
+    """The installed weights turn the heart into a square with no training (README's first command)."""
     path = shipped_checkpoint()
-    if path is None:
-        pytest.skip("no shipped checkpoint at cvaeq/weights/default.safetensors yet (the model issue ships it)")
+    assert path is not None and path.name == "default.safetensors", "cvaeq/weights/default.safetensors is missing"
+    assert path.stat().st_size <= 20 * 2**20
     a = ask("P(X | do(shape=square), X=img)", image=HEART_TEXT, samples=50, seed=0, out=tmp_path)
     assert a.model == str(path) and a.kind == "counterfactual"
     assert set(a.images) == {"evidence", "samples", "mean"} and set(a.predicted) == set(FACTORS)
+    assert a.predicted["shape"] == "square"
+    seen = ask("P(shape | X=img)", image=HEART_TEXT, samples=50, seed=0)
+    assert seen.distribution["shape"]["heart"] > 0.99
 
 
 def test_pictures_are_written_only_when_asked(tmp_path):
