@@ -34,7 +34,8 @@ __all__ = [
 
 def reference_path() -> Path:
     """The reference GIF: ``$CVAEQ_REFERENCE_GIF``, else ``shared/reference/dsprites.gif``
-    next to (or above) the repository."""
+    next to (or above) the repository, else the copy in a source checkout's
+    ``tests/data/reference/``."""
     env = os.environ.get("CVAEQ_REFERENCE_GIF")
     if env:
         return Path(env)
@@ -43,7 +44,7 @@ def reference_path() -> Path:
         candidate = parent / "shared" / "reference" / "dsprites.gif"
         if candidate.is_file():
             return candidate
-    return here.parents[3] / "shared" / "reference" / "dsprites.gif"
+    return here.parents[2] / "tests" / "data" / "reference" / "dsprites.gif"
 
 
 def load_frames(path: str | Path | None = None) -> np.ndarray:

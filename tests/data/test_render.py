@@ -2,9 +2,12 @@
 
 Fast checks run on a subset of the real frames (a neighbourhood search around
 each frame's position); the full-grid comparison over all 320 frames is slow.
+The frames are DeepMind's dSprites animation, copied into tests/data/reference/.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,17 +17,18 @@ from cvaeq.data.reference import best_matches_full, best_matches_near, load_fram
 from cvaeq.data.render import render
 from cvaeq.errors import DataError
 
-needs_gif = pytest.mark.skipif(
-    not reference_path().is_file(), reason="reference GIF (shared/reference/dsprites.gif) absent"
-)
+GIF = Path(__file__).resolve().parent / "reference" / "dsprites.gif"  # the real frames, copied into the repository
+
+
+def test_the_library_finds_the_reference_frames():
+    assert reference_path().is_file()
 
 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
-    return load_frames()
+    return load_frames(GIF)
 
 
-@needs_gif
 def test_subset_of_real_frames_matches(frames):
     subset = frames[::12]  # 27 frames: hearts, ellipses and squares
     score, _ = best_matches_near(subset, radius=1)
@@ -34,7 +38,6 @@ def test_subset_of_real_frames_matches(frames):
     assert exact == len(subset)
 
 
-@needs_gif
 @pytest.mark.parametrize(
     "frame, classes",
     [
@@ -52,7 +55,6 @@ def test_known_frames_are_drawn_pixel_exact(frames, frame, classes):
 
 
 @pytest.mark.slow
-@needs_gif
 def test_all_real_frames_match_full_grid(frames):
     score, _ = best_matches_full(frames)
     exact = int((score == 1.0).sum())
