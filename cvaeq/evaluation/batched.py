@@ -105,15 +105,11 @@ class DedupedImageModel:
     def __init__(self, model) -> None:
         self.model = model
         self.latent_dim = int(model.latent_dim)
+        if callable(getattr(model, "pixel_logits", None)):  # the protocol's optional member passes through
+            self.pixel_logits = model.pixel_logits
 
     def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
         return self.model.decode_probs(classes, z)
-
-    def __getattr__(self, name: str):
-        # optional members of the protocol (pixel_logits) pass through when the model has them
-        if name == "pixel_logits":
-            return getattr(self.model, name)
-        raise AttributeError(name)
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         return self.model.z_posterior(x, classes)

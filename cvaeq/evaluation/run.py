@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from ..data.dsprites import FACTORS, SIZES
 from ..errors import CheckpointError
+from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import LATENT
 from .batched import DedupedImageModel, abduct_groups, group_mean, predict_groups
@@ -154,16 +155,11 @@ def _likelihood_given_factors(model, x: torch.Tensor, classes: torch.Tensor, k: 
     q = torch.distributions.Normal(loc.double(), scale.double())
     z = q.sample((k,))  # [K, B, D]
     prior = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
-    flat_z = z.reshape(k * b, -1)
+    flat_z = z.reshape(k * b, -1).float()
     flat_c = classes.repeat(k, 1)
-    xs = x.double().repeat(k, 1, 1)
-    if callable(getattr(model, "pixel_logits", None)):
-        lg = model.pixel_logits(flat_c, flat_z.float()).double()
-        log_px = (xs * torch.nn.functional.logsigmoid(lg) + (1 - xs) * torch.nn.functional.logsigmoid(-lg))
-    else:
-        pr = model.decode_probs(flat_c, flat_z.float()).double()
-        log_px = torch.xlogy(xs, pr) + torch.xlogy(1 - xs, 1 - pr)
-    log_w = log_px.flatten(1).sum(1).view(k, b) + (prior.log_prob(z) - q.log_prob(z)).sum(-1)
+    parents = {f: flat_c[:, i] for i, f in enumerate(FACTORS)} | {LATENT: flat_z}
+    log_px = bernoulli_image(model, latent=LATENT).log_prob(x.repeat(k, 1, 1), parents)  # the SCM's own likelihood
+    log_w = log_px.view(k, b) + (prior.log_prob(z) - q.log_prob(z)).sum(-1)
     nll = -(torch.logsumexp(log_w, 0) - np.log(k))
     return nll, -log_w.mean(0)
 

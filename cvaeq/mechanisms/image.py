@@ -163,7 +163,8 @@ class BernoulliImage:
         v = torch.rand(p.shape, dtype=p.dtype)
         on = value > 0.5
         below = torch.minimum(p * v, torch.nextafter(p, torch.zeros_like(p)))
-        above = torch.clamp(p + (1 - p) * v, max=torch.nextafter(torch.ones((), dtype=p.dtype), torch.zeros((), dtype=p.dtype)))
+        one, zero = torch.ones((), dtype=p.dtype), torch.zeros((), dtype=p.dtype)
+        above = torch.clamp(p + (1 - p) * v, max=torch.nextafter(one, zero))
         return torch.where(on, below, above)
 
     def propose(
