@@ -65,6 +65,12 @@ def main() -> int:
         for name, path in cf.images.items():
             print(f"  {name:<8} {path}")
         show("  q(factors | X) reads off the mean image:", cf.predicted)
+        shapes = [read_factors(mech.image_model, im)["shape"] for im in cf.sample_images]
+        print(f"  q(factors | X) reads the {len(shapes)} sampled images as: "
+              + ", ".join(f"{shape} {shapes.count(shape)}" for shape in sorted(set(shapes))))
+        if cf.predicted["shape"] != "square":
+            print("  (the squares come out at several sizes and places, so their mean is a blur the encoder\n"
+                  "   cannot read; the samples are the answer)")
 
         factors = ask("P(scale, posX | do(shape=square), X=img)", **{**kw, "samples": max(args.samples, 500)})
         print(f"\n{factors.query}   (how the story says the square would differ)")
