@@ -22,6 +22,8 @@ __all__ = ["train_command"]
 @click.option("--uniform", type=float, default=0.25, show_default=True,
               help="Fraction of training images with factors uniform over the grid (not from the story).")
 @click.option("--aux-weight", type=float, default=None, help="Weight of q(factors | X)'s classification term [10].")
+@click.option("--orientation-loss", type=click.Choice(["exact", "symmetric"]), default="exact", show_default=True,
+              help="Score q(orientation | X) against the exact class, or modulo the shape's symmetry.")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU if any), cpu or cuda.")
 @click.option("--time-limit", type=float, default=None, help="Minutes: start no epoch that would end after this.")
 @click.option("--out", type=click.Path(dir_okay=False), default="model.safetensors", show_default=True,
@@ -30,8 +32,8 @@ __all__ = ["train_command"]
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, device, time_limit, out, resume,
-                  threads, distributed, quiet):
+def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, device,
+                  time_limit, out, resume, threads, distributed, quiet):
     """Train the causal VAE on images resampled from a story.
 
     A checkpoint (safetensors + JSON metadata) is written atomically after
@@ -47,6 +49,7 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
         torch.set_num_threads(max(1, threads))
     config = TrainConfig(story=story, n=n, epochs=epochs, batch=batch, lr=lr, seed=seed, eval_n=eval_n, uniform=uniform,
                          aux_weight=DEFAULT_AUX_WEIGHT if aux_weight is None else aux_weight,
+                         orientation_loss=orientation_loss,
                          device=device, time_limit=time_limit)
     ctx = None
     if distributed:

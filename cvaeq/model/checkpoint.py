@@ -157,6 +157,7 @@ def save_checkpoint(
         "factor_parents": {f: list(story.parents(f)) for f in FACTORS},
         "arch": model.config.to_dict(),
         "aux_weight": model.aux_weight,
+        "orientation_loss": model.orientation_loss,
         "train_config": train_config,
         "data_seed": data_seed if data_seed is not None else train_config.get("seed"),
         "epoch": int(epoch),
@@ -221,7 +222,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         story = story_from_text(meta["story_text"], source=f"{path} (stored story)")
         config = ArchConfig.from_dict(meta["arch"])
-        model = CausalVAE(config, aux_weight=float(meta.get("aux_weight", DEFAULT_AUX_WEIGHT)))
+        model = CausalVAE(config, aux_weight=float(meta.get("aux_weight", DEFAULT_AUX_WEIGHT)),
+                          # files written before the option existed were trained modulo symmetry
+                          orientation_loss=meta.get("orientation_loss", "symmetric"))
         weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         expected = model.state_dict()
         if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):

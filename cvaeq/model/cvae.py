@@ -15,11 +15,16 @@ when only the image is observed. The factor mechanisms p(factor | parents)
 are independent of the networks and fitted separately
 (:mod:`cvaeq.model.factors`).
 
-Orientation is scored modulo each shape's rotational symmetry: its
-classification log-likelihood is ``log sum_{j ~ k} q(j | X)`` over the classes
-``j`` that render the same image as the true class ``k``
-(:mod:`cvaeq.model.symmetry`), so the classifier is never asked to tell
-identical images apart.
+Orientation is scored against its exact class by default
+(``orientation_loss="exact"``): the cross-entropy's optimum is the posterior
+p(orientation | X), which splits its mass where turns by a shape's symmetry
+render identical images and concentrates it where rasterisation tells them
+apart (a square turned by 90 degrees lands between grid values, and its
+pixels usually differ from the unturned square's). That is what abduction
+needs of a proposal: counterfactuals of a square under ``do(shape=heart)``
+depend on which of its equivalent orientations it had. ``"symmetric"`` scores
+``log sum_{j ~ k} q(j | X)`` over the classes ``j`` equivalent to the true
+``k`` (:mod:`cvaeq.model.symmetry`), leaving the split within the set free.
 
 >>> import torch
 >>> from cvaeq.model.networks import ArchConfig
@@ -42,26 +47,29 @@ from ..data.dsprites import FACTORS
 from .networks import ArchConfig, CVAENet, onehot, split_logits
 from .symmetry import orientation_equivalence
 
-__all__ = ["CausalVAE", "classification_loglik", "DEFAULT_AUX_WEIGHT"]
+__all__ = ["CausalVAE", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
 
 #: Weight of the classification log-likelihood relative to the image ELBO.
 DEFAULT_AUX_WEIGHT = 10.0
+#: How q(orientation | X) is scored: against the exact class, or modulo symmetry.
+ORIENTATION_LOSSES = ("exact", "symmetric")
 
 _ORI = FACTORS.index("orientation")
 _SHAPE = FACTORS.index("shape")
 
 
 def classification_loglik(logits: dict[str, torch.Tensor], classes: torch.Tensor,
-                          equivalence: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``{factor: (S,)}`` log q(true class | X); orientation modulo symmetry.
+                          equivalence: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """``{factor: (S,)}`` log q(true class | X).
 
-    ``equivalence`` is the ``(3, 40, 40)`` bool table of
-    :func:`~cvaeq.model.symmetry.orientation_equivalence`.
+    With ``equivalence``, the ``(3, 40, 40)`` bool table of
+    :func:`~cvaeq.model.symmetry.orientation_equivalence`, orientation is
+    scored modulo symmetry; without it, against the exact class.
     """
     out = {}
     for i, f in enumerate(FACTORS):
         logp = torch.log_softmax(logits[f], dim=-1)
-        if f == "orientation":
+        if f == "orientation" and equivalence is not None:
             mask = equivalence[classes[:, _SHAPE], classes[:, _ORI]]  # (S, 40)
             out[f] = torch.logsumexp(logp.masked_fill(~mask, float("-inf")), dim=-1)
         else:
@@ -77,9 +85,14 @@ class CausalVAE(CVAENet):
     :class:`~cvaeq.model.networks.CVAENet`.
     """
 
-    def __init__(self, config: ArchConfig, aux_weight: float = DEFAULT_AUX_WEIGHT):
+    def __init__(self, config: ArchConfig, aux_weight: float = DEFAULT_AUX_WEIGHT,
+                 orientation_loss: str = "exact"):
         super().__init__(config)
         self.aux_weight = float(aux_weight)
+        if orientation_loss not in ORIENTATION_LOSSES:
+            raise ValueError(f"orientation_loss must be one of {ORIENTATION_LOSSES}, got {orientation_loss!r}")
+        #: ``"exact"`` or ``"symmetric"``: how the classifier's orientation is scored (module docstring).
+        self.orientation_loss = orientation_loss
         self.register_buffer("equivalence", torch.from_numpy(orientation_equivalence()), persistent=False)
         self._elbo = Trace_ELBO()
 
@@ -92,7 +105,8 @@ class CausalVAE(CVAENet):
             logits = self.decode_logits(onehot(classes), z)
             pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(2), obs=x)
             flat = self.factor_logits_flat(self._feats)
-            ll = classification_loglik(split_logits(flat), classes, self.equivalence)
+            equiv = self.equivalence if self.orientation_loss == "symmetric" else None
+            ll = classification_loglik(split_logits(flat), classes, equiv)
             pyro.factor("q_factors", self.aux_weight * sum(ll.values()))
             self._aux = {f: -v.detach() for f, v in ll.items()}
             self._flat = flat.detach()

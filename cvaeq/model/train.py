@@ -38,7 +38,7 @@ from ..data.dsprites import FACTORS
 from ..errors import CheckpointError, CvaeqError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .denormals import flush_denormals
-from .cvae import DEFAULT_AUX_WEIGHT, CausalVAE
+from .cvae import DEFAULT_AUX_WEIGHT, ORIENTATION_LOSSES, CausalVAE
 from .factors import fit_factor_logits
 from .networks import ArchConfig, onehot
 from .symmetry import orientation_equivalence
@@ -59,6 +59,7 @@ class TrainConfig:
     eval_n: int = 5_000
     uniform: float = 0.25  # fraction of training images drawn uniformly from the grid
     aux_weight: float = DEFAULT_AUX_WEIGHT
+    orientation_loss: str = "exact"  # how q(orientation | X) is scored (cvaeq.model.cvae); may change on resume
     device: str = "auto"
     time_limit: float | None = None  # minutes (of training, across resumes); at least one epoch runs
     arch: dict = field(default_factory=dict)
@@ -76,6 +77,9 @@ class TrainConfig:
             raise CvaeqError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.uniform < 1.0:
             raise CvaeqError(f"--uniform must be a fraction in [0, 1), got {self.uniform}")
+        if self.orientation_loss not in ORIENTATION_LOSSES:
+            raise CvaeqError(f"--orientation-loss must be one of {', '.join(ORIENTATION_LOSSES)}, "
+                             f"got {self.orientation_loss!r}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise CvaeqError(f"--time-limit must be a positive number of minutes, got {self.time_limit}")
 
@@ -141,7 +145,8 @@ def evaluate(model: CausalVAE, images: np.ndarray, classes: np.ndarray, device: 
              batch: int = 500, seed: int = 0) -> dict:
     """Held-out figures: ``elbo_nats`` (-ELBO of log p(X | factors), nats/image,
     one particle), ``aux_nll``, ``accuracy`` per factor of q(factors | X)
-    (orientation modulo symmetry) and ``recon_iou`` (IoU of the decoded mean
+    (orientation modulo symmetry), ``orientation_exact`` (the exact orientation
+    class, which rasterisation usually tells apart) and ``recon_iou`` (IoU of the decoded mean
     image at Z's posterior mean, thresholded at 0.5, with the input)."""
     was_training = model.training
     model.eval()
@@ -151,6 +156,7 @@ def evaluate(model: CausalVAE, images: np.ndarray, classes: np.ndarray, device: 
     n = len(classes)
     elbo = aux = inter = union = 0.0
     correct = {f: 0 for f in FACTORS}
+    exact = 0
     for start in range(0, n, batch):
         x = torch.from_numpy(images[start : start + batch]).to(device).float()
         y = torch.from_numpy(classes[start : start + batch]).to(device)
@@ -163,6 +169,7 @@ def evaluate(model: CausalVAE, images: np.ndarray, classes: np.ndarray, device: 
         for i, f in enumerate(FACTORS):
             if f == "orientation":
                 ok = equiv[yc[:, 0], pred[f], yc[:, i]]
+                exact += int((pred[f] == yc[:, i]).sum())
             else:
                 ok = pred[f] == yc[:, i]
             correct[f] += int(ok.sum())
@@ -177,6 +184,7 @@ def evaluate(model: CausalVAE, images: np.ndarray, classes: np.ndarray, device: 
         "elbo_nats": elbo / n,
         "aux_nll": aux / n,
         "accuracy": {f: correct[f] / n for f in FACTORS},
+        "orientation_exact": exact / n,
         "recon_iou": inter / max(union, 1.0),
     }
 
@@ -280,7 +288,8 @@ def _train(config: TrainConfig, out: str | Path, resume: str | Path | None, prog
         arch = ArchConfig.from_dict({**ArchConfig(latent_dim=story.latent_dim).to_dict(), **config.arch})
         config.arch = arch.to_dict()
         torch.manual_seed(config.seed)
-        model = CausalVAE(arch, aux_weight=config.aux_weight)
+        model = CausalVAE(arch, aux_weight=config.aux_weight, orientation_loss=config.orientation_loss)
+    model.orientation_loss = config.orientation_loss  # a resumed run may change it
     if start_epoch >= config.epochs:
         say(f"{resume} already has {start_epoch} epochs (asked for {config.epochs}); nothing to do")
         return Path(resume)
@@ -358,6 +367,7 @@ def _train(config: TrainConfig, out: str | Path, resume: str | Path | None, prog
                 "images_per_s": seen * world / epoch_s,
                 "seconds": epoch_s,
                 "processes": world,
+                "orientation_loss": config.orientation_loss,
                 "eval": ev,
                 "eval_uniform": evu,
             })

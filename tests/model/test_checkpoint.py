@@ -119,3 +119,14 @@ def test_export_drops_the_optimizer_but_keeps_the_model(saved, tmp_path):
     assert b.optimizer_state is None and b.epoch == a.epoch and b.meta["history"] == a.meta["history"]
     for name, t in a.model.state_dict().items():
         assert torch.equal(b.model.state_dict()[name], t)
+
+
+def test_orientation_loss_is_recorded_and_old_files_load_as_symmetric(saved, story, tiny_arch, tmp_path):
+    path, model, _ = saved
+    assert model.orientation_loss == "exact" and load_checkpoint(path).model.orientation_loss == "exact"
+    symmetric = CausalVAE(tiny_arch, orientation_loss="symmetric")
+    tables = {f: np.log(story.table(f)) for f in story.factors}
+    p2 = save_checkpoint(tmp_path / "s.safetensors", symmetric, story, tables, train_config={}, epoch=1)
+    assert load_checkpoint(p2).model.orientation_loss == "symmetric"
+    with pytest.raises(ValueError, match="orientation_loss"):
+        CausalVAE(tiny_arch, orientation_loss="modulo")

@@ -30,3 +30,20 @@ def test_a_heart_has_no_other_symmetry_but_a_square_repeats_every_quarter_turn()
 def test_same_orientation_is_vectorised():
     ok = same_orientation(np.array([0, 2, 1]), np.array([10, 20, 39]), np.array([0, 0, 0]))
     assert ok.tolist() == [True, False, True]
+
+
+def test_exact_orientation_loss_charges_a_symmetric_copy_that_the_symmetric_loss_forgives():
+    import torch
+
+    from cvaeq.data.dsprites import FACTORS, SIZES
+    from cvaeq.model.cvae import classification_loglik
+
+    eq = orientation_equivalence()
+    copy = int(np.flatnonzero(eq[0, 3])[-1])  # a square at class 3, read as its quarter-turned copy
+    assert copy != 3
+    logits = {f: torch.zeros(1, SIZES[f]) for f in FACTORS}
+    logits["orientation"][0, copy] = 30.0
+    classes = torch.tensor([[0, 2, 3, 10, 10]])
+    symmetric = classification_loglik(logits, classes, torch.from_numpy(eq))["orientation"]
+    exact = classification_loglik(logits, classes)["orientation"]
+    assert float(symmetric) > -1e-6 and float(exact) < -25.0

@@ -63,6 +63,7 @@ def test_resume_continues_exactly_where_the_run_left_off(tmp_path):
     train(_config(epochs=2, n=999, seed=0), part, resume=part, progress=False, log=lambda m: None)
     a, b = load_checkpoint(straight), load_checkpoint(part)
     assert b.epoch == 2 and b.meta["train_config"]["n"] == 64
+    assert [h["orientation_loss"] for h in b.meta["history"]] == ["exact", "exact"]
     for name, t in a.model.state_dict().items():
         torch.testing.assert_close(b.model.state_dict()[name], t, rtol=1e-5, atol=1e-6)
     assert a.optimizer_state["state"][0]["step"] == b.optimizer_state["state"][0]["step"]
@@ -81,6 +82,18 @@ def test_bad_settings_are_user_errors(tmp_path):
     with pytest.raises(CvaeqError, match="smaller than one batch"):
         train(_config(n=8, batch=16), tmp_path / "m.safetensors", progress=False, log=lambda m: None)
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_resumed_run_may_change_the_orientation_loss_and_says_so_per_epoch(tmp_path):
+    out = tmp_path / "m.safetensors"
+    train(_config(epochs=1, orientation_loss="symmetric"), out, progress=False, log=lambda m: None)
+    assert load_checkpoint(out).model.orientation_loss == "symmetric"
+    train(_config(epochs=2), out, resume=out, progress=False, log=lambda m: None)
+    ckpt = load_checkpoint(out)
+    assert [h["orientation_loss"] for h in ckpt.meta["history"]] == ["symmetric", "exact"]
+    assert ckpt.model.orientation_loss == "exact" and 0 <= ckpt.meta["history"][-1]["eval"]["orientation_exact"] <= 1
+    with pytest.raises(CvaeqError, match="--orientation-loss"):
+        train(_config(orientation_loss="modulo"), tmp_path / "x.safetensors", progress=False)
 
 
 def test_time_limit_stops_after_the_first_epoch_that_uses_it_up(tmp_path):
