@@ -57,6 +57,10 @@ class ImageModel(Protocol):
     # log-likelihood and an exactly replayable noise (see BernoulliImage).
 
 
+#: Logits beyond this are taken as this for the pixel noise (not the likelihood):
+#: ``sigmoid(30) = 1 - 9e-14`` leaves room for float64 noise on both sides.
+NOISE_LOGIT_BOUND = 30.0
+
 Decode = Callable[[Mapping[str, Tensor]], Tensor]
 FactorProposal = Callable[[Tensor], Mapping[str, Tensor]]
 LatentProposal = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -73,7 +77,9 @@ class BernoulliImage:
         log-likelihood is ``x log σ(l) + (1 - x) log σ(-l)``: finite where a
         float32 probability would round to 0 or 1 (a confident decoder has
         such pixels, and one wrong pixel would make an image impossible),
-        and the abducted noise stays inside ``(0, p)`` or ``(p, 1)`` exactly.
+        and the abducted noise stays inside ``(0, p)`` or ``(p, 1)`` exactly
+        (for the noise, and so for sampling, logits are clamped to
+        ``±NOISE_LOGIT_BOUND``: a change of probability below 1e-13).
     :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``.
     :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, 5]) -> (loc, scale)``.
     :param factors: the factor parents, in the column order of ``classes``.
@@ -99,7 +105,7 @@ class BernoulliImage:
             raise MechanismError("BernoulliImage needs decode (pixel probabilities) or logits")
         self.parents = tuple(parents)
         self.logits = logits
-        self.decode = decode if logits is None else (lambda ps: torch.sigmoid(logits(ps).double()))
+        self.decode = decode if logits is None else (lambda ps: self._probs_of(logits(ps)))
         self.factor_logits = factor_logits
         self.z_posterior = z_posterior
         self.factors = tuple(factors)
@@ -124,7 +130,13 @@ class BernoulliImage:
         return self.logits(parents) if self.logits is not None else self.decode(parents)
 
     def _probs_of(self, raw: Tensor) -> Tensor:
-        return torch.sigmoid(raw.double()) if self.logits is not None else raw
+        """Probabilities for the noise: from logits, in float64, clamped to
+        ``±NOISE_LOGIT_BOUND`` so that ``(0, p)`` and ``(p, 1)`` both hold
+        float64 values (``sigmoid(45)`` rounds to exactly 1, and an off pixel
+        the decoder is that sure of would have no noise to replay it)."""
+        if self.logits is None:
+            return raw
+        return torch.sigmoid(raw.double().clamp(-NOISE_LOGIT_BOUND, NOISE_LOGIT_BOUND))
 
     def _raw_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
         """Decode once for an ``abduct`` followed by ``log_prob`` on the very same parent tensors.

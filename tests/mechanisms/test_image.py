@@ -166,9 +166,11 @@ def test_bernoulli_image_factory_checks_its_inputs(model):
 class ConfidentModel(TinyImageModel):
     """Decodes a heart with logits of ±30: float32 probabilities of exactly 0 and 1."""
 
+    magnitude = 30.0
+
     def pixel_logits(self, classes, z):
         truth = torch.as_tensor(render(np.array([HEART] * classes.shape[0])), dtype=torch.float32)
-        return (truth * 2 - 1) * 30
+        return (truth * 2 - 1) * self.magnitude
 
     def decode_probs(self, classes, z):
         return torch.sigmoid(self.pixel_logits(classes, z))
@@ -200,3 +202,22 @@ def test_probabilities_alone_make_that_image_impossible():
     x = torch.as_tensor(render(np.array([HEART])), dtype=torch.float32)
     x[tuple(x.nonzero()[0])] = 0.0
     assert float(mech.log_prob(x, parents)) == float("-inf")
+
+
+@pytest.mark.parametrize("magnitude", [45.0, 400.0])
+def test_pixels_beyond_float64_certainty_still_replay(magnitude):
+    """sigmoid(45) is exactly 1.0 in float64: an off pixel that sure to be on
+    must still get noise that replays it, and keep its exact likelihood."""
+    m = ConfidentModel()
+    m.magnitude = magnitude
+    mech = bernoulli_image(m)
+    parents = {f: torch.tensor([c] * 3) for f, c in zip(FACTORS, HEART)} | {"Z": torch.zeros(3, 2)}
+    x = torch.as_tensor(render(np.array([HEART] * 3)), dtype=torch.float32)
+    on, off = x[0].nonzero()[0], (x[0] == 0).nonzero()[0]
+    x[0, on[0], on[1]] = 0.0  # sure-on pixel observed off
+    x[1, off[0], off[1]] = 1.0  # sure-off pixel observed on
+    torch.manual_seed(0)
+    u = mech.abduct(x, parents)
+    assert torch.equal(mech.assign(parents, u), x)
+    lp = mech.log_prob(x, parents)
+    assert lp.tolist() == pytest.approx([-magnitude, -magnitude, 0.0], abs=1e-6)
