@@ -22,8 +22,9 @@ __all__ = ["train_command"]
 @click.option("--uniform", type=float, default=0.25, show_default=True,
               help="Fraction of training images with factors uniform over the grid (not from the story).")
 @click.option("--aux-weight", type=float, default=None, help="Weight of q(factors | X)'s classification term [10].")
-@click.option("--orientation-loss", type=click.Choice(["exact", "symmetric"]), default="exact", show_default=True,
-              help="Score q(orientation | X) against the exact class, or modulo the shape's symmetry.")
+@click.option("--orientation-loss", type=click.Choice(["exact", "symmetric"]), default=None,
+              help="Score q(orientation | X) against the exact class, or modulo the shape's symmetry "
+                   "[exact; on --resume, the checkpoint's].")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU if any), cpu or cuda.")
 @click.option("--time-limit", type=float, default=None, help="Minutes: start no epoch that would end after this.")
 @click.option("--out", type=click.Path(dir_okay=False), default="model.safetensors", show_default=True,

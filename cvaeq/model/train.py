@@ -59,7 +59,9 @@ class TrainConfig:
     eval_n: int = 5_000
     uniform: float = 0.25  # fraction of training images drawn uniformly from the grid
     aux_weight: float = DEFAULT_AUX_WEIGHT
-    orientation_loss: str = "exact"  # how q(orientation | X) is scored (cvaeq.model.cvae); may change on resume
+    #: how q(orientation | X) is scored (cvaeq.model.cvae); None: "exact" for a
+    #: new run, the checkpoint's own for a resumed one (a value given on resume changes it)
+    orientation_loss: str | None = None
     device: str = "auto"
     time_limit: float | None = None  # minutes (of training, across resumes); at least one epoch runs
     arch: dict = field(default_factory=dict)
@@ -77,7 +79,7 @@ class TrainConfig:
             raise CvaeqError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.uniform < 1.0:
             raise CvaeqError(f"--uniform must be a fraction in [0, 1), got {self.uniform}")
-        if self.orientation_loss not in ORIENTATION_LOSSES:
+        if self.orientation_loss is not None and self.orientation_loss not in ORIENTATION_LOSSES:
             raise CvaeqError(f"--orientation-loss must be one of {', '.join(ORIENTATION_LOSSES)}, "
                              f"got {self.orientation_loss!r}")
         if self.time_limit is not None and not self.time_limit > 0:
@@ -278,9 +280,13 @@ def _train(config: TrainConfig, out: str | Path, resume: str | Path | None, prog
         start_epoch, history, optim_state = ckpt.epoch, list(ckpt.meta["history"]), ckpt.optimizer_state
         story = ckpt.story
         model, factor_logits = ckpt.model, ckpt.factor_logits
+        if config.orientation_loss is None:
+            config.orientation_loss = model.orientation_loss
         if optim_state is None:
             raise CheckpointError(f"{resume}: has no optimizer state (not written by `cvaeq train`); cannot resume")
         say(f"resuming from {resume} at epoch {start_epoch}")
+    if config.orientation_loss is None:
+        config.orientation_loss = "exact"
     config.validate()
     device = dist_ctx.device if dist_ctx else pick_device(config.device)
     if resume is None:

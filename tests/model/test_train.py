@@ -88,9 +88,11 @@ def test_a_resumed_run_may_change_the_orientation_loss_and_says_so_per_epoch(tmp
     out = tmp_path / "m.safetensors"
     train(_config(epochs=1, orientation_loss="symmetric"), out, progress=False, log=lambda m: None)
     assert load_checkpoint(out).model.orientation_loss == "symmetric"
-    train(_config(epochs=2), out, resume=out, progress=False, log=lambda m: None)
+    train(_config(epochs=2), out, resume=out, progress=False, log=lambda m: None)  # not given: kept
+    assert [h["orientation_loss"] for h in load_checkpoint(out).meta["history"]] == ["symmetric", "symmetric"]
+    train(_config(epochs=3, orientation_loss="exact"), out, resume=out, progress=False, log=lambda m: None)
     ckpt = load_checkpoint(out)
-    assert [h["orientation_loss"] for h in ckpt.meta["history"]] == ["symmetric", "exact"]
+    assert [h["orientation_loss"] for h in ckpt.meta["history"]] == ["symmetric", "symmetric", "exact"]
     assert ckpt.model.orientation_loss == "exact" and 0 <= ckpt.meta["history"][-1]["eval"]["orientation_exact"] <= 1
     with pytest.raises(CvaeqError, match="--orientation-loss"):
         train(_config(orientation_loss="modulo"), tmp_path / "x.safetensors", progress=False)
