@@ -12,7 +12,12 @@ Nodes are visited in topological order. For node ``v``:
 * otherwise: noise from its prior, value by ``assign``.
 
 The weights are self-normalised and their effective sample size recorded;
-particles are resampled when the ESS falls below ``resample_below * S``.
+particles are resampled when the ESS falls below ``resample_below * S``, and
+the copies then *rejuvenated* (:func:`rejuvenate`): given every node's value,
+the noise posterior factorises over nodes, so each copy redraws the noise of
+every exactly-abducible node from ``p(N_v | v, parents)``. The copies of one
+heavy particle then share its factors and Z but not its Gumbel or pixel noise,
+and a counterfactual's descendants are drawn ``S`` times, not ESS times.
 
 >>> from cvaeq.story import load_story
 >>> from cvaeq.scm import build_scm
@@ -34,7 +39,7 @@ from ..mechanisms.base import can_abduct, can_propose
 from ..scm import SCM
 from .particles import Particles, effective_sample_size
 
-__all__ = ["abduct", "fallback_abduct", "batch_evidence", "FALLBACK_SAMPLES"]
+__all__ = ["abduct", "rejuvenate", "fallback_abduct", "batch_evidence", "FALLBACK_SAMPLES"]
 
 #: Noise draws per particle in the generic fallback.
 FALLBACK_SAMPLES = 64
@@ -164,5 +169,26 @@ def abduct(
 
     particles = Particles(noise=noise, values=values, log_weights=log_w, ess=effective_sample_size(log_w))
     if particles.ess < resample_below * S:
-        particles = particles.resample()
+        particles = rejuvenate(scm, particles.resample())
     return particles
+
+
+def rejuvenate(scm: SCM, particles: Particles) -> Particles:
+    """Redraw each node's noise from ``p(N_v | v, parents)`` at the particles' values.
+
+    Exact: the noise of the evidence's posterior, given all node values, is
+    ``prod_v p(N_v | v, parents_v)``, so this leaves the posterior unchanged
+    while giving resampled copies independent noise. Nodes whose mechanism
+    cannot abduct keep their noise; an intervened node's noise is unused and
+    redrawn from its prior. Weights and values are unchanged.
+    """
+    noise = dict(particles.noise)
+    S = particles.num_particles
+    for v in scm.nodes:
+        m = scm.mechanisms[v]
+        if v in scm.interventions:
+            noise[v] = scm.noise_prior(v, S).sample()
+        elif can_abduct(m):
+            noise[v] = m.abduct(particles.values[v], {p: particles.values[p] for p in m.parents})
+    return Particles(noise=noise, values=particles.values, log_weights=particles.log_weights,
+                     ess=particles.ess, resampled=particles.resampled)

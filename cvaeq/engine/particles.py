@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..errors import QueryError
 
-__all__ = ["Particles", "effective_sample_size", "normalised"]
+__all__ = ["Particles", "effective_sample_size", "normalised", "systematic_indices"]
 
 
 def normalised(log_weights: Tensor) -> Tensor:
@@ -34,6 +34,22 @@ def effective_sample_size(log_weights: Tensor) -> float:
     """Kish's ESS ``1 / sum(w^2)`` of self-normalised weights: ``S`` when all are equal."""
     w = normalised(log_weights)
     return float(1.0 / (w * w).sum())
+
+
+def systematic_indices(weights: Tensor) -> Tensor:
+    """Systematic resampling of each row of normalised ``weights [B, K]``: ``[B, K]`` indices.
+
+    One uniform per row, ``K`` evenly spaced points through the row's CDF:
+    particle ``i`` is copied ``floor(K w_i)`` or ``ceil(K w_i)`` times, never
+    the multinomial's anywhere-from-0-to-K (less noise added for the same
+    unbiased answer). Uses torch's RNG.
+    """
+    w = weights.double()
+    b, k = w.shape
+    cdf = torch.cumsum(w, dim=1)
+    cdf = cdf / cdf[:, -1:]  # exact 1 at the end, whatever the rounding
+    points = (torch.rand(b, 1, dtype=torch.float64) + torch.arange(k, dtype=torch.float64)) / k
+    return torch.searchsorted(cdf, points, right=True).clamp_(max=k - 1)
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,12 @@ class Particles:
         return normalised(self.log_weights)
 
     def resample(self) -> "Particles":
-        """Multinomial resampling (torch's RNG): equal weights, same ESS record."""
-        idx = torch.multinomial(self.weights, self.num_particles, replacement=True)
+        """Systematic resampling (torch's RNG): equal weights, same ESS record.
+
+        The copies of a particle share its noise; the engine then redraws what
+        it can exactly (:func:`cvaeq.engine.abduction.rejuvenate`).
+        """
+        idx = systematic_indices(self.weights.unsqueeze(0))[0]
         return Particles(
             noise={k: v[idx] for k, v in self.noise.items()},
             values={k: v[idx] for k, v in self.values.items()},

@@ -3,9 +3,11 @@
 :func:`cvaeq.engine.infer` answers one query; evaluation asks the same query
 of hundreds of images. Here the images are stacked into one particle batch of
 ``S = B * K`` (image ``b`` owns particles ``b*K .. b*K + K - 1``), abduction
-runs once (never resampling: resampling would mix the groups), and the weights
-are normalised within each group. The numbers are those of ``infer`` on each
-image alone, at a fraction of the cost.
+runs once for all of them (without the engine's resampling, which would mix
+the groups), and the weights are normalised within each group. As in
+``infer``, a group whose effective sample size falls below half its particles
+is then resampled within itself and rejuvenated (:func:`cvaeq.engine.rejuvenate`). The numbers are those of
+``infer`` on each image alone, at a fraction of the cost.
 
 Abduction's log-weights are importance weights
 ``log p(f) + log p(z) + log p(x | f, z) - log q(f | x) - log q(z | x, f)``,
@@ -28,7 +30,8 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from ..engine import Particles, abduct, intervene, predict
+from ..engine import Particles, abduct, intervene, predict, rejuvenate
+from ..engine.particles import systematic_indices
 from ..scm import SCM
 
 __all__ = ["GroupParticles", "abduct_groups", "predict_groups", "group_mean", "DedupedImageModel"]
@@ -39,8 +42,10 @@ class GroupParticles:
     """Abducted particles of ``B`` evidence sets, ``K`` particles each.
 
     :ivar scm: the factual SCM they were abducted on.
-    :ivar particles: the engine's particles, ``S = B * K``, grouped consecutively.
-    :ivar log_weights: ``[B, K]`` unnormalised log importance weights (float64).
+    :ivar particles: the engine's particles, ``S = B * K``, grouped consecutively
+        (a resampled group's with equal weights).
+    :ivar log_weights: ``[B, K]`` abduction's unnormalised log importance
+        weights (float64), before any resampling: the likelihood estimates.
     """
 
     scm: SCM
@@ -53,7 +58,7 @@ class GroupParticles:
     def weights(self) -> Tensor:
         """``[B, K]`` weights normalised within each group (uniform for a group
         whose particles are all impossible, so that its answer is still defined)."""
-        lw = self.log_weights
+        lw = self.particles.log_weights.reshape(self.groups, self.per_group)
         dead = ~torch.isfinite(lw).any(1, keepdim=True)
         lw = torch.where(dead, torch.zeros_like(lw), lw)
         return torch.softmax(lw, dim=1)
@@ -63,11 +68,14 @@ class GroupParticles:
         return torch.logsumexp(self.log_weights, dim=1) - math.log(self.per_group)
 
 
-def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int) -> GroupParticles:
+def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int,
+                  resample_below: float = 0.5) -> GroupParticles:
     """Abduct ``K = per_group`` particles for each of ``B`` evidence sets.
 
     ``evidence`` values carry a leading group dimension ``B`` (a class per
-    group, or an image ``[B, H, W]``); uses torch's global RNG.
+    group, or an image ``[B, H, W]``); uses torch's global RNG. A group whose
+    ESS is below ``resample_below * K`` is resampled within itself (0: never),
+    and the resampled particles rejuvenated, as ``infer`` does for one group.
     """
     values = {k: torch.as_tensor(v) for k, v in evidence.items()}
     groups = {int(v.shape[0]) for v in values.values()}
@@ -76,7 +84,20 @@ def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int) -> G
     (b,) = groups
     batched = {k: v.repeat_interleave(per_group, 0) for k, v in values.items()}
     particles = abduct(scm, batched, b * per_group, resample_below=0.0)
-    return GroupParticles(scm, particles, particles.log_weights.reshape(b, per_group), b, per_group)
+    log_w = particles.log_weights.reshape(b, per_group)
+    g = GroupParticles(scm, particles, log_w, b, per_group)
+    w = g.weights
+    low = (1.0 / (w * w).sum(1)) < resample_below * per_group
+    if bool(low.any()):
+        idx = torch.arange(per_group).expand(b, per_group).clone()
+        idx[low] = systematic_indices(w[low])
+        flat = (idx + per_group * torch.arange(b).unsqueeze(1)).reshape(-1)
+        lw = torch.where(low.unsqueeze(1), torch.zeros_like(log_w), log_w).reshape(-1)
+        moved = Particles(noise={k: v[flat] for k, v in particles.noise.items()},
+                          values={k: v[flat] for k, v in particles.values.items()},
+                          log_weights=lw, ess=particles.ess, resampled=True)
+        g = GroupParticles(scm, rejuvenate(scm, moved), log_w, b, per_group)
+    return g
 
 
 def predict_groups(g: GroupParticles, interventions: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:

@@ -123,11 +123,25 @@ class BernoulliImage:
     def probs(self, parents: Mapping[str, Tensor]) -> Tensor:
         """Pixel probabilities ``[S, H, W]`` for the parents' values (float64
         when computed from logits)."""
-        return self.decode(parents)
+        return self._once_per_run(self.decode, parents)
 
     def _raw(self, parents: Mapping[str, Tensor]) -> Tensor:
         """What the network gives: logits if the mechanism has them, else probabilities."""
-        return self.logits(parents) if self.logits is not None else self.decode(parents)
+        return self._once_per_run(self.logits if self.logits is not None else self.decode, parents)
+
+    def _once_per_run(self, fn: Decode, parents: Mapping[str, Tensor]) -> Tensor:
+        """``fn(parents)``, evaluated once per run of consecutive particles with
+        identical parent values (a resampled particle's copies are consecutive)."""
+        cols = [parents[p].reshape(parents[p].shape[0], -1).double() for p in self.parents if p in parents]
+        if not cols or cols[0].shape[0] < 2:
+            return fn(parents)
+        rows = torch.cat(cols, 1)
+        new = torch.ones(rows.shape[0], dtype=torch.bool)
+        new[1:] = (rows[1:] != rows[:-1]).any(1)
+        if bool(new.all()):
+            return fn(parents)
+        run = torch.cumsum(new.long(), 0) - 1
+        return fn({k: v[new] if k in self.parents else v for k, v in parents.items()})[run]
 
     def _probs_of(self, raw: Tensor) -> Tensor:
         """Probabilities for the noise: from logits, in float64, clamped to

@@ -6,7 +6,9 @@ import torch
 from pyro import poutine
 
 from cvaeq.data.dsprites import VALUES
-from cvaeq.engine import Particles, abduct, effective_sample_size, fallback_abduct, infer, intervene, predict
+from cvaeq.engine import (Particles, abduct, effective_sample_size, fallback_abduct, infer, intervene, predict,
+                          rejuvenate)
+from cvaeq.engine.particles import systematic_indices
 from cvaeq.errors import MechanismError, QueryError
 from cvaeq.graph import CausalGraph
 from cvaeq.mechanisms import GaussianLatent, GumbelMax
@@ -95,6 +97,36 @@ def test_resampling_keeps_the_abduction_ess(scm):
     assert torch.equal(p.log_weights, torch.zeros(2000, dtype=torch.float64))
     q = abduct(scm, {"posY": 31, "scale": 0}, 2000, resample_below=0.0)
     assert not q.resampled and effective_sample_size(q.log_weights) == pytest.approx(q.ess)
+
+
+def test_systematic_resampling_copies_each_particle_its_share_rounded():
+    torch.manual_seed(0)
+    w = torch.softmax(2 * torch.randn(4, 50, dtype=torch.float64), 1)
+    counts = torch.stack([torch.bincount(row, minlength=50) for row in systematic_indices(w)])
+    share = 50 * w
+    assert bool(((counts >= (share - 1e-9).floor()) & (counts <= (share + 1e-9).ceil())).all())
+
+
+def test_resampled_copies_get_their_own_noise_and_still_replay(scm):
+    p = abduct(scm, {"posY": 31, "scale": 0}, 2000, resample_below=1.0)
+    worlds = torch.stack([p.values[f] for f in ("shape", "posX")], 1)
+    assert len(torch.unique(worlds, dim=0)) < 200  # few distinct factual worlds, many copies each
+    assert len(torch.unique(p.noise["posY"], dim=0)) == 2000  # ... each copy with its own Gumbel noise
+    out = predict(scm, p)
+    assert all(torch.equal(out[v], p.values[v]) for v in scm.nodes)
+
+
+def test_rejuvenation_leaves_the_counterfactual_unchanged(scm):
+    ev = {"posY": 31, "scale": 0}
+    answers = []
+    for below in (0.0, 1.0):
+        r = infer(scm, ["posY"], {"shape": 0}, ev, 40_000, seed=3, resample_below=below)
+        answers.append(np.array(list(r.distribution("posY").values())))
+    assert 0.5 * np.abs(answers[0] - answers[1]).sum() < 0.02
+    # and rejuvenating particles that were never resampled changes no value or weight
+    p = abduct(scm, ev, 100, resample_below=0.0)
+    q = rejuvenate(scm, p)
+    assert all(torch.equal(q.values[v], p.values[v]) for v in scm.nodes) and torch.equal(q.log_weights, p.log_weights)
 
 
 def test_replay_through_unintervened_model_reproduces_the_particles(scm):

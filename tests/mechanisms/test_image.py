@@ -104,6 +104,20 @@ def test_abduction_decodes_the_image_once(scm):
         mech.decode = decode
 
 
+def test_identical_consecutive_particles_decode_once():
+    rows = []
+
+    def decode(parents):
+        rows.append(len(parents["a"]))
+        return torch.sigmoid(parents["a"].double()).reshape(-1, 1, 1).expand(-1, 4, 4)
+
+    m = BernoulliImage(("a",), decode, shape=(4, 4))
+    a = torch.tensor([0.5, 0.5, 0.5, -1.0, -1.0, 0.5])  # three runs: copies of a resampled particle
+    p = m.probs({"a": a})
+    assert rows == [3]
+    assert torch.equal(p, torch.sigmoid(a.double()).reshape(-1, 1, 1).expand(-1, 4, 4))
+
+
 def test_log_prob_is_the_bernoulli_likelihood():
     probs = torch.full((2, 64, 64), 0.25)
     m = BernoulliImage((), lambda parents: probs)
