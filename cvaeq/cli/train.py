@@ -30,11 +30,13 @@ __all__ = ["train_command"]
 @click.option("--out", type=click.Path(dir_okay=False), default="model.safetensors", show_default=True,
               help="Checkpoint to write (the loss curve goes beside it as <stem>.loss.png).")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Checkpoint to continue from.")
+@click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
+              help="Start a new run (fresh data, optimizer, schedule) from this checkpoint's networks: fine-tuning.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, device,
-                  time_limit, out, resume, threads, distributed, quiet):
+                  time_limit, out, resume, init, threads, distributed, quiet):
     """Train the causal VAE on images resampled from a story.
 
     A checkpoint (safetensors + JSON metadata) is written atomically after
@@ -58,7 +60,7 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
 
         ctx = init_distributed(device)
     try:
-        path = train(config, out, resume=resume, progress=not quiet, dist_ctx=ctx)
+        path = train(config, out, resume=resume, progress=not quiet, dist_ctx=ctx, init=init)
     except KeyboardInterrupt:
         click.echo(f"interrupted; the last complete epoch's checkpoint (if any) is {out}; "
                    f"continue with --resume {out}", err=True)

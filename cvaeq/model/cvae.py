@@ -102,8 +102,8 @@ class CausalVAE(CVAENet):
         s = x.shape[0]
         with pyro.plate("images", s):
             z = pyro.sample("Z", dist.Normal(x.new_zeros(s, self.latent_dim), 1.0).to_event(1))
-            logits = self.decode_logits(onehot(classes), z)
-            pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(2), obs=x)
+            logits = self.decode_blocks(onehot(classes), z)  # pixels in block order: no reordering copy
+            pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(1), obs=self.to_blocks(x))
             flat = self.factor_logits_flat(self._feats)
             equiv = self.equivalence if self.orientation_loss == "symmetric" else None
             ll = classification_loglik(split_logits(flat), classes, equiv)

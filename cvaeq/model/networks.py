@@ -131,7 +131,10 @@ class CVAENet(nn.Module):
         dc, zd = config.dec_channels, config.latent_dim
         # trunk: 4x4 patches (16x16 grid) -> 2x2 merge (8x8 grid) -> hidden
         self.patch = nn.Linear(16, c1)
-        self.patch_pos = nn.Parameter(torch.zeros(256, c1))
+        self.patch_pos = nn.Parameter(torch.zeros(256, c1))  # row-major over the 16x16 patch grid
+        n = torch.arange(256)  # patch n of features(): cell (n // 32, n // 4 % 8), 2x2 slot (n // 2 % 2, n % 2)
+        self.register_buffer("patch_order", (2 * (n // 32) + n // 2 % 2) * 16 + 2 * (n // 4 % 8) + n % 2,
+                             persistent=False)
         self.merge = nn.Linear(4 * c1, c2)
         self.fc = nn.Linear(64 * c2, h)
         c = (torch.arange(64, dtype=torch.float32) + 0.5) / 32 - 1
@@ -166,11 +169,11 @@ class CVAENet(nn.Module):
         """``(S, hidden + 74 [+ 66])`` trunk features of images (learned features and
         image moments), shared by both encoders."""
         s = x.shape[0]
-        p = x.reshape(s, 16, 4, 16, 4).transpose(2, 3).reshape(s, 256, 16)
-        h = F.silu(self.patch(p) + self.patch_pos)
-        c1 = h.shape[-1]
-        h = h.view(s, 8, 2, 8, 2, c1).transpose(2, 3).reshape(s, 64, 4 * c1)
-        h = F.silu(self.merge(h))
+        # patches ordered by merged cell, then 2x2 within it (rows R, r, pixel rows i;
+        # columns C, c, j): the merge below is then a view, not a copy
+        p = x.reshape(s, 8, 2, 4, 8, 2, 4).permute(0, 1, 4, 2, 5, 3, 6).reshape(s, 256, 16)
+        h = F.silu(self.patch(p) + self.patch_pos[self.patch_order])
+        h = F.silu(self.merge(h.view(s, 64, 4 * h.shape[-1])))
         return torch.cat([F.silu(self.fc(h.flatten(1))), self.moments(x)], 1)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,12 +224,23 @@ class CVAENet(nn.Module):
         loc, raw = out.chunk(2, dim=1)
         return loc, F.softplus(raw) + 1e-4
 
+    def decode_blocks(self, onehots: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``(S, 4096)`` Bernoulli logits of p(X | factors, Z) in block order: 8x8
+        cells row by row, each its 8x8 pixels (:meth:`to_blocks` of the image).
+        The likelihood, a sum over pixels, needs no other order (training)."""
+        s = z.shape[0]
+        cells = self.dec_mlp(torch.cat([onehots, z], 1)).view(s, 64, -1) + self.cell_pos
+        return self.cell(cells).view(s, 4096)  # (S, 64 cells x 64 pixels)
+
+    @staticmethod
+    def to_blocks(x: torch.Tensor) -> torch.Tensor:
+        """``(S, 4096)`` images ``(S, 64, 64)`` in :meth:`decode_blocks`' order."""
+        return x.reshape(-1, 8, 8, 8, 8).transpose(2, 3).reshape(-1, 4096)
+
     def decode_logits(self, onehots: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(S, 64, 64)`` Bernoulli logits of p(X | factors, Z) from one-hots."""
         s = z.shape[0]
-        cells = self.dec_mlp(torch.cat([onehots, z], 1)).view(s, 64, -1) + self.cell_pos
-        blocks = self.cell(cells)  # (S, 64 cells, 64 pixels)
-        return blocks.view(s, 8, 8, 8, 8).transpose(2, 3).reshape(s, 64, 64)
+        return self.decode_blocks(onehots, z).view(s, 8, 8, 8, 8).transpose(2, 3).reshape(s, 64, 64)
 
     # -- the engine's protocol -------------------------------------------
     def decode_probs(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -98,6 +98,35 @@ def test_a_resumed_run_may_change_the_orientation_loss_and_says_so_per_epoch(tmp
         train(_config(orientation_loss="modulo"), tmp_path / "x.safetensors", progress=False)
 
 
+def test_init_fine_tunes_a_checkpoints_networks_on_new_data(tmp_path):
+    base, tuned = tmp_path / "base.safetensors", tmp_path / "tuned.safetensors"
+    train(_config(epochs=2), base, progress=False, log=lambda m: None)
+    # a new run: other data size and seed, its own epochs; the architecture comes from the file
+    train(_config(epochs=1, n=96, seed=1, lr=1e-12, arch={}), tuned, progress=False, log=lambda m: None, init=base)
+    a, b = load_checkpoint(base), load_checkpoint(tuned)
+    cfg = b.meta["train_config"]
+    assert b.epoch == 1 and len(b.meta["history"]) == 1 and cfg["n"] == 96 and cfg["seed"] == 1
+    assert cfg["init"]["file"] == "base.safetensors" and cfg["init"]["epochs"] == 2
+    assert cfg["init"]["train_config"]["n"] == 64 and cfg["arch"] == a.meta["train_config"]["arch"]
+    for name, t in a.model.state_dict().items():  # a learning rate of 1e-12 leaves the weights where they started
+        torch.testing.assert_close(b.model.state_dict()[name], t, rtol=0, atol=1e-9)
+    # resuming the fine-tuning run keeps its record of where it started
+    train(_config(epochs=2), tuned, resume=tuned, progress=False, log=lambda m: None)
+    assert load_checkpoint(tuned).meta["train_config"]["init"]["file"] == "base.safetensors"
+
+
+def test_init_refuses_resume_and_another_story(tmp_path, story):
+    base = tmp_path / "base.safetensors"
+    train(_config(), base, progress=False, log=lambda m: None)
+    with pytest.raises(CvaeqError, match="give one"):
+        train(_config(), tmp_path / "x.safetensors", resume=base, init=base, progress=False)
+    other = tmp_path / "other.toml"
+    other.write_text(story.text.replace("probs = [0.35, 0.35, 0.30]", "probs = [0.2, 0.4, 0.4]"))
+    with pytest.raises(CvaeqError, match="not --story"):
+        train(_config(story=str(other)), tmp_path / "x.safetensors", init=base, progress=False, log=lambda m: None)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_time_limit_stops_after_the_first_epoch_that_uses_it_up(tmp_path):
     out = tmp_path / "m.safetensors"
     train(_config(epochs=3, time_limit=1e-9), out, progress=False, log=lambda m: None)
