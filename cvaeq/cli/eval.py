@@ -54,8 +54,9 @@ def summary(r: dict) -> str:
 @click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True,
               help="Test images, drawn uniformly from the full grid.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the images, interventions and particles.")
-@click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Particles per image (proposal draws for the NLL; counterfactual particles).")
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Particles per image (proposal draws for the NLL; counterfactual particles); "
+                   "the default is what `cvaeq query` answers an image query with.")
 @click.option("--tv-particles", type=click.IntRange(min=1), default=20_000, show_default=True,
               help="Particles per counterfactual query of the TV score.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")

@@ -38,8 +38,12 @@ from .truth import true_counterfactual
 from .tv import TV_PARTICLES, tv_scores
 
 __all__ = ["ModelParts", "evaluate", "default_checkpoint", "resolve_model", "intervention_values",
-           "COMPOSITION_STEPS", "TRUTH_PARTICLES"]
+           "COMPOSITION_STEPS", "TRUTH_PARTICLES", "SAMPLES"]
 
+#: Default particles per image: those ``cvaeq query`` answers an image query
+#: with (:data:`cvaeq.query.answer.IMAGE_SAMPLES`), so the scores are those
+#: of the answer a user gets.
+SAMPLES = 100
 #: Null interventions applied in a row for the composition score.
 COMPOSITION_STEPS = 10
 #: Story particles per image defining the true counterfactual image.
@@ -230,7 +234,7 @@ def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, se
     _composition(parts, scm, g, x, k, scores)
 
 
-def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = 64, *, batch: int | None = None,
+def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *, batch: int | None = None,
              truth_particles: int = TRUTH_PARTICLES, tv_particles: int = TV_PARTICLES,
              progress: bool = True) -> dict:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.

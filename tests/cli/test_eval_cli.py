@@ -86,3 +86,12 @@ def test_no_shipped_checkpoint_says_what_to_do(monkeypatch, tmp_path):
     r = CliRunner().invoke(main, ["eval"])
     assert r.exit_code == 2
     assert "--model" in r.stderr and "cvaeq train" in r.stderr
+
+
+def test_default_particles_are_those_of_an_image_query():
+    from cvaeq.cli.eval import eval_command
+    from cvaeq.evaluation.run import SAMPLES
+    from cvaeq.query.answer import IMAGE_SAMPLES
+
+    default = next(p.default for p in eval_command.params if p.name == "samples")
+    assert default == SAMPLES == IMAGE_SAMPLES
