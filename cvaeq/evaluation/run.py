@@ -10,7 +10,8 @@ On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
 * ``counterfactual``: per factor, do(factor = a random other class) on each
   image; the model's thresholded mean counterfactual image against the true
   one (:mod:`.truth`), and the axiomatic-soundness scores of Monteiro et al.
-  (2023): effectiveness, composition, reversibility;
+  (2023): effectiveness (over every particle's counterfactual world),
+  composition, reversibility;
 * ``tv``: factor-level total variation to the story (:mod:`.tv`).
 
 See docs/evaluation.md for the definitions.
@@ -183,11 +184,17 @@ def _counterfactuals(parts: ModelParts, scm, g, x: torch.Tensor, classes: np.nda
         # what a perfect model scores with K particles: the story's own K-particle answer
         ideal = true_counterfactual(parts.story, classes, f, v, k, _sub(seed, i, 1))
         scores.add(f"cf_story.{f}", iou(ideal.image, truth.image))
-        # one counterfactual world per image, drawn by weight: read it, then go back
+        # effectiveness: every particle's counterfactual world is read; the weighted share read
+        # as asked (the chance that a world drawn from the answer reads right, without the
+        # binomial noise of drawing one)
+        b, kk = out["X"].shape[:2]
+        worlds = out["X"].reshape(b * kk, *out["X"].shape[2:]).float()
+        got = _read(parts.model, worlds)[:, i]
+        ok = factor_correct(f, got, np.repeat(v, kk), np.repeat(truth.mode("shape"), kk)).reshape(b, kk)
+        scores.add(f"eff.{f}", (g.weights.numpy() * ok).sum(1))
+        # one counterfactual world per image, drawn by weight, and back
         pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
         world = out["X"][rows, pick].float()
-        got = _read(parts.model, world)[:, i]
-        scores.add(f"eff.{f}", factor_correct(f, got, v, truth.mode("shape")))
         back, _ = _mean_image(scm, world, k, {f: classes[:, i]})
         scores.add(f"rev.{f}", iou(back.numpy(), xs))
         # the story's own round trip from one of its counterfactual worlds: the ceiling
