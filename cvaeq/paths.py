@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,9 @@ def default_grid_path() -> Path:
 def atomic_path(final: str | os.PathLike, suffix: str = ""):
     """Yield a temporary path beside ``final``; rename it into place only if the
     block succeeds, so a crash or Ctrl-C never leaves a half-written file.
+    The file ends with the permissions a plain ``open(final, "w")`` would give
+    it: those of the file it replaces, else the umask's (the temporary file
+    itself is private to the user).
 
     >>> import pathlib, tempfile
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -45,6 +49,7 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _mode_for(final))
         os.replace(tmp, final)
     except BaseException:
         try:
@@ -52,3 +57,13 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
         except FileNotFoundError:
             pass
         raise
+
+
+def _mode_for(final: Path) -> int:
+    """Permission bits a newly written ``final`` should have."""
+    try:
+        return stat.S_IMODE(final.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

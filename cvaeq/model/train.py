@@ -194,6 +194,13 @@ def evaluate(model: CausalVAE, images: np.ndarray, classes: np.ndarray, device: 
     }
 
 
+def epoch_ticks(first: int, last: int) -> list[int]:
+    """At most 11 round epoch numbers between ``first`` and ``last`` to label
+    the loss curve's axis with (every 1, 2, 5, 10, 20, 50, ... epochs)."""
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10**9) if (last - first) / s <= 10)
+    return list(range(math.ceil(first / step) * step, last + 1, step))
+
+
 def plot_history(history: list[dict], out: Path) -> Path:
     """Draw train loss and held-out -ELBO per epoch as a PNG (Pillow only)."""
     from PIL import Image, ImageDraw
@@ -222,7 +229,11 @@ def plot_history(history: list[dict], out: Path) -> Path:
         yv = lo + (hi - lo) * k / 4
         _, yp = px(x0, yv)
         d.text((4, yp - 6), f"{yv:.1f}", fill="black")
-    d.text((w // 2 - 20, h - pad + 12), "epoch", fill="black")
+    for xv in epoch_ticks(x0, x1):
+        xp, yp = px(xv, lo)
+        d.line([xp, yp, xp, yp + 4], fill="black")
+        d.text((xp - 3 * len(str(xv)), yp + 6), str(xv), fill="black")
+    d.text((w // 2 - 20, h - pad + 22), "epoch", fill="black")
     d.text((pad, 12), "nats per image (lower is better)", fill="black")
     for i, (name, (ex, ev, color)) in enumerate(series.items()):
         pts = [px(x, y) for x, y in zip(ex, ev) if math.isfinite(y)]

@@ -6,7 +6,7 @@ from PIL import Image
 from cvaeq.errors import CheckpointError, CvaeqError
 from cvaeq.model.checkpoint import load_checkpoint
 from cvaeq.model.cvae import CausalVAE
-from cvaeq.model.train import TrainConfig, load_training_data, loss_png_path, train
+from cvaeq.model.train import TrainConfig, epoch_ticks, load_training_data, loss_png_path, train
 
 from .conftest import TINY
 
@@ -144,3 +144,14 @@ def test_training_data_mixes_story_and_uniform_rows_deterministically(story):
     np.testing.assert_array_equal(images[::37], render(classes[::37]))
     again = load_training_data(story, 400, seed=3, progress=False, uniform=0.5)
     np.testing.assert_array_equal(again[1], classes)
+
+
+@pytest.mark.parametrize("first,last", [(1, 1), (1, 3), (1, 28), (1, 130), (103, 130), (7, 2000)])
+def test_loss_curve_labels_round_epochs_across_the_run(first, last):
+    ticks = epoch_ticks(first, last)
+    assert 1 <= len(ticks) <= 11
+    assert all(first <= t <= last for t in ticks)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1
+    assert step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+    assert all(t % step == 0 for t in ticks)
+    assert ticks[0] - first < step and last - ticks[-1] < step  # no stretch of the axis left unlabelled
