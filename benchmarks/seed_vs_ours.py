@@ -17,6 +17,9 @@ a constant 1. It has no q(factors | X); ours trains one alongside (extra work
 it still does within the same time).
 
     python benchmarks/seed_vs_ours.py --seconds 90 --threads 2
+
+``--ours-arch`` measures other network sizes of ours (``cvaeq train --arch``
+syntax); the default is the shipped model's architecture.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from torch import nn
 
 from cvaeq.data.resample import images_for, resample
 from cvaeq.model.cvae import CausalVAE
-from cvaeq.model.networks import ArchConfig, onehot
+from cvaeq.model.networks import ArchConfig, onehot, parse_arch
 from cvaeq.story import load_story
 
 
@@ -126,15 +129,18 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=2000)
     ap.add_argument("--ours-lr", type=float, default=2e-3)
     ap.add_argument("--ours-batch", type=int, default=256)
+    ap.add_argument("--ours-arch", default=None, metavar="KEY=N,...",
+                    help="network sizes of ours, as `cvaeq train --arch` (default: the shipped model's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    arch = parse_arch(args.ours_arch) if args.ours_arch else {}
     story = load_story("default")
     images, classes = load(story, args.n, 0)
     eval_images, eval_classes = load(story, args.eval_n, 1)
     torch.manual_seed(0)
     runners = [
         Runner("seed MLP CVAE", SeedCVAE(), 1e-3, 256, images, classes, 0),
-        Runner("cvaeq CausalVAE", CausalVAE(ArchConfig(latent_dim=story.latent_dim)), args.ours_lr,
+        Runner("cvaeq CausalVAE", CausalVAE(ArchConfig(latent_dim=story.latent_dim, **arch)), args.ours_lr,
                args.ours_batch, images, classes, 0),
     ]
     load0 = os.getloadavg()[0]
@@ -143,7 +149,8 @@ def main() -> None:
             r.run_for(min(args.slice, args.seconds - r.wall) if r.wall < args.seconds else 0)
         print(f"  {', '.join(f'{r.name}: {r.wall:.0f}s {r.seen} images' for r in runners)}", file=sys.stderr)
     print(f"\n{args.n} training images, {args.eval_n} held out; {args.threads} torch threads; "
-          f"{args.seconds:g} s wall each, interleaved; load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
+          f"{args.seconds:g} s wall each, interleaved; load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
+          + (f"; ours with {args.ours_arch}" if arch else ""))
     print(f"{'model':<18}{'params':>10}{'img/s wall':>12}{'img/CPU-s':>11}{'images':>9}{'held-out -ELBO':>16}")
     rows = []
     for r in runners:

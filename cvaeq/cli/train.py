@@ -25,6 +25,9 @@ __all__ = ["train_command"]
 @click.option("--orientation-loss", type=click.Choice(["exact", "symmetric"]), default=None,
               help="Score q(orientation | X) against the exact class, or modulo the shape's symmetry "
                    "[exact; on --resume, the checkpoint's].")
+@click.option("--arch", default=None, metavar="KEY=N,...",
+              help="Network sizes of a new run, e.g. dec_hidden=256,cell_hidden=32 (keys: ArchConfig's fields; "
+                   "defaults in docs/model.md).")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU if any), cpu or cuda.")
 @click.option("--time-limit", type=float, default=None, help="Minutes: start no epoch that would end after this.")
 @click.option("--out", type=click.Path(dir_okay=False), default="model.safetensors", show_default=True,
@@ -35,7 +38,7 @@ __all__ = ["train_command"]
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, device,
+def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, arch, device,
                   time_limit, out, resume, init, threads, distributed, quiet):
     """Train the causal VAE on images resampled from a story.
 
@@ -45,15 +48,20 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
     """
     import torch
 
+    from ..errors import CvaeqError
     from ..model.cvae import DEFAULT_AUX_WEIGHT
+    from ..model.networks import parse_arch
     from ..model.train import TrainConfig, train
 
+    if arch is not None and (init or resume):
+        raise CvaeqError(f"--arch sets the networks of a new run; with --{'init' if init else 'resume'} "
+                         "the architecture is the checkpoint's: leave --arch out")
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     config = TrainConfig(story=story, n=n, epochs=epochs, batch=batch, lr=lr, seed=seed, eval_n=eval_n, uniform=uniform,
                          aux_weight=DEFAULT_AUX_WEIGHT if aux_weight is None else aux_weight,
                          orientation_loss=orientation_loss,
-                         device=device, time_limit=time_limit)
+                         device=device, time_limit=time_limit, arch=parse_arch(arch) if arch is not None else {})
     ctx = None
     if distributed:
         from ..model.distributed import init_distributed

@@ -43,7 +43,7 @@ from torch import nn
 from ..data.dsprites import FACTORS, SIZES
 from ..errors import CheckpointError
 
-__all__ = ["ArchConfig", "CVAENet", "onehot", "split_logits", "ONEHOT_DIM"]
+__all__ = ["ArchConfig", "CVAENet", "onehot", "parse_arch", "split_logits", "ONEHOT_DIM"]
 
 #: Width of the concatenated factor one-hots: 3 + 6 + 40 + 32 + 32.
 ONEHOT_DIM = sum(SIZES[f] for f in FACTORS)
@@ -100,6 +100,36 @@ class ArchConfig:
         if not ok:
             raise CheckpointError(f"architecture sizes must be positive integers, got {d!r}")
         return cls(**d)
+
+
+def parse_arch(text: str) -> dict[str, int]:
+    """Sizes given as ``"key=value,key=value"`` (``cvaeq train --arch``),
+    checked against :class:`ArchConfig`'s fields. ``latent_dim`` is the
+    story's and cannot be set here.
+
+    >>> parse_arch("dec_hidden=256, cell_hidden=32")
+    {'dec_hidden': 256, 'cell_hidden': 32}
+    """
+    from ..errors import CvaeqError
+
+    allowed = [f.name for f in fields(ArchConfig) if f.name != "latent_dim"]
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = (s.strip() for s in part.partition("="))
+        if key == "latent_dim":
+            raise CvaeqError("--arch: latent_dim is set by the story (its latent_dim); leave it out")
+        if not sep or key not in allowed:
+            raise CvaeqError(f"--arch: expected key=value pairs with keys among {', '.join(allowed)}; got {part!r}")
+        low = 0 if key == "centroid_correction" else 1
+        try:
+            out[key] = int(value)
+        except ValueError:
+            out[key] = low - 1
+        if out[key] < low:
+            raise CvaeqError(f"--arch: {key} must be an integer >= {low}, got {value!r}")
+    if not out:
+        raise CvaeqError("--arch: give at least one key=value pair, e.g. --arch dec_hidden=256,cell_hidden=32")
+    return out
 
 
 def onehot(classes: torch.Tensor) -> torch.Tensor:
