@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dsprites import FACTORS, SIZES
-from ..errors import CheckpointError
+from ..errors import CheckpointError, CvaeqError
 
 __all__ = ["ArchConfig", "CVAENet", "onehot", "parse_arch", "split_logits", "ONEHOT_DIM"]
 
@@ -110,8 +110,6 @@ def parse_arch(text: str) -> dict[str, int]:
     >>> parse_arch("dec_hidden=256, cell_hidden=32")
     {'dec_hidden': 256, 'cell_hidden': 32}
     """
-    from ..errors import CvaeqError
-
     allowed = [f.name for f in fields(ArchConfig) if f.name != "latent_dim"]
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -121,12 +119,9 @@ def parse_arch(text: str) -> dict[str, int]:
         if not sep or key not in allowed:
             raise CvaeqError(f"--arch: expected key=value pairs with keys among {', '.join(allowed)}; got {part!r}")
         low = 0 if key == "centroid_correction" else 1
-        try:
-            out[key] = int(value)
-        except ValueError:
-            out[key] = low - 1
-        if out[key] < low:
+        if not value.isdigit() or int(value) < low:
             raise CvaeqError(f"--arch: {key} must be an integer >= {low}, got {value!r}")
+        out[key] = int(value)
     if not out:
         raise CvaeqError("--arch: give at least one key=value pair, e.g. --arch dec_hidden=256,cell_hidden=32")
     return out
