@@ -66,7 +66,7 @@ class Checkpoint:
 
     :ivar model: the :class:`~cvaeq.model.cvae.CausalVAE`, in eval mode, on the CPU
         (implements the engine's protocol: ``latent_dim``, ``decode_probs``,
-        ``decode_logits``, ``factor_logits``, ``z_posterior``).
+        ``pixel_logits``, ``factor_logits``, ``z_posterior``).
     :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents

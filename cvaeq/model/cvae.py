@@ -3,7 +3,8 @@
 Model (the SCM's image mechanism, plus the auxiliary classifier):
 
     Z ~ N(0, I)                                       latent, story.latent_dim
-    X ~ Bernoulli(logits = decoder(one-hot(factors), Z))   64x64 pixels
+    X ~ Bernoulli(logits = decoder(factors, Z))       64x64 pixels (WindowBernoulli
+                                                      for the window decoder)
     factor ~ q(factors | X)   observed, log-likelihood scaled by ``aux_weight``
 
 Guide: ``Z ~ N(loc, scale)`` from q(Z | X, factors). The factors are observed
@@ -40,14 +41,16 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
 from pyro.infer import Trace_ELBO
 from torch import nn
+from torch.nn import functional as F
 
 from ..data.dsprites import FACTORS
-from .networks import ArchConfig, CVAENet, onehot, split_logits
+from .networks import WINDOW, ArchConfig, CVAENet, onehot, split_logits
 from .symmetry import orientation_equivalence
 
-__all__ = ["CausalVAE", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
+__all__ = ["CausalVAE", "WindowBernoulli", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
 
 #: Weight of the classification log-likelihood relative to the image ELBO.
 DEFAULT_AUX_WEIGHT = 10.0
@@ -77,11 +80,45 @@ def classification_loglik(logits: dict[str, torch.Tensor], classes: torch.Tensor
     return out
 
 
+class WindowBernoulli(dist.TorchDistribution):
+    """Bernoulli pixels of a 64x64 image whose logits are ``window_logits``
+    inside a 32x32 window and ``background`` everywhere else: p(X | factors, Z)
+    of the window decoder (:mod:`cvaeq.model.networks`).
+
+    ``log_prob`` costs a quarter of the full image's: the pixels outside the
+    window share one logit, so they enter only through their count of ones.
+
+    :param net: the networks (for the window's placement and the full logits).
+    :param window_logits: ``(S, 1024)`` logits of the windows, block order.
+    :param classes: ``(S, 5)`` factor classes (the positions place the windows).
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.independent(constraints.boolean, 2)
+
+    def __init__(self, net: CVAENet, window_logits: torch.Tensor, classes: torch.Tensor):
+        self.net, self.window_logits, self.classes = net, window_logits, classes
+        super().__init__(window_logits.shape[:1], torch.Size([64, 64]), validate_args=False)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        window = self.net.window_of(x, self.classes)
+        inside = -F.binary_cross_entropy_with_logits(
+            self.window_logits, self.net.to_blocks(window), reduction="none").sum(-1)
+        ones_outside = x.reshape(-1, 64 * 64).sum(-1) - window.reshape(-1, WINDOW * WINDOW).sum(-1)
+        b = self.net.background
+        return inside - ones_outside * F.softplus(-b) - (64 * 64 - WINDOW * WINDOW - ones_outside) * F.softplus(b)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            logits = self.net.place_window(self.net.from_blocks(self.window_logits), self.classes)
+            return torch.bernoulli(torch.sigmoid(logits).expand(sample_shape + logits.shape))
+
+
 class CausalVAE(CVAENet):
     """The networks plus the Pyro ``model``/``guide`` and the training loss.
 
     Implements the engine's protocol (``latent_dim``, ``decode_probs``,
-    ``decode_logits``, ``factor_logits``, ``z_posterior``) through
+    ``pixel_logits``, ``factor_logits``, ``z_posterior``) through
     :class:`~cvaeq.model.networks.CVAENet`.
     """
 
@@ -102,8 +139,12 @@ class CausalVAE(CVAENet):
         s = x.shape[0]
         with pyro.plate("images", s):
             z = pyro.sample("Z", dist.Normal(x.new_zeros(s, self.latent_dim), 1.0).to_event(1))
-            logits = self.decode_blocks(onehot(classes), z)  # pixels in block order: no reordering copy
-            pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(1), obs=self.to_blocks(x))
+            logits = self.decode_blocks(classes, z)  # pixels in block order: no reordering copy
+            if self.config.window:
+                pyro.sample("X", WindowBernoulli(self, logits, classes), obs=x)
+            else:
+                pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(1),
+                            obs=self.to_blocks(x))
             flat = self.factor_logits_flat(self._feats)
             equiv = self.equivalence if self.orientation_loss == "symmetric" else None
             ll = classification_loglik(split_logits(flat), classes, equiv)

@@ -179,7 +179,7 @@ def evaluate(model: CausalVAE, images: np.ndarray, classes: np.ndarray, device: 
                 ok = pred[f] == yc[:, i]
             correct[f] += int(ok.sum())
         loc, _ = model.z_params(model.features(x), onehot(y))
-        rec = model.decode_logits(onehot(y), loc) > 0
+        rec = model.pixel_logits(y, loc) > 0
         xb = x > 0.5
         inter += float((rec & xb).sum())
         union += float((rec | xb).sum())

@@ -1,7 +1,11 @@
+import numpy as np
+import pyro.distributions as dist
 import torch
 
 from cvaeq.data.dsprites import FACTORS, SIZES
-from cvaeq.model.networks import ONEHOT_DIM, ArchConfig, CVAENet, onehot, split_logits
+from cvaeq.data.render import render
+from cvaeq.model.cvae import WindowBernoulli
+from cvaeq.model.networks import CROP, ONEHOT_DIM, WINDOW, ArchConfig, CVAENet, onehot, split_logits
 
 
 def test_onehot_marks_one_value_per_factor():
@@ -29,10 +33,10 @@ def test_protocol_shapes_and_ranges(tiny_arch):
     assert loc.shape == scale.shape == (s, tiny_arch.latent_dim) and bool((scale > 0).all())
 
 
-def test_decoder_places_each_cell_block_where_it_belongs(tiny_arch):
+def test_full_image_decoder_places_each_cell_block_where_it_belongs(tiny_arch):
     # The decoder's unpatchify must be the inverse of the trunk's patchify:
     # a block emitted for cell (r, c) lands at rows 8r.., columns 8c...
-    net = CVAENet(tiny_arch)
+    net = CVAENet(_full_image_arch(tiny_arch))
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
@@ -62,3 +66,97 @@ def test_configs_from_before_the_centroid_correction_load_without_it():
     assert cfg.centroid_correction == 0
     assert CVAENet(cfg).moments(torch.zeros(2, 64, 64)).shape == (2, 74)
     assert CVAENet(ArchConfig()).moments(torch.zeros(2, 64, 64)).shape == (2, 140)
+
+
+def _full_image_arch(arch):
+    return ArchConfig.from_dict({**arch.to_dict(), "window": 0})
+
+
+def test_window_decoder_draws_its_window_at_the_position_and_background_elsewhere(tiny_arch):
+    net = CVAENet(tiny_arch)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.cell[-1].bias.fill_(10.0)
+        net.background.fill_(-10.0)
+    classes = torch.tensor([[2, 3, 7, 3, 20], [0, 0, 0, 31, 0]])
+    on = net.decode_probs(classes, torch.zeros(2, tiny_arch.latent_dim)) > 0.5
+    for img, (px, py) in zip(on, [(3, 20), (31, 0)]):
+        rows, cols = img.nonzero(as_tuple=True)
+        assert img.sum() == WINDOW * WINDOW
+        assert (rows.min(), rows.max(), cols.min(), cols.max()) == (py, py + 31, px, px + 31)
+
+
+def test_window_likelihood_is_the_full_images_bernoulli_likelihood(tiny_arch):
+    # WindowBernoulli's shortcut (one logit for all pixels outside the window)
+    # must score an image exactly as the full 64x64 Bernoulli would, ones
+    # outside the window included.
+    torch.manual_seed(0)
+    net = CVAENet(tiny_arch)
+    with torch.no_grad():
+        net.background.fill_(-2.0)
+    classes = torch.tensor([[0, 1, 2, 0, 31], [1, 5, 39, 17, 4], [2, 0, 0, 31, 0]])
+    z = torch.randn(3, tiny_arch.latent_dim)
+    x = (torch.rand(3, 64, 64) < 0.3).float()
+    got = WindowBernoulli(net, net.decode_blocks(classes, z), classes).log_prob(x)
+    want = dist.Bernoulli(logits=net.pixel_logits(classes, z)).log_prob(x).sum((1, 2))
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-3)
+
+
+def _extreme_sprites():
+    """Every shape at the largest scale, every orientation, at the corners and centre."""
+    rows = [[sh, 5, o, px, py] for sh in range(3) for o in range(40) for px, py in
+            [(0, 0), (31, 31), (0, 31), (31, 0), (15, 16)]]
+    return np.array(rows)
+
+
+def test_every_true_sprite_lies_inside_the_decoders_window(tiny_arch):
+    # Pixels outside the window share one background logit, so a true image
+    # with a pixel on outside its window could never be drawn well.
+    classes = _extreme_sprites()
+    x = torch.from_numpy(render(classes)).float()
+    net = CVAENet(tiny_arch)
+    inside = net.window_of(x, torch.from_numpy(classes)).sum((1, 2))
+    assert torch.equal(inside, x.sum((1, 2)))
+
+
+def test_the_trunks_crop_holds_every_sprite_whole(tiny_arch):
+    classes = _extreme_sprites()
+    x = torch.from_numpy(render(classes)).float()
+    net = CVAENet(tiny_arch)
+    corner = net.crop_corner(net.moments(x))
+    crop = net.square(x, corner[:, 1], corner[:, 0], CROP)
+    assert torch.equal(crop.sum((1, 2)), x.sum((1, 2)))
+
+
+def test_full_image_networks_still_build_and_load_from_configs_without_the_window(tiny_arch):
+    old = {k: v for k, v in tiny_arch.to_dict().items() if k != "window"}
+    cfg = ArchConfig.from_dict(old)
+    assert cfg.window == 0 and tiny_arch.window == 1
+    net = CVAENet(cfg)
+    assert not hasattr(net, "background") and net.patch_pos.shape[0] == 256
+    classes = torch.tensor([[0, 1, 2, 3, 4]])
+    assert net.pixel_logits(classes, torch.zeros(1, cfg.latent_dim)).shape == (1, 64, 64)
+    assert net.factor_logits(torch.zeros(1, 64, 64))["posX"].shape == (1, 32)
+
+
+def test_block_order_round_trips_for_the_window_and_the_image():
+    for side in (WINDOW, 64):
+        x = torch.rand(2, side, side)
+        assert torch.equal(CVAENet.from_blocks(CVAENet.to_blocks(x)), x)
+        # the first block is the top-left 8x8 corner
+        assert torch.equal(CVAENet.to_blocks(x)[:, :64].view(2, 8, 8), x[:, :8, :8])
+
+
+def test_window_bernoulli_draws_whole_images_with_nothing_outside_a_confident_window(tiny_arch):
+    torch.manual_seed(0)
+    net = CVAENet(tiny_arch)
+    with torch.no_grad():
+        net.background.fill_(-30.0)
+        net.cell[-1].bias.fill_(0.0)
+    classes = torch.tensor([[0, 0, 0, 5, 9], [2, 5, 3, 31, 31]])
+    d = WindowBernoulli(net, net.decode_blocks(classes, torch.zeros(2, tiny_arch.latent_dim)), classes)
+    x = d.sample()
+    assert x.shape == (2, 64, 64) and d.sample(torch.Size([3])).shape == (3, 2, 64, 64)
+    inside = net.window_of(x, classes).sum((1, 2))
+    assert torch.equal(inside, x.sum((1, 2))) and bool((inside > 0).all())
