@@ -144,9 +144,11 @@ def parse_arch(text: str) -> dict[str, int]:
             raise CvaeqError("--arch: latent_dim is set by the story (its latent_dim); leave it out")
         if not sep or key not in allowed:
             raise CvaeqError(f"--arch: expected key=value pairs with keys among {', '.join(allowed)}; got {part!r}")
-        low = 0 if key in _SWITCHES else 1
-        if not value.isdigit() or int(value) < low:
-            raise CvaeqError(f"--arch: {key} must be an integer >= {low}, got {value!r}")
+        if key in _SWITCHES:
+            if value not in ("0", "1"):
+                raise CvaeqError(f"--arch: {key} is a switch: 0 or 1, got {value!r}")
+        elif not value.isdigit() or int(value) < 1:
+            raise CvaeqError(f"--arch: {key} must be an integer >= 1, got {value!r}")
         out[key] = int(value)
     if not out:
         raise CvaeqError("--arch: give at least one key=value pair, e.g. --arch dec_hidden=256,cell_hidden=32")

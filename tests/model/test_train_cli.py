@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -58,12 +59,26 @@ def test_arch_sets_the_sizes_of_a_new_run(tmp_path):
     assert arch.latent_dim == 6 and arch.dec_layers == 2  # the story's, and the default
 
 
+def test_arch_window_0_trains_the_full_image_networks(tmp_path):
+    out = tmp_path / "m.safetensors"
+    res = CliRunner().invoke(main, ["train", "--n", "200", "--epochs", "1", "--batch", "100", "--eval-n", "20",
+                                    "--device", "cpu", "--out", str(out), "--quiet",
+                                    "--arch", "window=0,patch_channels=4,merge_channels=4,hidden=16,"
+                                              "dec_channels=4,cell_hidden=8,dec_hidden=16"])
+    assert res.exit_code == 0, res.output
+    model = load_checkpoint(out).model
+    assert model.config.window == 0 and not hasattr(model, "background")
+    assert model.decode_probs(torch.tensor([[0, 1, 2, 3, 4]]), torch.zeros(1, 6)).shape == (1, 64, 64)
+
+
 @pytest.mark.parametrize("arch,says", [
     ("hiden=16", "keys among"),
     ("hidden", "keys among"),
     ("hidden=0", "hidden must be an integer >= 1"),
     ("hidden=wide", "hidden must be an integer >= 1"),
     ("latent_dim=3", "set by the story"),
+    ("window=2", "window is a switch: 0 or 1"),
+    ("centroid_correction=on", "centroid_correction is a switch: 0 or 1"),
     (",", "at least one"),
 ])
 def test_bad_arch_is_exit_2_one_line(tmp_path, arch, says):
