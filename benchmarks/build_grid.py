@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
 
-    from cvaeq.data.dsprites import N_IMAGES
+    from cvaeq.worlds.dsprites.factors import N_IMAGES
     from cvaeq.data.files import load_grid
     from cvaeq.data.grid import build_grid, default_workers
 

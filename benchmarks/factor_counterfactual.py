@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from cvaeq.data.dsprites import FACTORS, parse_factors
+from cvaeq.worlds.dsprites.factors import FACTORS, parse_factors
 from cvaeq.engine import infer
 from cvaeq.scm import build_scm
 from cvaeq.story import load_story

@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from cvaeq.data.dsprites import N_IMAGES, classes_array_of, classes_of, label
-from cvaeq.data.reference import best_matches_full, load_frames
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import N_IMAGES, classes_array_of, classes_of, label
+from cvaeq.worlds.dsprites.reference import best_matches_full, load_frames
+from cvaeq.worlds.dsprites.render import render
 
 
 def time_full_grid(chunk: int = 4096) -> float:

@@ -70,3 +70,54 @@ def register_mechanisms(register: Callable[[str, Callable[..., object]], None]) 
     ... def register_mechanisms(register):
     ...     register("ordinal", OrdinalCategorical)   # OrdinalCategorical(parents, probs)
     """
+
+
+# ---------------------------------------------------------------------- worlds
+
+
+@hookspec
+def register_worlds(register: Callable[[object], None]) -> None:
+    """Contribute worlds: families of images with named factors and a renderer.
+
+    Call ``register(world)`` once per :class:`cvaeq.world.World`. Its name is
+    what stories (``world = "NAME"``), checkpoints and ``--world NAME``
+    refer to; registering a name twice is a :class:`~cvaeq.errors.PluginError`.
+    A world declares its factors (categorical with labels, or numeric with a
+    grid of values), the image shape and ``render(classes) -> images``, the
+    ground truth of every counterfactual; optionally a loader of a real
+    dataset file, its default story (register it with ``register_stories``),
+    hints for the image model (``model_arch``) and classes that draw the same
+    image (``equivalent``). The built-in world is ``dsprites``.
+
+    >>> import numpy as np
+    >>> from cvaeq.world import Factor, World
+    >>> @hookimpl
+    ... def register_worlds(register):
+    ...     register(World("bars", (Factor("width", values=[1, 2, 3]),), image_shape=(8, 8),
+    ...                    render=lambda c: np.zeros((len(c), 8, 8), np.uint8)))
+    """
+
+
+# ---------------------------------------------------------------- image models
+
+
+@hookspec
+def register_image_models(register: Callable[[str, object], None]) -> None:
+    """Contribute image-model families: trainable models of p(X | factors, Z).
+
+    Call ``register(name, family)`` once per family; the name is what
+    ``cvaeq train --family NAME`` takes and what a checkpoint records. A family
+    implements :class:`cvaeq.model.family.ImageModelFamily`: ``build(world,
+    latent_dim, arch)`` makes an untrained ``torch.nn.Module`` and
+    ``arch_of(model)`` gives the JSON-able dict that rebuilds its shapes. The
+    module implements the engine's :class:`~cvaeq.mechanisms.image.ImageModel`
+    protocol (pixel logits given the factors and Z, q(Z | X, factors),
+    q(factors | X)) and the training one (``loss(x, classes)``). Checkpoints
+    of every family are saved and loaded by cvaeq as safetensors plus JSON,
+    never pickle. Registering a name twice is a
+    :class:`~cvaeq.errors.PluginError`. The built-in family is ``causal_vae``.
+
+    >>> @hookimpl
+    ... def register_image_models(register):
+    ...     register("seed_mlp", SeedMLPFamily())   # see plugins/cvaeq-seedmlp
+    """

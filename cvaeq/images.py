@@ -10,7 +10,7 @@ takes one of:
   read without unpickling;
 * the image's factors, ``shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5``
   (all five, values snapped to the grid as in queries), rendered with
-  :func:`cvaeq.data.render.render`.
+  :func:`cvaeq.worlds.dsprites.render.render`.
 
 The result is always a ``(64, 64)`` uint8 array of 0/1. Anything else is a
 :class:`~cvaeq.errors.DataError` saying what was wrong.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.dsprites import FACTORS, IMAGE_SIZE, parse_factors
+from .worlds.dsprites.factors import FACTORS, IMAGE_SIZE, parse_factors
 from .errors import DataError
 
 __all__ = ["load_image", "binarise", "image_from_factors", "looks_like_factors"]
@@ -42,7 +42,7 @@ def looks_like_factors(spec: str) -> bool:
 
 def image_from_factors(spec: str) -> np.ndarray:
     """The rendered image of ``"shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"``."""
-    from .data.render import render
+    from .worlds.dsprites.render import render
 
     items = [s.strip() for s in spec.replace(";", ",").split(",") if s.strip()]
     classes = parse_factors(items)

@@ -3,7 +3,8 @@
 Built-in features are plugins in :mod:`cvaeq.default_plugins` and use the same
 hooks as third-party ones. A plugin that fails to load (or whose hook raises)
 is named in a one-line warning on stderr and skipped; the rest keeps working.
-The core records which plugin supplied every story and mechanism family.
+The core records which plugin supplied every world, image-model family, story
+and mechanism family.
 
 >>> sorted(get_mechanisms())[:2]
 ['bernoulli_image', 'gaussian_latent']
@@ -31,12 +32,21 @@ __all__ = [
     "get_story_plugins",
     "get_mechanisms",
     "get_mechanism_family",
+    "get_worlds",
+    "get_world_plugins",
+    "get_image_models",
+    "get_image_model_plugins",
     "MechanismFamily",
     "describe_plugins",
     "DEFAULT_PLUGINS",
 ]
 
-DEFAULT_PLUGINS = ("cvaeq.default_plugins.stories", "cvaeq.default_plugins.mechanisms")
+DEFAULT_PLUGINS = (
+    "cvaeq.default_plugins.worlds",
+    "cvaeq.default_plugins.stories",
+    "cvaeq.default_plugins.mechanisms",
+    "cvaeq.default_plugins.image_models",
+)
 
 pm = pluggy.PluginManager("cvaeq")
 pm.add_hookspecs(hookspecs)
@@ -76,6 +86,9 @@ def _load_entry_points() -> None:
             _warn(ep.name, "failed to load", e)
 
 
+_NAMED = object()
+
+
 def _collect(hook_name: str, what: str) -> dict[str, tuple[Any, str]]:
     """Call every implementation of a ``register_*`` hook; ``{name: (thing, plugin)}``."""
     out: dict[str, tuple[Any, str]] = {}
@@ -83,7 +96,9 @@ def _collect(hook_name: str, what: str) -> dict[str, tuple[Any, str]]:
     for impl in reversed(caller.get_hookimpls()):  # pluggy's own call order
         plugin = impl.plugin_name
 
-        def register(name: str, thing: Any, _plugin: str = plugin) -> None:
+        def register(name: Any, thing: Any = _NAMED, _plugin: str = plugin) -> None:
+            if thing is _NAMED:  # register(thing): the thing carries its name (worlds)
+                name, thing = getattr(name, "name", None), name
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {_plugin!r} registered a {what} without a name")
             if name in out:
@@ -144,6 +159,34 @@ def get_mechanism_family(name: str) -> MechanismFamily:
     return families[name]
 
 
+def get_worlds() -> dict[str, Any]:
+    """Registered worlds by name (:class:`cvaeq.world.World` objects)."""
+    from .world import World
+
+    out = {}
+    for name, (world, plugin) in _collect("register_worlds", "world").items():
+        if not isinstance(world, World):
+            _warn(plugin, f"registered {name!r}, which is not a cvaeq.world.World,", TypeError(type(world).__name__))
+            continue
+        out[name] = world
+    return out
+
+
+def get_world_plugins() -> dict[str, str]:
+    """Registered world names and the plugin that supplied each."""
+    return {name: plugin for name, (_, plugin) in _collect("register_worlds", "world").items()}
+
+
+def get_image_models() -> dict[str, Any]:
+    """Registered image-model families by name."""
+    return {name: family for name, (family, _) in _collect("register_image_models", "image model").items()}
+
+
+def get_image_model_plugins() -> dict[str, str]:
+    """Registered image-model family names and the plugin that supplied each."""
+    return {name: plugin for name, (_, plugin) in _collect("register_image_models", "image model").items()}
+
+
 def describe_plugins() -> dict[str, Any]:
     """What ``cvaeq plugins`` prints: every plugin and its hooks, every contribution and its plugin.
 
@@ -156,4 +199,10 @@ def describe_plugins() -> dict[str, Any]:
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or ())
         plugins.append({"name": name, "hooks": hooks})
     mechanisms = {n: f.plugin for n, f in sorted(get_mechanisms().items())}
-    return {"plugins": plugins, "mechanisms": mechanisms, "stories": dict(sorted(get_story_plugins().items()))}
+    return {
+        "plugins": plugins,
+        "worlds": dict(sorted(get_world_plugins().items())),
+        "image_models": dict(sorted(get_image_model_plugins().items())),
+        "mechanisms": mechanisms,
+        "stories": dict(sorted(get_story_plugins().items())),
+    }

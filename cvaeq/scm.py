@@ -30,7 +30,6 @@ from pyro import poutine
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from torch import Tensor
 
-from .data.dsprites import FACTORS
 from .errors import GraphError, MechanismError
 from .graph import CausalGraph
 from .mechanisms.base import Mechanism
@@ -84,6 +83,8 @@ class SCM:
         ``parents`` must be the node's parents in ``graph``.
     :param interventions: ``{node: value}`` (unbatched values); normally made by
         :func:`cvaeq.engine.intervene`, not given directly.
+    :param world: the :class:`~cvaeq.world.World` whose factors are nodes, if
+        any (it gives numeric factors their values for expectations).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class SCM:
         graph: CausalGraph,
         mechanisms: Mapping[str, Mechanism],
         interventions: Mapping[str, Tensor] | None = None,
+        world=None,
     ) -> None:
         missing = [v for v in graph.order if v not in mechanisms]
         if missing:
@@ -111,6 +113,7 @@ class SCM:
         self.graph = graph
         self.mechanisms: dict[str, Mechanism] = dict(mechanisms)
         self.interventions: dict[str, Tensor] = dict(interventions or {})
+        self.world = world
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -171,6 +174,7 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     from .story import IMAGE, LATENT
 
     factor_logits = dict(factor_logits or {})
+    FACTORS = story.world.names
     unknown = [f for f in factor_logits if f not in FACTORS]
     if unknown:
         raise MechanismError(f"factor_logits names {unknown[0]!r}, not a factor; factors: {', '.join(FACTORS)}")
@@ -190,11 +194,12 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     graph = story.graph
     if image_model is not None:
         mechanisms[IMAGE] = get_mechanism_family("bernoulli_image")(
-            image_model=image_model, parents=story.graph.parents(IMAGE)
+            image_model=image_model, parents=story.graph.parents(IMAGE), factors=FACTORS,
+            shape=story.world.image_shape,
         )
     else:
         graph = CausalGraph([(u, v) for u, v in graph.edges if v != IMAGE], nodes=[n for n in graph.order if n != IMAGE])
-    return SCM(graph, mechanisms)
+    return SCM(graph, mechanisms, world=story.world)
 
 
 def scm_from_story(story) -> SCM:

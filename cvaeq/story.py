@@ -1,8 +1,11 @@
-"""Causal stories: the DAG over the dSprites factors and their true distributions.
+"""Causal stories: a DAG over a world's factors and their true distributions.
 
-A story is a TOML file (see ``cvaeq/stories/default.toml``, whose comments
-describe the format). Loading validates it completely; anything wrong is a
-:class:`~cvaeq.errors.StoryError` naming the file, the node and the fix.
+A story is a TOML file (see ``cvaeq/worlds/dsprites/default.toml``, whose
+comments describe the format). It names its world (``world = "NAME"``;
+``"dsprites"`` when absent, so every story written before worlds still loads)
+and declares every factor of that world. Loading validates it completely;
+anything wrong is a :class:`~cvaeq.errors.StoryError` naming the file, the
+node, the world's names and values, and the fix.
 
 >>> story = load_story("default")
 >>> story.parents("scale")
@@ -11,6 +14,8 @@ describe the format). Loading validates it completely; anything wrong is a
 (3, 6)
 >>> story.graph.parents("X")
 ('shape', 'scale', 'orientation', 'posX', 'posY', 'Z')
+>>> story.world.name
+'dsprites'
 """
 
 from __future__ import annotations
@@ -23,23 +28,23 @@ from typing import Any
 
 import numpy as np
 
-from .data.dsprites import FACTORS, SIZES, VALUES, label
-from .errors import GraphError, StoryError
+from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
+from .world import DEFAULT_WORLD, World, get_world
 
 __all__ = ["Story", "load_story", "story_from_text", "IMAGE", "LATENT"]
 
 IMAGE = "X"
 LATENT = "Z"
-NUMERIC = ("scale", "orientation", "posX", "posY")
 
 
 @dataclass(frozen=True, eq=False)
 class Story:
-    """A validated story: graph, factor tables and the latent's dimension.
+    """A validated story: its world, graph, factor tables and the latent's dimension.
 
-    ``tables[f]`` has shape ``(*parent sizes, SIZES[f])`` (parents in the order
-    of :meth:`parents`) and sums to 1 over its last axis.
+    ``tables[f]`` has shape ``(*parent sizes, size of f)`` (parents in the order
+    of :meth:`parents`) and sums to 1 over its last axis. ``classes`` arrays
+    are ``(N, F)`` in the world's factor order (``world.names``).
     """
 
     name: str
@@ -52,11 +57,14 @@ class Story:
     #: ``{factor: mechanism family}`` from each factor's optional ``mechanism``
     #: key; factors that name none use ``"gumbel_max"`` (see cvaeq.scm.build_scm).
     mechanisms: dict[str, str] = field(default_factory=dict)
+    #: the :class:`~cvaeq.world.World` whose factors the story is about.
+    world: World = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
     def factors(self) -> tuple[str, ...]:
-        """The five factors in topological order."""
-        return tuple(n for n in self.graph.order if n in SIZES)
+        """The world's factors in topological order."""
+        sizes = self.world.sizes
+        return tuple(n for n in self.graph.order if n in sizes)
 
     def parents(self, factor: str) -> tuple[str, ...]:
         """Parents of a factor, X or Z."""
@@ -69,29 +77,33 @@ class Story:
         return self.tables[factor]
 
     def probs(self, factor: str, classes: np.ndarray) -> np.ndarray:
-        """``(N, size)`` rows of P(factor | parents) for ``(N, 5)`` classes."""
-        idx = tuple(classes[:, FACTORS.index(p)] for p in self.parents(factor))
-        return self.tables[factor][idx] if idx else np.broadcast_to(self.tables[factor], (len(classes), SIZES[factor]))
+        """``(N, size)`` rows of P(factor | parents) for ``(N, F)`` classes."""
+        names = self.world.names
+        idx = tuple(classes[:, names.index(p)] for p in self.parents(factor))
+        table = self.tables[factor]
+        return table[idx] if idx else np.broadcast_to(table, (len(classes), table.shape[-1]))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``(n, 5)`` int64 factor classes (FACTORS order) drawn from the story.
+        """``(n, F)`` int64 factor classes (the world's order) drawn from the story.
 
         Each factor is ``argmax(log P(f | parents) + Gumbel)``: the story read
         as a structural causal model with Gumbel-max mechanisms.
         """
-        out = np.zeros((n, len(FACTORS)), dtype=np.int64)
+        names = self.world.names
+        out = np.zeros((n, len(names)), dtype=np.int64)
         for f in self.factors:
             with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
                 logp = np.log(self.probs(f, out))
-            out[:, FACTORS.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+            out[:, names.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
         return out
 
     def log_prob(self, classes: np.ndarray) -> np.ndarray:
-        """``(N,)`` log P(factors) of ``(N, 5)`` classes under the story."""
+        """``(N,)`` log P(factors) of ``(N, F)`` classes under the story."""
         classes = np.asarray(classes, dtype=np.int64)
+        names = self.world.names
         total = np.zeros(len(classes))
         for f in self.factors:
-            p = self.probs(f, classes)[np.arange(len(classes)), classes[:, FACTORS.index(f)]]
+            p = self.probs(f, classes)[np.arange(len(classes)), classes[:, names.index(f)]]
             with np.errstate(divide="ignore"):  # impossible under the story -> -inf
                 total += np.log(p)
         return total
@@ -125,12 +137,21 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     def fail(node: str, what: str) -> StoryError:
         return StoryError(f"{source}: factor {node!r}: {what}")
 
+    world_name = doc.get("world", DEFAULT_WORLD)
+    if not isinstance(world_name, str):
+        raise StoryError(f"{source}: world must be the name of a world, e.g. \"{DEFAULT_WORLD}\"")
+    try:
+        world = get_world(world_name)
+    except CvaeqError as e:
+        raise StoryError(f"{source}: {e}") from None
+    FACTORS, SIZES = world.names, world.sizes
     factors = doc.get("factors")
     if not isinstance(factors, dict):
         raise StoryError(f"{source}: no [factors] table; declare each of {', '.join(FACTORS)} as [factors.NAME]")
     unknown = [f for f in factors if f not in SIZES]
     if unknown:
-        raise StoryError(f"{source}: unknown factor {unknown[0]!r}; the factors are {', '.join(FACTORS)}")
+        raise StoryError(f"{source}: unknown factor {unknown[0]!r}; the factors of world {world.name!r} "
+                         f"are {', '.join(FACTORS)}")
     missing = [f for f in FACTORS if f not in factors]
     if missing:
         raise StoryError(f"{source}: factor {missing[0]!r} is not declared; add a [factors.{missing[0]}] table")
@@ -163,7 +184,10 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     except GraphError as e:
         raise StoryError(f"{source}: {e}; remove one of these parent links") from None
 
-    tables = {f: _table(f, factors[f], parents[f], fail) for f in FACTORS}
+    for f in FACTORS:
+        if not isinstance(factors[f], dict):
+            raise fail(f, "must be a table ([factors.NAME] with parents and probs or normal)")
+    tables = {f: _table(world, f, factors[f], parents[f], fail) for f in FACTORS}
     return Story(
         name=str(doc.get("name", Path(source).stem)),
         source=source,
@@ -173,17 +197,19 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         latent_dim=latent_dim,
         _parents=parents,
         mechanisms=mechanisms,
+        world=world,
     )
 
 
-def _table(f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
+def _table(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
+    SIZES, label = world.sizes, world.label
     size = SIZES[f]
     shape = tuple(SIZES[p] for p in parents) + (size,)
     forms = [k for k in ("probs", "normal") if k in spec]
     if len(forms) != 1:
         raise fail(f, "give exactly one of `probs` or `[normal]`")
     if "normal" in spec:
-        table = _normal(f, spec["normal"], parents, fail)
+        table = _normal(world, f, spec["normal"], parents, fail)
     else:
         probs = spec["probs"]
         if probs == "uniform":
@@ -222,9 +248,10 @@ def _array(f, probs, shape, fail) -> np.ndarray:
     return table
 
 
-def _normal(f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
+def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
+    SIZES, VALUES, label, NUMERIC = world.sizes, world.values, world.label, world.numeric
     if f not in NUMERIC:
-        raise fail(f, "a normal form needs a numeric factor; give `probs` for shape")
+        raise fail(f, f"a normal form needs a numeric factor; give `probs` for {f}")
     allowed = {"mean", "sd", "coef", "offset", "floor"}
     extra = set(spec) - allowed
     if extra:

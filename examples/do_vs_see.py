@@ -25,7 +25,7 @@ import argparse
 
 import numpy as np
 
-from cvaeq.data.dsprites import SHAPES, VALUES
+from cvaeq.worlds.dsprites.factors import SHAPES, VALUES
 from cvaeq.query.answer import ask
 from cvaeq.story import load_story
 

@@ -27,7 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cvaeq.data.dsprites import FACTORS
+from cvaeq.worlds.dsprites.factors import FACTORS
 from cvaeq.errors import CvaeqError
 from cvaeq.images import load_image
 from cvaeq.query.answer import ask, load_mechanisms, read_factors

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cvaeq.data.dsprites import parse_factors, FACTORS
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import parse_factors, FACTORS
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.errors import DataError
 from cvaeq.images import binarise, load_image
 

@@ -18,7 +18,7 @@ def _fmt(x) -> str:
 
 def summary(r: dict) -> str:
     """A readable table of :func:`cvaeq.evaluation.evaluate`'s result."""
-    from ..data.dsprites import FACTORS
+    from ..worlds.dsprites.factors import FACTORS
 
     cf = r["counterfactual"]
     lines = [

@@ -8,7 +8,7 @@ Batches are fetched whole (``__getitems__``), so a batch costs one fancy-index
 into the uint8 array, not ``batch_size`` Python calls.
 
 >>> import numpy as np
->>> from cvaeq.data.render import render
+>>> from cvaeq.worlds.dsprites.render import render
 >>> classes = np.array([[0, 0, 0, 0, 0], [2, 5, 0, 16, 16], [1, 3, 7, 4, 9]])
 >>> loader = make_loader(render(classes), classes, batch_size=2, shuffle=True, seed=0)
 >>> x, y = next(iter(loader))
@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
-from .dsprites import FACTORS, IMAGE_SIZE, indices_of
+from ..worlds.dsprites.factors import FACTORS, IMAGE_SIZE, indices_of
 from .files import Grid, load_grid
 
 __all__ = ["FactorImages", "make_loader"]

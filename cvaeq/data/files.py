@@ -24,7 +24,7 @@ into an uncompressed zip (so a 3 GB array never sits in memory), with fixed
 timestamps (so the same arrays give the same bytes), atomically.
 
 >>> import tempfile, pathlib
->>> from cvaeq.data.render import render
+>>> from cvaeq.worlds.dsprites.render import render
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.npz"
 >>> classes = np.array([[2, 5, 0, 16, 16], [0, 0, 0, 0, 0]])
 >>> _ = write_images(path, render(classes), classes)
@@ -49,7 +49,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..paths import atomic_path, default_grid_path
-from .dsprites import FACTORS, IMAGE_SIZE, LATENT_SIZES, N_IMAGES, classes_array_of, indices_of, values_of
+from ..worlds.dsprites.factors import FACTORS, IMAGE_SIZE, LATENT_SIZES, N_IMAGES, classes_array_of, indices_of, values_of
 
 __all__ = [
     "Grid",

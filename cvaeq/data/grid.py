@@ -26,9 +26,9 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from ..paths import GRID_FILENAME, atomic_path, home
-from .dsprites import FACTORS, IMAGE_SIZE, N_IMAGES, classes_array_of, parse_factors
+from ..worlds.dsprites.factors import FACTORS, IMAGE_SIZE, N_IMAGES, classes_array_of, parse_factors
 from .files import NpzWriter, layout_arrays
-from .render import render
+from ..worlds.dsprites.render import render
 
 __all__ = ["build_grid", "default_workers", "image_of", "show_image", "save_png"]
 

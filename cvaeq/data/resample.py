@@ -31,9 +31,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..paths import atomic_path, default_grid_path
-from .dsprites import IMAGE_SIZE, classes_array_of, indices_of, values_of
+from ..worlds.dsprites.factors import IMAGE_SIZE, classes_array_of, indices_of, values_of
 from .files import Grid, NpzWriter, layout_arrays, load_grid
-from .render import render
+from ..worlds.dsprites.render import render
 
 __all__ = ["Resampled", "resample", "save_resampled", "load_resampled", "images_for"]
 

@@ -1,10 +1,10 @@
-"""The built-in story ``default`` (``cvaeq/stories/default.toml``)."""
-
-from pathlib import Path
+"""The built-in story ``default`` (the dSprites world's ``default.toml``)."""
 
 from ..hookspecs import hookimpl
 
 
 @hookimpl
 def register_stories(register):
-    register("default", str(Path(__file__).resolve().parent.parent / "stories" / "default.toml"))
+    from ..worlds.dsprites import STORY_PATH
+
+    register("default", str(STORY_PATH))

@@ -57,4 +57,4 @@ def intervene(scm: SCM, interventions: Mapping[str, object]) -> SCM:
                 "(intervene on the factors or Z instead)"
             )
         data[node] = _constant(scm, node, value)
-    return SCM(scm.graph, scm.mechanisms, data)
+    return SCM(scm.graph, scm.mechanisms, data, world=getattr(scm, "world", None))

@@ -18,13 +18,12 @@ observational one. The answer is a :class:`Result` of weighted samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from ..data.dsprites import VALUES
 from ..errors import QueryError
 from ..scm import SCM
 from .abduction import FALLBACK_SAMPLES, abduct
@@ -53,6 +52,8 @@ class Result:
     :param ess: effective sample size of the abduction (before resampling).
     :param kind: ``"observational"``, ``"interventional"`` or ``"counterfactual"``.
     :param sizes: ``{target: number of classes}`` for categorical targets.
+    :param grids: ``{target: float64 [size]}`` the numbers of a numeric
+        factor's classes (from the SCM's world), for :meth:`expectation`.
     """
 
     targets: tuple[str, ...]
@@ -62,6 +63,7 @@ class Result:
     ess: float
     kind: str
     sizes: dict[str, int]
+    grids: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def num_particles(self) -> int:
@@ -81,14 +83,15 @@ class Result:
         return {k: float(p) for k, p in enumerate(probs)}
 
     def expectation(self, target: str) -> float:
-        """E[target] of a numeric factor, in its dSprites values (scale, orientation, posX, posY)."""
+        """E[target] of a numeric factor, in its world's values (dSprites: scale, orientation, posX, posY)."""
         s = self._target(target)
-        if target not in VALUES or target == "shape":
+        if target not in self.grids:
+            numeric = ", ".join(self.grids) or "none among the targets"
             raise QueryError(
-                f"E[{target}] is not defined: only numeric factors (scale, orientation, posX, posY) have "
+                f"E[{target}] is not defined: only numeric factors ({numeric}) have "
                 f"an expectation; ask for P({target} | ...) instead"
             )
-        values = torch.as_tensor(VALUES[target], dtype=torch.float64)[s.long()]
+        values = self.grids[target][s.long()]
         return float((values * self.weights).sum())
 
     def mean(self, target: str) -> Tensor:
@@ -145,6 +148,9 @@ def infer(
         )
         values = predict(world, particles)
     sizes = {t: int(scm.mechanisms[t].size) for t in targets if getattr(scm.mechanisms[t], "size", None) is not None}
+    world = getattr(scm, "world", None)
+    grids = {t: torch.as_tensor(world.values[t], dtype=torch.float64)
+             for t in targets if world is not None and t in world.numeric}
     return Result(
         targets=targets,
         samples={t: values[t] for t in targets},
@@ -153,4 +159,5 @@ def infer(
         ess=particles.ess,
         kind=query_kind(interventions, evidence),
         sizes=sizes,
+        grids=grids,
     )

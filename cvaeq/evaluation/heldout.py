@@ -2,7 +2,7 @@
 
 Not from the story: uniform draws test the rare combinations (a big heart
 high up on the left) as often as the common ones. Images are rendered with
-:func:`cvaeq.data.render.render`. Grid points the story gives probability 0
+:func:`cvaeq.worlds.dsprites.render.render`. Grid points the story gives probability 0
 (none in the default story, whose tables all have a floor) are skipped: their
 counterfactuals are undefined.
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.dsprites import N_IMAGES, classes_array_of
-from ..data.render import render
+from ..worlds.dsprites.factors import N_IMAGES, classes_array_of
+from ..worlds.dsprites.render import render
 from ..errors import StoryError
 
 __all__ = ["draw_heldout", "render_float"]

@@ -9,7 +9,7 @@ is at most half a grid step. "At most", not "below": the ellipse's period
 (pi = 19.5 steps) falls exactly half-way between two grid classes, and with a
 strict inequality no turned ellipse would ever match. The table is the one
 the model's classifier is trained against
-(:func:`cvaeq.model.symmetry.orientation_equivalence`).
+(:func:`cvaeq.worlds.dsprites.symmetry.orientation_equivalence`).
 
 >>> import numpy as np
 >>> a = np.zeros((1, 4, 4), bool); a[0, :2] = True
@@ -28,8 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..data.dsprites import FACTORS
-from ..model.symmetry import orientation_equivalence
+from ..worlds.dsprites.factors import FACTORS
+from ..worlds.dsprites.symmetry import orientation_equivalence
 
 __all__ = ["iou", "soft_iou", "binarise", "orientation_correct", "factor_correct", "total_variation", "THRESHOLD"]
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dsprites import FACTORS, SIZES
+from ..worlds.dsprites.factors import FACTORS, SIZES
 from ..errors import CheckpointError
 from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm

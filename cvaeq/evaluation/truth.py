@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.dsprites import FACTORS, SIZES, indices_of
-from ..data.render import render
+from ..worlds.dsprites.factors import FACTORS, SIZES, indices_of
+from ..worlds.dsprites.render import render
 from ..errors import QueryError
 from ..scm import scm_from_story
 from .batched import abduct_groups, predict_groups

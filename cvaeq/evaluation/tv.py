@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.dsprites import FACTORS, SIZES, label
+from ..worlds.dsprites.factors import FACTORS, SIZES, label
 import torch
 
 from ..scm import build_scm, scm_from_story

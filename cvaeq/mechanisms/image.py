@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.dsprites import FACTORS, IMAGE_SIZE
 from ..errors import MechanismError
 
 __all__ = ["ImageModel", "BernoulliImage", "bernoulli_image"]
@@ -32,25 +31,26 @@ __all__ = ["ImageModel", "BernoulliImage", "bernoulli_image"]
 class ImageModel(Protocol):
     """What the engine needs from a trained image model (e.g. the CVAE).
 
-    ``classes`` are ``int64 [S, 5]`` factor classes in
-    :data:`cvaeq.data.dsprites.FACTORS` order; images are float 0/1 ``[S, 64, 64]``.
+    ``classes`` are ``int64 [S, F]`` factor classes in the world's factor
+    order (``world.names``); images are float 0/1 ``[S, H, W]`` of the world's
+    ``image_shape`` (dSprites: 5 factors, 64×64).
     """
 
     latent_dim: int
 
     def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
-        """Bernoulli pixel probabilities ``[S, 64, 64]`` of p(X | factors, Z)."""
+        """Bernoulli pixel probabilities ``[S, H, W]`` of p(X | factors, Z)."""
         ...
 
     def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
-        """q(factors | X): ``{factor: logits [S, size]}`` for each of the five factors."""
+        """q(factors | X): ``{factor: logits [S, size]}`` for every factor of the world."""
         ...
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         """q(Z | X, factors): ``(loc, scale)``, each ``[S, latent_dim]``."""
         ...
 
-    # Optional: ``pixel_logits(classes, z) -> [S, 64, 64]``, the Bernoulli
+    # Optional: ``pixel_logits(classes, z) -> [S, H, W]``, the Bernoulli
     # logits behind ``decode_probs``. When a model has it, the likelihood and
     # the pixel noise are computed from the logits in float64, so a pixel whose
     # float32 probability rounds to exactly 0 or 1 still has a finite
@@ -81,9 +81,11 @@ class BernoulliImage:
         (for the noise, and so for sampling, logits are clamped to
         ``±NOISE_LOGIT_BOUND``: a change of probability below 1e-13).
     :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``.
-    :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, 5]) -> (loc, scale)``.
-    :param factors: the factor parents, in the column order of ``classes``.
+    :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, F]) -> (loc, scale)``.
+    :param factors: the factor parents, in the column order of ``classes``
+        (default: the parents other than ``latent``).
     :param latent: the latent parent's name (``None`` if the image has none).
+    :param shape: ``(H, W)`` of the image (the world's ``image_shape``).
     """
 
     event_dim = 2
@@ -97,9 +99,9 @@ class BernoulliImage:
         logits: Decode | None = None,
         factor_logits: FactorProposal | None = None,
         z_posterior: LatentProposal | None = None,
-        factors: Sequence[str] = FACTORS,
+        factors: Sequence[str] | None = None,
         latent: str | None = "Z",
-        shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+        shape: tuple[int, int] = (64, 64),
     ) -> None:
         if decode is None and logits is None:
             raise MechanismError("BernoulliImage needs decode (pixel probabilities) or logits")
@@ -108,7 +110,7 @@ class BernoulliImage:
         self.decode = decode if logits is None else (lambda ps: self._probs_of(logits(ps)))
         self.factor_logits = factor_logits
         self.z_posterior = z_posterior
-        self.factors = tuple(factors)
+        self.factors = tuple(factors) if factors is not None else tuple(p for p in self.parents if p != latent)
         self.latent = latent
         self.shape = tuple(shape)
         self._cache: tuple[tuple[Tensor, ...], Tensor] | None = None
@@ -242,15 +244,21 @@ def bernoulli_image(
     *,
     decode: Decode | None = None,
     parents: Sequence[str] | None = None,
-    factors: Sequence[str] = FACTORS,
+    factors: Sequence[str] | None = None,
     latent: str | None = "Z",
+    shape: tuple[int, int] = (64, 64),
 ) -> BernoulliImage:
     """Factory of the ``bernoulli_image`` family.
 
     Either an :class:`ImageModel` (decoder and both proposals; its
     ``pixel_logits`` when it has one), or a bare ``decode(parents) -> probs``
-    callable (no proposals).
+    callable (no proposals). ``factors`` default to the parents other than
+    ``latent``; ``shape`` is the image's ``(H, W)``.
     """
+    if factors is None:
+        if parents is None:
+            raise MechanismError("bernoulli_image needs its factors or its parents")
+        factors = tuple(p for p in parents if p != latent)
     factors = tuple(factors)
     if parents is None:
         parents = factors + ((latent,) if latent else ())
@@ -273,8 +281,8 @@ def bernoulli_image(
             decode, logits = (lambda ps: image_model.decode_probs(*classes_and_z(ps))), None
         return BernoulliImage(
             parents, decode, logits=logits, factor_logits=image_model.factor_logits,
-            z_posterior=image_model.z_posterior, factors=factors, latent=latent,
+            z_posterior=image_model.z_posterior, factors=factors, latent=latent, shape=shape,
         )
     if decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")
-    return BernoulliImage(parents, decode, factors=factors, latent=latent)
+    return BernoulliImage(parents, decode, factors=factors, latent=latent, shape=shape)

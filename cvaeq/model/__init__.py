@@ -7,7 +7,7 @@ from .checkpoint import Checkpoint, export_checkpoint, load_checkpoint, save_che
 from .cvae import CausalVAE
 from .factors import fit_factor_logits
 from .networks import ArchConfig, CVAENet, onehot
-from .symmetry import orientation_equivalence, same_orientation
+from ..worlds.dsprites.symmetry import orientation_equivalence, same_orientation
 
 __all__ = [
     "ArchConfig",

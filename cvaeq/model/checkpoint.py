@@ -47,7 +47,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..data.dsprites import FACTORS, SIZES
+from ..worlds.dsprites.factors import FACTORS, SIZES
 from ..errors import CheckpointError, CvaeqError
 from ..paths import atomic_path
 from .cvae import DEFAULT_AUX_WEIGHT, CausalVAE

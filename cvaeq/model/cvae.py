@@ -25,7 +25,7 @@ pixels usually differ from the unturned square's). That is what abduction
 needs of a proposal: counterfactuals of a square under ``do(shape=heart)``
 depend on which of its equivalent orientations it had. ``"symmetric"`` scores
 ``log sum_{j ~ k} q(j | X)`` over the classes ``j`` equivalent to the true
-``k`` (:mod:`cvaeq.model.symmetry`), leaving the split within the set free.
+``k`` (:mod:`cvaeq.worlds.dsprites.symmetry`), leaving the split within the set free.
 
 >>> import torch
 >>> from cvaeq.model.networks import ArchConfig
@@ -46,11 +46,11 @@ from pyro.infer import Trace_ELBO
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.dsprites import FACTORS
+from ..worlds.dsprites.factors import FACTORS
 from .networks import WINDOW, ArchConfig, CVAENet, onehot, split_logits
-from .symmetry import orientation_equivalence
+from ..worlds.dsprites.symmetry import orientation_equivalence
 
-__all__ = ["CausalVAE", "WindowBernoulli", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
+__all__ = ["CausalVAE", "CausalVAEFamily", "WindowBernoulli", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
 
 #: Weight of the classification log-likelihood relative to the image ELBO.
 DEFAULT_AUX_WEIGHT = 10.0
@@ -66,7 +66,7 @@ def classification_loglik(logits: dict[str, torch.Tensor], classes: torch.Tensor
     """``{factor: (S,)}`` log q(true class | X).
 
     With ``equivalence``, the ``(3, 40, 40)`` bool table of
-    :func:`~cvaeq.model.symmetry.orientation_equivalence`, orientation is
+    :func:`~cvaeq.worlds.dsprites.symmetry.orientation_equivalence`, orientation is
     scored modulo symmetry; without it, against the exact class.
     """
     out = {}
@@ -180,3 +180,17 @@ class CausalVAE(CVAENet):
     def last_predictions(self) -> dict[str, torch.Tensor]:
         """Argmax classes of q(factors | X) from the last :meth:`loss` call."""
         return {f: v.argmax(-1) for f, v in split_logits(self._flat).items()}
+
+
+class CausalVAEFamily:
+    """The ``causal_vae`` image-model family (:mod:`cvaeq.model.family`)."""
+
+    def build(self, world, latent_dim: int, arch):
+        arch = dict(arch)
+        aux_weight = float(arch.pop("aux_weight", DEFAULT_AUX_WEIGHT))
+        orientation_loss = arch.pop("orientation_loss", "exact")
+        config = ArchConfig.from_dict({**ArchConfig(latent_dim=latent_dim).to_dict(), **arch, "latent_dim": latent_dim})
+        return CausalVAE(config, aux_weight=aux_weight, orientation_loss=orientation_loss)
+
+    def arch_of(self, model) -> dict:
+        return {**model.config.to_dict(), "aux_weight": model.aux_weight, "orientation_loss": model.orientation_loss}

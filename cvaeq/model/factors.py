@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.dsprites import FACTORS, SIZES
+from ..worlds.dsprites.factors import FACTORS, SIZES
 from ..errors import DataError
 
 __all__ = ["fit_factor_logits", "contingency", "loglinear_fit", "total_variation"]

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dsprites import FACTORS, SIZES
+from ..worlds.dsprites.factors import FACTORS, SIZES
 from ..errors import CheckpointError, CvaeqError
 
 __all__ = ["ArchConfig", "CVAENet", "onehot", "parse_arch", "split_logits", "ONEHOT_DIM", "WINDOW", "CROP"]

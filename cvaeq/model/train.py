@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dsprites import FACTORS
+from ..worlds.dsprites.factors import FACTORS
 from ..errors import CheckpointError, CvaeqError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .denormals import flush_denormals
 from .cvae import DEFAULT_AUX_WEIGHT, ORIENTATION_LOSSES, CausalVAE
 from .factors import fit_factor_logits
 from .networks import ArchConfig, onehot
-from .symmetry import orientation_equivalence
+from ..worlds.dsprites.symmetry import orientation_equivalence
 
 __all__ = ["TrainConfig", "train", "load_training_data", "evaluate", "pick_device", "plot_history"]
 
@@ -116,7 +116,7 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
     """
     from tqdm import tqdm
 
-    from ..data.dsprites import LATENT_SIZES, indices_of
+    from ..worlds.dsprites.factors import LATENT_SIZES, indices_of
     from ..data.files import load_grid
     from ..data.resample import images_for, resample
     from ..paths import default_grid_path

@@ -40,7 +40,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..data.dsprites import FACTORS, SIZES, label
+from ..worlds.dsprites.factors import FACTORS, SIZES, label
 from ..engine import Result, infer
 from ..errors import CheckpointError, QueryError
 from ..scm import SCM, build_scm

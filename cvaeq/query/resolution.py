@@ -8,8 +8,9 @@ rejects everything the engine cannot answer, pointing at the column:
 - ``do()`` takes factors only (not X, the image; not Z, a continuous latent
   vector the query language has no values for);
 - evidence is on factors or on X (``X=img``); Z cannot be observed;
-- shape takes a name (square, ellipse, heart); scale, orientation, posX and
-  posY take numbers on their dSprites range, snapped to the nearest grid value;
+- names and values come from the story's world: a categorical factor takes
+  one of its labels (dSprites: shape takes square, ellipse or heart), a
+  numeric one a number on its range, snapped to the nearest grid value;
 - X takes the binding ``img``, which must be given (``--image`` on the CLI);
 - a variable is intervened on at most once and observed at most once, and the
   factor evidence must have non-zero probability under the story.
@@ -35,17 +36,16 @@ from typing import Literal, Mapping
 
 import numpy as np
 
-from ..data.dsprites import FACTORS, SHAPES, SIZES, VALUES, label
 from ..errors import QueryError
-from ..story import IMAGE, LATENT, NUMERIC, Story
+from ..story import IMAGE, LATENT, Story
 from .parser import _error, parse
 from .syntax import Assignment, Binding, Name, Number, Query
 
 __all__ = ["ResolvedQuery", "resolve", "Kind"]
 
 Kind = Literal["interventional", "observational", "counterfactual"]
-VARIABLES: tuple[str, ...] = (*FACTORS, IMAGE, LATENT)
-_UNITS = {"orientation": " radians"}
+#: Most (world-factor) combinations enumerated to check that evidence is possible.
+_MAX_ENUMERATION = 2_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,10 +82,13 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
     def fail(message: str, column: int | None) -> QueryError:
         return _error(QueryError, message, column or 1, text)
 
-    targets = _targets(query, fail)
+    world = story.world
+    FACTORS = world.names
+    known = (*FACTORS, IMAGE, LATENT)
+    targets = _targets(query, world, fail)
     interventions: dict[str, int] = {}
     for a in query.interventions:
-        _known(a.variable, a.column, fail)
+        _known(a.variable, known, a.column, fail)
         if a.variable == IMAGE:
             raise fail(
                 "cannot intervene on the image X: do() sets factors "
@@ -100,17 +103,17 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
             )
         if a.variable in interventions:
             raise fail(f"{a.variable} is intervened on twice; set each variable once in do()", a.column)
-        interventions[a.variable] = _factor_class(a, fail)
+        interventions[a.variable] = _factor_class(a, world, fail)
 
     evidence: dict[str, int | object] = {}
     seen: dict[str, Assignment] = {}
     for a in query.evidence:
-        _known(a.variable, a.column, fail)
+        _known(a.variable, known, a.column, fail)
         if a.variable == LATENT:
             raise fail(
                 "Z is latent and cannot be observed; give evidence on X (X=img) or on factors", a.column
             )
-        value = _image(a, bindings, fail) if a.variable == IMAGE else _factor_class(a, fail)
+        value = _image(a, bindings, fail) if a.variable == IMAGE else _factor_class(a, world, fail)
         if a.variable in seen:
             first = seen[a.variable]
             if first.value == a.value or (a.variable != IMAGE and evidence[a.variable] == value):
@@ -138,7 +141,7 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
     )
 
 
-def _known(variable: str, column: int | None, fail) -> None:
+def _known(variable: str, VARIABLES: tuple[str, ...], column: int | None, fail) -> None:
     if variable not in VARIABLES:
         same_case = [v for v in VARIABLES if v.lower() == variable.lower()]
         close = same_case or difflib.get_close_matches(variable, VARIABLES, n=1, cutoff=0.6)
@@ -146,14 +149,15 @@ def _known(variable: str, column: int | None, fail) -> None:
         raise fail(f"unknown variable {variable!r}; {hint}known: {', '.join(VARIABLES)}", column)
 
 
-def _targets(query: Query, fail) -> tuple[str, ...]:
+def _targets(query: Query, world, fail) -> tuple[str, ...]:
     columns = query.target_columns or (None,) * len(query.targets)
+    NUMERIC = world.numeric
     for i, (t, column) in enumerate(zip(query.targets, columns)):
-        _known(t, column, fail)
+        _known(t, (*world.names, IMAGE, LATENT), column, fail)
         if t in query.targets[:i]:
             raise fail(f"target {t} is listed twice; name each target once", column)
         if query.kind == "E" and t not in NUMERIC:
-            what = "categorical: ask P(shape ...)" if t == "shape" else "not a number"
+            what = f"categorical: ask P({t} ...)" if t in world.sizes else "not a number"
             raise fail(
                 f"E[] needs a numeric factor ({', '.join(NUMERIC)}); {t} is {what}",
                 column,
@@ -161,20 +165,24 @@ def _targets(query: Query, fail) -> tuple[str, ...]:
     return query.targets
 
 
-def _factor_class(a: Assignment, fail) -> int:
-    """The class a value names for a factor (a.variable is a factor)."""
+def _factor_class(a: Assignment, world, fail) -> int:
+    """The class a value names for a factor (a.variable is a factor of ``world``)."""
     factor, value = a.variable, a.value
-    if factor == "shape":
+    spec = world.factor(factor)
+    if not spec.numeric:
+        labels = spec.labels
         if isinstance(value, Name):
-            if value.value in SHAPES:
-                return SHAPES.index(value.value)
-            raise fail(f"unknown shape {value.value!r}; allowed: {', '.join(SHAPES)}", value.column)
+            if value.value in labels:
+                return labels.index(value.value)
+            raise fail(f"unknown {factor} {value.value!r}; allowed: {', '.join(labels)}", value.column)
+        if isinstance(value, Number) and value.to_text() in labels:  # labels that read as numbers
+            return labels.index(value.to_text())
         what = "the image binding img" if isinstance(value, Binding) else f"the number {value.to_text()}"
-        raise fail(f"shape takes a name ({', '.join(SHAPES)}), got {what}", value.column)
-    grid = VALUES[factor]
-    domain = f"{grid[0]:g} to {grid[-1]:g}{_UNITS.get(factor, '')}"
+        raise fail(f"{factor} takes a name ({', '.join(labels)}), got {what}", value.column)
+    grid = spec.values
+    domain = f"{grid[0]:g} to {grid[-1]:g}"
     if isinstance(value, Number):
-        step = grid[1] - grid[0]
+        step = grid[1] - grid[0] if len(grid) > 1 else 1.0
         if not grid[0] - step / 2 <= value.value <= grid[-1] + step / 2:
             raise fail(f"{factor}={value.to_text()} is off the domain; allowed: {domain}", value.column)
         return int(np.argmin(np.abs(grid - value.value)))
@@ -197,6 +205,7 @@ def _image(a: Assignment, bindings: Mapping[str, object], fail) -> object:
 def _check_possible(written: tuple[Assignment, ...], evidence: dict, story: Story, fail) -> None:
     """Factor evidence with probability 0 under the story is impossible: say so,
     naming a single observation when one alone is impossible."""
+    SIZES, label = story.world.sizes, story.world.label
     observed = {f: c for f, c in evidence.items() if f in SIZES}
     for a in written:
         if a.variable in observed and not _possible({a.variable: observed[a.variable]}, story):
@@ -219,12 +228,17 @@ def _possible(observed: dict[str, int], story: Story) -> bool:
     """Whether P(observed factors) > 0 under the story.
 
     Only the observed factors' ancestors matter (the rest sums out to 1), so
-    this enumerates their unobserved values: at most a few hundred thousand rows.
+    this enumerates their unobserved values; past ``_MAX_ENUMERATION`` rows
+    (a world of many large factors) it answers True and leaves the check to
+    the engine's weights.
     """
+    FACTORS, SIZES = story.world.names, story.world.sizes
     nodes = set(observed)
     for f in observed:
         nodes |= story.graph.ancestors(f) & set(FACTORS)
     free = [f for f in FACTORS if f in nodes and f not in observed]
+    if np.prod([float(SIZES[f]) for f in free]) > _MAX_ENUMERATION:
+        return True
     grid = np.array(list(itertools.product(*(range(SIZES[f]) for f in free))), dtype=np.int64)
     classes = np.zeros((len(grid), len(FACTORS)), dtype=np.int64)
     for f, c in observed.items():

@@ -7,9 +7,9 @@ from PIL import Image
 
 from cvaeq.cli import main
 from cvaeq.data import grid as grid_module
-from cvaeq.data.dsprites import classes_array_of
+from cvaeq.worlds.dsprites.factors import classes_array_of
 from cvaeq.data.files import load_grid, read_metadata
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.paths import home
 
 HEART = ["shape=heart", "scale=1", "orientation=0", "posX=0.5", "posY=0.5"]

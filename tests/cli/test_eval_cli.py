@@ -6,7 +6,7 @@ import torch
 from click.testing import CliRunner
 
 from cvaeq.cli import main
-from cvaeq.data.dsprites import FACTORS
+from cvaeq.worlds.dsprites.factors import FACTORS
 
 KEYS = {"nll_nats", "elbo_nats", "nll_given_factors_nats", "elbo_given_factors_nats", "recon_iou", "factor_accuracy", "counterfactual", "tv", "n", "samples", "seed", "model"}
 ARGS = ["--n", "2", "--samples", "4", "--tv-particles", "200", "--threads", "1", "--quiet"]

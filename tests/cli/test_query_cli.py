@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvaeq.cli import main
-from cvaeq.data.dsprites import FACTORS
+from cvaeq.worlds.dsprites.factors import FACTORS
 from cvaeq.story import load_story
 
 HEART = "shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"

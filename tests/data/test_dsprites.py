@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cvaeq.data import dsprites as d
+from cvaeq.worlds.dsprites import factors as d
 from cvaeq.errors import DataError
 
 

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from cvaeq.data.dataset import make_loader
-from cvaeq.data.dsprites import N_IMAGES, indices_of
+from cvaeq.worlds.dsprites.factors import N_IMAGES, indices_of
 from cvaeq.data.files import layout_arrays, load_grid, read_metadata, write_images
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.errors import DataError
 
 
@@ -27,7 +27,7 @@ def _real_layout(path, n=300, seed=0, compressed=True, **override):
     with a pickled ``metadata`` entry that must never be unpickled."""
     rng = np.random.default_rng(seed)
     indices = np.sort(rng.choice(N_IMAGES, size=n, replace=False))
-    from cvaeq.data.dsprites import classes_array_of
+    from cvaeq.worlds.dsprites.factors import classes_array_of
 
     classes = classes_array_of(indices)
     lc, lv = layout_arrays(classes)

@@ -5,10 +5,10 @@ import pytest
 from PIL import Image
 
 from cvaeq.data import grid as grid_module
-from cvaeq.data.dsprites import N_IMAGES, classes_array_of, parse_factors
+from cvaeq.worlds.dsprites.factors import N_IMAGES, classes_array_of, parse_factors
 from cvaeq.data.files import load_grid
 from cvaeq.data.grid import build_grid, image_of, show_image
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.errors import DataError
 from cvaeq.paths import GRID_FILENAME, home
 

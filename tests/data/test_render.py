@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvaeq.data.dsprites import SIZES, classes_array_of, indices_of
-from cvaeq.data.reference import best_matches_full, best_matches_near, load_frames, reference_path
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import SIZES, classes_array_of, indices_of
+from cvaeq.worlds.dsprites.reference import best_matches_full, best_matches_near, load_frames, reference_path
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.errors import DataError
 
 GIF = Path(__file__).resolve().parent / "reference" / "dsprites.gif"  # the real frames, copied into the repository

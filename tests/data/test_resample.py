@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from cvaeq.data.dsprites import FACTORS, LATENT_SIZES, N_IMAGES, SIZES, classes_array_of, indices_of
+from cvaeq.worlds.dsprites.factors import FACTORS, LATENT_SIZES, N_IMAGES, SIZES, classes_array_of, indices_of
 from cvaeq.data.files import load_grid, write_images
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.data.resample import load_resampled, resample, save_resampled
 from cvaeq.errors import DataError
 from cvaeq.story import load_story, story_from_text

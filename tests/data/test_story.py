@@ -4,7 +4,7 @@ name the file, the node and the fix."""
 import numpy as np
 import pytest
 
-from cvaeq.data.dsprites import FACTORS, SIZES
+from cvaeq.worlds.dsprites.factors import FACTORS, SIZES
 from cvaeq.errors import StoryError
 from cvaeq.story import IMAGE, LATENT, load_story, story_from_text
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from pyro import poutine
 
-from cvaeq.data.dsprites import VALUES
+from cvaeq.worlds.dsprites.factors import VALUES
 from cvaeq.engine import (Particles, abduct, effective_sample_size, fallback_abduct, infer, intervene, predict,
                           rejuvenate)
 from cvaeq.engine.particles import systematic_indices

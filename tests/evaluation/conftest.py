@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from cvaeq.data.dsprites import FACTORS, SIZES, indices_of
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import FACTORS, SIZES, indices_of
+from cvaeq.worlds.dsprites.render import render
 
 
 class AnalyticModel:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cvaeq.data.dsprites import VALUES
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import VALUES
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.evaluation.metrics import factor_correct, iou, orientation_correct, soft_iou, total_variation
 
 SQUARE, ELLIPSE, HEART = 0, 1, 2

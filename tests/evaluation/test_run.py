@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cvaeq.data.dsprites import FACTORS
+from cvaeq.worlds.dsprites.factors import FACTORS
 from cvaeq.evaluation import ModelParts, draw_heldout, evaluate, intervention_values
 from cvaeq.story import load_story
 

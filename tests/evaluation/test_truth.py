@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cvaeq.data.dsprites import FACTORS
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import FACTORS
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.evaluation.truth import true_counterfactual
 from cvaeq.story import load_story
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from cvaeq.data.dsprites import FACTORS, SIZES
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import FACTORS, SIZES
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.engine import abduct, infer, intervene, predict
 from cvaeq.errors import MechanismError, QueryError
 from cvaeq.mechanisms import BernoulliImage, ImageModel, bernoulli_image

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.model.networks import ArchConfig
 from cvaeq.story import load_story
 

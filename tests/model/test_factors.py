@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cvaeq.data.dsprites import FACTORS
+from cvaeq.worlds.dsprites.factors import FACTORS
 from cvaeq.errors import DataError
 from cvaeq.model.factors import contingency, fit_factor_logits, total_variation
 

@@ -2,8 +2,8 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 
-from cvaeq.data.dsprites import FACTORS, SIZES
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import FACTORS, SIZES
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.model.cvae import WindowBernoulli
 from cvaeq.model.networks import CROP, ONEHOT_DIM, WINDOW, ArchConfig, CVAENet, onehot, split_logits
 

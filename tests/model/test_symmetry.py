@@ -1,7 +1,7 @@
 import numpy as np
 
-from cvaeq.data.dsprites import VALUES
-from cvaeq.model.symmetry import PERIODS, orientation_equivalence, same_orientation
+from cvaeq.worlds.dsprites.factors import VALUES
+from cvaeq.worlds.dsprites.symmetry import PERIODS, orientation_equivalence, same_orientation
 
 
 def test_equivalence_is_reflexive_and_symmetric():
@@ -35,7 +35,7 @@ def test_same_orientation_is_vectorised():
 def test_exact_orientation_loss_charges_a_symmetric_copy_that_the_symmetric_loss_forgives():
     import torch
 
-    from cvaeq.data.dsprites import FACTORS, SIZES
+    from cvaeq.worlds.dsprites.factors import FACTORS, SIZES
     from cvaeq.model.cvae import classification_loglik
 
     eq = orientation_equivalence()

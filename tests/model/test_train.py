@@ -134,7 +134,7 @@ def test_time_limit_stops_after_the_first_epoch_that_uses_it_up(tmp_path):
 
 
 def test_training_data_mixes_story_and_uniform_rows_deterministically(story):
-    from cvaeq.data.render import render
+    from cvaeq.worlds.dsprites.render import render
 
     images, classes, _, n_story = load_training_data(story, 400, seed=3, progress=False, uniform=0.5)
     assert n_story == 200 and images.shape == (400, 64, 64) and images.dtype == np.uint8

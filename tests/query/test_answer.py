@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cvaeq.data.dsprites import FACTORS, SIZES, VALUES, label
-from cvaeq.data.render import render
+from cvaeq.worlds.dsprites.factors import FACTORS, SIZES, VALUES, label
+from cvaeq.worlds.dsprites.render import render
 from cvaeq.errors import CvaeqError, QueryError
 from cvaeq.query.answer import IMAGE_SAMPLES, NEEDS_MODEL, ask, shipped_checkpoint
 from cvaeq.story import load_story

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cvaeq.data.dsprites import VALUES
+from cvaeq.worlds.dsprites.factors import VALUES
 from cvaeq.errors import QueryError
 from cvaeq.query import E, P, do, parse, resolve
 from cvaeq.story import load_story, story_from_text

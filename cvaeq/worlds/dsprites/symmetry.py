@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.dsprites import SHAPES, VALUES
+from .factors import SHAPES, VALUES
 
 __all__ = ["PERIODS", "orientation_equivalence", "same_orientation"]
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError
-from .dsprites import FACTORS, IMAGE_SIZE, SIZES, VALUES
+from ...errors import DataError
+from .factors import FACTORS, IMAGE_SIZE, SIZES, VALUES
 
 __all__ = ["render", "outline", "centre_px", "UNIT", "ORIGIN_PX", "SPAN_PX"]
 

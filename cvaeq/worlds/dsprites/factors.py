@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ...errors import DataError
 
 __all__ = [
     "FACTORS",

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import DataError
-from .dsprites import BASES, FACTORS, N_IMAGES, SIZES, classes_array_of
+from ...errors import DataError
+from .factors import BASES, FACTORS, N_IMAGES, SIZES, classes_array_of
 from .render import ORIGIN_PX, SPAN_PX, render
 
 __all__ = [
@@ -44,7 +44,7 @@ def reference_path() -> Path:
         candidate = parent / "shared" / "reference" / "dsprites.gif"
         if candidate.is_file():
             return candidate
-    return here.parents[2] / "tests" / "data" / "reference" / "dsprites.gif"
+    return here.parents[3] / "tests" / "data" / "reference" / "dsprites.gif"
 
 
 def load_frames(path: str | Path | None = None) -> np.ndarray:

@@ -1,0 +1,329 @@
+"""Worlds: the factors, the image and the renderer, as data handed to the core.
+
+A :class:`World` declares what a family of images is made of: its factors
+(categorical with labels, or numeric with a grid of values, in a fixed
+order), the image's shape, and a **renderer** from factor classes to images,
+which is the ground truth of every counterfactual. Optionally: a loader for a
+real dataset file, the name of its default story, hints for the image model
+that suits it, and the classes of a factor that draw the same image.
+
+The core (stories, the SCM, the engine, the query language, data files,
+training, evaluation, the CLI) reads every factor name, size, value and label
+from a world; it imports no world. Worlds are contributed through the
+``register_worlds`` hook (:mod:`cvaeq.hookspecs`); :func:`get_world` finds
+one by name. dSprites is the built-in world ``"dsprites"``.
+
+>>> import numpy as np
+>>> w = World("toy", (Factor("colour", labels=("red", "blue")), Factor("x", values=[0.0, 0.5, 1.0])),
+...           image_shape=(2, 3), render=lambda c: np.zeros((len(c), 2, 3), np.uint8))
+>>> w.names, w.sizes["x"], w.n_images
+(('colour', 'x'), 3, 6)
+>>> w.label("x", 1), w.parse_value("colour", "blue"), w.parse_value("x", "0.9")
+('0.5', 1, 2)
+>>> w.indices_of(np.array([[1, 2]])).tolist(), w.classes_array_of(np.array([5])).tolist()
+([5], [[1, 2]])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["Factor", "World", "get_world", "DEFAULT_WORLD", "MAX_FACTORS", "MAX_FACTOR_SIZE"]
+
+#: The world of a story or checkpoint that names none (every file written before worlds).
+DEFAULT_WORLD = "dsprites"
+#: Most factors a world may declare, and most classes per factor (a sanity bound).
+MAX_FACTORS = 64
+MAX_FACTOR_SIZE = 100_000
+
+
+@dataclass(frozen=True, eq=False)
+class Factor:
+    """One factor of a world: categorical (``labels``) or numeric (``values``).
+
+    :param name: the factor's name, as written in stories and queries.
+    :param labels: a categorical factor's class names, in class order.
+    :param values: a numeric factor's grid (strictly increasing), or, with
+        ``labels``, the numbers a data file records for each class.
+    """
+
+    name: str
+    labels: tuple[str, ...] | None = None
+    values: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise DataError(f"factor name {self.name!r} must be an identifier (letters, digits, _)")
+        if self.labels is None and self.values is None:
+            raise DataError(f"factor {self.name!r}: give labels (categorical) or values (numeric)")
+        if self.labels is not None:
+            labels = tuple(str(s) for s in self.labels)
+            if len(set(labels)) != len(labels) or not labels:
+                raise DataError(f"factor {self.name!r}: labels must be distinct and at least one")
+            object.__setattr__(self, "labels", labels)
+        if self.values is not None:
+            values = np.asarray(self.values, dtype=np.float64).reshape(-1)
+            if not np.all(np.isfinite(values)) or len(values) == 0:
+                raise DataError(f"factor {self.name!r}: values must be finite numbers")
+            if self.labels is None and len(values) > 1 and not np.all(np.diff(values) > 0):
+                raise DataError(f"factor {self.name!r}: a numeric grid must be strictly increasing")
+            if self.labels is not None and len(values) != len(self.labels):
+                raise DataError(f"factor {self.name!r}: {len(values)} values for {len(self.labels)} labels")
+            object.__setattr__(self, "values", values)
+        if not 1 <= self.size <= MAX_FACTOR_SIZE:
+            raise DataError(f"factor {self.name!r} has {self.size} classes; at most {MAX_FACTOR_SIZE}")
+
+    @property
+    def size(self) -> int:
+        """Number of classes."""
+        return len(self.labels) if self.labels is not None else len(self.values)
+
+    @property
+    def numeric(self) -> bool:
+        """True for a factor on a grid of numbers (it has an expectation)."""
+        return self.labels is None
+
+    @property
+    def grid(self) -> np.ndarray:
+        """The numbers of the classes: the grid, or a categorical factor's recorded values (else 0, 1, ...)."""
+        return self.values if self.values is not None else np.arange(self.size, dtype=np.float64)
+
+    def label(self, cls: int) -> str:
+        """A class as written in the query language: a name, or a number (6 significant digits)."""
+        if self.labels is not None:
+            return self.labels[cls]
+        return f"{self.values[cls]:.6g}"
+
+    def snap(self, value: float) -> int:
+        """Class of the grid value nearest ``value``; off the domain (beyond half
+        a grid step past either end) is a DataError."""
+        if self.numeric is False:
+            raise DataError(f"{self.name} takes a name ({', '.join(self.labels)}), not a number")
+        grid = self.values
+        half = (grid[1] - grid[0]) / 2 if len(grid) > 1 else 0.5
+        if not math.isfinite(value) or value < grid[0] - half or value > grid[-1] + half:
+            raise DataError(f"{self.name}={value:g} is off the domain; allowed: {grid[0]:g} to {grid[-1]:g}")
+        return int(np.argmin(np.abs(grid - value)))
+
+    def parse(self, text: str) -> int:
+        """Class of a value written by a user: a label, or a number snapped to the grid."""
+        text = str(text).strip()
+        if self.labels is not None:
+            if text in self.labels:
+                return self.labels.index(text)
+            raise DataError(f"unknown {self.name} {text!r}; allowed: {', '.join(self.labels)}")
+        try:
+            number = float(text)
+        except ValueError:
+            raise DataError(f"{self.name} takes a number, got {text!r}") from None
+        return self.snap(number)
+
+
+@dataclass(frozen=True, eq=False)
+class World:
+    """A world: named factors, an image shape and the renderer that is its truth.
+
+    :param name: the world's name (``--world NAME``, ``world = "NAME"`` in stories).
+    :param factors: the factors, in the column order of every ``classes`` array.
+    :param image_shape: ``(H, W)`` of its images.
+    :param render: ``render(classes int64 (N, F)) -> uint8 (N, H, W)`` 0/1
+        images: deterministic, the ground truth of every counterfactual.
+    :param pixel: the pixel kind, ``"binary"`` (what the built-in Bernoulli
+        image mechanism models).
+    :param default_story: the registered story used when none is named.
+    :param model_arch: hints for image-model families, e.g. the causal VAE's
+        ``{"window": 1, "window_factors": ["posY", "posX"]}`` for a world
+        whose objects are placed by two position factors. Families read what
+        they know and ignore the rest.
+    :param equivalent: ``{factor: (given, table)}``: ``table[g, k, j]`` is True
+        when classes ``k`` and ``j`` of ``factor`` draw the same image given
+        class ``g`` of factor ``given`` (a square turned by 90 degrees).
+        Classifiers are scored modulo it.
+    :param load_real: optional ``load_real(path) -> (images, classes)`` for a
+        real dataset file of this world.
+    :param file_constants: leading constant columns ``(name, value)`` of this
+        world's data-file layout (dSprites files keep a ``color`` column).
+    :param description: one line for ``cvaeq plugins``.
+    """
+
+    name: str
+    factors: tuple[Factor, ...]
+    image_shape: tuple[int, int]
+    render: Callable[[np.ndarray], np.ndarray]
+    pixel: str = "binary"
+    default_story: str | None = None
+    model_arch: Mapping[str, Any] = field(default_factory=dict)
+    equivalent: Mapping[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    load_real: Callable[[Path], tuple[np.ndarray, np.ndarray]] | None = None
+    file_constants: tuple[tuple[str, float], ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise DataError(f"a world's name must be a non-empty string without '/', got {self.name!r}")
+        factors = tuple(self.factors)
+        if not 1 <= len(factors) <= MAX_FACTORS or not all(isinstance(f, Factor) for f in factors):
+            raise DataError(f"world {self.name!r}: give 1 to {MAX_FACTORS} Factor objects")
+        names = [f.name for f in factors]
+        if len(set(names)) != len(names):
+            raise DataError(f"world {self.name!r}: a factor name is used twice")
+        reserved = {"X", "Z", "img"} & set(names)
+        if reserved:
+            raise DataError(f"world {self.name!r}: factor name {sorted(reserved)[0]!r} is reserved (image, latent, binding)")
+        object.__setattr__(self, "factors", factors)
+        h, w = (int(v) for v in self.image_shape)
+        if not (1 <= h <= 4096 and 1 <= w <= 4096):
+            raise DataError(f"world {self.name!r}: image_shape {self.image_shape} is not a plausible (H, W)")
+        object.__setattr__(self, "image_shape", (h, w))
+        if not callable(self.render):
+            raise DataError(f"world {self.name!r}: render must be callable")
+        object.__setattr__(self, "_by_name", {f.name: f for f in factors})
+        sizes = np.array([f.size for f in factors], dtype=np.int64)
+        object.__setattr__(self, "_bases", np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64))
+        object.__setattr__(self, "_sizes", sizes)
+
+    def __repr__(self) -> str:
+        return f"World({self.name!r}, factors={list(self.names)}, image_shape={self.image_shape})"
+
+    # ------------------------------------------------------------- the factors
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Factor names, in column order."""
+        return tuple(f.name for f in self.factors)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """``{factor: number of classes}``."""
+        return {f.name: f.size for f in self.factors}
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        """``{factor: numbers of its classes}`` (:attr:`Factor.grid`)."""
+        return {f.name: f.grid for f in self.factors}
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        """Names of the numeric factors (those with an expectation)."""
+        return tuple(f.name for f in self.factors if f.numeric)
+
+    def factor(self, name: str) -> Factor:
+        """The factor called ``name``; unknown names are a DataError listing this world's."""
+        try:
+            return self._by_name[name]
+        except (KeyError, TypeError):
+            raise DataError(f"unknown factor {name!r}; world {self.name!r} has {', '.join(self.names)}") from None
+
+    def index(self, name: str) -> int:
+        """Column of factor ``name`` in a classes array."""
+        return self.names.index(self.factor(name).name)
+
+    def label(self, name: str, cls: int) -> str:
+        """Class ``cls`` of factor ``name`` as written in queries."""
+        return self.factor(name).label(int(cls))
+
+    def snap(self, name: str, value: float) -> int:
+        """Class of the grid value of numeric factor ``name`` nearest ``value``."""
+        return self.factor(name).snap(value)
+
+    def parse_value(self, name: str, text: str) -> int:
+        """Class of ``text`` (a label or a number) for factor ``name``."""
+        return self.factor(name).parse(text)
+
+    def parse_factors(self, items: Sequence[str]) -> dict[str, int]:
+        """Classes from ``name=value`` items naming every factor once, as on the command line."""
+        out: dict[str, int] = {}
+        for item in items:
+            name, sep, value = str(item).partition("=")
+            if not sep:
+                raise DataError(f"expected name=value, got {item!r}")
+            name = name.strip()
+            if name in out:
+                raise DataError(f"factor {name!r} given twice")
+            out[name] = self.parse_value(name, value)
+        missing = [f for f in self.names if f not in out]
+        if missing:
+            raise DataError(f"missing factor(s): {', '.join(missing)}; give all of {', '.join(self.names)}")
+        return out
+
+    def row(self, classes: Mapping[str, int]) -> np.ndarray:
+        """``(1, F)`` int64 classes array of a ``{factor: class}`` mapping."""
+        return np.array([[int(classes[f]) for f in self.names]], dtype=np.int64)
+
+    # ------------------------------------------------------------ the grid
+
+    @property
+    def n_images(self) -> int:
+        """Images in the full grid (the product of the factor sizes)."""
+        return int(np.prod(self._sizes))
+
+    @property
+    def bases(self) -> np.ndarray:
+        """Index bases: an image's grid index is ``classes @ bases`` (last factor fastest)."""
+        return self._bases
+
+    def check_classes(self, classes: np.ndarray) -> np.ndarray:
+        """``classes`` as int64 ``(N, F)``, each in range; a DataError otherwise."""
+        classes = np.asarray(classes)
+        if classes.ndim != 2 or classes.shape[1] != len(self.factors):
+            raise DataError(
+                f"expected factor classes of shape (N, {len(self.factors)}) in the order "
+                f"{', '.join(self.names)}; got shape {classes.shape}"
+            )
+        classes = classes.astype(np.int64, copy=False)
+        if classes.size and ((classes < 0).any() or (classes >= self._sizes).any()):
+            bad = int(np.argmax(((classes < 0) | (classes >= self._sizes)).any(0)))
+            raise DataError(f"{self.names[bad]} classes must lie in [0, {self._sizes[bad]})")
+        return classes
+
+    def indices_of(self, classes: np.ndarray) -> np.ndarray:
+        """Grid indices of an ``(N, F)`` classes array."""
+        return self.check_classes(classes) @ self._bases
+
+    def classes_array_of(self, indices: np.ndarray) -> np.ndarray:
+        """``(N, F)`` classes of grid indices (inverse of :meth:`indices_of`)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return (indices[:, None] // self._bases) % self._sizes
+
+    def values_of(self, classes: np.ndarray) -> np.ndarray:
+        """``(N, F)`` float64 numbers of ``(N, F)`` classes."""
+        classes = np.asarray(classes, dtype=np.int64)
+        return np.stack([f.grid[classes[:, i]] for i, f in enumerate(self.factors)], axis=1)
+
+    def render_checked(self, classes: np.ndarray) -> np.ndarray:
+        """``render(classes)``, its input and output checked: uint8 0/1 ``(N, H, W)``."""
+        classes = self.check_classes(classes)
+        images = np.asarray(self.render(classes))
+        if images.shape != (len(classes), *self.image_shape):
+            raise DataError(f"world {self.name!r}: render gave shape {images.shape}, "
+                            f"expected {(len(classes), *self.image_shape)}")
+        return images.astype(np.uint8, copy=False)
+
+
+def get_world(world: "str | World | None" = None) -> World:
+    """A world by name (None: :data:`DEFAULT_WORLD`), or the world given.
+
+    Unknown names are a DataError listing the registered worlds.
+
+    >>> get_world().name
+    'dsprites'
+    """
+    if isinstance(world, World):
+        return world
+    from .plugins import get_worlds
+
+    name = DEFAULT_WORLD if world is None else world
+    worlds = get_worlds()
+    if name not in worlds:
+        raise DataError(
+            f"unknown world {name!r}; known: {', '.join(sorted(worlds))} (install the plugin that provides it, "
+            "see `cvaeq plugins`)"
+        )
+    return worlds[name]
