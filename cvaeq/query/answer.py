@@ -42,8 +42,8 @@ import torch
 
 from ..worlds.dsprites.factors import FACTORS, SIZES, label
 from ..engine import Result, infer
-from ..errors import CheckpointError, QueryError
-from ..scm import SCM, build_scm
+from ..errors import QueryError
+from ..loading import Mechanisms, load_mechanisms, shipped_checkpoint
 from ..story import IMAGE, LATENT, Story, load_story
 from .parser import parse
 from .resolution import ResolvedQuery, resolve
@@ -79,78 +79,6 @@ IMAGE_FILES = {"evidence": "evidence.png", "samples": "samples.png", "mean": "me
 #: Decimals kept in probabilities, expectations and Z statistics (float sums leave noise beyond).
 DIGITS = 10
 NEEDS_MODEL = "this query needs a trained model: pass --model CKPT or run cvaeq train"
-
-
-def shipped_checkpoint() -> Path | None:
-    """The checkpoint installed with the package, if any: ``cvaeq/weights/default.safetensors``,
-    else the first ``.safetensors`` file there (by name); the rule ``cvaeq eval`` follows."""
-    weights = Path(__file__).resolve().parent.parent / "weights"
-    found = sorted(weights.glob("*.safetensors")) if weights.is_dir() else []
-    named = [p for p in found if p.stem == "default"]
-    return (named or found or [None])[0]
-
-
-@dataclass(frozen=True)
-class Mechanisms:
-    """Where a query's mechanisms come from.
-
-    :ivar story: the story (graph, and tables unless ``factor_logits`` is given).
-    :ivar factor_logits: fitted ``{factor: log-probability table}``, or None for the story's.
-    :ivar image_model: the image model (decoder and encoders), or None.
-    :ivar name: the checkpoint's path, or None when the story's true tables are used.
-    """
-
-    story: Story
-    factor_logits: Mapping[str, Any] | None = None
-    image_model: Any = None
-    name: str | None = None
-
-    def scm(self, with_image: bool) -> SCM:
-        """The SCM; with the image node X only when asked (decoding costs time)."""
-        return build_scm(self.story, self.factor_logits, self.image_model if with_image else None)
-
-
-def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None = None) -> Mechanisms:
-    """Mechanisms from a checkpoint path, a loaded checkpoint, an image model or a story.
-
-    :param model: None (the shipped checkpoint if installed, else the story),
-        a checkpoint path, a loaded checkpoint (``.model``, ``.story``,
-        ``.factor_logits``), or an object implementing
-        :class:`~cvaeq.mechanisms.image.ImageModel` (used with ``story``'s tables).
-    :param story: a story name, path or :class:`~cvaeq.story.Story`; alone, it
-        means the story's true tables with no image model.
-    """
-    if isinstance(story, (str, os.PathLike)):
-        story = load_story(story)
-    if model is None:
-        if story is not None:
-            return Mechanisms(story)
-        shipped = shipped_checkpoint()
-        if shipped is None:
-            return Mechanisms(load_story("default"))
-        model = shipped
-    if isinstance(model, (str, os.PathLike)):
-        if story is not None:
-            raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
-        path = Path(model)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint; pass a .safetensors file from cvaeq train")
-        from ..model.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(path)
-        return Mechanisms(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
-    if all(hasattr(model, a) for a in ("model", "story", "factor_logits")):  # a loaded checkpoint
-        if story is not None:
-            raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
-        path = getattr(model, "path", None)
-        return Mechanisms(model.story, model.factor_logits, model.model, str(path) if path else "<checkpoint>")
-    for member in ("decode_probs", "factor_logits", "z_posterior"):
-        if not callable(getattr(model, member, None)):
-            raise QueryError(
-                f"model must be a checkpoint path, a loaded checkpoint or an image model; {type(model).__name__} "
-                f"has no {member}()"
-            )
-    return Mechanisms(story or load_story("default"), None, model, type(model).__name__)
 
 
 def read_factors(image_model: Any, image) -> dict[str, str]:
