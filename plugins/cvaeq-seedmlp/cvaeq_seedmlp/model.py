@@ -81,6 +81,9 @@ class SeedMLP(nn.Module):
     :param aux_weight: weight of the classifier's log-likelihood in the loss.
     """
 
+    #: The registered family name that checkpoints record (``save_checkpoint`` reads it).
+    family = "seed_mlp"
+
     def __init__(self, names: Sequence[str], sizes: Sequence[int], image_shape: tuple[int, int], *,
                  z_dim: int, hidden: int = DEFAULT_HIDDEN, aux_weight: float = DEFAULT_AUX_WEIGHT) -> None:
         super().__init__()
