@@ -67,13 +67,13 @@ def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet)
     true (rendered) counterfactuals, axiomatic soundness, and TV to the story."""
     import torch
 
-    from ..evaluation import evaluate, resolve_model
+    from ..evaluation import evaluate, mechanisms_to_score
 
     if threads is not None:
         torch.set_num_threads(threads)
-    parts = resolve_model(model)  # a bad path fails here: one line, exit 2
+    mech = mechanisms_to_score(model)  # a bad path fails here: one line, exit 2
     started = time.perf_counter()
-    result = evaluate(parts, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)
+    result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)
     seconds = time.perf_counter() - started
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))

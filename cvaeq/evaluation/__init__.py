@@ -11,15 +11,14 @@
 from .batched import DedupedImageModel, GroupParticles, abduct_groups, group_mean, predict_groups
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, iou, orientation_correct, soft_iou, total_variation
-from .run import ModelParts, default_checkpoint, evaluate, intervention_values, resolve_model
+from .run import evaluate, intervention_values, mechanisms_to_score, pixel_probs
 from .truth import TrueCounterfactual, true_counterfactual
 from .tv import TVQuery, interventional_exact, tv_queries, tv_scores
 
 __all__ = [
     "evaluate",
-    "ModelParts",
-    "default_checkpoint",
-    "resolve_model",
+    "mechanisms_to_score",
+    "pixel_probs",
     "intervention_values",
     "true_counterfactual",
     "TrueCounterfactual",

@@ -130,7 +130,10 @@ class DedupedImageModel:
             self.pixel_logits = model.pixel_logits
 
     def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
-        return self.model.decode_probs(classes, z)
+        """The model's ``decode_probs``, else the sigmoid of its ``pixel_logits``."""
+        if callable(getattr(self.model, "decode_probs", None)):
+            return self.model.decode_probs(classes, z)
+        return torch.sigmoid(self.model.pixel_logits(classes, z).double())
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         return self.model.z_posterior(x, classes)
