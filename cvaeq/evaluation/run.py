@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..worlds.dsprites.factors import FACTORS, SIZES
 from .. import loading
 from ..errors import CheckpointError
 from ..loading import Mechanisms, load_mechanisms
@@ -34,7 +33,7 @@ from ..scm import build_scm
 from ..story import LATENT
 from .batched import DedupedImageModel, abduct_groups, group_mean, predict_groups
 from .heldout import draw_heldout, render_float
-from .metrics import binarise, factor_correct, iou, soft_iou
+from .metrics import binarise, factor_correct, given_factor, iou, soft_iou
 from .truth import true_counterfactual
 from .tv import TV_PARTICLES, tv_scores
 
@@ -70,14 +69,17 @@ def mechanisms_to_score(model: Any = None) -> Mechanisms:
     return mech
 
 
-def intervention_values(factual: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+def intervention_values(factual: np.ndarray, seed: int, world) -> dict[str, np.ndarray]:
     """``{factor: (N,)}`` intervention classes: uniform among the classes other
     than each image's factual one (so every intervention changes something)."""
     rng = np.random.default_rng([seed, 0xC0F])
     out = {}
-    for i, f in enumerate(FACTORS):
-        shift = rng.integers(1, SIZES[f], size=len(factual))
-        out[f] = (factual[:, i] + shift) % SIZES[f]
+    for i, (f, size) in enumerate(world.sizes.items()):
+        if size < 2:  # a factor with one class cannot be changed: do() sets it to itself
+            out[f] = factual[:, i].copy()
+            continue
+        shift = rng.integers(1, size, size=len(factual))
+        out[f] = (factual[:, i] + shift) % size
     return out
 
 
@@ -89,10 +91,16 @@ def pixel_probs(model, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(model.pixel_logits(classes, z).double())
 
 
-def _read(model, x: torch.Tensor) -> np.ndarray:
-    """``(N, F)`` argmax classes of q(factors | x)."""
+def _read(model, x: torch.Tensor, names) -> np.ndarray:
+    """``(N, F)`` argmax classes of q(factors | x), factors ``names`` in order."""
     logits = model.factor_logits(x)
-    return torch.stack([logits[f].argmax(-1) for f in FACTORS], -1).numpy()
+    return torch.stack([logits[f].argmax(-1) for f in names], -1).numpy()
+
+
+def _given(world, factor: str, classes: np.ndarray) -> np.ndarray | None:
+    """Per row, the class of the factor that decides which classes of ``factor`` look alike."""
+    g = given_factor(world, factor)
+    return None if g is None else classes[:, world.index(g)]
 
 
 def _mean_image(scm, x: torch.Tensor, k: int, do: dict | None = None) -> tuple[torch.Tensor, Any]:
@@ -119,9 +127,10 @@ class _Scores:
 def _factors_and_likelihood(mech: Mechanisms, scm, x: torch.Tensor, classes: np.ndarray, k: int,
                             scores: _Scores):
     """Accuracy of q(factors | x), reconstruction IoU, NLL and -ELBO; returns the particles of x."""
-    read = _read(mech.image_model, x)
-    for i, f in enumerate(FACTORS):
-        scores.add(f"acc.{f}", factor_correct(f, read[:, i], classes[:, i], classes[:, 0]))
+    world = mech.story.world
+    read = _read(mech.image_model, x, world.names)
+    for i, f in enumerate(world.names):
+        scores.add(f"acc.{f}", factor_correct(world, f, read[:, i], classes[:, i], _given(world, f, classes)))
     loc, _ = mech.image_model.z_posterior(x, torch.from_numpy(read))
     recon = binarise(pixel_probs(mech.image_model, torch.from_numpy(read), loc).numpy())
     scores.add("recon_iou", iou(recon, x.numpy()))
@@ -129,13 +138,14 @@ def _factors_and_likelihood(mech: Mechanisms, scm, x: torch.Tensor, classes: np.
     scores.add("nll", -g.log_marginal().numpy())
     scores.add("elbo", -g.log_weights.mean(1).numpy())
     with torch.random.fork_rng(devices=[]):  # the scores after this one draw as they did before it existed
-        nll_f, elbo_f = _likelihood_given_factors(DedupedImageModel(mech.image_model), x, torch.from_numpy(classes), k)
+        nll_f, elbo_f = _likelihood_given_factors(DedupedImageModel(mech.image_model), world, x,
+                                                  torch.from_numpy(classes), k)
     scores.add("nll_given_factors", nll_f.numpy())
     scores.add("elbo_given_factors", elbo_f.numpy())
     return g
 
 
-def _likelihood_given_factors(model, x: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B]`` importance-sampled ``-log p(x | f)`` and ``-ELBO`` with the true factors ``f``
     and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed reported it."""
     b = x.shape[0]
@@ -145,8 +155,9 @@ def _likelihood_given_factors(model, x: torch.Tensor, classes: torch.Tensor, k: 
     prior = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
     flat_z = z.reshape(k * b, -1).float()
     flat_c = classes.repeat(k, 1)
-    parents = {f: flat_c[:, i] for i, f in enumerate(FACTORS)} | {LATENT: flat_z}
-    log_px = bernoulli_image(model, factors=FACTORS, latent=LATENT).log_prob(x.repeat(k, 1, 1), parents)  # the SCM's own likelihood
+    parents = {f: flat_c[:, i] for i, f in enumerate(world.names)} | {LATENT: flat_z}
+    image = bernoulli_image(model, factors=world.names, latent=LATENT, shape=world.image_shape)
+    log_px = image.log_prob(x.repeat(k, 1, 1), parents)  # the SCM's own likelihood
     log_w = log_px.view(k, b) + (prior.log_prob(z) - q.log_prob(z)).sum(-1)
     nll = -(torch.logsumexp(log_w, 0) - np.log(k))
     return nll, -log_w.mean(0)
@@ -157,7 +168,8 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
     """Per factor: cf IoU against the truth, effectiveness, reversibility, and their story references."""
     xs = x.numpy()
     rows = torch.arange(len(classes))
-    for i, f in enumerate(FACTORS):
+    world = mech.story.world
+    for i, f in enumerate(world.names):
         v = values[f]
         truth = true_counterfactual(mech.story, classes, f, v, truth_particles, _sub(seed, i, 0))
         out = predict_groups(g, {f: torch.from_numpy(v)})
@@ -172,13 +184,15 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
         # binomial noise of drawing one)
         b, kk = out["X"].shape[:2]
         worlds = out["X"].reshape(b * kk, *out["X"].shape[2:]).float()
-        got = _read(mech.image_model, worlds)[:, i]
-        ok = factor_correct(f, got, np.repeat(v, kk), np.repeat(truth.mode("shape"), kk)).reshape(b, kk)
+        got = _read(mech.image_model, worlds, world.names)[:, i]
+        g_f = given_factor(world, f)
+        given = None if g_f is None else np.repeat(truth.mode(g_f), kk)
+        ok = factor_correct(world, f, got, np.repeat(v, kk), given).reshape(b, kk)
         scores.add(f"eff.{f}", (g.weights.numpy() * ok).sum(1))
         # one counterfactual world per image, drawn by weight, and back
         pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
-        world = out["X"][rows, pick].float()
-        back, _ = _mean_image(scm, world, k, {f: classes[:, i]})
+        drawn_image = out["X"][rows, pick].float()
+        back, _ = _mean_image(scm, drawn_image, k, {f: classes[:, i]})
         scores.add(f"rev.{f}", iou(back.numpy(), xs))
         # the story's own round trip from one of its counterfactual worlds: the ceiling
         drawn = np.random.default_rng([seed, i]).integers(truth.classes.shape[1], size=len(classes))
@@ -191,7 +205,7 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
 def _decoded(mech: Mechanisms, g) -> torch.Tensor:
     """Thresholded weighted mean of the decoder's probabilities over abducted (factors, Z)."""
     v = g.particles.values
-    classes = torch.stack([v[f].long() for f in FACTORS], -1)
+    classes = torch.stack([v[f].long() for f in mech.story.world.names], -1)
     probs = pixel_probs(mech.image_model, classes, v[LATENT].float())
     return (group_mean(g, probs.reshape(g.groups, g.per_group, *probs.shape[1:])) > 0.5).float()
 
@@ -218,7 +232,7 @@ def _sub(seed: int, *parts: int) -> int:
 
 def _batch(mech: Mechanisms, scm, classes: np.ndarray, values: dict, k: int, seed: int,
            truth_particles: int, scores: _Scores) -> None:
-    x = render_float(classes)
+    x = render_float(classes, mech.story.world)
     g = _factors_and_likelihood(mech, scm, x, classes, k, scores)
     _counterfactuals(mech, scm, g, x, classes, values, k, seed, truth_particles, scores)
     _composition(mech, scm, g, x, k, scores)
@@ -250,7 +264,8 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
     scm = build_scm(mech.story, mech.factor_logits, image_model=image_model)
     batch = batch or max(1, 1024 // samples)
     classes = draw_heldout(n, seed, mech.story)
-    values = intervention_values(classes, seed)
+    names = mech.story.world.names
+    values = intervention_values(classes, seed, mech.story.world)
     scores = _Scores()
     with torch.no_grad(), torch.random.fork_rng(devices=[]), \
             tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar:
@@ -261,11 +276,11 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
                    _sub(seed, lo), truth_particles, scores)
             bar.update(len(classes[sl]))
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
-    cf_iou = {f: scores.mean(f"cf.{f}") for f in FACTORS}
-    soft = {f: scores.mean(f"soft.{f}") for f in FACTORS}
-    ideal = {f: scores.mean(f"cf_story.{f}") for f in FACTORS}
-    rev = {f: scores.mean(f"rev.{f}") for f in FACTORS}
-    rev_story = {f: scores.mean(f"rev_story.{f}") for f in FACTORS}
+    cf_iou = {f: scores.mean(f"cf.{f}") for f in names}
+    soft = {f: scores.mean(f"soft.{f}") for f in names}
+    ideal = {f: scores.mean(f"cf_story.{f}") for f in names}
+    rev = {f: scores.mean(f"rev.{f}") for f in names}
+    rev_story = {f: scores.mean(f"rev_story.{f}") for f in names}
     return {
         "model": mech.name,
         "n": n,
@@ -276,7 +291,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
         "nll_given_factors_nats": _finite(scores.mean("nll_given_factors")),
         "elbo_given_factors_nats": _finite(scores.mean("elbo_given_factors")),
         "recon_iou": scores.mean("recon_iou"),
-        "factor_accuracy": {f: scores.mean(f"acc.{f}") for f in FACTORS},
+        "factor_accuracy": {f: scores.mean(f"acc.{f}") for f in names},
         "counterfactual": {
             "iou": cf_iou,
             "iou_mean": float(np.mean(list(cf_iou.values()))),
@@ -284,7 +299,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
             "iou_story_mean": float(np.mean(list(ideal.values()))),
             "soft_iou": soft,
             "soft_iou_mean": float(np.mean(list(soft.values()))),
-            "effectiveness": {f: scores.mean(f"eff.{f}") for f in FACTORS},
+            "effectiveness": {f: scores.mean(f"eff.{f}") for f in names},
             "composition": {str(s): scores.mean(f"comp.{s}") for s in (1, COMPOSITION_STEPS)},
             "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in (1, COMPOSITION_STEPS)},
             "reversibility": float(np.mean(list(rev.values()))),

@@ -65,10 +65,10 @@ def test_wrong_factor_mechanisms_raise_the_tv(analytic_model):
 
 def test_intervention_values_always_change_the_factor():
     classes = draw_heldout(200, 0, STORY)
-    values = intervention_values(classes, seed=0)
+    values = intervention_values(classes, 0, STORY.world)
     for i, f in enumerate(FACTORS):
         assert (values[f] != classes[:, i]).all()
-    assert np.array_equal(values["posX"], intervention_values(classes, seed=0)["posX"])
+    assert np.array_equal(values["posX"], intervention_values(classes, 0, STORY.world)["posX"])
 
 
 def test_heldout_images_cover_the_grid_uniformly():
