@@ -5,10 +5,11 @@
   factors and image of a factual world;
 * :func:`tv_scores` (:mod:`.tv`): factor-level total variation to the story;
 * :mod:`.metrics`: IoU, factor accuracy modulo the world's look-alike classes, total variation;
-* :mod:`.batched`: the engine over many images at once.
+* :class:`DedupedImageModel` (:mod:`.dedup`): q(factors | X) once per run of identical images
+  (the engine's batched inference, :func:`cvaeq.engine.abduct_groups`, repeats each image K times).
 """
 
-from .batched import DedupedImageModel, GroupParticles, abduct_groups, group_mean, predict_groups
+from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, soft_iou, total_variation
 from .run import evaluate, intervention_values, mechanisms_to_score, pixel_probs
@@ -34,9 +35,5 @@ __all__ = [
     "total_variation",
     "draw_heldout",
     "render_float",
-    "abduct_groups",
-    "predict_groups",
-    "group_mean",
-    "GroupParticles",
     "DedupedImageModel",
 ]

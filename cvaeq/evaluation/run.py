@@ -4,7 +4,7 @@ On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
 
 * likelihood: importance-sampled NLL and the negative ELBO, nats per image,
   with ``K = samples`` draws from the proposal q(f | x) q(z | x, f) (the
-  engine's abduction weights, :mod:`.batched`); the IoU of the thresholded
+  engine's abduction weights, :func:`cvaeq.engine.abduct_groups`); the IoU of the thresholded
   reconstruction (argmax q(f | x), mean of q(z | x, f));
 * ``factor_accuracy`` of argmax q(factors | x), orientation modulo symmetry;
 * ``counterfactual``: per factor, do(factor = a random other class) on each
@@ -31,7 +31,8 @@ from ..loading import Mechanisms, load_mechanisms
 from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import LATENT
-from .batched import DedupedImageModel, abduct_groups, group_mean, predict_groups
+from ..engine import abduct_groups, group_mean, predict_groups
+from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, soft_iou
 from .truth import true_counterfactual

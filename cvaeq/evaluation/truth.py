@@ -34,7 +34,7 @@ import torch
 from ..errors import QueryError
 from ..scm import scm_from_story
 from ..world import World
-from .batched import abduct_groups, predict_groups
+from ..engine import abduct_groups, predict_groups
 from .metrics import THRESHOLD
 
 __all__ = ["TrueCounterfactual", "true_counterfactual", "render_unique"]

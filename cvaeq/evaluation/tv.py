@@ -43,7 +43,7 @@ import torch
 
 from ..scm import build_scm, scm_from_story
 from ..world import World, get_world
-from .batched import abduct_groups, predict_groups
+from ..engine import abduct_groups, predict_groups
 from .metrics import total_variation
 
 __all__ = ["TVQuery", "tv_queries", "tv_scores", "probe_values", "TV_WORLDS", "TV_PARTICLES", "interventional_exact"]
