@@ -12,21 +12,9 @@ import cvaeq_seedmlp.model
 from cvaeq.errors import CvaeqError
 from cvaeq.mechanisms.image import ImageModel, bernoulli_image
 from cvaeq.model.family import get_family
-from cvaeq.plugins import get_image_model_plugins, get_image_models, get_plugin_manager
+from cvaeq.plugins import get_image_model_plugins, get_image_models
 from cvaeq.world import Factor, World, get_world
 from cvaeq_seedmlp import SeedMLP, SeedMLPFamily
-
-
-@pytest.fixture
-def registered():
-    """The plugin registered as an installed one would be (installed plugins are not loaded in tests)."""
-    pm = get_plugin_manager()
-    if pm.is_registered(cvaeq_seedmlp):
-        yield
-        return
-    pm.register(cvaeq_seedmlp, name="cvaeq-seedmlp")
-    yield
-    pm.unregister(cvaeq_seedmlp)
 
 
 def _bars(classes):

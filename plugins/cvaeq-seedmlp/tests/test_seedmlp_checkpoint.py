@@ -14,18 +14,6 @@ from cvaeq_seedmlp import SeedMLP, SeedMLPFamily
 
 
 @pytest.fixture(scope="module")
-def registered():
-    """The plugin registered as an installed one would be (installed plugins are not loaded in tests)."""
-    pm = get_plugin_manager()
-    if pm.is_registered(cvaeq_seedmlp):
-        yield
-        return
-    pm.register(cvaeq_seedmlp, name="cvaeq-seedmlp")
-    yield
-    pm.unregister(cvaeq_seedmlp)
-
-
-@pytest.fixture(scope="module")
 def tiny_checkpoint(registered, tmp_path_factory):
     """A small seed_mlp model trained for a few steps on 64 dSprites images of the default story
     (once for the module: both tests read the same file)."""
