@@ -103,3 +103,11 @@ def test_image_sides_that_are_not_multiples_of_16_are_a_clear_error():
         CausalVAEFamily().build(odd, 2, {})
     with pytest.raises(CvaeqError, match="window=1 needs two position factors"):
         CausalVAEFamily().build(World("flat", odd.factors, (32, 32), odd.render), 2, {"window": 1})
+
+
+def test_an_arch_too_large_to_allocate_is_refused_before_allocating():
+    from cvaeq.model.causal_vae import CausalVAEFamily
+    from cvaeq.world import get_world
+
+    with pytest.raises(CvaeqError, match="parameters, more than"):
+        CausalVAEFamily().build(get_world("dsprites"), 6, {"hidden": 65536, "dec_hidden": 65536})
