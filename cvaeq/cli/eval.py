@@ -58,9 +58,9 @@ def summary(r: dict) -> str:
 
 @main.command("eval")
 @click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint to evaluate [default: the shipped one].")
+              help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].")
 @click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Test images, drawn uniformly from the full grid.")
+              help="Test images, drawn uniformly from the full grid of the model's world.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the images, interventions and particles.")
 @click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True,
               help="Particles per image (proposal draws for the NLL; counterfactual particles); "
@@ -72,7 +72,8 @@ def summary(r: dict) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
-    true (rendered) counterfactuals, axiomatic soundness, and TV to the story."""
+    true (rendered) counterfactuals (IoU, L1), axiomatic soundness
+    (effectiveness, composition, reversibility), and TV to the story."""
     import torch
 
     from ..evaluation import evaluate, mechanisms_to_score
