@@ -13,7 +13,7 @@ a ``^`` under the column.
 ...     parse("P(X | shape)")
 ... except QuerySyntaxError as e:
 ...     print(e); print(e.caret)
-expected '=' after 'shape', got ')' (at column 12)
+expected '=' or '@' after 'shape', got ')' (at column 12)
 P(X | shape)
            ^
 """
