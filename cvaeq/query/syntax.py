@@ -21,7 +21,7 @@ Name(value='square')
 >>> E("posY", do(scale=1.0)).to_text()
 'E[posY | do(scale=1.0)]'
 >>> P(event("scale" @ do(shape="square"), 1), shape="heart", scale=0.5).to_text()
-'P(scale @ do(shape=square) = 1 | shape=heart, scale=0.5)'
+'P(scale @ do(shape=square) = 1.0 | shape=heart, scale=0.5)'
 
 The tree is syntax only: whether a name is a known variable or a value on
 its domain is decided by :func:`cvaeq.query.resolve` against a story.
