@@ -35,7 +35,6 @@ from cvaeq.query import parse, resolve
 from cvaeq.query.answer import answer_query, load_mechanisms, shipped_checkpoint
 
 HEART = "shape=heart, scale=0.6, orientation=0.8, posX=0.8, posY=0.3"
-FACTOR_QUERY = None  # built in main() from the story's factors
 PN_QUERY = "PN(shape=heart, scale=0.6; shape=square, scale=1)"
 IMAGE = "shape=heart,scale=1,orientation=0.8,posX=0.3,posY=0.6"
 IMAGE_QUERY = "P(X @ do(shape=square) | X=img)"
@@ -69,8 +68,9 @@ def report(name: str, resolved, mech, particles: int, repeats: int, with_image: 
     w = median_ms(lambda seed: answer_query(resolved, mech, particles, seed), repeats)
     print(f"{name}\n  {len(resolved.worlds)} targets in {len({tuple(x.world.items()) for x in resolved.worlds})} "
           f"worlds, {particles} particles")
-    print(f"  engine (one abduction, the actions, the predictions): median {e[0]:.1f} ms   min {e[1]:.1f}   max {e[2]:.1f}")
-    print(f"  whole answer (with its summary):                      median {w[0]:.1f} ms   min {w[1]:.1f}   max {w[2]:.1f}")
+    for what, (med, lo, hi) in (("engine (one abduction, the actions, the predictions)", e),
+                                ("whole answer (with its summary)", w)):
+        print(f"  {what:<53} median {med:.1f} ms   min {lo:.1f}   max {hi:.1f}")
 
 
 def main() -> None:
@@ -95,7 +95,8 @@ def main() -> None:
            args.particles, args.repeats, False)
     report(f"factor, true tables: {PN_QUERY}", resolve(parse(PN_QUERY), mech.story), mech,
            args.particles, args.repeats, False)
-    print(f"  {PN_QUERY} = {answer_query(resolve(parse(PN_QUERY), mech.story), mech, args.particles, 0).probability:.4f}")
+    pn = answer_query(resolve(parse(PN_QUERY), mech.story), mech, args.particles, 0).probability
+    print(f"  {PN_QUERY} = {pn:.4f}")
 
     model = args.model or shipped_checkpoint()
     if model is None:

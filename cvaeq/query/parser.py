@@ -46,7 +46,8 @@ _SHOW = {
     "$END": "the end of the query",
     "<END-OF-FILE>": "the end of the query",
 }
-_ORDER = ["P", "E", "PN", "PS", "PNS", "LPAR", "LSQB", "NAME", "NUMBER", "BINDING", "DO", "EQUAL", "COMMA", "VBAR", "RPAR", "RSQB", "AT", "MINUS", "SEMICOLON", "$END", "<END-OF-FILE>"]
+_ORDER = ["P", "E", "PN", "PS", "PNS", "LPAR", "LSQB", "NAME", "NUMBER", "BINDING", "DO", "EQUAL", "COMMA",
+          "VBAR", "RPAR", "RSQB", "AT", "MINUS", "SEMICOLON", "$END", "<END-OF-FILE>"]
 
 
 @lru_cache(maxsize=1)
@@ -178,25 +179,28 @@ def _shortcut(name: Token, settings: list[Assignment], text: str) -> Query:
     - ``PNS(x, y; x', y') = P(Y @ do(x) = y, Y @ do(x') = y')``
     """
     x, y, x2, y2 = settings
+    form = f"{name}(x, y; x', y')"
     if x.variable != x2.variable:
-        raise _error(QuerySyntaxError, f"{name}(x, y; x', y') sets one treatment twice: "
-                     f"got {x.variable} and then {x2.variable} (write {x.variable}=... in both places)", x2.column, text)
+        message = (f"{form} sets one treatment twice: got {x.variable} and then {x2.variable} "
+                   f"(write {x.variable}=... in both places)")
+        raise _error(QuerySyntaxError, message, x2.column, text)
     if y.variable != y2.variable:
-        raise _error(QuerySyntaxError, f"{name}(x, y; x', y') names one outcome twice: "
-                     f"got {y.variable} and then {y2.variable} (write {y.variable}=... in both places)", y2.column, text)
+        message = (f"{form} names one outcome twice: got {y.variable} and then {y2.variable} "
+                   f"(write {y.variable}=... in both places)")
+        raise _error(QuerySyntaxError, message, y2.column, text)
     if x.variable == y.variable:
-        raise _error(QuerySyntaxError, f"{name}(x, y; x', y'): the treatment and the outcome are both "
-                     f"{x.variable}; the outcome must be another variable", y.column, text)
-    Y = y.variable
+        message = f"{form}: the treatment and the outcome are both {x.variable}; the outcome must be another variable"
+        raise _error(QuerySyntaxError, message, y.column, text)
+    X, Y = x.variable, y.variable
 
-    def world(a: Assignment) -> Do:
-        return Do((Assignment(a.variable, a.value),))
+    def outcome(a: Assignment, value) -> Event:  # Y @ do(a) = value
+        return Event(At(Y, Do((Assignment(X, a.value),))), value)
 
     if str(name) == "PN":
-        return Query("P", (Event(At(Y, world(x2)), y2.value),), (Assignment(x.variable, x.value), Assignment(Y, y.value)))
+        return Query("P", (outcome(x2, y2.value),), (Assignment(X, x.value), Assignment(Y, y.value)))
     if str(name) == "PS":
-        return Query("P", (Event(At(Y, world(x)), y.value),), (Assignment(x.variable, x2.value), Assignment(Y, y2.value)))
-    return Query("P", (Event(At(Y, world(x)), y.value), Event(At(Y, world(x2)), y2.value)))
+        return Query("P", (outcome(x, y.value),), (Assignment(X, x2.value), Assignment(Y, y2.value)))
+    return Query("P", (outcome(x, y.value), outcome(x2, y2.value)))
 
 
 def parse(text: str) -> Query:
