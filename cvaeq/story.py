@@ -129,9 +129,7 @@ def load_story(source: str | Path = "default") -> Story:
     """A story by registered name (``"default"``) or by path to a TOML file."""
     path = Path(source)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise StoryError(f"{path}: no such story file; pass a TOML file or a story name")
-        return story_from_text(path.read_text(), source=str(path))
+        return story_from_text(_read_text(path, str(path)), source=str(path))
     from .plugins import get_stories
 
     stories = get_stories()
@@ -139,16 +137,36 @@ def load_story(source: str | Path = "default") -> Story:
         raise StoryError(
             f"unknown story {source!r}; known: {', '.join(sorted(stories))}, or give a path to a .toml file"
         )
-    p = Path(stories[str(source)])
-    return story_from_text(p.read_text(), source=str(source))
+    return story_from_text(_read_text(Path(stories[str(source)]), str(source)), source=str(source))
+
+
+def _read_text(path: Path, source: str) -> str:
+    """A story file's text: a regular file of at most ``MAX_STORY_BYTES``, UTF-8."""
+    from .limits import MAX_STORY_BYTES, read_limited
+
+    blob = read_limited(path, "story", MAX_STORY_BYTES, StoryError, "pass a TOML file or a story name")
+    return _decode(blob, source)
+
+
+def _decode(blob: bytes, source: str) -> str:
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise StoryError(f"{source}: not UTF-8 text (byte {e.start}); save the story as UTF-8") from None
 
 
 def story_from_text(text: str, source: str = "<story>") -> Story:
     """Parse and validate a story's TOML text; ``source`` names it in errors."""
+    from .limits import MAX_STORY_BYTES
+
+    if not isinstance(text, str) or len(text) > MAX_STORY_BYTES:
+        raise StoryError(f"{source}: a story is TOML text of at most {MAX_STORY_BYTES:,} characters")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise StoryError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise StoryError(f"{source}: arrays or tables nested too deeply; a story needs a few levels") from None
 
     def fail(node: str, what: str) -> StoryError:
         return StoryError(f"{source}: factor {node!r}: {what}")

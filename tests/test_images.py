@@ -52,7 +52,7 @@ def png(tmp_path, array, mode=None):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda d: d / "missing.png", "no such file"),
+        (lambda d: d / "missing.png", "no such image file"),
         (lambda d: d / "missing.jpg", "no such image file"),
         (lambda d: d, "is a folder"),
         (lambda d: png(d, np.zeros((32, 32), np.uint8)), "the image is 32×32"),

@@ -54,6 +54,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError, CvaeqError
+from ..limits import MAX_CHECKPOINT_BYTES, read_limited
 from ..paths import atomic_path
 from .family import DEFAULT_FAMILY, get_family
 
@@ -194,12 +195,8 @@ def save_checkpoint(
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint; train one with `cvaeq train --out {path}`") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read the checkpoint: {e.strerror}") from None
+    blob = read_limited(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError,
+                        f"train one with `cvaeq train --out {path}`")
     foreign = f"{path}: not a cvaeq checkpoint (expected a .safetensors file written by `cvaeq train`)"
     if len(blob) < 8:
         raise CheckpointError(f"{path}: truncated checkpoint ({len(blob)} bytes); re-train or re-download it")
