@@ -36,6 +36,8 @@ __all__ = ["Story", "load_story", "story_from_text", "safe_name", "IMAGE", "LATE
 
 IMAGE = "X"
 LATENT = "Z"
+#: Largest latent dimension a story may ask for (the shipped model has 6).
+MAX_LATENT_DIM = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,8 +192,8 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     if missing:
         raise StoryError(f"{source}: factor {missing[0]!r} is not declared; add a [factors.{missing[0]}] table")
     latent_dim = doc.get("latent_dim", 4)
-    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
-        raise StoryError(f"{source}: latent_dim must be a positive integer, got {latent_dim!r}")
+    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or not 1 <= latent_dim <= MAX_LATENT_DIM:
+        raise StoryError(f"{source}: latent_dim must be an integer from 1 to {MAX_LATENT_DIM}, got {latent_dim!r}")
 
     parents: dict[str, tuple[str, ...]] = {}
     mechanisms: dict[str, str] = {}

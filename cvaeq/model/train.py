@@ -293,8 +293,8 @@ def _fit(run: _Run, held: dict, progress: bool) -> None:
     sampler = DistributedSampler(range(config.n), num_replicas=run.processes, rank=run.rank, shuffle=True,
                                  seed=config.seed, drop_last=True)
     loader = make_loader(run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True)
-    t_run = time.monotonic() - sum(h["seconds"] for h in run.history)  # time limits count earlier runs too
-    last_epoch_s = run.history[-1]["seconds"] if run.history else 0.0
+    t_run = time.monotonic() - sum(h.get("seconds", 0.0) for h in run.history)  # time limits count earlier runs too
+    last_epoch_s = run.history[-1].get("seconds", 0.0) if run.history else 0.0
     for epoch in range(run.start_epoch, config.epochs):
         if config.time_limit and epoch > 0 and (time.monotonic() - t_run + last_epoch_s) > 60 * config.time_limit:
             run.say(f"time limit of {config.time_limit:g} min reached; stopping after epoch {epoch}")
