@@ -95,3 +95,33 @@ def test_python_api_entries_check_files_too(fifo):
     link.symlink_to(fifo)
     with pytest.raises(CvaeqError, match="not a regular file"):
         _with_timeout(lambda: load_image(str(link)))
+
+
+@pytest.mark.parametrize("args, bound", [
+    (["data", "resample", "--n", "100000000", "--seed", "0"], "1<=x<=1000000"),
+    (["data", "resample", "--n", "10", "--seed", str(2**64)], "0<=x<=9223372036854775807"),
+    (["data", "build", "--workers", "100000"], "1<=x<=256"),
+    (["train", "--n", "100000000"], "1<=x<=1000000"),
+    (["train", "--threads", "0"], "1<=x<=256"),
+    (["train", "--eval-n", "10000000"], "1<=x<=100000"),
+    (["train", "--seed", str(2**64)], "0<=x<=9223372036854775807"),
+    (["eval", "--n", "10000000"], "1<=x<=100000"),
+    (["eval", "--samples", "100000000"], "1<=x<=100000"),
+    (["eval", "--threads", "0"], "1<=x<=256"),
+    (["query", "P(shape)", "--story", "default", "--seed", str(2**64)], "0<=x<=9223372036854775807"),
+])
+def test_every_count_is_bounded_and_the_error_says_the_bound(args, bound):
+    result = CliRunner().invoke(main, args)
+    one_line_exit_2(result, bound)
+
+
+def test_the_python_api_has_the_same_bounds():
+    from cvaeq.data.resample import resample
+    from cvaeq.model.train import TrainConfig
+
+    with pytest.raises(DataError, match="from 1 to 1,000,000"):
+        resample("default", 100_000_000, seed=0)
+    with pytest.raises(CvaeqError, match="--n must be an integer from 1 to 1,000,000"):
+        TrainConfig(n=100_000_000).validate()
+    with pytest.raises(CvaeqError, match="--seed"):
+        TrainConfig(seed=2**64).validate()

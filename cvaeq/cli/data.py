@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ..limits import MAX_IMAGES, MAX_SEED, MAX_WORKERS
 from . import main
 
 __all__ = ["data"]
@@ -27,7 +28,7 @@ def data() -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the grid (default: $CVAEQ_HOME/dsprites_rendered_64x64.npz for dSprites, "
                    "$CVAEQ_HOME/WORLD_rendered.npz for another world).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Processes rendering in parallel (default 1; try the number of idle cores).")
 def build(world_name: str | None, out: Path | None, workers: int | None) -> None:
     """Render every image of a world's grid (dSprites: 737,280) to an .npz in the real file's layout."""
@@ -61,8 +62,8 @@ def show(factors: tuple[str, ...], world_name: str | None, out: Path) -> None:
               help="A story name or a path to a story TOML file (default: the world's default story).")
 @click.option("--world", "world_name", metavar="NAME", default=None,
               help="The world whose default story to draw from, when --story is not given (default: dsprites).")
-@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of images to draw.")
-@click.option("--seed", type=click.IntRange(min=0), required=True, help="Random seed (same seed, same file).")
+@click.option("--n", "n", type=click.IntRange(1, MAX_IMAGES), required=True, help="Number of images to draw.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), required=True, help="Random seed (same seed, same file).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output .npz (default: $CVAEQ_HOME/resampled-STORY-nN-sSEED.npz).")
 @click.option("--npz", "grid", type=click.Path(dir_okay=False, path_type=Path), default=None,

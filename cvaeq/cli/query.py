@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..limits import MAX_SEED
 from . import main
 
 __all__ = ["query"]
@@ -20,7 +21,7 @@ DEFAULT_OUT = Path("cvaeq-out")
                    "like shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5.")
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Particles (default 1000; 100 when X is a target).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Random seed: the same seed gives the same answer, byte for byte.")
 @click.option("--model", "model", metavar="CKPT", default=None,
               help="A checkpoint from cvaeq train (default: the shipped checkpoint if installed).")

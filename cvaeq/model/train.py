@@ -86,12 +86,12 @@ class TrainConfig:
     family: str = DEFAULT_FAMILY
 
     def validate(self) -> None:
-        for name in ("n", "epochs", "batch", "eval_n"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise CvaeqError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
-        if self.seed < 0:
-            raise CvaeqError(f"--seed must be >= 0, got {self.seed}")
+        from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, check_count
+
+        for name, bound in (("n", MAX_IMAGES), ("epochs", MAX_EPOCHS), ("batch", MAX_BATCH),
+                            ("eval_n", MAX_EVAL_IMAGES)):
+            check_count(getattr(self, name), f"--{name.replace('_', '-')}", bound)
+        check_count(self.seed, "--seed", MAX_SEED, low=0)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise CvaeqError(f"--lr must be a positive number, got {self.lr}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
