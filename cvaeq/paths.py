@@ -8,7 +8,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["home", "default_grid_path", "grid_filename", "atomic_path"]
+__all__ = ["home", "default_grid_path", "grid_filename", "atomic_path", "safe_name", "cache_path"]
 
 GRID_FILENAME = "dsprites_rendered_64x64.npz"
 REAL_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -21,6 +21,41 @@ def home() -> Path:
     root = Path(os.environ.get("CVAEQ_HOME") or Path.home() / ".cache" / "cvaeq")
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def safe_name(name: str) -> str:
+    """``name`` if it is safe in a file name (letters, digits, ``_ . -``, not
+    starting with a dot, at most 64 characters), else ``story-`` and a digest
+    of it: names come from files, and must never walk out of a folder.
+
+    >>> safe_name("default"), safe_name("x/../../etc")[:6]
+    ('default', 'story-')
+    """
+    import hashlib
+    import re
+
+    if isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}", name):
+        return name
+    return "story-" + hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def cache_path(filename: str) -> Path:
+    """``home() / filename`` for a file name built from names that came from
+    files (a world's, a story's): anything but a plain file name in the cache
+    folder (a separator, ``..``, a leading dot, a NUL) is refused, so no name
+    writes outside ``$CVAEQ_HOME``.
+
+    >>> cache_path("../x")
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.CvaeqError: '../x' is not a plain file name; cvaeq writes only inside its cache folder
+    """
+    from .errors import CvaeqError
+
+    if (not filename or filename.startswith(".") or any(c in filename for c in "/\\\0")
+            or Path(filename).name != filename or len(filename) > 255):
+        raise CvaeqError(f"{filename!r} is not a plain file name; cvaeq writes only inside its cache folder")
+    return home() / filename
 
 
 def grid_filename(world_name: str | None = None) -> str:
@@ -36,10 +71,10 @@ def default_grid_path(world_name: str | None = None) -> Path:
     for dSprites the real file if the user put one in the cache, else the
     rendered one."""
     if world_name in (None, _FIRST_WORLD):
-        real = home() / REAL_FILENAME
+        real = cache_path(REAL_FILENAME)
         if real.exists():
             return real
-    return home() / grid_filename(world_name)
+    return cache_path(grid_filename(world_name))
 
 
 @contextmanager

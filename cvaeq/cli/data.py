@@ -74,7 +74,7 @@ def resample(story: str | None, world_name: str | None, n: int, seed: int, out: 
     from ..data.resample import resample as draw
     from ..data.resample import save_resampled
     from ..errors import CvaeqError
-    from ..paths import home
+    from ..paths import cache_path
     from ..story import load_story, safe_name
     from ..world import get_world
 
@@ -88,5 +88,5 @@ def resample(story: str | None, world_name: str | None, n: int, seed: int, out: 
         raise CvaeqError(f"story {loaded.name!r} is about world {loaded.world.name!r}, not --world {world_name}; "
                          "leave out --world or pick a story of that world")
     drawn = draw(loaded, n, seed)
-    out = out or home() / f"resampled-{safe_name(drawn.story_name)}-n{n}-s{seed}.npz"
+    out = out or cache_path(f"resampled-{safe_name(drawn.story_name)}-n{n}-s{seed}.npz")
     click.echo(save_resampled(drawn, out, grid=grid))
