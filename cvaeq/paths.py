@@ -92,9 +92,17 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
     >>> (d / "a.txt").read_text()
     'hi'
     """
+    from .errors import CvaeqError
+
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise CvaeqError(f"{final}: cannot write there: a part of its folder {final.parent} is a file, "
+                         "not a folder; choose another path") from None
+    except OSError as e:
+        raise CvaeqError(f"{final}: cannot write there ({e.strerror}); choose another path") from None
     os.close(fd)
     try:
         yield Path(tmp)
