@@ -37,6 +37,9 @@ __all__ = ["Story", "load_story", "story_from_text", "safe_name", "IMAGE", "LATE
 
 IMAGE = "X"
 LATENT = "Z"
+#: The keys a story may have at the top level, and in each ``[factors.NAME]`` table.
+TOP_KEYS = ("name", "world", "latent_dim", "factors")
+FACTOR_KEYS = ("parents", "probs", "normal", "mechanism")
 #: Largest latent dimension a story may ask for (the shipped model has 6).
 MAX_LATENT_DIM = 1024
 
@@ -158,6 +161,9 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     def fail(node: str, what: str) -> StoryError:
         return StoryError(f"{source}: factor {node!r}: {what}")
 
+    unknown_keys = sorted(set(doc) - set(TOP_KEYS))
+    if unknown_keys:
+        raise StoryError(f"{source}: unknown key {unknown_keys[0]!r}; a story's keys are {', '.join(TOP_KEYS)}")
     world_name = doc.get("world", DEFAULT_WORLD)
     if not isinstance(world_name, str):
         raise StoryError(f"{source}: world must be the name of a world, e.g. \"{DEFAULT_WORLD}\"")
@@ -184,6 +190,11 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     mechanisms: dict[str, str] = {}
     for f in FACTORS:
         spec = factors[f]
+        if not isinstance(spec, dict):
+            raise fail(f, "must be a table ([factors.NAME] with parents and probs or normal)")
+        extra = sorted(set(spec) - set(FACTOR_KEYS))
+        if extra:
+            raise fail(f, f"unknown key {extra[0]!r}; a factor's keys are {', '.join(FACTOR_KEYS)}")
         ps = spec.get("parents", [])
         if not isinstance(ps, list) or not all(isinstance(p, str) for p in ps):
             raise fail(f, "parents must be a list of factor names")

@@ -156,3 +156,9 @@ def test_a_npy_header_claiming_a_huge_shape_is_refused_before_reading(tmp_path):
     path.write_bytes(f.getvalue() + b"\x00" * 64)
     with pytest.raises(DataError, match="the image is 1000000×1000000"):
         load_image(path)
+
+
+@pytest.mark.parametrize("value", ["١", "1_0", "nan", "infinity", "0x1", "½", "1e309"])
+def test_factor_numbers_are_ascii_decimals(value):
+    with pytest.raises(DataError, match="takes a number|off the domain"):
+        load_image(f"shape=heart,scale={value},orientation=0,posX=0.5,posY=0.5")

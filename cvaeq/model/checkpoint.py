@@ -162,6 +162,9 @@ def save_checkpoint(
     arch = dict(get_family(family).arch_of(model))
     tensors: dict[str, torch.Tensor] = {}
     for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: not written: the weights {name!r} are not finite (training diverged); "
+                                  "the file keeps what it held")
         tensors[f"model.{name}"] = t.detach().cpu().contiguous()
     for f in story.world.names:
         tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()

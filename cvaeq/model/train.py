@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -94,6 +95,9 @@ class TrainConfig:
         check_count(self.seed, "--seed", MAX_SEED, low=0)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise CvaeqError(f"--lr must be a positive number, got {self.lr}")
+        if self.aux_weight is not None and (isinstance(self.aux_weight, bool) or not isinstance(
+                self.aux_weight, (int, float)) or not (math.isfinite(self.aux_weight) and self.aux_weight >= 0)):
+            raise CvaeqError(f"--aux-weight must be a finite number >= 0, got {self.aux_weight}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise CvaeqError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.uniform < 1.0:
@@ -301,7 +305,10 @@ def _fit(run: _Run, held: dict, progress: bool) -> None:
             break
         sampler.set_epoch(epoch)
         torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, run.rank]).generate_state(1)[0]))
-        train_elbo, seen, last_epoch_s = _train_epoch(run, net, opt, loader, epoch, t_run, progress)
+        with warnings.catch_warnings():
+            # a non-finite loss stops the run with one clear line (_check_finite), not Pyro's warning too
+            warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
+            train_elbo, seen, last_epoch_s = _train_epoch(run, net, opt, loader, epoch, t_run, progress)
         if run.dist_ctx is not None:
             run.dist_ctx.barrier()
         if run.rank == 0:
@@ -334,7 +341,8 @@ def _train_epoch(run: _Run, net, opt, loader, epoch: int, t_run: float, progress
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         loss, parts = _step(run, net, x, y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # first: under DDP every rank joins the gradients' all-reduce, then all stop alike
+        _check_finite(run, loss, parts, epoch, i)
         opt.step()
         total += parts["elbo_nats"] * len(y)
         seen += len(y)
@@ -348,6 +356,18 @@ def _train_epoch(run: _Run, net, opt, loader, epoch: int, t_run: float, progress
                             refresh=False)
     bar.close()
     return total / seen, seen, time.monotonic() - t0
+
+
+def _check_finite(run: _Run, loss: torch.Tensor, parts: dict, epoch: int, step: int) -> None:
+    """Stop at the first non-finite loss, before the optimizer steps: a diverged
+    run must not write NaN weights over the last good checkpoint."""
+    value = parts.get("elbo_nats", 0.0)
+    if math.isfinite(value) and bool(torch.isfinite(loss.detach())):
+        return
+    bad = float(loss.detach()) if not bool(torch.isfinite(loss.detach())) else value
+    kept = f"{run.out} keeps its last good epoch" if run.out.exists() else f"nothing was written to {run.out}"
+    raise CvaeqError(f"training diverged: the loss is {bad} at epoch {epoch + 1}, step {step + 1}; {kept}; "
+                     "lower --lr (or --aux-weight) and start again")
 
 
 def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, seen: int, seconds: float) -> None:

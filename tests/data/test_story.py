@@ -138,3 +138,23 @@ def test_zero_probabilities_are_never_drawn_and_warn_nothing():
     heart[0, 0] = 2
     assert story.log_prob(heart)[0] == -np.inf
     assert np.isfinite(story.log_prob(classes)).all()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("latent_dim = 6", "latent_dims = 6"), "unknown key 'latent_dims'; a story's keys are"),
+    (lambda t: "mechanisms = 'x'\n" + t, "unknown key 'mechanisms'"),
+    (lambda t: t.replace("[factors.orientation]\nparents = []", "[factors.orientation]\nparent = []"),
+     "factor 'orientation': unknown key 'parent'; a factor's keys are parents, probs, normal, mechanism"),
+])
+def test_a_key_with_a_typo_is_an_error_naming_the_known_keys(edit, message):
+    from cvaeq.story import load_story, story_from_text
+
+    text = load_story("default").text
+    with pytest.raises(StoryError, match=message):
+        story_from_text(edit(text))
+
+
+def test_world_is_a_known_key():
+    from cvaeq.story import load_story, story_from_text
+
+    assert story_from_text('world = "dsprites"\n' + load_story("default").text).world.name == "dsprites"

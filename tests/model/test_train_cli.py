@@ -97,3 +97,39 @@ def test_arch_with_init_or_resume_is_refused(tmp_path, start):
                                     "--out", str(out)])
     assert res.exit_code == 2 and "the architecture is the checkpoint's" in res.stderr
     assert not out.exists()
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoint(tmp_path):
+    out = tmp_path / "m.safetensors"
+    base = ["train", "--n", "200", "--batch", "100", "--eval-n", "20", "--device", "cpu", "--out", str(out), "--quiet",
+            "--arch", "patch_channels=4,merge_channels=4,hidden=16,dec_channels=4,cell_hidden=8,dec_hidden=16"]
+    assert CliRunner().invoke(main, [*base, "--epochs", "1"]).exit_code == 0
+    good = out.read_bytes()
+    res = CliRunner().invoke(main, [*base, "--epochs", "2", "--lr", "1e300"])
+    assert res.exit_code == 2, res.output
+    last = res.stderr.splitlines()[-1]  # after the run's progress lines, one error line
+    assert last.startswith("error: training diverged: the loss is") and "Traceback" not in res.stderr, res.stderr
+    assert "keeps its last good epoch" in last
+    assert out.read_bytes() == good
+
+
+def test_nan_weights_are_never_written(tmp_path, story, tiny_arch):
+    import numpy as np
+
+    from cvaeq.errors import CheckpointError
+    from cvaeq.model.checkpoint import save_checkpoint
+    from cvaeq.model.cvae import CausalVAE
+
+    model = CausalVAE(tiny_arch)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="not finite"):
+        save_checkpoint(tmp_path / "m.safetensors", model, story, {f: np.log(story.table(f)) for f in story.factors},
+                        train_config={}, epoch=1)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_a_non_finite_aux_weight_is_refused(tmp_path, value):
+    res = CliRunner().invoke(main, ["train", "--aux-weight", value, "--out", str(tmp_path / "m.safetensors")])
+    assert res.exit_code == 2 and "aux" in res.stderr and res.stderr.count("\n") == 1, res.stderr
