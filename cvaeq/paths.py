@@ -8,7 +8,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["home", "default_grid_path", "grid_filename", "atomic_path", "safe_name", "cache_path"]
+__all__ = ["home", "default_grid_path", "grid_filename", "atomic_path", "safe_name", "cache_path", "output_lock"]
 
 GRID_FILENAME = "dsprites_rendered_64x64.npz"
 REAL_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -114,6 +114,54 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
         except FileNotFoundError:
             pass
         raise
+
+
+@contextmanager
+def output_lock(*finals: str | os.PathLike):
+    """Hold an exclusive lock on output files for a long-running writer (training),
+    so that a second writer of the same file is refused with one line instead
+    of both running and the last silently winning; then remove temporary files
+    a killed writer left beside them (:func:`atomic_path`'s ``.NAME.*.tmp``).
+
+    The lock is an advisory ``fcntl.flock`` on ``.NAME.lock`` beside the first
+    file; the lock file stays (removing it would race), the lock goes with the
+    process, however it ends.
+
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with output_lock(d / "m.safetensors"):
+    ...     with output_lock(d / "m.safetensors"):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.CvaeqError: ... another process is writing it ...
+    """
+    import fcntl
+
+    from .errors import CvaeqError
+
+    first = Path(finals[0])
+    lock = first.parent / f".{first.name}.lock"
+    try:
+        first.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise CvaeqError(f"{first}: cannot write there ({e.strerror}); choose another path") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CvaeqError(f"{first}: another process is writing it (lock {lock}); wait for it to finish "
+                             "or choose another output") from None
+        for final in map(Path, finals):
+            for stale in final.parent.glob(f".{final.name}.*.tmp"):
+                try:
+                    stale.unlink()
+                except FileNotFoundError:
+                    pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _mode_for(final: Path) -> int:

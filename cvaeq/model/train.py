@@ -153,8 +153,14 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
     """
     if init is not None and resume is not None:
         raise CvaeqError("--init starts a new run from a checkpoint's networks, --resume continues one; give one")
-    with flush_denormals():
-        run = _setup(config, Path(out), resume, init, dist_ctx, log)
+    from contextlib import nullcontext
+
+    from ..paths import output_lock
+
+    out = Path(out)
+    writes = dist_ctx is None or dist_ctx.rank == 0  # rank 0 alone writes
+    with output_lock(out, loss_png_path(out)) if writes else nullcontext(), flush_denormals():
+        run = _setup(config, out, resume, init, dist_ctx, log)
         if run.start_epoch >= config.epochs:
             run.say(f"{resume} already has {run.start_epoch} epochs (asked for {config.epochs}); nothing to do")
             return Path(resume)

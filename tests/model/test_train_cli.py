@@ -133,3 +133,45 @@ def test_nan_weights_are_never_written(tmp_path, story, tiny_arch):
 def test_a_non_finite_aux_weight_is_refused(tmp_path, value):
     res = CliRunner().invoke(main, ["train", "--aux-weight", value, "--out", str(tmp_path / "m.safetensors")])
     assert res.exit_code == 2 and "aux" in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_a_second_training_of_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    from cvaeq.paths import output_lock
+
+    out = tmp_path / "m.safetensors"
+    with output_lock(out):  # what a running `cvaeq train --out m.safetensors` holds
+        res = CliRunner().invoke(main, ["train", "--n", "300", "--epochs", "1", "--batch", "100", "--eval-n", "50",
+                                        "--device", "cpu", "--out", str(out), "--quiet"])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    assert "another process is writing it" in res.stderr and not out.exists()
+
+
+def test_a_second_process_is_refused_and_stale_temp_files_go(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "m.safetensors"
+    stale = [tmp_path / ".m.safetensors.abc123.tmp", tmp_path / ".m.loss.png.xyz.tmp"]
+    for p in stale:
+        p.write_bytes(b"half-written by a killed run")
+    keep = tmp_path / ".other.safetensors.q.tmp"
+    keep.write_bytes(b"not ours")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from cvaeq.paths import output_lock
+        from cvaeq.model.history import loss_png_path
+        from pathlib import Path
+        out = Path({str(out)!r})
+        with output_lock(out, loss_png_path(out)):
+            print("locked", flush=True)
+            sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert not any(p.exists() for p in stale) and keep.exists()
+        res = CliRunner().invoke(main, ["train", "--out", str(out), "--quiet"])
+        assert res.exit_code == 2 and "another process is writing it" in res.stderr
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0
