@@ -38,7 +38,12 @@ _FORMS = "a .png or .npy file, or factors like NAME=VALUE,... naming every facto
 
 def looks_like_factors(spec: str) -> bool:
     """Whether ``spec`` is written as factors (``name=value,...``) rather than a path."""
-    return "=" in spec and not Path(spec).exists()
+    if "=" not in spec:
+        return False
+    try:
+        return not Path(spec).exists()
+    except (OSError, ValueError):  # too long or a NUL byte: not a file name, so factors
+        return True
 
 
 def image_from_factors(spec: str, world: World | str | None = None) -> np.ndarray:

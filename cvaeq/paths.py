@@ -92,17 +92,19 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
     >>> (d / "a.txt").read_text()
     'hi'
     """
-    from .errors import CvaeqError
+    from .errors import DataError
 
     final = Path(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
     except (FileExistsError, NotADirectoryError):
-        raise CvaeqError(f"{final}: cannot write there: a part of its folder {final.parent} is a file, "
+        raise DataError(f"{final}: cannot write there: a part of its folder {final.parent} is a file, "
                          "not a folder; choose another path") from None
     except OSError as e:
-        raise CvaeqError(f"{final}: cannot write there ({e.strerror}); choose another path") from None
+        raise DataError(f"{final}: cannot write there ({e.strerror}); choose another path") from None
+    except ValueError:  # a NUL byte in the name
+        raise DataError(f"{str(final)!r} is not a valid file name; choose another path") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -147,6 +149,8 @@ def output_lock(*finals: str | os.PathLike):
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise CvaeqError(f"{first}: cannot write there ({e.strerror}); choose another path") from None
+    except ValueError:  # a NUL byte in the name
+        raise CvaeqError(f"{str(first)!r} is not a valid file name; choose another path") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

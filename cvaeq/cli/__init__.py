@@ -18,7 +18,7 @@ import click
 
 from ..errors import CvaeqError
 
-__all__ = ["main", "ENVIRONMENT_ERRORS", "one_line"]
+__all__ = ["main", "ENVIRONMENT_ERRORS", "one_line", "FilePath"]
 
 #: Errors the system or the input can cause anywhere: one line and exit 2 at the CLI.
 ENVIRONMENT_ERRORS = (OSError, MemoryError, RecursionError, UnicodeError)
@@ -38,6 +38,16 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, UnicodeError):
         return f"text that is not valid UTF-8 ({getattr(e, 'reason', e)}); save files as UTF-8"
     return str(e)
+
+
+class FilePath(click.Path):
+    """``click.Path`` that refuses a name with a NUL byte as a usage error
+    (click's own check would raise ``ValueError`` from ``os.stat``)."""
+
+    def convert(self, value, param, ctx):
+        if "\0" in str(value):
+            self.fail(f"{str(value)!r} is not a valid file name", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class _Group(click.Group):

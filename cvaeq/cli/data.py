@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..limits import MAX_IMAGES, MAX_SEED, MAX_WORKERS
-from . import main
+from . import FilePath, main
 
 __all__ = ["data"]
 
@@ -25,7 +25,7 @@ def data() -> None:
 
 @data.command()
 @click.option("--world", "world_name", metavar="NAME", default=None, help=WORLD_HELP)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), default=None,
               help="Where to write the grid (default: $CVAEQ_HOME/dsprites_rendered_64x64.npz for dSprites, "
                    "$CVAEQ_HOME/WORLD_rendered.npz for another world).")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
@@ -41,7 +41,7 @@ def build(world_name: str | None, out: Path | None, workers: int | None) -> None
 @data.command()
 @click.argument("factors", nargs=-1, required=True)
 @click.option("--world", "world_name", metavar="NAME", default=None, help=WORLD_HELP)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write (the world's image size, black and white).")
 def show(factors: tuple[str, ...], world_name: str | None, out: Path) -> None:
     """Write the image named by FACTORS, e.g. shape=heart scale=1 orientation=0 posX=0.5 posY=0.5.
@@ -64,9 +64,9 @@ def show(factors: tuple[str, ...], world_name: str | None, out: Path) -> None:
               help="The world whose default story to draw from, when --story is not given (default: dsprites).")
 @click.option("--n", "n", type=click.IntRange(1, MAX_IMAGES), required=True, help="Number of images to draw.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), required=True, help="Random seed (same seed, same file).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), default=None,
               help="Output .npz (default: $CVAEQ_HOME/resampled-STORY-nN-sSEED.npz).")
-@click.option("--npz", "grid", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--npz", "grid", type=FilePath(dir_okay=False, path_type=Path), default=None,
               help="Grid file to take images from (default: the world's cached grid if any, else render them).")
 def resample(story: str | None, world_name: str | None, n: int, seed: int, out: Path | None,
              grid: Path | None) -> None:

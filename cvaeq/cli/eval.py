@@ -8,7 +8,7 @@ import time
 import click
 
 from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_THREADS, MAX_TV_PARTICLES
-from . import main
+from . import FilePath, main
 
 __all__ = ["eval_command", "summary"]
 
@@ -58,7 +58,7 @@ def summary(r: dict) -> str:
 
 
 @main.command("eval")
-@click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
+@click.option("--model", "model", type=FilePath(dir_okay=False), default=None,
               help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].")
 @click.option("--n", "n", type=click.IntRange(1, MAX_EVAL_IMAGES), default=200, show_default=True,
               help="Test images, drawn uniformly from the full grid of the model's world.")

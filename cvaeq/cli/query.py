@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..limits import MAX_SEED
-from . import main
+from . import FilePath, main
 
 __all__ = ["query"]
 
@@ -27,7 +27,7 @@ DEFAULT_OUT = Path("cvaeq-out")
               help="A checkpoint from cvaeq train (default: the shipped checkpoint if installed).")
 @click.option("--story", default=None, metavar="NAME|PATH",
               help="Answer with a story's true tables, no model (factor queries only).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", type=FilePath(file_okay=False, path_type=Path), default=None,
               help=f"Folder for the PNGs when X is a target (default: ./{DEFAULT_OUT}).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def query(text: str, image: str | None, samples: int | None, seed: int, model: str | None,

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, MAX_THREADS
-from . import main
+from . import FilePath, main
 
 __all__ = ["train_command"]
 
@@ -34,10 +34,10 @@ __all__ = ["train_command"]
                    "(causal_vae: ArchConfig's fields; defaults in docs/model.md).")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU if any), cpu or cuda.")
 @click.option("--time-limit", type=float, default=None, help="Minutes: start no epoch that would end after this.")
-@click.option("--out", type=click.Path(dir_okay=False), default="model.safetensors", show_default=True,
+@click.option("--out", type=FilePath(dir_okay=False), default="model.safetensors", show_default=True,
               help="Checkpoint to write (the loss curve goes beside it as <stem>.loss.png).")
-@click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Checkpoint to continue from.")
-@click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
+@click.option("--resume", type=FilePath(dir_okay=False), default=None, help="Checkpoint to continue from.")
+@click.option("--init", "init", type=FilePath(dir_okay=False), default=None,
               help="Start a new run (fresh data, optimizer, schedule) from this checkpoint's networks: fine-tuning.")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")

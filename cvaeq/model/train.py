@@ -282,7 +282,11 @@ def _optimizer(run: _Run) -> torch.optim.Optimizer:
     # the fused kernel: one pass over each parameter (about a tenth of a CPU step otherwise)
     opt = torch.optim.Adam(run.model.parameters(), lr=run.config.lr, fused=True)
     if run.optim_state is not None:
-        opt.load_state_dict(run.optim_state)
+        try:
+            opt.load_state_dict(run.optim_state)
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+            raise CheckpointError(f"the checkpoint's optimizer state does not fit its model ({type(e).__name__}); "
+                                  "it cannot be resumed: start a new run with --init") from None
         for st in opt.state.values():
             for k, v in st.items():
                 if isinstance(v, torch.Tensor) and k != "step":

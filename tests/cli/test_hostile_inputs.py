@@ -122,3 +122,16 @@ def test_other_exceptions_are_bugs_and_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(cvaeq.data.grid, "show_image", bug)
     result = CliRunner().invoke(main, ["data", "show", "shape=heart", "--out", "x.png"])
     assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("args", [
+    ["data", "show", "shape=heart", "scale=1", "orientation=0", "posX=0.5", "posY=0.5", "--out", "a\0b.png"],
+    ["query", "P(shape | X=img)", "--image", "x" * 5000 + "=1"],
+    ["query", "P(shape)", "--story", "x" * 5000 + ".toml"],
+    ["query", "P(shape)", "--model", "a\0b"],
+    ["train", "--out", "a\0b", "--quiet"],
+])
+def test_impossible_file_names(args):
+    result = CliRunner().invoke(main, args)
+    clean_exit(result)
+    assert result.exit_code == 2
