@@ -164,6 +164,8 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     unknown_keys = sorted(set(doc) - set(TOP_KEYS))
     if unknown_keys:
         raise StoryError(f"{source}: unknown key {unknown_keys[0]!r}; a story's keys are {', '.join(TOP_KEYS)}")
+    if not isinstance(doc.get("name", ""), str):
+        raise StoryError(f"{source}: name must be a string, e.g. name = \"mine\"")
     world_name = doc.get("world", DEFAULT_WORLD)
     if not isinstance(world_name, str):
         raise StoryError(f"{source}: world must be the name of a world, e.g. \"{DEFAULT_WORLD}\"")
@@ -270,7 +272,21 @@ def _table(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...],
     return table
 
 
+def _numbers_only(value) -> bool:
+    """Whether nested lists hold only numbers (not booleans, strings or tables)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+    return True
+
+
 def _array(f, probs, shape, fail) -> np.ndarray:
+    if not _numbers_only(probs):
+        raise fail(f, "probs must be numbers (nested lists of equal lengths), or \"uniform\"")
     try:
         table = np.asarray(probs, dtype=np.float64)
     except (ValueError, TypeError):
@@ -288,15 +304,28 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
     extra = set(spec) - allowed
     if extra:
         raise fail(f, f"unknown key {sorted(extra)[0]!r} in [normal]; allowed: {', '.join(sorted(allowed))}")
-    try:
-        sd = float(spec["sd"])
-        mean0 = float(spec.get("mean", 0.0))
-        floor = float(spec.get("floor", 0.0))
-    except (KeyError, TypeError, ValueError):
-        raise fail(f, "[normal] needs numbers `sd` and optionally `mean` and `floor`") from None
+    def number(value, what: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise fail(f, f"{what} in [normal] must be a finite number, got {value!r}")
+        return float(value)
+
+    if "sd" not in spec:
+        raise fail(f, "[normal] needs numbers `sd` and optionally `mean` and `floor`")
+    sd = number(spec["sd"], "sd")
+    mean0 = number(spec.get("mean", 0.0), "mean")
+    floor = number(spec.get("floor", 0.0), "floor")
     if sd <= 0 or not 0 <= floor <= 1:
         raise fail(f, "sd must be > 0 and floor in [0, 1]")
     coef, offset = spec.get("coef", {}), spec.get("offset", {})
+    if not isinstance(coef, dict) or not isinstance(offset, dict):
+        raise fail(f, "coef and offset must be tables keyed by parent, e.g. coef = { scale = 1.4 }")
+    for p, c in coef.items():
+        number(c, f"coef.{p}")
+    for p, row in offset.items():
+        if not isinstance(row, dict):
+            raise fail(f, f"offset.{p} must be a table keyed by {p}'s values, e.g. {{ square = -0.2 }}")
+        for k, v in row.items():
+            number(v, f"offset.{p}.{k}")
     for p in list(coef) + list(offset):
         if p not in parents:
             raise fail(f, f"{p!r} in coef/offset is not a parent of {f}; add it to parents or remove it")
@@ -315,11 +344,12 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
         mean = mean0
         for p, c in zip(parents, combo):
             if p in coef:
-                mean += float(coef[p]) * VALUES[p][c]
+                mean += float(coef[p]) * float(VALUES[p][c])  # Python floats: overflow is inf, not a warning
             if p in offset:
                 mean += float(offset[p].get(label(p, c), 0.0))
-        w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)
-        if w.sum() == 0:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # far off the grid: weights 0
+            w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)
+        if not np.isfinite(mean) or not w.sum() > 0:
             raise fail(f, f"the normal's mean {mean:g} is so far off the grid that every value has probability 0")
         table[combo] = (1 - floor) * w / w.sum() + floor / len(grid)
     return table
