@@ -125,3 +125,24 @@ def test_the_python_api_has_the_same_bounds():
         TrainConfig(n=100_000_000).validate()
     with pytest.raises(CvaeqError, match="--seed"):
         TrainConfig(seed=2**64).validate()
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(-2, 2**70), epochs=st.integers(-2, 2**70), batch=st.integers(-2, 2**70),
+       eval_n=st.integers(-2, 2**70), seed=st.integers(-2, 2**70), lr=st.floats(), uniform=st.floats(),
+       aux=st.none() | st.floats(), limit=st.none() | st.floats())
+def test_any_training_config_is_valid_or_a_one_line_error(n, epochs, batch, eval_n, seed, lr, uniform, aux, limit):
+    from cvaeq.model.train import TrainConfig
+
+    config = TrainConfig(n=n, epochs=epochs, batch=batch, eval_n=eval_n, seed=seed, lr=lr, uniform=uniform,
+                         aux_weight=aux, time_limit=limit)
+    try:
+        config.validate()
+    except CvaeqError as e:
+        assert "\n" not in str(e)
+        return
+    assert 1 <= n <= 1_000_000 and 0 <= seed < 2**63 and lr > 0 and 0 <= uniform < 1
