@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .limits import MAX_IMAGE_BYTES, read_limited
 from .world import World, get_world
 
 __all__ = ["load_image", "binarise", "image_from_factors", "looks_like_factors"]
@@ -37,7 +38,12 @@ _FORMS = "a .png or .npy file, or factors like NAME=VALUE,... naming every facto
 
 def looks_like_factors(spec: str) -> bool:
     """Whether ``spec`` is written as factors (``name=value,...``) rather than a path."""
-    return "=" in spec and not Path(spec).exists()
+    if "=" not in spec:
+        return False
+    try:
+        return not Path(spec).exists()
+    except (OSError, ValueError):  # too long or a NUL byte: not a file name, so factors
+        return True
 
 
 def image_from_factors(spec: str, world: World | str | None = None) -> np.ndarray:
@@ -79,16 +85,27 @@ def binarise(array: np.ndarray, source: str = "image", shape: tuple[int, int] = 
 
 
 def _read_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    import io
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    blob = read_limited(path, "image", MAX_IMAGE_BYTES, DataError, f"give {_FORMS}")
     try:
-        with Image.open(path) as im:
-            if im.format != "PNG":
-                raise DataError(f"{path}: not a PNG file (it is {im.format}); give {_FORMS}")
+        with warnings.catch_warnings():
+            # the size is decided from the header below, before any decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(blob), formats=["PNG"])
+        with im:
+            if (im.height, im.width) != tuple(shape):
+                raise DataError(f"{path}: the image is {im.height}×{im.width}; "
+                                f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image")
             if im.mode == "P":
                 im = im.convert("RGBA")
             a = np.asarray(im)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: cannot read the PNG (not a PNG file); give {_FORMS}") from None
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as e:
         raise DataError(f"{path}: cannot read the PNG ({e}); give {_FORMS}") from None
     if a.ndim == 3:
         channels = a.shape[2]
@@ -103,14 +120,25 @@ def _read_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _read_npy(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    import io
+
+    blob = read_limited(path, "image", MAX_IMAGE_BYTES, DataError, f"give {_FORMS}")
+    f = io.BytesIO(blob)
     try:
-        a = np.load(path, allow_pickle=False)
-    except ValueError as e:
+        if blob[:6] != b"\x93NUMPY":
+            raise DataError(f"{path}: not a plain .npy array (no .npy header); save it with np.save")
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        claimed, _, dtype = read_header(f)
+        if dtype.hasobject:
+            raise DataError(f"{path}: not a plain .npy array (it holds Python objects); give numbers 0/1 or 0/255")
+        if tuple(claimed) != tuple(shape):  # decided from the header, before reading the data
+            raise DataError(f"{path}: the image is {'×'.join(map(str, claimed)) or 'a scalar'}; "
+                            f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image")
+        f.seek(0)
+        a = np.load(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a plain .npy array ({e}); save it with np.save") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the .npy file ({e}); give {_FORMS}") from None
-    if not isinstance(a, np.ndarray):
-        raise DataError(f"{path}: holds several arrays; give one {shape[0]}×{shape[1]} array in a .npy file")
     return binarise(a, str(path), shape)
 
 
@@ -137,6 +165,4 @@ def load_image(spec: str | os.PathLike | np.ndarray, world: World | str | None =
         if not path.exists():
             raise DataError(f"{text}: no such image file; give {_FORMS}")
         raise DataError(f"{text}: unsupported image type {suffix or '(no extension)'!r}; give {_FORMS}")
-    if not path.is_file():
-        raise DataError(f"{text}: no such file; give {_FORMS}")
     return _read_png(path, shape) if suffix == ".png" else _read_npy(path, shape)

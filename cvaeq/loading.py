@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import CheckpointError, QueryError
+from .limits import MAX_CHECKPOINT_BYTES, checked_file
 from .scm import SCM, build_scm
 from .story import Story, load_story
 
@@ -80,8 +81,8 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
         if story is not None:
             raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
         path = Path(model)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint; pass a .safetensors file from cvaeq train")
+        checked_file(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError,
+                     "pass a .safetensors file from cvaeq train")
         from .model.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)

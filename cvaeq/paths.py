@@ -8,7 +8,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["home", "default_grid_path", "grid_filename", "atomic_path"]
+__all__ = ["home", "default_grid_path", "grid_filename", "atomic_path", "safe_name", "cache_path", "output_lock"]
 
 GRID_FILENAME = "dsprites_rendered_64x64.npz"
 REAL_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -21,6 +21,41 @@ def home() -> Path:
     root = Path(os.environ.get("CVAEQ_HOME") or Path.home() / ".cache" / "cvaeq")
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def safe_name(name: str) -> str:
+    """``name`` if it is safe in a file name (letters, digits, ``_ . -``, not
+    starting with a dot, at most 64 characters), else ``story-`` and a digest
+    of it: names come from files, and must never walk out of a folder.
+
+    >>> safe_name("default"), safe_name("x/../../etc")[:6]
+    ('default', 'story-')
+    """
+    import hashlib
+    import re
+
+    if isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}", name):
+        return name
+    return "story-" + hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def cache_path(filename: str) -> Path:
+    """``home() / filename`` for a file name built from names that came from
+    files (a world's, a story's): anything but a plain file name in the cache
+    folder (a separator, ``..``, a leading dot, a NUL) is refused, so no name
+    writes outside ``$CVAEQ_HOME``.
+
+    >>> cache_path("../x")
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.CvaeqError: '../x' is not a plain file name; cvaeq writes only inside its cache folder
+    """
+    from .errors import CvaeqError
+
+    if (not filename or filename.startswith(".") or any(c in filename for c in "/\\\0")
+            or Path(filename).name != filename or len(filename) > 255):
+        raise CvaeqError(f"{filename!r} is not a plain file name; cvaeq writes only inside its cache folder")
+    return home() / filename
 
 
 def grid_filename(world_name: str | None = None) -> str:
@@ -36,10 +71,10 @@ def default_grid_path(world_name: str | None = None) -> Path:
     for dSprites the real file if the user put one in the cache, else the
     rendered one."""
     if world_name in (None, _FIRST_WORLD):
-        real = home() / REAL_FILENAME
+        real = cache_path(REAL_FILENAME)
         if real.exists():
             return real
-    return home() / grid_filename(world_name)
+    return cache_path(grid_filename(world_name))
 
 
 @contextmanager
@@ -57,9 +92,19 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
     >>> (d / "a.txt").read_text()
     'hi'
     """
+    from .errors import DataError
+
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"{final}: cannot write there: a part of its folder {final.parent} is a file, "
+                         "not a folder; choose another path") from None
+    except OSError as e:
+        raise DataError(f"{final}: cannot write there ({e.strerror}); choose another path") from None
+    except ValueError:  # a NUL byte in the name
+        raise DataError(f"{str(final)!r} is not a valid file name; choose another path") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -71,6 +116,56 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
         except FileNotFoundError:
             pass
         raise
+
+
+@contextmanager
+def output_lock(*finals: str | os.PathLike):
+    """Hold an exclusive lock on output files for a long-running writer (training),
+    so that a second writer of the same file is refused with one line instead
+    of both running and the last silently winning; then remove temporary files
+    a killed writer left beside them (:func:`atomic_path`'s ``.NAME.*.tmp``).
+
+    The lock is an advisory ``fcntl.flock`` on ``.NAME.lock`` beside the first
+    file; the lock file stays (removing it would race), the lock goes with the
+    process, however it ends.
+
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with output_lock(d / "m.safetensors"):
+    ...     with output_lock(d / "m.safetensors"):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.CvaeqError: ... another process is writing it ...
+    """
+    import fcntl
+
+    from .errors import CvaeqError
+
+    first = Path(finals[0])
+    lock = first.parent / f".{first.name}.lock"
+    try:
+        first.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise CvaeqError(f"{first}: cannot write there ({e.strerror}); choose another path") from None
+    except ValueError:  # a NUL byte in the name
+        raise CvaeqError(f"{str(first)!r} is not a valid file name; choose another path") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CvaeqError(f"{first}: another process is writing it (lock {lock}); wait for it to finish "
+                             "or choose another output") from None
+        for final in map(Path, finals):
+            for stale in final.parent.glob(f".{final.name}.*.tmp"):
+                try:
+                    stale.unlink()
+                except FileNotFoundError:
+                    pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _mode_for(final: Path) -> int:

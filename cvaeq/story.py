@@ -30,12 +30,18 @@ import numpy as np
 
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
+from .paths import safe_name
 from .world import DEFAULT_WORLD, World, get_world
 
 __all__ = ["Story", "load_story", "story_from_text", "safe_name", "IMAGE", "LATENT"]
 
 IMAGE = "X"
 LATENT = "Z"
+#: The keys a story may have at the top level, and in each ``[factors.NAME]`` table.
+TOP_KEYS = ("name", "world", "latent_dim", "factors")
+FACTOR_KEYS = ("parents", "probs", "normal", "mechanism")
+#: Largest latent dimension a story may ask for (the shipped model has 6).
+MAX_LATENT_DIM = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,29 +115,11 @@ class Story:
         return total
 
 
-def safe_name(name: str) -> str:
-    """``name`` if it is safe in a file name (letters, digits, ``_ . -``, not
-    starting with a dot, at most 64 characters), else ``story-`` and a digest
-    of it: names come from files, and must never walk out of a folder.
-
-    >>> safe_name("default"), safe_name("x/../../etc")[:6]
-    ('default', 'story-')
-    """
-    import hashlib
-    import re
-
-    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}", name):
-        return name
-    return "story-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
 def load_story(source: str | Path = "default") -> Story:
     """A story by registered name (``"default"``) or by path to a TOML file."""
     path = Path(source)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise StoryError(f"{path}: no such story file; pass a TOML file or a story name")
-        return story_from_text(path.read_text(), source=str(path))
+        return story_from_text(_read_text(path, str(path)), source=str(path))
     from .plugins import get_stories
 
     stories = get_stories()
@@ -139,20 +127,45 @@ def load_story(source: str | Path = "default") -> Story:
         raise StoryError(
             f"unknown story {source!r}; known: {', '.join(sorted(stories))}, or give a path to a .toml file"
         )
-    p = Path(stories[str(source)])
-    return story_from_text(p.read_text(), source=str(source))
+    return story_from_text(_read_text(Path(stories[str(source)]), str(source)), source=str(source))
+
+
+def _read_text(path: Path, source: str) -> str:
+    """A story file's text: a regular file of at most ``MAX_STORY_BYTES``, UTF-8."""
+    from .limits import MAX_STORY_BYTES, read_limited
+
+    blob = read_limited(path, "story", MAX_STORY_BYTES, StoryError, "pass a TOML file or a story name")
+    return _decode(blob, source)
+
+
+def _decode(blob: bytes, source: str) -> str:
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise StoryError(f"{source}: not UTF-8 text (byte {e.start}); save the story as UTF-8") from None
 
 
 def story_from_text(text: str, source: str = "<story>") -> Story:
     """Parse and validate a story's TOML text; ``source`` names it in errors."""
+    from .limits import MAX_STORY_BYTES
+
+    if not isinstance(text, str) or len(text) > MAX_STORY_BYTES:
+        raise StoryError(f"{source}: a story is TOML text of at most {MAX_STORY_BYTES:,} characters")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise StoryError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise StoryError(f"{source}: arrays or tables nested too deeply; a story needs a few levels") from None
 
     def fail(node: str, what: str) -> StoryError:
         return StoryError(f"{source}: factor {node!r}: {what}")
 
+    unknown_keys = sorted(set(doc) - set(TOP_KEYS))
+    if unknown_keys:
+        raise StoryError(f"{source}: unknown key {unknown_keys[0]!r}; a story's keys are {', '.join(TOP_KEYS)}")
+    if not isinstance(doc.get("name", ""), str):
+        raise StoryError(f"{source}: name must be a string, e.g. name = \"mine\"")
     world_name = doc.get("world", DEFAULT_WORLD)
     if not isinstance(world_name, str):
         raise StoryError(f"{source}: world must be the name of a world, e.g. \"{DEFAULT_WORLD}\"")
@@ -172,13 +185,18 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     if missing:
         raise StoryError(f"{source}: factor {missing[0]!r} is not declared; add a [factors.{missing[0]}] table")
     latent_dim = doc.get("latent_dim", 4)
-    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
-        raise StoryError(f"{source}: latent_dim must be a positive integer, got {latent_dim!r}")
+    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or not 1 <= latent_dim <= MAX_LATENT_DIM:
+        raise StoryError(f"{source}: latent_dim must be an integer from 1 to {MAX_LATENT_DIM}, got {latent_dim!r}")
 
     parents: dict[str, tuple[str, ...]] = {}
     mechanisms: dict[str, str] = {}
     for f in FACTORS:
         spec = factors[f]
+        if not isinstance(spec, dict):
+            raise fail(f, "must be a table ([factors.NAME] with parents and probs or normal)")
+        extra = sorted(set(spec) - set(FACTOR_KEYS))
+        if extra:
+            raise fail(f, f"unknown key {extra[0]!r}; a factor's keys are {', '.join(FACTOR_KEYS)}")
         ps = spec.get("parents", [])
         if not isinstance(ps, list) or not all(isinstance(p, str) for p in ps):
             raise fail(f, "parents must be a list of factor names")
@@ -254,7 +272,21 @@ def _table(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...],
     return table
 
 
+def _numbers_only(value) -> bool:
+    """Whether nested lists hold only numbers (not booleans, strings or tables)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+    return True
+
+
 def _array(f, probs, shape, fail) -> np.ndarray:
+    if not _numbers_only(probs):
+        raise fail(f, "probs must be numbers (nested lists of equal lengths), or \"uniform\"")
     try:
         table = np.asarray(probs, dtype=np.float64)
     except (ValueError, TypeError):
@@ -272,15 +304,28 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
     extra = set(spec) - allowed
     if extra:
         raise fail(f, f"unknown key {sorted(extra)[0]!r} in [normal]; allowed: {', '.join(sorted(allowed))}")
-    try:
-        sd = float(spec["sd"])
-        mean0 = float(spec.get("mean", 0.0))
-        floor = float(spec.get("floor", 0.0))
-    except (KeyError, TypeError, ValueError):
-        raise fail(f, "[normal] needs numbers `sd` and optionally `mean` and `floor`") from None
+    def number(value, what: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise fail(f, f"{what} in [normal] must be a finite number, got {value!r}")
+        return float(value)
+
+    if "sd" not in spec:
+        raise fail(f, "[normal] needs numbers `sd` and optionally `mean` and `floor`")
+    sd = number(spec["sd"], "sd")
+    mean0 = number(spec.get("mean", 0.0), "mean")
+    floor = number(spec.get("floor", 0.0), "floor")
     if sd <= 0 or not 0 <= floor <= 1:
         raise fail(f, "sd must be > 0 and floor in [0, 1]")
     coef, offset = spec.get("coef", {}), spec.get("offset", {})
+    if not isinstance(coef, dict) or not isinstance(offset, dict):
+        raise fail(f, "coef and offset must be tables keyed by parent, e.g. coef = { scale = 1.4 }")
+    for p, c in coef.items():
+        number(c, f"coef.{p}")
+    for p, row in offset.items():
+        if not isinstance(row, dict):
+            raise fail(f, f"offset.{p} must be a table keyed by {p}'s values, e.g. {{ square = -0.2 }}")
+        for k, v in row.items():
+            number(v, f"offset.{p}.{k}")
     for p in list(coef) + list(offset):
         if p not in parents:
             raise fail(f, f"{p!r} in coef/offset is not a parent of {f}; add it to parents or remove it")
@@ -299,11 +344,12 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
         mean = mean0
         for p, c in zip(parents, combo):
             if p in coef:
-                mean += float(coef[p]) * VALUES[p][c]
+                mean += float(coef[p]) * float(VALUES[p][c])  # Python floats: overflow is inf, not a warning
             if p in offset:
                 mean += float(offset[p].get(label(p, c), 0.0))
-        w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)
-        if w.sum() == 0:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # far off the grid: weights 0
+            w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)
+        if not np.isfinite(mean) or not w.sum() > 0:
             raise fail(f, f"the normal's mean {mean:g} is so far off the grid that every value has probability 0")
         table[combo] = (1 - floor) * w / w.sum() + floor / len(grid)
     return table

@@ -129,11 +129,12 @@ class Factor:
             if text in self.labels:
                 return self.labels.index(text)
             raise DataError(f"unknown {self.name} {text!r}; allowed: {', '.join(self.labels)}")
-        try:
-            number = float(text)
-        except ValueError:
-            raise DataError(f"{self.name} takes a number, got {text!r}") from None
-        return self.snap(number)
+        import re
+
+        # ASCII decimals only, as documented: float() would also take "١", "1_0", "nan" and "infinity"
+        if not re.fullmatch(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", text):
+            raise DataError(f"{self.name} takes a number (ASCII digits, e.g. 0.5 or 1e-1), got {text!r}")
+        return self.snap(float(text))
 
 
 @dataclass(frozen=True, eq=False)

@@ -52,7 +52,7 @@ def png(tmp_path, array, mode=None):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda d: d / "missing.png", "no such file"),
+        (lambda d: d / "missing.png", "no such image file"),
         (lambda d: d / "missing.jpg", "no such image file"),
         (lambda d: d, "is a folder"),
         (lambda d: png(d, np.zeros((32, 32), np.uint8)), "the image is 32×32"),
@@ -122,3 +122,43 @@ def test_any_black_and_white_image_round_trips_through_png_and_npy(seed, density
         np.testing.assert_array_equal(load_image(save_image(image, f"{d}/x.png")), image)
         np.save(f"{d}/x.npy", image.astype(bool))
         np.testing.assert_array_equal(load_image(f"{d}/x.npy"), image)
+
+
+def _png_header_only(tmp_path, width, height):
+    """A PNG whose header claims ``width``×``height`` pixels (a decompression bomb's first bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    body = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+    body += chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+    path = tmp_path / "bomb.png"
+    path.write_bytes(body)
+    return path
+
+
+@pytest.mark.parametrize("size", [(10_000, 10_000), (100_000, 100_000), (65, 64)])
+def test_a_huge_png_is_refused_from_its_header_without_warnings(tmp_path, size, recwarn):
+    path = _png_header_only(tmp_path, *size)
+    with pytest.raises(DataError, match="the image is|cannot read the PNG"):
+        load_image(path)
+    assert not recwarn.list  # PIL's DecompressionBombWarning is not printed
+
+
+def test_a_npy_header_claiming_a_huge_shape_is_refused_before_reading(tmp_path):
+    import io
+
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+    path = tmp_path / "huge.npy"
+    path.write_bytes(f.getvalue() + b"\x00" * 64)
+    with pytest.raises(DataError, match="the image is 1000000×1000000"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("value", ["١", "1_0", "nan", "infinity", "0x1", "½", "1e309"])
+def test_factor_numbers_are_ascii_decimals(value):
+    with pytest.raises(DataError, match="takes a number|off the domain"):
+        load_image(f"shape=heart,scale={value},orientation=0,posX=0.5,posY=0.5")

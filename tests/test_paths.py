@@ -43,3 +43,30 @@ def test_replaced_file_keeps_its_permissions(tmp_path):
         tmp.write_text("new")
     assert target.read_text() == "new"
     assert _mode(target) == 0o600
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "..", "", "x\0y", "a\\b"])
+def test_cache_paths_from_names_never_leave_the_cache(name):
+    from cvaeq.errors import CvaeqError
+    from cvaeq.paths import cache_path
+
+    with pytest.raises(CvaeqError, match="not a plain file name"):
+        cache_path(name)
+
+
+def test_a_story_name_that_walks_out_of_the_cache_becomes_a_digest(tmp_path):
+    # `name` comes from the story file; the default output of `cvaeq data resample` stays in $CVAEQ_HOME
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from cvaeq.cli import main
+    from cvaeq.paths import home
+    from cvaeq.story import load_story
+
+    story = tmp_path / "evil.toml"
+    story.write_text(load_story("default").text.replace('name = "default"', 'name = "x/../../../../elsewhere"'))
+    result = CliRunner().invoke(main, ["data", "resample", "--story", str(story), "--n", "5", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    written = Path(result.stdout.strip().splitlines()[-1]).resolve()
+    assert written.parent == home().resolve() and written.name.startswith("resampled-story-")

@@ -7,7 +7,8 @@ import time
 
 import click
 
-from . import main
+from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_THREADS, MAX_TV_PARTICLES
+from . import FilePath, main
 
 __all__ = ["eval_command", "summary"]
 
@@ -57,17 +58,17 @@ def summary(r: dict) -> str:
 
 
 @main.command("eval")
-@click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
+@click.option("--model", "model", type=FilePath(dir_okay=False), default=None,
               help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].")
-@click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--n", "n", type=click.IntRange(1, MAX_EVAL_IMAGES), default=200, show_default=True,
               help="Test images, drawn uniformly from the full grid of the model's world.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the images, interventions and particles.")
-@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the images, interventions and particles.")
+@click.option("--samples", type=click.IntRange(1, MAX_PARTICLES), default=100, show_default=True,
               help="Particles per image (proposal draws for the NLL; counterfactual particles); "
                    "the default is what `cvaeq query` answers an image query with.")
-@click.option("--tv-particles", type=click.IntRange(min=1), default=20_000, show_default=True,
+@click.option("--tv-particles", type=click.IntRange(1, MAX_TV_PARTICLES), default=20_000, show_default=True,
               help="Particles per counterfactual query of the TV score.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from . import main
+from ..limits import MAX_SEED
+from . import FilePath, main
 
 __all__ = ["query"]
 
@@ -20,13 +21,13 @@ DEFAULT_OUT = Path("cvaeq-out")
                    "like shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5.")
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Particles (default 1000; 100 when X is a target).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Random seed: the same seed gives the same answer, byte for byte.")
 @click.option("--model", "model", metavar="CKPT", default=None,
               help="A checkpoint from cvaeq train (default: the shipped checkpoint if installed).")
 @click.option("--story", default=None, metavar="NAME|PATH",
               help="Answer with a story's true tables, no model (factor queries only).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", type=FilePath(file_okay=False, path_type=Path), default=None,
               help=f"Folder for the PNGs when X is a target (default: ./{DEFAULT_OUT}).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def query(text: str, image: str | None, samples: int | None, seed: int, model: str | None,

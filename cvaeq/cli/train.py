@@ -6,19 +6,20 @@ import sys
 
 import click
 
-from . import main
+from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, MAX_THREADS
+from . import FilePath, main
 
 __all__ = ["train_command"]
 
 
 @main.command("train")
 @click.option("--story", default="default", show_default=True, help="Story name or path to a story TOML file.")
-@click.option("--n", "n", type=int, default=200_000, show_default=True, help="Training images (resampled from the story).")
-@click.option("--epochs", type=int, default=20, show_default=True, help="Epochs to train (in total, when resuming).")
-@click.option("--batch", type=int, default=256, show_default=True, help="Batch size (per process when distributed).")
+@click.option("--n", "n", type=click.IntRange(1, MAX_IMAGES), default=200_000, show_default=True, help="Training images (resampled from the story).")
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=20, show_default=True, help="Epochs to train (in total, when resuming).")
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=256, show_default=True, help="Batch size (per process when distributed).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak Adam learning rate (cosine decay to lr/20).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, the initialisation and the noise.")
-@click.option("--eval-n", type=int, default=5_000, show_default=True, help="Held-out images evaluated after each epoch.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the data, the initialisation and the noise.")
+@click.option("--eval-n", type=click.IntRange(1, MAX_EVAL_IMAGES), default=5_000, show_default=True, help="Held-out images evaluated after each epoch.")
 @click.option("--uniform", type=float, default=0.25, show_default=True,
               help="Fraction of training images with factors uniform over the grid (not from the story).")
 @click.option("--aux-weight", type=float, default=None, help="Weight of q(factors | X)'s classification term [10].")
@@ -33,12 +34,12 @@ __all__ = ["train_command"]
                    "(causal_vae: ArchConfig's fields; defaults in docs/model.md).")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU if any), cpu or cuda.")
 @click.option("--time-limit", type=float, default=None, help="Minutes: start no epoch that would end after this.")
-@click.option("--out", type=click.Path(dir_okay=False), default="model.safetensors", show_default=True,
+@click.option("--out", type=FilePath(dir_okay=False), default="model.safetensors", show_default=True,
               help="Checkpoint to write (the loss curve goes beside it as <stem>.loss.png).")
-@click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Checkpoint to continue from.")
-@click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
+@click.option("--resume", type=FilePath(dir_okay=False), default=None, help="Checkpoint to continue from.")
+@click.option("--init", "init", type=FilePath(dir_okay=False), default=None,
               help="Start a new run (fresh data, optimizer, schedule) from this checkpoint's networks: fine-tuning.")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, family, arch, device,
@@ -59,7 +60,7 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
         raise CvaeqError(f"--arch sets the networks of a new run; with --{'init' if init else 'resume'} "
                          "the architecture is the checkpoint's: leave --arch out")
     if threads is not None:
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(threads)
     config = TrainConfig(story=story, n=n, epochs=epochs, batch=batch, lr=lr, seed=seed, eval_n=eval_n, uniform=uniform,
                          aux_weight=aux_weight, orientation_loss=orientation_loss, family=family or DEFAULT_FAMILY,
                          device=device, time_limit=time_limit,

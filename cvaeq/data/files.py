@@ -54,6 +54,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import DataError
+from ..limits import MAX_GRID_BYTES, checked_file
 from ..paths import atomic_path, default_grid_path
 from ..world import World, get_world
 
@@ -192,6 +193,7 @@ def _members(path: Path) -> dict[str, _Member]:
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}); rebuild it with `cvaeq data build`") from None
     out = {}
+    size = path.stat().st_size
     with zf, open(path, "rb") as raw:
         for info in zf.infolist():
             if not info.filename.endswith(".npy"):
@@ -207,6 +209,7 @@ def _members(path: Path) -> dict[str, _Member]:
                     header_len = f.tell()
             except (ValueError, OSError, zipfile.BadZipFile) as e:
                 raise DataError(f"{path}: member {name!r} is not a valid .npy array ({e})") from None
+            _check_claim(path, name, info, dtype, tuple(shape), header_len, size)
             offset = None
             if info.compress_type == zipfile.ZIP_STORED:
                 raw.seek(info.header_offset)
@@ -214,20 +217,50 @@ def _members(path: Path) -> dict[str, _Member]:
                 if local[:4] == b"PK\x03\x04":
                     n_name, n_extra = struct.unpack("<HH", local[26:30])
                     offset = info.header_offset + 30 + n_name + n_extra + header_len
+                    if offset + info.file_size - header_len > size:
+                        raise DataError(f"{path}: member {name!r} runs past the end of the file (truncated?)")
             out[name] = _Member(name, dtype, tuple(shape), fortran, offset)
     return out
 
 
+#: Largest ``metadata_json`` (it holds a story's text, at most 1 MiB).
+_MAX_METADATA = 16 << 20
+#: Most a deflated member can expand: deflate's limit is 1032:1.
+_MAX_RATIO = 1032
+
+
+def _check_claim(path: Path, name: str, info: zipfile.ZipInfo, dtype: np.dtype, shape: tuple[int, ...],
+                 header_len: int, size: int) -> None:
+    """Refuse a member whose header claims more data than its bytes can hold, before anything is read:
+    the zip's sizes must match the ``.npy`` header, and a compressed member can expand at most
+    :data:`_MAX_RATIO` times."""
+    if dtype.hasobject:  # pickled (the real file's metadata): never read, so never expanded
+        return
+    if any(d < 0 for d in shape):
+        raise DataError(f"{path}: member {name!r} claims a negative shape {shape}")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if info.file_size != header_len + nbytes:
+        raise DataError(f"{path}: member {name!r} claims shape {shape} ({nbytes:,} bytes) but holds "
+                        f"{max(info.file_size - header_len, 0):,}; the file is corrupt, rebuild it")
+    if info.file_size > max(info.compress_size, 1) * _MAX_RATIO or info.compress_size > size:
+        raise DataError(f"{path}: member {name!r} claims {info.file_size:,} bytes from {info.compress_size:,} "
+                        "compressed ones, more than any real file; the file is corrupt")
+
+
 def read_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata of a cvaeq-written file (``{}`` for the real file)."""
-    path = Path(path)
+    path = checked_file(path, "grid", MAX_GRID_BYTES, DataError)
+    members = _members(path)
+    if "metadata_json" not in members:
+        return {}
+    m = members["metadata_json"]
+    if m.dtype.kind != "U" or m.shape != () or m.dtype.itemsize > _MAX_METADATA:
+        raise DataError(f"{path}: metadata_json is not a JSON text of at most {_MAX_METADATA:,} bytes")
     with np.load(path, allow_pickle=False) as z:
-        if "metadata_json" not in z.files:
-            return {}
         try:
             return json.loads(str(z["metadata_json"][()]))
-        except (ValueError, TypeError) as e:
-            raise DataError(f"{path}: metadata_json is not valid JSON ({e})") from None
+        except (ValueError, TypeError, RecursionError) as e:
+            raise DataError(f"{path}: metadata_json is not valid JSON ({type(e).__name__})") from None
 
 
 @dataclass(eq=False)
@@ -306,13 +339,11 @@ def load_grid(path: str | os.PathLike | None = None, world: World | str | None =
     """
     given = None if world is None else get_world(world)
     path = Path(path) if path is not None else default_grid_path(given.name if given else None)
-    if not path.is_file():
-        name = given.name if given else "dsprites"
-        raise DataError(
-            f"{path}: no such grid file; run `cvaeq data build --world {name}` to render it"
-            + (", or pass --npz PATH to the real dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-               if name == "dsprites" else "")
-        )
+    name = given.name if given else "dsprites"
+    checked_file(path, "grid", MAX_GRID_BYTES, DataError,
+                 f"run `cvaeq data build --world {name}` to render it"
+                 + (", or pass --npz PATH to the real dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+                    if name == "dsprites" else ""))
     members = _members(path)
     metadata = read_metadata(path) if "metadata_json" in members else {}
     named = metadata.get("world") if isinstance(metadata, dict) else None

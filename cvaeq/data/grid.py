@@ -28,7 +28,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..paths import atomic_path, grid_filename, home
+from ..paths import atomic_path, cache_path, grid_filename
 from ..world import World, get_world
 from .files import NpzWriter, layout_arrays
 
@@ -61,9 +61,11 @@ def build_grid(
     from tqdm import tqdm
 
     world = get_world(world)
-    out = Path(out) if out is not None else home() / grid_filename(world.name)
+    out = Path(out) if out is not None else cache_path(grid_filename(world.name))
     n = world.n_images if n is None else min(int(n), world.n_images)
-    workers = default_workers() if workers is None else max(1, int(workers))
+    from ..limits import MAX_WORKERS, check_count
+
+    workers = default_workers() if workers is None else check_count(workers, "workers", MAX_WORKERS)
     lc, lv = layout_arrays(world.classes_array_of(np.arange(n, dtype=np.int64)), world)
     bar = tqdm(total=n, unit="img", unit_scale=True, desc=f"rendering {world.name}", file=sys.stderr,
                disable=not progress)

@@ -71,10 +71,10 @@ def resample(story, n: int, seed: int) -> Resampled:
 
     if not isinstance(story, Story):
         story = load_story(story)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise DataError(f"n must be a positive number of images, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+    from ..limits import MAX_IMAGES, MAX_SEED, check_count
+
+    check_count(n, "n (images)", MAX_IMAGES, error=DataError)
+    check_count(seed, "seed", MAX_SEED, low=0, error=DataError)
     classes = story.sample(int(n), np.random.default_rng(int(seed)))
     return Resampled(story.text, story.name, int(seed), classes, story.world.indices_of(classes), story.world)
 

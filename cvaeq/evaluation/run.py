@@ -264,8 +264,12 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
 
     Usage: ``evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]``.
     """
-    if n < 1 or samples < 1 or seed < 0:
-        raise ValueError("n and samples must be positive, seed non-negative")
+    from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_TV_PARTICLES, check_count
+
+    check_count(n, "n", MAX_EVAL_IMAGES)
+    check_count(samples, "samples", MAX_PARTICLES)
+    check_count(seed, "seed", MAX_SEED, low=0)
+    check_count(tv_particles, "tv_particles", MAX_TV_PARTICLES)
     mech = mechanisms_to_score(model)
     image_model = DedupedImageModel(mech.image_model)
     scm = build_scm(mech.story, mech.factor_logits, image_model=image_model)

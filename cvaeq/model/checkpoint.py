@@ -54,6 +54,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError, CvaeqError
+from ..limits import MAX_CHECKPOINT_BYTES, read_limited
 from ..paths import atomic_path
 from .family import DEFAULT_FAMILY, get_family
 
@@ -64,7 +65,8 @@ _LEGACY_OPTIONS = ("aux_weight", "orientation_loss")
 
 FORMAT = "cvaeq-checkpoint"
 VERSION = 1
-_MAX_HEADER = 100 * 1024 * 1024
+#: Largest JSON header: a story (at most 1 MiB) and a history of up to MAX_EPOCHS epochs fit easily.
+_MAX_HEADER = 64 * 1024 * 1024
 
 
 @dataclass(eq=False)
@@ -160,6 +162,9 @@ def save_checkpoint(
     arch = dict(get_family(family).arch_of(model))
     tensors: dict[str, torch.Tensor] = {}
     for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: not written: the weights {name!r} are not finite (training diverged); "
+                                  "the file keeps what it held")
         tensors[f"model.{name}"] = t.detach().cpu().contiguous()
     for f in story.world.names:
         tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
@@ -194,12 +199,8 @@ def save_checkpoint(
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint; train one with `cvaeq train --out {path}`") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read the checkpoint: {e.strerror}") from None
+    blob = read_limited(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError,
+                        f"train one with `cvaeq train --out {path}`")
     foreign = f"{path}: not a cvaeq checkpoint (expected a .safetensors file written by `cvaeq train`)"
     if len(blob) < 8:
         raise CheckpointError(f"{path}: truncated checkpoint ({len(blob)} bytes); re-train or re-download it")
@@ -211,7 +212,7 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     try:
         header = json.loads(blob[8 : 8 + n])
         info = header.get("__metadata__") or {}
-    except (ValueError, UnicodeDecodeError, AttributeError):
+    except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
         raise CheckpointError(foreign) from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(foreign)
@@ -226,9 +227,54 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise CheckpointError(f"{path}: checksum mismatch: the file was modified after it was written; do not use it")
     try:
         meta = json.loads(meta_json)
-    except ValueError:
-        raise CheckpointError(f"{path}: metadata is not valid JSON") from None
+    except (ValueError, RecursionError):
+        raise CheckpointError(f"{path}: metadata is not valid JSON (or nested too deeply)") from None
+    _check_meta(path, meta)
     return meta, tensors
+
+
+def _is_int(v: Any, low: int, high: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _check_meta(path: Path, meta: Any) -> None:
+    """Every metadata field of the right type and within sane bounds, before anything is built from it
+    (the digest proves nothing: anyone can recompute it)."""
+    from ..limits import MAX_EPOCHS, MAX_SEED, MAX_STORY_BYTES
+
+    def bad(field: str, what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: metadata field {field!r} {what}; the file is corrupt or forged, do not use it")
+
+    if not isinstance(meta, dict):
+        raise bad("meta", "is not a JSON object")
+    for key in ("story_text", "arch", "train_config", "epoch"):
+        if key not in meta:
+            raise bad(key, "is missing")
+    if not isinstance(meta["story_text"], str) or len(meta["story_text"]) > MAX_STORY_BYTES:
+        raise bad("story_text", f"is not a story's text of at most {MAX_STORY_BYTES:,} characters")
+    for key in ("story_name", "world", "family"):
+        if key in meta and not (isinstance(meta[key], str) and len(meta[key]) <= 256):
+            raise bad(key, "is not a name")
+    for key in ("arch", "train_config", "factor_parents"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise bad(key, "is not a JSON object")
+    if not _is_int(meta["epoch"], 0, MAX_EPOCHS):
+        raise bad("epoch", f"is not an integer from 0 to {MAX_EPOCHS:,}")
+    if meta.get("data_seed") is not None and not _is_int(meta["data_seed"], 0, MAX_SEED):
+        raise bad("data_seed", "is not a seed (an integer from 0 to 2**63 - 1)")
+    history = meta.get("history", [])
+    if not isinstance(history, list) or len(history) > MAX_EPOCHS:
+        raise bad("history", f"is not a list of at most {MAX_EPOCHS:,} epochs")
+    for h in history:
+        if not isinstance(h, dict):
+            raise bad("history", "has an epoch that is not a JSON object")
+        seconds = h.get("seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+            raise bad("history", "has an epoch whose seconds are not a finite number >= 0")
+    optim = meta.get("optimizer")
+    if optim is not None and not (isinstance(optim, dict) and isinstance(optim.get("param_groups"), list)
+                                  and isinstance(optim.get("scalars", {}), dict)):
+        raise bad("optimizer", "is not an optimizer's state")
 
 
 def _legacy_arch(meta: dict) -> dict:
@@ -239,6 +285,16 @@ def _legacy_arch(meta: dict) -> dict:
     # files written before the option existed were trained modulo symmetry
     arch.setdefault("orientation_loss", meta.get("orientation_loss", "symmetric"))
     return arch
+
+
+def _build_on_meta(family, world, latent_dim: int, arch: dict) -> dict[str, torch.Tensor]:
+    """The state dict ``family.build`` would make, as meta tensors (shapes only, nothing allocated)."""
+    rng = torch.get_rng_state()
+    try:
+        with torch.device("meta"):
+            return family.build(world, latent_dim, arch).state_dict()
+    finally:
+        torch.set_rng_state(rng)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -257,11 +313,13 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         arch = meta["arch"] if "family" in meta else _legacy_arch(meta)
         if not isinstance(arch, dict):
             raise CheckpointError(f"{path}: the recorded architecture is not a JSON object")
-        model = family.build(world, story.latent_dim, arch)
         weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        expected = model.state_dict()
-        if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
+        # the recorded architecture is built on the meta device (no memory) and checked against the
+        # tensors actually in the file before the model is built for real
+        expected = {k: tuple(v.shape) for k, v in _build_on_meta(family, world, story.latent_dim, arch).items()}
+        if set(weights) != set(expected) or any(tuple(weights[k].shape) != expected[k] for k in expected):
             raise CheckpointError(f"{path}: the weights do not match the recorded architecture")
+        model = family.build(world, story.latent_dim, arch)
         model.load_state_dict(weights)
         model.eval()
         factor_logits = {}

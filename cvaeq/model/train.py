@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -86,14 +87,17 @@ class TrainConfig:
     family: str = DEFAULT_FAMILY
 
     def validate(self) -> None:
-        for name in ("n", "epochs", "batch", "eval_n"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise CvaeqError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
-        if self.seed < 0:
-            raise CvaeqError(f"--seed must be >= 0, got {self.seed}")
+        from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, check_count
+
+        for name, bound in (("n", MAX_IMAGES), ("epochs", MAX_EPOCHS), ("batch", MAX_BATCH),
+                            ("eval_n", MAX_EVAL_IMAGES)):
+            check_count(getattr(self, name), f"--{name.replace('_', '-')}", bound)
+        check_count(self.seed, "--seed", MAX_SEED, low=0)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise CvaeqError(f"--lr must be a positive number, got {self.lr}")
+        if self.aux_weight is not None and (isinstance(self.aux_weight, bool) or not isinstance(
+                self.aux_weight, (int, float)) or not (math.isfinite(self.aux_weight) and self.aux_weight >= 0)):
+            raise CvaeqError(f"--aux-weight must be a finite number >= 0, got {self.aux_weight}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise CvaeqError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.uniform < 1.0:
@@ -149,8 +153,14 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
     """
     if init is not None and resume is not None:
         raise CvaeqError("--init starts a new run from a checkpoint's networks, --resume continues one; give one")
-    with flush_denormals():
-        run = _setup(config, Path(out), resume, init, dist_ctx, log)
+    from contextlib import nullcontext
+
+    from ..paths import output_lock
+
+    out = Path(out)
+    writes = dist_ctx is None or dist_ctx.rank == 0  # rank 0 alone writes
+    with output_lock(out, loss_png_path(out)) if writes else nullcontext(), flush_denormals():
+        run = _setup(config, out, resume, init, dist_ctx, log)
         if run.start_epoch >= config.epochs:
             run.say(f"{resume} already has {run.start_epoch} epochs (asked for {config.epochs}); nothing to do")
             return Path(resume)
@@ -272,7 +282,11 @@ def _optimizer(run: _Run) -> torch.optim.Optimizer:
     # the fused kernel: one pass over each parameter (about a tenth of a CPU step otherwise)
     opt = torch.optim.Adam(run.model.parameters(), lr=run.config.lr, fused=True)
     if run.optim_state is not None:
-        opt.load_state_dict(run.optim_state)
+        try:
+            opt.load_state_dict(run.optim_state)
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+            raise CheckpointError(f"the checkpoint's optimizer state does not fit its model ({type(e).__name__}); "
+                                  "it cannot be resumed: start a new run with --init") from None
         for st in opt.state.values():
             for k, v in st.items():
                 if isinstance(v, torch.Tensor) and k != "step":
@@ -293,15 +307,18 @@ def _fit(run: _Run, held: dict, progress: bool) -> None:
     sampler = DistributedSampler(range(config.n), num_replicas=run.processes, rank=run.rank, shuffle=True,
                                  seed=config.seed, drop_last=True)
     loader = make_loader(run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True)
-    t_run = time.monotonic() - sum(h["seconds"] for h in run.history)  # time limits count earlier runs too
-    last_epoch_s = run.history[-1]["seconds"] if run.history else 0.0
+    t_run = time.monotonic() - sum(h.get("seconds", 0.0) for h in run.history)  # time limits count earlier runs too
+    last_epoch_s = run.history[-1].get("seconds", 0.0) if run.history else 0.0
     for epoch in range(run.start_epoch, config.epochs):
         if config.time_limit and epoch > 0 and (time.monotonic() - t_run + last_epoch_s) > 60 * config.time_limit:
             run.say(f"time limit of {config.time_limit:g} min reached; stopping after epoch {epoch}")
             break
         sampler.set_epoch(epoch)
         torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, run.rank]).generate_state(1)[0]))
-        train_elbo, seen, last_epoch_s = _train_epoch(run, net, opt, loader, epoch, t_run, progress)
+        with warnings.catch_warnings():
+            # a non-finite loss stops the run with one clear line (_check_finite), not Pyro's warning too
+            warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
+            train_elbo, seen, last_epoch_s = _train_epoch(run, net, opt, loader, epoch, t_run, progress)
         if run.dist_ctx is not None:
             run.dist_ctx.barrier()
         if run.rank == 0:
@@ -334,7 +351,8 @@ def _train_epoch(run: _Run, net, opt, loader, epoch: int, t_run: float, progress
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         loss, parts = _step(run, net, x, y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # first: under DDP every rank joins the gradients' all-reduce, then all stop alike
+        _check_finite(run, loss, parts, epoch, i)
         opt.step()
         total += parts["elbo_nats"] * len(y)
         seen += len(y)
@@ -348,6 +366,18 @@ def _train_epoch(run: _Run, net, opt, loader, epoch: int, t_run: float, progress
                             refresh=False)
     bar.close()
     return total / seen, seen, time.monotonic() - t0
+
+
+def _check_finite(run: _Run, loss: torch.Tensor, parts: dict, epoch: int, step: int) -> None:
+    """Stop at the first non-finite loss, before the optimizer steps: a diverged
+    run must not write NaN weights over the last good checkpoint."""
+    value = parts.get("elbo_nats", 0.0)
+    if math.isfinite(value) and bool(torch.isfinite(loss.detach())):
+        return
+    bad = float(loss.detach()) if not bool(torch.isfinite(loss.detach())) else value
+    kept = f"{run.out} keeps its last good epoch" if run.out.exists() else f"nothing was written to {run.out}"
+    raise CvaeqError(f"training diverged: the loss is {bad} at epoch {epoch + 1}, step {step + 1}; {kept}; "
+                     "lower --lr (or --aux-weight) and start again")
 
 
 def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, seen: int, seconds: float) -> None:

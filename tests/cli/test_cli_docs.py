@@ -90,3 +90,34 @@ def test_sampling_tolerance_still_catches_wrong_text():
     assert same_up_to_sampling("square 0.75 ###\n", "square 0.77 #####\n")
     assert not same_up_to_sampling("square 0.75\n", "square 0.35\n")
     assert not same_up_to_sampling("kind: observational 1\n", "kind: interventional 1\n")
+
+
+def bounded_options():
+    from cvaeq.limits import MAX_SEED
+
+    for command in commands(main):
+        cmd = main
+        for name in command.split()[1:]:
+            cmd = cmd.commands[name]
+        for param in cmd.params:
+            if isinstance(param.type, click.IntRange) and param.type.max is not None:
+                text = "2**63 - 1" if param.type.max == MAX_SEED else f"{param.type.max:,}"
+                yield command, param.opts[0], text
+
+
+@pytest.mark.parametrize("command,option,bound", list(bounded_options()))
+def test_every_count_bound_is_documented_in_its_section(command, option, bound):
+    assert bound in section(command), f"docs/cli.md's '## {command}' does not give {option}'s bound {bound}"
+
+
+def test_every_count_option_has_a_bound():
+    # an integer option without a bound is a way to flood memory with one typo
+    for command in commands(main):
+        cmd = main
+        for name in command.split()[1:]:
+            cmd = cmd.commands[name]
+        for param in cmd.params:
+            if isinstance(param.type, click.IntRange) or param.type is click.INT:
+                if (command, param.name) == ("cvaeq query", "samples"):
+                    continue  # bounded by ask(): 10,000 with X, 1,000,000 without (documented there)
+                assert isinstance(param.type, click.IntRange) and param.type.max is not None, (command, param.name)

@@ -158,7 +158,7 @@ def test_image_forms_give_the_same_answer(ckpt, tmp_path, form):
         ([MISSION, "--story", "default"], "no image is bound to img"),
         ([MISSION, "--story", "default", "--image", HEART], "this query needs a trained model"),
         (["P(X | do(shape=square))", "--story", "default"], "this query needs a trained model"),
-        (["P(shape | X=img)", "--story", "default", "--image", "nope.png"], "nope.png: no such file"),
+        (["P(shape | X=img)", "--story", "default", "--image", "nope.png"], "nope.png: no such image file"),
         (["P(shape | X=img)", "--story", "default", "--image", "shape=heart"], "missing factor(s)"),
         (["P(shape)", "--story", "default", "--image", HEART], "does not use it"),
         (["P(shape)", "--story", "nosuch"], "unknown story 'nosuch'"),

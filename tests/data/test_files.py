@@ -192,3 +192,55 @@ def test_loader_refuses_float_images():
     classes = np.zeros((2, 5), np.int64)
     with pytest.raises(DataError, match="uint8"):
         make_loader(np.zeros((2, 64, 64), np.float32), classes, batch_size=2)
+
+
+def _npy_header(shape, dtype="|u1") -> bytes:
+    import io
+
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return f.getvalue()
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_members_claiming_more_than_their_bytes_are_refused_before_reading(tmp_path, compression):
+    # imgs.npy's header claims ten million images; the member holds a few bytes
+    good = tmp_path / "good.npz"
+    write_images(good, render(np.zeros((1, 5), np.int64)), np.zeros((1, 5), np.int64))
+    forged = tmp_path / "forged.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(forged, "w", compression) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "imgs.npy":
+                data = _npy_header((10_000_000, 64, 64)) + b"\x00" * 64
+            dst.writestr(info.filename, data)
+    with pytest.raises(DataError, match="claims shape \\(10000000, 64, 64\\)"):
+        load_grid(forged)
+    with pytest.raises(DataError, match="claims shape"):
+        read_metadata(forged)
+
+
+def test_a_compressed_member_cannot_claim_more_than_deflate_can_expand(tmp_path):
+    good = tmp_path / "good.npz"
+    write_images(good, render(np.zeros((1, 5), np.int64)), np.zeros((1, 5), np.int64))
+    forged = tmp_path / "forged.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    # rewrite imgs.npy's recorded sizes: a tiny deflated stream claiming 4 GB
+    blob = bytearray(forged.read_bytes())
+    with zipfile.ZipFile(forged) as z:
+        info = z.getinfo("imgs.npy")
+    import struct
+
+    # patch every central-directory record of imgs.npy: uncompressed size at offset 24
+    pos = 0
+    while (pos := blob.find(b"PK\x01\x02", pos)) >= 0:
+        n_name = struct.unpack("<H", blob[pos + 28: pos + 30])[0]
+        if blob[pos + 46: pos + 46 + n_name] == b"imgs.npy":
+            blob[pos + 24: pos + 28] = struct.pack("<I", 0xFFFF0000)
+        pos += 4
+    forged.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="claims"):
+        load_grid(forged)
+    assert info.compress_size < 0xFFFF0000 // 1032

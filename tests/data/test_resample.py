@@ -217,7 +217,7 @@ def test_any_story_is_followed(table_seed):
 
 
 def test_bad_arguments():
-    with pytest.raises(DataError, match="positive"):
+    with pytest.raises(DataError, match=r"n \(images\) must be an integer from 1"):
         resample("default", 0, seed=1)
     with pytest.raises(DataError, match="seed"):
         resample("default", 5, seed=-1)

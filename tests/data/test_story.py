@@ -138,3 +138,44 @@ def test_zero_probabilities_are_never_drawn_and_warn_nothing():
     heart[0, 0] = 2
     assert story.log_prob(heart)[0] == -np.inf
     assert np.isfinite(story.log_prob(classes)).all()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("latent_dim = 6", "latent_dims = 6"), "unknown key 'latent_dims'; a story's keys are"),
+    (lambda t: "mechanisms = 'x'\n" + t, "unknown key 'mechanisms'"),
+    (lambda t: t.replace("[factors.orientation]\nparents = []", "[factors.orientation]\nparent = []"),
+     "factor 'orientation': unknown key 'parent'; a factor's keys are parents, probs, normal, mechanism"),
+])
+def test_a_key_with_a_typo_is_an_error_naming_the_known_keys(edit, message):
+    from cvaeq.story import load_story, story_from_text
+
+    text = load_story("default").text
+    with pytest.raises(StoryError, match=message):
+        story_from_text(edit(text))
+
+
+def test_world_is_a_known_key():
+    from cvaeq.story import load_story, story_from_text
+
+    assert story_from_text('world = "dsprites"\n' + load_story("default").text).world.name == "dsprites"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("sd = 0.22", "sd = 1e-320"), "so far off the grid"),
+    (lambda t: t.replace("sd = 0.22", "sd = inf"), "sd in \\[normal\\] must be a finite number"),
+    (lambda t: t.replace("mean = 0.5", "mean = 1e308"), "so far off the grid"),
+    (lambda t: t.replace("coef = { scale = 1.4, posX = -0.2 }", "coef = { scale = 1e308, posX = 1e308 }"),
+     "so far off the grid"),
+    (lambda t: t.replace("square = -0.22", 'square = "x"'), "offset.shape.square in \\[normal\\] must be a finite"),
+    (lambda t: t.replace("coef = { scale = 1.4, posX = -0.2 }", "coef = 3"), "coef and offset must be tables"),
+    (lambda t: t.replace("probs = [0.35, 0.35, 0.30]", "probs = [true, false, false]"), "probs must be numbers"),
+    (lambda t: t.replace('name = "default"', "name = 5"), "name must be a string"),
+])
+def test_numeric_edge_cases_of_a_story_are_story_errors_without_warnings(edit, message):
+    import warnings
+
+    text = load_story("default").text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        with pytest.raises(StoryError, match=message):
+            story_from_text(edit(text))

@@ -197,3 +197,87 @@ def test_a_file_written_before_worlds_and_families_loads_the_same(saved):
         assert torch.equal(after.model.pixel_logits(classes, torch.ones(3, 6)),
                            before.model.pixel_logits(classes, torch.ones(3, 6)))
         assert torch.equal(after.model.z_posterior(x, classes)[0], before.model.z_posterior(x, classes)[0])
+
+
+def test_huge_recorded_sizes_are_refused_without_allocating(saved):
+    # a small file whose metadata asks for huge layers: decided on the meta device, from shapes alone
+    import resource
+
+    path = saved[0]
+    _rewrite_meta(path, lambda m: m["arch"].update(hidden=60_000, dec_hidden=60_000))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="parameters|do not match"):
+        load_checkpoint(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: no gigabytes
+
+
+def test_sizes_within_bounds_but_not_the_files_are_refused_before_building(saved, monkeypatch):
+    from cvaeq.model import family as family_module
+
+    built = []
+    real = family_module.get_family
+
+    def spy(name=None):
+        fam = real(name)
+
+        class Spy:
+            def build(self, world, latent_dim, arch):
+                built.append(str(torch.empty(0).device))
+                return fam.build(world, latent_dim, arch)
+
+            def arch_of(self, m):
+                return fam.arch_of(m)
+
+        return Spy()
+
+    import cvaeq.model.checkpoint as ck
+
+    monkeypatch.setattr(ck, "get_family", spy)
+    path = saved[0]
+    _rewrite_meta(path, lambda m: m["arch"].update(hidden=4096))
+    with pytest.raises(CheckpointError, match="do not match the recorded architecture"):
+        load_checkpoint(path)
+    assert built == ["meta"]  # only the shapes were built
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epoch", 10**30, "'epoch'"),
+    ("epoch", "2", "'epoch'"),
+    ("data_seed", -1, "'data_seed'"),
+    ("history", [{"seconds": float("nan")}], "'history'"),
+    ("history", [[]] * 3, "'history'"),
+    ("story_text", "x" * (2 << 20), "'story_text'"),
+    ("story_text", 5, "'story_text'"),
+    ("arch", [], "'arch'"),
+    ("train_config", "x", "'train_config'"),
+    ("optimizer", "x", "'optimizer'"),
+])
+def test_every_metadata_field_is_checked(saved, field, value, message):
+    path = saved[0]
+    _rewrite_meta(path, lambda m: m.update({field: value}))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_a_huge_latent_dim_in_the_stored_story_is_refused(saved):
+    path = saved[0]
+    _rewrite_meta(path, lambda m: m.update(story_text=m["story_text"].replace("latent_dim = 6", "latent_dim = 10000000")))
+    with pytest.raises(CheckpointError, match="latent_dim must be an integer from 1 to 1024"):
+        load_checkpoint(path)
+
+
+def test_deeply_nested_json_headers_are_checkpoint_errors(saved):
+    path = saved[0]
+    blob = path.read_bytes()
+    n, header = _header(blob)
+    deep = ("[" * 100_000 + "]" * 100_000).encode()
+    path.write_bytes(struct.pack("<Q", len(deep)) + deep)
+    with pytest.raises(CheckpointError, match="not a cvaeq checkpoint"):
+        load_checkpoint(path)
+    _rewrite_meta_raw = json.dumps({**header["__metadata__"], "meta": "[" * 100_000 + "]" * 100_000})
+    header["__metadata__"] = json.loads(_rewrite_meta_raw)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + n:])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)

@@ -97,3 +97,81 @@ def test_arch_with_init_or_resume_is_refused(tmp_path, start):
                                     "--out", str(out)])
     assert res.exit_code == 2 and "the architecture is the checkpoint's" in res.stderr
     assert not out.exists()
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoint(tmp_path):
+    out = tmp_path / "m.safetensors"
+    base = ["train", "--n", "200", "--batch", "100", "--eval-n", "20", "--device", "cpu", "--out", str(out), "--quiet",
+            "--arch", "patch_channels=4,merge_channels=4,hidden=16,dec_channels=4,cell_hidden=8,dec_hidden=16"]
+    assert CliRunner().invoke(main, [*base, "--epochs", "1"]).exit_code == 0
+    good = out.read_bytes()
+    res = CliRunner().invoke(main, [*base, "--epochs", "2", "--lr", "1e300"])
+    assert res.exit_code == 2, res.output
+    last = res.stderr.splitlines()[-1]  # after the run's progress lines, one error line
+    assert last.startswith("error: training diverged: the loss is") and "Traceback" not in res.stderr, res.stderr
+    assert "keeps its last good epoch" in last
+    assert out.read_bytes() == good
+
+
+def test_nan_weights_are_never_written(tmp_path, story, tiny_arch):
+    import numpy as np
+
+    from cvaeq.errors import CheckpointError
+    from cvaeq.model.checkpoint import save_checkpoint
+    from cvaeq.model.cvae import CausalVAE
+
+    model = CausalVAE(tiny_arch)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="not finite"):
+        save_checkpoint(tmp_path / "m.safetensors", model, story, {f: np.log(story.table(f)) for f in story.factors},
+                        train_config={}, epoch=1)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_a_non_finite_aux_weight_is_refused(tmp_path, value):
+    res = CliRunner().invoke(main, ["train", "--aux-weight", value, "--out", str(tmp_path / "m.safetensors")])
+    assert res.exit_code == 2 and "aux" in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_a_second_training_of_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    from cvaeq.paths import output_lock
+
+    out = tmp_path / "m.safetensors"
+    with output_lock(out):  # what a running `cvaeq train --out m.safetensors` holds
+        res = CliRunner().invoke(main, ["train", "--n", "300", "--epochs", "1", "--batch", "100", "--eval-n", "50",
+                                        "--device", "cpu", "--out", str(out), "--quiet"])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    assert "another process is writing it" in res.stderr and not out.exists()
+
+
+def test_a_second_process_is_refused_and_stale_temp_files_go(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "m.safetensors"
+    stale = [tmp_path / ".m.safetensors.abc123.tmp", tmp_path / ".m.loss.png.xyz.tmp"]
+    for p in stale:
+        p.write_bytes(b"half-written by a killed run")
+    keep = tmp_path / ".other.safetensors.q.tmp"
+    keep.write_bytes(b"not ours")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from cvaeq.paths import output_lock
+        from cvaeq.model.history import loss_png_path
+        from pathlib import Path
+        out = Path({str(out)!r})
+        with output_lock(out, loss_png_path(out)):
+            print("locked", flush=True)
+            sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert not any(p.exists() for p in stale) and keep.exists()
+        res = CliRunner().invoke(main, ["train", "--out", str(out), "--quiet"])
+        assert res.exit_code == 2 and "another process is writing it" in res.stderr
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0
