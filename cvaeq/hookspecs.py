@@ -27,7 +27,7 @@ def register_stories(register: Callable[[str, str], None]) -> None:
     """Contribute named causal stories.
 
     Call ``register(name, path)`` once per story, ``path`` being a TOML story
-    file (format: the comments of ``cvaeq/stories/default.toml``). The name is
+    file (format: the comments of ``cvaeq/worlds/dsprites/default.toml``). The name is
     what users pass as ``--story NAME``. Registering a name twice is a
     :class:`~cvaeq.errors.PluginError`.
 

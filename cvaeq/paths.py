@@ -8,10 +8,12 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["home", "default_grid_path", "atomic_path"]
+__all__ = ["home", "default_grid_path", "grid_filename", "atomic_path"]
 
 GRID_FILENAME = "dsprites_rendered_64x64.npz"
 REAL_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+#: The world whose cache files keep the names they had before worlds existed.
+_FIRST_WORLD = "dsprites"
 
 
 def home() -> Path:
@@ -21,11 +23,23 @@ def home() -> Path:
     return root
 
 
-def default_grid_path() -> Path:
-    """The grid file cvaeq loads when none is named: the real file if the user
-    put one in the cache, else the rendered one."""
-    real = home() / REAL_FILENAME
-    return real if real.exists() else home() / GRID_FILENAME
+def grid_filename(world_name: str | None = None) -> str:
+    """File name of a world's rendered grid in the cache (world names are
+    checked to be plain names, :class:`cvaeq.world.World`)."""
+    if world_name in (None, _FIRST_WORLD):
+        return GRID_FILENAME
+    return f"{world_name}_rendered.npz"
+
+
+def default_grid_path(world_name: str | None = None) -> Path:
+    """The grid file cvaeq loads for a world when none is named (None: dSprites):
+    for dSprites the real file if the user put one in the cache, else the
+    rendered one."""
+    if world_name in (None, _FIRST_WORLD):
+        real = home() / REAL_FILENAME
+        if real.exists():
+            return real
+    return home() / grid_filename(world_name)
 
 
 @contextmanager

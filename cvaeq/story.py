@@ -32,7 +32,7 @@ from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
 from .world import DEFAULT_WORLD, World, get_world
 
-__all__ = ["Story", "load_story", "story_from_text", "IMAGE", "LATENT"]
+__all__ = ["Story", "load_story", "story_from_text", "safe_name", "IMAGE", "LATENT"]
 
 IMAGE = "X"
 LATENT = "Z"
@@ -107,6 +107,22 @@ class Story:
             with np.errstate(divide="ignore"):  # impossible under the story -> -inf
                 total += np.log(p)
         return total
+
+
+def safe_name(name: str) -> str:
+    """``name`` if it is safe in a file name (letters, digits, ``_ . -``, not
+    starting with a dot, at most 64 characters), else ``story-`` and a digest
+    of it: names come from files, and must never walk out of a folder.
+
+    >>> safe_name("default"), safe_name("x/../../etc")[:6]
+    ('default', 'story-')
+    """
+    import hashlib
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}", name):
+        return name
+    return "story-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def load_story(source: str | Path = "default") -> Story:

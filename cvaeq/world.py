@@ -27,6 +27,7 @@ one by name. dSprites is the built-in world ``"dsprites"``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -52,11 +53,13 @@ class Factor:
     :param labels: a categorical factor's class names, in class order.
     :param values: a numeric factor's grid (strictly increasing), or, with
         ``labels``, the numbers a data file records for each class.
+    :param unit: a numeric factor's unit, named in errors (e.g. ``"radians"``).
     """
 
     name: str
     labels: tuple[str, ...] | None = None
     values: np.ndarray | None = None
+    unit: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -95,6 +98,13 @@ class Factor:
         """The numbers of the classes: the grid, or a categorical factor's recorded values (else 0, 1, ...)."""
         return self.values if self.values is not None else np.arange(self.size, dtype=np.float64)
 
+    @property
+    def domain(self) -> str:
+        """What values the factor takes, in words: its labels, or its range and unit."""
+        if self.labels is not None:
+            return ", ".join(self.labels)
+        return f"{self.values[0]:g} to {self.values[-1]:g}" + (f" {self.unit}" if self.unit else "")
+
     def label(self, cls: int) -> str:
         """A class as written in the query language: a name, or a number (6 significant digits)."""
         if self.labels is not None:
@@ -109,7 +119,7 @@ class Factor:
         grid = self.values
         half = (grid[1] - grid[0]) / 2 if len(grid) > 1 else 0.5
         if not math.isfinite(value) or value < grid[0] - half or value > grid[-1] + half:
-            raise DataError(f"{self.name}={value:g} is off the domain; allowed: {grid[0]:g} to {grid[-1]:g}")
+            raise DataError(f"{self.name}={value:g} is off the domain; allowed: {self.domain}")
         return int(np.argmin(np.abs(grid - value)))
 
     def parse(self, text: str) -> int:
@@ -166,8 +176,8 @@ class World:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
-            raise DataError(f"a world's name must be a non-empty string without '/', got {self.name!r}")
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", self.name):
+            raise DataError(f"a world's name must be a plain name (letters, digits, _ or -), got {self.name!r}")
         factors = tuple(self.factors)
         if not 1 <= len(factors) <= MAX_FACTORS or not all(isinstance(f, Factor) for f in factors):
             raise DataError(f"world {self.name!r}: give 1 to {MAX_FACTORS} Factor objects")

@@ -57,7 +57,7 @@ def main() -> int:
         image = load_image(args.image)
         kw = dict(image=image, model=args.model, samples=args.samples, seed=args.seed)
         print(f"model: {mech.name}\nimage: {args.image}\n")
-        read = read_factors(mech.image_model, image)
+        read = read_factors(mech.image_model, image, mech.story.world)
         show("q(factors | X) reads off the image:", read)
 
         cf = ask("P(X | do(shape=square), X=img)", out=args.out / "square", **kw)
@@ -65,7 +65,7 @@ def main() -> int:
         for name, path in cf.images.items():
             print(f"  {name:<8} {path}")
         show("  q(factors | X) reads off the mean image:", cf.predicted)
-        shapes = [read_factors(mech.image_model, im)["shape"] for im in cf.sample_images]
+        shapes = [read_factors(mech.image_model, im, mech.story.world)["shape"] for im in cf.sample_images]
         print(f"  q(factors | X) reads the {len(shapes)} sampled images as: "
               + ", ".join(f"{shape} {shapes.count(shape)}" for shape in sorted(set(shapes))))
         if cf.predicted["shape"] != "square":

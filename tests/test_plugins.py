@@ -197,3 +197,109 @@ def test_a_family_with_only_noise_and_assign_answers_queries(register_plugin):
     assert r.distribution("c") == pytest.approx({0: 0.0, 1: 1.0})
     assert 0 < r.ess <= 100
     assert sys.modules["cvaeq.default_plugins.mechanisms"] in get_plugin_manager().get_plugins()
+
+
+# ---------------------------------------------------------------------- worlds
+
+def _tiny_world(name="tiles"):
+    import numpy as np
+
+    from cvaeq.world import Factor, World
+
+    def render(classes):
+        out = np.zeros((len(classes), 8, 8), np.uint8)
+        for i, (colour, x) in enumerate(classes):
+            out[i, colour * 4 : colour * 4 + 4, x * 2 : x * 2 + 2] = 1
+        return out
+
+    return World(name, (Factor("colour", labels=("red", "blue")), Factor("x", values=[0.0, 0.5, 1.0, 1.5])),
+                 image_shape=(8, 8), render=render)
+
+
+def test_register_worlds_records_the_plugin_and_a_story_can_name_it(register_plugin):
+    from cvaeq.story import story_from_text
+    from cvaeq.world import get_world
+
+    world = _tiny_world()
+
+    class Tiles:
+        @hookimpl
+        def register_worlds(self, register):
+            register(world)
+
+    register_plugin(Tiles(), "toy-tiles")
+    assert get_world("tiles") is world
+    assert plugins.get_world_plugins() == {"dsprites": "cvaeq.default_plugins.worlds", "tiles": "toy-tiles"}
+    story = story_from_text('world = "tiles"\n[factors.colour]\nprobs = [0.5, 0.5]\n'
+                            '[factors.x]\nparents = ["colour"]\n[factors.x.probs]\nred = [1, 0, 0, 0]\nblue = [0, 0, 0.5, 0.5]\n')
+    assert story.world is world and story.factors == ("colour", "x")
+    assert story.graph.parents("X") == ("colour", "x", "Z")
+    data = json.loads(CliRunner().invoke(main, ["plugins", "--json"]).output)
+    assert data["worlds"]["tiles"] == "toy-tiles"
+
+
+def test_register_worlds_twice_and_unknown_names(register_plugin):
+    from cvaeq.errors import DataError, StoryError
+    from cvaeq.story import story_from_text
+    from cvaeq.world import get_world
+
+    with pytest.raises(DataError, match="unknown world 'nowhere'; known: dsprites"):
+        get_world("nowhere")
+    with pytest.raises(StoryError, match="unknown world 'nowhere'"):
+        story_from_text('world = "nowhere"\n')
+
+    class Again:
+        @hookimpl
+        def register_worlds(self, register):
+            register(_tiny_world("dsprites"))
+
+    register_plugin(Again(), "again")
+    with pytest.raises(PluginError, match="'dsprites' is registered twice"):
+        plugins.get_worlds()
+
+
+def test_register_worlds_a_story_error_names_that_worlds_factors(register_plugin):
+    from cvaeq.errors import StoryError
+    from cvaeq.story import story_from_text
+
+    class Tiles:
+        @hookimpl
+        def register_worlds(self, register):
+            register(_tiny_world())
+
+    register_plugin(Tiles(), "toy-tiles")
+    with pytest.raises(StoryError, match="unknown factor 'shape'; the factors of world 'tiles' are colour, x"):
+        story_from_text('world = "tiles"\n[factors.shape]\nprobs = "uniform"\n')
+    with pytest.raises(StoryError, match="unknown value 'green' of parent 'colour'; allowed: red, blue"):
+        story_from_text('world = "tiles"\n[factors.colour]\nprobs = [0.5, 0.5]\n'
+                        '[factors.x]\nparents = ["colour"]\n[factors.x.probs]\nred = [1, 0, 0, 0]\ngreen = [1, 0, 0, 0]\n')
+
+
+# ---------------------------------------------------------------- image models
+
+def test_register_image_models_records_the_plugin_and_get_family_finds_it(register_plugin):
+    from cvaeq.errors import CvaeqError
+    from cvaeq.model.family import get_family
+
+    class Family:
+        def build(self, world, latent_dim, arch):
+            return torch.nn.Linear(1, 1)
+
+        def arch_of(self, model):
+            return {}
+
+    family = Family()
+
+    class Models:
+        @hookimpl
+        def register_image_models(self, register):
+            register("linear", family)
+
+    register_plugin(Models(), "toy-models")
+    assert get_family("linear") is family
+    assert plugins.get_image_model_plugins()["linear"] == "toy-models"
+    assert plugins.get_image_model_plugins()["causal_vae"] == "cvaeq.default_plugins.image_models"
+    with pytest.raises(CvaeqError, match="unknown image-model family 'nope'; known: causal_vae, linear"):
+        get_family("nope")
+    result = CliRunner().invoke(main, ["plugins"])
+    assert "linear       toy-models" in result.output.splitlines()

@@ -36,7 +36,7 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(package_name="cvaeq")
 def main() -> None:
-    """Ask causal questions about dSprites images."""
+    """Ask causal questions about images (dSprites and any world a plugin adds)."""
 
 
 from . import data as _data  # noqa: E402,F401  (commands register on import)

@@ -18,26 +18,30 @@ def _fmt(x) -> str:
 
 def summary(r: dict) -> str:
     """A readable table of :func:`cvaeq.evaluation.evaluate`'s result."""
-    from ..worlds.dsprites.factors import FACTORS
+    factors = list(r["factor_accuracy"])  # the world's factor names, in its order
+    width = max([12] + [len(f) + 2 for f in factors])
+
+    def row(title: str, values: dict) -> str:
+        return f"{title:16}" + "".join(f"{_fmt(values[f]):>{width}}" for f in factors)
 
     cf = r["counterfactual"]
     lines = [
         f"model      {r['model']}",
-        f"images     {r['n']} (uniform over the grid), {r['samples']} particles each, seed {r['seed']}",
+        f"images     {r['n']} (uniform over the world's grid), {r['samples']} particles each, seed {r['seed']}",
         "",
         f"NLL        {_fmt(r['nll_nats'])} nats/image   (-ELBO {_fmt(r['elbo_nats'])})",
         f"NLL | f    {_fmt(r['nll_given_factors_nats'])} nats/image   (-ELBO {_fmt(r['elbo_given_factors_nats'])}; "
         "the true factors given)",
         f"recon IoU  {_fmt(r['recon_iou'])}",
         "",
-        f"{'':16}" + "".join(f"{f:>12}" for f in FACTORS),
-        f"{'accuracy':16}" + "".join(f"{_fmt(r['factor_accuracy'][f]):>12}" for f in FACTORS),
-        f"{'cf IoU':16}" + "".join(f"{_fmt(cf['iou'][f]):>12}" for f in FACTORS),
-        f"{'  (story, K)':16}" + "".join(f"{_fmt(cf['iou_story'][f]):>12}" for f in FACTORS),
-        f"{'cf soft IoU':16}" + "".join(f"{_fmt(cf['soft_iou'][f]):>12}" for f in FACTORS),
-        f"{'effectiveness':16}" + "".join(f"{_fmt(cf['effectiveness'][f]):>12}" for f in FACTORS),
-        f"{'reversibility':16}" + "".join(f"{_fmt(cf['reversibility_by_factor'][f]):>12}" for f in FACTORS),
-        f"{'  (story)':16}" + "".join(f"{_fmt(cf['reversibility_story'][f]):>12}" for f in FACTORS),
+        f"{'':16}" + "".join(f"{f:>{width}}" for f in factors),
+        row("accuracy", r["factor_accuracy"]),
+        row("cf IoU", cf["iou"]),
+        row("  (story, K)", cf["iou_story"]),
+        row("cf soft IoU", cf["soft_iou"]),
+        row("effectiveness", cf["effectiveness"]),
+        row("reversibility", cf["reversibility_by_factor"]),
+        row("  (story)", cf["reversibility_story"]),
         "",
         f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})   composition 1: {_fmt(cf['composition']['1'])}"
         f"  10: {_fmt(cf['composition']['10'])}   (decoder 1: {_fmt(cf['composition_decoder']['1'])}"
@@ -67,13 +71,13 @@ def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet)
     true (rendered) counterfactuals, axiomatic soundness, and TV to the story."""
     import torch
 
-    from ..evaluation import evaluate, resolve_model
+    from ..evaluation import evaluate, mechanisms_to_score
 
     if threads is not None:
         torch.set_num_threads(threads)
-    parts = resolve_model(model)  # a bad path fails here: one line, exit 2
+    mech = mechanisms_to_score(model)  # a bad path fails here: one line, exit 2
     started = time.perf_counter()
-    result = evaluate(parts, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)
+    result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)
     seconds = time.perf_counter() - started
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))

@@ -1,4 +1,5 @@
-"""``cvaeq plugins``: the installed plugins, and which one supplied each mechanism and story."""
+"""``cvaeq plugins``: the installed plugins, and which one supplied each world,
+image-model family, mechanism and story."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from . import main
 
 __all__ = ["plugins_command"]
 
+_SECTIONS = (("world", "worlds"), ("image model", "image_models"), ("mechanism", "mechanisms"), ("story", "stories"))
+
 
 @main.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plugins_command(as_json: bool) -> None:
-    """List every mechanism family and story with the plugin that supplied it."""
+    """List every world, image-model family, mechanism family and story with the plugin that supplied it."""
     info = describe_plugins()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    for title, entries in (("mechanism", info["mechanisms"]), ("story", info["stories"])):
+    for title, key in _SECTIONS:
+        entries = info[key]
         width = max([len(title), *map(len, entries)])
         click.echo(f"{title:<{width}}  plugin")
         for name, plugin in entries.items():

@@ -1,4 +1,4 @@
-"""``cvaeq train``: train the causal VAE and checkpoint it every epoch."""
+"""``cvaeq train``: train an image model (the causal VAE by default) and checkpoint it every epoch."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ __all__ = ["train_command"]
 @click.option("--orientation-loss", type=click.Choice(["exact", "symmetric"]), default=None,
               help="Score q(orientation | X) against the exact class, or modulo the shape's symmetry "
                    "[exact; on --resume, the checkpoint's].")
+@click.option("--family", default=None,
+              help="Registered image-model family of a new run (see `cvaeq plugins`) [causal_vae; with --init "
+                   "or --resume, the checkpoint's].")
 @click.option("--arch", default=None, metavar="KEY=N,...",
-              help="Network sizes of a new run, e.g. dec_hidden=256,cell_hidden=32 (keys: ArchConfig's fields; "
-                   "defaults in docs/model.md).")
+              help="Architecture of a new run, checked by the family, e.g. dec_hidden=256,cell_hidden=32 "
+                   "(causal_vae: ArchConfig's fields; defaults in docs/model.md).")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU if any), cpu or cuda.")
 @click.option("--time-limit", type=float, default=None, help="Minutes: start no epoch that would end after this.")
 @click.option("--out", type=click.Path(dir_okay=False), default="model.safetensors", show_default=True,
@@ -38,9 +41,9 @@ __all__ = ["train_command"]
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, arch, device,
+def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, family, arch, device,
                   time_limit, out, resume, init, threads, distributed, quiet):
-    """Train the causal VAE on images resampled from a story.
+    """Train an image model on images resampled from a story.
 
     A checkpoint (safetensors + JSON metadata) is written atomically after
     every epoch, so stopping at any moment keeps the last one; --resume
@@ -49,8 +52,7 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
     import torch
 
     from ..errors import CvaeqError
-    from ..model.cvae import DEFAULT_AUX_WEIGHT
-    from ..model.networks import parse_arch
+    from ..model.family import DEFAULT_FAMILY, parse_arch_option
     from ..model.train import TrainConfig, train
 
     if arch is not None and (init or resume):
@@ -59,9 +61,9 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     config = TrainConfig(story=story, n=n, epochs=epochs, batch=batch, lr=lr, seed=seed, eval_n=eval_n, uniform=uniform,
-                         aux_weight=DEFAULT_AUX_WEIGHT if aux_weight is None else aux_weight,
-                         orientation_loss=orientation_loss,
-                         device=device, time_limit=time_limit, arch=parse_arch(arch) if arch is not None else {})
+                         aux_weight=aux_weight, orientation_loss=orientation_loss, family=family or DEFAULT_FAMILY,
+                         device=device, time_limit=time_limit,
+                         arch=parse_arch_option(arch) if arch is not None else {})
     ctx = None
     if distributed:
         from ..model.distributed import init_distributed

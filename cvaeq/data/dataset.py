@@ -8,9 +8,9 @@ Batches are fetched whole (``__getitems__``), so a batch costs one fancy-index
 into the uint8 array, not ``batch_size`` Python calls.
 
 >>> import numpy as np
->>> from cvaeq.worlds.dsprites.render import render
+>>> from cvaeq.world import get_world
 >>> classes = np.array([[0, 0, 0, 0, 0], [2, 5, 0, 16, 16], [1, 3, 7, 4, 9]])
->>> loader = make_loader(render(classes), classes, batch_size=2, shuffle=True, seed=0)
+>>> loader = make_loader(get_world("dsprites").render(classes), classes, batch_size=2, shuffle=True, seed=0)
 >>> x, y = next(iter(loader))
 >>> x.dtype, tuple(x.shape), y.dtype, tuple(y.shape)
 (torch.float32, (2, 1, 64, 64), torch.int64, (2, 5))
@@ -25,37 +25,36 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
-from ..worlds.dsprites.factors import FACTORS, IMAGE_SIZE, indices_of
 from .files import Grid, load_grid
 
 __all__ = ["FactorImages", "make_loader"]
 
 
 class FactorImages(Dataset):
-    """Pairs ``(image, classes)``: float32 ``(1, 64, 64)`` in [0, 1], int64 ``(5,)``.
+    """Pairs ``(image, classes)``: float32 ``(1, H, W)`` in [0, 1], int64 ``(F,)``.
 
-    :param images: uint8 ``(n, 64, 64)`` array with one image per row of
+    :param images: uint8 ``(n, H, W)`` array with one image per row of
         ``classes`` (a numpy memmap is fine), or a :class:`Grid` (or the path
         of a grid file), from which each row's image is looked up by the grid
-        index of its classes (so a resampled dataset needs only its classes
-        and the grid).
-    :param classes: ``(n, 5)`` int factor classes in FACTORS order.
+        index of its classes in the grid's world (so a resampled dataset needs
+        only its classes and the grid).
+    :param classes: ``(n, F)`` int factor classes in the world's factor order.
     """
 
     def __init__(self, images: np.ndarray | Grid | str | os.PathLike, classes: np.ndarray):
         if isinstance(images, (str, os.PathLike)):
             images = load_grid(images)
         classes = np.ascontiguousarray(classes, dtype=np.int64)
-        if classes.ndim != 2 or classes.shape[1] != len(FACTORS):
-            raise DataError(f"classes must have shape (n, 5), got {classes.shape}")
+        if classes.ndim != 2:
+            raise DataError(f"classes must have shape (n, F), got {classes.shape}")
         if isinstance(images, Grid):
-            self._rows = images.rows_of(indices_of(classes))  # checks every image exists
+            self._rows = images.rows_of(images.world.indices_of(classes))  # checks every image exists
             self._fetch = images.rows
         else:
             if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-                raise DataError("images must be a uint8 array (n, 64, 64) or a Grid; convert to float per batch, not up front")
-            if images.shape != (len(classes), IMAGE_SIZE, IMAGE_SIZE):
-                raise DataError(f"images have shape {images.shape}, expected ({len(classes)}, 64, 64) to match classes")
+                raise DataError("images must be a uint8 array (n, H, W) or a Grid; convert to float per batch, not up front")
+            if images.ndim != 3 or len(images) != len(classes):
+                raise DataError(f"images have shape {images.shape}, expected ({len(classes)}, H, W) to match classes")
             self._rows = np.arange(len(classes))
             self._fetch = images.__getitem__
         self.classes = classes
@@ -89,7 +88,7 @@ def make_loader(
     drop_last: bool = False,
     num_workers: int = 0,
 ) -> DataLoader:
-    """A DataLoader of ``(float32 (B, 1, 64, 64), int64 (B, 5))`` batches.
+    """A DataLoader of ``(float32 (B, 1, H, W), int64 (B, F))`` batches.
 
     ``shuffle`` uses a generator seeded with ``seed`` (same seed, same order).
     Pass ``sampler`` to shard, e.g.

@@ -1,16 +1,22 @@
-"""Grid files: one loading API for the rendered grid and the real dSprites file.
+"""Grid files: one loading API for a world's rendered grid and real data files.
 
-Both files share the real dataset's layout, an ``.npz`` holding
+Every world's files share the real dSprites dataset's layout, an ``.npz`` holding
 
 ========================  ===========================  ==========================
 member                    dtype, shape                 what
 ========================  ===========================  ==========================
-``imgs``                  uint8 ``(N, 64, 64)``        binary images, 0/1
-``latents_classes``       int64 ``(N, 6)``             color, then the 5 factors
-``latents_values``        float64 ``(N, 6)``           the same as grid values
+``imgs``                  uint8 ``(N, H, W)``          binary images, 0/1
+``latents_classes``       int64 ``(N, C + F)``         the world's constant
+                                                       columns (dSprites: color),
+                                                       then its F factors
+``latents_values``        float64 ``(N, C + F)``       the same as grid values
 ``metadata_json``         0-d unicode (cvaeq only)     JSON text, loads unpickled
 ``metadata``              object (real file only)      pickled dict: never read
 ========================  ===========================  ==========================
+
+``(H, W)``, the factors and the constant columns come from the file's world
+(:class:`~cvaeq.world.World`; ``metadata_json`` records its name, and files
+without one are dSprites files).
 
 Loading never unpickles (``allow_pickle=False``; the real file's pickled
 ``metadata`` is skipped unread: cvaeq knows that metadata already). Members
@@ -24,14 +30,14 @@ into an uncompressed zip (so a 3 GB array never sits in memory), with fixed
 timestamps (so the same arrays give the same bytes), atomically.
 
 >>> import tempfile, pathlib
->>> from cvaeq.worlds.dsprites.render import render
+>>> world = get_world("dsprites")
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.npz"
 >>> classes = np.array([[2, 5, 0, 16, 16], [0, 0, 0, 0, 0]])
->>> _ = write_images(path, render(classes), classes)
+>>> _ = write_images(path, world.render(classes), classes, world=world)
 >>> grid = load_grid(path)
->>> len(grid), grid.complete
-(2, False)
->>> grid.images_at(indices_of(classes[:1])).shape
+>>> len(grid), grid.complete, grid.world.name
+(2, False, 'dsprites')
+>>> grid.images_at(world.indices_of(classes[:1])).shape
 (1, 64, 64)
 """
 
@@ -49,7 +55,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..paths import atomic_path, default_grid_path
-from ..worlds.dsprites.factors import FACTORS, IMAGE_SIZE, LATENT_SIZES, N_IMAGES, classes_array_of, indices_of, values_of
+from ..world import World, get_world
 
 __all__ = [
     "Grid",
@@ -60,12 +66,17 @@ __all__ = [
     "layout_arrays",
 ]
 
-#: Members every grid file must have, with dtype and trailing shape.
-REQUIRED = {
-    "imgs": (np.dtype(np.uint8), (IMAGE_SIZE, IMAGE_SIZE)),
-    "latents_classes": (np.dtype(np.int64), (len(LATENT_SIZES),)),
-    "latents_values": (np.dtype(np.float64), (len(LATENT_SIZES),)),
-}
+
+
+def required(world: World) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Members every grid file of ``world`` must have, with dtype and trailing shape."""
+    columns = len(world.file_constants) + len(world.factors)
+    return {
+        "imgs": (np.dtype(np.uint8), tuple(world.image_shape)),
+        "latents_classes": (np.dtype(np.int64), (columns,)),
+        "latents_values": (np.dtype(np.float64), (columns,)),
+    }
+
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so equal arrays give equal bytes
 _CHUNK = 8192  # images per chunk when decompressing
 
@@ -121,13 +132,17 @@ class NpzWriter:
             raise ValueError(f"{name}: wrote {rows} rows, declared {shape[0]}")
 
 
-def layout_arrays(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``latents_classes`` and ``latents_values`` ``(N, 6)`` (color column first)
-    for ``(N, 5)`` factor classes, exactly as in the real file."""
-    classes = np.asarray(classes, dtype=np.int64)
+def layout_arrays(classes: np.ndarray, world: World | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``latents_classes`` and ``latents_values`` ``(N, C + F)`` for ``(N, F)``
+    factor classes: the world's constant columns first (class 0, their value),
+    as in the real dSprites file (its color column)."""
+    world = get_world(world)
+    classes = world.check_classes(classes)
     n = len(classes)
-    lc = np.concatenate([np.zeros((n, 1), np.int64), classes], axis=1)
-    lv = np.concatenate([np.ones((n, 1)), values_of(classes)], axis=1)
+    consts = world.file_constants
+    lc = np.concatenate([np.zeros((n, len(consts)), np.int64), classes], axis=1)
+    lv = np.concatenate([np.tile(np.array([v for _, v in consts], dtype=np.float64), (n, 1)),
+                         world.values_of(classes)], axis=1)
     return lc, lv
 
 
@@ -137,21 +152,24 @@ def write_images(
     classes: np.ndarray,
     metadata: dict | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    world: World | str | None = None,
 ) -> Path:
-    """Write images and their ``(N, 5)`` classes in the grid layout, atomically.
+    """Write images and their ``(N, F)`` classes in the grid layout of ``world``, atomically.
 
-    ``metadata`` is stored as JSON text (``metadata_json``); ``extra`` arrays
-    are added as further members. Returns the path written.
+    ``metadata`` is stored as JSON text (``metadata_json``, with the world's
+    name added); ``extra`` arrays are added as further members. Returns the path written.
     """
     path = Path(path)
-    lc, lv = layout_arrays(classes)
+    world = get_world(world)
+    lc, lv = layout_arrays(classes, world)
+    metadata = {**(metadata or {}), "world": world.name}
     with atomic_path(path) as tmp, open(tmp, "wb") as f, NpzWriter(f) as w:
         w.add("imgs", np.asarray(imgs, dtype=np.uint8))
         w.add("latents_classes", lc)
         w.add("latents_values", lv)
         for name, arr in (extra or {}).items():
             w.add(name, arr)
-        w.add("metadata_json", np.array(json.dumps(metadata or {}, sort_keys=True)))
+        w.add("metadata_json", np.array(json.dumps(metadata, sort_keys=True)))
     return path
 
 
@@ -216,7 +234,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 class Grid:
     """Images of a grid file and the factor classes naming each row.
 
-    ``classes`` is ``(N, 5)`` int64; ``indices`` the grid index of each row.
+    ``classes`` is ``(N, F)`` int64 in ``world``'s factor order; ``indices``
+    the grid index of each row.
     Images are a read-only uint8 memory map (uncompressed file) or kept
     bit-packed in memory (compressed file); read them with
     :meth:`images_at` (by grid index) or :meth:`rows` (by row).
@@ -226,6 +245,7 @@ class Grid:
     classes: np.ndarray
     indices: np.ndarray
     metadata: dict
+    world: World
     _imgs: np.ndarray = field(repr=False)
     _packed: bool = field(repr=False)
     _row_of: np.ndarray | None = field(repr=False, default=None)
@@ -239,13 +259,13 @@ class Grid:
         return self._row_of is None
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, 64, 64)`` uint8 0/1 images of the given rows."""
+        """``(n, H, W)`` uint8 0/1 images of the given rows."""
         rows = np.asarray(rows, dtype=np.int64)
         # Sorted access is much faster on a memory map; undo the sort afterwards.
         order = np.argsort(rows, kind="stable")
         got = self._imgs[rows[order]]
         if self._packed:
-            got = np.unpackbits(got, axis=-1)
+            got = np.unpackbits(got, axis=-1, count=self.world.image_shape[1])
         out = np.empty_like(got)
         out[order] = got
         return out
@@ -253,8 +273,9 @@ class Grid:
     def rows_of(self, indices: np.ndarray) -> np.ndarray:
         """Rows holding the given grid indices; a DataError if one is absent."""
         indices = np.asarray(indices, dtype=np.int64)
-        if indices.size and (indices.min() < 0 or indices.max() >= N_IMAGES):
-            raise DataError(f"grid indices must lie in [0, {N_IMAGES}); got {indices.min()}..{indices.max()}")
+        n_images = self.world.n_images
+        if indices.size and (indices.min() < 0 or indices.max() >= n_images):
+            raise DataError(f"grid indices must lie in [0, {n_images}); got {indices.min()}..{indices.max()}")
         if self._row_of is None:
             return indices
         rows = self._row_of[indices]
@@ -262,34 +283,47 @@ class Grid:
             missing = int(indices[np.argmax(rows < 0)])
             raise DataError(
                 f"{self.path}: has no image for grid index {missing} "
-                f"({dict(zip(FACTORS, classes_array_of(np.array([missing]))[0].tolist()))}); "
-                "use the full grid (`cvaeq data build`)"
+                f"({dict(zip(self.world.names, self.world.classes_array_of(np.array([missing]))[0].tolist()))}); "
+                f"use the full grid (`cvaeq data build --world {self.world.name}`)"
             )
         return rows
 
     def images_at(self, indices: np.ndarray) -> np.ndarray:
-        """``(n, 64, 64)`` uint8 0/1 images of the given grid indices."""
+        """``(n, H, W)`` uint8 0/1 images of the given grid indices."""
         return self.rows(self.rows_of(indices))
 
 
-def load_grid(path: str | os.PathLike | None = None) -> Grid:
-    """Open a grid file: the rendered grid, the real dSprites file, or a subset.
+def load_grid(path: str | os.PathLike | None = None, world: World | str | None = None) -> Grid:
+    """Open a grid file of ``world``: its rendered grid, a real data file, or a subset.
 
-    ``path=None`` means :func:`cvaeq.paths.default_grid_path` (the real file
-    if it is in the cache, else the rendered grid). Any missing member, wrong
-    dtype or shape, or classes that disagree with their values is a
-    :class:`~cvaeq.errors.DataError` naming the file and the problem.
+    ``world=None``: the world the file's metadata names, else dSprites (the
+    real file and files written before worlds). ``path=None`` means
+    :func:`cvaeq.paths.default_grid_path` of the world (for dSprites, the real
+    file if it is in the cache, else the rendered grid). Any missing member,
+    wrong dtype or shape, a file of another world, or classes that disagree
+    with their values is a :class:`~cvaeq.errors.DataError` naming the file
+    and the problem.
     """
-    path = Path(path) if path is not None else default_grid_path()
+    given = None if world is None else get_world(world)
+    path = Path(path) if path is not None else default_grid_path(given.name if given else None)
     if not path.is_file():
+        name = given.name if given else "dsprites"
         raise DataError(
-            f"{path}: no such grid file; run `cvaeq data build` to render it, "
-            "or pass --npz PATH to the real dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+            f"{path}: no such grid file; run `cvaeq data build --world {name}` to render it"
+            + (", or pass --npz PATH to the real dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+               if name == "dsprites" else "")
         )
     members = _members(path)
-    for name, (dtype, tail) in REQUIRED.items():
+    metadata = read_metadata(path) if "metadata_json" in members else {}
+    named = metadata.get("world") if isinstance(metadata, dict) else None
+    if given is not None and named is not None and named != given.name:
+        raise DataError(f"{path}: a grid file of world {named!r}, not {given.name!r}; "
+                        f"build one with `cvaeq data build --world {given.name}`")
+    world = given or get_world(named if isinstance(named, str) else None)
+    for name, (dtype, tail) in required(world).items():
         if name not in members:
-            raise DataError(f"{path}: no {name!r} array (found: {', '.join(sorted(members)) or 'none'}); not a dSprites grid file")
+            raise DataError(f"{path}: no {name!r} array (found: {', '.join(sorted(members)) or 'none'}); "
+                            f"not a {world.name} grid file")
         m = members[name]
         if m.dtype != dtype:
             raise DataError(f"{path}: {name!r} has dtype {m.dtype}, expected {dtype}")
@@ -308,65 +342,67 @@ def load_grid(path: str | os.PathLike | None = None) -> Grid:
     with np.load(path, allow_pickle=False) as z:
         lc = z["latents_classes"]
         lv = z["latents_values"]
-    classes = _check_classes(path, lc, lv)
-    indices = indices_of(classes)
-    metadata = read_metadata(path) if "metadata_json" in members else {}
+    classes = _check_classes(path, lc, lv, world)
+    indices = world.indices_of(classes)
 
-    complete = n == N_IMAGES and np.array_equal(indices, np.arange(N_IMAGES))
+    n_images = world.n_images
+    complete = n == n_images and np.array_equal(indices, np.arange(n_images))
     row_of = None
     if not complete:
-        row_of = np.full(N_IMAGES, -1, dtype=np.int64)
+        row_of = np.full(n_images, -1, dtype=np.int64)
         row_of[indices] = np.arange(n)
 
-    imgs, packed = _open_images(path, members["imgs"], n)
-    return Grid(path, classes, indices, metadata, imgs, packed, row_of)
+    imgs, packed = _open_images(path, members["imgs"], n, world.image_shape)
+    return Grid(path, classes, indices, metadata, world, imgs, packed, row_of)
 
 
-def _check_classes(path: Path, lc: np.ndarray, lv: np.ndarray) -> np.ndarray:
-    sizes = np.array(LATENT_SIZES)
+def _check_classes(path: Path, lc: np.ndarray, lv: np.ndarray, world: World) -> np.ndarray:
+    c = len(world.file_constants)
+    sizes = np.array([1] * c + [f.size for f in world.factors])
     bad = (lc < 0) | (lc >= sizes)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise DataError(
             f"{path}: latents_classes[{row}, {col}] = {lc[row, col]} is outside 0..{sizes[col] - 1}"
         )
-    classes = np.ascontiguousarray(lc[:, 1:])
-    expect = values_of(classes)
-    off = ~np.isclose(lv[:, 1:], expect, atol=1e-6)
+    classes = np.ascontiguousarray(lc[:, c:])
+    expect = world.values_of(classes)
+    off = ~np.isclose(lv[:, c:], expect, atol=1e-6)
     if off.any():
         row, col = np.argwhere(off)[0]
         raise DataError(
-            f"{path}: latents_values[{row}, {col + 1}] = {lv[row, col + 1]:g} does not match "
+            f"{path}: latents_values[{row}, {col + c}] = {lv[row, col + c]:g} does not match "
             f"latents_classes (expected {expect[row, col]:g})"
         )
     return classes
 
 
-def _open_images(path: Path, m: _Member, n: int) -> tuple[np.ndarray, bool]:
+def _open_images(path: Path, m: _Member, n: int, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
     if m.data_offset is not None:
         imgs = np.memmap(path, dtype=np.uint8, mode="r", offset=m.data_offset, shape=m.shape)
         _check_binary(path, imgs[: min(n, 256)])
         return imgs, False
     # Compressed: decompress in chunks, keep bit-packed (8x smaller than uint8).
-    packed = np.empty((n, IMAGE_SIZE, IMAGE_SIZE // 8), dtype=np.uint8)
+    h, w = shape
+    packed = np.empty((n, h, (w + 7) // 8), dtype=np.uint8)
     with zipfile.ZipFile(path) as zf, zf.open("imgs.npy") as f:
         version = np.lib.format.read_magic(f)
         (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
-        for start, chunk in _read_chunks(path, f, n):
+        for start, chunk in _read_chunks(path, f, n, shape):
             if start == 0:
                 _check_binary(path, chunk[:256])
             packed[start : start + len(chunk)] = np.packbits(chunk, axis=-1)
     return packed, True
 
 
-def _read_chunks(path: Path, f, n: int) -> Iterator[tuple[int, np.ndarray]]:
-    per = IMAGE_SIZE * IMAGE_SIZE
+def _read_chunks(path: Path, f, n: int, shape: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+    per = shape[0] * shape[1]
     for start in range(0, n, _CHUNK):
         count = min(_CHUNK, n - start)
         buf = f.read(count * per)
         if len(buf) != count * per:
             raise DataError(f"{path}: 'imgs' is truncated at image {start + len(buf) // per} of {n}")
-        yield start, np.frombuffer(buf, dtype=np.uint8).reshape(count, IMAGE_SIZE, IMAGE_SIZE)
+        yield start, np.frombuffer(buf, dtype=np.uint8).reshape(count, *shape)
 
 
 def _check_binary(path: Path, sample: np.ndarray) -> None:

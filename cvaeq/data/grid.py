@@ -1,8 +1,9 @@
-"""The rendered dSprites grid: build the whole file, or show one image.
+"""A world's rendered grid: build the whole file, or show one image.
 
-:func:`build_grid` renders all 737,280 images in grid order (posY fastest)
-chunk by chunk and streams them into an uncompressed ``.npz`` in the real
-file's layout (see :mod:`cvaeq.data.files`), so peak memory is a few chunks,
+:func:`build_grid` renders every image of a world's grid in grid order (the
+last factor fastest; dSprites: 737,280 images, posY fastest) chunk by chunk
+and streams them into an uncompressed ``.npz`` in the real dSprites file's
+layout (see :mod:`cvaeq.data.files`), so peak memory is a few chunks,
 not the 3 GB grid. The file appears only when complete (temp file, then
 rename). Uncompressed because it is ~5x faster to write than deflate and lets
 :func:`~cvaeq.data.files.load_grid` memory-map the images.
@@ -14,6 +15,8 @@ it needs no grid file.
 >>> out = pathlib.Path(tempfile.mkdtemp()) / "heart.png"
 >>> show_image(["shape=heart", "scale=1", "orientation=0", "posX=0.5", "posY=0.5"], out).name
 'heart.png'
+>>> image_of({"shape": 2, "scale": 5, "orientation": 0, "posX": 16, "posY": 16}, world="dsprites").shape
+(64, 64)
 """
 
 from __future__ import annotations
@@ -25,10 +28,9 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..paths import GRID_FILENAME, atomic_path, home
-from ..worlds.dsprites.factors import FACTORS, IMAGE_SIZE, N_IMAGES, classes_array_of, parse_factors
+from ..paths import atomic_path, grid_filename, home
+from ..world import World, get_world
 from .files import NpzWriter, layout_arrays
-from ..worlds.dsprites.render import render
 
 __all__ = ["build_grid", "default_workers", "image_of", "show_image", "save_png"]
 
@@ -43,8 +45,11 @@ def build_grid(
     chunk: int = CHUNK,
     workers: int | None = None,
     progress: bool = True,
+    world: World | str | None = None,
 ) -> Path:
-    """Render the dSprites grid to ``out`` (default ``home()/dsprites_rendered_64x64.npz``).
+    """Render a world's grid (default dSprites) to ``out`` (default
+    ``home()/`` :func:`~cvaeq.paths.grid_filename`, for dSprites
+    ``dsprites_rendered_64x64.npz``).
 
     ``n`` renders only the first ``n`` grid images (for tests; the file then
     holds a subset, which :func:`~cvaeq.data.files.load_grid` also reads).
@@ -55,23 +60,25 @@ def build_grid(
     """
     from tqdm import tqdm
 
-    out = Path(out) if out is not None else home() / GRID_FILENAME
-    n = N_IMAGES if n is None else int(n)
+    world = get_world(world)
+    out = Path(out) if out is not None else home() / grid_filename(world.name)
+    n = world.n_images if n is None else min(int(n), world.n_images)
     workers = default_workers() if workers is None else max(1, int(workers))
-    lc, lv = layout_arrays(classes_array_of(np.arange(n, dtype=np.int64)))
-    bar = tqdm(total=n, unit="img", unit_scale=True, desc="rendering dSprites", file=sys.stderr, disable=not progress)
+    lc, lv = layout_arrays(world.classes_array_of(np.arange(n, dtype=np.int64)), world)
+    bar = tqdm(total=n, unit="img", unit_scale=True, desc=f"rendering {world.name}", file=sys.stderr,
+               disable=not progress)
     ranges = [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
 
     def chunks() -> Iterator[np.ndarray]:
-        for imgs in _render_ranges(ranges, workers):
+        for imgs in _render_ranges(world, ranges, workers):
             bar.update(len(imgs))
             yield imgs
 
     with bar, atomic_path(out) as tmp, open(tmp, "wb") as f, NpzWriter(f) as w:
-        w.stream("imgs", (n, IMAGE_SIZE, IMAGE_SIZE), np.uint8, chunks())
+        w.stream("imgs", (n, *world.image_shape), np.uint8, chunks())
         w.add("latents_classes", lc)
         w.add("latents_values", lv)
-        w.add("metadata_json", np.array(_metadata(n)))
+        w.add("metadata_json", np.array(_metadata(world, n)))
     return out
 
 
@@ -85,16 +92,17 @@ def default_workers() -> int:
     return 1
 
 
-def _render_range(bounds: tuple[int, int]) -> np.ndarray:
-    return render(classes_array_of(np.arange(*bounds, dtype=np.int64)))
+def _render_range(world_name: str, bounds: tuple[int, int]) -> np.ndarray:
+    world = get_world(world_name)  # by name: a spawned worker finds it through the plugins
+    return world.render_checked(world.classes_array_of(np.arange(*bounds, dtype=np.int64)))
 
 
-def _render_ranges(ranges: list[tuple[int, int]], workers: int) -> Iterator[np.ndarray]:
+def _render_ranges(world: World, ranges: list[tuple[int, int]], workers: int) -> Iterator[np.ndarray]:
     """Rendered chunks in order; with several workers at most ``2 * workers``
     chunks are in flight, so memory stays bounded however slow the disk is."""
     if workers == 1 or len(ranges) <= 1:
         for bounds in ranges:
-            yield _render_range(bounds)
+            yield world.render_checked(world.classes_array_of(np.arange(*bounds, dtype=np.int64)))
         return
     import multiprocessing
     from collections import deque
@@ -106,48 +114,50 @@ def _render_ranges(ranges: list[tuple[int, int]], workers: int) -> Iterator[np.n
         pending: deque = deque()
         todo = iter(ranges)
         for bounds in todo:
-            pending.append(pool.submit(_render_range, bounds))
+            pending.append(pool.submit(_render_range, world.name, bounds))
             if len(pending) >= 2 * workers:
                 break
         while pending:
             imgs = pending.popleft().result()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append(pool.submit(_render_range, nxt))
+                pending.append(pool.submit(_render_range, world.name, nxt))
             yield imgs
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _metadata(n: int) -> str:
+def _metadata(world: World, n: int) -> str:
     import json
 
     from .. import __version__
 
+    consts = [name for name, _ in world.file_constants]
     return json.dumps(
         {
-            "title": "dSprites, rendered by cvaeq",
+            "title": f"{world.name}, rendered by cvaeq",
+            "world": world.name,
             "images": n,
-            "latents_names": ["color", *FACTORS],
-            "latents_sizes": [1, 3, 6, 40, 32, 32],
-            "shapes": ["square", "ellipse", "heart"],
+            "latents_names": [*consts, *world.names],
+            "latents_sizes": [1] * len(consts) + [f.size for f in world.factors],
+            "labels": {f.name: list(f.labels) for f in world.factors if f.labels is not None},
             "cvaeq_version": __version__,
         },
         sort_keys=True,
     )
 
 
-def image_of(factors: Mapping[str, int] | Sequence[str]) -> np.ndarray:
-    """The ``(64, 64)`` uint8 0/1 image of one set of factor classes.
+def image_of(factors: Mapping[str, int] | Sequence[str], world: World | str | None = None) -> np.ndarray:
+    """The ``(H, W)`` uint8 0/1 image of one set of factor classes of ``world`` (default dSprites).
 
     ``factors`` is a mapping ``{factor: class}`` or ``name=value`` strings as
     on the command line (values snapped to the grid; a bad name or value is a
     :class:`~cvaeq.errors.DataError`).
     """
+    world = get_world(world)
     if not isinstance(factors, Mapping):
-        factors = parse_factors(list(factors))
-    classes = np.array([[int(factors[f]) for f in FACTORS]], dtype=np.int64)
-    return render(classes)[0]
+        factors = world.parse_factors(list(factors))
+    return world.render_checked(world.row(factors))[0]
 
 
 def save_png(image: np.ndarray, out: str | os.PathLike) -> Path:
@@ -161,9 +171,10 @@ def save_png(image: np.ndarray, out: str | os.PathLike) -> Path:
     return out
 
 
-def show_image(factors: Mapping[str, int] | Sequence[str], out: str | os.PathLike) -> Path:
-    """Render the image named by ``factors`` and write it to ``out`` as a PNG.
+def show_image(factors: Mapping[str, int] | Sequence[str], out: str | os.PathLike,
+               world: World | str | None = None) -> Path:
+    """Render the image of ``world`` named by ``factors`` and write it to ``out`` as a PNG.
 
     Same as ``cvaeq data show shape=heart scale=1 orientation=0 posX=0.5 posY=0.5 --out heart.png``.
     """
-    return save_png(image_of(factors), out)
+    return save_png(image_of(factors, world), out)

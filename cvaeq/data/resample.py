@@ -1,13 +1,14 @@
 """Resampling: a dataset whose frequencies follow a causal story.
 
-The real dSprites factors are independent. :func:`resample` draws ``n`` factor
-tuples from a story (``Story.sample`` with ``np.random.default_rng(seed)``)
-and maps each to its grid index; the images are the grid's own renderings,
-only their frequencies change. :func:`save_resampled` writes the result in
+A world's factors are independent over its grid (dSprites: the real data).
+:func:`resample` draws ``n`` factor tuples from a story (``Story.sample``
+with ``np.random.default_rng(seed)``) and maps each to its grid index in the
+story's world; the images are the grid's own renderings, only their
+frequencies change. :func:`save_resampled` writes the result in
 the grid file layout plus ``indices`` and the story's text.
 
-Images come from a grid file when one is given or cached (the real dSprites
-file counts), else they are rendered; each distinct grid index is rendered
+Images come from a grid file of the world when one is given or cached (the
+real dSprites file counts), else the world renders them; each distinct grid index is rendered
 or read once. Same story, ``n`` and seed (and image source) give the same
 file, byte for byte.
 
@@ -15,7 +16,7 @@ file, byte for byte.
 >>> r = resample(load_story("default"), 1000, seed=0)
 >>> r.classes.shape, r.indices.dtype
 ((1000, 5), dtype('int64'))
->>> bool((indices_of(r.classes) == r.indices).all())
+>>> bool((r.world.indices_of(r.classes) == r.indices).all())
 True
 """
 
@@ -31,9 +32,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..paths import atomic_path, default_grid_path
-from ..worlds.dsprites.factors import IMAGE_SIZE, classes_array_of, indices_of, values_of
+from ..world import World, get_world
 from .files import Grid, NpzWriter, layout_arrays, load_grid
-from ..worlds.dsprites.render import render
 
 __all__ = ["Resampled", "resample", "save_resampled", "load_resampled", "images_for"]
 
@@ -44,8 +44,9 @@ _CHUNK = 16384
 class Resampled:
     """``n`` factor tuples drawn from a story, and the grid image of each.
 
-    ``classes`` ``(n, 5)`` int64 in FACTORS order; ``indices`` ``(n,)`` int64
-    grid indices (``indices_of(classes)``); ``values`` ``(n, 5)`` grid values.
+    ``classes`` ``(n, F)`` int64 in the world's factor order; ``indices``
+    ``(n,)`` int64 grid indices (``world.indices_of(classes)``); ``values``
+    ``(n, F)`` grid values.
     """
 
     story_text: str
@@ -53,6 +54,7 @@ class Resampled:
     seed: int
     classes: np.ndarray
     indices: np.ndarray
+    world: World
 
     @property
     def n(self) -> int:
@@ -60,7 +62,7 @@ class Resampled:
 
     @property
     def values(self) -> np.ndarray:
-        return values_of(self.classes)
+        return self.world.values_of(self.classes)
 
 
 def resample(story, n: int, seed: int) -> Resampled:
@@ -74,19 +76,24 @@ def resample(story, n: int, seed: int) -> Resampled:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     classes = story.sample(int(n), np.random.default_rng(int(seed)))
-    return Resampled(story.text, story.name, int(seed), classes, indices_of(classes))
+    return Resampled(story.text, story.name, int(seed), classes, story.world.indices_of(classes), story.world)
 
 
-def images_for(indices: np.ndarray, grid: Grid | None = None, chunk: int = _CHUNK) -> Iterator[np.ndarray]:
-    """uint8 images of grid ``indices`` in chunks: read from ``grid``, or rendered.
+def images_for(indices: np.ndarray, grid: Grid | None = None, world: World | str | None = None,
+               chunk: int = _CHUNK) -> Iterator[np.ndarray]:
+    """uint8 images of grid ``indices`` of ``world`` in chunks: read from ``grid``, or rendered.
 
-    Each chunk's distinct indices are rendered (or read) once.
+    ``world`` defaults to the grid's (else dSprites). Each chunk's distinct
+    indices are rendered (or read) once.
     """
+    world = get_world(world if world is not None else (grid.world if grid is not None else None))
+    if grid is not None and grid.world.name != world.name:
+        raise DataError(f"{grid.path}: a grid file of world {grid.world.name!r}, not {world.name!r}")
     indices = np.asarray(indices, dtype=np.int64)
     for start in range(0, len(indices), chunk):
         part = indices[start : start + chunk]
         uniq, inverse = np.unique(part, return_inverse=True)
-        imgs = grid.images_at(uniq) if grid is not None else render(classes_array_of(uniq))
+        imgs = grid.images_at(uniq) if grid is not None else world.render_checked(world.classes_array_of(uniq))
         yield imgs[inverse]
 
 
@@ -98,25 +105,28 @@ def save_resampled(
 ) -> Path:
     """Write a resampled dataset as ``.npz``, atomically.
 
-    Members: ``imgs`` (uint8 ``(n, 64, 64)``), ``latents_classes`` and
-    ``latents_values`` (``(n, 6)``, as in the real file), ``indices`` (int64
-    grid indices) and ``metadata_json`` (story name and text, seed, n, image
-    source). ``grid`` is a loaded :class:`Grid` or a path; ``None`` uses the
-    cached grid file if there is one, else renders the images.
+    Members: ``imgs`` (uint8 ``(n, H, W)``), ``latents_classes`` and
+    ``latents_values`` (the world's layout, :mod:`cvaeq.data.files`),
+    ``indices`` (int64 grid indices) and ``metadata_json`` (world, story name
+    and text, seed, n, image source). ``grid`` is a loaded :class:`Grid` or a
+    path; ``None`` uses the world's cached grid file if there is one, else
+    renders the images.
     """
     import json
 
     from tqdm import tqdm
 
+    world = resampled.world
     if grid is None:
-        path = default_grid_path()
-        grid = load_grid(path) if path.is_file() else None
+        path = default_grid_path(world.name)
+        grid = load_grid(path, world) if path.is_file() else None
     elif not isinstance(grid, Grid):
-        grid = load_grid(grid)
+        grid = load_grid(grid, world)
     source = "rendered" if grid is None else f"grid file {grid.path.name}"
-    lc, lv = layout_arrays(resampled.classes)
+    lc, lv = layout_arrays(resampled.classes, world)
     meta = {
-        "kind": "cvaeq resampled dSprites",
+        "kind": f"cvaeq resampled {world.name}",
+        "world": world.name,
         "story": resampled.story_name,
         "story_text": resampled.story_text,
         "seed": resampled.seed,
@@ -127,13 +137,13 @@ def save_resampled(
     bar = tqdm(total=n, unit="img", unit_scale=True, desc="resampling", file=sys.stderr, disable=not progress)
 
     def chunks():
-        for imgs in images_for(resampled.indices, grid):
+        for imgs in images_for(resampled.indices, grid, world):
             bar.update(len(imgs))
             yield imgs
 
     out = Path(out)
     with bar, atomic_path(out) as tmp, open(tmp, "wb") as f, NpzWriter(f) as w:
-        w.stream("imgs", (n, IMAGE_SIZE, IMAGE_SIZE), np.uint8, chunks())
+        w.stream("imgs", (n, *world.image_shape), np.uint8, chunks())
         w.add("latents_classes", lc)
         w.add("latents_values", lv)
         w.add("indices", resampled.indices)

@@ -5,6 +5,6 @@ from ..hookspecs import hookimpl
 
 @hookimpl
 def register_image_models(register):
-    from ..model.cvae import CausalVAEFamily
+    from ..model.causal_vae import CausalVAEFamily
 
     register("causal_vae", CausalVAEFamily())

@@ -4,11 +4,14 @@
   :func:`rejuvenate` redraws resampled copies' noise exactly;
 * :func:`intervene` (:mod:`.action`): SCM, ``{node: value}`` → intervened SCM;
 * :func:`predict` (:mod:`.prediction`): SCM, particles → ``{node: values}``;
-* :func:`infer` (:mod:`.counterfactual`) composes them into a :class:`Result`.
+* :func:`infer` (:mod:`.counterfactual`) composes them into a :class:`Result`;
+* :func:`abduct_groups`, :func:`predict_groups` (:mod:`.batched`): the same
+  steps for many evidence sets at once (``B`` groups of ``K`` particles).
 """
 
 from .abduction import abduct, fallback_abduct, rejuvenate
 from .action import intervene
+from .batched import GroupParticles, abduct_groups, group_mean, predict_groups
 from .counterfactual import Result, infer, query_kind
 from .particles import Particles, effective_sample_size
 from .prediction import predict
@@ -24,4 +27,8 @@ __all__ = [
     "query_kind",
     "Particles",
     "effective_sample_size",
+    "abduct_groups",
+    "predict_groups",
+    "group_mean",
+    "GroupParticles",
 ]

@@ -13,7 +13,8 @@ from torch import Tensor
 
 from ..errors import QueryError
 
-__all__ = ["Particles", "effective_sample_size", "normalised", "systematic_indices"]
+__all__ = ["Particles", "effective_sample_size", "normalised", "group_weights", "systematic_indices",
+           "resample_groups"]
 
 
 def normalised(log_weights: Tensor) -> Tensor:
@@ -34,6 +35,16 @@ def effective_sample_size(log_weights: Tensor) -> float:
     """Kish's ESS ``1 / sum(w^2)`` of self-normalised weights: ``S`` when all are equal."""
     w = normalised(log_weights)
     return float(1.0 / (w * w).sum())
+
+
+def group_weights(log_weights: Tensor) -> Tensor:
+    """Weights ``[B, K]`` normalised within each row of log-weights ``[B, K]``
+    (float64); a row whose particles are all impossible gets uniform weights,
+    so that its answer is still defined."""
+    lw = log_weights.double()
+    dead = ~torch.isfinite(lw).any(1, keepdim=True)
+    lw = torch.where(dead, torch.zeros_like(lw), lw)
+    return torch.softmax(lw, dim=1)
 
 
 def systematic_indices(weights: Tensor) -> Tensor:
@@ -86,11 +97,31 @@ class Particles:
         The copies of a particle share its noise; the engine then redraws what
         it can exactly (:func:`cvaeq.engine.abduction.rejuvenate`).
         """
-        idx = systematic_indices(self.weights.unsqueeze(0))[0]
-        return Particles(
-            noise={k: v[idx] for k, v in self.noise.items()},
-            values={k: v[idx] for k, v in self.values.items()},
-            log_weights=torch.zeros(self.num_particles, dtype=torch.float64),
-            ess=self.ess,
-            resampled=True,
-        )
+        return resample_groups(self, self.weights.unsqueeze(0))
+
+
+def resample_groups(particles: Particles, weights: Tensor, which: Tensor | None = None) -> Particles:
+    """Systematic resampling within each of ``B`` consecutive groups of ``K`` particles.
+
+    :param weights: ``[B, K]`` normalised weights of each group (``B = 1``:
+        all particles, :meth:`Particles.resample`).
+    :param which: ``[B]`` bool, the groups to resample (default: all); the
+        others keep their particles and log-weights.
+    :returns: particles whose resampled groups hold copies with log-weight 0;
+        the ESS record is kept. Uses torch's RNG (one uniform per resampled group).
+    """
+    b, k = weights.shape
+    if which is None:
+        which = torch.ones(b, dtype=torch.bool)
+    idx = torch.arange(k).expand(b, k).clone()
+    idx[which] = systematic_indices(weights[which])
+    flat = (idx + k * torch.arange(b).unsqueeze(1)).reshape(-1)
+    lw = particles.log_weights.reshape(b, k)
+    lw = torch.where(which.unsqueeze(1), torch.zeros_like(lw), lw).reshape(-1)
+    return Particles(
+        noise={n: v[flat] for n, v in particles.noise.items()},
+        values={n: v[flat] for n, v in particles.values.items()},
+        log_weights=lw,
+        ess=particles.ess,
+        resampled=True,
+    )

@@ -4,22 +4,22 @@
 * :func:`true_counterfactual` (:mod:`.truth`): the story's counterfactual
   factors and image of a factual world;
 * :func:`tv_scores` (:mod:`.tv`): factor-level total variation to the story;
-* :mod:`.metrics`: IoU, symmetry-aware factor accuracy, total variation;
-* :mod:`.batched`: the engine over many images at once.
+* :mod:`.metrics`: IoU, factor accuracy modulo the world's look-alike classes, total variation;
+* :class:`DedupedImageModel` (:mod:`.dedup`): q(factors | X) once per run of identical images
+  (the engine's batched inference, :func:`cvaeq.engine.abduct_groups`, repeats each image K times).
 """
 
-from .batched import DedupedImageModel, GroupParticles, abduct_groups, group_mean, predict_groups
+from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
-from .metrics import binarise, factor_correct, iou, orientation_correct, soft_iou, total_variation
-from .run import ModelParts, default_checkpoint, evaluate, intervention_values, resolve_model
+from .metrics import binarise, factor_correct, given_factor, iou, soft_iou, total_variation
+from .run import evaluate, intervention_values, mechanisms_to_score, pixel_probs
 from .truth import TrueCounterfactual, true_counterfactual
 from .tv import TVQuery, interventional_exact, tv_queries, tv_scores
 
 __all__ = [
     "evaluate",
-    "ModelParts",
-    "default_checkpoint",
-    "resolve_model",
+    "mechanisms_to_score",
+    "pixel_probs",
     "intervention_values",
     "true_counterfactual",
     "TrueCounterfactual",
@@ -31,13 +31,9 @@ __all__ = [
     "soft_iou",
     "binarise",
     "factor_correct",
-    "orientation_correct",
+    "given_factor",
     "total_variation",
     "draw_heldout",
     "render_float",
-    "abduct_groups",
-    "predict_groups",
-    "group_mean",
-    "GroupParticles",
     "DedupedImageModel",
 ]

@@ -1,22 +1,24 @@
-"""The scores evaluation reports: IoU of binary images, factor accuracy with
-orientation counted modulo each shape's symmetry, total variation.
+"""The scores evaluation reports: IoU of binary images, factor accuracy modulo
+the classes that draw the same image, total variation.
 
-Orientation: a square looks the same turned by pi/2, an ellipse by pi, a
-heart only by 2*pi, and the grid is ``linspace(0, 2*pi, 40)`` (step 2*pi/39,
-so 0 and 2*pi are the same angle). A predicted orientation class counts as
-correct when its angular distance to the true one, modulo the shape's period,
-is at most half a grid step. "At most", not "below": the ellipse's period
-(pi = 19.5 steps) falls exactly half-way between two grid classes, and with a
-strict inequality no turned ellipse would ever match. The table is the one
-the model's classifier is trained against
-(:func:`cvaeq.worlds.dsprites.symmetry.orientation_equivalence`).
+A world may declare, per factor, the classes that render identically given
+another factor (``world.equivalent``: ``{factor: (given, table)}``,
+``table[g, k, j]`` True when classes ``k`` and ``j`` of ``factor`` draw the
+same image under class ``g`` of ``given``). A read class counts as correct
+when it is equivalent to the true one: q(factors | X) cannot tell them apart
+from the image, and the model's classifier is trained against the same table.
+dSprites declares orientation given shape: a square looks the same turned by
+pi/2, an ellipse by pi, a heart only by 2*pi (classes within half a grid step
+modulo the period, "at most": the ellipse's period falls exactly half-way
+between two grid classes).
 
 >>> import numpy as np
+>>> from cvaeq.world import get_world
 >>> a = np.zeros((1, 4, 4), bool); a[0, :2] = True
 >>> b = np.zeros((1, 4, 4), bool); b[0, 1:3] = True
 >>> iou(a, b).tolist()
 [0.3333333333333333]
->>> bool(orientation_correct(np.array([1]), np.array([20]), np.array([0]))[0])   # ellipse turned by pi
+>>> bool(factor_correct(get_world("dsprites"), "orientation", [20], [0], given=[1])[0])   # ellipse turned by pi
 True
 >>> total_variation({0: 0.5, 1: 0.5}, {0: 1.0})
 0.5
@@ -28,15 +30,10 @@ from typing import Mapping
 
 import numpy as np
 
-from ..worlds.dsprites.factors import FACTORS
-from ..worlds.dsprites.symmetry import orientation_equivalence
-
-__all__ = ["iou", "soft_iou", "binarise", "orientation_correct", "factor_correct", "total_variation", "THRESHOLD"]
+__all__ = ["iou", "soft_iou", "binarise", "factor_correct", "given_factor", "total_variation", "THRESHOLD"]
 
 #: Pixel probability above which a mean image counts as "on".
 THRESHOLD = 0.5
-
-_EQUIVALENCE = orientation_equivalence()
 
 
 def binarise(probs, threshold: float = THRESHOLD) -> np.ndarray:
@@ -70,23 +67,30 @@ def soft_iou(a, b) -> np.ndarray:
     return np.where(hi == 0, 1.0, lo / np.where(hi == 0, 1.0, hi))
 
 
-def orientation_correct(shape, predicted, true) -> np.ndarray:
-    """Bool per row: orientation class ``predicted`` renders like ``true`` for ``shape``."""
-    return _EQUIVALENCE[np.asarray(shape), np.asarray(predicted), np.asarray(true)]
+def given_factor(world, factor: str) -> str | None:
+    """The factor whose class decides which classes of ``factor`` look alike
+    (``world.equivalent``), or None when every class draws its own image."""
+    entry = world.equivalent.get(factor)
+    return None if entry is None else entry[0]
 
 
-def factor_correct(factor: str, predicted, true, shape=None) -> np.ndarray:
-    """Bool per row: ``predicted`` class of ``factor`` reads as ``true``.
+def factor_correct(world, factor: str, predicted, true, given=None) -> np.ndarray:
+    """Bool per row: ``predicted`` class of ``factor`` draws the same image as ``true``.
 
-    ``shape`` (the true shape class per row) is needed for orientation only.
+    :param world: the :class:`~cvaeq.world.World` (its ``equivalent`` table).
+    :param given: per row, the true class of :func:`given_factor` (needed
+        only for a factor with an equivalence table; dSprites: the shape, for
+        orientation).
     """
-    if factor not in FACTORS:
-        raise ValueError(f"unknown factor {factor!r}; known: {', '.join(FACTORS)}")
-    if factor == "orientation":
-        if shape is None:
-            raise ValueError("orientation accuracy needs the true shape of each row")
-        return orientation_correct(shape, predicted, true)
-    return np.asarray(predicted) == np.asarray(true)
+    if factor not in world.names:
+        raise ValueError(f"unknown factor {factor!r}; world {world.name!r} has {', '.join(world.names)}")
+    entry = world.equivalent.get(factor)
+    if entry is None:
+        return np.asarray(predicted) == np.asarray(true)
+    if given is None:
+        raise ValueError(f"{factor} accuracy needs the true {entry[0]} of each row")
+    table = np.asarray(entry[1], dtype=bool)
+    return table[np.asarray(given), np.asarray(predicted), np.asarray(true)]
 
 
 def total_variation(p: Mapping[int, float], q: Mapping[int, float]) -> float:

@@ -4,7 +4,7 @@ On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
 
 * likelihood: importance-sampled NLL and the negative ELBO, nats per image,
   with ``K = samples`` draws from the proposal q(f | x) q(z | x, f) (the
-  engine's abduction weights, :mod:`.batched`); the IoU of the thresholded
+  engine's abduction weights, :func:`cvaeq.engine.abduct_groups`); the IoU of the thresholded
   reconstruction (argmax q(f | x), mean of q(z | x, f));
 * ``factor_accuracy`` of argmax q(factors | x), orientation modulo symmetry;
 * ``counterfactual``: per factor, do(factor = a random other class) on each
@@ -19,26 +19,26 @@ See docs/evaluation.md for the definitions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..worlds.dsprites.factors import FACTORS, SIZES
+from .. import loading
 from ..errors import CheckpointError
+from ..loading import Mechanisms, load_mechanisms
 from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import LATENT
-from .batched import DedupedImageModel, abduct_groups, group_mean, predict_groups
+from ..engine import abduct_groups, group_mean, predict_groups
+from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
-from .metrics import binarise, factor_correct, iou, soft_iou
+from .metrics import binarise, factor_correct, given_factor, iou, soft_iou
 from .truth import true_counterfactual
 from .tv import TV_PARTICLES, tv_scores
 
-__all__ = ["ModelParts", "evaluate", "default_checkpoint", "resolve_model", "intervention_values",
+__all__ = ["evaluate", "mechanisms_to_score", "intervention_values", "pixel_probs",
            "COMPOSITION_STEPS", "TRUTH_PARTICLES", "SAMPLES"]
 
 #: Default particles per image: those ``cvaeq query`` answers an image query
@@ -49,67 +49,59 @@ SAMPLES = 100
 COMPOSITION_STEPS = 10
 #: Story particles per image defining the true counterfactual image.
 TRUTH_PARTICLES = 256
-_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
 
-@dataclass
-class ModelParts:
-    """What evaluation needs of a model (a :class:`~cvaeq.model.checkpoint.Checkpoint` has it).
+def mechanisms_to_score(model: Any = None) -> Mechanisms:
+    """The :class:`~cvaeq.loading.Mechanisms` to evaluate, found by :func:`cvaeq.loading.load_mechanisms`.
 
-    :param model: an :class:`~cvaeq.mechanisms.image.ImageModel`.
-    :param story: the story it was trained on (also the ground truth).
-    :param factor_logits: its fitted ``{factor: logits}``; ``None``: the story's tables.
-    :param path: where it came from, reported as ``model``.
+    ``model``: None (the shipped checkpoint), a checkpoint path of any
+    registered image-model family, a loaded checkpoint, or
+    :class:`~cvaeq.loading.Mechanisms` (a story, fitted tables and any object
+    implementing :class:`~cvaeq.mechanisms.image.ImageModel`). Evaluation
+    scores an image model, so mechanisms without one are a CheckpointError.
     """
-
-    model: Any
-    story: Any
-    factor_logits: dict | None = None
-    path: str | None = None
-
-
-def default_checkpoint() -> Path:
-    """The checkpoint shipped in the package (``cvaeq/weights/*.safetensors``)."""
-    found = sorted(_WEIGHTS.glob("*.safetensors")) if _WEIGHTS.is_dir() else []
-    if not found:
-        raise CheckpointError(
-            f"no shipped checkpoint under {_WEIGHTS}; pass --model CKPT or train one with `cvaeq train`"
-        )
-    named = [p for p in found if p.stem == "default"]
-    return (named or found)[0]
+    mech = model if isinstance(model, Mechanisms) else load_mechanisms(model)
+    if mech.image_model is None:
+        if model is None:
+            raise CheckpointError(
+                f"no shipped checkpoint under {loading.WEIGHTS}; pass --model CKPT or train one with `cvaeq train`"
+            )
+        raise CheckpointError("evaluation scores an image model; pass a checkpoint from `cvaeq train`")
+    return mech
 
 
-def resolve_model(model) -> ModelParts:
-    """:class:`ModelParts` from a checkpoint path, a loaded checkpoint, or parts."""
-    if isinstance(model, ModelParts):
-        return model
-    if model is None or isinstance(model, (str, Path)):
-        from ..model.checkpoint import load_checkpoint
-
-        path = default_checkpoint() if model is None else Path(model)
-        ckpt = load_checkpoint(path)
-        return ModelParts(ckpt.model, ckpt.story, ckpt.factor_logits, str(path))
-    if all(hasattr(model, k) for k in ("model", "story", "factor_logits")):
-        path = getattr(model, "path", None)
-        return ModelParts(model.model, model.story, model.factor_logits, None if path is None else str(path))
-    raise TypeError(f"expected a checkpoint path, a Checkpoint or ModelParts, got {type(model).__name__}")
-
-
-def intervention_values(factual: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+def intervention_values(factual: np.ndarray, seed: int, world) -> dict[str, np.ndarray]:
     """``{factor: (N,)}`` intervention classes: uniform among the classes other
     than each image's factual one (so every intervention changes something)."""
     rng = np.random.default_rng([seed, 0xC0F])
     out = {}
-    for i, f in enumerate(FACTORS):
-        shift = rng.integers(1, SIZES[f], size=len(factual))
-        out[f] = (factual[:, i] + shift) % SIZES[f]
+    for i, (f, size) in enumerate(world.sizes.items()):
+        if size < 2:  # a factor with one class cannot be changed: do() sets it to itself
+            out[f] = factual[:, i].copy()
+            continue
+        shift = rng.integers(1, size, size=len(factual))
+        out[f] = (factual[:, i] + shift) % size
     return out
 
 
-def _read(model, x: torch.Tensor) -> np.ndarray:
-    """``(N, 5)`` argmax classes of q(factors | x)."""
+def pixel_probs(model, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Pixel probabilities ``[S, H, W]`` of an image model: its ``decode_probs``,
+    else the sigmoid of its ``pixel_logits`` (float64)."""
+    if callable(getattr(model, "decode_probs", None)):
+        return model.decode_probs(classes, z)
+    return torch.sigmoid(model.pixel_logits(classes, z).double())
+
+
+def _read(model, x: torch.Tensor, names) -> np.ndarray:
+    """``(N, F)`` argmax classes of q(factors | x), factors ``names`` in order."""
     logits = model.factor_logits(x)
-    return torch.stack([logits[f].argmax(-1) for f in FACTORS], -1).numpy()
+    return torch.stack([logits[f].argmax(-1) for f in names], -1).numpy()
+
+
+def _given(world, factor: str, classes: np.ndarray) -> np.ndarray | None:
+    """Per row, the class of the factor that decides which classes of ``factor`` look alike."""
+    g = given_factor(world, factor)
+    return None if g is None else classes[:, world.index(g)]
 
 
 def _mean_image(scm, x: torch.Tensor, k: int, do: dict | None = None) -> tuple[torch.Tensor, Any]:
@@ -133,26 +125,28 @@ class _Scores:
         return float(v.mean())
 
 
-def _factors_and_likelihood(parts: ModelParts, scm, x: torch.Tensor, classes: np.ndarray, k: int,
+def _factors_and_likelihood(mech: Mechanisms, scm, x: torch.Tensor, classes: np.ndarray, k: int,
                             scores: _Scores):
     """Accuracy of q(factors | x), reconstruction IoU, NLL and -ELBO; returns the particles of x."""
-    read = _read(parts.model, x)
-    for i, f in enumerate(FACTORS):
-        scores.add(f"acc.{f}", factor_correct(f, read[:, i], classes[:, i], classes[:, 0]))
-    loc, _ = parts.model.z_posterior(x, torch.from_numpy(read))
-    recon = binarise(parts.model.decode_probs(torch.from_numpy(read), loc).numpy())
+    world = mech.story.world
+    read = _read(mech.image_model, x, world.names)
+    for i, f in enumerate(world.names):
+        scores.add(f"acc.{f}", factor_correct(world, f, read[:, i], classes[:, i], _given(world, f, classes)))
+    loc, _ = mech.image_model.z_posterior(x, torch.from_numpy(read))
+    recon = binarise(pixel_probs(mech.image_model, torch.from_numpy(read), loc).numpy())
     scores.add("recon_iou", iou(recon, x.numpy()))
     g = abduct_groups(scm, {"X": x}, k)
     scores.add("nll", -g.log_marginal().numpy())
     scores.add("elbo", -g.log_weights.mean(1).numpy())
     with torch.random.fork_rng(devices=[]):  # the scores after this one draw as they did before it existed
-        nll_f, elbo_f = _likelihood_given_factors(parts.model, x, torch.from_numpy(classes), k)
+        nll_f, elbo_f = _likelihood_given_factors(DedupedImageModel(mech.image_model), world, x,
+                                                  torch.from_numpy(classes), k)
     scores.add("nll_given_factors", nll_f.numpy())
     scores.add("elbo_given_factors", elbo_f.numpy())
     return g
 
 
-def _likelihood_given_factors(model, x: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B]`` importance-sampled ``-log p(x | f)`` and ``-ELBO`` with the true factors ``f``
     and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed reported it."""
     b = x.shape[0]
@@ -162,58 +156,62 @@ def _likelihood_given_factors(model, x: torch.Tensor, classes: torch.Tensor, k: 
     prior = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
     flat_z = z.reshape(k * b, -1).float()
     flat_c = classes.repeat(k, 1)
-    parents = {f: flat_c[:, i] for i, f in enumerate(FACTORS)} | {LATENT: flat_z}
-    log_px = bernoulli_image(model, latent=LATENT).log_prob(x.repeat(k, 1, 1), parents)  # the SCM's own likelihood
+    parents = {f: flat_c[:, i] for i, f in enumerate(world.names)} | {LATENT: flat_z}
+    image = bernoulli_image(model, factors=world.names, latent=LATENT, shape=world.image_shape)
+    log_px = image.log_prob(x.repeat(k, 1, 1), parents)  # the SCM's own likelihood
     log_w = log_px.view(k, b) + (prior.log_prob(z) - q.log_prob(z)).sum(-1)
     nll = -(torch.logsumexp(log_w, 0) - np.log(k))
     return nll, -log_w.mean(0)
 
 
-def _counterfactuals(parts: ModelParts, scm, g, x: torch.Tensor, classes: np.ndarray, values: dict, k: int,
+def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndarray, values: dict, k: int,
                      seed: int, truth_particles: int, scores: _Scores) -> None:
     """Per factor: cf IoU against the truth, effectiveness, reversibility, and their story references."""
     xs = x.numpy()
     rows = torch.arange(len(classes))
-    for i, f in enumerate(FACTORS):
+    world = mech.story.world
+    for i, f in enumerate(world.names):
         v = values[f]
-        truth = true_counterfactual(parts.story, classes, f, v, truth_particles, _sub(seed, i, 0))
+        truth = true_counterfactual(mech.story, classes, f, v, truth_particles, _sub(seed, i, 0))
         out = predict_groups(g, {f: torch.from_numpy(v)})
         mean = group_mean(g, out["X"]).numpy()
         scores.add(f"cf.{f}", iou(binarise(mean), truth.image))
         scores.add(f"soft.{f}", soft_iou(mean, truth.mean_image))
         # what a perfect model scores with K particles: the story's own K-particle answer
-        ideal = true_counterfactual(parts.story, classes, f, v, k, _sub(seed, i, 1))
+        ideal = true_counterfactual(mech.story, classes, f, v, k, _sub(seed, i, 1))
         scores.add(f"cf_story.{f}", iou(ideal.image, truth.image))
         # effectiveness: every particle's counterfactual world is read; the weighted share read
         # as asked (the chance that a world drawn from the answer reads right, without the
         # binomial noise of drawing one)
         b, kk = out["X"].shape[:2]
         worlds = out["X"].reshape(b * kk, *out["X"].shape[2:]).float()
-        got = _read(parts.model, worlds)[:, i]
-        ok = factor_correct(f, got, np.repeat(v, kk), np.repeat(truth.mode("shape"), kk)).reshape(b, kk)
+        got = _read(mech.image_model, worlds, world.names)[:, i]
+        g_f = given_factor(world, f)
+        given = None if g_f is None else np.repeat(truth.mode(g_f), kk)
+        ok = factor_correct(world, f, got, np.repeat(v, kk), given).reshape(b, kk)
         scores.add(f"eff.{f}", (g.weights.numpy() * ok).sum(1))
         # one counterfactual world per image, drawn by weight, and back
         pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
-        world = out["X"][rows, pick].float()
-        back, _ = _mean_image(scm, world, k, {f: classes[:, i]})
+        drawn_image = out["X"][rows, pick].float()
+        back, _ = _mean_image(scm, drawn_image, k, {f: classes[:, i]})
         scores.add(f"rev.{f}", iou(back.numpy(), xs))
         # the story's own round trip from one of its counterfactual worlds: the ceiling
         drawn = np.random.default_rng([seed, i]).integers(truth.classes.shape[1], size=len(classes))
         story_world = truth.classes[np.arange(len(classes)), drawn]
-        story_back = true_counterfactual(parts.story, story_world, f, classes[:, i], truth_particles,
+        story_back = true_counterfactual(mech.story, story_world, f, classes[:, i], truth_particles,
                                          _sub(seed, i, 2))
         scores.add(f"rev_story.{f}", iou(story_back.image, xs))
 
 
-def _decoded(parts: ModelParts, g) -> torch.Tensor:
+def _decoded(mech: Mechanisms, g) -> torch.Tensor:
     """Thresholded weighted mean of the decoder's probabilities over abducted (factors, Z)."""
     v = g.particles.values
-    classes = torch.stack([v[f].long() for f in FACTORS], -1)
-    probs = parts.model.decode_probs(classes, v[LATENT].float())
+    classes = torch.stack([v[f].long() for f in mech.story.world.names], -1)
+    probs = pixel_probs(mech.image_model, classes, v[LATENT].float())
     return (group_mean(g, probs.reshape(g.groups, g.per_group, *probs.shape[1:])) > 0.5).float()
 
 
-def _composition(parts: ModelParts, scm, g, x: torch.Tensor, k: int, scores: _Scores) -> None:
+def _composition(mech: Mechanisms, scm, g, x: torch.Tensor, k: int, scores: _Scores) -> None:
     """The null intervention applied once and COMPOSITION_STEPS times, each result fed back:
     through the engine (pixel noise replayed), and through the decoder alone."""
     cur = x
@@ -221,10 +219,10 @@ def _composition(parts: ModelParts, scm, g, x: torch.Tensor, k: int, scores: _Sc
         cur, _ = _mean_image(scm, cur, k)
         if step in (1, COMPOSITION_STEPS):
             scores.add(f"comp.{step}", iou(cur.numpy(), x.numpy()))
-    cur = _decoded(parts, g)  # step 1 reuses the abduction on x
+    cur = _decoded(mech, g)  # step 1 reuses the abduction on x
     scores.add("comp_dec.1", iou(cur.numpy(), x.numpy()))
     for step in range(2, COMPOSITION_STEPS + 1):
-        cur = _decoded(parts, abduct_groups(scm, {"X": cur}, k))
+        cur = _decoded(mech, abduct_groups(scm, {"X": cur}, k))
     scores.add(f"comp_dec.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
 
 
@@ -233,12 +231,12 @@ def _sub(seed: int, *parts: int) -> int:
     return int(np.random.default_rng([seed, *parts]).integers(2**31))
 
 
-def _batch(parts: ModelParts, scm, classes: np.ndarray, values: dict, k: int, seed: int,
+def _batch(mech: Mechanisms, scm, classes: np.ndarray, values: dict, k: int, seed: int,
            truth_particles: int, scores: _Scores) -> None:
-    x = render_float(classes)
-    g = _factors_and_likelihood(parts, scm, x, classes, k, scores)
-    _counterfactuals(parts, scm, g, x, classes, values, k, seed, truth_particles, scores)
-    _composition(parts, scm, g, x, k, scores)
+    x = render_float(classes, mech.story.world)
+    g = _factors_and_likelihood(mech, scm, x, classes, k, scores)
+    _counterfactuals(mech, scm, g, x, classes, values, k, seed, truth_particles, scores)
+    _composition(mech, scm, g, x, k, scores)
 
 
 def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *, batch: int | None = None,
@@ -246,8 +244,9 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
              progress: bool = True) -> dict:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
-    :param model: a checkpoint path (default: the shipped one), a loaded
-        :class:`~cvaeq.model.checkpoint.Checkpoint`, or :class:`ModelParts`.
+    :param model: what :func:`mechanisms_to_score` takes: a checkpoint path
+        of any image-model family (default: the shipped one), a loaded
+        checkpoint, or :class:`~cvaeq.loading.Mechanisms`.
     :param n: test images, uniform over the grid.
     :param seed: seeds the images, the interventions and every particle.
     :param samples: ``K``, particles per image (proposal draws for the NLL,
@@ -261,29 +260,30 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
     """
     if n < 1 or samples < 1 or seed < 0:
         raise ValueError("n and samples must be positive, seed non-negative")
-    parts = resolve_model(model)
-    image_model = DedupedImageModel(parts.model)
-    scm = build_scm(parts.story, parts.factor_logits, image_model=image_model)
+    mech = mechanisms_to_score(model)
+    image_model = DedupedImageModel(mech.image_model)
+    scm = build_scm(mech.story, mech.factor_logits, image_model=image_model)
     batch = batch or max(1, 1024 // samples)
-    classes = draw_heldout(n, seed, parts.story)
-    values = intervention_values(classes, seed)
+    classes = draw_heldout(n, seed, mech.story)
+    names = mech.story.world.names
+    values = intervention_values(classes, seed, mech.story.world)
     scores = _Scores()
     with torch.no_grad(), torch.random.fork_rng(devices=[]), \
             tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar:
         torch.manual_seed(seed)
         for lo in range(0, n, batch):
             sl = slice(lo, lo + batch)
-            _batch(parts, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
+            _batch(mech, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
                    _sub(seed, lo), truth_particles, scores)
             bar.update(len(classes[sl]))
-    tv = tv_scores(parts.story, parts.factor_logits, num_particles=tv_particles, seed=seed)
-    cf_iou = {f: scores.mean(f"cf.{f}") for f in FACTORS}
-    soft = {f: scores.mean(f"soft.{f}") for f in FACTORS}
-    ideal = {f: scores.mean(f"cf_story.{f}") for f in FACTORS}
-    rev = {f: scores.mean(f"rev.{f}") for f in FACTORS}
-    rev_story = {f: scores.mean(f"rev_story.{f}") for f in FACTORS}
+    tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
+    cf_iou = {f: scores.mean(f"cf.{f}") for f in names}
+    soft = {f: scores.mean(f"soft.{f}") for f in names}
+    ideal = {f: scores.mean(f"cf_story.{f}") for f in names}
+    rev = {f: scores.mean(f"rev.{f}") for f in names}
+    rev_story = {f: scores.mean(f"rev_story.{f}") for f in names}
     return {
-        "model": parts.path,
+        "model": mech.name,
         "n": n,
         "samples": samples,
         "seed": seed,
@@ -292,7 +292,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
         "nll_given_factors_nats": _finite(scores.mean("nll_given_factors")),
         "elbo_given_factors_nats": _finite(scores.mean("elbo_given_factors")),
         "recon_iou": scores.mean("recon_iou"),
-        "factor_accuracy": {f: scores.mean(f"acc.{f}") for f in FACTORS},
+        "factor_accuracy": {f: scores.mean(f"acc.{f}") for f in names},
         "counterfactual": {
             "iou": cf_iou,
             "iou_mean": float(np.mean(list(cf_iou.values()))),
@@ -300,7 +300,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
             "iou_story_mean": float(np.mean(list(ideal.values()))),
             "soft_iou": soft,
             "soft_iou_mean": float(np.mean(list(soft.values()))),
-            "effectiveness": {f: scores.mean(f"eff.{f}") for f in FACTORS},
+            "effectiveness": {f: scores.mean(f"eff.{f}") for f in names},
             "composition": {str(s): scores.mean(f"comp.{s}") for s in (1, COMPOSITION_STEPS)},
             "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in (1, COMPOSITION_STEPS)},
             "reversibility": float(np.mean(list(rev.values()))),

@@ -26,16 +26,15 @@ charge even a perfect model for the counterfactual's inherent randomness.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..worlds.dsprites.factors import FACTORS, SIZES, indices_of
-from ..worlds.dsprites.render import render
 from ..errors import QueryError
 from ..scm import scm_from_story
-from .batched import abduct_groups, predict_groups
+from ..world import World
+from ..engine import abduct_groups, predict_groups
 from .metrics import THRESHOLD
 
 __all__ = ["TrueCounterfactual", "true_counterfactual", "render_unique"]
@@ -45,27 +44,29 @@ __all__ = ["TrueCounterfactual", "true_counterfactual", "render_unique"]
 class TrueCounterfactual:
     """The story's counterfactual of ``N`` factual worlds under one ``do``.
 
-    :ivar classes: ``(N, P, 5)`` counterfactual factor classes, one row per particle.
-    :ivar mean_image: ``(N, 64, 64)`` float mean of the particles' rendered images.
-    :ivar image: ``(N, 64, 64)`` bool, ``mean_image > 0.5``.
+    :ivar classes: ``(N, P, F)`` counterfactual factor classes, one row per particle.
+    :ivar mean_image: ``(N, H, W)`` float mean of the particles' rendered images.
+    :ivar image: ``(N, H, W)`` bool, ``mean_image > 0.5``.
+    :ivar world: the world the classes are of.
     """
 
     classes: np.ndarray
     mean_image: np.ndarray
     image: np.ndarray
+    world: World = field(repr=False)
 
     def mode(self, factor: str) -> np.ndarray:
         """``(N,)`` the most frequent counterfactual class of ``factor`` per world."""
-        col = self.classes[:, :, FACTORS.index(factor)]
-        counts = (col[:, :, None] == np.arange(SIZES[factor])).sum(1)
+        col = self.classes[:, :, self.world.index(factor)]
+        counts = (col[:, :, None] == np.arange(self.world.sizes[factor])).sum(1)
         return counts.argmax(1)
 
 
-def render_unique(classes: np.ndarray) -> np.ndarray:
-    """Render ``(M, 5)`` classes, each distinct grid image once: ``(M, 64, 64)`` uint8."""
-    idx = indices_of(classes)
+def render_unique(world: World, classes: np.ndarray) -> np.ndarray:
+    """Render ``(M, F)`` classes, each distinct grid image once: ``(M, H, W)`` uint8."""
+    idx = world.indices_of(classes)
     _, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
-    return render(classes[first])[inverse.reshape(-1)]
+    return world.render_checked(classes[first])[inverse.reshape(-1)]
 
 
 def true_counterfactual(story, factual: np.ndarray, factor: str, values: np.ndarray,
@@ -73,26 +74,28 @@ def true_counterfactual(story, factual: np.ndarray, factor: str, values: np.ndar
     """The story's counterfactual of each factual world under ``do(factor = values[i])``.
 
     :param story: the :class:`~cvaeq.story.Story` (ground truth).
-    :param factual: ``(N, 5)`` factual classes (FACTORS order).
+    :param factual: ``(N, F)`` factual classes (the world's factor order).
     :param factor: the intervened factor.
     :param values: ``(N,)`` intervention classes, one per world.
     :param num_particles: ``P``, counterfactual particles per world.
     :param seed: seed of the abducted noise (torch's RNG is forked, not touched).
     """
+    world = story.world
+    names = world.names
     factual = np.asarray(factual, dtype=np.int64)
     values = np.asarray(values, dtype=np.int64)
-    if factor not in FACTORS:
-        raise QueryError(f"do() on unknown factor {factor!r}; known: {', '.join(FACTORS)}")
+    if factor not in names:
+        raise QueryError(f"do() on unknown factor {factor!r}; known: {', '.join(names)}")
     if len(values) != len(factual):
         raise ValueError(f"{len(values)} intervention values for {len(factual)} worlds")
     scm = scm_from_story(story)
-    evidence = {f: torch.from_numpy(factual[:, i].copy()) for i, f in enumerate(FACTORS)}
+    evidence = {f: torch.from_numpy(factual[:, i].copy()) for i, f in enumerate(names)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         g = abduct_groups(scm, evidence, num_particles)
         out = predict_groups(g, {factor: torch.from_numpy(values.copy())})
-    classes = torch.stack([out[f] for f in FACTORS], -1).numpy().astype(np.int64)
+    classes = torch.stack([out[f] for f in names], -1).numpy().astype(np.int64)
     n, p = classes.shape[:2]
-    images = render_unique(classes.reshape(n * p, 5)).reshape(n, p, 64, 64)
+    images = render_unique(world, classes.reshape(n * p, len(names))).reshape(n, p, *world.image_shape)
     mean = images.mean(1, dtype=np.float64)
-    return TrueCounterfactual(classes=classes, mean_image=mean, image=mean > THRESHOLD)
+    return TrueCounterfactual(classes=classes, mean_image=mean, image=mean > THRESHOLD, world=world)

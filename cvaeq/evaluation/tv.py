@@ -5,8 +5,9 @@ The model answers with its *fitted* factor mechanisms
 (``scm_from_story(story)``).
 
 * Interventional distributions depend only on the conditional tables, so they
-  are computed exactly, by enumerating the 737,280 factor combinations of the
-  truncated factorisation (no Monte Carlo error).
+  are computed exactly, by enumerating every factor combination of the
+  world's grid in the truncated factorisation (dSprites: 737,280; no Monte
+  Carlo error).
 * Counterfactual distributions depend on the mechanisms' noise, so they are
   answered by the engine (abduction, action, prediction) for both SCMs with
   the same particles and seed: the two share their random numbers and differ
@@ -16,10 +17,11 @@ The fixed query set is built from the story's graph (:func:`tv_queries`):
 
 * interventional: the marginal ``P(t)`` of every factor, and
   ``P(t | do(a = v))`` for every factor ``t``, every factor ancestor ``a`` of
-  ``t`` and probe values ``v`` of ``a`` (every shape; the first, middle and
-  last grid value of a numeric factor);
+  ``t`` and probe values ``v`` of ``a`` (every class of a categorical factor,
+  such as dSprites' shape; the first, middle and last grid value of a
+  numeric factor);
 * counterfactual: ``P(t | do(a = v'), world)`` for the same (ancestor, target)
-  pairs, in a few factual worlds drawn from the story (all five factors
+  pairs, in a few factual worlds drawn from the story (all factors
   observed), with ``v'`` the class half-way round ``a``'s grid from its
   factual class.
 
@@ -37,11 +39,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..worlds.dsprites.factors import FACTORS, SIZES, label
 import torch
 
 from ..scm import build_scm, scm_from_story
-from .batched import abduct_groups, predict_groups
+from ..world import World, get_world
+from ..engine import abduct_groups, predict_groups
 from .metrics import total_variation
 
 __all__ = ["TVQuery", "tv_queries", "tv_scores", "probe_values", "TV_WORLDS", "TV_PARTICLES", "interventional_exact"]
@@ -60,10 +62,13 @@ class TVQuery:
     target: str
     do: dict = field(default_factory=dict)
     evidence: dict = field(default_factory=dict)
+    #: the world whose labels :attr:`text` writes values with.
+    world: World | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
         """The query in cvaeq's query language."""
+        label = get_world(self.world).label
         conds = []
         if self.do:
             conds.append("do(" + ", ".join(f"{k}={label(k, v)}" for k, v in self.do.items()) + ")")
@@ -71,29 +76,31 @@ class TVQuery:
         return f"P({self.target}" + (" | " + ", ".join(conds) if conds else "") + ")"
 
 
-def probe_values(factor: str) -> list[int]:
-    """Intervention classes probed for ``factor``: all shapes, else first/middle/last."""
-    size = SIZES[factor]
-    return list(range(size)) if factor == "shape" else [0, size // 2, size - 1]
+def probe_values(world: World, factor: str) -> list[int]:
+    """Intervention classes probed for ``factor``: every class of a categorical
+    factor, the first, middle and last grid value of a numeric one."""
+    size = world.sizes[factor]
+    return [0, size // 2, size - 1] if world.factor(factor).numeric else list(range(size))
 
 
 def _pairs(story) -> list[tuple[str, str]]:
     """(ancestor, target) pairs of factors, targets in topological order."""
-    factors = set(FACTORS)
+    factors = set(story.world.names)
     return [(a, t) for t in story.factors for a in story.factors if a in factors and a in story.graph.ancestors(t)]
 
 
 def tv_queries(story, worlds: int = TV_WORLDS, seed: int = 0) -> list[TVQuery]:
     """The fixed query set of a story (see the module docstring)."""
-    out = [TVQuery("interventional", t) for t in story.factors]
+    world, sizes = story.world, story.world.sizes
+    out = [TVQuery("interventional", t, world=world) for t in story.factors]
     for a, t in _pairs(story):
-        out += [TVQuery("interventional", t, {a: v}) for v in probe_values(a)]
+        out += [TVQuery("interventional", t, {a: v}, world=world) for v in probe_values(world, a)]
     facts = story.sample(worlds, np.random.default_rng([seed, 0x7F]))
     for w in facts:
-        world = {f: int(w[i]) for i, f in enumerate(FACTORS)}
+        fact = {f: int(w[i]) for i, f in enumerate(world.names)}
         for a, t in _pairs(story):
-            v = (world[a] + SIZES[a] // 2) % SIZES[a]
-            out.append(TVQuery("counterfactual", t, {a: v}, world))
+            v = (fact[a] + sizes[a] // 2) % sizes[a]
+            out.append(TVQuery("counterfactual", t, {a: v}, fact, world=world))
     return out
 
 
@@ -110,29 +117,31 @@ def _tables(story, factor_logits) -> dict[str, np.ndarray]:
 
 
 def _factor_term(story, f: str, table: np.ndarray) -> np.ndarray:
-    """``table`` broadcast to the five factor axes (FACTORS order)."""
-    axes = [FACTORS.index(p) for p in story.parents(f)] + [FACTORS.index(f)]
+    """``table`` broadcast to one axis per factor (the world's order)."""
+    names, sizes = story.world.names, story.world.sizes
+    axes = [names.index(p) for p in story.parents(f)] + [names.index(f)]
     order = np.argsort(axes)
-    shape = [1] * len(FACTORS)
+    shape = [1] * len(names)
     for a in axes:
-        shape[a] = SIZES[FACTORS[a]]
+        shape[a] = sizes[names[a]]
     return table.transpose(order).reshape(shape)
 
 
 def interventional_exact(story, tables: dict[str, np.ndarray], target: str, do: dict) -> dict[int, float]:
     """``P(target | do(...))`` by enumeration of the truncated factorisation."""
-    joint = np.ones([SIZES[f] for f in FACTORS])
+    names, sizes = story.world.names, story.world.sizes
+    joint = np.ones([sizes[f] for f in names])
     for f in story.factors:
         if f in do:
-            delta = np.zeros(SIZES[f])
+            delta = np.zeros(sizes[f])
             delta[do[f]] = 1.0
-            shape = [1] * len(FACTORS)
-            shape[FACTORS.index(f)] = SIZES[f]
+            shape = [1] * len(names)
+            shape[names.index(f)] = sizes[f]
             joint = joint * delta.reshape(shape)
         else:
             joint = joint * _factor_term(story, f, tables[f])
-    i = FACTORS.index(target)
-    marginal = joint.sum(axis=tuple(a for a in range(len(FACTORS)) if a != i))
+    i = names.index(target)
+    marginal = joint.sum(axis=tuple(a for a in range(len(names)) if a != i))
     marginal = marginal / marginal.sum()
     return {k: float(p) for k, p in enumerate(marginal)}
 
@@ -152,7 +161,7 @@ def _counterfactual(scm, queries: list[TVQuery], num_particles: int, seed: int) 
         w = g.weights
         for row, i in enumerate(idx):
             t = queries[i].target
-            probs = torch.zeros(SIZES[t], dtype=torch.float64).index_add_(0, out[t][row].long(), w[row])
+            probs = torch.zeros(int(scm.mechanisms[t].size), dtype=torch.float64).index_add_(0, out[t][row].long(), w[row])
             answers[i] = {k: float(p) for k, p in enumerate(probs)}
     return answers
 

@@ -255,9 +255,15 @@ def bernoulli_image(
     callable (no proposals). ``factors`` default to the parents other than
     ``latent``; ``shape`` is the image's ``(H, W)``.
     """
+    if image_model is None and decode is None:
+        raise MechanismError("bernoulli_image needs an image model or a decode function")
+    if image_model is not None:
+        for member in ("decode_probs", "factor_logits", "z_posterior"):
+            if not callable(getattr(image_model, member, None)):
+                raise MechanismError(f"the image model has no {member}(); it must implement cvaeq.mechanisms.ImageModel")
     if factors is None:
         if parents is None:
-            raise MechanismError("bernoulli_image needs its factors or its parents")
+            raise MechanismError("bernoulli_image needs its factors or its parents (the world's factor names)")
         factors = tuple(p for p in parents if p != latent)
     factors = tuple(factors)
     if parents is None:

@@ -1,6 +1,6 @@
 """The learned half of the SCM: the causal VAE, its training and checkpoints.
 
->>> from cvaeq.model import load_checkpoint, CausalVAE, ArchConfig  # doctest: +SKIP
+>>> from cvaeq.model import load_checkpoint, CausalVAE, ArchConfig
 """
 
 from .checkpoint import Checkpoint, export_checkpoint, load_checkpoint, save_checkpoint

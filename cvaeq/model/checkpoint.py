@@ -7,14 +7,18 @@ optimizer's state (``optim.<param index>.<key>``). The safetensors header's
 string metadata holds:
 
 * ``format`` = ``"cvaeq-checkpoint"`` and ``version`` = ``"1"``;
-* ``meta``: JSON with the story's text, the factors' parents, the
-  architecture, the training config, the data seed, the epoch, the history
+* ``meta``: JSON with the story's text, its world's name (``world``), the
+  image-model family (``family``, :mod:`cvaeq.model.family`), the factors'
+  parents, the architecture (``arch``, the family's ``arch_of``), the training config, the data seed, the epoch, the history
   of per-epoch figures and the optimizer's hyper-parameters;
 * ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of
   ``meta``, so any edit to the file is detected.
 
 Loading parses only JSON and raw tensor bytes, so it never runs code from the
-file. A truncated, foreign or tampered file raises
+file: it rebuilds the model with the recorded family's ``build(world,
+latent_dim, arch)`` and checks every tensor's name and shape against the
+built module before copying. Files written before worlds and families
+(no ``world``/``family`` keys) load as dSprites causal VAEs. A truncated, foreign or tampered file raises
 :class:`~cvaeq.errors.CheckpointError`. Files are written atomically (temp
 file, then rename): killing a writer never leaves a half-written checkpoint.
 
@@ -30,6 +34,8 @@ file, then rename): killing a writer never leaves a half-written checkpoint.
 >>> ckpt = load_checkpoint(path)
 >>> ckpt.story.latent_dim, ckpt.model.latent_dim, ckpt.meta["epoch"]
 (6, 6, 0)
+>>> ckpt.meta["world"], ckpt.family
+('dsprites', 'causal_vae')
 """
 
 from __future__ import annotations
@@ -47,13 +53,14 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..worlds.dsprites.factors import FACTORS, SIZES
 from ..errors import CheckpointError, CvaeqError
 from ..paths import atomic_path
-from .cvae import DEFAULT_AUX_WEIGHT, CausalVAE
-from .networks import ArchConfig
+from .family import DEFAULT_FAMILY, get_family
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "export_checkpoint", "FORMAT", "VERSION"]
+
+#: Options of the causal VAE that files written before families kept at the top level of ``meta``.
+_LEGACY_OPTIONS = ("aux_weight", "orientation_loss")
 
 FORMAT = "cvaeq-checkpoint"
 VERSION = 1
@@ -64,24 +71,29 @@ _MAX_HEADER = 100 * 1024 * 1024
 class Checkpoint:
     """A loaded checkpoint.
 
-    :ivar model: the :class:`~cvaeq.model.cvae.CausalVAE`, in eval mode, on the CPU
-        (implements the engine's protocol: ``latent_dim``, ``decode_probs``,
+    :ivar model: the image model (a :class:`~cvaeq.model.cvae.CausalVAE` for
+        the ``causal_vae`` family), in eval mode, on the CPU (implements the engine's protocol: ``latent_dim``, ``decode_probs``,
         ``pixel_logits``, ``factor_logits``, ``z_posterior``).
     :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents
         in the order ``story.parents(factor)``.
-    :ivar meta: the JSON metadata (``epoch``, ``history``, ``train_config``, ...).
+    :ivar meta: the JSON metadata (``world``, ``family``, ``epoch``, ``history``, ``train_config``, ...).
     :ivar optimizer_state: a ``torch.optim.Adam.state_dict()``-shaped dict, or None.
     """
 
-    model: CausalVAE
+    model: Any
     story: Any
     factor_logits: dict[str, torch.Tensor]
     meta: dict
     optimizer_state: dict | None = None
     path: Path | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        """The image-model family's registered name."""
+        return str(self.meta.get("family", DEFAULT_FAMILY))
 
     @property
     def epoch(self) -> int:
@@ -124,10 +136,11 @@ def _optim_state(tensors: dict[str, torch.Tensor], info: dict) -> dict:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: CausalVAE,
+    model: Any,
     story,
     factor_logits: dict[str, Any],
     *,
+    family: str | None = None,
     train_config: dict,
     epoch: int,
     history: list | None = None,
@@ -136,16 +149,19 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically; returns its path.
 
-    :param model: the trained :class:`CausalVAE` (its ``config`` and
-        ``aux_weight`` are recorded).
-    :param story: the :class:`~cvaeq.story.Story` (its text is stored).
+    :param model: the trained image model; its family's ``arch_of(model)`` is recorded.
+    :param story: the :class:`~cvaeq.story.Story` (its text and world are stored).
+    :param family: the model's registered family name (None: the model's
+        ``family`` attribute, else :data:`~cvaeq.model.family.DEFAULT_FAMILY`).
     :param factor_logits: ``{factor: table}`` from :func:`~cvaeq.model.factors.fit_factor_logits`.
     :param optimizer: included so that training can resume with its state.
     """
+    family = family or getattr(model, "family", None) or DEFAULT_FAMILY
+    arch = dict(get_family(family).arch_of(model))
     tensors: dict[str, torch.Tensor] = {}
     for name, t in model.state_dict().items():
         tensors[f"model.{name}"] = t.detach().cpu().contiguous()
-    for f in FACTORS:
+    for f in story.world.names:
         tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
     optim_info = None
     if optimizer is not None:
@@ -154,10 +170,12 @@ def save_checkpoint(
     meta = {
         "story_text": story.text,
         "story_name": story.name,
-        "factor_parents": {f: list(story.parents(f)) for f in FACTORS},
-        "arch": model.config.to_dict(),
-        "aux_weight": model.aux_weight,
-        "orientation_loss": model.orientation_loss,
+        "world": story.world.name,
+        "family": family,
+        "factor_parents": {f: list(story.parents(f)) for f in story.world.names},
+        "arch": arch,
+        # the causal VAE's options, also where files written before families kept them
+        **{k: arch[k] for k in _LEGACY_OPTIONS if k in arch},
         "train_config": train_config,
         "data_seed": data_seed if data_seed is not None else train_config.get("seed"),
         "epoch": int(epoch),
@@ -213,6 +231,16 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return meta, tensors
 
 
+def _legacy_arch(meta: dict) -> dict:
+    """``meta["arch"]`` of a file written before families: the causal VAE's
+    ArchConfig alone, its options at the top level, switches added later off."""
+    arch = {"centroid_correction": 0, "window": 0, **meta["arch"]}
+    arch.setdefault("aux_weight", meta.get("aux_weight", 10.0))
+    # files written before the option existed were trained modulo symmetry
+    arch.setdefault("orientation_loss", meta.get("orientation_loss", "symmetric"))
+    return arch
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load and verify a checkpoint; the model comes back in eval mode on the CPU."""
     from ..story import story_from_text
@@ -221,10 +249,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     meta, tensors = _read(path)
     try:
         story = story_from_text(meta["story_text"], source=f"{path} (stored story)")
-        config = ArchConfig.from_dict(meta["arch"])
-        model = CausalVAE(config, aux_weight=float(meta.get("aux_weight", DEFAULT_AUX_WEIGHT)),
-                          # files written before the option existed were trained modulo symmetry
-                          orientation_loss=meta.get("orientation_loss", "symmetric"))
+        world = story.world
+        if meta.get("world", world.name) != world.name:
+            raise CheckpointError(f"{path}: records world {meta['world']!r} but its story is about world "
+                                  f"{world.name!r}; the file is inconsistent, re-train it")
+        family = get_family(meta.get("family", DEFAULT_FAMILY))
+        arch = meta["arch"] if "family" in meta else _legacy_arch(meta)
+        if not isinstance(arch, dict):
+            raise CheckpointError(f"{path}: the recorded architecture is not a JSON object")
+        model = family.build(world, story.latent_dim, arch)
         weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         expected = model.state_dict()
         if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
@@ -232,9 +265,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         model.load_state_dict(weights)
         model.eval()
         factor_logits = {}
-        for f in FACTORS:
+        sizes = world.sizes
+        for f in world.names:
             t = tensors.get(f"factor.{f}")
-            shape = tuple(SIZES[p] for p in story.parents(f)) + (SIZES[f],)
+            shape = tuple(sizes[p] for p in story.parents(f)) + (sizes[f],)
             if t is None or tuple(t.shape) != shape:
                 raise CheckpointError(f"{path}: factor table for {f!r} is missing or not of shape {shape}")
             factor_logits[f] = t
@@ -253,5 +287,6 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     shipping; it loads and answers queries the same, but cannot be resumed."""
     ckpt = load_checkpoint(src)
     meta = ckpt.meta
-    return save_checkpoint(dst, ckpt.model, ckpt.story, ckpt.factor_logits, train_config=meta["train_config"],
+    return save_checkpoint(dst, ckpt.model, ckpt.story, ckpt.factor_logits, family=ckpt.family,
+                           train_config=meta["train_config"],
                            epoch=ckpt.epoch, history=meta["history"], optimizer=None, data_seed=meta["data_seed"])

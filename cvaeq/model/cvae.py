@@ -50,7 +50,7 @@ from ..worlds.dsprites.factors import FACTORS
 from .networks import WINDOW, ArchConfig, CVAENet, onehot, split_logits
 from ..worlds.dsprites.symmetry import orientation_equivalence
 
-__all__ = ["CausalVAE", "CausalVAEFamily", "WindowBernoulli", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
+__all__ = ["CausalVAE", "WindowBernoulli", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
 
 #: Weight of the classification log-likelihood relative to the image ELBO.
 DEFAULT_AUX_WEIGHT = 10.0
@@ -123,8 +123,8 @@ class CausalVAE(CVAENet):
     """
 
     def __init__(self, config: ArchConfig, aux_weight: float = DEFAULT_AUX_WEIGHT,
-                 orientation_loss: str = "exact"):
-        super().__init__(config)
+                 orientation_loss: str = "exact", world=None):
+        super().__init__(config, world)
         self.aux_weight = float(aux_weight)
         if orientation_loss not in ORIENTATION_LOSSES:
             raise ValueError(f"orientation_loss must be one of {ORIENTATION_LOSSES}, got {orientation_loss!r}")
@@ -180,17 +180,3 @@ class CausalVAE(CVAENet):
     def last_predictions(self) -> dict[str, torch.Tensor]:
         """Argmax classes of q(factors | X) from the last :meth:`loss` call."""
         return {f: v.argmax(-1) for f, v in split_logits(self._flat).items()}
-
-
-class CausalVAEFamily:
-    """The ``causal_vae`` image-model family (:mod:`cvaeq.model.family`)."""
-
-    def build(self, world, latent_dim: int, arch):
-        arch = dict(arch)
-        aux_weight = float(arch.pop("aux_weight", DEFAULT_AUX_WEIGHT))
-        orientation_loss = arch.pop("orientation_loss", "exact")
-        config = ArchConfig.from_dict({**ArchConfig(latent_dim=latent_dim).to_dict(), **arch, "latent_dim": latent_dim})
-        return CausalVAE(config, aux_weight=aux_weight, orientation_loss=orientation_loss)
-
-    def arch_of(self, model) -> dict:
-        return {**model.config.to_dict(), "aux_weight": model.aux_weight, "orientation_loss": model.orientation_loss}

@@ -12,7 +12,9 @@ models it builds are ``torch.nn.Module`` objects that implement
 * the training protocol: ``loss(x, classes) -> (loss, parts)``, the mean
   differentiable loss per image and ``parts`` with at least ``"elbo_nats"``
   (-ELBO of log p(X | factors) per image, a float); ``forward(x, classes)``
-  returns the loss alone (so DistributedDataParallel can wrap it).
+  returns the loss alone (so DistributedDataParallel can wrap it); under
+  DDP, training reads that step's parts from ``model._parts`` when the model
+  leaves them there.
 
 Checkpoints hold the module's ``state_dict`` as safetensors and
 ``arch_of(model)`` as JSON: loading calls ``build(world, latent_dim, arch)``
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, runtime_checkable
 
-__all__ = ["ImageModelFamily", "get_family", "DEFAULT_FAMILY"]
+__all__ = ["ImageModelFamily", "get_family", "parse_arch_option", "DEFAULT_FAMILY"]
 
 #: The family of a checkpoint that names none.
 DEFAULT_FAMILY = "causal_vae"
@@ -62,3 +64,38 @@ def get_family(name: str | None = None) -> ImageModelFamily:
         raise CvaeqError(f"unknown image-model family {name!r}; known: {', '.join(sorted(families))} "
                          "(install the plugin that provides it, see `cvaeq plugins`)")
     return families[name]
+
+
+def parse_arch_option(text: str) -> dict[str, Any]:
+    """``cvaeq train --arch "key=value,..."`` as a dict: integers, numbers or
+    words, as written. Which keys and values are allowed is the family's
+    ``build``'s to say.
+
+    >>> parse_arch_option("dec_hidden=256, aux_weight=2.5,orientation_loss=exact")
+    {'dec_hidden': 256, 'aux_weight': 2.5, 'orientation_loss': 'exact'}
+    """
+    from ..errors import CvaeqError
+
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or not key.isidentifier():
+            raise CvaeqError(f"--arch: expected key=value pairs separated by commas, e.g. hidden=64; got {part!r}")
+        if key in out:
+            raise CvaeqError(f"--arch: {key} is given twice")
+        out[key] = _arch_value(value)
+    if not out:
+        raise CvaeqError("--arch: give at least one key=value pair, e.g. --arch hidden=64")
+    return out
+
+
+def _arch_value(text: str) -> Any:
+    """An --arch value: an int, else a float, else the word itself."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text

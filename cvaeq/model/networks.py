@@ -72,7 +72,16 @@ CROP = 40
 #: Width of the one-hots of shape, scale and orientation (the first three factors).
 _SHAPE_ONEHOT_DIM = SIZES["shape"] + SIZES["scale"] + SIZES["orientation"]
 #: ArchConfig fields that are switches (0 or 1) rather than sizes.
-_SWITCHES = ("centroid_correction", "window")
+SWITCHES = _SWITCHES = ("centroid_correction", "window")
+
+
+def window_factors(world) -> tuple[str, str] | None:
+    """The (row, column) position factors that place the decoder's window
+    (``world.model_arch["window_factors"]``), or None when the world names none."""
+    names = (getattr(world, "model_arch", None) or {}).get("window_factors")
+    if not names or len(names) != 2 or not all(n in world.names for n in names):
+        return None
+    return (str(names[0]), str(names[1]))
 
 
 @dataclass(frozen=True)
@@ -176,8 +185,12 @@ class CVAENet(nn.Module):
     Images are ``(S, 64, 64)`` (or ``(S, 1, 64, 64)``) floats in [0, 1].
     """
 
-    def __init__(self, config: ArchConfig):
+    def __init__(self, config: ArchConfig, world=None):
         super().__init__()
+        from ..world import get_world
+
+        #: the :class:`~cvaeq.world.World` whose factors and images the networks model.
+        self.world = get_world(world)
         self.config = config
         self.latent_dim = config.latent_dim
         c1, c2, h = config.patch_channels, config.merge_channels, config.hidden

@@ -40,7 +40,6 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..worlds.dsprites.factors import FACTORS, SIZES, label
 from ..engine import Result, infer
 from ..errors import QueryError
 from ..loading import Mechanisms, load_mechanisms, shipped_checkpoint
@@ -81,8 +80,9 @@ DIGITS = 10
 NEEDS_MODEL = "this query needs a trained model: pass --model CKPT or run cvaeq train"
 
 
-def read_factors(image_model: Any, image) -> dict[str, str]:
-    """The factors q(factors | X) reads off an image: ``{factor: value label}``.
+def read_factors(image_model: Any, image, world) -> dict[str, str]:
+    """The factors q(factors | X) reads off an image: ``{factor: value label}``
+    in ``world``'s order and labels.
 
     A grey image (a mean) is first thresholded at 1/2, as the encoder reads
     black-and-white images.
@@ -91,7 +91,7 @@ def read_factors(image_model: Any, image) -> dict[str, str]:
     x = (x > 0.5).float().reshape(1, *x.shape[-2:])
     with torch.no_grad():
         logits = image_model.factor_logits(x)
-    return {f: label(f, int(torch.argmax(logits[f][0]))) for f in FACTORS}
+    return {f: world.label(f, int(torch.argmax(logits[f][0]))) for f in world.names}
 
 
 @dataclass(frozen=True)
@@ -210,8 +210,10 @@ class Answer:
 
 def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_image) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    world = mech.story.world
+    label = world.label
     for t in r.targets:
-        if t in SIZES:
+        if t in world.sizes:
             if r.expectation:
                 out.setdefault("expectation", {})[t] = round(result.expectation(t), DIGITS)
             else:
@@ -231,7 +233,7 @@ def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_imag
             out["sample_images"] = result.sample_images(n).numpy().astype(np.uint8)
             out["mean_image"] = mean
             out["evidence_image"] = evidence_image
-            out["predicted"] = read_factors(mech.image_model, mean)
+            out["predicted"] = read_factors(mech.image_model, mean, world)
     return out
 
 
@@ -248,7 +250,7 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
         raise QueryError(f"{samples} samples is too many; use at most {MAX_SAMPLES:,}")
     if uses_image and samples > MAX_IMAGE_SAMPLES:
         raise QueryError(
-            f"{samples} samples is too many for a query about images (each is a 64×64 image); "
+            f"{samples} samples is too many for a query about images (each is an image); "
             f"use at most {MAX_IMAGE_SAMPLES}"
         )
     with_image = uses_image or (LATENT in r.targets and mech.image_model is not None)
@@ -284,7 +286,8 @@ def ask(
 
     :param text: a query, e.g. ``"P(X | do(shape=square), X=img)"`` (docs/queries.md).
     :param image: what ``img`` stands for: a PNG or ``.npy`` path, factors
-        ``"shape=heart,scale=1,..."`` or a 64×64 array (see :mod:`cvaeq.images`).
+        ``"shape=heart,scale=1,..."`` or an array of the world's image size
+        (see :mod:`cvaeq.images`); read in the story's world.
     :param model: a checkpoint path, a loaded checkpoint or an image model;
         None: the shipped checkpoint if installed, else ``story``'s true tables.
     :param story: a story (name, path or object): the true tables, no image
@@ -297,8 +300,8 @@ def ask(
     from ..images import load_image
 
     query = parse(text)
-    loaded = None if image is None else load_image(image)
     mech = load_mechanisms(model, story)
+    loaded = None if image is None else load_image(image, mech.story.world)
     r = resolve(query, mech.story, {"img": loaded})
     if loaded is not None and IMAGE not in r.evidence:
         raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")

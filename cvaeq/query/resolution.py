@@ -180,7 +180,7 @@ def _factor_class(a: Assignment, world, fail) -> int:
         what = "the image binding img" if isinstance(value, Binding) else f"the number {value.to_text()}"
         raise fail(f"{factor} takes a name ({', '.join(labels)}), got {what}", value.column)
     grid = spec.values
-    domain = f"{grid[0]:g} to {grid[-1]:g}"
+    domain = spec.domain
     if isinstance(value, Number):
         step = grid[1] - grid[0] if len(grid) > 1 else 1.0
         if not grid[0] - step / 2 <= value.value <= grid[-1] + step / 2:

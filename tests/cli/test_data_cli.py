@@ -50,7 +50,7 @@ def test_show_bad_input_is_one_line_exit_2(tmp_path, items, message):
 def test_build_small_grid(tmp_path, monkeypatch):
     # The full grid is the benchmark's job; here the first 2,000 images stand in.
     real_build = grid_module.build_grid
-    monkeypatch.setattr(grid_module, "build_grid", lambda out=None, workers=None: real_build(out, n=2000, workers=workers, progress=False))
+    monkeypatch.setattr(grid_module, "build_grid", lambda out=None, workers=None, world=None: real_build(out, n=2000, workers=workers, progress=False, world=world))
     result = run("data", "build")
     assert result.exit_code == 0, result.output
     path = home() / "dsprites_rendered_64x64.npz"

@@ -80,9 +80,9 @@ def test_bad_model_path_is_one_line_exit_2(tmp_path, content):
 
 
 def test_no_shipped_checkpoint_says_what_to_do(monkeypatch, tmp_path):
-    import cvaeq.evaluation.run as run
+    import cvaeq.loading as loading
 
-    monkeypatch.setattr(run, "_WEIGHTS", tmp_path / "none")
+    monkeypatch.setattr(loading, "WEIGHTS", tmp_path / "none")
     r = CliRunner().invoke(main, ["eval"])
     assert r.exit_code == 2
     assert "--model" in r.stderr and "cvaeq train" in r.stderr

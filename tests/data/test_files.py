@@ -78,7 +78,7 @@ def test_written_file_round_trips_and_memory_maps(tmp_path):
     grid = load_grid(path)
     assert isinstance(grid._imgs, np.memmap)  # uncompressed images are not read into memory
     np.testing.assert_array_equal(grid.rows(np.array([2, 0])), render(classes[[2, 0]]))
-    assert read_metadata(path) == {"story": "x"} == grid.metadata
+    assert read_metadata(path) == {"story": "x", "world": "dsprites"} == grid.metadata
     with np.load(path, allow_pickle=False) as z:
         assert z["latents_classes"].dtype == np.int64 and z["latents_classes"].shape == (3, 6)
         assert z["latents_values"].dtype == np.float64

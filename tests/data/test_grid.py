@@ -52,10 +52,14 @@ def test_interrupted_build_leaves_no_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return render(classes)
 
-    monkeypatch.setattr(grid_module, "render", failing_render)
+    from dataclasses import replace
+
+    from cvaeq.world import get_world
+
+    failing = replace(get_world("dsprites"), render=failing_render)
     out = tmp_path / "g.npz"
     with pytest.raises(KeyboardInterrupt):
-        build_grid(out, n=100, chunk=40, workers=1, progress=False)
+        build_grid(out, n=100, chunk=40, workers=1, progress=False, world=failing)
     assert list(tmp_path.iterdir()) == []
 
 

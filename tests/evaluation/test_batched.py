@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from cvaeq.engine import infer
-from cvaeq.evaluation.batched import DedupedImageModel, abduct_groups, group_mean, predict_groups
+from cvaeq.engine import abduct_groups, group_mean, predict_groups
+from cvaeq.evaluation.dedup import DedupedImageModel
 from cvaeq.evaluation.heldout import draw_heldout, render_float
 from cvaeq.scm import build_scm
 from cvaeq.story import load_story
@@ -13,7 +14,7 @@ STORY = load_story()
 def test_one_group_is_exactly_infer(analytic_model):
     classes = draw_heldout(1, 0, STORY)
     scm = build_scm(STORY, image_model=DedupedImageModel(analytic_model(classes)))
-    x = render_float(classes)
+    x = render_float(classes, STORY.world)
     r = infer(scm, ["X"], {"shape": 2}, {"X": x[0]}, 32, seed=7, resample_below=0.0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)
@@ -23,26 +24,11 @@ def test_one_group_is_exactly_infer(analytic_model):
     assert torch.allclose(group_mean(g, out["X"])[0].float(), r.mean_image())
 
 
-def test_a_resampled_group_is_exactly_infer_resampled():
-    scm = build_scm(STORY)
-    ev = {"posY": 31, "scale": 0}  # shape and posX unobserved: uneven weights
-    r = infer(scm, ["posY", "posX"], {"shape": 0}, ev, 64, seed=7, resample_below=1.0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(7)
-        g = abduct_groups(scm, {k: torch.tensor([v]) for k, v in ev.items()}, 64, resample_below=1.0)
-        out = predict_groups(g, {"shape": torch.tensor([0])})
-    assert r.ess < 48 and bool((r.weights == 1 / 64).all()) and torch.equal(g.weights[0], r.weights)
-    assert torch.equal(out["posY"][0], r.samples["posY"]) and torch.equal(out["posX"][0], r.samples["posX"])
-    # the likelihood still comes from abduction's uneven weights, not the resampled equal ones
-    assert g.log_weights.std() > 0.1
-    assert torch.equal(g.particles.log_weights, torch.zeros(64, dtype=torch.float64))
-
-
 def test_groups_are_normalised_separately_and_give_each_image_its_likelihood(analytic_model):
     classes = draw_heldout(3, 1, STORY)
     scm = build_scm(STORY, image_model=DedupedImageModel(analytic_model(classes)))
     torch.manual_seed(0)
-    g = abduct_groups(scm, {"X": render_float(classes)}, 16)
+    g = abduct_groups(scm, {"X": render_float(classes, STORY.world)}, 16)
     assert torch.allclose(g.weights.sum(1), torch.ones(3, dtype=torch.float64))
     # decoder = renderer clamped at 0.001: log p(x) = 4096 log 0.999 + log p(factors)
     expected = 4096 * np.log(0.999) + STORY.log_prob(classes)
@@ -55,7 +41,7 @@ def test_deduped_factor_logits_run_once_per_run_of_identical_images(analytic_mod
     model = analytic_model(classes)
     inner = model.factor_logits
     model.factor_logits = lambda x: calls.append(len(x)) or inner(x)
-    x = render_float(classes).repeat_interleave(5, 0)
+    x = render_float(classes, STORY.world).repeat_interleave(5, 0)
     out = DedupedImageModel(model).factor_logits(x)
     assert calls == [2]
     assert torch.equal(out["posX"], inner(x)["posX"])

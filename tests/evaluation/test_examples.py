@@ -4,13 +4,13 @@ import doctest
 
 import pytest
 
-import cvaeq.evaluation.batched
+import cvaeq.evaluation.dedup
 import cvaeq.evaluation.heldout
 import cvaeq.evaluation.metrics
 import cvaeq.evaluation.truth
 import cvaeq.evaluation.tv
 
-MODULES = [cvaeq.evaluation.batched, cvaeq.evaluation.heldout, cvaeq.evaluation.metrics, cvaeq.evaluation.truth,
+MODULES = [cvaeq.evaluation.dedup, cvaeq.evaluation.heldout, cvaeq.evaluation.metrics, cvaeq.evaluation.truth,
            cvaeq.evaluation.tv]
 
 

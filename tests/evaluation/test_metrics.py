@@ -3,7 +3,14 @@ import pytest
 
 from cvaeq.worlds.dsprites.factors import VALUES
 from cvaeq.worlds.dsprites.render import render
-from cvaeq.evaluation.metrics import factor_correct, iou, orientation_correct, soft_iou, total_variation
+from cvaeq.evaluation.metrics import factor_correct, given_factor, iou, soft_iou, total_variation
+from cvaeq.world import Factor, World, get_world
+
+WORLD = get_world("dsprites")
+
+
+def orientation_correct(shape, predicted, true):
+    return factor_correct(WORLD, "orientation", predicted, true, given=shape)
 
 SQUARE, ELLIPSE, HEART = 0, 1, 2
 STEP = VALUES["orientation"][1] - VALUES["orientation"][0]
@@ -65,6 +72,19 @@ def test_equivalent_orientations_render_nearly_the_same_image():
 
 
 def test_factor_correct_needs_the_shape_for_orientation():
-    assert factor_correct("posX", [3, 4], [3, 5]).tolist() == [True, False]
-    with pytest.raises(ValueError):
-        factor_correct("orientation", [0], [0])
+    assert given_factor(WORLD, "orientation") == "shape" and given_factor(WORLD, "posX") is None
+    assert factor_correct(WORLD, "posX", [3, 4], [3, 5]).tolist() == [True, False]
+    with pytest.raises(ValueError, match="shape"):
+        factor_correct(WORLD, "orientation", [0], [0])
+    with pytest.raises(ValueError, match="unknown factor"):
+        factor_correct(WORLD, "colour", [0], [0])
+
+
+def test_factor_correct_reads_any_worlds_equivalence_table():
+    # a toy world: a "flip" of 2 classes that looks the same when "kind" is round (class 1)
+    table = np.array([np.eye(2, dtype=bool), np.ones((2, 2), bool)])
+    toy = World("toy", (Factor("kind", labels=("square", "round")), Factor("flip", labels=("up", "down"))),
+                image_shape=(2, 2), render=lambda c: np.zeros((len(c), 2, 2), np.uint8),
+                equivalent={"flip": ("kind", table)})
+    assert factor_correct(toy, "flip", [1, 1, 0], [0, 0, 0], given=[0, 1, 0]).tolist() == [False, True, True]
+    assert factor_correct(toy, "kind", [1], [0]).tolist() == [False]

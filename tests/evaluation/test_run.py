@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from cvaeq.worlds.dsprites.factors import FACTORS
-from cvaeq.evaluation import ModelParts, draw_heldout, evaluate, intervention_values
+from cvaeq.evaluation import draw_heldout, evaluate, intervention_values
+from cvaeq.loading import Mechanisms
 from cvaeq.story import load_story
 
 STORY = load_story()
@@ -11,7 +13,7 @@ N = 6
 
 
 def _run(model, **kw):
-    return evaluate(ModelParts(model, STORY, STORY_LOGITS), n=N, seed=1, samples=16, tv_particles=500,
+    return evaluate(Mechanisms(STORY, STORY_LOGITS, model), n=N, seed=1, samples=16, tv_particles=500,
                     truth_particles=64, progress=False, **kw)
 
 
@@ -56,17 +58,17 @@ def test_a_decoder_that_ignores_shape_fails_shape_effectiveness(perfect, analyti
 
 def test_wrong_factor_mechanisms_raise_the_tv(analytic_model):
     flat = {f: np.zeros_like(v) for f, v in STORY_LOGITS.items()}  # uniform tables
-    r = evaluate(ModelParts(analytic_model(draw_heldout(2, 0, STORY)), STORY, flat), n=2, samples=4,
+    r = evaluate(Mechanisms(STORY, flat, analytic_model(draw_heldout(2, 0, STORY))), n=2, samples=4,
                  tv_particles=500, truth_particles=8, progress=False)
     assert r["tv"]["interventional"] > 0.1 and r["tv"]["counterfactual"] > 0.05
 
 
 def test_intervention_values_always_change_the_factor():
     classes = draw_heldout(200, 0, STORY)
-    values = intervention_values(classes, seed=0)
+    values = intervention_values(classes, 0, STORY.world)
     for i, f in enumerate(FACTORS):
         assert (values[f] != classes[:, i]).all()
-    assert np.array_equal(values["posX"], intervention_values(classes, seed=0)["posX"])
+    assert np.array_equal(values["posX"], intervention_values(classes, 0, STORY.world)["posX"])
 
 
 def test_heldout_images_cover_the_grid_uniformly():
@@ -74,3 +76,31 @@ def test_heldout_images_cover_the_grid_uniformly():
     # hearts are rarest in the story (0.30), but uniform here; big hearts are rare in the story
     assert abs((classes[:, 0] == 2).mean() - 1 / 3) < 0.04
     assert abs(((classes[:, 0] == 2) & (classes[:, 1] == 5)).mean() - 1 / 18) < 0.015
+
+
+class _LogitsOnly:
+    """An image model with ``pixel_logits`` and no ``decode_probs`` (the protocol allows either)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.latent_dim = inner.latent_dim
+        self.factor_logits = inner.factor_logits
+        self.z_posterior = inner.z_posterior
+
+    def pixel_logits(self, classes, z):
+        return torch.logit(self.inner.decode_probs(classes, z).double())
+
+
+def test_a_model_with_pixel_logits_only_is_scored(analytic_model):
+    r = _run(_LogitsOnly(analytic_model(draw_heldout(N, 1, STORY))))
+    assert r["factor_accuracy"] == {f: 1.0 for f in FACTORS} and r["recon_iou"] == 1.0
+    assert r["counterfactual"]["composition_decoder"] == {"1": 1.0, "10": 1.0}
+
+
+def test_mechanisms_without_an_image_model_are_a_checkpoint_error():
+    from cvaeq.errors import CheckpointError
+    from cvaeq.evaluation import mechanisms_to_score
+
+    with pytest.raises(CheckpointError, match="image model"):
+        evaluate(Mechanisms(STORY), n=1)
+    assert mechanisms_to_score(Mechanisms(STORY, None, object())).story is STORY

@@ -58,8 +58,8 @@ def test_heart_to_square_writes_the_pictures(tiny_checkpoint, tmp_path, monkeypa
 
 
 def test_heart_to_square_without_a_model_says_what_to_do(monkeypatch, capsys):
-    import cvaeq.query.answer as answer
+    import cvaeq.loading as loading
 
-    monkeypatch.setattr(answer, "shipped_checkpoint", lambda: None)
+    monkeypatch.setattr(loading, "shipped_checkpoint", lambda: None)
     assert run_script("heart_to_square.py", monkeypatch) == 2
     assert "needs a trained model: pass --model CKPT" in capsys.readouterr().err

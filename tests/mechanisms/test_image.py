@@ -173,7 +173,7 @@ def test_bernoulli_image_factory_checks_its_inputs(model):
         bernoulli_image()
     with pytest.raises(MechanismError, match="must implement cvaeq.mechanisms.ImageModel"):
         bernoulli_image(object())
-    bare = bernoulli_image(decode=lambda parents: torch.full((1, 64, 64), 0.5))
+    bare = bernoulli_image(decode=lambda parents: torch.full((1, 64, 64), 0.5), factors=FACTORS)
     assert bare.propose(torch.zeros(1, 64, 64), ["shape"], {}) is None  # no proposal: the engine uses the prior
 
 
@@ -194,7 +194,7 @@ def test_a_saturated_decoder_keeps_every_image_possible():
     """One pixel off the decoder's certainty costs 30 nats, not an infinite loss;
     with logits the abducted noise replays the evidence exactly."""
     m = ConfidentModel()
-    mech = bernoulli_image(m)
+    mech = bernoulli_image(m, factors=FACTORS)
     parents = {f: torch.tensor([c]) for f, c in zip(FACTORS, HEART)} | {"Z": torch.zeros(1, 2)}
     assert m.decode_probs(torch.zeros(1, 5, dtype=torch.long), None).max() == 1.0  # float32 rounds to 1
     x = torch.as_tensor(render(np.array([HEART])), dtype=torch.float32)
@@ -211,7 +211,7 @@ def test_a_saturated_decoder_keeps_every_image_possible():
 def test_probabilities_alone_make_that_image_impossible():
     """Without logits the same decoder gives -inf: why models should expose pixel_logits."""
     m = ConfidentModel()
-    mech = bernoulli_image(decode=lambda ps: m.decode_probs(torch.stack([ps[f] for f in FACTORS], -1), ps["Z"]))
+    mech = bernoulli_image(decode=lambda ps: m.decode_probs(torch.stack([ps[f] for f in FACTORS], -1), ps["Z"]), factors=FACTORS)
     parents = {f: torch.tensor([c]) for f, c in zip(FACTORS, HEART)} | {"Z": torch.zeros(1, 2)}
     x = torch.as_tensor(render(np.array([HEART])), dtype=torch.float32)
     x[tuple(x.nonzero()[0])] = 0.0
@@ -224,7 +224,7 @@ def test_pixels_beyond_float64_certainty_still_replay(magnitude):
     must still get noise that replays it, and keep its exact likelihood."""
     m = ConfidentModel()
     m.magnitude = magnitude
-    mech = bernoulli_image(m)
+    mech = bernoulli_image(m, factors=FACTORS)
     parents = {f: torch.tensor([c] * 3) for f, c in zip(FACTORS, HEART)} | {"Z": torch.zeros(3, 2)}
     x = torch.as_tensor(render(np.array([HEART] * 3)), dtype=torch.float32)
     on, off = x[0].nonzero()[0], (x[0] == 0).nonzero()[0]

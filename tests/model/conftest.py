@@ -23,3 +23,22 @@ def tiny_arch(story):
 def tiny_data(story):
     classes = story.sample(96, np.random.default_rng(0))
     return render(classes), classes
+
+
+@pytest.fixture
+def toy_plugin(tmp_path):
+    """The bars world and the test_mlp family registered by a plugin (unregistered after);
+    yields the path of a story file about the bars world."""
+    from cvaeq.plugins import get_plugin_manager
+
+    from .toy import STORY, Plugin
+
+    pm = get_plugin_manager()
+    plugin = Plugin()
+    pm.register(plugin, name="test-toy-plugin")
+    story = tmp_path / "bars.toml"
+    story.write_text(STORY)
+    try:
+        yield story
+    finally:
+        pm.unregister(plugin)

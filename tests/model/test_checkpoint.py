@@ -130,3 +130,70 @@ def test_orientation_loss_is_recorded_and_old_files_load_as_symmetric(saved, sto
     assert load_checkpoint(p2).model.orientation_loss == "symmetric"
     with pytest.raises(ValueError, match="orientation_loss"):
         CausalVAE(tiny_arch, orientation_loss="modulo")
+
+
+def _rewrite_meta(path, edit):
+    """Rewrite a checkpoint's metadata with ``edit(meta)`` and a valid checksum (a consistent file, not tampering)."""
+    from safetensors.torch import load_file
+
+    from cvaeq.model.checkpoint import _digest
+
+    blob = path.read_bytes()
+    _, header = _header(blob)
+    info = header["__metadata__"]
+    meta = json.loads(info["meta"])
+    edit(meta)
+    tensors = load_file(str(path))
+    info["meta"] = json.dumps(meta, sort_keys=True)
+    info["sha256"] = _digest(tensors, info["meta"])
+    save_file(tensors, str(path), metadata=info)
+
+
+def test_checkpoint_records_its_world_and_family(saved):
+    ckpt = load_checkpoint(saved[0])
+    assert ckpt.meta["world"] == "dsprites" and ckpt.meta["family"] == "causal_vae" and ckpt.family == "causal_vae"
+    assert ckpt.meta["arch"]["orientation_loss"] == "exact" and ckpt.meta["arch"]["aux_weight"] == 10.0
+    # the old top-level keys stay readable
+    assert ckpt.meta["orientation_loss"] == "exact" and ckpt.meta["aux_weight"] == 10.0
+
+
+def test_a_recorded_world_that_is_not_the_storys_is_a_checkpoint_error(saved):
+    path = saved[0]
+    _rewrite_meta(path, lambda m: m.update(world="pendulum"))
+    with pytest.raises(CheckpointError, match="records world 'pendulum'.*world 'dsprites'"):
+        load_checkpoint(path)
+
+
+def test_an_unknown_family_is_a_checkpoint_error_naming_the_known_ones(saved):
+    path = saved[0]
+    _rewrite_meta(path, lambda m: m.update(family="nope"))
+    with pytest.raises(CheckpointError, match="unknown image-model family 'nope'.*causal_vae"):
+        load_checkpoint(path)
+
+
+def test_weights_of_another_shape_are_refused_before_copying(saved):
+    path = saved[0]
+    _rewrite_meta(path, lambda m: m["arch"].update(hidden=17))
+    with pytest.raises(CheckpointError, match="do not match the recorded architecture"):
+        load_checkpoint(path)
+
+
+def test_a_file_written_before_worlds_and_families_loads_the_same(saved):
+    path, model, _ = saved
+    before = load_checkpoint(path)
+
+    def old(meta):
+        for key in ("world", "family"):
+            del meta[key]
+        for key in ("aux_weight", "orientation_loss"):
+            del meta["arch"][key]
+
+    _rewrite_meta(path, old)
+    after = load_checkpoint(path)
+    assert after.family == "causal_vae" and after.model.orientation_loss == "exact"
+    x = (torch.rand(3, 64, 64) < 0.3).float()
+    classes = torch.tensor([[0, 1, 2, 3, 4]] * 3)
+    with torch.no_grad():
+        assert torch.equal(after.model.pixel_logits(classes, torch.ones(3, 6)),
+                           before.model.pixel_logits(classes, torch.ones(3, 6)))
+        assert torch.equal(after.model.z_posterior(x, classes)[0], before.model.z_posterior(x, classes)[0])

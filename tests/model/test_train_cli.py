@@ -73,7 +73,7 @@ def test_arch_window_0_trains_the_full_image_networks(tmp_path):
 
 @pytest.mark.parametrize("arch,says", [
     ("hiden=16", "keys among"),
-    ("hidden", "keys among"),
+    ("hidden", "expected key=value pairs"),
     ("hidden=0", "hidden must be an integer >= 1"),
     ("hidden=wide", "hidden must be an integer >= 1"),
     ("latent_dim=3", "set by the story"),

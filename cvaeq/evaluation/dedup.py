@@ -1,0 +1,60 @@
+"""An image model whose q(factors | X) runs once per run of identical images.
+
+Batched abduction (:func:`cvaeq.engine.abduct_groups`) repeats each evidence
+image for its ``K`` particles, and the image mechanism asks q(factors | X) of
+every particle; evaluation wraps the model so that each run of identical
+consecutive images is read once and the answer repeated (``K`` times less
+work, the same numbers).
+
+>>> import torch
+>>> class Reader:
+...     latent_dim = 1
+...     calls = 0
+...     def factor_logits(self, x):
+...         Reader.calls += len(x)
+...         return {"a": x.reshape(len(x), -1)[:, :2]}
+>>> x = torch.tensor([[[0., 1.]], [[0., 1.]], [[1., 0.]]])
+>>> DedupedImageModel(Reader()).factor_logits(x)["a"].tolist(), Reader.calls
+([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]], 2)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["DedupedImageModel"]
+
+
+class DedupedImageModel:
+    """An image model whose ``factor_logits`` runs once per run of identical images.
+
+    The proposal q(factors | X) is asked for every particle, and particles of
+    one image repeat that image; this wrapper evaluates each consecutive run
+    once and repeats the answer. Everything else is passed through.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.latent_dim = int(model.latent_dim)
+        if callable(getattr(model, "pixel_logits", None)):  # the protocol's optional member passes through
+            self.pixel_logits = model.pixel_logits
+
+    def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
+        """The model's ``decode_probs``, else the sigmoid of its ``pixel_logits``."""
+        if callable(getattr(self.model, "decode_probs", None)):
+            return self.model.decode_probs(classes, z)
+        return torch.sigmoid(self.model.pixel_logits(classes, z).double())
+
+    def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model.z_posterior(x, classes)
+
+    def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
+        if x.shape[0] < 2:
+            return self.model.factor_logits(x)
+        flat = x.reshape(x.shape[0], -1)
+        new = torch.ones(x.shape[0], dtype=torch.bool)
+        new[1:] = (flat[1:] != flat[:-1]).any(1)
+        run = torch.cumsum(new.long(), 0) - 1
+        logits = self.model.factor_logits(x[new])
+        return {f: v[run] for f, v in logits.items()}

@@ -1,0 +1,78 @@
+"""The built-in image-model family ``causal_vae``: builds, describes and
+validates :class:`~cvaeq.model.cvae.CausalVAE` models for any world.
+
+``arch`` (what ``cvaeq train --arch`` sets and checkpoints record) holds the
+:class:`~cvaeq.model.networks.ArchConfig` fields plus the causal VAE's two
+training options, ``aux_weight`` and ``orientation_loss``. Missing keys take
+:class:`ArchConfig`'s defaults, completed by the world's hints
+(``world.model_arch``: ``window``, ``centroid_correction``); a world without
+two ``window_factors`` gets the full-image networks (``window=0``).
+
+>>> from cvaeq.world import get_world
+>>> model = CausalVAEFamily().build(get_world("dsprites"), 6, {"hidden": 16, "orientation_loss": "symmetric"})
+>>> arch = CausalVAEFamily().arch_of(model)
+>>> arch["hidden"], arch["window"], arch["orientation_loss"], arch["latent_dim"]
+(16, 1, 'symmetric', 6)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import Any, Mapping
+
+from ..errors import CvaeqError
+from .cvae import DEFAULT_AUX_WEIGHT, ORIENTATION_LOSSES, CausalVAE
+from .networks import SWITCHES, ArchConfig, window_factors
+
+__all__ = ["CausalVAEFamily", "OPTIONS", "MAX_SIZE"]
+
+#: Keys of ``arch`` that are training options of the causal VAE, not network sizes.
+OPTIONS = ("aux_weight", "orientation_loss")
+#: Largest network size accepted (a bound, so no file or typo allocates gigabytes).
+MAX_SIZE = 1 << 16
+
+
+def _size_keys() -> list[str]:
+    return [f.name for f in fields(ArchConfig) if f.name != "latent_dim"]
+
+
+class CausalVAEFamily:
+    """The ``causal_vae`` image-model family (:mod:`cvaeq.model.family`)."""
+
+    def build(self, world: Any, latent_dim: int, arch: Mapping[str, Any]) -> CausalVAE:
+        """A new :class:`CausalVAE` for ``world``; bad keys or values are a one-line CvaeqError."""
+        arch = dict(arch)
+        allowed = _size_keys() + list(OPTIONS)
+        for key in arch:
+            if key != "latent_dim" and key not in allowed:
+                raise CvaeqError(f"causal_vae arch: unknown key {key!r}; expected keys among {', '.join(allowed)}")
+        if arch.pop("latent_dim", latent_dim) != latent_dim:
+            raise CvaeqError("causal_vae arch: latent_dim is set by the story (its latent_dim); leave it out")
+        aux_weight = arch.pop("aux_weight", DEFAULT_AUX_WEIGHT)
+        if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or not (
+                math.isfinite(aux_weight) and aux_weight >= 0):
+            raise CvaeqError(f"causal_vae arch: aux_weight must be a number >= 0, got {aux_weight!r}")
+        orientation_loss = arch.pop("orientation_loss", "exact")
+        if orientation_loss not in ORIENTATION_LOSSES:
+            raise CvaeqError(f"causal_vae arch: orientation_loss must be one of {', '.join(ORIENTATION_LOSSES)}, "
+                             f"got {orientation_loss!r}")
+        for key, value in arch.items():
+            integer = isinstance(value, int) and not isinstance(value, bool)
+            if key in SWITCHES:
+                if not integer or value not in (0, 1):
+                    raise CvaeqError(f"causal_vae arch: {key} is a switch: 0 or 1, got {value!r}")
+            elif not integer or not 1 <= value <= MAX_SIZE:
+                raise CvaeqError(f"causal_vae arch: {key} must be an integer >= 1 (at most {MAX_SIZE}), got {value!r}")
+        hints = {k: int(bool(world.model_arch[k])) for k in SWITCHES if k in world.model_arch}
+        if window_factors(world) is None:
+            if arch.get("window"):
+                raise CvaeqError(f"causal_vae arch: window=1 needs two position factors, and world {world.name!r} "
+                                 "names none (model_arch['window_factors']); use window=0")
+            hints["window"] = 0
+        config = ArchConfig(**{**ArchConfig(latent_dim=latent_dim).to_dict(), **hints, **arch, "latent_dim": latent_dim})
+        return CausalVAE(config, aux_weight=float(aux_weight), orientation_loss=orientation_loss, world=world)
+
+    def arch_of(self, model: CausalVAE) -> dict[str, Any]:
+        """The ArchConfig fields of ``model`` plus its ``aux_weight`` and ``orientation_loss``."""
+        return {**model.config.to_dict(), "aux_weight": model.aux_weight, "orientation_loss": model.orientation_loss}

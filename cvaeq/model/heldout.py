@@ -1,0 +1,80 @@
+"""Held-out figures of an image model, through the family protocol only.
+
+:func:`evaluate` scores any model a registered family builds
+(:mod:`cvaeq.model.family`): ``loss`` for the ELBO, ``factor_logits`` for the
+accuracy of q(factors | X) (modulo the world's ``equivalent`` classes, e.g.
+dSprites' orientation given the shape), ``z_posterior`` and
+``pixel_logits``/``decode_probs`` for the reconstruction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["evaluate"]
+
+
+def _mean_image_on(model, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Pixels on in the decoded mean image (probability above one half)."""
+    if callable(getattr(model, "pixel_logits", None)):
+        return model.pixel_logits(classes, z) > 0
+    return model.decode_probs(classes, z) > 0.5
+
+
+@torch.no_grad()
+def evaluate(model, images: np.ndarray, classes: np.ndarray, device: torch.device,
+             batch: int = 500, seed: int = 0, world=None) -> dict:
+    """Held-out figures: ``elbo_nats`` (-ELBO of log p(X | factors), nats/image,
+    one particle), ``aux_nll`` (when the model's loss reports it),
+    ``accuracy`` per factor of q(factors | X)'s argmax (modulo the world's
+    equivalent classes), ``<factor>_exact`` for each such factor (the exact
+    class; dSprites: ``orientation_exact``) and ``recon_iou`` (IoU of the
+    decoded mean image at Z's posterior mean, thresholded at 0.5, with the input).
+
+    :param world: the :class:`~cvaeq.world.World` of the classes (None: the model's ``world``).
+    """
+    world = world if world is not None else model.world
+    names = world.names
+    equivalent = {f: (world.index(g), world.index(f), np.asarray(table, dtype=bool))
+                  for f, (g, table) in world.equivalent.items()}
+    was_training = model.training
+    model.eval()
+    gen_state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    n = len(classes)
+    totals: dict[str, float] = {}
+    inter = union = 0.0
+    correct = {f: 0 for f in names}
+    exact = {f: 0 for f in equivalent}
+    for start in range(0, n, batch):
+        x = torch.from_numpy(images[start : start + batch]).to(device).float()
+        y = torch.from_numpy(classes[start : start + batch]).to(device)
+        _, parts = model.loss(x, y)
+        b = len(y)
+        for key in ("elbo_nats", "aux_nll"):
+            if key in parts:
+                totals[key] = totals.get(key, 0.0) + float(parts[key]) * b
+        logits = model.factor_logits(x)
+        yc = classes[start : start + batch]
+        for i, f in enumerate(names):
+            pred = logits[f].argmax(-1).cpu().numpy()
+            if f in equivalent:
+                g, _, table = equivalent[f]
+                ok = table[yc[:, g], pred, yc[:, i]]
+                exact[f] += int((pred == yc[:, i]).sum())
+            else:
+                ok = pred == yc[:, i]
+            correct[f] += int(ok.sum())
+        loc, _ = model.z_posterior(x, y)
+        rec = _mean_image_on(model, y, loc)
+        xb = x.reshape(rec.shape) > 0.5
+        inter += float((rec & xb).sum())
+        union += float((rec | xb).sum())
+    torch.set_rng_state(gen_state)
+    model.train(was_training)
+    out = {key: total / n for key, total in totals.items()}
+    out["accuracy"] = {f: correct[f] / n for f in names}
+    out.update({f"{f}_exact": exact[f] / n for f in equivalent})
+    out["recon_iou"] = inter / max(union, 1.0)
+    return out

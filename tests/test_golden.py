@@ -1,0 +1,32 @@
+"""Answers of the shipped model recorded before worlds and image-model families
+existed: the refactor keeps them byte for byte.
+
+``tests/data/golden/answers.json`` was printed by ``cvaeq query ... --json
+--seed S --out DIR`` on the commit before the worlds change (a422ba0): each
+query's JSON (without the machine-dependent ``model`` path) and the SHA-256 of
+every PNG written. The same queries through :func:`cvaeq.query.answer.ask`
+must give the same JSON and the same bytes.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from cvaeq.loading import shipped_checkpoint
+from cvaeq.query.answer import ask
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "golden" / "answers.json").read_text())
+
+
+@pytest.mark.skipif(shipped_checkpoint() is None, reason="the shipped checkpoint is not installed")
+@pytest.mark.parametrize("query", sorted(GOLDEN))
+def test_shipped_model_answers_as_before_the_refactor(query, tmp_path):
+    case = GOLDEN[query]
+    answer = ask(query, image=case["image"], seed=case["seed"], out=tmp_path / "out")
+    got = json.loads(answer.to_json())
+    got.pop("model")
+    if "images" in got:
+        got["images"] = {k: hashlib.sha256(Path(v).read_bytes()).hexdigest() for k, v in got["images"].items()}
+    assert got == case["answer"]
