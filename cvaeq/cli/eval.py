@@ -26,7 +26,7 @@ def summary(r: dict) -> str:
 
     cf = r["counterfactual"]
     lines = [
-        f"model      {r['model']}",
+        f"model      {r['model']}   (world {r['world']})",
         f"images     {r['n']} (uniform over the world's grid), {r['samples']} particles each, seed {r['seed']}",
         "",
         f"NLL        {_fmt(r['nll_nats'])} nats/image   (-ELBO {_fmt(r['elbo_nats'])})",
@@ -39,6 +39,7 @@ def summary(r: dict) -> str:
         row("cf IoU", cf["iou"]),
         row("  (story, K)", cf["iou_story"]),
         row("cf soft IoU", cf["soft_iou"]),
+        row("cf L1 to truth", cf["l1_truth"]),
         row("effectiveness", cf["effectiveness"]),
         row("reversibility", cf["reversibility_by_factor"]),
         row("  (story)", cf["reversibility_story"]),
@@ -46,6 +47,9 @@ def summary(r: dict) -> str:
         f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})   composition 1: {_fmt(cf['composition']['1'])}"
         f"  10: {_fmt(cf['composition']['10'])}   (decoder 1: {_fmt(cf['composition_decoder']['1'])}"
         f"  10: {_fmt(cf['composition_decoder']['10'])})   reversibility {_fmt(cf['reversibility'])}",
+        f"cf L1 mean {_fmt(cf['l1_truth_mean'])}   composition L1 1: {_fmt(cf['composition_l1']['1'])}"
+        f"  10: {_fmt(cf['composition_l1']['10'])}   (decoder 1: {_fmt(cf['composition_decoder_l1']['1'])}"
+        f"  10: {_fmt(cf['composition_decoder_l1']['10'])})",
         f"TV         interventional {_fmt(r['tv']['interventional'])}   "
         f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",
     ]
@@ -54,9 +58,9 @@ def summary(r: dict) -> str:
 
 @main.command("eval")
 @click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint to evaluate [default: the shipped one].")
+              help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].")
 @click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Test images, drawn uniformly from the full grid.")
+              help="Test images, drawn uniformly from the full grid of the model's world.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the images, interventions and particles.")
 @click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True,
               help="Particles per image (proposal draws for the NLL; counterfactual particles); "
@@ -68,7 +72,8 @@ def summary(r: dict) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
-    true (rendered) counterfactuals, axiomatic soundness, and TV to the story."""
+    true (rendered) counterfactuals (IoU, L1), axiomatic soundness
+    (effectiveness, composition, reversibility), and TV to the story."""
     import torch
 
     from ..evaluation import evaluate, mechanisms_to_score

@@ -16,8 +16,8 @@ between two grid classes).
 >>> from cvaeq.world import get_world
 >>> a = np.zeros((1, 4, 4), bool); a[0, :2] = True
 >>> b = np.zeros((1, 4, 4), bool); b[0, 1:3] = True
->>> iou(a, b).tolist()
-[0.3333333333333333]
+>>> iou(a, b).tolist(), l1(a, b).tolist()
+([0.3333333333333333], [0.5])
 >>> bool(factor_correct(get_world("dsprites"), "orientation", [20], [0], given=[1])[0])   # ellipse turned by pi
 True
 >>> total_variation({0: 0.5, 1: 0.5}, {0: 1.0})
@@ -30,7 +30,7 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["iou", "soft_iou", "binarise", "factor_correct", "given_factor", "total_variation", "THRESHOLD"]
+__all__ = ["iou", "soft_iou", "l1", "binarise", "factor_correct", "given_factor", "total_variation", "THRESHOLD"]
 
 #: Pixel probability above which a mean image counts as "on".
 THRESHOLD = 0.5
@@ -65,6 +65,19 @@ def soft_iou(a, b) -> np.ndarray:
     lo = np.minimum(a, b).sum(1)
     hi = np.maximum(a, b).sum(1)
     return np.where(hi == 0, 1.0, lo / np.where(hi == 0, 1.0, hi))
+
+
+def l1(a, b) -> np.ndarray:
+    """``(N,)`` mean absolute pixel difference of two stacks of images in [0, 1]
+    ``(N, H, W)``: the L1 distance per pixel (0 identical, 1 every pixel opposite).
+
+    On binary images it is the fraction of pixels that differ. The image
+    distance of Monteiro et al. (ICLR 2023) and Melistas et al. (NeurIPS 2024),
+    averaged over pixels, with images on the [0, 1] scale.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+    b = np.asarray(b, dtype=np.float64).reshape(len(b), -1)
+    return np.abs(a - b).mean(1)
 
 
 def given_factor(world, factor: str) -> str | None:

@@ -6,12 +6,14 @@ On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
   with ``K = samples`` draws from the proposal q(f | x) q(z | x, f) (the
   engine's abduction weights, :func:`cvaeq.engine.abduct_groups`); the IoU of the thresholded
   reconstruction (argmax q(f | x), mean of q(z | x, f));
-* ``factor_accuracy`` of argmax q(factors | x), orientation modulo symmetry;
+* ``factor_accuracy`` of argmax q(factors | x), modulo the classes the world
+  draws alike (dSprites: orientation modulo the shape's symmetry);
 * ``counterfactual``: per factor, do(factor = a random other class) on each
-  image; the model's thresholded mean counterfactual image against the true
-  one (:mod:`.truth`), and the axiomatic-soundness scores of Monteiro et al.
-  (2023): effectiveness (over every particle's counterfactual world),
-  composition, reversibility;
+  image; the model's counterfactual image against the true one
+  (:mod:`.truth`): IoU of the thresholded mean images, L1 of the mean images;
+  and the axiomatic-soundness scores of Monteiro et al. (2023):
+  effectiveness (over every particle's counterfactual world), composition
+  (IoU and L1 after 1 and 10 null interventions), reversibility;
 * ``tv``: factor-level total variation to the story (:mod:`.tv`).
 
 See docs/evaluation.md for the definitions.
@@ -34,7 +36,7 @@ from ..story import LATENT
 from ..engine import abduct_groups, group_mean, predict_groups
 from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
-from .metrics import binarise, factor_correct, given_factor, iou, soft_iou
+from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .truth import true_counterfactual
 from .tv import TV_PARTICLES, tv_scores
 
@@ -177,6 +179,7 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
         mean = group_mean(g, out["X"]).numpy()
         scores.add(f"cf.{f}", iou(binarise(mean), truth.image))
         scores.add(f"soft.{f}", soft_iou(mean, truth.mean_image))
+        scores.add(f"l1.{f}", l1(mean, truth.mean_image))
         # what a perfect model scores with K particles: the story's own K-particle answer
         ideal = true_counterfactual(mech.story, classes, f, v, k, _sub(seed, i, 1))
         scores.add(f"cf_story.{f}", iou(ideal.image, truth.image))
@@ -219,11 +222,14 @@ def _composition(mech: Mechanisms, scm, g, x: torch.Tensor, k: int, scores: _Sco
         cur, _ = _mean_image(scm, cur, k)
         if step in (1, COMPOSITION_STEPS):
             scores.add(f"comp.{step}", iou(cur.numpy(), x.numpy()))
+            scores.add(f"comp_l1.{step}", l1(cur.numpy(), x.numpy()))
     cur = _decoded(mech, g)  # step 1 reuses the abduction on x
     scores.add("comp_dec.1", iou(cur.numpy(), x.numpy()))
+    scores.add("comp_dec_l1.1", l1(cur.numpy(), x.numpy()))
     for step in range(2, COMPOSITION_STEPS + 1):
         cur = _decoded(mech, abduct_groups(scm, {"X": cur}, k))
     scores.add(f"comp_dec.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
+    scores.add(f"comp_dec_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))
 
 
 def _sub(seed: int, *parts: int) -> int:
@@ -279,11 +285,13 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
     cf_iou = {f: scores.mean(f"cf.{f}") for f in names}
     soft = {f: scores.mean(f"soft.{f}") for f in names}
+    l1_truth = {f: scores.mean(f"l1.{f}") for f in names}
     ideal = {f: scores.mean(f"cf_story.{f}") for f in names}
     rev = {f: scores.mean(f"rev.{f}") for f in names}
     rev_story = {f: scores.mean(f"rev_story.{f}") for f in names}
     return {
         "model": mech.name,
+        "world": mech.story.world.name,
         "n": n,
         "samples": samples,
         "seed": seed,
@@ -300,9 +308,13 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
             "iou_story_mean": float(np.mean(list(ideal.values()))),
             "soft_iou": soft,
             "soft_iou_mean": float(np.mean(list(soft.values()))),
+            "l1_truth": l1_truth,
+            "l1_truth_mean": float(np.mean(list(l1_truth.values()))),
             "effectiveness": {f: scores.mean(f"eff.{f}") for f in names},
             "composition": {str(s): scores.mean(f"comp.{s}") for s in (1, COMPOSITION_STEPS)},
             "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in (1, COMPOSITION_STEPS)},
+            "composition_l1": {str(s): scores.mean(f"comp_l1.{s}") for s in (1, COMPOSITION_STEPS)},
+            "composition_decoder_l1": {str(s): scores.mean(f"comp_dec_l1.{s}") for s in (1, COMPOSITION_STEPS)},
             "reversibility": float(np.mean(list(rev.values()))),
             "reversibility_by_factor": rev,
             "reversibility_story": rev_story,

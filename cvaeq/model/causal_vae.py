@@ -21,20 +21,37 @@ import math
 from dataclasses import fields
 from typing import Any, Mapping
 
+import torch
+
 from ..errors import CvaeqError
 from .cvae import DEFAULT_AUX_WEIGHT, ORIENTATION_LOSSES, CausalVAE
 from .networks import SWITCHES, ArchConfig, window_factors
 
-__all__ = ["CausalVAEFamily", "OPTIONS", "MAX_SIZE"]
+__all__ = ["CausalVAEFamily", "OPTIONS", "MAX_SIZE", "MAX_PARAMETERS"]
 
 #: Keys of ``arch`` that are training options of the causal VAE, not network sizes.
 OPTIONS = ("aux_weight", "orientation_loss")
-#: Largest network size accepted (a bound, so no file or typo allocates gigabytes).
+#: Largest network size accepted, and most parameters of a whole model (counted on
+#: the meta device before anything is allocated): no file or typo allocates gigabytes.
 MAX_SIZE = 1 << 16
+MAX_PARAMETERS = 200_000_000
 
 
 def _size_keys() -> list[str]:
     return [f.name for f in fields(ArchConfig) if f.name != "latent_dim"]
+
+
+def _check_size(config: ArchConfig, world: Any) -> None:
+    """Refuse networks of more than :data:`MAX_PARAMETERS` parameters, counted without allocating them."""
+    state = torch.get_rng_state()
+    try:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in CausalVAE(config, world=world).parameters())
+    finally:
+        torch.set_rng_state(state)
+    if n > MAX_PARAMETERS:
+        raise CvaeqError(f"causal_vae arch: these sizes make {n:,} parameters, more than the {MAX_PARAMETERS:,} "
+                         "allowed; choose smaller sizes")
 
 
 class CausalVAEFamily:
@@ -71,6 +88,7 @@ class CausalVAEFamily:
                                  "names none (model_arch['window_factors']); use window=0")
             hints["window"] = 0
         config = ArchConfig(**{**ArchConfig(latent_dim=latent_dim).to_dict(), **hints, **arch, "latent_dim": latent_dim})
+        _check_size(config, world)
         return CausalVAE(config, aux_weight=float(aux_weight), orientation_loss=orientation_loss, world=world)
 
     def arch_of(self, model: CausalVAE) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 Model (the SCM's image mechanism, plus the auxiliary classifier):
 
     Z ~ N(0, I)                                       latent, story.latent_dim
-    X ~ Bernoulli(logits = decoder(factors, Z))       64x64 pixels (WindowBernoulli
-                                                      for the window decoder)
+    X ~ Bernoulli(logits = decoder(factors, Z))       the world's H x W pixels
+                                                      (WindowBernoulli for the window decoder)
     factor ~ q(factors | X)   observed, log-likelihood scaled by ``aux_weight``
 
 Guide: ``Z ~ N(loc, scale)`` from q(Z | X, factors). The factors are observed
@@ -16,16 +16,17 @@ when only the image is observed. The factor mechanisms p(factor | parents)
 are independent of the networks and fitted separately
 (:mod:`cvaeq.model.factors`).
 
-Orientation is scored against its exact class by default
+Every factor is scored against its exact class by default
 (``orientation_loss="exact"``): the cross-entropy's optimum is the posterior
-p(orientation | X), which splits its mass where turns by a shape's symmetry
-render identical images and concentrates it where rasterisation tells them
-apart (a square turned by 90 degrees lands between grid values, and its
+p(factor | X), which splits its mass where classes render identical images
+and concentrates it where rasterisation tells them apart (in dSprites, a
+square turned by 90 degrees lands between orientation grid values, and its
 pixels usually differ from the unturned square's). That is what abduction
 needs of a proposal: counterfactuals of a square under ``do(shape=heart)``
-depend on which of its equivalent orientations it had. ``"symmetric"`` scores
-``log sum_{j ~ k} q(j | X)`` over the classes ``j`` equivalent to the true
-``k`` (:mod:`cvaeq.worlds.dsprites.symmetry`), leaving the split within the set free.
+depend on which of its equivalent orientations it had. ``"symmetric"``
+scores each factor the world lists in ``world.equivalent`` (dSprites:
+orientation given the shape) as ``log sum_{j ~ k} q(j | X)`` over the classes
+``j`` equivalent to the true ``k``, leaving the split within the set free.
 
 >>> import torch
 >>> from cvaeq.model.networks import ArchConfig
@@ -43,37 +44,34 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
 from pyro.infer import Trace_ELBO
-from torch import nn
 from torch.nn import functional as F
 
-from ..worlds.dsprites.factors import FACTORS
-from .networks import WINDOW, ArchConfig, CVAENet, onehot, split_logits
-from ..worlds.dsprites.symmetry import orientation_equivalence
+from .networks import ArchConfig, CVAENet, FullImageNet, WindowNet
 
-__all__ = ["CausalVAE", "WindowBernoulli", "classification_loglik", "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
+__all__ = ["CausalVAE", "WindowCausalVAE", "FullImageCausalVAE", "WindowBernoulli", "classification_loglik",
+           "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
 
 #: Weight of the classification log-likelihood relative to the image ELBO.
 DEFAULT_AUX_WEIGHT = 10.0
-#: How q(orientation | X) is scored: against the exact class, or modulo symmetry.
+#: How q(factors | X) is scored: against the exact class, or modulo the world's equivalent classes.
 ORIENTATION_LOSSES = ("exact", "symmetric")
-
-_ORI = FACTORS.index("orientation")
-_SHAPE = FACTORS.index("shape")
 
 
 def classification_loglik(logits: dict[str, torch.Tensor], classes: torch.Tensor,
-                          equivalence: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """``{factor: (S,)}`` log q(true class | X).
+                          equivalent: dict[str, tuple[int, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+    """``{factor: (S,)}`` log q(true class | X); ``logits`` in the classes' column order.
 
-    With ``equivalence``, the ``(3, 40, 40)`` bool table of
-    :func:`~cvaeq.worlds.dsprites.symmetry.orientation_equivalence`, orientation is
-    scored modulo symmetry; without it, against the exact class.
+    With ``equivalent``, ``{factor: (column of the given factor, bool table
+    [given size, size, size])}`` (a world's ``equivalent``, e.g. dSprites'
+    orientation given the shape), those factors are scored modulo their
+    table; the others, and all without it, against the exact class.
     """
     out = {}
-    for i, f in enumerate(FACTORS):
-        logp = torch.log_softmax(logits[f], dim=-1)
-        if f == "orientation" and equivalence is not None:
-            mask = equivalence[classes[:, _SHAPE], classes[:, _ORI]]  # (S, 40)
+    for i, (f, lg) in enumerate(logits.items()):
+        logp = torch.log_softmax(lg, dim=-1)
+        if equivalent is not None and f in equivalent:
+            given, table = equivalent[f]
+            mask = table[classes[:, given], classes[:, i]]  # (S, size)
             out[f] = torch.logsumexp(logp.masked_fill(~mask, float("-inf")), dim=-1)
         else:
             out[f] = logp.gather(1, classes[:, i : i + 1]).squeeze(1)
@@ -81,36 +79,38 @@ def classification_loglik(logits: dict[str, torch.Tensor], classes: torch.Tensor
 
 
 class WindowBernoulli(dist.TorchDistribution):
-    """Bernoulli pixels of a 64x64 image whose logits are ``window_logits``
-    inside a 32x32 window and ``background`` everywhere else: p(X | factors, Z)
-    of the window decoder (:mod:`cvaeq.model.networks`).
+    """Bernoulli pixels of an H x W image whose logits are ``window_logits``
+    inside the decoder's window and ``background`` everywhere else: p(X |
+    factors, Z) of the window decoder (:class:`~cvaeq.model.networks.WindowNet`).
 
     ``log_prob`` costs a quarter of the full image's: the pixels outside the
     window share one logit, so they enter only through their count of ones.
 
     :param net: the networks (for the window's placement and the full logits).
-    :param window_logits: ``(S, 1024)`` logits of the windows, block order.
-    :param classes: ``(S, 5)`` factor classes (the positions place the windows).
+    :param window_logits: ``(S, window pixels)`` logits of the windows, block order.
+    :param classes: ``(S, F)`` factor classes (the positions place the windows).
     """
 
     arg_constraints: dict = {}
     support = constraints.independent(constraints.boolean, 2)
 
-    def __init__(self, net: CVAENet, window_logits: torch.Tensor, classes: torch.Tensor):
+    def __init__(self, net: WindowNet, window_logits: torch.Tensor, classes: torch.Tensor):
         self.net, self.window_logits, self.classes = net, window_logits, classes
-        super().__init__(window_logits.shape[:1], torch.Size([64, 64]), validate_args=False)
+        super().__init__(window_logits.shape[:1], torch.Size(net.image_shape), validate_args=False)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        (h, w), (wh, ww) = self.net.image_shape, self.net.window_shape
         window = self.net.window_of(x, self.classes)
         inside = -F.binary_cross_entropy_with_logits(
             self.window_logits, self.net.to_blocks(window), reduction="none").sum(-1)
-        ones_outside = x.reshape(-1, 64 * 64).sum(-1) - window.reshape(-1, WINDOW * WINDOW).sum(-1)
+        ones_outside = x.reshape(-1, h * w).sum(-1) - window.reshape(-1, wh * ww).sum(-1)
         b = self.net.background
-        return inside - ones_outside * F.softplus(-b) - (64 * 64 - WINDOW * WINDOW - ones_outside) * F.softplus(b)
+        return inside - ones_outside * F.softplus(-b) - (h * w - wh * ww - ones_outside) * F.softplus(b)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
-            logits = self.net.place_window(self.net.from_blocks(self.window_logits), self.classes)
+            logits = self.net.place_window(self.net.from_blocks(self.window_logits, *self.net.window_shape),
+                                           self.classes)
             return torch.bernoulli(torch.sigmoid(logits).expand(sample_shape + logits.shape))
 
 
@@ -119,7 +119,10 @@ class CausalVAE(CVAENet):
 
     Implements the engine's protocol (``latent_dim``, ``decode_probs``,
     ``pixel_logits``, ``factor_logits``, ``z_posterior``) through
-    :class:`~cvaeq.model.networks.CVAENet`.
+    :class:`~cvaeq.model.networks.CVAENet`, and the training protocol
+    (``loss``, ``forward``) of :mod:`cvaeq.model.family`.
+    ``CausalVAE(config, world=...)`` is a :class:`WindowCausalVAE` or a
+    :class:`FullImageCausalVAE` as ``config.window`` says.
     """
 
     def __init__(self, config: ArchConfig, aux_weight: float = DEFAULT_AUX_WEIGHT,
@@ -128,35 +131,44 @@ class CausalVAE(CVAENet):
         self.aux_weight = float(aux_weight)
         if orientation_loss not in ORIENTATION_LOSSES:
             raise ValueError(f"orientation_loss must be one of {ORIENTATION_LOSSES}, got {orientation_loss!r}")
-        #: ``"exact"`` or ``"symmetric"``: how the classifier's orientation is scored (module docstring).
+        #: ``"exact"`` or ``"symmetric"``: how the classifier is scored (module docstring).
         self.orientation_loss = orientation_loss
-        self.register_buffer("equivalence", torch.from_numpy(orientation_equivalence()), persistent=False)
+        #: ``{factor: column of the factor it is given}`` of the world's equivalent classes
+        self._equivalent_given = {}
+        for f, (given, table) in self.world.equivalent.items():
+            self._equivalent_given[f] = self.world.index(given)
+            self.register_buffer(f"equivalent_{f}", torch.as_tensor(table, dtype=torch.bool), persistent=False)
         self._elbo = Trace_ELBO()
+
+    def observe(self, logits: torch.Tensor, x: torch.Tensor, classes: torch.Tensor) -> None:
+        """The ``X`` site: the decoder's block-order ``logits`` scoring the images ``x``."""
+        raise NotImplementedError
+
+    def equivalent(self) -> dict[str, tuple[int, torch.Tensor]] | None:
+        """The equivalence tables the classifier is scored modulo (None: ``"exact"``)."""
+        if self.orientation_loss != "symmetric":
+            return None
+        return {f: (g, getattr(self, f"equivalent_{f}")) for f, g in self._equivalent_given.items()}
 
     def model(self, x: torch.Tensor, classes: torch.Tensor) -> None:
         """p(Z) p(X | factors, Z), and the weighted classifier as an observed site."""
-        x = x.reshape(-1, 64, 64)
+        x = x.reshape(-1, *self.image_shape)
         s = x.shape[0]
         with pyro.plate("images", s):
             z = pyro.sample("Z", dist.Normal(x.new_zeros(s, self.latent_dim), 1.0).to_event(1))
             logits = self.decode_blocks(classes, z)  # pixels in block order: no reordering copy
-            if self.config.window:
-                pyro.sample("X", WindowBernoulli(self, logits, classes), obs=x)
-            else:
-                pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(1),
-                            obs=self.to_blocks(x))
+            self.observe(logits, x, classes)
             flat = self.factor_logits_flat(self._feats)
-            equiv = self.equivalence if self.orientation_loss == "symmetric" else None
-            ll = classification_loglik(split_logits(flat), classes, equiv)
+            ll = classification_loglik(self.layout.split(flat), classes, self.equivalent())
             pyro.factor("q_factors", self.aux_weight * sum(ll.values()))
             self._aux = {f: -v.detach() for f, v in ll.items()}
             self._flat = flat.detach()
 
     def guide(self, x: torch.Tensor, classes: torch.Tensor) -> None:
         """q(Z | X, factors)."""
-        x = x.reshape(-1, 64, 64)
+        x = x.reshape(-1, *self.image_shape)
         self._feats = self.features(x)
-        loc, scale = self.z_params(self._feats, onehot(classes))
+        loc, scale = self.z_params(self._feats, self.onehot(classes))
         with pyro.plate("images", x.shape[0]):
             pyro.sample("Z", dist.Normal(loc, scale).to_event(1))
 
@@ -179,4 +191,21 @@ class CausalVAE(CVAENet):
 
     def last_predictions(self) -> dict[str, torch.Tensor]:
         """Argmax classes of q(factors | X) from the last :meth:`loss` call."""
-        return {f: v.argmax(-1) for f, v in split_logits(self._flat).items()}
+        return {f: v.argmax(-1) for f, v in self.layout.split(self._flat).items()}
+
+
+class FullImageCausalVAE(CausalVAE, FullImageNet):
+    """The causal VAE on the full-image networks (``window=0``)."""
+
+    def observe(self, logits, x, classes):
+        pyro.sample("X", dist.Bernoulli(logits=logits, validate_args=False).to_event(1), obs=self.to_blocks(x))
+
+
+class WindowCausalVAE(CausalVAE, WindowNet):
+    """The causal VAE on the window networks (``window=1``)."""
+
+    def observe(self, logits, x, classes):
+        pyro.sample("X", WindowBernoulli(self, logits, classes), obs=x)
+
+
+CausalVAE._variants = {False: FullImageCausalVAE, True: WindowCausalVAE}

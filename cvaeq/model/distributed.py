@@ -5,11 +5,11 @@ trains on its shard of every epoch (a ``DistributedSampler`` in
 :func:`~cvaeq.model.train.train`), gradients are averaged by DDP (NCCL on
 GPUs, gloo on CPUs), and rank 0 evaluates and writes the checkpoints::
 
-    torchrun --nproc_per_node=2 -m cvaeq.model.distributed -- --n 200000 --epochs 20 --out model.safetensors
+    torchrun --nproc_per_node=2 -m cvaeq.cli.torchrun -- --n 200000 --epochs 20 --out model.safetensors
 
-which is the same as ``torchrun ... $(which cvaeq) train --distributed ...``.
-The options are those of ``cvaeq train``. ``--batch`` is per process. The
-``--`` stops torchrun from reading ``--n`` as an abbreviation of its own options.
+which is the same as ``torchrun ... $(which cvaeq) train --distributed ...``
+(the launcher is the CLI's, :mod:`cvaeq.cli.torchrun`: this module knows
+nothing of the command line). ``--batch`` is per process.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from ..errors import CvaeqError
 
-__all__ = ["DistContext", "init_distributed", "main"]
+__all__ = ["DistContext", "init_distributed"]
 
 
 @dataclass
@@ -71,19 +71,3 @@ def init_distributed(device: str = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
     return DistContext(rank, world, local, dev, backend)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m cvaeq.model.distributed [cvaeq train options]``."""
-    import sys
-
-    from ..cli import main as cli
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--"]:  # torchrun needs `--` before options it would mistake for its own (--n)
-        args = args[1:]
-    cli.main(["train", "--distributed", *args], prog_name="cvaeq")
-
-
-if __name__ == "__main__":
-    main()

@@ -30,25 +30,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..worlds.dsprites.factors import FACTORS, SIZES
 from ..errors import DataError
 
 __all__ = ["fit_factor_logits", "contingency", "loglinear_fit", "total_variation"]
 
 
-def contingency(classes: np.ndarray, factor: str, parents: tuple[str, ...]) -> np.ndarray:
-    """Counts ``[*parent sizes, size]`` of ``factor`` by its parents' values."""
-    shape = tuple(SIZES[p] for p in parents) + (SIZES[factor],)
-    cols = [classes[:, FACTORS.index(p)] for p in parents] + [classes[:, FACTORS.index(factor)]]
+def contingency(classes: np.ndarray, factor: str, parents: tuple[str, ...], world=None) -> np.ndarray:
+    """Counts ``[*parent sizes, size]`` of ``factor`` by its parents' values
+    (classes in ``world``'s column order; None: the default world)."""
+    world = _world(world)
+    shape = tuple(world.sizes[p] for p in parents) + (world.sizes[factor],)
+    cols = [classes[:, world.index(p)] for p in parents] + [classes[:, world.index(factor)]]
     flat = np.ravel_multi_index(tuple(cols), shape)
     return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape).astype(np.float64)
 
 
-def _basis(factor: str, degree: int) -> torch.Tensor:
-    """``(size, d)`` features of a factor's values: one-hot for shape, else
+def _world(world):
+    from ..world import get_world
+
+    return get_world(world)
+
+
+def _basis(factor, degree: int) -> torch.Tensor:
+    """``(size, d)`` features of a :class:`~cvaeq.world.Factor`'s values:
+    one-hot for a categorical factor (its classes have no order), else
     Legendre polynomials (degrees 1..degree) of the value rescaled to [-1, 1]."""
-    size = SIZES[factor]
-    if factor == "shape" or size <= degree + 1:
+    size = factor.size
+    if not factor.numeric or size <= degree + 1:
         return torch.eye(size, dtype=torch.float64)
     t = torch.linspace(-1.0, 1.0, size, dtype=torch.float64)
     polys = [t, 1.5 * t**2 - 0.5, 2.5 * t**3 - 1.5 * t, (35 * t**4 - 30 * t**2 + 3) / 8]
@@ -56,22 +64,25 @@ def _basis(factor: str, degree: int) -> torch.Tensor:
 
 
 def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], degree: int = 3,
-                  l2: float = 1e-6, iters: int = 100) -> np.ndarray:
+                  l2: float = 1e-6, iters: int = 100, world=None) -> np.ndarray:
     """Maximum-likelihood probabilities ``[*parent sizes, size]`` for ``counts``
     under a smooth log-linear model mixed with a uniform floor.
 
     ``p = (1 - w) * softmax(bias + sum_p phi_p(c_p)^T A_p psi(k)) + w / size``:
     a free bias per value, plus for each parent an interaction between
     features of the parent's value ``phi_p`` and of the factor's value ``psi``
-    (one-hot for shape, Legendre polynomials up to ``degree`` for the ordered
-    numeric factors). It pools evidence across parent combinations and
-    neighbouring values; the learned floor ``w`` keeps rare values possible.
+    (one-hot for categorical factors such as dSprites' shape, Legendre
+    polynomials up to ``degree`` for the ordered numeric factors). It pools
+    evidence across parent combinations and neighbouring values; the learned
+    floor ``w`` keeps rare values possible. ``world`` (None: the default
+    world) says which factors are categorical.
     """
+    world = _world(world)
     shape = counts.shape
     n = max(counts.sum(), 1.0)
     c = torch.as_tensor(counts, dtype=torch.float64)
-    psi = _basis(factor, degree)
-    phis = [_basis(p, degree) for p in parents]
+    psi = _basis(world.factor(factor), degree)
+    phis = [_basis(world.factor(p), degree) for p in parents]
     bias = torch.zeros(shape[-1], dtype=torch.float64, requires_grad=True)
     mats = [torch.zeros(phi.shape[1], psi.shape[1], dtype=torch.float64, requires_grad=True) for phi in phis]
     floor = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
@@ -120,24 +131,27 @@ def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: in
     (a ``holdout`` fraction of rows, split with ``seed``), then the fit is
     redone on all rows. Deterministic.
 
-    :param classes: ``(n, 5)`` factor classes (FACTORS order), e.g. the
-        resampled training labels.
-    :param story: supplies only the graph (each factor's parents), never its tables.
+    :param classes: ``(n, F)`` factor classes (the story's world's order),
+        e.g. the resampled training labels.
+    :param story: supplies only its world and the graph (each factor's
+        parents), never its tables.
     """
+    world = story.world
     classes = np.asarray(classes, dtype=np.int64)
-    if classes.ndim != 2 or classes.shape[1] != len(FACTORS) or len(classes) < 10:
-        raise DataError(f"need (n >= 10, 5) factor classes to fit the factor mechanisms, got {classes.shape}")
+    if classes.ndim != 2 or classes.shape[1] != len(world.names) or len(classes) < 10:
+        raise DataError(f"need (n >= 10, {len(world.names)}) factor classes of world {world.name!r} to fit the "
+                        f"factor mechanisms, got {classes.shape}")
     test = np.random.default_rng(seed).random(len(classes)) < holdout
     out = {}
-    for f in FACTORS:
+    for f in world.names:
         parents = tuple(story.parents(f))
-        train_counts = contingency(classes[~test], f, parents)
-        test_counts = contingency(classes[test], f, parents)
-        prior = loglinear_fit(train_counts, f, parents)
+        train_counts = contingency(classes[~test], f, parents, world)
+        test_counts = contingency(classes[test], f, parents, world)
+        prior = loglinear_fit(train_counts, f, parents, world=world)
         scores = [(test_counts * np.log(_shrink(train_counts, prior, s))).sum() for s in STRENGTHS]
         strength = STRENGTHS[int(np.argmax(scores))]
-        counts = contingency(classes, f, parents)
-        out[f] = np.log(_shrink(counts, loglinear_fit(counts, f, parents), strength))
+        counts = contingency(classes, f, parents, world)
+        out[f] = np.log(_shrink(counts, loglinear_fit(counts, f, parents, world=world), strength))
     return out
 
 

@@ -1,42 +1,56 @@
 """The neural networks of the causal VAE: a shared image trunk, the factor
 heads q(factors | X), the latent encoder q(Z | X, factors) and the decoder
-p(X | factors, Z).
+p(X | factors, Z), for any world whose images are binary with sides that are
+multiples of 16.
 
 Built from matrix products only, for throughput on a CPU (convolutions with
-few channels are slow there, especially backwards), and, by default
-(``window=1``), translation-equivariant where the world is: a sprite at any
-position is the same drawing moved by a whole number of pixels, up to a
-sub-pixel shift (the centre of position class ``k`` is at ``16 + 32 k / 31 =
-k + 16 + k / 31`` pixels). So
+few channels are slow there, especially backwards). Two architectures share
+one base (:class:`CVAENet`; ``CVAENet(config, world)`` builds the one
+``config.window`` names):
 
-* decoder: an MLP maps the one-hots of shape, scale and orientation, the two
-  position values and Z to a ``dec_channels`` feature per cell of a 4x4 grid
-  (plus a learned cell position embedding); one small MLP shared by all cells
-  turns each cell's feature into its 8x8 block of pixel logits. That is a
-  32x32 window in which the sprite's centre sits at ``16 + k / 31``; it is
-  placed with its top-left corner at row ``posY``, column ``posX`` (the
-  classes), and every pixel outside it gets one learned background logit. What
-  is learned of a sprite at one position holds at all 1,024;
-* trunk: a 40x40 crop around the image's centroid (its top-left corner is
-  part of the features) is cut into 4x4 patches (100 of them), each mapped to
-  ``c1`` features plus a learned per-patch position embedding (what
-  CoordConv's coordinate channels give a linear layer, generalised); 2x2
-  patches are merged into ``c2`` features on a 5x5 grid; the lot is
-  flattened into a ``hidden``-wide feature vector. The largest sprite spans
-  27 pixels, so the crop holds it whole. Image moments (mass, centroid,
-  second and third central moments, Fourier features of the centroid) are
-  appended: they give position, scale and orientation almost for free;
-* q(factors | X): an MLP head on the trunk features, 113 logits (5 softmaxes);
-* q(Z | X, factors): an MLP on the trunk features and the factor one-hots.
+* :class:`WindowNet` (``window=1``, the default for a world that names two
+  position factors in ``world.model_arch["window_factors"]``, dSprites'
+  ``posY`` and ``posX``): translation-equivariant where the world is. In
+  dSprites a sprite at any position is the same drawing moved by a whole
+  number of pixels, up to a sub-pixel shift (the centre of position class
+  ``k`` is at ``16 + 32 k / 31 = k + 16 + k / 31`` pixels). So
 
-About 1.3 M multiply-adds per image forward, a ninth of the seed's MLP CVAE.
-``window=0`` builds the full-image networks of checkpoints written before the
-window existed: the trunk reads all 256 patches of the image (8x8 merged
-grid), and the decoder's MLP emits all 64 cells of the image from the 113
-one-hots (about 3 M multiply-adds).
+  - decoder: an MLP maps the one-hots of the other factors (shape, scale,
+    orientation), the two position values and Z to a ``dec_channels``
+    feature per cell of a grid of 8x8-pixel cells (plus a learned cell
+    position embedding); one small MLP shared by all cells turns each cell's
+    feature into its 8x8 block of pixel logits. That is a window of half the
+    image's sides (32x32 in a 64x64 image) placed with its top-left corner at
+    row ``stride * row class``, column ``stride * column class`` (dSprites:
+    stride 1, the classes themselves); every pixel outside it gets one learned
+    background logit. What is learned of a sprite at one position holds at all;
+  - trunk: a crop around the image's centroid, 8 pixels (per 64) larger than
+    the window (40x40 in dSprites; its top-left corner is part of the
+    features), is cut into 4x4 patches, each mapped to ``c1`` features plus a
+    learned per-patch position embedding (what CoordConv's coordinate channels
+    give a linear layer, generalised); 2x2 patches are merged into ``c2``
+    features; the lot is flattened into a ``hidden``-wide feature vector. The
+    largest dSprites sprite spans 27 pixels, so the crop holds it whole. Image
+    moments (mass, centroid, second and third central moments, Fourier
+    features of the centroid) are appended: they give position, scale and
+    orientation almost for free;
+
+* :class:`FullImageNet` (``window=0``; the networks of checkpoints written
+  before the window existed, and of worlds without position factors): the
+  trunk reads all patches of the image, and the decoder's MLP emits every
+  8x8 cell of the image from all the factors' one-hots.
+
+Both have q(factors | X), an MLP head on the trunk features with one softmax
+per factor (113 logits in dSprites), and q(Z | X, factors), an MLP on the
+trunk features and the factor one-hots. The one-hot widths and offsets come
+from the world's factor sizes (:class:`FactorLayout`). In dSprites the window
+networks cost about 1.3 M multiply-adds per image forward, a ninth of the
+seed's MLP CVAE; the full-image ones about 3 M.
 
 >>> import torch
 >>> net = CVAENet(ArchConfig(latent_dim=6))
+>>> type(net).__name__, net.window_shape
+('WindowNet', (32, 32))
 >>> classes = torch.tensor([[0, 5, 0, 16, 16]])
 >>> net.pixel_logits(classes, torch.zeros(1, 6)).shape
 torch.Size([1, 64, 64])
@@ -48,29 +62,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..worlds.dsprites.factors import FACTORS, SIZES
 from ..errors import CheckpointError, CvaeqError
 
-__all__ = ["ArchConfig", "CVAENet", "onehot", "parse_arch", "split_logits", "ONEHOT_DIM", "WINDOW", "CROP"]
+__all__ = ["ArchConfig", "CVAENet", "FullImageNet", "WindowNet", "FactorLayout", "onehot", "parse_arch",
+           "split_logits", "window_factors", "SWITCHES"]
 
-#: Width of the concatenated factor one-hots: 3 + 6 + 40 + 32 + 32.
-ONEHOT_DIM = sum(SIZES[f] for f in FACTORS)
 #: Centroid frequencies, and the image moments plus centroid Fourier features
 #: appended to the trunk features (see :meth:`CVAENet.moments`).
 N_FREQS = 16
 N_MOMENTS = 10 + 4 * N_FREQS
-_OFFSETS = torch.tensor([0] + [SIZES[f] for f in FACTORS[:-1]]).cumsum(0)
-#: Side of the decoder's window (``window=1``): top-left corner at (posY, posX).
-WINDOW = 32
-#: Side of the trunk's crop around the image's centroid (``window=1``).
-CROP = 40
-#: Width of the one-hots of shape, scale and orientation (the first three factors).
-_SHAPE_ONEHOT_DIM = SIZES["shape"] + SIZES["scale"] + SIZES["orientation"]
 #: ArchConfig fields that are switches (0 or 1) rather than sizes.
 SWITCHES = _SWITCHES = ("centroid_correction", "window")
 
@@ -164,17 +170,56 @@ def parse_arch(text: str) -> dict[str, int]:
     return out
 
 
-def onehot(classes: torch.Tensor) -> torch.Tensor:
-    """``(S, 113)`` float one-hots of ``(S, 5)`` factor classes, FACTORS order."""
-    classes = classes.long()
-    out = torch.zeros(classes.shape[0], ONEHOT_DIM, device=classes.device)
-    out.scatter_(1, classes + _OFFSETS.to(classes.device), 1.0)
-    return out
+class FactorLayout:
+    """Where each factor's one-hot sits in the concatenated one-hots of some
+    of a world's factors (all of them by default), in the world's order.
+
+    >>> from cvaeq.world import get_world
+    >>> layout = FactorLayout(get_world("dsprites"))
+    >>> layout.dim, layout.sizes
+    (113, (3, 6, 40, 32, 32))
+    """
+
+    def __init__(self, world, names: Sequence[str] | None = None):
+        names = tuple(world.names if names is None else names)
+        #: the factors' names, their columns in a classes array and their sizes
+        self.names = names
+        self.columns = tuple(world.index(f) for f in names)
+        self.sizes = tuple(world.sizes[f] for f in names)
+        #: width of the concatenated one-hots
+        self.dim = sum(self.sizes)
+        self.offsets = torch.tensor([0, *self.sizes[:-1]]).cumsum(0)
+        self._all = self.columns == tuple(range(len(world.names)))
+
+    def onehot(self, classes: torch.Tensor) -> torch.Tensor:
+        """``(S, dim)`` float one-hots of the layout's factors of ``(S, F)`` classes."""
+        classes = classes.long()
+        if not self._all:
+            classes = classes[:, list(self.columns)]
+        out = torch.zeros(classes.shape[0], self.dim, device=classes.device)
+        out.scatter_(1, classes + self.offsets.to(classes.device), 1.0)
+        return out
+
+    def split(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split ``(S, dim)`` concatenated logits into ``{factor: (S, size)}``."""
+        return dict(zip(self.names, flat.split(list(self.sizes), dim=-1)))
 
 
-def split_logits(flat: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Split ``(S, 113)`` concatenated logits into ``{factor: (S, size)}``."""
-    return dict(zip(FACTORS, flat.split([SIZES[f] for f in FACTORS], dim=-1)))
+def _layout(world=None) -> FactorLayout:
+    from ..world import get_world
+
+    return FactorLayout(get_world(world))
+
+
+def onehot(classes: torch.Tensor, world=None) -> torch.Tensor:
+    """``(S, sum of sizes)`` float one-hots of ``(S, F)`` factor classes of
+    ``world`` (None: the default world), in its factor order."""
+    return _layout(world).onehot(classes)
+
+
+def split_logits(flat: torch.Tensor, world=None) -> dict[str, torch.Tensor]:
+    """Split concatenated logits into ``{factor: (S, size)}`` of ``world`` (None: the default world)."""
+    return _layout(world).split(flat)
 
 
 class CVAENet(nn.Module):
@@ -182,49 +227,65 @@ class CVAENet(nn.Module):
 
     ``latent_dim``; ``pixel_logits``/``decode_probs`` (p(X | factors, Z));
     ``factor_logits`` (q(factors | X)); ``z_posterior`` (q(Z | X, factors)).
-    Images are ``(S, 64, 64)`` (or ``(S, 1, 64, 64)``) floats in [0, 1].
+    Images are ``(S, H, W)`` (or ``(S, 1, H, W)``) floats in [0, 1], the
+    world's ``image_shape``. ``CVAENet(config, world)`` is a
+    :class:`WindowNet` or a :class:`FullImageNet` as ``config.window`` says;
+    a subclass that sets ``_variants`` in its own body dispatches the same way.
+
+    :param world: the :class:`~cvaeq.world.World` (None: the default world).
     """
+
+    def __new__(cls, config: ArchConfig | None = None, *args, **kwargs):
+        variants = cls.__dict__.get("_variants")
+        if variants is not None and config is not None:
+            cls = variants[bool(config.window)]
+        return super().__new__(cls)
 
     def __init__(self, config: ArchConfig, world=None):
         super().__init__()
         from ..world import get_world
 
         #: the :class:`~cvaeq.world.World` whose factors and images the networks model.
-        self.world = get_world(world)
+        self.world = world = get_world(world)
         self.config = config
         self.latent_dim = config.latent_dim
+        #: the one-hot layout of all the world's factors
+        self.layout = FactorLayout(world)
+        h_img, w_img = self.image_shape = tuple(world.image_shape)
+        if h_img % 16 or w_img % 16 or h_img < 16 or w_img < 16:
+            raise CvaeqError(f"the causal VAE's networks need image sides that are multiples of 16 (16, 32, 48, "
+                             f"64, ...); world {world.name!r} has {h_img}x{w_img} images")
+        self._setup_geometry()
         c1, c2, h = config.patch_channels, config.merge_channels, config.hidden
         dc, zd = config.dec_channels, config.latent_dim
-        # trunk: 4x4 patches -> 2x2 merge -> hidden; of a 40x40 crop (window) or the whole image
-        side = (CROP if config.window else 64) // 4  # patches per side: 10 or 16
+        # trunk: 4x4 patches -> 2x2 merge -> hidden, over trunk_shape (the image or a crop of it)
+        th, tw = self.trunk_shape
         self.patch = nn.Linear(16, c1)
-        self.patch_pos = nn.Parameter(torch.zeros(side * side, c1))
-        if not config.window:  # row-major over the 16x16 patch grid, reordered as features() cuts them
-            n = torch.arange(256)  # patch n of features(): cell (n // 32, n // 4 % 8), 2x2 slot (n // 2 % 2, n % 2)
-            self.register_buffer("patch_order", (2 * (n // 32) + n // 2 % 2) * 16 + 2 * (n // 4 % 8) + n % 2,
-                                 persistent=False)
+        self.patch_pos = nn.Parameter(torch.zeros((th // 4) * (tw // 4), c1))
+        self._setup_patch_order()
         self.merge = nn.Linear(4 * c1, c2)
-        self.fc = nn.Linear((side // 2) ** 2 * c2, h)
-        c = (torch.arange(64, dtype=torch.float32) + 0.5) / 32 - 1
-        gu, gv = c.repeat(64), c.repeat_interleave(64)  # x and y of each pixel, in [-1, 1]
+        self.fc = nn.Linear((th // 8) * (tw // 8) * c2, h)
+        cu = (torch.arange(w_img, dtype=torch.float32) + 0.5) / (w_img / 2) - 1
+        cv = (torch.arange(h_img, dtype=torch.float32) + 0.5) / (h_img / 2) - 1
+        gu, gv = cu.repeat(h_img), cv.repeat_interleave(w_img)  # x and y of each pixel, in [-1, 1]
         monomials = [gu, gv, gu * gu, gu * gv, gv * gv, gu**3, gu * gu * gv, gu * gv * gv, gv**3]
         self.register_buffer("monomials", torch.stack(monomials, 1), persistent=False)
         self.register_buffer("centroid_freqs", math.pi * torch.arange(1, N_FREQS + 1, dtype=torch.float32),
                              persistent=False)
-        self.register_buffer("steps", torch.arange(64), persistent=False)
+        self.register_buffer("steps", torch.arange(max(h_img, w_img)), persistent=False)
         if config.centroid_correction:
             # learned map from the heart-like skew of the image to its centroid's offset
             self.centroid_shift = nn.Parameter(torch.zeros(2, 2))
-        hf = h + N_MOMENTS + (2 + 4 * N_FREQS) * config.centroid_correction + 2 * config.window
+        hf = h + N_MOMENTS + (2 + 4 * N_FREQS) * config.centroid_correction + self.n_extra_features
         # q(factors | X)
-        self.factor_head = nn.Sequential(nn.Linear(hf, h), nn.SiLU(), nn.Linear(h, ONEHOT_DIM))
+        self.factor_head = nn.Sequential(nn.Linear(hf, h), nn.SiLU(), nn.Linear(h, self.layout.dim))
         # q(Z | X, factors)
-        self.z_head = nn.Sequential(nn.Linear(hf + ONEHOT_DIM, h), nn.SiLU(), nn.Linear(h, 2 * zd))
+        self.z_head = nn.Sequential(nn.Linear(hf + self.layout.dim, h), nn.SiLU(), nn.Linear(h, 2 * zd))
         # p(X | factors, Z): MLP -> a feature per 8x8-pixel cell -> shared cell MLP -> pixels
         dh = config.dec_hidden
-        n_in = (_SHAPE_ONEHOT_DIM + 2 if config.window else ONEHOT_DIM) + zd
-        n_cells = (WINDOW // 8) ** 2 if config.window else 64
-        layers: list[nn.Module] = [nn.Linear(n_in, dh), nn.SiLU()]
+        dh_img, dw_img = self.decoded_shape
+        n_cells = (dh_img // 8) * (dw_img // 8)
+        layers: list[nn.Module] = [nn.Linear(self.n_decoder_inputs + zd, dh), nn.SiLU()]
         for _ in range(config.dec_layers - 1):
             layers += [nn.Linear(dh, dh), nn.SiLU()]
         self.dec_mlp = nn.Sequential(*layers, nn.Linear(dh, n_cells * dc))
@@ -234,58 +295,74 @@ class CVAENet(nn.Module):
         )
         with torch.no_grad():  # start near the mean pixel (~5% on): a faster, calmer start
             self.cell[-1].bias.fill_(-3.0)
-        if config.window:
-            # the logit of every pixel outside the window (the true images have none on)
-            self.background = nn.Parameter(torch.tensor(-9.0))
+        self._setup_output()
+
+    # -- what the two architectures decide ----------------------------------
+    #: ``(H, W)`` the trunk reads, and ``(H, W)`` the decoder draws
+    trunk_shape: tuple[int, int]
+    decoded_shape: tuple[int, int]
+    #: trunk features beyond the learned ones and the moments; decoder inputs besides Z
+    n_extra_features: int
+    n_decoder_inputs: int
+
+    def _setup_geometry(self) -> None:
+        raise NotImplementedError
+
+    def _setup_patch_order(self) -> None:
+        """Buffers that map the trunk's patch order to ``patch_pos`` (none by default)."""
+
+    def _setup_output(self) -> None:
+        """Parameters of the output beyond the decoded cells (none by default)."""
+
+    def trunk_input(self, x: torch.Tensor, moments: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The ``(S, *trunk_shape)`` pixels the trunk reads and any extra features."""
+        raise NotImplementedError
+
+    def patch_positions(self) -> torch.Tensor:
+        """``(patches, c1)`` position embeddings in the order :meth:`features` cuts patches."""
+        return self.patch_pos
+
+    def decoder_inputs(self, classes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``(S, n_decoder_inputs)`` what the decoder's MLP reads of the factors (Z's ``dtype``)."""
+        raise NotImplementedError
 
     # -- pieces -----------------------------------------------------------
-    def _square_index(self, top: torch.Tensor, left: torch.Tensor, size: int) -> tuple[torch.Tensor, ...]:
-        """Index of the ``(S, size, size)`` squares of ``(S, 64, 64)`` images with
-        top-left corners ``(top, left)`` ``(S,)`` (they must fit)."""
-        rows = (top.long()[:, None] + self.steps[:size])[:, :, None]
-        cols = (left.long()[:, None] + self.steps[:size])[:, None, :]
+    def _square_index(self, top: torch.Tensor, left: torch.Tensor, size) -> tuple[torch.Tensor, ...]:
+        """Index of the ``(S, h, w)`` rectangles (``size`` = h or (h, w)) of
+        ``(S, H, W)`` images with top-left corners ``(top, left)`` ``(S,)`` (they must fit)."""
+        h, w = (size, size) if isinstance(size, int) else size
+        rows = (top.long()[:, None] + self.steps[:h])[:, :, None]
+        cols = (left.long()[:, None] + self.steps[:w])[:, None, :]
         return torch.arange(top.shape[0], device=top.device)[:, None, None], rows, cols
 
-    def square(self, x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
-        """``(S, size, size)`` squares of images ``x`` ``(S, 64, 64)`` with their
-        top-left corners at ``(top, left)`` ``(S,)`` (they must fit)."""
+    def square(self, x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size) -> torch.Tensor:
+        """``(S, h, w)`` rectangles (``size`` = h or (h, w)) of images ``x``
+        ``(S, H, W)`` with their top-left corners at ``(top, left)`` ``(S,)`` (they must fit)."""
         return x[self._square_index(top, left, size)]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(S, F)`` trunk features of images (learned features, image moments
-        and, with ``window``, the crop's corner), shared by both encoders."""
+        and any extra features of the architecture), shared by both encoders."""
         s = x.shape[0]
-        x = x.reshape(s, 64, 64)
+        x = x.reshape(s, *self.image_shape)
         moments = self.moments(x)
-        extra = []
-        if self.config.window:
-            corner = self.crop_corner(moments)
-            x = self.square(x, corner[:, 1], corner[:, 0], CROP)
-            extra = [corner.to(x.dtype) * (2 / (64 - CROP)) - 1]
-        side = x.shape[-1] // 8  # merged cells per side: 5 or 8
+        x, extra = self.trunk_input(x, moments)
+        rows, cols = x.shape[-2] // 8, x.shape[-1] // 8  # merged cells per side
         # patches ordered by merged cell, then 2x2 within it (rows R, r, pixel rows i;
         # columns C, c, j): the merge below is then a view, not a copy
-        p = x.reshape(s, side, 2, 4, side, 2, 4).permute(0, 1, 4, 2, 5, 3, 6).reshape(s, 4 * side * side, 16)
-        pos = self.patch_pos if self.config.window else self.patch_pos[self.patch_order]
-        h = F.silu(self.patch(p) + pos)
-        h = F.silu(self.merge(h.view(s, side * side, 4 * h.shape[-1])))
+        p = x.reshape(s, rows, 2, 4, cols, 2, 4).permute(0, 1, 4, 2, 5, 3, 6).reshape(s, 4 * rows * cols, 16)
+        h = F.silu(self.patch(p) + self.patch_positions())
+        h = F.silu(self.merge(h.view(s, rows * cols, 4 * h.shape[-1])))
         return torch.cat([F.silu(self.fc(h.flatten(1))), moments, *extra], 1)
-
-    @staticmethod
-    def crop_corner(moments: torch.Tensor) -> torch.Tensor:
-        """``(S, 2)`` long (column, row) of the top-left corner of the trunk's
-        40x40 crop: centred on the centroid (``moments[:, 1:3]``), inside the image."""
-        with torch.no_grad():
-            return ((moments[:, 1:3] + 1) * 32 - CROP / 2).round().clamp(0, 64 - CROP).long()
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
         """``(S, 74)`` (or ``(S, 140)`` with ``centroid_correction``) image moments: log mass, centroid (2), central second (3)
         and third (4) moments, in units of the half-image, then sines and
         cosines of the centroid at 16 frequencies. Cheap (one product
-        with a 4096x9 table of monomials), and they read position, scale and
+        with a (H W)x9 table of monomials), and they read position, scale and
         orientation off directly, so the heads learn those in fewer steps."""
         s = x.shape[0]
-        x = x.reshape(s, 64 * 64)
+        x = x.reshape(s, self.image_shape[0] * self.image_shape[1])
         mass = x.sum(1, keepdim=True).clamp_min(1.0)
         m = (x @ self.monomials) / mass  # raw moments u, v, uu, uv, vv, uuu, uuv, uvv, vvv
         u, v, uu, uv, vv, uuu, uuv, uvv, vvv = m.unbind(1)
@@ -297,7 +374,7 @@ class CVAENet(nn.Module):
             vvv - 3 * v * vv + 2 * v**3,
         ]
         scaled = [c * (4.0 if i < 3 else 64.0) for i, c in enumerate(central)]
-        # Fourier features of the centroid (periods down to 4 pixels), so a
+        # Fourier features of the centroid (periods down to 4 pixels in 64), so a
         # linear read-out can tell positions 1.5 pixels apart.
         freqs = self.centroid_freqs
         centroid = torch.stack([u, v], 1)
@@ -316,8 +393,12 @@ class CVAENet(nn.Module):
             out += [g, phase2.sin().flatten(1), phase2.cos().flatten(1)]
         return torch.cat(out, 1)
 
+    def onehot(self, classes: torch.Tensor) -> torch.Tensor:
+        """``(S, layout.dim)`` one-hots of all the factors of ``(S, F)`` classes."""
+        return self.layout.onehot(classes)
+
     def factor_logits_flat(self, feats: torch.Tensor) -> torch.Tensor:
-        """``(S, 113)`` concatenated q(factors | X) logits from trunk features."""
+        """``(S, layout.dim)`` concatenated q(factors | X) logits from trunk features."""
         return self.factor_head(feats)
 
     def z_params(self, feats: torch.Tensor, onehots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -327,61 +408,157 @@ class CVAENet(nn.Module):
         return loc, F.softplus(raw) + 1e-4
 
     def decode_blocks(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``(S, cells x 64)`` Bernoulli logits in block order: 8x8-pixel cells
-        row by row, each its 8x8 pixels (:meth:`to_blocks`). With ``window``,
-        the 16 cells of the 32x32 window at ``(posY, posX)``; without, the 64
-        cells of the image. The likelihood, a sum over pixels, needs no other
-        order (training)."""
+        """``(S, cells x 64)`` Bernoulli logits of :attr:`decoded_shape` in block
+        order: 8x8-pixel cells row by row, each its 8x8 pixels (:meth:`to_blocks`).
+        The likelihood, a sum over pixels, needs no other order (training)."""
         s = z.shape[0]
-        if self.config.window:
-            pos = classes[:, 3:5].to(z.dtype) * (2 / (SIZES["posX"] - 1)) - 1
-            inputs = [onehot(classes)[:, :_SHAPE_ONEHOT_DIM], pos, z]
-        else:
-            inputs = [onehot(classes), z]
-        cells = self.dec_mlp(torch.cat(inputs, 1)).view(s, self.cell_pos.shape[0], -1) + self.cell_pos
-        return self.cell(cells).view(s, -1)
+        cells = self.dec_mlp(torch.cat([self.decoder_inputs(classes, z.dtype), z], 1)).view(s, self.cell_pos.shape[0], -1)
+        return self.cell(cells + self.cell_pos).view(s, -1)
 
     @staticmethod
     def to_blocks(x: torch.Tensor) -> torch.Tensor:
-        """``(S, side * side)`` square images ``(S, side, side)`` (side a multiple
-        of 8) in :meth:`decode_blocks`' order."""
-        side = x.shape[-1]
-        return x.reshape(-1, side // 8, 8, side // 8, 8).transpose(2, 3).reshape(-1, side * side)
+        """``(S, h * w)`` images ``(S, h, w)`` (sides multiples of 8) in :meth:`decode_blocks`' order."""
+        h, w = x.shape[-2:]
+        return x.reshape(-1, h // 8, 8, w // 8, 8).transpose(2, 3).reshape(-1, h * w)
 
     @staticmethod
-    def from_blocks(blocks: torch.Tensor) -> torch.Tensor:
-        """``(S, side, side)`` square images from :meth:`to_blocks`' order."""
-        s, side = blocks.shape[0], math.isqrt(blocks.shape[-1])
-        return blocks.reshape(s, side // 8, side // 8, 8, 8).transpose(2, 3).reshape(s, side, side)
+    def from_blocks(blocks: torch.Tensor, h: int | None = None, w: int | None = None) -> torch.Tensor:
+        """``(S, h, w)`` images from :meth:`to_blocks`' order (square when ``h`` is not given)."""
+        s = blocks.shape[0]
+        if h is None:
+            h = w = math.isqrt(blocks.shape[-1])
+        return blocks.reshape(s, h // 8, w // 8, 8, 8).transpose(2, 3).reshape(s, h, w)
 
-    def place_window(self, window: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """``(S, 64, 64)`` logits: the ``(S, 32, 32)`` window logits placed at
-        ``(posY, posX)``, the background logit everywhere else."""
-        s = window.shape[0]
-        full = self.background.expand(s, 64, 64).clone()
-        full[self._square_index(classes[:, 4], classes[:, 3], WINDOW)] = window
-        return full
-
-    def window_of(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """``(S, 32, 32)`` the decoder's windows of images ``(S, 64, 64)`` at the
-        positions ``classes[:, 3:5]`` (``window`` only)."""
-        return self.square(x.reshape(-1, 64, 64), classes[:, 4], classes[:, 3], WINDOW)
+    def decoded_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``(S, *decoded_shape)`` the decoder's logits, in pixel order."""
+        return self.from_blocks(self.decode_blocks(classes, z), *self.decoded_shape)
 
     # -- the engine's protocol -------------------------------------------
     def pixel_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``(S, 64, 64)`` Bernoulli logits of p(X | factors, Z); the engine's
+        """``(S, H, W)`` Bernoulli logits of p(X | factors, Z); the engine's
         stable route to the likelihood (``ImageModel``'s optional member)."""
-        square = self.from_blocks(self.decode_blocks(classes, z))
-        return self.place_window(square, classes) if self.config.window else square
+        return self.decoded_logits(classes, z)
 
     def decode_probs(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``(S, 64, 64)`` Bernoulli pixel probabilities of p(X | factors, Z)."""
+        """``(S, H, W)`` Bernoulli pixel probabilities of p(X | factors, Z)."""
         return torch.sigmoid(self.pixel_logits(classes, z))
 
     def factor_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """q(factors | X): ``{factor: (S, size)}`` logits, keys in FACTORS order."""
-        return split_logits(self.factor_logits_flat(self.features(x)))
+        """q(factors | X): ``{factor: (S, size)}`` logits, keys in the world's order."""
+        return self.layout.split(self.factor_logits_flat(self.features(x)))
 
     def z_posterior(self, x: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """loc and scale ``(S, latent_dim)`` of q(Z | X, factors)."""
-        return self.z_params(self.features(x), onehot(classes))
+        return self.z_params(self.features(x), self.onehot(classes))
+
+
+class FullImageNet(CVAENet):
+    """``window=0``: the trunk reads every patch of the image, the decoder
+    draws every 8x8 cell of it from all the factors' one-hots."""
+
+    def _setup_geometry(self) -> None:
+        self.trunk_shape = self.decoded_shape = self.image_shape
+        self.n_extra_features = 0
+        self.n_decoder_inputs = self.layout.dim
+
+    def _setup_patch_order(self) -> None:
+        # patch_pos is row-major over the patch grid; features() cuts patches by merged
+        # cell: patch n is in cell (n // (4 mc), n // 4 % mc), 2x2 slot (n // 2 % 2, n % 2)
+        h, w = self.image_shape
+        mc = w // 8
+        n = torch.arange((h // 4) * (w // 4))
+        order = (2 * (n // (4 * mc)) + n // 2 % 2) * (w // 4) + 2 * (n // 4 % mc) + n % 2
+        self.register_buffer("patch_order", order, persistent=False)
+
+    def trunk_input(self, x, moments):
+        return x, []
+
+    def patch_positions(self) -> torch.Tensor:
+        return self.patch_pos[self.patch_order]
+
+    def decoder_inputs(self, classes, dtype):
+        return self.onehot(classes)
+
+
+class WindowNet(CVAENet):
+    """``window=1``: the decoder draws a window of half the image's sides
+    placed by the world's two position factors, the trunk reads a crop
+    around the image's centroid (module docstring)."""
+
+    def _setup_geometry(self) -> None:
+        world = self.world
+        names = window_factors(world)
+        if names is None:
+            raise CvaeqError(f"the causal VAE's window networks need two position factors, and world "
+                             f"{world.name!r} names none (model_arch['window_factors']); use window=0")
+        h, w = self.image_shape
+        #: the (row, column) position factors, their columns, and pixels per class
+        self.position_factors = names
+        self.position_columns = (world.index(names[0]), world.index(names[1]))
+        self.window_shape = (h // 2, w // 2)
+        margin = 8 * max(1, h // 64), 8 * max(1, w // 64)
+        #: the trunk's crop around the centroid: 8 pixels (per 64) larger than the window
+        self.crop_shape = (h // 2 + margin[0], w // 2 + margin[1])
+        strides = []
+        for name, side, win in zip(names, (h, w), self.window_shape):
+            n = world.sizes[name]
+            stride = (side - win) // (n - 1) if n > 1 else 0
+            if n > 1 and stride < 1:
+                raise CvaeqError(f"the causal VAE's window networks place a {win}-pixel window by {name}, whose "
+                                 f"{n} classes cannot each move it a pixel in {side}; use window=0")
+            strides.append(stride)
+        self.strides = tuple(strides)
+        self.trunk_shape, self.decoded_shape = self.crop_shape, self.window_shape
+        self.n_extra_features = 2
+        #: the one-hots of the factors other than the positions (the decoder's input)
+        self.drawing_layout = FactorLayout(world, [f for f in world.names if f not in names])
+        self.n_decoder_inputs = self.drawing_layout.dim + 2
+
+    def _setup_output(self) -> None:
+        # the logit of every pixel outside the window (the true images have none on)
+        self.background = nn.Parameter(torch.tensor(-9.0))
+
+    def crop_corner(self, moments: torch.Tensor) -> torch.Tensor:
+        """``(S, 2)`` long (column, row) of the top-left corner of the trunk's
+        crop: centred on the centroid (``moments[:, 1:3]``), inside the image."""
+        (h, w), (ch, cw) = self.image_shape, self.crop_shape
+        with torch.no_grad():
+            col = ((moments[:, 1:2] + 1) * (w / 2) - cw / 2).round().clamp(0, w - cw)
+            row = ((moments[:, 2:3] + 1) * (h / 2) - ch / 2).round().clamp(0, h - ch)
+            return torch.cat([col, row], 1).long()
+
+    def trunk_input(self, x, moments):
+        (h, w), (ch, cw) = self.image_shape, self.crop_shape
+        corner = self.crop_corner(moments)
+        x = self.square(x, corner[:, 1], corner[:, 0], self.crop_shape)
+        c = corner.to(x.dtype)
+        return x, [torch.cat([c[:, :1] * (2 / (w - cw)) - 1, c[:, 1:] * (2 / (h - ch)) - 1], 1)]
+
+    def decoder_inputs(self, classes, dtype):
+        cols = sorted(self.position_columns)  # the positions in the world's column order
+        pos = [classes[:, i : i + 1].to(dtype) * (2 / max(self.world.factors[i].size - 1, 1)) - 1 for i in cols]
+        return torch.cat([self.drawing_layout.onehot(classes), *pos], 1)
+
+    def window_corner(self, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(S,)`` rows and columns of the windows' top-left corners."""
+        (r, c), (sr, sc) = self.position_columns, self.strides
+        top, left = classes[:, r], classes[:, c]
+        return (top * sr if sr != 1 else top), (left * sc if sc != 1 else left)
+
+    def place_window(self, window: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """``(S, H, W)`` logits: the window logits placed at the positions, the
+        background logit everywhere else."""
+        s = window.shape[0]
+        full = self.background.expand(s, *self.image_shape).clone()
+        full[self._square_index(*self.window_corner(classes), self.window_shape)] = window
+        return full
+
+    def window_of(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """``(S, *window_shape)`` the decoder's windows of images ``(S, H, W)`` at the classes' positions."""
+        return self.square(x.reshape(-1, *self.image_shape), *self.window_corner(classes), self.window_shape)
+
+    def pixel_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.place_window(self.decoded_logits(classes, z), classes)
+
+
+CVAENet._variants = {False: FullImageNet, True: WindowNet}

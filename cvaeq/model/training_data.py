@@ -63,7 +63,8 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
     """uint8 images ``(n, H, W)`` of the story's world, classes ``(n, F)``,
     where the images came from, and how many of the first rows follow the story.
 
-    ``resample(story, n_story, seed)`` picks the first ``n_story = n - round(uniform * n)``
+    ``story.sample(n_story, default_rng(seed))`` (what ``cvaeq data resample``
+    draws) picks the first ``n_story = n - round(uniform * n)``
     factor tuples; the other ``round(uniform * n)`` are drawn uniformly from
     the world's whole grid (seeded by ``seed``), so that the networks also see
     the combinations the story makes rare (``cvaeq eval`` tests on the uniform
@@ -72,14 +73,12 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
     """
     from tqdm import tqdm
 
-    from ..data.resample import resample
-
     world = story.world
     n_uniform = int(round(uniform * n))
     n_story = n - n_uniform
     parts = []
     if n_story:
-        parts.append(resample(story, n_story, seed).classes)
+        parts.append(story.sample(n_story, np.random.default_rng(seed)))
     if n_uniform:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
         parts.append(np.stack([rng.integers(0, f.size, n_uniform) for f in world.factors], 1).astype(np.int64))

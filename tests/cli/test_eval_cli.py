@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from cvaeq.cli import main
 from cvaeq.worlds.dsprites.factors import FACTORS
 
-KEYS = {"nll_nats", "elbo_nats", "nll_given_factors_nats", "elbo_given_factors_nats", "recon_iou", "factor_accuracy", "counterfactual", "tv", "n", "samples", "seed", "model"}
+KEYS = {"world", "nll_nats", "elbo_nats", "nll_given_factors_nats", "elbo_given_factors_nats", "recon_iou", "factor_accuracy", "counterfactual", "tv", "n", "samples", "seed", "model"}
 ARGS = ["--n", "2", "--samples", "4", "--tv-particles", "200", "--threads", "1", "--quiet"]
 
 
@@ -47,6 +47,10 @@ def test_json_has_every_key(json_run, checkpoint):
         assert set(cf[key]) == set(FACTORS)
         assert all(0.0 <= v <= 1.0 for v in cf[key].values())
     assert set(cf["composition"]) == {"1", "10"}
+    assert out["world"] == "dsprites"
+    assert set(cf["l1_truth"]) == set(FACTORS) and all(0.0 <= v <= 1.0 for v in cf["l1_truth"].values())
+    for key in ("composition_l1", "composition_decoder_l1"):
+        assert set(cf[key]) == {"1", "10"} and all(0.0 <= v <= 1.0 for v in cf[key].values())
     assert 0.0 <= cf["iou_mean"] <= 1.0 and 0.0 <= cf["reversibility"] <= 1.0
     assert {"interventional", "counterfactual"} <= set(out["tv"])
     assert out["elbo_nats"] >= out["nll_nats"] > 0
@@ -66,6 +70,7 @@ def test_summary_table(checkpoint):
     torch.set_num_threads(before)
     assert r.exit_code == 0, r.output
     assert "NLL" in r.stdout and "effectiveness" in r.stdout and "posY" in r.stdout
+    assert "cf L1 to truth" in r.stdout and "composition L1" in r.stdout
 
 
 @pytest.mark.parametrize("content", [None, b"not a checkpoint at all"])

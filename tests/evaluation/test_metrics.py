@@ -3,7 +3,7 @@ import pytest
 
 from cvaeq.worlds.dsprites.factors import VALUES
 from cvaeq.worlds.dsprites.render import render
-from cvaeq.evaluation.metrics import factor_correct, given_factor, iou, soft_iou, total_variation
+from cvaeq.evaluation.metrics import factor_correct, given_factor, iou, l1, soft_iou, total_variation
 from cvaeq.world import Factor, World, get_world
 
 WORLD = get_world("dsprites")
@@ -30,6 +30,16 @@ def test_soft_iou_equals_iou_on_binary_images_and_scores_blur():
     assert soft_iou(a, b) == pytest.approx(iou(a, b))
     sharp = a.astype(float)
     assert soft_iou(sharp, 0.5 * sharp).tolist() == pytest.approx([0.5] * 5)
+
+
+def test_l1_is_the_mean_absolute_pixel_difference():
+    a = np.zeros((2, 4, 4))
+    b = np.zeros((2, 4, 4))
+    b[0, 0, :2] = 1.0          # 2 of 16 pixels flipped
+    b[1] = 0.25                 # every pixel off by a quarter
+    assert l1(a, b).tolist() == pytest.approx([2 / 16, 0.25])
+    assert l1(b, b).tolist() == [0.0, 0.0]
+    assert l1(np.zeros((1, 3, 3)), np.ones((1, 3, 3))).tolist() == [1.0]
 
 
 def test_total_variation():

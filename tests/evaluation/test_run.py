@@ -34,6 +34,12 @@ def test_a_near_perfect_model_scores_near_the_ideal(perfect):
     assert cf["effectiveness"] == {f: 1.0 for f in FACTORS}
     assert cf["composition"] == {"1": 1.0, "10": 1.0}
     assert cf["composition_decoder"] == {"1": 1.0, "10": 1.0}
+    assert cf["composition_l1"] == {"1": 0.0, "10": 0.0}
+    assert cf["composition_decoder_l1"] == {"1": 0.0, "10": 0.0}
+    # no descendants: the mean counterfactual image is the true render, but for the pixels whose replayed
+    # noise falls in the decoder's 0.001 margin
+    assert cf["l1_truth"]["orientation"] < 1e-3 and cf["l1_truth"]["posY"] < 1e-3
+    assert cf["l1_truth_mean"] == pytest.approx(np.mean(list(cf["l1_truth"].values())))
     assert cf["reversibility_by_factor"]["orientation"] == 1.0
     assert r["tv"]["interventional"] == pytest.approx(0.0, abs=1e-12)
     assert r["tv"]["counterfactual"] == 0.0
@@ -54,6 +60,18 @@ def test_a_decoder_that_ignores_shape_fails_shape_effectiveness(perfect, analyti
     assert cf["effectiveness"]["posX"] == 1.0  # the other factors still move as asked
     assert cf["composition"]["10"] == 1.0  # replaying the pixel noise hides the broken decoder...
     assert cf["composition_decoder"]["1"] < 0.9  # ...the decoder alone draws hearts as squares
+    assert cf["composition_l1"]["10"] == 0.0 and cf["composition_decoder_l1"]["1"] > 0.002
+    # the counterfactual image is further from the true one where shape is intervened on
+    assert cf["l1_truth"]["shape"] > 1.5 * perfect["counterfactual"]["l1_truth"]["shape"]
+
+
+def test_a_decoder_that_ignores_orientation_is_far_from_the_true_turned_image(perfect, analytic_model):
+    r = _run(analytic_model(draw_heldout(N, 1, STORY), ignore="orientation"))
+    l1_truth, good = r["counterfactual"]["l1_truth"], perfect["counterfactual"]["l1_truth"]
+    # the turned sprite is drawn unturned: its pixels off the true turned sprite count (a sprite covers ~2-10%
+    # of the image); the perfect model differs only by its decoder's 0.001 margin
+    assert l1_truth["orientation"] > 0.005 > 10 * good["orientation"]
+    assert r["counterfactual"]["l1_truth_mean"] > perfect["counterfactual"]["l1_truth_mean"]
 
 
 def test_wrong_factor_mechanisms_raise_the_tv(analytic_model):

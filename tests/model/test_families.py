@@ -46,3 +46,68 @@ def test_a_familys_build_checks_its_own_arch(toy_plugin, tmp_path):
                                     "--out", str(out)])
     assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "only hidden" in res.stderr
     assert not out.exists()
+
+
+def _data_helpers_are_world_generic() -> bool:
+    """Whether cvaeq.data's loader takes another world's arrays (the data layer's own step of issue 13)."""
+    import numpy as np
+
+    from cvaeq.data.dataset import FactorImages
+    from cvaeq.errors import DataError
+
+    try:
+        FactorImages(np.zeros((1, 32, 32), np.uint8), np.zeros((1, 4), np.int64))
+    except DataError:
+        return False
+    return True
+
+
+def test_the_causal_vae_trains_on_a_plugin_world_and_loads_back(toy_plugin, tmp_path):
+    from .conftest import TINY
+
+    if not _data_helpers_are_world_generic():
+        pytest.skip("cvaeq.data.dataset.make_loader takes only dSprites arrays until the data layer is world-generic")
+
+    out = tmp_path / "bars.safetensors"
+    config = TrainConfig(story=str(toy_plugin), n=96, epochs=2, batch=16, eval_n=16, device="cpu", arch=dict(TINY),
+                         orientation_loss="symmetric")
+    train(config, out, progress=False, log=_quiet)
+    ckpt = load_checkpoint(out)
+    assert ckpt.meta["world"] == "bars" and ckpt.family == "causal_vae" and ckpt.story.world.name == "bars"
+    model = ckpt.model
+    assert type(model).__name__ == "WindowCausalVAE" and model.window_shape == (16, 16) and model.strides == (5, 5)
+    assert {f: t.shape for f, t in ckpt.factor_logits.items()} == {
+        "kind": (2,), "length": (2, 3), "row": (4,), "col": (4, 4)}
+    ev = ckpt.meta["history"][-1]["eval_uniform"]
+    assert set(ev["accuracy"]) == {"kind", "length", "row", "col"} and 0 <= ev["recon_iou"] <= 1
+    classes = torch.tensor([[0, 2, 1, 3], [1, 0, 3, 0]])
+    with torch.no_grad():
+        logits = model.pixel_logits(classes, torch.zeros(2, 2))
+        assert logits.shape == (2, 32, 32)
+        assert sorted(model.factor_logits(torch.zeros(2, 32, 32))) == ["col", "kind", "length", "row"]
+    # the full-image networks build for the same world
+    train(TrainConfig(story=str(toy_plugin), n=64, epochs=1, batch=16, eval_n=16, device="cpu",
+                      arch={**TINY, "window": 0}), tmp_path / "full.safetensors", progress=False, log=_quiet)
+    assert load_checkpoint(tmp_path / "full.safetensors").model.image_shape == (32, 32)
+
+
+def test_image_sides_that_are_not_multiples_of_16_are_a_clear_error():
+    import numpy as np
+
+    from cvaeq.model.causal_vae import CausalVAEFamily
+    from cvaeq.world import Factor, World
+
+    odd = World("odd", (Factor("x", values=[0.0, 1.0]),), image_shape=(20, 20),
+                render=lambda c: np.zeros((len(c), 20, 20), np.uint8))
+    with pytest.raises(CvaeqError, match="multiples of 16.*20x20"):
+        CausalVAEFamily().build(odd, 2, {})
+    with pytest.raises(CvaeqError, match="window=1 needs two position factors"):
+        CausalVAEFamily().build(World("flat", odd.factors, (32, 32), odd.render), 2, {"window": 1})
+
+
+def test_an_arch_too_large_to_allocate_is_refused_before_allocating():
+    from cvaeq.model.causal_vae import CausalVAEFamily
+    from cvaeq.world import get_world
+
+    with pytest.raises(CvaeqError, match="parameters, more than"):
+        CausalVAEFamily().build(get_world("dsprites"), 6, {"hidden": 65536, "dec_hidden": 65536})

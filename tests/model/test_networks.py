@@ -5,13 +5,15 @@ import torch
 from cvaeq.worlds.dsprites.factors import FACTORS, SIZES
 from cvaeq.worlds.dsprites.render import render
 from cvaeq.model.cvae import WindowBernoulli
-from cvaeq.model.networks import CROP, ONEHOT_DIM, WINDOW, ArchConfig, CVAENet, onehot, split_logits
+from cvaeq.model.networks import ArchConfig, CVAENet, FullImageNet, WindowNet, onehot, split_logits
+
+WINDOW, CROP = 32, 40  # the window and the trunk's crop of a 64x64 image
 
 
 def test_onehot_marks_one_value_per_factor():
     classes = torch.tensor([[2, 5, 39, 31, 0], [0, 0, 0, 0, 31]])
     oh = onehot(classes)
-    assert oh.shape == (2, ONEHOT_DIM) and ONEHOT_DIM == 113
+    assert oh.shape == (2, 113)
     parts = split_logits(oh)
     for i, f in enumerate(FACTORS):
         assert parts[f].shape == (2, SIZES[f])
@@ -129,11 +131,18 @@ def test_the_trunks_crop_holds_every_sprite_whole(tiny_arch):
     assert torch.equal(crop.sum((1, 2)), x.sum((1, 2)))
 
 
+def test_window_and_crop_of_the_dsprites_networks(tiny_arch):
+    net = CVAENet(tiny_arch)
+    assert isinstance(net, WindowNet) and net.window_shape == (WINDOW, WINDOW) and net.crop_shape == (CROP, CROP)
+    assert net.position_factors == ("posY", "posX") and net.strides == (1, 1)
+
+
 def test_full_image_networks_still_build_and_load_from_configs_without_the_window(tiny_arch):
     old = {k: v for k, v in tiny_arch.to_dict().items() if k != "window"}
     cfg = ArchConfig.from_dict(old)
     assert cfg.window == 0 and tiny_arch.window == 1
     net = CVAENet(cfg)
+    assert isinstance(net, FullImageNet)
     assert not hasattr(net, "background") and net.patch_pos.shape[0] == 256
     classes = torch.tensor([[0, 1, 2, 3, 4]])
     assert net.pixel_logits(classes, torch.zeros(1, cfg.latent_dim)).shape == (1, 64, 64)

@@ -44,6 +44,6 @@ def test_exact_orientation_loss_charges_a_symmetric_copy_that_the_symmetric_loss
     logits = {f: torch.zeros(1, SIZES[f]) for f in FACTORS}
     logits["orientation"][0, copy] = 30.0
     classes = torch.tensor([[0, 2, 3, 10, 10]])
-    symmetric = classification_loglik(logits, classes, torch.from_numpy(eq))["orientation"]
+    symmetric = classification_loglik(logits, classes, {"orientation": (0, torch.from_numpy(eq))})["orientation"]
     exact = classification_loglik(logits, classes)["orientation"]
     assert float(symmetric) > -1e-6 and float(exact) < -25.0

@@ -14,11 +14,12 @@ from cvaeq.world import Factor, World
 
 
 def render_bars(classes: np.ndarray) -> np.ndarray:
-    """32x32 images: a bar (horizontal or vertical) of a given length at (row, col)."""
+    """32x32 images: a bar (horizontal or vertical) of a given length with its
+    corner at (2 + 5 row, 2 + 5 col), inside the causal VAE's 16x16 window there."""
     out = np.zeros((len(classes), 32, 32), dtype=np.uint8)
     for n, (kind, length, row, col) in enumerate(np.asarray(classes)):
         size = 4 + 2 * int(length)
-        r, c = 4 + 3 * int(row), 4 + 3 * int(col)
+        r, c = 2 + 5 * int(row), 2 + 5 * int(col)
         if kind == 0:
             out[n, r : r + 2, c : c + size] = 1
         else:
@@ -47,7 +48,7 @@ probs = [0.6, 0.4]
 
 [factors.length]
 parents = ["kind"]
-table = [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]]
+probs = [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]]
 
 [factors.row]
 parents = []
@@ -55,7 +56,7 @@ probs = [0.25, 0.25, 0.25, 0.25]
 
 [factors.col]
 parents = ["row"]
-table = [[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]]
+probs = [[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]]
 """
 
 
