@@ -46,7 +46,7 @@ def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("pong")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CVAEQ_HOME", str(root / "home"))
-        config = TrainConfig(story="pong", n=2000, epochs=3, batch=32, lr=5e-3, eval_n=200, device="cpu", arch=SMALL)
+        config = TrainConfig(story="pong", n=2000, epochs=3, batch=32, lr=1e-2, eval_n=200, device="cpu", arch=SMALL)
         path = train(config, out=root / "m.safetensors", progress=False, log=lambda msg: None)
     yield path
     if ours:
@@ -78,6 +78,16 @@ def test_moving_the_ball_drags_the_paddle_as_the_story_says(checkpoint):
     assert ball[2:6, 2:6].mean() > 0.95 and ball.mean() > 0.8  # the ball is there, surely
     assert a.mean_image[58:62, 44:60].mean() > 0.5  # the paddle most likely under it
     assert a.mean_image[58:62, :16].mean() < 0.1  # and no longer at column 1
+
+
+def test_the_paddle_read_off_a_picture_chases_the_ball_as_in_the_story(checkpoint):
+    # the same counterfactual asked of the picture (the model reads the factors) and of the
+    # factors themselves (the story's truth): the paddle's distributions agree
+    given = ", ".join(f"{f}={v}" for f, v in FACTUAL.items())
+    truth = ask(f"P(paddleX | do(ballX=6), {given})", story="pong", samples=20_000, seed=0)
+    a = ask("P(paddleX | do(ballX=6), X=img)", model=checkpoint, image=picture(**FACTUAL), samples=2000, seed=0)
+    tv = 0.5 * sum(abs(a.distribution["paddleX"][k] - p) for k, p in truth.distribution["paddleX"].items())
+    assert tv < 0.1
 
 
 def test_the_cli_end_to_end(checkpoint, tmp_path):
