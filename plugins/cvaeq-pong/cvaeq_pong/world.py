@@ -44,7 +44,7 @@ _CELL = 8  # pixels per column, and per row band of the ball
 _TOP = 4  # first row of the ball's band 0
 _PADDLE_ROWS = (58, 62)
 _PADDLE_HALF = 8  # the paddle spans 16 pixels around its centre
-_y, _x = np.mgrid[0:_H, 0:_W]  # pixel rows and columns
+_y, _x = np.ogrid[0:_H, 0:_W]  # pixel rows (H, 1) and columns (1, W)
 
 
 def render(classes: np.ndarray) -> np.ndarray:

@@ -52,9 +52,12 @@ def test_each_factor_moves_only_its_object():
 
 def test_every_picture_differs_and_the_grid_renders_fast():
     classes = WORLD.classes_array_of(np.arange(WORLD.n_images))
-    start = time.perf_counter()
-    images = WORLD.render_checked(classes)
-    assert time.perf_counter() - start < 1.0
+    seconds = []
+    for _ in range(3):  # the best of three, so a busy machine does not fail it
+        start = time.perf_counter()
+        images = WORLD.render_checked(classes)
+        seconds.append(time.perf_counter() - start)
+    assert min(seconds) < 0.5
     assert images.shape == (768, 64, 64) and set(np.unique(images)) == {0, 1}
     assert len({img.tobytes() for img in images}) == 768
 
