@@ -91,10 +91,12 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
             raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
         path = getattr(model, "path", None)
         return Mechanisms(model.story, model.factor_logits, model.model, str(path) if path else "<checkpoint>")
-    for member in ("decode_probs", "factor_logits", "z_posterior"):
-        if not callable(getattr(model, member, None)):
-            raise QueryError(
-                f"model must be a checkpoint path, a loaded checkpoint or an image model; {type(model).__name__} "
-                f"has no {member}()"
-            )
+    from .mechanisms.image import missing_members
+
+    missing = missing_members(model)
+    if missing:
+        raise QueryError(
+            f"model must be a checkpoint path, a loaded checkpoint or an image model; {type(model).__name__} "
+            f"has no {missing}"
+        )
     return Mechanisms(story or load_story("default"), None, model, type(model).__name__)

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..errors import MechanismError
 
-__all__ = ["ImageModel", "BernoulliImage", "bernoulli_image"]
+__all__ = ["ImageModel", "BernoulliImage", "bernoulli_image", "missing_members"]
 
 
 @runtime_checkable
@@ -33,7 +33,9 @@ class ImageModel(Protocol):
 
     ``classes`` are ``int64 [S, F]`` factor classes in the world's factor
     order (``world.names``); images are float 0/1 ``[S, H, W]`` of the world's
-    ``image_shape`` (dSprites: 5 factors, 64×64).
+    ``image_shape`` (dSprites: 5 factors, 64×64). The decoder is
+    ``pixel_logits`` or ``decode_probs`` (either is enough; with both, the
+    logits are used).
     """
 
     latent_dim: int
@@ -50,7 +52,7 @@ class ImageModel(Protocol):
         """q(Z | X, factors): ``(loc, scale)``, each ``[S, latent_dim]``."""
         ...
 
-    # Optional: ``pixel_logits(classes, z) -> [S, H, W]``, the Bernoulli
+    # Or (and preferred): ``pixel_logits(classes, z) -> [S, H, W]``, the Bernoulli
     # logits behind ``decode_probs``. When a model has it, the likelihood and
     # the pixel noise are computed from the logits in float64, so a pixel whose
     # float32 probability rounds to exactly 0 or 1 still has a finite
@@ -239,6 +241,17 @@ class BernoulliImage:
         return out, log_q
 
 
+def missing_members(image_model: object) -> str | None:
+    """What ``image_model`` lacks of the :class:`ImageModel` protocol, as
+    ``"name()"`` (the decoder may be ``pixel_logits`` or ``decode_probs``), or None."""
+    if not any(callable(getattr(image_model, m, None)) for m in ("pixel_logits", "decode_probs")):
+        return "pixel_logits() or decode_probs()"
+    for member in ("factor_logits", "z_posterior"):
+        if not callable(getattr(image_model, member, None)):
+            return f"{member}()"
+    return None
+
+
 def bernoulli_image(
     image_model: ImageModel | None = None,
     *,
@@ -258,9 +271,9 @@ def bernoulli_image(
     if image_model is None and decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")
     if image_model is not None:
-        for member in ("decode_probs", "factor_logits", "z_posterior"):
-            if not callable(getattr(image_model, member, None)):
-                raise MechanismError(f"the image model has no {member}(); it must implement cvaeq.mechanisms.ImageModel")
+        missing = missing_members(image_model)
+        if missing:
+            raise MechanismError(f"the image model has no {missing}; it must implement cvaeq.mechanisms.ImageModel")
     if factors is None:
         if parents is None:
             raise MechanismError("bernoulli_image needs its factors or its parents (the world's factor names)")
@@ -271,9 +284,6 @@ def bernoulli_image(
     if image_model is not None:
         if decode is not None:
             raise MechanismError("give an image model or a decode function, not both")
-        for member in ("decode_probs", "factor_logits", "z_posterior"):
-            if not callable(getattr(image_model, member, None)):
-                raise MechanismError(f"the image model has no {member}(); it must implement cvaeq.mechanisms.ImageModel")
 
         def classes_and_z(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
             classes = torch.stack([ps[f].long() for f in factors], -1)

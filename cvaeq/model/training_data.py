@@ -11,11 +11,9 @@ from the story and uniformly over the world's grid, with their images.
 from __future__ import annotations
 
 import sys
-from typing import Iterator
-
 import numpy as np
 
-__all__ = ["load_training_data", "eval_seed", "world_images"]
+__all__ = ["load_training_data", "eval_seed"]
 
 
 def eval_seed(seed: int) -> int:
@@ -28,34 +26,8 @@ def _cached_grid(world):
     from ..data.files import load_grid
     from ..paths import default_grid_path
 
-    try:
-        path = default_grid_path(world.name)
-    except TypeError:  # the data helpers before they took a world: dSprites' file only
-        if world.name != "dsprites":
-            return None, None
-        path = default_grid_path()
-    if not path.is_file():
-        return None, path
-    try:
-        return load_grid(path, world), path
-    except TypeError:
-        return load_grid(path), path
-
-
-def world_images(world, classes: np.ndarray, grid=None, chunk: int = 4096) -> Iterator[np.ndarray]:
-    """uint8 ``(n, H, W)`` images of ``classes`` in chunks: read from ``grid`` or rendered."""
-    from ..data.resample import images_for
-
-    indices = world.indices_of(classes)
-    try:
-        yield from images_for(indices, grid, world=world)
-        return
-    except TypeError:  # images_for before it took a world renders dSprites only
-        if world.name == "dsprites":
-            yield from images_for(indices, grid)
-            return
-    for start in range(0, len(classes), chunk):
-        yield world.render_checked(classes[start : start + chunk])
+    path = default_grid_path(world.name)
+    return (load_grid(path, world) if path.is_file() else None), path
 
 
 def load_training_data(story, n: int, seed: int, progress: bool = True,
@@ -63,8 +35,7 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
     """uint8 images ``(n, H, W)`` of the story's world, classes ``(n, F)``,
     where the images came from, and how many of the first rows follow the story.
 
-    ``story.sample(n_story, default_rng(seed))`` (what ``cvaeq data resample``
-    draws) picks the first ``n_story = n - round(uniform * n)``
+    ``resample(story, n_story, seed)`` (what ``cvaeq data resample`` draws) picks the first ``n_story = n - round(uniform * n)``
     factor tuples; the other ``round(uniform * n)`` are drawn uniformly from
     the world's whole grid (seeded by ``seed``), so that the networks also see
     the combinations the story makes rare (``cvaeq eval`` tests on the uniform
@@ -73,12 +44,14 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
     """
     from tqdm import tqdm
 
+    from ..data.resample import images_for, resample
+
     world = story.world
     n_uniform = int(round(uniform * n))
     n_story = n - n_uniform
     parts = []
     if n_story:
-        parts.append(story.sample(n_story, np.random.default_rng(seed)))
+        parts.append(resample(story, n_story, seed).classes)
     if n_uniform:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
         parts.append(np.stack([rng.integers(0, f.size, n_uniform) for f in world.factors], 1).astype(np.int64))
@@ -90,7 +63,7 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
                disable=not progress, leave=False)
     start = 0
     with bar:
-        for chunk in world_images(world, classes, grid):
+        for chunk in images_for(world.indices_of(classes), grid, world):
             images[start : start + len(chunk)] = chunk
             start += len(chunk)
             bar.update(len(chunk))

@@ -235,3 +235,23 @@ def test_pixels_beyond_float64_certainty_still_replay(magnitude):
     assert torch.equal(mech.assign(parents, u), x)
     lp = mech.log_prob(x, parents)
     assert lp.tolist() == pytest.approx([-magnitude, -magnitude, 0.0], abs=1e-6)
+
+
+def test_a_model_with_pixel_logits_alone_answers_image_queries(model):
+    # The protocol's decoder is pixel_logits or decode_probs: a family need not write both.
+    from cvaeq.query.answer import ask
+    from cvaeq.story import load_story
+
+    class LogitsOnly:
+        latent_dim = model.latent_dim
+
+        def pixel_logits(self, classes, z):
+            return torch.logit(model.decode_probs(classes, z).clamp(1e-6, 1 - 1e-6))
+
+        factor_logits = staticmethod(model.factor_logits)
+        z_posterior = staticmethod(model.z_posterior)
+
+    image = render(np.array([[2, 5, 0, 16, 16]]))[0]
+    a = ask("P(X | do(shape=square), X=img)", image=image, model=LogitsOnly(), story=load_story("default"),
+            samples=8, seed=0)
+    assert a.sample_images.shape[1:] == (64, 64) and a.kind == "counterfactual"

@@ -48,25 +48,8 @@ def test_a_familys_build_checks_its_own_arch(toy_plugin, tmp_path):
     assert not out.exists()
 
 
-def _data_helpers_are_world_generic() -> bool:
-    """Whether cvaeq.data's loader takes another world's arrays (the data layer's own step of issue 13)."""
-    import numpy as np
-
-    from cvaeq.data.dataset import FactorImages
-    from cvaeq.errors import DataError
-
-    try:
-        FactorImages(np.zeros((1, 32, 32), np.uint8), np.zeros((1, 4), np.int64))
-    except DataError:
-        return False
-    return True
-
-
 def test_the_causal_vae_trains_on_a_plugin_world_and_loads_back(toy_plugin, tmp_path):
     from .conftest import TINY
-
-    if not _data_helpers_are_world_generic():
-        pytest.skip("cvaeq.data.dataset.make_loader takes only dSprites arrays until the data layer is world-generic")
 
     out = tmp_path / "bars.safetensors"
     config = TrainConfig(story=str(toy_plugin), n=96, epochs=2, batch=16, eval_n=16, device="cpu", arch=dict(TINY),

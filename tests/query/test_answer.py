@@ -220,7 +220,7 @@ def test_image_answers_are_reproducible_to_the_byte(tmp_path):
         (dict(text="P(shape)", story="default", samples=10**7), "use at most 1,000,000"),
         (dict(text="P(shape)", model="nowhere.safetensors"), "no such checkpoint"),
         (dict(text="P(shape)", model="nowhere.safetensors", story="default"), "not both"),
-        (dict(text="P(shape)", model=object()), "has no decode_probs"),
+        (dict(text="P(shape)", model=object()), "has no pixel_logits() or decode_probs()"),
     ],
 )
 def test_errors_say_what_to_do(kwargs, message):
