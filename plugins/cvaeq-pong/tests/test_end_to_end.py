@@ -18,7 +18,7 @@ from cvaeq.query.answer import ask
 from cvaeq.story import load_story
 
 WORLD = cvaeq_pong.WORLD
-#: Networks small enough to learn pong in about 190 steps of 32 images (under 30 s of a CPU).
+#: Networks small enough to learn pong in about 190 steps of 32 images (half a minute of a CPU).
 SMALL = {"patch_channels": 8, "merge_channels": 16, "hidden": 64, "dec_channels": 16,
          "cell_hidden": 32, "dec_hidden": 128, "dec_layers": 1}
 #: The factual picture: a square ball at column 1, row 4, the paddle right under it.
@@ -113,7 +113,7 @@ def test_the_cli_end_to_end(checkpoint, tmp_path):
     assert r.exit_code == 2 and "ballY" in r.output
 
 
-def test_the_cli_trains_on_the_story(checkpoint, tmp_path):
+def test_the_cli_trains_on_the_story(registered, tmp_path):
     out = tmp_path / "cli.safetensors"
     r = CliRunner().invoke(main, ["train", "--story", "pong", "--n", "64", "--epochs", "1", "--batch", "32",
                                   "--eval-n", "16", "--arch", "hidden=16,dec_hidden=16,dec_layers=1",
