@@ -5,6 +5,8 @@
 * :func:`intervene` (:mod:`.action`): SCM, ``{node: value}`` → intervened SCM;
 * :func:`predict` (:mod:`.prediction`): SCM, particles → ``{node: values}``;
 * :func:`infer` (:mod:`.counterfactual`) composes them into a :class:`Result`;
+* :func:`infer_worlds` (:mod:`.worlds`): several worlds over one abduction
+  (PN, PS, PNS, ETT: the joint of worlds sharing the noise);
 * :func:`abduct_groups`, :func:`predict_groups` (:mod:`.batched`): the same
   steps for many evidence sets at once (``B`` groups of ``K`` particles).
 """
@@ -15,6 +17,7 @@ from .batched import GroupParticles, abduct_groups, group_mean, predict_groups
 from .counterfactual import Result, infer, query_kind
 from .particles import Particles, effective_sample_size
 from .prediction import predict
+from .worlds import WorldsResult, infer_worlds
 
 __all__ = [
     "abduct",
@@ -24,6 +27,8 @@ __all__ = [
     "predict",
     "infer",
     "Result",
+    "infer_worlds",
+    "WorldsResult",
     "query_kind",
     "Particles",
     "effective_sample_size",

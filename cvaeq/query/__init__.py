@@ -8,20 +8,27 @@ classes). Evaluation never parses. See docs/queries.md.
 
 >>> parse("P(X | do(shape=square), X=img)") == P("X", do(shape="square"), X=img)
 True
+>>> parse("P(scale, scale @ do(shape=square) | X=img)") == P("scale", "scale" @ do(shape="square"), X=img)
+True
 """
 
 from .parser import caret, parse
-from .resolution import Kind, ResolvedQuery, resolve
-from .syntax import RESERVED, Assignment, Binding, Condition, Do, E, Name, Number, P, Query, Value, do, img
+from .resolution import Kind, ResolvedQuery, WorldVariable, resolve
+from .syntax import (RESERVED, Assignment, At, Binding, Condition, Difference, Do, E, Event, Name, Number, P, Query,
+                     Value, diff, do, event, img, observe)
 
 __all__ = [
     "parse",
     "caret",
     "resolve",
     "ResolvedQuery",
+    "WorldVariable",
     "Kind",
     "Query",
     "Do",
+    "At",
+    "Event",
+    "Difference",
     "Assignment",
     "Name",
     "Number",
@@ -33,4 +40,7 @@ __all__ = [
     "E",
     "do",
     "img",
+    "event",
+    "observe",
+    "diff",
 ]

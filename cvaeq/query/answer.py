@@ -10,7 +10,13 @@ the model, reads the image, parses and resolves the query, runs the engine
 * ``X``: the evidence image (if any), sampled images, their mean image and the
   factors q(factors | X) reads off that mean (``predicted``); written as PNGs
   by :meth:`Answer.save_images` (``ask(out=...)`` does it);
-* ``Z``: per-dimension weighted ``mean`` and ``sd``.
+* ``Z``: per-dimension weighted ``mean`` and ``sd``;
+* a query about several worlds (``scale @ do(shape=square)``, docs/queries.md):
+  the same, keyed by each target's text, so ``distribution`` carries one
+  distribution per (variable, world) — ``{"scale": ..., "scale @
+  do(shape=square)": ...}`` — and the keys of a one-world query stay its bare
+  names; events give ``probability`` (one number, e.g. PN), and
+  ``E[a - b]`` gives ``expectation`` ``{"a - b": number}``.
 
 :func:`answer_query` does the same for a :class:`~cvaeq.query.ResolvedQuery`
 and :class:`Mechanisms` already in hand (it builds the SCM, with the image
@@ -40,7 +46,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..engine import Result, infer
+from ..engine import Result, infer, infer_worlds
 from ..errors import QueryError
 from ..loading import Mechanisms, load_mechanisms, shipped_checkpoint
 from ..story import IMAGE, LATENT, Story, load_story
@@ -106,7 +112,10 @@ class Answer:
         there is no evidence; small means the evidence was hard to explain).
     :ivar distribution: ``{factor: {value label: probability}}`` for the
         factor targets of ``P(...)`` (each target's marginal).
-    :ivar expectation: ``{factor: mean value}`` for ``E[...]``.
+    :ivar expectation: ``{factor: mean value}`` for ``E[...]`` (the key of
+        a difference is its text, ``"a - b"``).
+    :ivar probability: for a query whose targets are events (PN, PS, PNS):
+        the probability that they all hold; else None.
     :ivar latent: ``{"Z": {"mean": [...], "sd": [...]}}`` when Z is a target.
     :ivar evidence_image, sample_images, mean_image: arrays when X is a target
         (``(64, 64)`` 0/1, ``(n, 64, 64)`` 0/1, ``(64, 64)`` probabilities).
@@ -124,6 +133,7 @@ class Answer:
     ess: float
     distribution: dict[str, dict[str, float]] = field(default_factory=dict)
     expectation: dict[str, float] = field(default_factory=dict)
+    probability: float | None = None
     latent: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     evidence_image: np.ndarray | None = field(default=None, repr=False)
     sample_images: np.ndarray | None = field(default=None, repr=False)
@@ -159,10 +169,12 @@ class Answer:
             d["distribution"] = self.distribution
         if self.expectation:
             d["expectation"] = self.expectation
+        if self.probability is not None:
+            d["probability"] = self.probability
         if self.latent:
             d["mean"] = {t: v["mean"] for t, v in self.latent.items()}
             d["sd"] = {t: v["sd"] for t, v in self.latent.items()}
-        if IMAGE in self.targets:
+        if _image_target(self.targets):
             d["images"] = dict(self.images) or None
             d["predicted"] = self.predicted
         d["samples"] = self.samples
@@ -193,11 +205,13 @@ class Answer:
                 lines.append(f"({len(dist) - len(shown)} more values below 0.0001 not shown; --json lists all)")
         for t, e in self.expectation.items():
             lines += ["", f"E[{t}] = {e:.6g}"]
+        if self.probability is not None:
+            lines += ["", f"probability: {self.probability:.4f}"]
         for t, stats in self.latent.items():
             lines += ["", f"{t}  dim        mean          sd"]
             for i, (m, s) in enumerate(zip(stats["mean"], stats["sd"])):
                 lines.append(f"{'':<{len(t)}}  {i:3d}  {m:10.4f}  {s:10.4f}")
-        if IMAGE in self.targets:
+        if _image_target(self.targets):
             lines.append("")
             if self.images:
                 lines += [f"{name} image: {path}" for name, path in self.images.items()]
@@ -206,6 +220,54 @@ class Answer:
             lines.append("q(factors | X) reads off the mean image: "
                          + ", ".join(f"{f}={v}" for f, v in self.predicted.items()))
         return "\n".join(lines)
+
+
+def _image_target(targets) -> str | None:
+    """The target that is the image (``X``, or ``X @ do(...)``), if any."""
+    return next((t for t in targets if t == IMAGE or t.startswith(IMAGE + " @ ")), None)
+
+
+def _summarise_worlds(r: ResolvedQuery, result, mech: Mechanisms, evidence_image) -> dict[str, Any]:
+    """The parts of a multi-world answer, keyed by each target's text."""
+    world = mech.story.world
+    if r.events:
+        return {"probability": round(result.probability({w.key: w.value for w in r.worlds}), DIGITS)}
+    if r.difference:
+        left, right = r.worlds
+        return {"expectation": {r.targets[0]: round(result.expected_difference(left.key, right.key), DIGITS)}}
+    out: dict[str, Any] = {}
+    for w in r.worlds:
+        t, key = w.variable, w.key
+        if t in world.sizes:
+            if r.expectation:
+                out.setdefault("expectation", {})[key] = round(result.expectation(key), DIGITS)
+            else:
+                dist = result.distribution(key)
+                out.setdefault("distribution", {})[key] = {world.label(t, k): round(p, DIGITS) for k, p in dist.items()}
+        elif t == LATENT:
+            out.setdefault("latent", {})[key] = _latent(result, key)
+        elif t == IMAGE:
+            out.update(_images(result, key, mech, evidence_image))
+    return out
+
+
+def _latent(result: Result, key: str) -> dict[str, list[float]]:
+    s = result.samples[key].double()
+    w = result.weights.reshape(-1, 1)
+    mean = (s * w).sum(0)
+    sd = ((s - mean).pow(2) * w).sum(0).clamp(min=0).sqrt()
+    return {"mean": [round(v, DIGITS) for v in mean.tolist()], "sd": [round(v, DIGITS) for v in sd.tolist()]}
+
+
+def _images(result: Result, key: str, mech: Mechanisms, evidence_image) -> dict[str, Any]:
+    n = min(GRID_IMAGES, result.num_particles)
+    mean = result.mean_image(key).numpy().astype(np.float64).clip(0, 1)
+    return {
+        "sample_images": result.sample_images(n, key).numpy().astype(np.uint8),
+        "mean_image": mean,
+        "evidence_image": evidence_image,
+        "predicted": read_factors(mech.image_model, mean, mech.story.world),
+    }
 
 
 def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_image) -> dict[str, Any]:
@@ -239,11 +301,12 @@ def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_imag
 
 def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
     """Answer a resolved query with the given mechanisms (see :func:`ask`)."""
-    uses_image = IMAGE in r.targets or IMAGE in r.evidence
+    image_target = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
+    uses_image = image_target or IMAGE in r.evidence
     if uses_image and mech.image_model is None:
         raise QueryError(NEEDS_MODEL)
     if samples is None:
-        samples = IMAGE_SAMPLES if IMAGE in r.targets else DEFAULT_SAMPLES
+        samples = IMAGE_SAMPLES if image_target else DEFAULT_SAMPLES
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise QueryError(f"samples must be a positive integer, got {samples!r}")
     if samples > MAX_SAMPLES:
@@ -253,7 +316,8 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
             f"{samples} samples is too many for a query about images (each is an image); "
             f"use at most {MAX_IMAGE_SAMPLES}"
         )
-    with_image = uses_image or (LATENT in r.targets and mech.image_model is not None)
+    latent_target = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
+    with_image = uses_image or (latent_target and mech.image_model is not None)
     scm = mech.scm(with_image)
     evidence: dict[str, Any] = {}
     evidence_image = None
@@ -263,6 +327,16 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
             evidence[v] = torch.as_tensor(evidence_image, dtype=torch.float32)
         else:
             evidence[v] = torch.tensor(value)
+    if r.multiworld:
+        targets = {w.key: (w.variable, {f: torch.tensor(c) for f, c in w.world.items()}) for w in r.worlds}
+        observed = [(w.variable, {f: torch.tensor(c) for f, c in w.world.items()}, w.value) for w in r.world_evidence]
+        with torch.no_grad():
+            result = infer_worlds(scm, targets, evidence, num_particles=samples, seed=seed, world_evidence=observed)
+            parts = _summarise_worlds(r, result, mech, evidence_image)
+        return Answer(
+            query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=round(float(result.ess), 6),
+            model=mech.name, story=mech.story.name, result=result, **parts,
+        )
     interventions = {f: torch.tensor(c) for f, c in r.interventions.items()}
     with torch.no_grad():
         result = infer(scm, r.targets, interventions, evidence, num_particles=samples, seed=seed)
@@ -306,6 +380,6 @@ def ask(
     if loaded is not None and IMAGE not in r.evidence:
         raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
     a = answer_query(r, mech, samples, seed)
-    if out is not None and IMAGE in a.targets:
+    if out is not None and _image_target(a.targets):
         a = a.save_images(out)
     return a

@@ -13,23 +13,30 @@ a ``^`` under the column.
 ...     parse("P(X | shape)")
 ... except QuerySyntaxError as e:
 ...     print(e); print(e.caret)
-expected '=' after 'shape', got ')' (at column 12)
+expected '=' or '@' after 'shape', got ')' (at column 12)
 P(X | shape)
            ^
 """
 
 from __future__ import annotations
 
+import math
+import re
 from functools import lru_cache
 from importlib.resources import files
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import QueryError, QuerySyntaxError
-from .syntax import Assignment, Binding, Do, Name, Number, Query
+from .syntax import Assignment, At, Binding, Difference, Do, Event, Name, Number, Query
 
-__all__ = ["parse", "caret"]
+__all__ = ["parse", "caret", "MAX_QUERY_LENGTH", "MAX_TERMS"]
+
+#: The longest query text read, in characters.
+MAX_QUERY_LENGTH = 20_000
+#: The most targets and assignments (evidence and settings in do()) in one query.
+MAX_TERMS = 1_000
 
 # How terminals read in "expected ..." messages.
 _SHOW = {
@@ -39,7 +46,8 @@ _SHOW = {
     "$END": "the end of the query",
     "<END-OF-FILE>": "the end of the query",
 }
-_ORDER = ["P", "E", "LPAR", "LSQB", "NAME", "NUMBER", "BINDING", "DO", "EQUAL", "COMMA", "VBAR", "RPAR", "RSQB", "$END", "<END-OF-FILE>"]
+_ORDER = ["P", "E", "PN", "PS", "PNS", "LPAR", "LSQB", "NAME", "NUMBER", "BINDING", "DO", "EQUAL", "COMMA",
+          "VBAR", "RPAR", "RSQB", "AT", "MINUS", "SEMICOLON", "$END", "<END-OF-FILE>"]
 
 
 @lru_cache(maxsize=1)
@@ -67,12 +75,17 @@ def _error(cls: type[QueryError], message: str, column: int, text: str) -> Query
 def _show(terminal: str) -> str:
     if terminal in _SHOW:
         return _SHOW[terminal]
+    if terminal in ("PN", "PS", "PNS"):
+        return repr(terminal)
     pattern = _lark().get_terminal(terminal).pattern
     return repr(pattern.value)
 
 
 def _expected(terminals) -> str:
-    names = sorted(set(terminals), key=lambda t: (_ORDER.index(t) if t in _ORDER else len(_ORDER), t))
+    terminals = set(terminals)
+    if "SHORTCUT" in terminals:  # one terminal, three words
+        terminals = (terminals - {"SHORTCUT"}) | {"PN", "PS", "PNS"}
+    names = sorted(terminals, key=lambda t: (_ORDER.index(t) if t in _ORDER else len(_ORDER), t))
     shown = [_show(t) for t in names]
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
 
@@ -85,14 +98,28 @@ class _Build(Transformer):
 
     def probability(self, children):
         targets, conditions = children
-        return Query("P", tuple(str(t) for t in targets), conditions or (), tuple(t.column for t in targets))
+        return Query("P", tuple(t[0] for t in targets), conditions or (), tuple(t[1] for t in targets))
 
     def expectation(self, children):
         target, conditions = children
-        return Query("E", (str(target),), conditions or (), (target.column,))
+        value, column = _with_column(target)
+        return Query("E", (value,), conditions or (), (column,))
 
     def targets(self, children):
-        return children
+        return [_with_column(t) for t in children]
+
+    def event(self, children):
+        variable, value = children
+        target, column = _with_column(variable)
+        return Event(target, value, column=column)
+
+    def difference(self, children):
+        left, right = (_with_column(v) for v in children)
+        return Difference(left[0], right[0], column=left[1])
+
+    def world_variable(self, children):
+        name, world = children
+        return At(str(name), world, column=name.column)
 
     def conditions(self, children):
         return tuple(children)
@@ -103,7 +130,14 @@ class _Build(Transformer):
 
     def assignment(self, children):
         variable, value = children
-        return Assignment(str(variable), value, column=variable.column)
+        target, column = _with_column(variable)
+        return Assignment(target, value, column=column)
+
+    setting = assignment
+
+    def shortcut(self, children):
+        name, *settings = children
+        return (name, settings)
 
     @v_args(inline=True)
     def name(self, token: Token):
@@ -111,11 +145,62 @@ class _Build(Transformer):
 
     @v_args(inline=True)
     def number(self, token: Token):
-        return Number(float(token), text=str(token), column=token.column)
+        value = float(token)
+        if not math.isfinite(value):
+            raise _Fail(f"the number {str(token)} is too large", token.column)
+        return Number(value, text=str(token), column=token.column)
 
     @v_args(inline=True)
     def binding(self, token: Token):
         return Binding(str(token), column=token.column)
+
+
+class _Fail(Exception):
+    """A message and a column, raised inside the transformer."""
+
+    def __init__(self, message: str, column: int | None):
+        super().__init__(message)
+        self.column = column
+
+
+def _with_column(node) -> tuple[object, int | None]:
+    """A target as the tree keeps it (a name as ``str``) and its column."""
+    if isinstance(node, Token):
+        return str(node), node.column
+    return node, node.column
+
+
+def _shortcut(name: Token, settings: list[Assignment], text: str) -> Query:
+    """``PN(x, y; x', y')`` and its siblings, written out in the general form
+    they abbreviate (docs/queries.md):
+
+    - ``PN(x, y; x', y')  = P(Y @ do(x') = y' | x, y)``
+    - ``PS(x, y; x', y')  = P(Y @ do(x) = y | x', y')``
+    - ``PNS(x, y; x', y') = P(Y @ do(x) = y, Y @ do(x') = y')``
+    """
+    x, y, x2, y2 = settings
+    form = f"{name}(x, y; x', y')"
+    if x.variable != x2.variable:
+        message = (f"{form} sets one treatment twice: got {x.variable} and then {x2.variable} "
+                   f"(write {x.variable}=... in both places)")
+        raise _error(QuerySyntaxError, message, x2.column, text)
+    if y.variable != y2.variable:
+        message = (f"{form} names one outcome twice: got {y.variable} and then {y2.variable} "
+                   f"(write {y.variable}=... in both places)")
+        raise _error(QuerySyntaxError, message, y2.column, text)
+    if x.variable == y.variable:
+        message = f"{form}: the treatment and the outcome are both {x.variable}; the outcome must be another variable"
+        raise _error(QuerySyntaxError, message, y.column, text)
+    X, Y = x.variable, y.variable
+
+    def outcome(a: Assignment, value) -> Event:  # Y @ do(a) = value
+        return Event(At(Y, Do((Assignment(X, a.value),))), value)
+
+    if str(name) == "PN":
+        return Query("P", (outcome(x2, y2.value),), (Assignment(X, x.value), Assignment(Y, y.value)))
+    if str(name) == "PS":
+        return Query("P", (outcome(x, y.value),), (Assignment(X, x2.value), Assignment(Y, y2.value)))
+    return Query("P", (outcome(x, y.value), outcome(x2, y2.value)))
 
 
 def parse(text: str) -> Query:
@@ -123,7 +208,10 @@ def parse(text: str) -> Query:
 
     The returned :class:`~cvaeq.query.syntax.Query` remembers ``text`` as its
     ``source`` so later errors (from :func:`~cvaeq.query.resolve`) can point
-    into it.
+    into it. A shortcut (``PN``, ``PS``, ``PNS``) is returned as the general
+    query it abbreviates. Parsing takes time linear in the text, which may
+    hold at most :data:`MAX_QUERY_LENGTH` characters and
+    :data:`MAX_TERMS` targets and assignments.
     """
     if not isinstance(text, str):
         raise QuerySyntaxError(f"a query must be text, got {type(text).__name__}")
@@ -131,34 +219,69 @@ def parse(text: str) -> Query:
         raise _error(
             QuerySyntaxError, "empty query; write P(target | conditions) or E[target | conditions]", 1, text
         )
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QuerySyntaxError(
+            f"the query is {len(text):,} characters long; at most {MAX_QUERY_LENGTH:,} are allowed "
+            "(ask several smaller queries)"
+        )
     if "\n" in text.rstrip():  # a trailing newline is harmless; any other would skew columns
         column = text.index("\n") + 1
         raise _error(QuerySyntaxError, "a query is one line; remove the line break", column, text)
-    seen: list[Token] = []  # the tokens read so far, to say what the error came after
-    ip = _lark().parse_interactive(text)
-    before = ip.copy()  # the parser before the token being fed, to list what it accepts
     try:
-        for token in ip.iter_parse():  # yields each token before feeding it
-            seen.append(token)
-            before = ip.copy()
-        before = ip.copy()
-        tree = ip.feed_eof(seen[-1] if seen else None)
+        tree = _lark().parse(text)
     except (UnexpectedToken, UnexpectedCharacters) as e:
-        fed = isinstance(e, UnexpectedToken) and (e.token.type == "$END" or (seen and e.token is seen[-1]))
-        raise _syntax_error(e, seen, (before if fed else ip).accepts(), text) from None
-    query = _Build().transform(tree)
+        raise _syntax_error(e, text) from None
+    try:
+        query = _Build().transform(tree)
+    except VisitError as e:
+        cause = e.orig_exc
+        if isinstance(cause, _Fail):
+            raise _error(QuerySyntaxError, str(cause), cause.column or 1, text) from None
+        if isinstance(cause, QueryError):
+            raise cause from None
+        raise
+    if isinstance(query, tuple):
+        query = _shortcut(*query, text)
+    terms = len(query.targets) + len(query.interventions) + len(query.evidence)
+    if terms > MAX_TERMS:
+        raise QuerySyntaxError(
+            f"the query has {terms:,} targets and assignments; at most {MAX_TERMS:,} are allowed "
+            "(ask several smaller queries)"
+        )
     return Query(query.kind, query.targets, query.conditions, query.target_columns, source=text)
 
 
-def _syntax_error(e: UnexpectedInput, seen: list[Token], accepts: set[str], text: str) -> QueryError:
+def _replay(text: str, position: int) -> tuple[set[str], list[Token]]:
+    """What the parser accepts just before ``position`` and the tokens before it.
+
+    Run only on an error: one more linear pass over the text, feeding the
+    tokens that start before ``position`` (the parser's stack is never copied
+    per token, which made long queries quadratic).
+    """
+    seen: list[Token] = []
+    ip = _lark().parse_interactive(text)
+    try:
+        for token in ip.iter_parse():  # yields each token before feeding it
+            if token.start_pos >= position:
+                break
+            seen.append(token)
+    except (UnexpectedToken, UnexpectedCharacters):
+        pass
+    return ip.accepts(), seen
+
+
+_NOT_A_NUMBER = re.compile(r"-?\.?[0-9][0-9A-Za-z_.]*|-?\.?[^\W_]+")
+
+
+def _syntax_error(e: UnexpectedInput, text: str) -> QueryError:
     if isinstance(e, UnexpectedToken) and e.token.type != "$END":
         position = e.token.start_pos
     elif isinstance(e, UnexpectedToken):
-        position = len(text)
+        position = len(text) + 1
     else:
         position = e.pos_in_stream
-    before = [t for t in seen if t.start_pos < position]
-    previous = before[-1] if before else None
+    accepts, seen = _replay(text, position)
+    previous = seen[-1] if seen else None
     after = f" after {str(previous)!r}" if previous is not None else " at the start"
     if isinstance(e, UnexpectedToken):
         expected = _expected(accepts)
@@ -169,5 +292,18 @@ def _syntax_error(e: UnexpectedInput, seen: list[Token], accepts: set[str], text
         return _error(QuerySyntaxError, message, e.column, text)
     assert isinstance(e, UnexpectedCharacters)
     char = text[e.pos_in_stream]
+    if "NUMBER" in accepts and (char.isdigit() or char in "-.") :
+        word = _NOT_A_NUMBER.match(text, e.pos_in_stream)
+        shown = word.group(0) if word else char
+        if any(c.isdigit() and not c.isascii() for c in shown):
+            why = "it has digits that are not ASCII; write numbers with the digits 0-9"
+        elif "_" in shown:
+            why = "numbers have no '_' separators"
+        else:
+            why = "a number is digits 0-9 with an optional '.' and exponent (1, 0.5, -1e-3)"
+        return _error(QuerySyntaxError, f"{shown!r} is not a number{after}: {why}", e.column, text)
+    if not char.isascii():
+        return _error(QuerySyntaxError, f"unexpected character {char!r}{after}: the query language is ASCII "
+                      "(names A-Z, a-z, 0-9, _; digits 0-9)", e.column, text)
     expected = _expected(accepts)
     return _error(QuerySyntaxError, f"unexpected character {char!r}{after}; expected {expected}", e.column, text)

@@ -39,13 +39,32 @@ import numpy as np
 from ..errors import QueryError
 from ..story import IMAGE, LATENT, Story
 from .parser import _error, parse
-from .syntax import Assignment, Binding, Name, Number, Query
+from .syntax import Assignment, At, Binding, Difference, Event, Name, Number, Query
 
-__all__ = ["ResolvedQuery", "resolve", "Kind"]
+__all__ = ["ResolvedQuery", "WorldVariable", "resolve", "Kind"]
 
 Kind = Literal["interventional", "observational", "counterfactual"]
 #: Most (world-factor) combinations enumerated to check that evidence is possible.
 _MAX_ENUMERATION = 2_000_000
+
+
+@dataclass(frozen=True)
+class WorldVariable:
+    """A variable in one world, resolved.
+
+    :ivar key: its canonical text, e.g. ``"scale @ do(shape=square)"``; the key
+        of its answer in ``--json``.
+    :ivar variable: the node (a factor, ``"X"`` or ``"Z"``).
+    :ivar world: the world's interventions ``{factor: class}`` (empty: the
+        factual world, the one the evidence describes).
+    :ivar value: the class of an event or an observation; None for a target
+        whose distribution is asked.
+    """
+
+    key: str
+    variable: str
+    world: dict[str, int]
+    value: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +84,20 @@ class ResolvedQuery:
     targets: tuple[str, ...]
     interventions: dict[str, int]
     evidence: dict[str, int | object]
+    #: Multi-world queries only (``@ do(...)``, events, differences; else empty):
+    #: the variables of the targets in their worlds (the two sides of a difference)…
+    worlds: tuple[WorldVariable, ...] = ()
+    #: …observations in intervened worlds…
+    world_evidence: tuple[WorldVariable, ...] = ()
+    #: …whether the targets are events (the answer is the probability they all hold)…
+    events: bool = False
+    #: …and whether the target of E[...] is the difference of ``worlds[0]`` and ``worlds[1]``.
+    difference: bool = False
+
+    @property
+    def multiworld(self) -> bool:
+        """Whether the query talks about worlds by name (``@ do(...)``), events or differences."""
+        return bool(self.worlds)
 
 
 def resolve(query: Query, story: Story, bindings: Mapping[str, object] = MappingProxyType({})) -> ResolvedQuery:
@@ -85,29 +118,34 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
     world = story.world
     FACTORS = world.names
     known = (*FACTORS, IMAGE, LATENT)
+    if query.multiworld:
+        return _resolve_worlds(query, story, bindings, fail)
     targets = _targets(query, world, fail)
-    interventions: dict[str, int] = {}
-    for a in query.interventions:
-        _known(a.variable, known, a.column, fail)
-        if a.variable == IMAGE:
-            raise fail(
-                "cannot intervene on the image X: do() sets factors "
-                f"({', '.join(FACTORS)}); to see the image under an intervention, make X the target",
-                a.column,
-            )
-        if a.variable == LATENT:
-            raise fail(
-                f"cannot intervene on Z: it is a continuous latent vector the query language has no values for; "
-                f"do() sets factors ({', '.join(FACTORS)})",
-                a.column,
-            )
-        if a.variable in interventions:
-            raise fail(f"{a.variable} is intervened on twice; set each variable once in do()", a.column)
-        interventions[a.variable] = _factor_class(a, world, fail)
+    interventions = _interventions(query.interventions, world, fail)
 
+    evidence = _evidence(query.evidence, story, bindings, fail)
+    _check_possible(query.evidence, evidence, story, fail)
+    if not evidence:
+        kind: Kind = "interventional"
+    else:
+        kind = "counterfactual" if interventions else "observational"
+    return ResolvedQuery(
+        text=query.to_text(),
+        kind=kind,
+        expectation=query.kind == "E",
+        targets=targets,
+        interventions=interventions,
+        evidence=evidence,
+    )
+
+
+def _evidence(written, story: Story, bindings, fail) -> dict[str, int | object]:
+    """The factual evidence ``{variable: class or image}``, checked one by one."""
+    world = story.world
+    known = (*world.names, IMAGE, LATENT)
     evidence: dict[str, int | object] = {}
     seen: dict[str, Assignment] = {}
-    for a in query.evidence:
+    for a in written:
         _known(a.variable, known, a.column, fail)
         if a.variable == LATENT:
             raise fail(
@@ -125,19 +163,146 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
             )
         seen[a.variable] = a
         evidence[a.variable] = value
+    return evidence
 
-    _check_possible(query.evidence, evidence, story, fail)
-    if not evidence:
-        kind: Kind = "interventional"
+
+def _interventions(assignments, world, fail) -> dict[str, int]:
+    """``{factor: class}`` of the settings of one do(...)."""
+    FACTORS = world.names
+    known = (*FACTORS, IMAGE, LATENT)
+    interventions: dict[str, int] = {}
+    for a in assignments:
+        _known(a.variable, known, a.column, fail)
+        if a.variable == IMAGE:
+            raise fail(
+                "cannot intervene on the image X: do() sets factors "
+                f"({', '.join(FACTORS)}); to see the image under an intervention, make X the target",
+                a.column,
+            )
+        if a.variable == LATENT:
+            raise fail(
+                f"cannot intervene on Z: it is a continuous latent vector the query language has no values for; "
+                f"do() sets factors ({', '.join(FACTORS)})",
+                a.column,
+            )
+        if a.variable in interventions:
+            raise fail(f"{a.variable} is intervened on twice; set each variable once in do()", a.column)
+        interventions[a.variable] = _factor_class(a, world, fail)
+    return interventions
+
+
+def _resolve_worlds(query: Query, story: Story, bindings, fail) -> ResolvedQuery:
+    """A query naming worlds (``v @ do(...)``), events or a difference.
+
+    Every world shares the noise abducted from the factual evidence; a plain
+    variable is in the factual world. A top-level ``do(...)`` would leave
+    unclear which world a plain variable is in, so it is refused here.
+    """
+    world = story.world
+    FACTORS, NUMERIC = world.names, world.numeric
+    known = (*FACTORS, IMAGE, LATENT)
+    top = [c for c in query.conditions if not isinstance(c, Assignment)]
+    if top:
+        raise fail(
+            "a query that names worlds with @ cannot also have a top-level do(...): it would be unclear "
+            "which world a plain variable is in; write each variable's world with @ "
+            "(a plain variable is in the factual world)",
+            top[0].column,
+        )
+
+    def variable(v, column, role: str) -> WorldVariable:
+        name = v.variable if isinstance(v, At) else v
+        col = v.column if isinstance(v, At) and v.column else column
+        _known(name, known, col, fail)
+        w = _interventions(v.world.assignments, world, fail) if isinstance(v, At) else {}
+        key = v.to_text() if isinstance(v, At) else v
+        return WorldVariable(key=key, variable=name, world=w)
+
+    def same(a: WorldVariable, b: WorldVariable) -> bool:
+        return a.variable == b.variable and a.world == b.world
+
+    def valued(v: WorldVariable, a, role: str) -> WorldVariable:
+        if v.variable in (IMAGE, LATENT):
+            what = "the image X" if v.variable == IMAGE else "the latent Z"
+            raise fail(f"{role} on {what} in a world is not supported: {what} has no values to compare; "
+                       f"name factors ({', '.join(FACTORS)}) in events and in evidence about other worlds",
+                       a.column)
+        value = _factor_class(Assignment(v.variable, a.value, column=a.column), world, fail)
+        if v.variable in v.world and v.world[v.variable] != value:
+            raise fail(f"impossible {role}: {v.key} is {world.label(v.variable, v.world[v.variable])} "
+                       f"by its own do(), never {a.value.to_text()}", a.column)
+        return WorldVariable(v.key, v.variable, v.world, value)
+
+    columns = query.target_columns or (None,) * len(query.targets)
+    worlds: list[WorldVariable] = []
+    events = [isinstance(t, Event) for t in query.targets]
+    if any(events) and not all(events):
+        i = events.index(False) if events[0] else events.index(True)
+        raise fail(
+            "either every target is an event (v=value: the query asks the probability that they all hold) "
+            "or none is (it asks their distributions); write P(a=1, b=2 | ...) or P(a, b | ...)",
+            columns[i],
+        )
+    difference = False
+    for t, column in zip(query.targets, columns):
+        if isinstance(t, Difference):
+            difference = True
+            parts = [variable(t.left, column, "target"), variable(t.right, column, "target")]
+        elif isinstance(t, Event):
+            parts = [valued(variable(t.target, column, "event"), t, "event")]
+        else:
+            parts = [variable(t, column, "target")]
+        for wv in parts:
+            if query.kind == "E" and wv.variable not in NUMERIC:
+                what = f"categorical: ask P({wv.key} ...)" if wv.variable in world.sizes else "not a number"
+                raise fail(f"E[] needs numeric factors ({', '.join(NUMERIC)}); {wv.key} is {what}", column)
+            if any(same(wv, o) for o in worlds):
+                if difference:
+                    raise fail(f"{t.to_text()} is {wv.key} minus itself: always 0; "
+                               "subtract the variable in another world", column)
+                raise fail(f"target {wv.key} is listed twice (or its world written twice); name each target once",
+                           column)
+            worlds.append(wv)
+    images = [w for w in worlds if w.variable == IMAGE]
+    if len(images) > 1:
+        raise fail("one image target per query: the answer draws the pictures of one world; "
+                   f"ask {images[0].key} and {images[1].key} in two queries (same --seed: the same particles)",
+                   columns[[w.key for w in worlds].index(images[1].key)] if len(columns) == len(worlds) else None)
+
+    factual = [a for a in query.evidence if not isinstance(a.variable, At)]
+    evidence = _evidence(factual, story, bindings, fail)
+    _check_possible(tuple(factual), evidence, story, fail)
+    world_evidence: list[WorldVariable] = []
+    for a in query.evidence:
+        if not isinstance(a.variable, At):
+            continue
+        wv = valued(variable(a.variable, a.column, "evidence"), a, "evidence")
+        for o in world_evidence:
+            if same(wv, o):
+                if o.value == wv.value:
+                    raise fail(f"{wv.key} is observed twice; give each observation once", a.column)
+                raise fail(f"contradictory evidence: {wv.key} has two values; a variable has one value in a world",
+                           a.column)
+        world_evidence.append(wv)
+
+    intervened = any(w.world for w in (*worlds, *world_evidence))
+    if intervened and (evidence or world_evidence or len({tuple(sorted(w.world.items())) for w in worlds}) > 1):
+        kind: Kind = "counterfactual"
+    elif intervened:
+        kind = "interventional"
     else:
-        kind = "counterfactual" if interventions else "observational"
+        kind = "observational" if evidence else "interventional"
     return ResolvedQuery(
         text=query.to_text(),
         kind=kind,
         expectation=query.kind == "E",
-        targets=targets,
-        interventions=interventions,
+        targets=tuple(t if isinstance(t, str) else t.to_text() for t in query.targets),
+        interventions={},
         evidence=evidence,
+        worlds=tuple(worlds),
+        world_evidence=tuple(world_evidence),
+        events=all(events),
+        difference=difference,
     )
 
 

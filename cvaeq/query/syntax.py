@@ -2,6 +2,11 @@
 
 A query is ``P(targets | conditions)`` or ``E[target | conditions]``; a
 condition is an intervention ``do(a=v, ...)`` or a piece of evidence ``a=v``.
+A variable is a name or a name in an intervened world, :class:`At`
+(``scale @ do(shape=square)``; in Python ``"scale" @ do(shape="square")``);
+a target of ``P`` may be an :class:`Event` (``scale @ do(shape=square)=1``:
+the query then asks the probability of all its events together) and the
+target of ``E`` a :class:`Difference` of two variables.
 Every node has :meth:`to_text` (also its ``str``), which prints canonical
 text that :func:`cvaeq.query.parse` reads back to an equal tree. Columns
 recorded by the parser are kept on the nodes (1-based, for error messages)
@@ -15,6 +20,8 @@ Python:
 Name(value='square')
 >>> E("posY", do(scale=1.0)).to_text()
 'E[posY | do(scale=1.0)]'
+>>> P(event("scale" @ do(shape="square"), 1), shape="heart", scale=0.5).to_text()
+'P(scale @ do(shape=square) = 1.0 | shape=heart, scale=0.5)'
 
 The tree is syntax only: whether a name is a known variable or a value on
 its domain is decided by :func:`cvaeq.query.resolve` against a story.
@@ -36,12 +43,21 @@ __all__ = [
     "Value",
     "Assignment",
     "Do",
+    "At",
+    "Event",
+    "Difference",
+    "Variable",
+    "Target",
     "Condition",
     "Query",
     "P",
     "E",
     "do",
     "img",
+    "event",
+    "observe",
+    "diff",
+    "variable_name",
     "RESERVED",
 ]
 
@@ -49,7 +65,7 @@ __all__ = [
 #: ``img`` where a value goes; there they cannot be names.
 RESERVED = frozenset({"do", "img"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
+_NUMBER = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 
 
 def _check_name(name: object, what: str, reserved: str | None = None) -> None:
@@ -129,18 +145,25 @@ Value = Union[Name, Number, Binding]
 
 @dataclass(frozen=True)
 class Assignment:
-    """``variable=value``: evidence at the top level, an intervention inside :class:`Do`."""
+    """``variable=value``: evidence at the top level, an intervention inside :class:`Do`.
 
-    variable: str
+    As evidence, ``variable`` may be an :class:`At`: an observation of what
+    would have been, e.g. ``scale @ do(shape=square) = 1``.
+    """
+
+    variable: "str | At"
     value: Value
     column: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_name(self.variable, "a variable", reserved="do")
+        if not isinstance(self.variable, At):
+            _check_name(self.variable, "a variable", reserved="do")
         if not isinstance(self.value, (Name, Number, Binding)):
             raise QueryError(f"the value of {self.variable} must be a Name, Number or Binding, got {self.value!r}")
 
     def to_text(self) -> str:
+        if isinstance(self.variable, At):
+            return f"{self.variable.to_text()} = {self.value.to_text()}"
         return f"{self.variable}={self.value.to_text()}"
 
     __str__ = to_text
@@ -148,7 +171,10 @@ class Assignment:
 
 @dataclass(frozen=True)
 class Do:
-    """``do(a=v, ...)``: one or several interventions."""
+    """``do(a=v, ...)``: one or several interventions.
+
+    ``"scale" @ do(shape="square")`` is the variable scale in that world (:class:`At`).
+    """
 
     assignments: tuple[Assignment, ...]
     column: int | None = field(default=None, compare=False, repr=False)
@@ -157,13 +183,103 @@ class Do:
         object.__setattr__(self, "assignments", tuple(self.assignments))
         if not self.assignments or not all(isinstance(a, Assignment) for a in self.assignments):
             raise QueryError("do() needs one or more assignments, e.g. do(shape=square)")
+        if any(isinstance(a.variable, At) for a in self.assignments):
+            raise QueryError("do() sets plain variables (do(shape=square)), not variables in other worlds")
 
     def to_text(self) -> str:
         return "do(" + ", ".join(a.to_text() for a in self.assignments) + ")"
 
+    def __rmatmul__(self, variable: object) -> "At":
+        if not isinstance(variable, str):
+            return NotImplemented
+        return At(variable, self)
+
     __str__ = to_text
 
 
+@dataclass(frozen=True)
+class At:
+    """``variable @ do(...)``: the value ``variable`` would have taken, had the
+    interventions of ``world`` been applied to the world the evidence describes
+    (a potential outcome, Pearl's Y_x; y0 writes ``Y @ X``).
+
+    >>> At("scale", do(shape="square")).to_text()
+    'scale @ do(shape=square)'
+    >>> "scale" @ do(shape="square") == At("scale", do(shape="square"))
+    True
+    """
+
+    variable: str
+    world: Do
+    column: int | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.variable, "a variable", reserved="do")
+        if not isinstance(self.world, Do):
+            raise QueryError(f"the world of {self.variable} must be a do(...), got {self.world!r}")
+
+    def to_text(self) -> str:
+        return f"{self.variable} @ {self.world.to_text()}"
+
+    __str__ = to_text
+
+
+Variable = Union[str, At]
+
+
+def variable_name(v: Variable) -> str:
+    """The bare name of a variable (``scale`` for ``scale @ do(shape=square)``)."""
+    return v.variable if isinstance(v, At) else v
+
+
+def _text(v: Variable) -> str:
+    return v if isinstance(v, str) else v.to_text()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A target ``variable=value`` of ``P``: the query asks for the probability
+    that every event among its targets holds (e.g. PNS,
+    ``P(scale @ do(shape=square) = 1, scale @ do(shape=heart) = 0.5)``)."""
+
+    target: Variable
+    value: Value
+    column: int | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, At):
+            _check_name(self.target, "a target")
+        if not isinstance(self.value, (Name, Number, Binding)):
+            raise QueryError(f"the value of {_text(self.target)} must be a Name, Number or Binding, got {self.value!r}")
+
+    def to_text(self) -> str:
+        sep = " = " if isinstance(self.target, At) else "="
+        return f"{_text(self.target)}{sep}{self.value.to_text()}"
+
+    __str__ = to_text
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``left - right``, the target of ``E[...]`` for contrasts such as the
+    effect of treatment on the treated, ``E[Y @ do(x) - Y @ do(x') | x]``."""
+
+    left: Variable
+    right: Variable
+    column: int | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for v in (self.left, self.right):
+            if not isinstance(v, At):
+                _check_name(v, "a variable")
+
+    def to_text(self) -> str:
+        return f"{_text(self.left)} - {_text(self.right)}"
+
+    __str__ = to_text
+
+
+Target = Union[str, At, Event, Difference]
 Condition = Union[Do, Assignment]
 
 
@@ -172,12 +288,14 @@ class Query:
     """A whole query. ``kind`` is ``"P"`` (distribution) or ``"E"`` (expectation,
     exactly one target); ``conditions`` keep the order they were written in.
 
-    ``target_columns`` and ``source`` (the text it was parsed from) are kept for
-    error messages and do not take part in equality.
+    A target is a name (``"scale"``), an :class:`At`, an :class:`Event` (``P``
+    only; then every target must be one) or a :class:`Difference` (``E``
+    only). ``target_columns`` and ``source`` (the text it was parsed from) are
+    kept for error messages and do not take part in equality.
     """
 
     kind: Literal["P", "E"]
-    targets: tuple[str, ...]
+    targets: tuple[Target, ...]
     conditions: tuple[Condition, ...] = ()
     target_columns: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
     source: str | None = field(default=None, compare=False, repr=False)
@@ -192,7 +310,14 @@ class Query:
         if self.kind == "E" and len(self.targets) != 1:
             raise QueryError(f"E[...] takes exactly one target, got {len(self.targets)}")
         for t in self.targets:
-            _check_name(t, "a target")
+            if isinstance(t, str):
+                _check_name(t, "a target")
+            elif isinstance(t, Event) and self.kind != "P":
+                raise QueryError(f"an event ({t.to_text()}) is a target of P(...), not of E[...]")
+            elif isinstance(t, Difference) and self.kind != "E":
+                raise QueryError(f"a difference ({t.to_text()}) is a target of E[...], not of P(...)")
+            elif not isinstance(t, (At, Event, Difference)):
+                raise QueryError(f"a target must be a name, an At, an Event or a Difference, got {t!r}")
         for c in self.conditions:
             if not isinstance(c, (Do, Assignment)):
                 raise QueryError(f"a condition must be a Do or an Assignment, got {c!r}")
@@ -204,11 +329,20 @@ class Query:
 
     @property
     def evidence(self) -> tuple[Assignment, ...]:
-        """The top-level assignments (observations of the factual world), in order."""
+        """The top-level assignments (observations of the factual world, or of
+        an intervened one for an :class:`At` variable), in order."""
         return tuple(c for c in self.conditions if isinstance(c, Assignment))
 
+    @property
+    def multiworld(self) -> bool:
+        """Whether the query names a world (``@ do(...)``), an event or a difference:
+        what the one-world queries of before cannot say."""
+        return any(not isinstance(t, str) for t in self.targets) or any(
+            isinstance(a.variable, At) for a in self.evidence
+        )
+
     def to_text(self) -> str:
-        body = ", ".join(self.targets)
+        body = ", ".join(t if isinstance(t, str) else t.to_text() for t in self.targets)
         if self.conditions:
             body += " | " + ", ".join(c.to_text() for c in self.conditions)
         return f"P({body})" if self.kind == "P" else f"E[{body}]"
@@ -241,24 +375,48 @@ def do(**assignments: object) -> Do:
     return Do(_assignments(assignments))
 
 
-def _split(args: tuple) -> tuple[tuple[str, ...], tuple[Condition, ...]]:
-    targets = tuple(a for a in args if isinstance(a, str))
-    conditions = tuple(a for a in args if not isinstance(a, str))
-    if args[: len(targets)] != targets:
-        raise QueryError("give the targets (strings) first, then the conditions")
+def _is_target(a: object) -> bool:
+    return isinstance(a, (str, At, Event))
+
+
+def _split(args: tuple) -> tuple[tuple[Target, ...], tuple[Condition, ...]]:
+    n = 0
+    while n < len(args) and _is_target(args[n]):
+        n += 1
+    targets, conditions = tuple(args[:n]), tuple(args[n:])
+    if any(_is_target(a) for a in conditions):
+        raise QueryError("give the targets (strings) first, then the conditions; a target may also be an At or an Event")
     return targets, conditions
 
 
-def P(*args: str | Condition, **evidence: object) -> Query:
-    """A distribution: targets (str), then conditions; keyword arguments are evidence.
+def event(target: Variable, value: object) -> Event:
+    """A target event: ``event("scale" @ do(shape="square"), 1)``."""
+    return Event(target, _value(value))
+
+
+def observe(variable: Variable, value: object) -> Assignment:
+    """Evidence, also in an intervened world: ``observe("scale" @ do(shape="square"), 1)``."""
+    return Assignment(variable, _value(value))
+
+
+def diff(left: Variable, right: Variable) -> Difference:
+    """The target ``left - right`` of ``E[...]``."""
+    return Difference(left, right)
+
+
+def P(*args: Target | Condition, **evidence: object) -> Query:
+    """A distribution: targets (str, :class:`At` or :class:`Event`), then
+    conditions; keyword arguments are evidence.
 
     >>> str(P("posY", do(scale=0.5, posX=0.2), shape="heart"))
     'P(posY | do(scale=0.5, posX=0.2), shape=heart)'
+    >>> str(P("scale", "scale" @ do(shape="square"), shape="heart"))
+    'P(scale, scale @ do(shape=square) | shape=heart)'
     """
     targets, conditions = _split(args)
     return Query("P", targets, conditions + _assignments(evidence))
 
 
-def E(target: str, *conditions: Condition, **evidence: object) -> Query:
-    """An expectation of one numeric factor: ``E("posY", do(scale=1.0))``."""
+def E(target: str | At | Difference, *conditions: Condition, **evidence: object) -> Query:
+    """An expectation of one numeric factor (or a difference): ``E("posY", do(scale=1.0))``."""
     return Query("E", (target,), tuple(conditions) + _assignments(evidence))

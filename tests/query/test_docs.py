@@ -28,3 +28,15 @@ def test_documented_error_messages_are_the_real_ones(text, message):
         resolve(parse(text), load_story("default"), {"img": np.zeros((64, 64), np.uint8)})
     for part in message.split("..."):
         assert part.strip(" ()") in str(info.value)
+
+
+def test_the_python_examples_in_queries_md_run():
+    import doctest
+
+    text = DOC.read_text()
+    blocks = re.findall(r"```python\n(>>> .*?)```", text, re.S)
+    assert blocks, "docs/queries.md has no >>> example"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for i, block in enumerate(blocks):
+        runner.run(doctest.DocTestParser().get_doctest(block, {}, f"queries.md[{i}]", str(DOC), 0))
+    assert runner.summarize(verbose=False).failed == 0
