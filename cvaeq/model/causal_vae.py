@@ -74,6 +74,9 @@ class CausalVAEFamily:
         if orientation_loss not in ORIENTATION_LOSSES:
             raise CvaeqError(f"causal_vae arch: orientation_loss must be one of {', '.join(ORIENTATION_LOSSES)}, "
                              f"got {orientation_loss!r}")
+        # a world's hints: its switches, and network sizes that suit its images (checked like the user's)
+        sizes = {k: v for k, v in world.model_arch.items() if k in _size_keys() and k not in SWITCHES}
+        arch = {**sizes, **arch}
         for key, value in arch.items():
             integer = isinstance(value, int) and not isinstance(value, bool)
             if key in SWITCHES:

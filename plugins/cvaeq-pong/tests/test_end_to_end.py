@@ -46,11 +46,19 @@ def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("pong")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CVAEQ_HOME", str(root / "home"))
-        config = TrainConfig(story="pong", n=2000, epochs=3, batch=32, lr=1e-2, eval_n=200, device="cpu", arch=SMALL)
+        config = TrainConfig(story="pong", n=2000, epochs=3, batch=32, lr=1e-2, eval_n=200, device="cpu")
         path = train(config, out=root / "m.safetensors", progress=False, log=lambda msg: None)
     yield path
     if ours:
         pm.unregister(cvaeq_pong)
+
+
+def test_the_worlds_model_arch_sized_the_networks(checkpoint):
+    # no --arch was given: the small networks come from WORLD.model_arch, and the checkpoint records them
+    from cvaeq.model.checkpoint import load_checkpoint
+
+    arch = load_checkpoint(checkpoint).meta["arch"]
+    assert {k: arch[k] for k in SMALL} == SMALL and arch["window"] == 0
 
 
 def test_lifting_the_ball_moves_only_the_ball(checkpoint):
