@@ -43,7 +43,7 @@ def extract(commit: str, into: Path) -> Path:
 
 
 def run(tree: Path, bench: str, extra: list[str]) -> tuple[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**os.environ, "PYTHONPATH": str(tree), "CVAEQ_LOAD_PLUGINS": "0"}  # installed plugins may not suit the old tree
     load = os.getloadavg()[0]
     out = subprocess.run([sys.executable, str(tree / "benchmarks" / f"{bench}.py"), *extra], env=env,
                          capture_output=True, text=True, cwd=tree)

@@ -81,9 +81,16 @@ def _load_entry_points() -> None:
         if pm.has_plugin(ep.name):
             continue
         try:
-            pm.register(ep.load(), name=ep.name)
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
         except Exception as e:  # a broken plugin must not take the rest down
             _warn(ep.name, "failed to load", e)
+            continue
+        unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or () if c.spec is None)
+        if unknown:  # e.g. written for a newer cvaeq: skip it rather than fail every command
+            pm.unregister(plugin)
+            _warn(ep.name, "implements hooks this cvaeq does not have",
+                  PluginError(f"{', '.join(unknown)}; upgrade cvaeq or the plugin"))
 
 
 _NAMED = object()

@@ -303,3 +303,22 @@ def test_register_image_models_records_the_plugin_and_get_family_finds_it(regist
         get_family("nope")
     result = CliRunner().invoke(main, ["plugins"])
     assert "linear       toy-models" in result.output.splitlines()
+
+
+def test_an_installed_plugin_with_an_unknown_hook_is_skipped_with_one_line(monkeypatch, capsys):
+    # A plugin written for a newer cvaeq must not stop every command (pluggy's check_pending would raise).
+    class EP:
+        def __init__(self, name, load):
+            self.name, self.load = name, load
+
+    future = types.ModuleType("cvaeq_future")
+    future.register_timemachines = hookimpl(lambda register: None)
+    future.register_mechanisms = hookimpl(lambda register: register("future_coin", Coin))
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [EP("future", lambda: future)])
+    plugins._load_entry_points()
+    get_plugin_manager().check_pending()  # nothing unknown is left registered
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'future'" in err and "register_timemachines" in err
+    assert "future_coin" not in get_mechanisms()
