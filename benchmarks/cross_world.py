@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 
@@ -33,6 +31,7 @@ from cvaeq.engine import infer_worlds
 from cvaeq.images import load_image
 from cvaeq.query import parse, resolve
 from cvaeq.query.answer import answer_query, load_mechanisms, shipped_checkpoint
+from image_counterfactual import median_ms  # this folder is on the path when run as a script
 
 HEART = "shape=heart, scale=0.6, orientation=0.8, posX=0.8, posY=0.3"
 PN_QUERY = "PN(shape=heart, scale=0.6; shape=square, scale=1)"
@@ -41,14 +40,6 @@ IMAGE_QUERY = "P(X @ do(shape=square) | X=img)"
 IMAGE_FACTORS = "P(shape, scale @ do(shape=square) | X=img)"
 
 
-def median_ms(fn, repeats: int) -> tuple[float, float, float]:
-    fn(0)  # warm-up
-    times = []
-    for seed in range(repeats):
-        t0 = time.perf_counter()
-        fn(seed)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times), max(times)
 
 
 def engine_call(resolved, mech, particles: int, with_image: bool):
