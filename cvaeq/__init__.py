@@ -1,8 +1,9 @@
 """cvaeq: causal queries about images.
 
-An SCM over the dSprites factors, a latent Z and the image X, whose image
-mechanism is a learned decoder; queries are answered by abduction, action
-and prediction.
+An SCM over a world's factors (dSprites is built in; plugins add others), a
+latent Z and the image X, whose image mechanism is a learned decoder; queries
+are answered by abduction, action and prediction, and scored against the
+world's renderer.
 """
 
 from .errors import (

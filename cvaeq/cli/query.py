@@ -17,7 +17,8 @@ DEFAULT_OUT = Path("cvaeq-out")
 @main.command()
 @click.argument("text", metavar="QUERY")
 @click.option("--image", metavar="PATH|FACTORS", default=None,
-              help="The image bound to img: a 64x64 black-and-white .png or .npy file, or factors "
+              help="The image bound to img: a black-and-white .png or .npy file of the world's image size "
+                   "(dSprites: 64x64), or factors "
                    "like shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5.")
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Particles (default 1000; 100 when X is a target).")

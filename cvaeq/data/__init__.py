@@ -1,4 +1,4 @@
-"""The dSprites world: factors, rendering, files, resampling.
+"""A world's data: its rendered grid, grid files, resampling to a story, torch datasets.
 
 The most used entry points, importable from here (torch is not imported
 until :mod:`cvaeq.data.dataset` is):

@@ -71,7 +71,7 @@ __all__ = [
 
 #: Particles for queries whose targets are factors or Z.
 DEFAULT_SAMPLES = 1000
-#: Particles when X is a target (each particle decodes a 64×64 image).
+#: Particles when X is a target (each particle decodes an image).
 IMAGE_SAMPLES = 100
 #: At most this many particles when the image is a target or the evidence.
 MAX_IMAGE_SAMPLES = 10_000
