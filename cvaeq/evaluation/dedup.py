@@ -37,14 +37,9 @@ class DedupedImageModel:
     def __init__(self, model) -> None:
         self.model = model
         self.latent_dim = int(model.latent_dim)
-        if callable(getattr(model, "pixel_logits", None)):  # the protocol's optional member passes through
-            self.pixel_logits = model.pixel_logits
-
-    def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
-        """The model's ``decode_probs``, else the sigmoid of its ``pixel_logits``."""
-        if callable(getattr(self.model, "decode_probs", None)):
-            return self.model.decode_probs(classes, z)
-        return torch.sigmoid(self.model.pixel_logits(classes, z).double())
+        for member in ("pixel_logits", "decode_probs"):  # the decoder(s) the model has pass through
+            if callable(getattr(model, member, None)):
+                setattr(self, member, getattr(model, member))
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         return self.model.z_posterior(x, classes)
