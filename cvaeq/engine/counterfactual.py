@@ -111,6 +111,18 @@ class Result:
         return s[order[:n]]
 
 
+def target_facts(scm: SCM, nodes: Mapping[str, str]) -> tuple[dict[str, int], dict[str, Tensor]]:
+    """A result's ``sizes`` and ``grids`` for targets keyed ``{key: node}``:
+    the class count of each categorical node, and the numbers of a numeric
+    factor's classes from the SCM's world (for expectations)."""
+    world = getattr(scm, "world", None)
+    sizes = {key: int(scm.mechanisms[node].size) for key, node in nodes.items()
+             if getattr(scm.mechanisms[node], "size", None) is not None}
+    grids = {key: torch.as_tensor(world.values[node], dtype=torch.float64)
+             for key, node in nodes.items() if world is not None and node in world.numeric}
+    return sizes, grids
+
+
 def infer(
     scm: SCM,
     targets: Sequence[str],
@@ -147,10 +159,7 @@ def infer(
             scm, evidence, num_particles, resample_below=resample_below, fallback_samples=fallback_samples
         )
         values = predict(world, particles)
-    sizes = {t: int(scm.mechanisms[t].size) for t in targets if getattr(scm.mechanisms[t], "size", None) is not None}
-    world = getattr(scm, "world", None)
-    grids = {t: torch.as_tensor(world.values[t], dtype=torch.float64)
-             for t in targets if world is not None and t in world.numeric}
+    sizes, grids = target_facts(scm, {t: t for t in targets})
     return Result(
         targets=targets,
         samples={t: values[t] for t in targets},

@@ -38,7 +38,7 @@ from ..errors import QueryError
 from ..scm import SCM, _batched
 from .abduction import FALLBACK_SAMPLES, abduct
 from .action import intervene
-from .counterfactual import Result
+from .counterfactual import Result, target_facts
 from .particles import Particles, effective_sample_size
 
 __all__ = ["infer_worlds", "WorldsResult"]
@@ -149,11 +149,7 @@ def infer_worlds(
             "it is impossible or rare: use more particles (--samples)"
         )
     samples = {key: predicted[_world_key(do)][node] for key, (node, do) in targets.items()}
-    sizes = {key: int(scm.mechanisms[node].size) for key, (node, _) in targets.items()
-             if getattr(scm.mechanisms[node], "size", None) is not None}
-    world = getattr(scm, "world", None)
-    grids = {key: torch.as_tensor(world.values[node], dtype=torch.float64)
-             for key, (node, _) in targets.items() if world is not None and node in world.numeric}
+    sizes, grids = target_facts(scm, {key: node for key, (node, _) in targets.items()})
     intervened = any(do for _, do in wanted)
     kind = "counterfactual" if intervened and (evidence or world_evidence or len(worlds) > 1) else (
         "interventional" if intervened or not evidence else "observational")
