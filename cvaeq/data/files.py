@@ -62,6 +62,7 @@ __all__ = [
     "Grid",
     "NpzWriter",
     "load_grid",
+    "cached_grid",
     "read_metadata",
     "write_images",
     "layout_arrays",
@@ -324,6 +325,14 @@ class Grid:
     def images_at(self, indices: np.ndarray) -> np.ndarray:
         """``(n, H, W)`` uint8 0/1 images of the given grid indices."""
         return self.rows(self.rows_of(indices))
+
+
+def cached_grid(world: World | str | None = None) -> Grid | None:
+    """The world's grid file in the cache (``cvaeq data build``; for dSprites the
+    real file if it is there) if there is one, else None: the images are then rendered."""
+    world = get_world(world)
+    path = default_grid_path(world.name)
+    return load_grid(path, world) if path.is_file() else None
 
 
 def load_grid(path: str | os.PathLike | None = None, world: World | str | None = None) -> Grid:

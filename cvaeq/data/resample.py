@@ -31,9 +31,9 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DataError
-from ..paths import atomic_path, default_grid_path
+from ..paths import atomic_path
 from ..world import World, get_world
-from .files import Grid, NpzWriter, layout_arrays, load_grid
+from .files import Grid, NpzWriter, cached_grid, layout_arrays, load_grid
 
 __all__ = ["Resampled", "resample", "save_resampled", "load_resampled", "images_for"]
 
@@ -118,8 +118,7 @@ def save_resampled(
 
     world = resampled.world
     if grid is None:
-        path = default_grid_path(world.name)
-        grid = load_grid(path, world) if path.is_file() else None
+        grid = cached_grid(world)
     elif not isinstance(grid, Grid):
         grid = load_grid(grid, world)
     source = "rendered" if grid is None else f"grid file {grid.path.name}"

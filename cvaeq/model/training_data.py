@@ -21,15 +21,6 @@ def eval_seed(seed: int) -> int:
     return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
 
 
-def _cached_grid(world):
-    """The world's cached grid file (``cvaeq data build``) if there is one, and its path."""
-    from ..data.files import load_grid
-    from ..paths import default_grid_path
-
-    path = default_grid_path(world.name)
-    return (load_grid(path, world) if path.is_file() else None), path
-
-
 def load_training_data(story, n: int, seed: int, progress: bool = True,
                        uniform: float = 0.0) -> tuple[np.ndarray, np.ndarray, str, int]:
     """uint8 images ``(n, H, W)`` of the story's world, classes ``(n, F)``,
@@ -56,8 +47,10 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
         rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
         parts.append(np.stack([rng.integers(0, f.size, n_uniform) for f in world.factors], 1).astype(np.int64))
     classes = np.concatenate(parts)
-    grid, gpath = _cached_grid(world)
-    source = f"grid file {gpath}" if grid is not None else "rendered"
+    from ..data.files import cached_grid
+
+    grid = cached_grid(world)
+    source = f"grid file {grid.path}" if grid is not None else "rendered"
     images = np.empty((n, *world.image_shape), dtype=np.uint8)
     bar = tqdm(total=n, desc=f"images ({source})", unit="img", unit_scale=True, file=sys.stderr,
                disable=not progress, leave=False)
