@@ -30,12 +30,34 @@ __all__ = ["Mechanisms", "load_mechanisms", "shipped_checkpoint", "WEIGHTS"]
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
-def shipped_checkpoint() -> Path | None:
-    """The checkpoint installed with the package, if any: ``cvaeq/weights/default.safetensors``,
-    else the first ``.safetensors`` file there (by name); the rule ``cvaeq eval`` follows."""
+def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
+    """The checkpoint installed with the package, if any.
+
+    Without ``story``: ``cvaeq/weights/default.safetensors`` (the dSprites
+    model), else the first ``.safetensors`` file there (by name); the rule
+    ``cvaeq eval`` follows. With a story: ``cvaeq/weights/<story name>.safetensors``
+    (``default`` for the story ``default``) when it was trained on that
+    story (:meth:`Story.same_as`: the same graph, tables and latent), else
+    None: a user's edited copy under the same name gets no model trained on
+    something else.
+
+    >>> shipped_checkpoint().name
+    'default.safetensors'
+    >>> shipped_checkpoint(load_story("pong")) is None
+    True
+    """
     found = sorted(WEIGHTS.glob("*.safetensors")) if WEIGHTS.is_dir() else []
-    named = [p for p in found if p.stem == "default"]
-    return (named or found or [None])[0]
+    if story is None:
+        named = [p for p in found if p.stem == "default"]
+        return (named or found or [None])[0]
+    path = WEIGHTS / f"{story.name}.safetensors"
+    if path not in found:
+        return None
+    from .model.checkpoint import read_metadata
+    from .story import story_from_text
+
+    trained_on = story_from_text(read_metadata(path).get("story_text", ""), source=f"{path} (stored story)")
+    return path if trained_on.same_as(story) else None
 
 
 @dataclass(frozen=True)

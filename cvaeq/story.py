@@ -103,6 +103,21 @@ class Story:
             out[:, names.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
         return out
 
+    def same_as(self, other: "Story") -> bool:
+        """Whether ``other`` tells the same story: name, world, latent, graph,
+        tables and mechanisms (comments and layout of the text aside).
+
+        >>> load_story("default").same_as(story_from_text(load_story("default").text + "# a comment"))
+        True
+        """
+        return (
+            self.name == other.name and self.world.name == other.world.name
+            and self.latent_dim == other.latent_dim and self.mechanisms == other.mechanisms
+            and set(self.tables) == set(other.tables)
+            and all(self.parents(f) == other.parents(f) and np.array_equal(self.tables[f], other.tables[f])
+                    for f in self.tables)
+        )
+
     def log_prob(self, classes: np.ndarray) -> np.ndarray:
         """``(N,)`` log P(factors) of ``(N, F)`` classes under the story."""
         classes = np.asarray(classes, dtype=np.int64)
@@ -300,7 +315,7 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
     SIZES, VALUES, label, NUMERIC = world.sizes, world.values, world.label, world.numeric
     if f not in NUMERIC:
         raise fail(f, f"a normal form needs a numeric factor; give `probs` for {f}")
-    allowed = {"mean", "sd", "coef", "offset", "floor"}
+    allowed = {"mean", "sd", "coef", "offset", "floor", "law"}
     extra = set(spec) - allowed
     if extra:
         raise fail(f, f"unknown key {sorted(extra)[0]!r} in [normal]; allowed: {', '.join(sorted(allowed))}")
@@ -332,6 +347,16 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
     for p in coef:
         if p not in NUMERIC:
             raise fail(f, f"coef needs a numeric parent, {p!r} is not; use offset.{p}")
+    law = None
+    if "law" in spec:
+        laws = dict(world.laws)
+        if spec["law"] not in laws:
+            known = ", ".join(sorted(laws)) or "none"
+            raise fail(f, f"unknown law {spec['law']!r} in [normal]; world {world.name!r} has laws: {known}")
+        law = laws[spec["law"]]
+        absent = [a for a in law.args if a not in parents]
+        if absent:
+            raise fail(f, f"law {spec['law']!r} reads {', '.join(law.args)}; add {absent[0]!r} to the parents of {f}")
     for p, row in offset.items():
         labels = [label(p, c) for c in range(SIZES[p])]
         extra = [k for k in row if k not in labels]
@@ -347,6 +372,9 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
                 mean += float(coef[p]) * float(VALUES[p][c])  # Python floats: overflow is inf, not a warning
             if p in offset:
                 mean += float(offset[p].get(label(p, c), 0.0))
+        if law is not None:
+            at = dict(zip(parents, combo))
+            mean += float(law.fn(*(float(VALUES[a][at[a]]) for a in law.args)))
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # far off the grid: weights 0
             w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)
         if not np.isfinite(mean) or not w.sum() > 0:

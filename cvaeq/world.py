@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["Factor", "World", "get_world", "DEFAULT_WORLD", "MAX_FACTORS", "MAX_FACTOR_SIZE"]
+__all__ = ["Factor", "Law", "World", "get_world", "DEFAULT_WORLD", "MAX_FACTORS", "MAX_FACTOR_SIZE"]
 
 #: The world of a story or checkpoint that names none (every file written before worlds).
 DEFAULT_WORLD = "dsprites"
@@ -137,6 +137,28 @@ class Factor:
         return self.snap(float(text))
 
 
+@dataclass(frozen=True)
+class Law:
+    """A law of a world: a deterministic number computed from some factors' values.
+
+    Stories use a law as the centre of a normal (``[factors.F.normal]`` with
+    ``law = "NAME"``): the factor follows the law up to the story's noise.
+    The pendulum's shadow follows the projection of the rod by the light.
+
+    :param args: the factors whose values (grid numbers) the law reads, in the
+        order ``fn`` takes them; in a story they must be parents of the factor.
+    :param fn: ``fn(*values) -> float``.
+    :param doc: one line saying what it computes, for errors and docs.
+
+    >>> Law(("x",), lambda x: 2 * x, "twice x").fn(1.5)
+    3.0
+    """
+
+    args: tuple[str, ...]
+    fn: Callable[..., float]
+    doc: str = ""
+
+
 @dataclass(frozen=True, eq=False)
 class World:
     """A world: named factors, an image shape and the renderer that is its truth.
@@ -162,6 +184,8 @@ class World:
     :param file_constants: leading constant columns ``(name, value)`` of this
         world's data-file layout (dSprites files keep a ``color`` column).
     :param description: one line for ``cvaeq plugins``.
+    :param laws: ``{name: Law}``: deterministic functions of factor values
+        that stories may use as a factor's mean (the shadow's projection).
     """
 
     name: str
@@ -175,6 +199,7 @@ class World:
     load_real: Callable[[Path], tuple[np.ndarray, np.ndarray]] | None = None
     file_constants: tuple[tuple[str, float], ...] = ()
     description: str = ""
+    laws: Mapping[str, Law] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", self.name):
@@ -195,6 +220,9 @@ class World:
         object.__setattr__(self, "image_shape", (h, w))
         if not callable(self.render):
             raise DataError(f"world {self.name!r}: render must be callable")
+        for law_name, law in dict(self.laws).items():
+            if not isinstance(law, Law) or not callable(law.fn) or not all(a in names for a in law.args):
+                raise DataError(f"world {self.name!r}: law {law_name!r} must be a Law over this world's factors")
         object.__setattr__(self, "_by_name", {f.name: f for f in factors})
         sizes = np.array([f.size for f in factors], dtype=np.int64)
         object.__setattr__(self, "_bases", np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64))

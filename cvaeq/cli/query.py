@@ -27,7 +27,8 @@ DEFAULT_OUT = Path("cvaeq-out")
 @click.option("--model", "model", metavar="CKPT", default=None,
               help="A checkpoint from cvaeq train (default: the shipped checkpoint if installed).")
 @click.option("--story", default=None, metavar="NAME|PATH",
-              help="Answer with a story's true tables, no model (factor queries only).")
+              help="Answer with a story's true tables (factor queries); for queries about X, "
+                   "with the model shipped for that story (default, pendulum).")
 @click.option("--out", type=FilePath(file_okay=False, path_type=Path), default=None,
               help=f"Folder for the PNGs when X is a target (default: ./{DEFAULT_OUT}).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")

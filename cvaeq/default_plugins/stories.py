@@ -1,4 +1,4 @@
-"""The built-in story ``default`` (the dSprites world's ``default.toml``)."""
+"""The built-in stories ``default`` (the dSprites world's ``default.toml``) and ``pendulum``."""
 
 from ..hookspecs import hookimpl
 
@@ -8,3 +8,6 @@ def register_stories(register):
     from ..worlds.dsprites import STORY_PATH
 
     register("default", str(STORY_PATH))
+    from ..worlds.pendulum import STORY_NAME, STORY_PATH as PENDULUM
+
+    register(STORY_NAME, str(PENDULUM))

@@ -1,4 +1,4 @@
-"""The built-in world ``dsprites``, registered like any third-party world."""
+"""The built-in worlds ``dsprites`` and ``pendulum``, registered like any third-party world."""
 
 from ..hookspecs import hookimpl
 
@@ -8,3 +8,6 @@ def register_worlds(register):
     from ..worlds.dsprites import WORLD
 
     register(WORLD)
+    from ..worlds.pendulum import WORLD as PENDULUM
+
+    register(PENDULUM)

@@ -58,7 +58,7 @@ from ..limits import MAX_CHECKPOINT_BYTES, read_limited
 from ..paths import atomic_path
 from .family import DEFAULT_FAMILY, get_family
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "export_checkpoint", "FORMAT", "VERSION"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_metadata", "export_checkpoint", "FORMAT", "VERSION"]
 
 #: Options of the causal VAE that files written before families kept at the top level of ``meta``.
 _LEGACY_OPTIONS = ("aux_weight", "orientation_loss")
@@ -231,6 +231,30 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise CheckpointError(f"{path}: metadata is not valid JSON (or nested too deeply)") from None
     _check_meta(path, meta)
     return meta, tensors
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """A checkpoint's metadata (story text, world, family, arch, ...) from its header alone.
+
+    Cheap (the tensors are not read) and unverified: for choosing a file, such
+    as the shipped checkpoint of a story; :func:`load_checkpoint` verifies
+    what it loads. Anything unreadable is a CheckpointError.
+    """
+    path = Path(path)
+    foreign = f"{path}: not a cvaeq checkpoint (expected a .safetensors file written by `cvaeq train`)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            (n,) = struct.unpack("<Q", head) if len(head) == 8 else (-1,)
+            if not 0 < n <= _MAX_HEADER:
+                raise CheckpointError(foreign)
+            header = json.loads(f.read(n))
+        meta = json.loads(header["__metadata__"]["meta"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise CheckpointError(foreign) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(foreign)
+    return meta
 
 
 def _is_int(v: Any, low: int, high: int) -> bool:

@@ -26,7 +26,8 @@ Where the mechanisms come from (:func:`load_mechanisms`): a checkpoint
 (``model=``; its story and fitted factor tables, its decoder as the image
 mechanism), else the shipped checkpoint if installed, else — or when
 ``story=`` is given — the story's true tables with no image model (factor
-queries only; ground truth).
+queries; ground truth). A query about the image with ``story=`` alone uses
+the checkpoint shipped for that story, if any (:func:`shipped_checkpoint`).
 
 >>> a = ask("P(shape | do(scale=1))", story="default", samples=2000, seed=0)
 >>> a.kind, a.samples, a.ess
@@ -299,6 +300,11 @@ def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_imag
     return out
 
 
+def _uses_image(r: ResolvedQuery) -> bool:
+    """Whether answering ``r`` needs an image model: X is a target or observed."""
+    return IMAGE in set(r.targets) | set(r.evidence) | {w.variable for w in r.worlds}
+
+
 def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
     """Answer a resolved query with the given mechanisms (see :func:`ask`)."""
     image_target = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
@@ -364,8 +370,10 @@ def ask(
         (see :mod:`cvaeq.images`); read in the story's world.
     :param model: a checkpoint path, a loaded checkpoint or an image model;
         None: the shipped checkpoint if installed, else ``story``'s true tables.
-    :param story: a story (name, path or object): the true tables, no image
-        model (factor queries only), or the story an image model goes with.
+    :param story: a story (name, path or object): its true tables, or the
+        story an image model goes with. Alone, with a question about the
+        image (X), the shipped checkpoint trained on that story answers
+        (``cvaeq/weights/<story>.safetensors``: ``default``, ``pendulum``).
     :param samples: particles; default :data:`IMAGE_SAMPLES` (100) when X is a
         target, else :data:`DEFAULT_SAMPLES` (1000).
     :param seed: seeds every random draw.
@@ -377,6 +385,11 @@ def ask(
     mech = load_mechanisms(model, story)
     loaded = None if image is None else load_image(image, mech.story.world)
     r = resolve(query, mech.story, {"img": loaded})
+    if model is None and mech.image_model is None and _uses_image(r):
+        # a story alone and a question about the image: the shipped checkpoint trained on that story
+        shipped = shipped_checkpoint(mech.story)
+        if shipped is not None:
+            mech = load_mechanisms(shipped)
     if loaded is not None and IMAGE not in r.evidence:
         raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
     a = answer_query(r, mech, samples, seed)
