@@ -57,9 +57,27 @@ def summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _shipped_for(story: str, model) -> str:
+    """The checkpoint shipped for ``story``; a one-line error when there is none or --model is given too."""
+    from ..errors import CvaeqError
+    from ..loading import shipped_checkpoint
+    from ..story import load_story
+
+    if model is not None:
+        raise CvaeqError("give --model or --story, not both: a checkpoint carries the story it was trained on")
+    loaded = load_story(story)
+    path = shipped_checkpoint(loaded)
+    if path is None:
+        raise CvaeqError(f"no checkpoint is shipped for story {loaded.name!r}; train one with "
+                         f"`cvaeq train --story {story}` and pass it with --model")
+    return str(path)
+
+
 @main.command("eval")
 @click.option("--model", "model", type=FilePath(dir_okay=False), default=None,
               help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].")
+@click.option("--story", default=None, metavar="NAME|PATH",
+              help="Evaluate the checkpoint shipped for this story (default, pendulum) instead of --model.")
 @click.option("--n", "n", type=click.IntRange(1, MAX_EVAL_IMAGES), default=200, show_default=True,
               help="Test images, drawn uniformly from the full grid of the model's world.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the images, interventions and particles.")
@@ -71,7 +89,7 @@ def summary(r: dict) -> str:
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet):
+def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
     true (rendered) counterfactuals (IoU, L1), axiomatic soundness
     (effectiveness, composition, reversibility), and TV to the story."""
@@ -81,6 +99,8 @@ def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet)
 
     if threads is not None:
         torch.set_num_threads(threads)
+    if story is not None:
+        model = _shipped_for(story, model)
     mech = mechanisms_to_score(model)  # a bad path fails here: one line, exit 2
     started = time.perf_counter()
     result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)

@@ -32,7 +32,7 @@ import torch
 
 from ..errors import DataError
 
-__all__ = ["fit_factor_logits", "contingency", "loglinear_fit", "total_variation"]
+__all__ = ["fit_factor_logits", "contingency", "loglinear_fit", "floor_fit", "total_variation"]
 
 
 def contingency(classes: np.ndarray, factor: str, parents: tuple[str, ...], world=None) -> np.ndarray:
@@ -114,6 +114,25 @@ def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], deg
         return probs().numpy()
 
 
+def floor_fit(counts: np.ndarray, floor: float, threshold: float) -> np.ndarray:
+    """Rows of a uniform ``floor`` plus what rises above it: ``(1 - floor) q + floor / size``.
+
+    ``q`` is each row's counts less ``threshold`` times the count the floor
+    alone would give each cell (``n_row * floor / size``), cut at 0 and
+    normalised (uniform where nothing is left). It is the form of a story
+    that puts most of a row's mass on a few values by a law of its own and
+    mixes in a uniform floor (the pendulum's shadow): a cell seen once or
+    twice in a row of hundreds is the floor's, not a value of the law, and
+    gets exactly the pooled floor instead of its own noisy count.
+    """
+    size = counts.shape[-1]
+    expected = counts.sum(-1, keepdims=True) * floor / size
+    q = np.maximum(counts - threshold * expected, 0.0)
+    total = q.sum(-1, keepdims=True)
+    q = np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / size)
+    return (1 - floor) * q + floor / size
+
+
 def _shrink(counts: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
     if np.isinf(strength):
         return prior
@@ -122,14 +141,19 @@ def _shrink(counts: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarra
 
 #: Pseudo-observation strengths tried by cross-validation (inf = the smooth fit alone).
 STRENGTHS = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, float("inf"))
+#: Floors and thresholds of :func:`floor_fit` tried by cross-validation beside the shrunk log-linear fits.
+FLOORS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+THRESHOLDS = (1.0, 2.0, 3.0, 5.0)
 
 
 def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
     """Fitted Gumbel-max logits (log-probs) ``{factor: [*parent sizes, size]}``.
 
-    Per factor, the shrinkage strength is chosen by held-out log-likelihood
-    (a ``holdout`` fraction of rows, split with ``seed``), then the fit is
-    redone on all rows. Deterministic.
+    Per factor, the form is chosen by held-out log-likelihood (a ``holdout``
+    fraction of rows, split with ``seed``): the counts shrunk towards the
+    log-linear fit (and how strongly), or a uniform floor plus what rises
+    above it (:func:`floor_fit`, and which floor and threshold); then the
+    chosen fit is redone on all rows. Deterministic.
 
     :param classes: ``(n, F)`` factor classes (the story's world's order),
         e.g. the resampled training labels.
@@ -148,10 +172,17 @@ def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: in
         train_counts = contingency(classes[~test], f, parents, world)
         test_counts = contingency(classes[test], f, parents, world)
         prior = loglinear_fit(train_counts, f, parents, world=world)
-        scores = [(test_counts * np.log(_shrink(train_counts, prior, s))).sum() for s in STRENGTHS]
-        strength = STRENGTHS[int(np.argmax(scores))]
+        fits = [("shrink", s) for s in STRENGTHS] + [("floor", (w, t)) for w in FLOORS for t in THRESHOLDS]
+
+        def fitted(form, arg, counts, prior):
+            return _shrink(counts, prior, arg) if form == "shrink" else floor_fit(counts, *arg)
+
+        with np.errstate(divide="ignore"):  # a held-out count where a fit has probability 0: -inf, never chosen
+            scores = [np.nansum(test_counts * np.log(fitted(form, arg, train_counts, prior))) for form, arg in fits]
+        form, arg = fits[int(np.argmax(scores))]
         counts = contingency(classes, f, parents, world)
-        out[f] = np.log(_shrink(counts, loglinear_fit(counts, f, parents, world=world), strength))
+        full_prior = loglinear_fit(counts, f, parents, world=world) if form == "shrink" else None
+        out[f] = np.log(fitted(form, arg, counts, full_prior))
     return out
 
 

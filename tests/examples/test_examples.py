@@ -63,3 +63,16 @@ def test_heart_to_square_without_a_model_says_what_to_do(monkeypatch, capsys):
     monkeypatch.setattr(loading, "shipped_checkpoint", lambda: None)
     assert run_script("heart_to_square.py", monkeypatch) == 2
     assert "needs a trained model: pass --model CKPT" in capsys.readouterr().err
+
+
+def test_pendulum_light_scores_the_shipped_models_answer_against_the_truth(tmp_path, monkeypatch, capsys):
+    import re
+
+    out = tmp_path / "pendulum"
+    assert run_script("pendulum_light.py", monkeypatch, "--out", out, "--samples", 60) == 0
+    text = capsys.readouterr().out
+    score, nothing = (float(v) for v in re.search(r"true counterfactual: ([\d.]+) \(doing nothing: ([\d.]+)\)", text).groups())
+    assert score > 0.85 and nothing < 0.6
+    model_e, true_e = (float(v) for v in re.search(r"= ([\d.]+)\s+\(the truth: ([\d.]+);", text).groups())
+    assert abs(model_e - true_e) < 1.0 and true_e > 12  # the light moved left: the shadow went right
+    assert sorted(p.name for p in out.iterdir()) == ["evidence.png", "mean.png", "samples.png", "truth.png"]

@@ -38,7 +38,7 @@ def test_moving_the_light_left_moves_the_shadow_right_as_the_truth_does():
     truth = truth_of("light", 2.0)
     score = float(iou(a.mean_image[None] > 0.5, truth.image)[0])
     assert score > 0.85 and float(iou(EVIDENCE[None], truth.image)[0]) < 0.6
-    assert a.predicted["light"] == "1.73205" or float(a.predicted["light"]) < 3
+    assert float(a.predicted["light"]) < 3
     e = ask("E[shadow_position | do(light=2), X=img]", story="pendulum", image=FACTUAL, samples=100, seed=0)
     true_e = WORLD.values["shadow_position"][truth.classes[0, :, WORLD.index("shadow_position")]].mean()
     assert e.expectation["shadow_position"] == pytest.approx(true_e, abs=0.8) and true_e > 12
@@ -48,7 +48,7 @@ def test_dragging_the_shadow_moves_nothing_else():
     a = ask("P(X | do(shadow_position=17.4), X=img)", story="pendulum", image=FACTUAL, samples=100, seed=1)
     truth = truth_of("shadow_position", 17.4)
     assert float(iou(a.mean_image[None] > 0.5, truth.image)[0]) > 0.85
-    assert a.predicted["angle"] == "-18" and a.predicted["light"] == "13.2534"
+    assert a.predicted["angle"] == "-18" and a.predicted["light"] == WORLD.label("light", WORLD.snap("light", 13.25))
 
 
 def test_the_encoder_reads_the_factors_of_pictures_from_the_story():
