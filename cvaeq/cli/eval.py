@@ -68,7 +68,9 @@ def summary(r: dict) -> str:
                    "the default is what `cvaeq query` answers an image query with.")
 @click.option("--tv-particles", type=click.IntRange(1, MAX_TV_PARTICLES), default=20_000, show_default=True,
               help="Particles per counterfactual query of the TV score.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+              help="CPU threads for torch [default: the CPUs this process gets, measured at the start "
+                   "(cvaeq.threads)].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet):
@@ -79,8 +81,9 @@ def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet)
 
     from ..evaluation import evaluate, mechanisms_to_score
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    from ..threads import use_threads
+
+    use_threads(threads)
     mech = mechanisms_to_score(model)  # a bad path fails here: one line, exit 2
     started = time.perf_counter()
     result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)
