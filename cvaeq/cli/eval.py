@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import click
@@ -76,7 +77,11 @@ def summary(r: dict) -> str:
 def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
     true (rendered) counterfactuals (IoU, L1), axiomatic soundness
-    (effectiveness, composition, reversibility), and TV to the story."""
+    (effectiveness, composition, reversibility), and TV to the story.
+
+    Under torchrun (``torchrun --nproc-per-node N -m cvaeq eval ...``) each
+    process scores its share of the test images and rank 0 prints the same
+    result as one process would."""
     import torch
 
     from ..evaluation import evaluate, mechanisms_to_score
@@ -85,9 +90,21 @@ def eval_command(model, n, seed, samples, tv_particles, threads, as_json, quiet)
 
     use_threads(threads)
     mech = mechanisms_to_score(model)  # a bad path fails here: one line, exit 2
+    ctx = None
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # one process of a torchrun launch
+        from ..model.distributed import init_distributed
+
+        ctx = init_distributed("cpu")  # evaluation runs on the CPU: gloo
     started = time.perf_counter()
-    result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)
+    try:
+        result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles,
+                          progress=not quiet and (ctx is None or ctx.rank == 0), dist_ctx=ctx)
+    finally:
+        if ctx is not None:
+            ctx.close()
     seconds = time.perf_counter() - started
+    if result is None:  # not rank 0: rank 0 reports
+        return
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     else:

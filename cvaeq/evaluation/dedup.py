@@ -34,11 +34,18 @@ class DedupedImageModel:
     The proposal q(factors | X) is asked for every particle, and particles of
     one image repeat that image; this wrapper evaluates each consecutive run
     once and repeats the answer. Everything else is passed through.
+    ``pixel_dtype`` sets the image mechanism's pixel precision
+    (:class:`~cvaeq.mechanisms.image.BernoulliImage`'s ``dtype``).
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, pixel_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.latent_dim = int(model.latent_dim)
+        #: the precision of the image mechanism's pixel arithmetic (None: the model's own)
+        if pixel_dtype is not None:
+            self.pixel_dtype = pixel_dtype
+        elif hasattr(model, "pixel_dtype"):
+            self.pixel_dtype = model.pixel_dtype
         for member in ("pixel_logits", "decode_probs"):  # the decoder(s) the model has pass through
             if callable(getattr(model, member, None)):
                 setattr(self, member, getattr(model, member))
