@@ -6,7 +6,8 @@ an earlier commit (``git archive``, no checkout is touched) and runs each
 benchmark script of ``benchmarks/`` alternately on that tree and on this one,
 ``--rounds`` times, the order flipping each round, with the 1-minute load
 average printed beside every run. Each tree runs its own copy of the script,
-so a benchmark whose imports moved still runs on both.
+so a benchmark whose imports moved still runs on both (a benchmark the earlier
+commit lacks runs from this tree's copy on both).
 
     python benchmarks/before_after.py --before a422ba0 [--rounds 3] [--bench factor_counterfactual image_counterfactual]
 
@@ -45,7 +46,10 @@ def extract(commit: str, into: Path) -> Path:
 def run(tree: Path, bench: str, extra: list[str]) -> tuple[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree), "CVAEQ_LOAD_PLUGINS": "0"}  # installed plugins may not suit the old tree
     load = os.getloadavg()[0]
-    out = subprocess.run([sys.executable, str(tree / "benchmarks" / f"{bench}.py"), *extra], env=env,
+    script = tree / "benchmarks" / f"{bench}.py"
+    if not script.exists():  # a benchmark added since: this tree's copy measures the earlier code too
+        script = HERE / "benchmarks" / f"{bench}.py"
+    out = subprocess.run([sys.executable, str(script), *extra], env=env,
                          capture_output=True, text=True, cwd=tree)
     if out.returncode != 0:
         return f"FAILED ({out.returncode}): {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ''}", load

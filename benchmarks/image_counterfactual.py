@@ -8,7 +8,7 @@ engine alone (``cvaeq.engine.infer``) and of the whole answer (parsing,
 inference and the summary: sample grid, mean image, factors read off it);
 target: < 200 ms on the project's 2-core CPU.
 
-    python benchmarks/image_counterfactual.py [--model CKPT] [--particles 100] [--repeats 20] [--threads 2]
+    python benchmarks/image_counterfactual.py [--model CKPT] [--particles 100] [--repeats 20] [--threads N]
 
 Without ``--model`` the shipped checkpoint (cvaeq/weights/) is used.
 """
@@ -48,9 +48,14 @@ def main() -> None:
     ap.add_argument("--model", help="checkpoint (default: the shipped one)")
     ap.add_argument("--particles", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (0: torch's default; default: what cvaeq query picks, cvaeq.threads)")
     args = ap.parse_args()
-    if args.threads:
+    if args.threads is None:
+        from cvaeq.threads import use_threads
+
+        use_threads(None, seconds=0.1)
+    elif args.threads:
         torch.set_num_threads(args.threads)
     model = args.model or shipped_checkpoint()
     if model is None:

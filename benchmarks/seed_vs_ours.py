@@ -16,7 +16,14 @@ color (1 + 3 + 6 + 40 + 32 + 32); color is constant, so this is our 113 plus
 a constant 1. It has no q(factors | X); ours trains one alongside (extra work
 it still does within the same time).
 
-    python benchmarks/seed_vs_ours.py --seconds 90 --threads 2
+    python benchmarks/seed_vs_ours.py --seconds 90 [--compete 1] [--threads N] [--seed-threads N]
+
+``--compete N`` runs N competing CPU-bound processes (busy loops) for the
+whole measurement, as a busy machine would. Ours picks its torch threads as
+``cvaeq train`` does (:func:`cvaeq.threads.auto_threads`: the CPUs this
+process actually gets, measured once the competitors run) unless
+``--threads`` says; the seed keeps torch's default (one per CPU), as the seed
+ran, unless ``--seed-threads`` says.
 
 ``--ours-arch`` measures other network sizes of ours (``cvaeq train --arch``
 syntax); the default is the shipped model's architecture.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -80,8 +88,8 @@ class SeedCVAE(nn.Module):
 class Runner:
     """One model's training state, advanced a slice of wall time at a time."""
 
-    def __init__(self, name, model, lr, batch, images, classes, seed):
-        self.name, self.model, self.batch = name, model, batch
+    def __init__(self, name, model, lr, batch, images, classes, seed, threads):
+        self.name, self.model, self.batch, self.threads = name, model, batch, threads
         self.opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # as `cvaeq train`
         self.images, self.classes = images, classes
         self.rng = np.random.default_rng(seed)
@@ -89,6 +97,7 @@ class Runner:
         self.seen = 0
 
     def run_for(self, seconds):
+        torch.set_num_threads(self.threads)
         t0, c0 = time.perf_counter(), time.process_time()
         while time.perf_counter() - t0 < seconds:
             idx = self.rng.integers(0, len(self.classes), self.batch)
@@ -124,7 +133,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=90.0, help="wall time per model")
     ap.add_argument("--slice", type=float, default=5.0, help="seconds per turn")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads of ours (default: what cvaeq train picks, cvaeq.threads.auto_threads)")
+    ap.add_argument("--seed-threads", type=int, default=None,
+                    help="torch threads of the seed (default: torch's, one per CPU)")
+    ap.add_argument("--compete", type=int, default=0, metavar="N",
+                    help="competing CPU-bound processes running during the measurement")
     ap.add_argument("--n", type=int, default=30000)
     ap.add_argument("--eval-n", type=int, default=2000)
     ap.add_argument("--ours-lr", type=float, default=2e-3)
@@ -132,23 +146,37 @@ def main() -> None:
     ap.add_argument("--ours-arch", default=None, metavar="KEY=N,...",
                     help="network sizes of ours, as `cvaeq train --arch` (default: the shipped model's)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    competitors = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.compete)]
+    try:
+        run(args)
+    finally:
+        for c in competitors:
+            c.kill()
+            c.wait()
+
+
+def run(args) -> None:
+    from cvaeq.threads import auto_threads
+
+    seed_threads = args.seed_threads or torch.get_num_threads()
     arch = parse_arch(args.ours_arch) if args.ours_arch else {}
     story = load_story("default")
     images, classes = load(story, args.n, 0)
     eval_images, eval_classes = load(story, args.eval_n, 1)
+    ours_threads = args.threads or auto_threads()  # decided now that the data are in and competitors run
     torch.manual_seed(0)
     runners = [
-        Runner("seed MLP CVAE", SeedCVAE(), 1e-3, 256, images, classes, 0),
+        Runner("seed MLP CVAE", SeedCVAE(), 1e-3, 256, images, classes, 0, seed_threads),
         Runner("cvaeq CausalVAE", CausalVAE(ArchConfig(latent_dim=story.latent_dim, **arch)), args.ours_lr,
-               args.ours_batch, images, classes, 0),
+               args.ours_batch, images, classes, 0, ours_threads),
     ]
     load0 = os.getloadavg()[0]
     while min(r.wall for r in runners) < args.seconds:
         for r in runners:
             r.run_for(min(args.slice, args.seconds - r.wall) if r.wall < args.seconds else 0)
         print(f"  {', '.join(f'{r.name}: {r.wall:.0f}s {r.seen} images' for r in runners)}", file=sys.stderr)
-    print(f"\n{args.n} training images, {args.eval_n} held out; {args.threads} torch threads; "
+    print(f"\n{args.n} training images, {args.eval_n} held out; torch threads: seed {seed_threads}, ours {ours_threads}"
+          f"{' (auto)' if not args.threads else ''}; {args.compete} competing process(es); "
           f"{args.seconds:g} s wall each, interleaved; load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
           + (f"; ours with {args.ours_arch}" if arch else ""))
     print(f"{'model':<18}{'params':>10}{'img/s wall':>12}{'img/CPU-s':>11}{'images':>9}{'held-out -ELBO':>16}")

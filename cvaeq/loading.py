@@ -7,6 +7,14 @@ family), a loaded checkpoint, an object implementing
 true tables, no image model: factor queries only), or nothing (the shipped
 checkpoint when installed, else the default story).
 
+A checkpoint path is read once: the loaded mechanisms are kept in a small
+cache (:data:`CACHE_SIZE` entries, least recently used dropped first) keyed by
+the file's resolved path and identity (size, modification time in
+nanoseconds, inode), so repeated ``ask(...)`` calls skip the read and the
+network build (tens of milliseconds), and a checkpoint rewritten in place
+(``cvaeq train`` writes atomically: a new inode) is read again.
+:func:`clear_cache` empties it.
+
 >>> m = load_mechanisms(story="default")
 >>> m.image_model is None, m.story.world.name
 (True, 'dsprites')
@@ -15,7 +23,9 @@ checkpoint when installed, else the default story).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,10 +34,52 @@ from .limits import MAX_CHECKPOINT_BYTES, checked_file
 from .scm import SCM, build_scm
 from .story import Story, load_story
 
-__all__ = ["Mechanisms", "load_mechanisms", "shipped_checkpoint", "WEIGHTS"]
+__all__ = ["Mechanisms", "load_mechanisms", "shipped_checkpoint", "clear_cache", "WEIGHTS", "CACHE_SIZE"]
 
 #: Where checkpoints installed with the package live.
 WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: Checkpoints kept loaded by :func:`load_mechanisms` (least recently used dropped first).
+CACHE_SIZE = 4
+
+_cache: "OrderedDict[tuple, Mechanisms]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget every checkpoint :func:`load_mechanisms` has kept loaded."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _file_key(path: Path) -> tuple:
+    """What identifies a checkpoint file's content for the cache: its resolved
+    path, size, modification time (ns) and inode."""
+    try:
+        resolved = path.resolve()
+        st = resolved.stat()
+    except (OSError, RuntimeError) as e:  # gone since it was checked, or a symlink loop
+        raise CheckpointError(f"{path}: cannot read the checkpoint file ({getattr(e, 'strerror', None) or e})") from None
+    return (str(resolved), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _load_checkpoint_file(path: Path) -> "Mechanisms":
+    """Mechanisms of the checkpoint at ``path``, from the cache when the file is unchanged."""
+    key = _file_key(path)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    from .model.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    mech = Mechanisms(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
+    with _cache_lock:
+        _cache[key] = mech
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return mech
 
 
 def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
@@ -105,10 +157,8 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
         path = Path(model)
         checked_file(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError,
                      "pass a .safetensors file from cvaeq train")
-        from .model.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(path)
-        return Mechanisms(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
+        mech = _load_checkpoint_file(path)
+        return mech if mech.name == str(path) else replace(mech, name=str(path))
     if all(hasattr(model, a) for a in ("model", "story", "factor_logits")):  # a loaded checkpoint
         if story is not None:
             raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import click
@@ -86,25 +87,44 @@ def _shipped_for(story: str, model) -> str:
                    "the default is what `cvaeq query` answers an image query with.")
 @click.option("--tv-particles", type=click.IntRange(1, MAX_TV_PARTICLES), default=20_000, show_default=True,
               help="Particles per counterfactual query of the TV score.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+              help="CPU threads for torch [default: the CPUs this process gets, measured at the start "
+                   "(cvaeq.threads)].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
     true (rendered) counterfactuals (IoU, L1), axiomatic soundness
-    (effectiveness, composition, reversibility), and TV to the story."""
+    (effectiveness, composition, reversibility), and TV to the story.
+
+    Under torchrun (``torchrun --nproc-per-node N -m cvaeq eval ...``) each
+    process scores its share of the test images and rank 0 prints the same
+    result as one process would."""
     import torch
 
     from ..evaluation import evaluate, mechanisms_to_score
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    from ..threads import use_threads
+
+    use_threads(threads)
     if story is not None:
         model = _shipped_for(story, model)
     mech = mechanisms_to_score(model)  # a bad path fails here: one line, exit 2
+    ctx = None
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # one process of a torchrun launch
+        from ..model.distributed import init_distributed
+
+        ctx = init_distributed("cpu")  # evaluation runs on the CPU: gloo
     started = time.perf_counter()
-    result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles, progress=not quiet)
+    try:
+        result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles,
+                          progress=not quiet and (ctx is None or ctx.rank == 0), dist_ctx=ctx)
+    finally:
+        if ctx is not None:
+            ctx.close()
     seconds = time.perf_counter() - started
+    if result is None:  # not rank 0: rank 0 reports
+        return
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..limits import MAX_SEED
+from ..limits import MAX_SEED, MAX_THREADS
 from . import FilePath, main
 
 __all__ = ["query"]
@@ -31,16 +31,21 @@ DEFAULT_OUT = Path("cvaeq-out")
                    "with the model shipped for that story (default, pendulum).")
 @click.option("--out", type=FilePath(file_okay=False, path_type=Path), default=None,
               help=f"Folder for the PNGs when X is a target (default: ./{DEFAULT_OUT}).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+              help="CPU threads for torch [default: the CPUs this process gets (cvaeq.threads)]; "
+                   "the answer does not depend on it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def query(text: str, image: str | None, samples: int | None, seed: int, model: str | None,
-          story: str | None, out: Path | None, as_json: bool) -> None:
+          story: str | None, out: Path | None, threads: int | None, as_json: bool) -> None:
     """Answer a causal query: a table, --json, or PNGs when X is the target.
 
     QUERY is e.g. "P(shape | do(scale=1))", or "P(X | do(shape=square), X=img)"
     with --image (the language: docs/queries.md; this command: docs/cli.md).
     """
     from ..query.answer import ask
+    from ..threads import use_threads
 
+    use_threads(threads, seconds=0.1)
     answer = ask(text, image=image, model=model, story=story, samples=samples, seed=seed,
                  out=out if out is not None else DEFAULT_OUT)
     click.echo(answer.to_json() if as_json else answer.to_table())

@@ -39,7 +39,8 @@ __all__ = ["train_command"]
 @click.option("--resume", type=FilePath(dir_okay=False), default=None, help="Checkpoint to continue from.")
 @click.option("--init", "init", type=FilePath(dir_okay=False), default=None,
               help="Start a new run (fresh data, optimizer, schedule) from this checkpoint's networks: fine-tuning.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch [default: the CPUs this process gets, "
+                   "measured at the start (cvaeq.threads)].")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, family, arch, device,
@@ -59,8 +60,9 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
     if arch is not None and (init or resume):
         raise CvaeqError(f"--arch sets the networks of a new run; with --{'init' if init else 'resume'} "
                          "the architecture is the checkpoint's: leave --arch out")
-    if threads is not None:
-        torch.set_num_threads(threads)
+    from ..threads import use_threads
+
+    use_threads(threads)
     config = TrainConfig(story=story, n=n, epochs=epochs, batch=batch, lr=lr, seed=seed, eval_n=eval_n, uniform=uniform,
                          aux_weight=aux_weight, orientation_loss=orientation_loss, family=family or DEFAULT_FAMILY,
                          device=device, time_limit=time_limit,

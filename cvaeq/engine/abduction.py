@@ -29,7 +29,7 @@ and a counterfactual's descendants are drawn ``S`` times, not ESS times.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Collection, Mapping
 
 import torch
 from torch import Tensor
@@ -110,6 +110,7 @@ def abduct(
     *,
     resample_below: float = 0.5,
     fallback_samples: int = FALLBACK_SAMPLES,
+    weigh_only: Collection[str] = (),
 ) -> Particles:
     """Weighted particles of every node's noise given the factual ``evidence``.
 
@@ -119,6 +120,10 @@ def abduct(
     :param num_particles: ``S``.
     :param resample_below: resample when ESS < this fraction of ``S`` (0: never).
     :param fallback_samples: noise draws per particle in the generic fallback.
+    :param weigh_only: observed nodes whose likelihood weighs the particles but
+        whose noise is not wanted (evaluation reads the decoder's mean over
+        abducted factors and Z without replaying pixel noise): their noise is
+        not drawn, and such particles cannot be predicted from.
     :returns: :class:`Particles` (noise and factual values per node, log-weights, ESS).
     """
     if not isinstance(num_particles, int) or num_particles < 1:
@@ -156,7 +161,9 @@ def abduct(
             values[v] = value
         elif v in fixed:
             value = fixed[v]
-            if can_abduct(m):  # abduct, then log_prob: the image decodes once for both
+            if can_abduct(m) and v in weigh_only:
+                log_w = log_w + m.log_prob(value, pv).double()
+            elif can_abduct(m):  # abduct, then log_prob: the image decodes once for both
                 noise[v] = m.abduct(value, pv)
                 log_w = log_w + m.log_prob(value, pv).double()
             else:
@@ -188,7 +195,7 @@ def rejuvenate(scm: SCM, particles: Particles) -> Particles:
         m = scm.mechanisms[v]
         if v in scm.interventions:
             noise[v] = scm.noise_prior(v, S).sample()
-        elif can_abduct(m):
+        elif can_abduct(m) and v in noise:  # (a node abducted for its weight only has none)
             noise[v] = m.abduct(particles.values[v], {p: particles.values[p] for p in m.parents})
     return Particles(noise=noise, values=particles.values, log_weights=particles.log_weights,
                      ess=particles.ess, resampled=particles.resampled)

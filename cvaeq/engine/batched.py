@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Collection, Mapping
 
 import torch
 from torch import Tensor
@@ -76,7 +76,7 @@ class GroupParticles:
 
 
 def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int, resample_below: float = 0.5,
-                  *, fallback_samples: int = FALLBACK_SAMPLES) -> GroupParticles:
+                  *, fallback_samples: int = FALLBACK_SAMPLES, weigh_only: Collection[str] = ()) -> GroupParticles:
     """Abduct ``K = per_group`` particles for each of ``B`` evidence sets.
 
     :param evidence: ``{node: [B, ...]}``, one value per set (a class, or an
@@ -84,6 +84,8 @@ def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int, resa
     :param resample_below: a group whose ESS is below this fraction of ``K``
         is resampled within itself and rejuvenated (0: never), as
         :func:`~cvaeq.engine.abduct` does for one.
+    :param weigh_only: observed nodes that only weigh the particles (no noise
+        drawn; see :func:`~cvaeq.engine.abduct`).
     Uses torch's global RNG (seed it, or fork it, for reproducible answers);
     runs under ``torch.no_grad()``.
     """
@@ -94,7 +96,8 @@ def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int, resa
     (b,) = sizes
     with torch.no_grad():
         batched = {k: v.repeat_interleave(per_group, 0) for k, v in values.items()}
-        particles = abduct(scm, batched, b * per_group, resample_below=0.0, fallback_samples=fallback_samples)
+        particles = abduct(scm, batched, b * per_group, resample_below=0.0, fallback_samples=fallback_samples,
+                           weigh_only=weigh_only)
         log_w = particles.log_weights.reshape(b, per_group)
         w = group_weights(log_w)
         low = (1.0 / (w * w).sum(1)) < resample_below * per_group

@@ -1,10 +1,12 @@
-"""An image model whose q(factors | X) runs once per run of identical images.
+"""An image model whose encoders run once per run of identical images.
 
 Batched abduction (:func:`cvaeq.engine.abduct_groups`) repeats each evidence
 image for its ``K`` particles, and the image mechanism asks q(factors | X) of
-every particle; evaluation wraps the model so that each run of identical
+every particle, and q(Z | X, factors) reads the image's features for every
+particle; evaluation wraps the model so that each run of identical
 consecutive images is read once and the answer repeated (``K`` times less
-work, the same numbers).
+work; the same numbers up to float rounding, which can differ with the
+batch size of a matrix product).
 
 >>> import torch
 >>> class Reader:
@@ -32,24 +34,48 @@ class DedupedImageModel:
     The proposal q(factors | X) is asked for every particle, and particles of
     one image repeat that image; this wrapper evaluates each consecutive run
     once and repeats the answer. Everything else is passed through.
+    ``pixel_dtype`` sets the image mechanism's pixel precision
+    (:class:`~cvaeq.mechanisms.image.BernoulliImage`'s ``dtype``).
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, pixel_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.latent_dim = int(model.latent_dim)
+        #: the precision of the image mechanism's pixel arithmetic (None: the model's own)
+        if pixel_dtype is not None:
+            self.pixel_dtype = pixel_dtype
+        elif hasattr(model, "pixel_dtype"):
+            self.pixel_dtype = model.pixel_dtype
         for member in ("pixel_logits", "decode_probs"):  # the decoder(s) the model has pass through
             if callable(getattr(model, member, None)):
                 setattr(self, member, getattr(model, member))
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
-        return self.model.z_posterior(x, classes)
+        """q(Z | X, factors); a model that splits it into image features and a
+        head (the causal VAE: ``features(x)``, ``z_params(features, onehot(classes))``)
+        computes the features once per run of identical images."""
+        if x.shape[0] < 2 or not all(callable(getattr(self.model, m, None)) for m in _SPLIT_ENCODER):
+            return self.model.z_posterior(x, classes)
+        new, run = _runs(x)
+        feats = self.model.features(x[new])[run]
+        return self.model.z_params(feats, self.model.onehot(classes))
 
     def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
         if x.shape[0] < 2:
             return self.model.factor_logits(x)
-        flat = x.reshape(x.shape[0], -1)
-        new = torch.ones(x.shape[0], dtype=torch.bool)
-        new[1:] = (flat[1:] != flat[:-1]).any(1)
-        run = torch.cumsum(new.long(), 0) - 1
+        new, run = _runs(x)
         logits = self.model.factor_logits(x[new])
         return {f: v[run] for f, v in logits.items()}
+
+
+#: The members of a model whose q(Z | X, factors) is a head on image features.
+_SPLIT_ENCODER = ("features", "z_params", "onehot")
+
+
+def _runs(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(new, run)``: which rows of ``x`` start a run of identical consecutive
+    images, and each row's run index."""
+    flat = x.reshape(x.shape[0], -1)
+    new = torch.ones(x.shape[0], dtype=torch.bool)
+    new[1:] = (flat[1:] != flat[:-1]).any(1)
+    return new, torch.cumsum(new.long(), 0) - 1

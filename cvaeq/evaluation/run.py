@@ -32,7 +32,7 @@ from ..errors import CheckpointError
 from ..loading import Mechanisms, load_mechanisms
 from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
-from ..story import LATENT
+from ..story import IMAGE, LATENT
 from ..engine import abduct_groups, group_mean, predict_groups
 from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
@@ -41,7 +41,7 @@ from .truth import true_counterfactual
 from .tv import TV_PARTICLES, tv_scores
 
 __all__ = ["evaluate", "mechanisms_to_score", "intervention_values", "pixel_probs",
-           "COMPOSITION_STEPS", "TRUTH_PARTICLES", "SAMPLES"]
+           "COMPOSITION_STEPS", "TRUTH_PARTICLES", "SAMPLES", "BATCH_PARTICLES"]
 
 #: Default particles per image: those ``cvaeq query`` answers an image query
 #: with (:data:`cvaeq.query.answer.IMAGE_SAMPLES`), so the scores are those
@@ -51,6 +51,17 @@ SAMPLES = 100
 COMPOSITION_STEPS = 10
 #: Story particles per image defining the true counterfactual image.
 TRUTH_PARTICLES = 256
+#: Particles per batch of images (``batch = BATCH_PARTICLES // samples`` images):
+#: small enough that an image-sized float64 array of a batch (8 bytes a pixel
+#: a particle) stays in memory the allocator reuses, rather than fresh pages
+#: mapped for every temporary.
+BATCH_PARTICLES = 256
+#: The pixel arithmetic of evaluation's image mechanism: float32, three times
+#: faster than a query's float64 and ~1e-6 from it in each probability, far
+#: below the Monte Carlo noise of every score.
+PIXEL_DTYPE = torch.float32
+#: Tags the random stream of a batch (:func:`_sub`), apart from its sub-tasks' seeds.
+BATCH_STREAM = 0xBA7C
 
 
 def mechanisms_to_score(model: Any = None) -> Mechanisms:
@@ -141,7 +152,7 @@ def _factors_and_likelihood(mech: Mechanisms, scm, x: torch.Tensor, classes: np.
     scores.add("nll", -g.log_marginal().numpy())
     scores.add("elbo", -g.log_weights.mean(1).numpy())
     with torch.random.fork_rng(devices=[]):  # the scores after this one draw as they did before it existed
-        nll_f, elbo_f = _likelihood_given_factors(DedupedImageModel(mech.image_model), world, x,
+        nll_f, elbo_f = _likelihood_given_factors(DedupedImageModel(mech.image_model, PIXEL_DTYPE), world, x,
                                                   torch.from_numpy(classes), k)
     scores.add("nll_given_factors", nll_f.numpy())
     scores.add("elbo_given_factors", elbo_f.numpy())
@@ -219,15 +230,23 @@ def _composition(mech: Mechanisms, scm, g, x: torch.Tensor, k: int, scores: _Sco
     through the engine (pixel noise replayed), and through the decoder alone."""
     cur = x
     for step in range(1, COMPOSITION_STEPS + 1):
-        cur, _ = _mean_image(scm, cur, k)
-        if step in (1, COMPOSITION_STEPS):
-            scores.add(f"comp.{step}", iou(cur.numpy(), x.numpy()))
-            scores.add(f"comp_l1.{step}", l1(cur.numpy(), x.numpy()))
+        prev = cur
+        cur, _ = _mean_image(scm, prev, k)
+        if step == 1:
+            scores.add("comp.1", iou(cur.numpy(), x.numpy()))
+            scores.add("comp_l1.1", l1(cur.numpy(), x.numpy()))
+        # A step that returns its input is a fixed point (the rule, pixel noise being
+        # replayed exactly): every later step abducts on this same image and replays
+        # it, so the chain's end is this image.
+        if step == COMPOSITION_STEPS or torch.equal(cur, prev):
+            scores.add(f"comp.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
+            scores.add(f"comp_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))
+            break
     cur = _decoded(mech, g)  # step 1 reuses the abduction on x
     scores.add("comp_dec.1", iou(cur.numpy(), x.numpy()))
     scores.add("comp_dec_l1.1", l1(cur.numpy(), x.numpy()))
-    for step in range(2, COMPOSITION_STEPS + 1):
-        cur = _decoded(mech, abduct_groups(scm, {"X": cur}, k))
+    for step in range(2, COMPOSITION_STEPS + 1):  # weights and (factors, Z) only: no pixel noise to draw
+        cur = _decoded(mech, abduct_groups(scm, {"X": cur}, k, weigh_only=(IMAGE,)))
     scores.add(f"comp_dec.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
     scores.add(f"comp_dec_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))
 
@@ -245,9 +264,21 @@ def _batch(mech: Mechanisms, scm, classes: np.ndarray, values: dict, k: int, see
     _composition(mech, scm, g, x, k, scores)
 
 
+def _gather(rows: dict[int, dict[str, list]]) -> dict[int, dict[str, list]]:
+    """Every process's per-batch score rows, merged (on every process)."""
+    import torch.distributed as dist
+
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, rows)  # between this launch's own processes
+    merged: dict[int, dict[str, list]] = {}
+    for part in parts:
+        merged.update(part)
+    return merged
+
+
 def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *, batch: int | None = None,
              truth_particles: int = TRUTH_PARTICLES, tv_particles: int = TV_PARTICLES,
-             progress: bool = True) -> dict:
+             progress: bool = True, dist_ctx=None) -> dict | None:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
     :param model: what :func:`mechanisms_to_score` takes: a checkpoint path
@@ -257,10 +288,15 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
     :param seed: seeds the images, the interventions and every particle.
     :param samples: ``K``, particles per image (proposal draws for the NLL,
         particles of every counterfactual).
-    :param batch: images per batch (default: about 1024 particles per batch).
+    :param batch: images per batch (default: :data:`BATCH_PARTICLES` particles per batch); the
+        scores depend on it (each batch draws its own random numbers).
     :param truth_particles: story particles per image for the true counterfactual.
     :param tv_particles: particles per counterfactual query of the TV score.
     :param progress: a tqdm bar over the images (stderr).
+    :param dist_ctx: a :class:`~cvaeq.model.distributed.DistContext` when run
+        as one process of a torchrun launch: the process takes every
+        ``world_size``-th batch of images, the scores are gathered, and rank 0
+        returns the same dict as one process would (the others return None).
 
     Usage: ``evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]``.
     """
@@ -271,21 +307,37 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
     check_count(seed, "seed", MAX_SEED, low=0)
     check_count(tv_particles, "tv_particles", MAX_TV_PARTICLES)
     mech = mechanisms_to_score(model)
-    image_model = DedupedImageModel(mech.image_model)
+    image_model = DedupedImageModel(mech.image_model, pixel_dtype=PIXEL_DTYPE)
     scm = build_scm(mech.story, mech.factor_logits, image_model=image_model)
-    batch = batch or max(1, 1024 // samples)
+    batch = batch or max(1, BATCH_PARTICLES // samples)
     classes = draw_heldout(n, seed, mech.story)
     names = mech.story.world.names
     values = intervention_values(classes, seed, mech.story.world)
-    scores = _Scores()
+    rank, world_size = (dist_ctx.rank, dist_ctx.world_size) if dist_ctx is not None else (0, 1)
+    starts = list(range(0, n, batch))
+    mine = starts[rank::world_size]
+    rows: dict[int, dict[str, list]] = {}
     with torch.no_grad(), torch.random.fork_rng(devices=[]), \
-            tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar:
-        torch.manual_seed(seed)
-        for lo in range(0, n, batch):
+            tqdm(total=sum(len(classes[lo:lo + batch]) for lo in mine), desc="eval", unit="img",
+                 disable=not progress, leave=False) as bar:
+        for lo in mine:
+            # every batch's random numbers come from (seed, its first image) alone, so a
+            # batch gives the same scores whichever process of a torchrun launch runs it
+            torch.manual_seed(_sub(seed, lo, BATCH_STREAM))
             sl = slice(lo, lo + batch)
+            part = _Scores()
             _batch(mech, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
-                   _sub(seed, lo), truth_particles, scores)
+                   _sub(seed, lo), truth_particles, part)
+            rows[lo] = part.rows
             bar.update(len(classes[sl]))
+    if world_size > 1:
+        rows = _gather(rows)
+        if rank != 0:
+            return None
+    scores = _Scores()
+    for lo in starts:  # in image order, as one process adds them
+        for key, values_ in rows[lo].items():
+            scores.rows.setdefault(key, []).extend(values_)
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
     cf_iou = {f: scores.mean(f"cf.{f}") for f in names}
     soft = {f: scores.mean(f"soft.{f}") for f in names}

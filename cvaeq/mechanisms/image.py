@@ -57,11 +57,16 @@ class ImageModel(Protocol):
     # the pixel noise are computed from the logits in float64, so a pixel whose
     # float32 probability rounds to exactly 0 or 1 still has a finite
     # log-likelihood and an exactly replayable noise (see BernoulliImage).
+    # Optional too: ``pixel_dtype``, the precision of that pixel arithmetic
+    # (default float64; BernoulliImage's ``dtype``).
 
 
 #: Logits beyond this are taken as this for the pixel noise (not the likelihood):
 #: ``sigmoid(30) = 1 - 9e-14`` leaves room for float64 noise on both sides.
 NOISE_LOGIT_BOUND = 30.0
+#: The same bound for float32 pixel arithmetic: ``sigmoid(12) = 1 - 6e-6``, a
+#: hundred float32 values from 1.
+NOISE_LOGIT_BOUND_FLOAT32 = 12.0
 
 Decode = Callable[[Mapping[str, Tensor]], Tensor]
 FactorProposal = Callable[[Tensor], Mapping[str, Tensor]]
@@ -88,6 +93,11 @@ class BernoulliImage:
         (default: the parents other than ``latent``).
     :param latent: the latent parent's name (``None`` if the image has none).
     :param shape: ``(H, W)`` of the image (the world's ``image_shape``).
+    :param dtype: the precision of the pixel arithmetic from logits (noise,
+        probabilities, likelihood): float64 (the default, what a query
+        uses), or float32, about three times faster and exact to ~1e-6 in each
+        probability (evaluation uses it: its scores average far coarser noise;
+        the logit bound is then ``NOISE_LOGIT_BOUND_FLOAT32``).
     """
 
     event_dim = 2
@@ -104,7 +114,12 @@ class BernoulliImage:
         factors: Sequence[str] | None = None,
         latent: str | None = "Z",
         shape: tuple[int, int] = (64, 64),
+        dtype: torch.dtype = torch.float64,
     ) -> None:
+        if dtype not in (torch.float64, torch.float32):
+            raise MechanismError(f"BernoulliImage computes pixels in float64 or float32, not {dtype}")
+        self.dtype = dtype
+        self._bound = NOISE_LOGIT_BOUND if dtype == torch.float64 else NOISE_LOGIT_BOUND_FLOAT32
         if decode is None and logits is None:
             raise MechanismError("BernoulliImage needs decode (pixel probabilities) or logits")
         self.parents = tuple(parents)
@@ -154,7 +169,8 @@ class BernoulliImage:
         the decoder is that sure of would have no noise to replay it)."""
         if self.logits is None:
             return raw
-        return torch.sigmoid(raw.double().clamp(-NOISE_LOGIT_BOUND, NOISE_LOGIT_BOUND))
+        p = raw.to(self.dtype, copy=True)  # a copy of its own: worked on in place below
+        return p.clamp_(-self._bound, self._bound).sigmoid_()
 
     def _raw_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
         """Decode once for an ``abduct`` followed by ``log_prob`` on the very same parent tensors.
@@ -178,13 +194,20 @@ class BernoulliImage:
         return (noise < self.probs(parents)).to(dtype)
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-        raw = self._raw_once(parents, keep=False).double()
-        x = value.double()
-        if self.logits is not None:
-            lp = x * F.logsigmoid(raw) + (1 - x) * F.logsigmoid(-raw)
+        raw = self._raw_once(parents, keep=False)
+        sign = _binary_sign(value, self.dtype) if self.logits is not None else None
+        if sign is not None:
+            # x log σ(l) + (1 - x) log σ(-l) is log σ(±l) for a 0/1 pixel, and so,
+            # to the bit, one log-sigmoid per pixel instead of two (the costliest
+            # step of an image query)
+            lp = F.logsigmoid(raw.to(self.dtype, copy=True).mul_(sign))
         else:
-            lp = torch.xlogy(x, raw) + torch.xlogy(1 - x, 1 - raw)
-        return lp.flatten(1).sum(-1)
+            raw, x = raw.to(self.dtype), value.to(self.dtype)
+            if self.logits is not None:
+                lp = x * F.logsigmoid(raw) + (1 - x) * F.logsigmoid(-raw)
+            else:
+                lp = torch.xlogy(x, raw) + torch.xlogy(1 - x, 1 - raw)
+        return lp.flatten(1).sum(-1, dtype=torch.float64)
 
     def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         """``U | X``: uniform below ``p`` where a pixel is on, above it where off."""
@@ -192,9 +215,11 @@ class BernoulliImage:
         p = self._probs_of(raw) if self.logits is not None else raw.float()
         v = torch.rand(p.shape, dtype=p.dtype)
         on = value > 0.5
-        below = torch.minimum(p * v, torch.nextafter(p, torch.zeros_like(p)))
         one, zero = torch.ones((), dtype=p.dtype), torch.zeros((), dtype=p.dtype)
-        above = torch.clamp(p + (1 - p) * v, max=torch.nextafter(one, zero))
+        # below = min(p v, p⁻) where on, above = min(p + (1 - p) v, 1⁻) where off,
+        # in place: the same numbers with four fewer image-sized temporaries
+        below = torch.minimum(p * v, torch.nextafter(p, zero))
+        above = torch.sub(1, p).mul_(v).add_(p).clamp_(max=torch.nextafter(one, zero))
         return torch.where(on, below, above)
 
     def propose(
@@ -239,6 +264,16 @@ class BernoulliImage:
             out[self.latent] = q.sample()
             log_q += q.log_prob(out[self.latent]).double()
         return out, log_q
+
+
+def _binary_sign(value: Tensor, dtype: torch.dtype = torch.float64) -> Tensor | None:
+    """``2 x - 1`` (``dtype``, ±1) of a 0/1 image batch ``x``, or None when some
+    pixel is neither 0 nor 1. A batch that repeats one image (evidence expanded
+    over particles, stride 0) is checked and converted once, and broadcasts."""
+    one = value[:1] if value.dim() > 0 and value.shape[0] > 1 and value.stride(0) == 0 else value
+    if not bool(((one == 0) | (one == 1)).all()):
+        return None
+    return one.to(dtype, copy=True).mul_(2).sub_(1)
 
 
 def missing_members(image_model: object) -> str | None:
@@ -298,6 +333,7 @@ def bernoulli_image(
         return BernoulliImage(
             parents, decode, logits=logits, factor_logits=image_model.factor_logits,
             z_posterior=image_model.z_posterior, factors=factors, latent=latent, shape=shape,
+            dtype=getattr(image_model, "pixel_dtype", torch.float64),
         )
     if decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")

@@ -549,9 +549,14 @@ class WindowNet(CVAENet):
         """``(S, H, W)`` logits: the window logits placed at the positions, the
         background logit everywhere else."""
         s = window.shape[0]
-        full = self.background.expand(s, *self.image_shape).clone()
-        full[self._square_index(*self.window_corner(classes), self.window_shape)] = window
-        return full
+        (h, w), (wh, ww) = self.image_shape, self.window_shape
+        top, left = self.window_corner(classes)
+        # flat index of every window pixel: one scatter along each row (a few
+        # times faster than indexing with three broadcast index tensors)
+        within = (self.steps[:wh, None] * w + self.steps[:ww]).reshape(1, -1)
+        index = (top.long() * w + left.long()).reshape(s, 1) + within
+        full = self.background.to(window.dtype).expand(s, h * w).clone()
+        return full.scatter_(1, index, window.reshape(s, -1)).view(s, h, w)
 
     def window_of(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """``(S, *window_shape)`` the decoder's windows of images ``(S, H, W)`` at the classes' positions."""

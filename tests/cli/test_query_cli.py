@@ -199,3 +199,28 @@ def test_unwritable_out_is_exit_2(ckpt, tmp_path):
     one_line_exit_2(run(MISSION, "--image", HEART, "--model", ckpt, "--out", blocker / "sub", "--samples", 5),
                     "cannot write")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_the_answer_does_not_depend_on_threads(tmp_path):
+    from click.testing import CliRunner
+
+    from cvaeq.cli import main
+    from cvaeq.loading import shipped_checkpoint
+
+    if shipped_checkpoint() is None:
+        pytest.skip("the shipped checkpoint is not installed")
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        outs = [CliRunner().invoke(main, ["query", "P(X | do(shape=square), X=img)", "--image",
+                                          "shape=heart,scale=1,orientation=0.8,posX=0.3,posY=0.6", "--samples", "30",
+                                          "--threads", str(t), "--json", "--out", str(tmp_path / str(t))])
+                for t in (1, 2)]
+    finally:
+        torch.set_num_threads(before)
+    assert [o.exit_code for o in outs] == [0, 0]
+    a, b = (json.loads(o.output) for o in outs)
+    assert a.pop("images") and b.pop("images")
+    assert a == b
+    assert (tmp_path / "1" / "mean.png").read_bytes() == (tmp_path / "2" / "mean.png").read_bytes()

@@ -45,3 +45,75 @@ def test_deduped_factor_logits_run_once_per_run_of_identical_images(analytic_mod
     out = DedupedImageModel(model).factor_logits(x)
     assert calls == [2]
     assert torch.equal(out["posX"], inner(x)["posX"])
+
+
+def test_weigh_only_abducts_the_same_weights_without_pixel_noise(analytic_model):
+    import pytest
+
+    from cvaeq.errors import MechanismError
+
+    classes = draw_heldout(3, 4, STORY)
+    scm = build_scm(STORY, image_model=DedupedImageModel(analytic_model(classes)))
+    x = render_float(classes, STORY.world)
+    runs = []
+    for weigh_only in ((), ("X",)):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(5)
+            runs.append(abduct_groups(scm, {"X": x}, 16, resample_below=0.0, weigh_only=weigh_only))
+    full, weighed = runs
+    assert torch.equal(full.log_weights, weighed.log_weights)
+    assert all(torch.equal(full.particles.values[v], weighed.particles.values[v]) for v in ("shape", "Z"))
+    assert "X" in full.particles.noise and "X" not in weighed.particles.noise
+    with pytest.raises(MechanismError, match="no noise for 'X'"):
+        predict_groups(weighed)
+
+
+def test_float32_pixels_agree_with_float64_to_float_precision():
+    from cvaeq.loading import load_mechanisms, shipped_checkpoint
+
+    if shipped_checkpoint() is None:
+        import pytest
+
+        pytest.skip("the shipped checkpoint is not installed")
+    model = load_mechanisms().image_model
+    classes = draw_heldout(2, 6, STORY)
+    x = render_float(classes, STORY.world)
+    weights = []
+    for dtype in (torch.float64, torch.float32):
+        scm = build_scm(STORY, image_model=DedupedImageModel(model, pixel_dtype=dtype))
+        assert scm.mechanisms["X"].dtype == dtype
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(1)
+            g = abduct_groups(scm, {"X": x}, 8, resample_below=0.0)
+        assert g.particles.noise["X"].dtype == dtype
+        weights.append(g.log_weights)
+    assert torch.allclose(weights[0], weights[1], atol=1e-2, rtol=0)  # log-likelihoods of ~-20 nats
+
+
+def test_deduped_z_posterior_reads_each_image_once_and_agrees():
+    from cvaeq.loading import load_mechanisms, shipped_checkpoint
+
+    if shipped_checkpoint() is None:
+        import pytest
+
+        pytest.skip("the shipped checkpoint is not installed")
+    model = load_mechanisms().image_model
+    x = render_float(draw_heldout(2, 7, STORY), STORY.world).repeat_interleave(5, 0)
+    classes = torch.from_numpy(draw_heldout(10, 8, STORY))
+    seen = []
+    real = model.features
+
+    class Counting:
+        latent_dim = model.latent_dim
+
+        def features(self, images):
+            seen.append(len(images))
+            return real(images)
+
+        z_params, onehot, z_posterior = model.z_params, model.onehot, model.z_posterior
+
+    with torch.no_grad():
+        loc, scale = DedupedImageModel(Counting()).z_posterior(x, classes)
+        ref_loc, ref_scale = model.z_posterior(x, classes)
+    assert seen == [2]
+    assert torch.allclose(loc, ref_loc, atol=1e-5) and torch.allclose(scale, ref_scale, atol=1e-5)
