@@ -147,17 +147,23 @@ class Explorer:
     # ------------------------------------------------------------ the page
 
     def first_question(self) -> tuple[str, dict[str, str]]:
-        """A first question and its evidence's factors: with a model, "what would this
-        image have been had its first factor taken another value"; without one, the
-        interventional distribution of the last factor under the first."""
-        w = self.world
-        first = w.factors[0]
+        """A first question and its evidence's factors (each factor's middle value).
+
+        With a model: "what would this image have been, had a factor that causes
+        no other factor taken another value" (the last such factor in the
+        story's order: its counterfactual is a crisp picture); without one, that
+        factor's interventional distribution under the first factor.
+        """
+        w, story = self.world, self.story
         evidence = {f.name: f.label(f.size // 2) for f in w.factors}
-        other = first.label((first.size // 2 + 1) % first.size)
+        leaves = [f for f in story.factors if not set(story.graph.children(f)) & set(w.names)]
+        chosen = w.factor((leaves or list(story.factors))[-1])
+        other = chosen.label((chosen.size // 2 + max(1, chosen.size // 4)) % chosen.size)
         if self.has_model:
-            return f"P(X | do({first.name}={other}), X=img)", evidence
-        last = w.names[-1] if len(w.names) > 1 else first.name
-        return f"P({last} | do({first.name}={other}))", evidence
+            return f"P(X | do({chosen.name}={other}), X=img)", evidence
+        first = w.factor(story.factors[0])
+        other = first.label((first.size // 2 + 1) % first.size)
+        return f"P({chosen.name} | do({first.name}={other}))", evidence
 
     def describe(self) -> dict[str, Any]:
         """What the page is generated from: world, story, model, factors (name,

@@ -190,7 +190,9 @@ function showBars(dists, truth) {
   const box = $("bars");
   box.replaceChildren();
   for (const [name, dist] of Object.entries(dists)) {
-    const values = Object.keys(dist);
+    // the world's order (an object's own keys would put "1" before "0.5")
+    const known = world.factors.find((f) => f.name === name);
+    const values = known ? known.values.filter((v) => v in dist) : Object.keys(dist);
     const chart = el("div", { class: "chart" + (values.length <= 8 ? " few" : ""), "data-factor": name });
     chart.append(el("h3", { text: name }));
     const cols = el("div", { class: "columns" });
