@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..limits import MAX_SEED
+from ..limits import MAX_SEED, MAX_THREADS
 from . import main
 
 __all__ = ["serve"]
@@ -21,16 +21,20 @@ __all__ = ["serve"]
               help="Port to listen on (0: any free port).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the questions that name none: the same seed gives the same answer.")
-def serve(model: str | None, story: str | None, host: str, port: int, seed: int) -> None:
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
+              help="CPU threads of torch per answer (1 answers fastest on a machine shared with other work).")
+def serve(model: str | None, story: str | None, host: str, port: int, seed: int, threads: int) -> None:
     """Start the web explorer: a page to ask causal questions with controls and pictures.
 
     Prints the address; Ctrl-C stops it (docs/serve.md).
     """
+    import torch
     import uvicorn
 
     from ..serve.app import create_app
     from ..serve.explorer import Explorer
 
+    torch.set_num_threads(threads)
     explorer = Explorer(model=model, story=story, seed=seed)
     sock = _listen(host, port)  # an address in use is an OSError: one line, exit 2
     config = uvicorn.Config(create_app(explorer), log_level="warning", access_log=False, timeout_graceful_shutdown=2)
