@@ -199,21 +199,6 @@ def test_screenshot(page, tmp_path):
         Path(target).write_bytes(out.read_bytes())
 
 
-@pytest.fixture
-def pong():
-    """The pong plugin's world registered (installed plugins are not loaded during tests)."""
-    cvaeq_pong = pytest.importorskip("cvaeq_pong", reason="pip install -e plugins/cvaeq-pong")
-    from cvaeq.plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
-    ours = not pm.is_registered(cvaeq_pong)
-    if ours:
-        pm.register(cvaeq_pong, name="cvaeq-pong")
-    yield cvaeq_pong
-    if ours:
-        pm.unregister(cvaeq_pong)
-
-
 def test_the_page_is_generated_from_another_world(pong, chromium):
     ex = Explorer(story="pong")
     with live.live_server(create_app(ex)) as base:
@@ -235,5 +220,29 @@ def test_the_page_is_generated_from_another_world(pong, chromium):
         p.fill(f"#dov-{f}", "7")
         value = pong.WORLD.label(f, 7)
         p.wait_for_function("(v) => window.cvaeq.last && window.cvaeq.last.query.includes(v)", arg=f"{f}={value}")
+        assert problems == []
+        context.close()
+
+
+def test_a_model_of_another_world_gets_its_own_controls_pictures_and_decoder(pong_checkpoint, pong, chromium):
+    ex = Explorer(model=pong_checkpoint)
+    world = pong.WORLD
+    with live.live_server(create_app(ex)) as base:
+        context = chromium.new_context()
+        p = context.new_page()
+        problems = []
+        p.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        p.goto(base + "/")
+        p.wait_for_function("() => window.cvaeq.answers >= 1", timeout=60_000)
+        assert p.eval_on_selector_all("#target option", "els => els.map(e => e.value)") == ["X", *world.names]
+        for name in ("evidence", "truth", "mean", "samples"):
+            assert p.is_visible(f"#img-{name}")
+        mean = p.get_attribute("#img-mean", "src")
+        blob = p.request.get(base + mean).body()
+        with Image.open(io.BytesIO(blob)) as im:
+            assert im.size == (2 * world.image_shape[1], 2 * world.image_shape[0])
+        decoder = p.eval_on_selector_all("#decoder-controls [data-factor]", "els => els.map(e => e.dataset.factor)")
+        assert decoder == list(world.names)
+        assert p.eval_on_selector_all("#z-controls input", "els => els.length") == ex.story.latent_dim
         assert problems == []
         context.close()

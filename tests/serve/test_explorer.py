@@ -17,20 +17,6 @@ from cvaeq.world import get_world
 SERVE = Path(__file__).resolve().parents[2] / "cvaeq" / "serve"
 
 
-@pytest.fixture
-def pong():
-    cvaeq_pong = pytest.importorskip("cvaeq_pong", reason="pip install -e plugins/cvaeq-pong")
-    from cvaeq.plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
-    ours = not pm.is_registered(cvaeq_pong)
-    if ours:
-        pm.register(cvaeq_pong, name="cvaeq-pong")
-    yield cvaeq_pong
-    if ours:
-        pm.unregister(cvaeq_pong)
-
-
 @pytest.mark.parametrize("story", ["default", "pong"])
 def test_the_page_is_described_by_the_story_world(story, request):
     if story == "pong":
@@ -99,3 +85,19 @@ def test_answers_do_not_depend_on_who_else_is_asking():
     assert not errors
     for s, answers in got.items():
         assert all(a == alone[s] for a in answers)
+
+
+def test_a_model_of_another_world_gets_pictures_truth_and_a_decoder(pong_checkpoint, pong):
+    ex = Explorer(model=pong_checkpoint)
+    d = ex.describe()
+    assert d["world"] == "pong" and d["has_model"]
+    query, evidence = ex.first_question()
+    a = ex.ask(query, {"factors": evidence}, seed=0)
+    world = pong.WORLD
+    assert a.answer.mean_image.shape == world.image_shape
+    assert set(a.factors) == set(world.names)
+    # the truth is the pong renderer's: the intervened factor takes its value in every true world
+    (factor, value), = a.interventions.items()
+    assert a.truth_factors[factor][value] == 1.0 and 0 <= a.iou <= 1
+    assert a.truth_image.shape == world.image_shape
+    assert ex.decode(evidence, [0.0] * ex.story.latent_dim).shape == world.image_shape
