@@ -27,6 +27,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,9 @@ class Client:
         """The response to ``request``, reconnecting once if the server closed an idle connection."""
         for attempt in (0, 1):
             try:
+                if self.conn.sock is None:  # as browsers do: no Nagle wait between headers and body
+                    self.conn.connect()
+                    self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.conn.request(*request)
                 return self.conn.getresponse()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):

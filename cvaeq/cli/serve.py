@@ -61,6 +61,10 @@ def _listen(host: str, port: int):
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # answers go out in more than one write (headers, body): without this, a kept-alive
+        # connection waits for the client's delayed ACK (40 ms on Linux) before the body
+        # (the connections accepted from this socket inherit it)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(128)
     except OSError:

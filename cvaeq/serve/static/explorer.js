@@ -14,6 +14,8 @@ let world = null;
 let evidenceMode = "factors"; // or "png"
 let uploaded = null;          // a data: URL of the uploaded PNG
 let busy = false, again = false, startedAt = 0, pendingSince = 0;
+let lastBody = null;          // the last question sent: the same one again is not re-asked (same seed, same answer)
+let shownDag = null;          // the DAG's URL now drawn (the same interventions: no new picture)
 
 function el(tag, attrs = {}, children = []) {
   const e = document.createElement(tag);
@@ -105,20 +107,24 @@ function request(event) {
 }
 
 async function send() {
-  busy = true;
-  startedAt = pendingSince || performance.now();
-  pendingSince = 0;
   const query = $("query").value;
   const body = { query, image: imageField(query) };
   const samples = $("samples").value, seed = $("seed").value;
   if (samples !== "") body.samples = Number(samples);
   if (seed !== "") body.seed = Number(seed);
+  const text = JSON.stringify(body);
+  if (text === lastBody) { pendingSince = 0; return; } // e.g. a slider's "change" after its last "input"
+  lastBody = text;
+  busy = true;
+  startedAt = pendingSince || performance.now();
+  pendingSince = 0;
   try {
-    const r = await fetch("/api/query", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const r = await fetch("/api/query", { method: "POST", headers: { "Content-Type": "application/json" }, body: text });
     const a = await r.json();
-    if (!r.ok) showError(a.error || `error ${r.status}`);
+    if (!r.ok) { lastBody = null; showError(a.error || `error ${r.status}`); }
     else await showAnswer(a);
   } catch (e) {
+    lastBody = null;
     showError(String(e));
   } finally {
     busy = false;
@@ -154,7 +160,8 @@ async function showAnswer(a) {
   const source = a.model ? `model ${a.model.split("/").pop()}` : `story ${a.story} (true tables)`;
   $("meta").textContent = `${a.query}   kind: ${a.kind}   particles: ${a.samples}   ESS: ${a.ess.toFixed(1)}   ${source}`;
   const images = a.images || {};
-  const dag = fetch(a.dag).then((r) => r.text()).then((svg) => { $("dag").innerHTML = svg; });
+  const dag = a.dag === shownDag ? Promise.resolve()
+    : fetch(a.dag).then((r) => r.text()).then((svg) => { $("dag").innerHTML = svg; shownDag = a.dag; });
   await Promise.all(["evidence", "truth", "mean", "samples"].map((n) => showPicture(n, images[n])));
   $("iou").textContent = a.truth ? `(IoU with the model's: ${a.truth.iou.toFixed(3)})` : "";
   $("predicted").textContent = a.predicted
