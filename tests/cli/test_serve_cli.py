@@ -56,3 +56,15 @@ def test_a_bad_host_is_one_line_and_exit_2():
     proc = start("--story", "default", "--host", "not a host name\u2603", "--port", "0")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_answers_are_not_held_back_by_nagle():
+    """Responses go out in several writes; on a kept-alive connection Nagle's algorithm would
+    hold the body until the client's delayed ACK (40 ms on Linux). The accepted connections
+    inherit TCP_NODELAY from the listening socket."""
+    from cvaeq.cli.serve import _listen
+
+    with _listen("127.0.0.1", 0) as server, socket.create_connection(server.getsockname()) as client:
+        accepted, _ = server.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
