@@ -31,7 +31,7 @@ from .errors import DataError
 from .limits import MAX_IMAGE_BYTES, read_limited
 from .world import World, get_world
 
-__all__ = ["load_image", "binarise", "image_from_factors", "looks_like_factors"]
+__all__ = ["load_image", "binarise", "decode_png", "image_from_factors", "looks_like_factors"]
 
 _FORMS = "a .png or .npy file, or factors like NAME=VALUE,... naming every factor of the world"
 
@@ -85,12 +85,26 @@ def binarise(array: np.ndarray, source: str = "image", shape: tuple[int, int] = 
 
 
 def _read_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    blob = read_limited(path, "image", MAX_IMAGE_BYTES, DataError, f"give {_FORMS}")
+    return decode_png(blob, shape, str(path))
+
+
+def decode_png(blob: bytes, shape: tuple[int, int] = (64, 64), source: str = "the PNG") -> np.ndarray:
+    """The ``shape`` uint8 0/1 image of the PNG file's bytes ``blob``, checked as a
+    ``--image`` PNG file is (the web explorer's uploads come this way: bytes, never
+    a file name); ``source`` names it in errors.
+
+    >>> from cvaeq.viz import png_bytes
+    >>> decode_png(png_bytes(np.full((64, 64), 255, np.uint8))).sum()
+    np.uint64(4096)
+    """
     import io
     import warnings
 
     from PIL import Image, UnidentifiedImageError
 
-    blob = read_limited(path, "image", MAX_IMAGE_BYTES, DataError, f"give {_FORMS}")
+    if not isinstance(blob, (bytes, bytearray)) or len(blob) > MAX_IMAGE_BYTES:
+        raise DataError(f"{source}: give the bytes of a PNG file of at most {MAX_IMAGE_BYTES:,} bytes")
     try:
         with warnings.catch_warnings():
             # the size is decided from the header below, before any decoding
@@ -98,25 +112,25 @@ def _read_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
             im = Image.open(io.BytesIO(blob), formats=["PNG"])
         with im:
             if (im.height, im.width) != tuple(shape):
-                raise DataError(f"{path}: the image is {im.height}×{im.width}; "
+                raise DataError(f"{source}: the image is {im.height}×{im.width}; "
                                 f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image")
             if im.mode == "P":
                 im = im.convert("RGBA")
             a = np.asarray(im)
     except UnidentifiedImageError:
-        raise DataError(f"{path}: cannot read the PNG (not a PNG file); give {_FORMS}") from None
+        raise DataError(f"{source}: cannot read the PNG (not a PNG file); give {_FORMS}") from None
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as e:
-        raise DataError(f"{path}: cannot read the PNG ({e}); give {_FORMS}") from None
+        raise DataError(f"{source}: cannot read the PNG ({e}); give {_FORMS}") from None
     if a.ndim == 3:
         channels = a.shape[2]
         if channels in (2, 4):
             if not bool((a[..., -1] == a[..., -1].max()).all()) or a[..., -1].max() not in (1, 255, 65535):
-                raise DataError(f"{path}: the PNG is transparent in places; give an opaque black-and-white image")
+                raise DataError(f"{source}: the PNG is transparent in places; give an opaque black-and-white image")
             a = a[..., :-1]
         if not bool((a == a[..., :1]).all()):
-            raise DataError(f"{path}: the PNG has colours; cvaeq needs a black-and-white image (0/255)")
+            raise DataError(f"{source}: the PNG has colours; cvaeq needs a black-and-white image (0/255)")
         a = a[..., 0]
-    return binarise(a, str(path), shape)
+    return binarise(a, source, shape)
 
 
 def _read_npy(path: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -72,6 +72,12 @@ class Story:
         sizes = self.world.sizes
         return tuple(n for n in self.graph.order if n in sizes)
 
+    def _repr_svg_(self) -> str:
+        """How a notebook shows the story: its DAG (:func:`cvaeq.display.story_svg`)."""
+        from .display import story_svg
+
+        return story_svg(self)
+
     def parents(self, factor: str) -> tuple[str, ...]:
         """Parents of a factor, X or Z."""
         if factor in self._parents:

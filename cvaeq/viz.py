@@ -25,7 +25,7 @@ import numpy as np
 from .errors import DataError
 from .paths import atomic_path
 
-__all__ = ["to_pixels", "grid", "save_image", "save_grid", "GAP", "GAP_LEVEL"]
+__all__ = ["to_pixels", "grid", "png_bytes", "save_image", "save_grid", "GAP", "GAP_LEVEL"]
 
 #: Pixels between the images of a grid, and their grey level.
 GAP = 2
@@ -63,13 +63,32 @@ def grid(images, columns: int = 8, gap: int = GAP) -> np.ndarray:
     return out
 
 
+def _scaled(pixels: np.ndarray, scale: int) -> np.ndarray:
+    if scale < 1:
+        raise DataError(f"scale must be a positive integer, got {scale}")
+    return np.kron(pixels, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else pixels
+
+
+def png_bytes(pixels, scale: int = 1) -> bytes:
+    """The PNG file of 8-bit grey ``pixels`` (from :func:`to_pixels` or :func:`grid`), in memory:
+    what the web explorer and the notebook display send (the same bytes :func:`save_image` writes).
+
+    >>> png_bytes(to_pixels(np.zeros((64, 64))))[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(_scaled(np.asarray(pixels, dtype=np.uint8), scale))).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _write(pixels: np.ndarray, out: str | os.PathLike, scale: int) -> Path:
     from PIL import Image
 
-    if scale < 1:
-        raise DataError(f"scale must be a positive integer, got {scale}")
-    if scale > 1:
-        pixels = np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
+    pixels = _scaled(pixels, scale)
     out = Path(out)
     try:
         with atomic_path(out, suffix=".png") as tmp:

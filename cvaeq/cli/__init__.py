@@ -84,3 +84,4 @@ from . import plugins as _plugins  # noqa: E402,F401
 from . import query as _query  # noqa: E402,F401
 from . import train as _train  # noqa: E402,F401
 from . import eval as _eval  # noqa: E402,F401
+from . import serve as _serve  # noqa: E402,F401

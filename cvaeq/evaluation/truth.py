@@ -27,6 +27,7 @@ charge even a perfect model for the counterfactual's inherent randomness.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from ..world import World
 from ..engine import abduct_groups, predict_groups
 from .metrics import THRESHOLD
 
-__all__ = ["TrueCounterfactual", "true_counterfactual", "render_unique"]
+__all__ = ["TrueCounterfactual", "true_counterfactual", "true_counterfactual_of", "render_unique"]
 
 
 @dataclass(frozen=True)
@@ -80,20 +81,31 @@ def true_counterfactual(story, factual: np.ndarray, factor: str, values: np.ndar
     :param num_particles: ``P``, counterfactual particles per world.
     :param seed: seed of the abducted noise (torch's RNG is forked, not touched).
     """
+    return true_counterfactual_of(story, factual, {factor: values}, num_particles, seed)
+
+
+def true_counterfactual_of(story, factual: np.ndarray, interventions: Mapping[str, np.ndarray],
+                           num_particles: int = 128, seed: int = 0) -> TrueCounterfactual:
+    """:func:`true_counterfactual` under several interventions at once:
+    ``do(f = interventions[f][i] for each f)`` in world ``i`` (what a query's
+    ``do(a=..., b=...)`` asks; the web explorer shows it beside the model's answer)."""
     world = story.world
     names = world.names
     factual = np.asarray(factual, dtype=np.int64)
-    values = np.asarray(values, dtype=np.int64)
-    if factor not in names:
-        raise QueryError(f"do() on unknown factor {factor!r}; known: {', '.join(names)}")
-    if len(values) != len(factual):
-        raise ValueError(f"{len(values)} intervention values for {len(factual)} worlds")
+    do: dict[str, torch.Tensor] = {}
+    for factor, values in interventions.items():
+        values = np.asarray(values, dtype=np.int64)
+        if factor not in names:
+            raise QueryError(f"do() on unknown factor {factor!r}; known: {', '.join(names)}")
+        if len(values) != len(factual):
+            raise ValueError(f"{len(values)} intervention values for {len(factual)} worlds")
+        do[factor] = torch.from_numpy(values.copy())
     scm = scm_from_story(story)
     evidence = {f: torch.from_numpy(factual[:, i].copy()) for i, f in enumerate(names)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         g = abduct_groups(scm, evidence, num_particles)
-        out = predict_groups(g, {factor: torch.from_numpy(values.copy())})
+        out = predict_groups(g, do)
     classes = torch.stack([out[f] for f in names], -1).numpy().astype(np.int64)
     n, p = classes.shape[:2]
     images = render_unique(world, classes.reshape(n * p, len(names))).reshape(n, p, *world.image_shape)

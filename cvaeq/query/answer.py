@@ -190,6 +190,18 @@ class Answer:
         ``model``, ``story``."""
         return json.dumps(self.to_dict(), indent=indent)
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows the answer: pictures and tables (:func:`cvaeq.display.answer_html`)."""
+        from ..display import answer_html
+
+        return answer_html(self)
+
+    def _repr_png_(self) -> bytes | None:
+        """The sample grid of an image answer, for front ends without HTML (None otherwise)."""
+        from ..display import answer_png
+
+        return answer_png(self)
+
     def to_table(self) -> str:
         """A readable text answer: a probability table with bars per factor target
         (factors with many values leave out those below 0.0001), the expectation,

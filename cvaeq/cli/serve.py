@@ -1,0 +1,77 @@
+"""``cvaeq serve``: a thin command starting the web explorer (:mod:`cvaeq.serve`) under uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from ..limits import MAX_SEED, MAX_THREADS
+from . import main
+
+__all__ = ["serve"]
+
+
+@main.command()
+@click.option("--model", "model", metavar="CKPT", default=None,
+              help="A checkpoint from cvaeq train (default: the shipped checkpoint if installed).")
+@click.option("--story", default=None, metavar="NAME|PATH",
+              help="Explore a story's true tables, no model (factor questions only).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default is this machine only (0.0.0.0 opens it to the network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="Seed of the questions that name none: the same seed gives the same answer.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
+              help="CPU threads of torch per answer (1 answers fastest on a machine shared with other work).")
+def serve(model: str | None, story: str | None, host: str, port: int, seed: int, threads: int) -> None:
+    """Start the web explorer: a page to ask causal questions with controls and pictures.
+
+    Prints the address; Ctrl-C stops it (docs/serve.md).
+    """
+    import torch
+    import uvicorn
+
+    from ..serve.app import create_app
+    from ..serve.explorer import Explorer
+
+    torch.set_num_threads(threads)
+    explorer = Explorer(model=model, story=story, seed=seed)
+    sock = _listen(host, port)  # an address in use is an OSError: one line, exit 2
+    config = uvicorn.Config(create_app(explorer), log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    source = f"model {explorer.mechanisms.name}" if explorer.has_model else "no model"
+    click.echo(f"cvaeq explorer: http://{shown}:{bound}/  (world {explorer.world.name}, story {explorer.story.name}, "
+               f"{source}; Ctrl-C stops it)")
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    click.echo("cvaeq explorer stopped")
+
+
+def _listen(host: str, port: int):
+    """A listening TCP socket on ``host:port`` (IPv6 when the host is one)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # answers go out in more than one write (headers, body): without this, a kept-alive
+        # connection waits for the client's delayed ACK (40 ms on Linux) before the body
+        # (the connections accepted from this socket inherit it)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    except (UnicodeError, ValueError) as e:  # a host name that is no name
+        sock.close()
+        raise click.UsageError(f"--host {host!r} is not an address to listen on ({e})") from None
+    sock.set_inheritable(True)
+    return sock

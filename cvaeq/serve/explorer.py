@@ -1,0 +1,339 @@
+"""The explorer's library side: one loaded model, questions in, answers with pictures out.
+
+:class:`Explorer` is what ``cvaeq serve`` wraps in HTTP (:mod:`.app`); Python
+users can call it the same way. It loads the mechanisms once
+(:func:`cvaeq.loading.load_mechanisms`) and answers each question with
+:func:`cvaeq.query.answer.answer_query`, the function ``cvaeq query`` ends in,
+so an answer's JSON is the CLI's. Around it, what a page needs:
+
+* :meth:`Explorer.describe`: the world's factors and values, the story's DAG,
+  a first question — everything the page's controls are generated from;
+* the evidence as data, never as a file name: the world's factors (rendered
+  by the world's renderer) or the bytes of a PNG (:func:`cvaeq.images.decode_png`);
+* for an image question, the distribution of every factor in the answer's
+  worlds (the page's bar charts) and, when the evidence is a rendering of
+  known factors and the question intervenes, the story's **true
+  counterfactual** (:func:`cvaeq.evaluation.truth.true_counterfactual_of`)
+  with the IoU of the model's thresholded mean image against it;
+* :meth:`Explorer.decode`: the decoder's picture of chosen factors and Z.
+
+One lock serialises the engine: :func:`cvaeq.engine.infer` seeds torch's
+global random generator (forked), which two threads must not do at once if
+the same seed is to give the same answer.
+
+>>> ex = Explorer(story="default")          # the story's true tables, no image model
+>>> query, evidence = ex.first_question()
+>>> a = ex.ask(query, samples=500, seed=0).to_dict()
+>>> a["kind"], a == ex.ask(query, samples=500, seed=0).to_dict()
+('interventional', True)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DataError, QueryError
+from ..loading import load_mechanisms
+from ..query import parse, resolve
+from ..query.answer import IMAGE_SAMPLES, NEEDS_MODEL, Answer, _image_target, answer_query
+from ..story import IMAGE
+
+__all__ = ["Explorer", "Explored", "MAX_QUERY_CHARS", "MAX_SERVE_SAMPLES", "MAX_SERVE_IMAGE_SAMPLES",
+           "TRUTH_PARTICLES", "Z_BOUND"]
+
+#: Longest query text the explorer reads.
+MAX_QUERY_CHARS = 2000
+#: Most particles per question (a server answers many people; the CLI allows more).
+MAX_SERVE_SAMPLES = 100_000
+#: Most particles per question about images (each particle decodes an image).
+MAX_SERVE_IMAGE_SAMPLES = 1000
+#: Story particles defining the true counterfactual image (as ``cvaeq eval``'s default).
+TRUTH_PARTICLES = 256
+#: Z coordinates of the decoder view lie in [-Z_BOUND, Z_BOUND] (its prior is N(0, I)).
+Z_BOUND = 5.0
+#: Rendered evidence images kept (the page moves among a few at a time).
+EVIDENCE_CACHE = 256
+
+
+@dataclass(frozen=True)
+class Explored:
+    """One answer as the explorer shows it.
+
+    :ivar answer: the :class:`~cvaeq.query.answer.Answer` (``to_dict()`` is the CLI's JSON).
+    :ivar interventions: ``{factor: value}`` of the question's ``do()``, as written in queries.
+    :ivar observed: ``{factor: value}`` of its factor evidence.
+    :ivar factors: for an image question: ``{factor: {value: p}}`` in the answer's worlds.
+    :ivar evidence_factors: the evidence's factors when it was picked by them, else None.
+    :ivar truth_image: the true counterfactual's mean image ``(H, W)``, or None.
+    :ivar truth_factors: ``{factor: {value: p}}`` of the true counterfactual, or None.
+    :ivar iou: IoU of the model's thresholded mean image against the thresholded truth.
+    :ivar observed_image: whether the question observes the image (``X=img``).
+    """
+
+    answer: Answer
+    interventions: dict[str, str] = field(default_factory=dict)
+    observed: dict[str, str] = field(default_factory=dict)
+    factors: dict[str, dict[str, float]] = field(default_factory=dict)
+    evidence_factors: dict[str, str] | None = None
+    truth_image: np.ndarray | None = field(default=None, repr=False)
+    truth_factors: dict[str, dict[str, float]] | None = None
+    iou: float | None = None
+    observed_image: bool = False
+
+    @property
+    def pictures(self) -> dict[str, np.ndarray]:
+        """``{"evidence", "samples", "mean", "truth"}`` → arrays, those the answer has."""
+        a = self.answer
+        out = {"evidence": a.evidence_image, "samples": a.sample_images, "mean": a.mean_image,
+               "truth": self.truth_image}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def to_dict(self, image_urls: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The answer's JSON (``cvaeq query --json``'s, with ``images`` naming ``image_urls``
+        instead of files) and the explorer's additions: ``interventions``, ``observed``,
+        ``observed_image``, ``factors``, ``evidence_factors``, ``truth``."""
+        a = self.answer
+        if image_urls is not None and _image_target(a.targets):
+            a = replace(a, images=dict(image_urls))
+        d = a.to_dict()
+        d["targets"] = list(self.answer.targets)
+        d["interventions"] = self.interventions
+        d["observed"] = self.observed
+        d["observed_image"] = self.observed_image
+        if self.factors:
+            d["factors"] = self.factors
+        if self.evidence_factors is not None:
+            d["evidence_factors"] = self.evidence_factors
+        if self.truth_factors is not None:
+            d["truth"] = {"iou": self.iou, "factors": self.truth_factors, "particles": TRUTH_PARTICLES}
+        return d
+
+
+def _distribution(classes: np.ndarray, weights: np.ndarray, world, factor: str) -> dict[str, float]:
+    probs = np.bincount(classes, weights=weights, minlength=world.sizes[factor])
+    return {world.label(factor, k): round(float(p), 10) for k, p in enumerate(probs)}
+
+
+class Explorer:
+    """A loaded model (or a story's true tables) answering the questions of a page.
+
+    :param model: as :func:`cvaeq.loading.load_mechanisms` takes it (None: the
+        shipped checkpoint if installed, else ``story``).
+    :param story: a story name, path or object: its true tables with no
+        image model (factor questions only), or the story of an image model object.
+    :param seed: the seed of a question that names none.
+    """
+
+    def __init__(self, model: Any = None, story: Any = None, seed: int = 0):
+        self.mechanisms = load_mechanisms(model, story)
+        self.story = self.mechanisms.story
+        self.world = self.story.world
+        self.seed = int(seed)
+        self.lock = threading.Lock()
+        self._evidence: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+
+    @property
+    def has_model(self) -> bool:
+        """Whether an image model is loaded (image questions and the decoder view need one)."""
+        return self.mechanisms.image_model is not None
+
+    # ------------------------------------------------------------ the page
+
+    def first_question(self) -> tuple[str, dict[str, str]]:
+        """A first question and its evidence's factors (each factor's middle value).
+
+        With a model: "what would this image have been, had a factor that causes
+        no other factor taken another value" (the last such factor in the
+        story's order: its counterfactual is a crisp picture); without one, that
+        factor's interventional distribution under the first factor.
+        """
+        w, story = self.world, self.story
+        evidence = {f.name: f.label(f.size // 2) for f in w.factors}
+        leaves = [f for f in story.factors if not set(story.graph.children(f)) & set(w.names)]
+        chosen = w.factor((leaves or list(story.factors))[-1])
+        other = chosen.label((chosen.size // 2 + max(1, chosen.size // 4)) % chosen.size)
+        if self.has_model:
+            return f"P(X | do({chosen.name}={other}), X=img)", evidence
+        first = w.factor(story.factors[0])
+        other = first.label((first.size // 2 + 1) % first.size)
+        return f"P({chosen.name} | do({first.name}={other}))", evidence
+
+    def describe(self) -> dict[str, Any]:
+        """What the page is generated from: world, story, model, factors (name,
+        whether numeric, every value as written in queries), the DAG, Z's
+        dimension, a first question and its evidence, and the bounds."""
+        w = self.world
+        query, evidence = self.first_question()
+        return {
+            "world": w.name,
+            "story": self.story.name,
+            "model": self.mechanisms.name,
+            "has_model": self.has_model,
+            "image_shape": list(w.image_shape),
+            "factors": [{"name": f.name, "numeric": f.numeric, "values": [f.label(k) for k in range(f.size)]}
+                        for f in w.factors],
+            "graph": {"nodes": list(self.story.graph.order), "edges": [list(e) for e in self.story.graph.edges]},
+            "latent_dim": self.story.latent_dim,
+            "query": query,
+            "evidence": evidence,
+            "seed": self.seed,
+            "samples": IMAGE_SAMPLES,
+            "limits": {"query_chars": MAX_QUERY_CHARS, "samples": MAX_SERVE_SAMPLES,
+                       "image_samples": MAX_SERVE_IMAGE_SAMPLES, "z_bound": Z_BOUND},
+        }
+
+    def dag(self, intervened: Sequence[str] = (), observed: Sequence[str] = ()) -> str:
+        """The story's DAG as SVG, the arrows into ``intervened`` nodes cut (:mod:`cvaeq.dag_svg`)."""
+        from ..dag_svg import dag_svg
+
+        return dag_svg(self.story.graph, intervened, observed, title=f"the causal graph of story {self.story.name}")
+
+    # ------------------------------------------------------------ the evidence
+
+    def factor_classes(self, factors: Mapping[str, Any]) -> dict[str, int]:
+        """``{factor: class}`` of ``{factor: value}`` naming every factor of the world once."""
+        if not isinstance(factors, Mapping):
+            raise DataError(f"factors must be an object {{name: value}} naming {', '.join(self.world.names)}")
+        for k, v in factors.items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise DataError(f"{k}: a factor's value is a name or a number, got {v!r}")
+        return self.world.parse_factors([f"{k}={v}" for k, v in factors.items()])
+
+    def render(self, classes: Mapping[str, int]) -> np.ndarray:
+        """The world's rendering of ``classes`` (the truth), cached for the page's few images."""
+        key = tuple(int(classes[f]) for f in self.world.names)
+        with self.lock:
+            hit = self._evidence.get(key)
+            if hit is not None:
+                self._evidence.move_to_end(key)
+                return hit
+        image = self.world.render_checked(self.world.row(classes))[0].astype(np.uint8)
+        with self.lock:
+            self._evidence[key] = image
+            while len(self._evidence) > EVIDENCE_CACHE:
+                self._evidence.popitem(last=False)
+        return image
+
+    def evidence(self, image: Any) -> tuple[np.ndarray | None, dict[str, int] | None]:
+        """The image ``img`` stands for, and its factor classes when known.
+
+        :param image: None; ``{"factors": {name: value}}`` (rendered by the
+            world); or ``{"png": base64 text}`` (a PNG file's bytes, checked as
+            ``--image`` files are). Never a file name.
+        """
+        if image is None:
+            return None, None
+        if not isinstance(image, Mapping) or len(image) != 1 or not {"factors", "png"} & set(image):
+            raise DataError('the image must be {"factors": {name: value, ...}} or {"png": base64 text}')
+        if "factors" in image:
+            classes = self.factor_classes(image["factors"])
+            return self.render(classes), classes
+        from ..images import decode_png
+
+        text = image["png"]
+        if not isinstance(text, str):
+            raise DataError("png must be the base64 text of a PNG file")
+        if text.startswith("data:"):
+            text = text.partition(",")[2]
+        try:
+            blob = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise DataError("png is not base64 text; send the PNG file's bytes base64-encoded") from None
+        return decode_png(blob, self.world.image_shape, "the uploaded PNG"), None
+
+    # ------------------------------------------------------------ questions
+
+    def ask(self, text: str, image: Any = None, samples: int | None = None, seed: int | None = None) -> Explored:
+        """Answer the query ``text`` about ``image`` (see :meth:`evidence`).
+
+        The same arguments give the same answer, whoever else is asking.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise QueryError("the query is empty; write one, e.g. P(X | do(...), X=img)")
+        if len(text) > MAX_QUERY_CHARS:
+            raise QueryError(f"the query is {len(text):,} characters; at most {MAX_QUERY_CHARS:,}")
+        seed = self.seed if seed is None else seed
+        from ..limits import MAX_SEED, check_count
+
+        check_count(seed, "seed", MAX_SEED, low=0, error=QueryError)
+        loaded, classes = self.evidence(image)
+        r = resolve(parse(text), self.story, {"img": loaded})
+        if loaded is not None and IMAGE not in r.evidence:
+            raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
+        image_question = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
+        uses_image = image_question or IMAGE in r.evidence
+        if samples is not None:
+            bound = MAX_SERVE_IMAGE_SAMPLES if uses_image else MAX_SERVE_SAMPLES
+            check_count(samples, "samples", bound, error=QueryError)
+        if uses_image and not self.has_model:
+            raise QueryError(NEEDS_MODEL)
+        world = self.world
+        # an image question also reports every factor of its worlds (the page's bar charts)
+        extra = tuple(f for f in world.names if f not in r.targets)
+        asked = replace(r, targets=r.targets + extra) if image_question and not r.multiworld else r
+        with self.lock:
+            answer = answer_query(asked, self.mechanisms, samples, seed)
+        factors: dict[str, dict[str, float]] = {}
+        if asked is not r:
+            factors = {f: answer.distribution[f] for f in world.names}
+            answer = replace(answer, targets=r.targets,
+                             distribution={t: d for t, d in answer.distribution.items() if t in r.targets})
+        out = Explored(
+            answer=answer,
+            interventions={f: world.label(f, c) for f, c in r.interventions.items()},
+            observed={f: world.label(f, c) for f, c in r.evidence.items() if f in world.sizes},
+            factors=factors,
+            evidence_factors=None if classes is None else {f: world.label(f, c) for f, c in classes.items()},
+            observed_image=IMAGE in r.evidence,
+        )
+        if (classes is not None and image_question and not r.multiworld and r.interventions
+                and IMAGE in r.evidence):
+            out = self._with_truth(out, classes, r.interventions, seed)
+        return out
+
+    def _with_truth(self, out: Explored, classes: Mapping[str, int], interventions: Mapping[str, int],
+                    seed: int) -> Explored:
+        """``out`` with the story's true counterfactual of the rendered evidence beside it."""
+        from ..evaluation.metrics import binarise, iou
+        from ..evaluation.truth import true_counterfactual_of
+
+        world = self.world
+        factual = world.row(classes)
+        with self.lock:
+            truth = true_counterfactual_of(self.story, factual, {f: np.array([c]) for f, c in interventions.items()},
+                                           TRUTH_PARTICLES, seed)
+        rows = truth.classes[0]
+        weights = np.full(len(rows), 1.0 / len(rows))
+        truth_factors = {f: _distribution(rows[:, i], weights, world, f) for i, f in enumerate(world.names)}
+        score = float(iou(binarise(out.answer.mean_image)[None], truth.image)[0])
+        return replace(out, truth_image=truth.mean_image[0], truth_factors=truth_factors, iou=round(score, 6))
+
+    def decode(self, factors: Mapping[str, Any], z: Sequence[float]) -> np.ndarray:
+        """The decoder's pixel probabilities ``(H, W)`` for ``factors`` and latent ``z``:
+        the seed's notebook sliders, p(X | factors, Z) of the loaded model."""
+        if not self.has_model:
+            raise QueryError(NEEDS_MODEL)
+        classes = self.factor_classes(factors)
+        dim = self.story.latent_dim
+        if not isinstance(z, Sequence) or isinstance(z, str) or len(z) != dim:
+            raise DataError(f"z must be {dim} numbers (the story's latent_dim)")
+        values = []
+        for v in z:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not -Z_BOUND <= v <= Z_BOUND:
+                raise DataError(f"each z must be a number from {-Z_BOUND:g} to {Z_BOUND:g}, got {v!r}")
+            values.append(float(v))
+        from ..evaluation.run import pixel_probs
+
+        c = torch.tensor([[classes[f] for f in self.world.names]], dtype=torch.int64)
+        with self.lock, torch.no_grad():
+            probs = pixel_probs(self.mechanisms.image_model, c, torch.tensor([values], dtype=torch.float32))
+        return probs[0].double().clamp(0, 1).numpy()
+

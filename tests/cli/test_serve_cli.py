@@ -1,0 +1,70 @@
+"""`cvaeq serve` as a user runs it: a process that prints its address, answers, and
+stops cleanly on Ctrl-C; an address it cannot take is one line and exit code 2."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+START = "from cvaeq.cli import main; main()"
+
+
+def start(*args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    return subprocess.Popen([sys.executable, "-c", START, "serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_serve_prints_its_address_answers_and_stops_on_ctrl_c():
+    proc = start("--story", "default", "--port", "0", "--seed", "4")
+    try:
+        line = proc.stdout.readline()
+        m = re.match(r"cvaeq explorer: (http://127\.0\.0\.1:(\d+)/) ", line)
+        assert m, line
+        base = m.group(1)
+        world = json.load(urllib.request.urlopen(base + "api/world", timeout=60))
+        assert world["story"] == "default" and world["seed"] == 4 and not world["has_model"]
+        req = urllib.request.Request(base + "api/query", data=json.dumps({"query": world["query"]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        assert json.load(urllib.request.urlopen(req, timeout=60))["kind"] == "interventional"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
+def test_an_address_in_use_is_one_line_and_exit_2():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = start("--story", "default", "--port", str(port))
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "in use" in err
+
+
+def test_a_bad_host_is_one_line_and_exit_2():
+    proc = start("--story", "default", "--host", "not a host name\u2603", "--port", "0")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_answers_are_not_held_back_by_nagle():
+    """Responses go out in several writes; on a kept-alive connection Nagle's algorithm would
+    hold the body until the client's delayed ACK (40 ms on Linux). The accepted connections
+    inherit TCP_NODELAY from the listening socket."""
+    from cvaeq.cli.serve import _listen
+
+    with _listen("127.0.0.1", 0) as server, socket.create_connection(server.getsockname()) as client:
+        accepted, _ = server.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

@@ -1,0 +1,103 @@
+"""The explorer's library side: generated from the story's world (dSprites and the pong
+plugin's), the true counterfactual under several interventions, answers that do not
+depend on who else is asking, and a page that names no world's factors."""
+
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cvaeq.evaluation.truth import true_counterfactual, true_counterfactual_of
+from cvaeq.serve.explorer import Explorer
+from cvaeq.story import load_story
+from cvaeq.world import get_world
+
+SERVE = Path(__file__).resolve().parents[2] / "cvaeq" / "serve"
+
+
+@pytest.mark.parametrize("story", ["default", "pong"])
+def test_the_page_is_described_by_the_story_world(story, request):
+    if story == "pong":
+        request.getfixturevalue("pong")
+    ex = Explorer(story=story)
+    d = ex.describe()
+    world = load_story(story).world
+    assert d["world"] == world.name
+    assert [f["name"] for f in d["factors"]] == list(world.names)
+    for f in d["factors"]:
+        assert f["values"] == [world.label(f["name"], k) for k in range(world.sizes[f["name"]])]
+        assert f["numeric"] == (f["name"] in world.numeric)
+    assert set(d["graph"]["nodes"]) == set(ex.story.graph.order)
+    assert set(d["evidence"]) == set(world.names)
+    a = ex.ask(d["query"], seed=0).to_dict()  # the first question is answerable as it stands
+    assert a["kind"] == "interventional"
+
+
+def test_no_file_of_the_page_names_a_worlds_factor(pong):
+    names = set(get_world("dsprites").names) | set(pong.WORLD.names)
+    for path in sorted(SERVE.rglob("*")):
+        if path.suffix in (".py", ".js", ".html", ".css"):
+            text = path.read_text()
+            found = sorted(n for n in names if re.search(rf"(?<![\w-]){n}=|[\"']{n}[\"']", text))
+            assert not found, f"{path.name} names the factor(s) {found}; read them from the world"
+
+
+def test_truth_under_several_interventions_sets_each_and_agrees_with_one_at_a_time():
+    story = load_story("default")
+    w = story.world
+    factual = np.array([[2, 5, 0, 16, 16]])
+    both = true_counterfactual_of(story, factual, {"posX": np.array([3]), "posY": np.array([7])}, 16, 0)
+    assert (both.classes[0, :, w.index("posX")] == 3).all() and (both.classes[0, :, w.index("posY")] == 7).all()
+    one = true_counterfactual(story, factual, "posY", np.array([7]), 16, 0)
+    again = true_counterfactual_of(story, factual, {"posY": np.array([7])}, 16, 0)
+    assert np.array_equal(one.classes, again.classes) and np.array_equal(one.mean_image, again.mean_image)
+
+
+def test_the_explorer_shows_the_truth_of_two_interventions():
+    ex = Explorer()
+    ev = {"factors": {f.name: f.label(f.size // 2) for f in ex.world.factors}}
+    a = ex.ask("P(X | do(posX=0.2, posY=0.8), X=img)", ev, seed=0)
+    assert a.truth_image is not None and a.iou > 0.8
+    assert a.truth_factors["posX"]["0.193548"] == 1.0
+    # an observational question about the image has no intervention: no truth to show
+    assert ex.ask("P(X | X=img)", ev, seed=0).truth_image is None
+
+
+def test_answers_do_not_depend_on_who_else_is_asking():
+    ex = Explorer(story="default")
+    alone = {s: ex.ask("P(posY | do(shape=square))", samples=300, seed=s).to_dict() for s in range(4)}
+    got, errors = {}, []
+
+    def client(s):
+        try:
+            for _ in range(3):
+                got.setdefault(s, []).append(ex.ask("P(posY | do(shape=square))", samples=300, seed=s).to_dict())
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for s, answers in got.items():
+        assert all(a == alone[s] for a in answers)
+
+
+def test_a_model_of_another_world_gets_pictures_truth_and_a_decoder(pong_checkpoint, pong):
+    ex = Explorer(model=pong_checkpoint)
+    d = ex.describe()
+    assert d["world"] == "pong" and d["has_model"]
+    query, evidence = ex.first_question()
+    a = ex.ask(query, {"factors": evidence}, seed=0)
+    world = pong.WORLD
+    assert a.answer.mean_image.shape == world.image_shape
+    assert set(a.factors) == set(world.names)
+    # the truth is the pong renderer's: the intervened factor takes its value in every true world
+    (factor, value), = a.interventions.items()
+    assert a.truth_factors[factor][value] == 1.0 and 0 <= a.iou <= 1
+    assert a.truth_image.shape == world.image_shape
+    assert ex.decode(evidence, [0.0] * ex.story.latent_dim).shape == world.image_shape
