@@ -95,7 +95,11 @@ def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
 
     >>> shipped_checkpoint().name
     'default.safetensors'
-    >>> shipped_checkpoint(load_story("pong")) is None
+    >>> shipped_checkpoint(load_story("pendulum")).name
+    'pendulum.safetensors'
+    >>> from cvaeq.story import story_from_text
+    >>> edited = story_from_text(load_story("pendulum").text.replace("sd = 0.4", "sd = 0.5"))
+    >>> shipped_checkpoint(edited) is None
     True
     """
     found = sorted(WEIGHTS.glob("*.safetensors")) if WEIGHTS.is_dir() else []

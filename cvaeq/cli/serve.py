@@ -14,7 +14,8 @@ __all__ = ["serve"]
 @click.option("--model", "model", metavar="CKPT", default=None,
               help="A checkpoint from cvaeq train (default: the shipped checkpoint if installed).")
 @click.option("--story", default=None, metavar="NAME|PATH",
-              help="Explore a story's true tables, no model (factor questions only).")
+              help="Explore a story: with the model shipped for it (default, pendulum), else its true tables "
+                   "(factor questions only).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; the default is this machine only (0.0.0.0 opens it to the network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,

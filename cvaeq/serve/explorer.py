@@ -127,13 +127,22 @@ class Explorer:
 
     :param model: as :func:`cvaeq.loading.load_mechanisms` takes it (None: the
         shipped checkpoint if installed, else ``story``).
-    :param story: a story name, path or object: its true tables with no
-        image model (factor questions only), or the story of an image model object.
+    :param story: a story name, path or object: with no model, the checkpoint
+        shipped for it if any (``default``, ``pendulum``), else its true tables
+        with no image model (factor questions only); or the story of an image
+        model object.
     :param seed: the seed of a question that names none.
     """
 
     def __init__(self, model: Any = None, story: Any = None, seed: int = 0):
-        self.mechanisms = load_mechanisms(model, story)
+        mech = load_mechanisms(model, story)
+        if model is None and story is not None:
+            from ..loading import shipped_checkpoint
+
+            shipped = shipped_checkpoint(mech.story)  # the pendulum's page gets the pendulum's model
+            if shipped is not None:
+                mech = load_mechanisms(shipped)
+        self.mechanisms = mech
         self.story = self.mechanisms.story
         self.world = self.story.world
         self.seed = int(seed)

@@ -156,8 +156,6 @@ def test_image_forms_give_the_same_answer(ckpt, tmp_path, form):
         (["P(shape | ", "--story", "default"], "the query ends too early"),
         (["P(colour)", "--story", "default"], "unknown variable 'colour'"),
         ([MISSION, "--story", "default"], "no image is bound to img"),
-        ([MISSION, "--story", "default", "--image", HEART], "this query needs a trained model"),
-        (["P(X | do(shape=square))", "--story", "default"], "this query needs a trained model"),
         (["P(shape | X=img)", "--story", "default", "--image", "nope.png"], "nope.png: no such image file"),
         (["P(shape | X=img)", "--story", "default", "--image", "shape=heart"], "missing factor(s)"),
         (["P(shape)", "--story", "default", "--image", HEART], "does not use it"),
@@ -224,3 +222,17 @@ def test_the_answer_does_not_depend_on_threads(tmp_path):
     assert a.pop("images") and b.pop("images")
     assert a == b
     assert (tmp_path / "1" / "mean.png").read_bytes() == (tmp_path / "2" / "mean.png").read_bytes()
+
+
+def test_a_story_alone_answers_image_queries_with_the_model_shipped_for_it(tmp_path):
+    # --story default: the shipped dSprites checkpoint was trained on it, so a question about X uses it
+    result = run(MISSION, "--story", "default", "--image", HEART, "--out", tmp_path / "a", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model"].endswith("default.safetensors")
+    # an edited story under the same name has no model trained on it: one line, exit 2
+    edited = tmp_path / "edited.toml"
+    edited.write_text(load_story("default").text.replace("sd = 0.22", "sd = 0.3"))
+    for args in ([MISSION, "--image", HEART], ["P(X | do(shape=square))"]):
+        result = run(*args, "--story", edited, "--out", tmp_path / "b")
+        assert result.exit_code == 2 and "this query needs a trained model" in result.output
+        assert result.output.strip().count("\n") == 0

@@ -23,17 +23,20 @@ def start(*args):
 
 
 def test_serve_prints_its_address_answers_and_stops_on_ctrl_c():
-    proc = start("--story", "default", "--port", "0", "--seed", "4")
+    proc = start("--story", "pendulum", "--port", "0", "--seed", "4")
     try:
         line = proc.stdout.readline()
         m = re.match(r"cvaeq explorer: (http://127\.0\.0\.1:(\d+)/) ", line)
         assert m, line
         base = m.group(1)
         world = json.load(urllib.request.urlopen(base + "api/world", timeout=60))
-        assert world["story"] == "default" and world["seed"] == 4 and not world["has_model"]
-        req = urllib.request.Request(base + "api/query", data=json.dumps({"query": world["query"]}).encode(),
+        # --story pendulum: the pendulum's world, with the model shipped for its story
+        assert world["story"] == "pendulum" and world["seed"] == 4 and world["has_model"]
+        question = {"query": world["query"], "image": {"factors": world["evidence"]}}
+        req = urllib.request.Request(base + "api/query", data=json.dumps(question).encode(),
                                      headers={"Content-Type": "application/json"})
-        assert json.load(urllib.request.urlopen(req, timeout=60))["kind"] == "interventional"
+        answer = json.load(urllib.request.urlopen(req, timeout=60))
+        assert answer["kind"] == "counterfactual" and answer["model"].endswith("pendulum.safetensors")
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

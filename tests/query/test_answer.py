@@ -13,7 +13,7 @@ from cvaeq.worlds.dsprites.factors import FACTORS, SIZES, VALUES, label
 from cvaeq.worlds.dsprites.render import render
 from cvaeq.errors import CvaeqError, QueryError
 from cvaeq.query.answer import IMAGE_SAMPLES, NEEDS_MODEL, ask, shipped_checkpoint
-from cvaeq.story import load_story
+from cvaeq.story import load_story, story_from_text
 
 STORY = load_story("default")
 SHAPES = ("square", "ellipse", "heart")
@@ -209,11 +209,15 @@ def test_image_answers_are_reproducible_to_the_byte(tmp_path):
 # --- errors ----------------------------------------------------------------------------------
 
 
+#: the default story edited (no model was trained on it): a question about X has no model to answer it
+EDITED = story_from_text(load_story("default").text.replace("sd = 0.22", "sd = 0.3"))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(text="P(X | do(shape=square))", story="default"), NEEDS_MODEL),
-        (dict(text="P(shape | X=img)", image=HEART_TEXT, story="default"), NEEDS_MODEL),
+        (dict(text="P(X | do(shape=square))", story=EDITED), NEEDS_MODEL),
+        (dict(text="P(shape | X=img)", image=HEART_TEXT, story=EDITED), NEEDS_MODEL),
         (dict(text="P(shape)", image=HEART_TEXT, story="default"), "does not use it"),
         (dict(text="P(shape)", story="default", samples=0), "positive integer"),
         (dict(text="P(X | do(shape=square))", model=MODEL, samples=10**6), "too many"),

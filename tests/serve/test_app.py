@@ -220,8 +220,15 @@ def test_the_page_and_its_files_are_served_from_the_package(client):
     assert "script-src 'self'" in page.headers["content-security-policy"]
 
 
+def test_a_story_alone_gets_the_model_shipped_for_it():
+    assert Explorer(story="pendulum").has_model and Explorer(story="default").has_model
+
+
 def test_without_a_model_factor_questions_work_and_image_ones_say_what_to_do():
-    with TestClient(create_app(story="default")) as c:
+    from cvaeq.story import load_story, story_from_text
+
+    edited = story_from_text(load_story("default").text.replace("sd = 0.22", "sd = 0.3"))  # no model trained on it
+    with TestClient(create_app(story=edited)) as c:
         assert c.post("/api/query", json={"query": "P(shape | do(scale=1))"}).status_code == 200
         r = c.post("/api/query", json={"query": "P(X | do(shape=square), X=img)", "image": {"factors": HEART}})
         assert r.status_code == 400 and "trained model" in r.json()["error"]
