@@ -199,15 +199,21 @@ def test_screenshot(page, tmp_path):
         Path(target).write_bytes(out.read_bytes())
 
 
+def open_page(chromium, base):
+    """A fresh page on ``base`` once its first answer is shown, and the list its console errors go to."""
+    context = chromium.new_context()
+    p = context.new_page()
+    problems = []
+    p.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    p.goto(base + "/")
+    p.wait_for_function("() => window.cvaeq.answers >= 1", timeout=60_000)
+    return context, p, problems
+
+
 def test_the_page_is_generated_from_another_world(pong, chromium):
     ex = Explorer(story="pong")
     with live.live_server(create_app(ex)) as base:
-        context = chromium.new_context()
-        p = context.new_page()
-        problems = []
-        p.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        p.goto(base + "/")
-        p.wait_for_function("() => window.cvaeq.answers >= 1", timeout=60_000)
+        context, p, problems = open_page(chromium, base)
         names = p.eval_on_selector_all("#evidence-controls [data-factor]", "els => els.map(e => e.dataset.factor)")
         assert names == list(pong.WORLD.names)
         nodes = p.eval_on_selector_all("#dag [data-node]", "els => els.map(e => e.dataset.node)")
@@ -228,12 +234,7 @@ def test_a_model_of_another_world_gets_its_own_controls_pictures_and_decoder(pon
     ex = Explorer(model=pong_checkpoint)
     world = pong.WORLD
     with live.live_server(create_app(ex)) as base:
-        context = chromium.new_context()
-        p = context.new_page()
-        problems = []
-        p.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        p.goto(base + "/")
-        p.wait_for_function("() => window.cvaeq.answers >= 1", timeout=60_000)
+        context, p, problems = open_page(chromium, base)
         assert p.eval_on_selector_all("#target option", "els => els.map(e => e.value)") == ["X", *world.names]
         for name in ("evidence", "truth", "mean", "samples"):
             assert p.is_visible(f"#img-{name}")
