@@ -21,11 +21,11 @@ One lock serialises the engine: :func:`cvaeq.engine.infer` seeds torch's
 global random generator (forked), which two threads must not do at once if
 the same seed is to give the same answer.
 
->>> ex = Explorer(story="default")          # the story's true tables, no image model
+>>> ex = Explorer(story="pendulum")         # the story's shipped model
 >>> query, evidence = ex.first_question()
->>> a = ex.ask(query, samples=500, seed=0).to_dict()
->>> a["kind"], a == ex.ask(query, samples=500, seed=0).to_dict()
-('interventional', True)
+>>> a = ex.ask(query, {"factors": evidence}, samples=20, seed=0).to_dict()
+>>> a["kind"], a == ex.ask(query, {"factors": evidence}, samples=20, seed=0).to_dict()
+('counterfactual', True)
 """
 
 from __future__ import annotations
