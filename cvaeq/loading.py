@@ -22,6 +22,7 @@ network build (tens of milliseconds), and a checkpoint rewritten in place
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -49,6 +50,7 @@ def clear_cache() -> None:
     """Forget every checkpoint :func:`load_mechanisms` has kept loaded."""
     with _cache_lock:
         _cache.clear()
+    _stored_story.cache_clear()
 
 
 def _file_key(path: Path) -> tuple:
@@ -109,11 +111,18 @@ def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
     path = WEIGHTS / f"{story.name}.safetensors"
     if path not in found:
         return None
+    return path if _stored_story(_file_key(path)).same_as(story) else None
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _stored_story(key: tuple) -> Story:
+    """The story a checkpoint file was trained on, read from its header once per file identity
+    (:func:`_file_key`): each query about the image with ``--story`` would otherwise re-read and re-parse it."""
     from .model.checkpoint import read_metadata
     from .story import story_from_text
 
-    trained_on = story_from_text(read_metadata(path).get("story_text", ""), source=f"{path} (stored story)")
-    return path if trained_on.same_as(story) else None
+    path = Path(key[0])
+    return story_from_text(read_metadata(path).get("story_text", ""), source=f"{path} (stored story)")
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,8 @@ class Mechanisms:
         return build_scm(self.story, self.factor_logits, self.image_model if with_image else None)
 
 
-def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None = None) -> Mechanisms:
+def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None = None,
+                    image: bool = False) -> Mechanisms:
     """Mechanisms from a checkpoint path, a loaded checkpoint, an image model or a story.
 
     :param model: None (the shipped checkpoint if installed, else the story),
@@ -145,12 +155,16 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
         :class:`~cvaeq.mechanisms.image.ImageModel` (used with ``story``'s tables).
     :param story: a story name, path or :class:`~cvaeq.story.Story`; alone, it
         means the story's true tables with no image model.
+    :param image: with ``story`` alone, an image model is wanted: the
+        checkpoint shipped for that story (:func:`shipped_checkpoint`) if
+        there is one, else still the story's true tables.
     """
     if isinstance(story, (str, os.PathLike)):
         story = load_story(story)
     if model is None:
         if story is not None:
-            return Mechanisms(story)
+            shipped = shipped_checkpoint(story) if image else None
+            return Mechanisms(story) if shipped is None else load_mechanisms(shipped)
         shipped = shipped_checkpoint()
         if shipped is None:
             return Mechanisms(load_story("default"))

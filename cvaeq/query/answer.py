@@ -399,9 +399,7 @@ def ask(
     r = resolve(query, mech.story, {"img": loaded})
     if model is None and mech.image_model is None and _uses_image(r):
         # a story alone and a question about the image: the shipped checkpoint trained on that story
-        shipped = shipped_checkpoint(mech.story)
-        if shipped is not None:
-            mech = load_mechanisms(shipped)
+        mech = load_mechanisms(story=mech.story, image=True)
     if loaded is not None and IMAGE not in r.evidence:
         raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
     a = answer_query(r, mech, samples, seed)

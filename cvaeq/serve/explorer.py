@@ -135,14 +135,7 @@ class Explorer:
     """
 
     def __init__(self, model: Any = None, story: Any = None, seed: int = 0):
-        mech = load_mechanisms(model, story)
-        if model is None and story is not None:
-            from ..loading import shipped_checkpoint
-
-            shipped = shipped_checkpoint(mech.story)  # the pendulum's page gets the pendulum's model
-            if shipped is not None:
-                mech = load_mechanisms(shipped)
-        self.mechanisms = mech
+        self.mechanisms = load_mechanisms(model, story, image=True)  # the pendulum's page: the pendulum's model
         self.story = self.mechanisms.story
         self.world = self.story.world
         self.seed = int(seed)
