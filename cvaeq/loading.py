@@ -141,8 +141,30 @@ class Mechanisms:
     name: str | None = None
 
     def scm(self, with_image: bool) -> SCM:
-        """The SCM; with the image node X only when asked (decoding costs time)."""
-        return build_scm(self.story, self.factor_logits, self.image_model if with_image else None)
+        """The SCM; with the image node X only when asked (decoding costs time).
+
+        Built once per story, tables and image model (the very objects, which a
+        cached checkpoint hands out again): an SCM keeps its mechanisms' noise
+        priors, and repeated queries skip building both.
+        """
+        image_model = self.image_model if with_image else None
+        parts = (self.story, self.factor_logits, image_model)
+        with _SCMS_LOCK:
+            for i, (kept, scm) in enumerate(_SCMS):
+                if all(a is b for a, b in zip(kept, parts)):
+                    _SCMS.append(_SCMS.pop(i))  # most recently used last
+                    return scm
+        scm = build_scm(*parts)
+        with _SCMS_LOCK:
+            _SCMS.append((parts, scm))
+            del _SCMS[:-CACHE_SIZE]
+        return scm
+
+
+#: ``[((story, factor_logits, image_model), SCM)]``, least recently used first;
+#: holding the parts keeps their identities from being reused.
+_SCMS: list[tuple[tuple, SCM]] = []
+_SCMS_LOCK = threading.Lock()
 
 
 def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None = None,

@@ -34,6 +34,7 @@ from typing import Collection, Mapping
 import torch
 from torch import Tensor
 
+from ..allocator import keep_freed_memory
 from ..errors import MechanismError, QueryError
 from ..mechanisms.base import can_abduct, can_propose
 from ..scm import SCM
@@ -128,6 +129,7 @@ def abduct(
     """
     if not isinstance(num_particles, int) or num_particles < 1:
         raise QueryError(f"the number of particles must be a positive integer, got {num_particles!r}")
+    keep_freed_memory()  # image-sized buffers reused, not page-faulted afresh (cvaeq.allocator)
     S = num_particles
     ev = batch_evidence(scm, evidence, S)
     log_w = torch.zeros(S, dtype=torch.float64)

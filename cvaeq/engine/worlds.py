@@ -127,7 +127,7 @@ def infer_worlds(
         if node not in scm.graph:
             raise QueryError(f"unknown target {node!r}; known: {', '.join(scm.nodes)}")
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
         worlds: dict[tuple, SCM | None] = {}
         for _, do in wanted:  # actions first: a bad do() fails before any work
             key = _world_key(do)

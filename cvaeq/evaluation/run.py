@@ -323,7 +323,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
         for lo in mine:
             # every batch's random numbers come from (seed, its first image) alone, so a
             # batch gives the same scores whichever process of a torchrun launch runs it
-            torch.manual_seed(_sub(seed, lo, BATCH_STREAM))
+            torch.default_generator.manual_seed(_sub(seed, lo, BATCH_STREAM))  # CPU only, as in engine.infer
             sl = slice(lo, lo + batch)
             part = _Scores()
             _batch(mech, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples,

@@ -103,7 +103,7 @@ def true_counterfactual_of(story, factual: np.ndarray, interventions: Mapping[st
     scm = scm_from_story(story)
     evidence = {f: torch.from_numpy(factual[:, i].copy()) for i, f in enumerate(names)}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
         g = abduct_groups(scm, evidence, num_particles)
         out = predict_groups(g, do)
     classes = torch.stack([out[f] for f in names], -1).numpy().astype(np.int64)

@@ -155,7 +155,7 @@ def _counterfactual(scm, queries: list[TVQuery], num_particles: int, seed: int) 
         evidence = {f: torch.tensor([queries[i].evidence[f] for i in idx]) for f in queries[idx[0]].evidence}
         do = {f: torch.tensor([queries[i].do[f] for i in idx]) for f in key}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
             g = abduct_groups(scm, evidence, num_particles)
             out = predict_groups(g, do)
         w = g.weights

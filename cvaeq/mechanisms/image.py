@@ -195,12 +195,14 @@ class BernoulliImage:
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         raw = self._raw_once(parents, keep=False)
-        sign = _binary_sign(value, self.dtype) if self.logits is not None else None
+        sign = _binary_sign(value, raw.dtype) if self.logits is not None else None
         if sign is not None:
             # x log σ(l) + (1 - x) log σ(-l) is log σ(±l) for a 0/1 pixel, and so,
             # to the bit, one log-sigmoid per pixel instead of two (the costliest
-            # step of an image query)
-            lp = F.logsigmoid(raw.to(self.dtype, copy=True).mul_(sign))
+            # step of an image query). In the logits' own precision (float32: a
+            # relative error of 1e-7 per pixel, summed in float64; three times
+            # faster than in float64, and finite wherever float64 is)
+            lp = F.logsigmoid(raw * sign)
         else:
             raw, x = raw.to(self.dtype), value.to(self.dtype)
             if self.logits is not None:
@@ -214,13 +216,22 @@ class BernoulliImage:
         raw = self._raw_once(parents, keep=True)
         p = self._probs_of(raw) if self.logits is not None else raw.float()
         v = torch.rand(p.shape, dtype=p.dtype)
-        on = value > 0.5
         one, zero = torch.ones((), dtype=p.dtype), torch.zeros((), dtype=p.dtype)
-        # below = min(p v, p⁻) where on, above = min(p + (1 - p) v, 1⁻) where off,
-        # in place: the same numbers with four fewer image-sized temporaries
-        below = torch.minimum(p * v, torch.nextafter(p, zero))
-        above = torch.sub(1, p).mul_(v).add_(p).clamp_(max=torch.nextafter(one, zero))
-        return torch.where(on, below, above)
+        # above = min(p + (1 - p) v, 1⁻) where off, below = min(p v, p⁻) where on:
+        # above computed in place everywhere, below only at the pixels that are on
+        # (a few in a hundred), the same numbers as computing both everywhere
+        u = torch.sub(1, p).mul_(v).add_(p).clamp_(max=torch.nextafter(one, zero))
+        s = p.shape[0] if p.dim() > 2 else 1
+        if value.dim() > 2 and value.shape[0] == s > 1 and value.stride(0) == 0:
+            # one evidence image expanded over the particles: the same pixels of every row
+            cols = (value[0] > 0.5).flatten().nonzero().squeeze(1)
+            pf, vf = p.reshape(s, -1)[:, cols], v.reshape(s, -1)[:, cols]
+            u.view(s, -1)[:, cols] = torch.minimum(pf * vf, torch.nextafter(pf, zero))
+        else:
+            on = (value > 0.5).expand(p.shape)
+            pon = p[on]
+            u[on] = torch.minimum(pon * v[on], torch.nextafter(pon, zero))
+        return u
 
     def propose(
         self, value: Tensor, unknown: Sequence[str], known: Mapping[str, Tensor]

@@ -449,7 +449,15 @@ class CVAENet(nn.Module):
 
     def z_posterior(self, x: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """loc and scale ``(S, latent_dim)`` of q(Z | X, factors)."""
-        return self.z_params(self.features(x), self.onehot(classes))
+        return self.z_params(self.shared_features(x), self.onehot(classes))
+
+    def shared_features(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` of images ``(S, H, W)``, computed once when they are
+        one image expanded over the rows (stride 0: an evidence image given to
+        every particle), as q(Z | X, factors) gets them in a query."""
+        if x.dim() > 1 and x.shape[0] > 1 and x.stride(0) == 0:
+            return self.features(x[:1]).expand(x.shape[0], -1)
+        return self.features(x)
 
 
 class FullImageNet(CVAENet):

@@ -69,3 +69,18 @@ def test_scm_from_story_is_the_factor_level_scm():
     story = load_story()
     a, b = scm_from_story(story), build_scm(story)
     assert a.graph == b.graph and a.mechanisms["posY"] == b.mechanisms["posY"]
+
+
+def test_noise_priors_are_built_once_and_answers_do_not_depend_on_it():
+    """An SCM keeps each node's noise prior per particle count, shared with the
+    worlds intervene() derives from it; a reused SCM answers bit for bit as a new one."""
+    from cvaeq.engine import infer, intervene
+
+    scm = build_scm(load_story())
+    prior = scm.noise_prior("shape", 7)
+    assert scm.noise_prior("shape", 7) is prior and scm.noise_prior("shape", 8) is not prior
+    assert intervene(scm, {"shape": 0}).noise_prior("shape", 7) is prior
+    ask = lambda s: infer(s, ["scale"], {"shape": 0}, {"shape": torch.tensor(2), "scale": torch.tensor(1)}, 50, seed=3)
+    first, again, fresh = ask(scm), ask(scm), ask(build_scm(load_story()))
+    for r in (again, fresh):
+        assert torch.equal(r.samples["scale"], first.samples["scale"]) and torch.equal(r.weights, first.weights)

@@ -88,6 +88,28 @@ def test_abducted_pixel_noise_replays_the_image_exactly():
     assert bool((u[on] < probs[on]).all()) and bool((u[~on] >= probs[~on]).all())
 
 
+@pytest.mark.parametrize("logits", [False, True])
+def test_one_image_expanded_over_particles_gets_the_same_noise_as_its_copies(logits):
+    """Abduction computes the on-pixels' noise only where the evidence is on, by
+    columns when one image is expanded over the particles (a query's evidence):
+    the numbers are those of the general path on a materialised copy, bit for bit."""
+    raw = torch.randn(6, 64, 64) * 2  # no float32 probability of exactly 0 or 1
+    fn = (lambda parents: raw) if logits else (lambda parents: torch.sigmoid(raw))
+    m = BernoulliImage((), None, logits=fn) if logits else BernoulliImage((), fn)
+    img = (torch.rand(64, 64) < 0.3).float()
+    expanded = img.expand(6, 64, 64)
+    assert expanded.stride(0) == 0
+    torch.manual_seed(1)
+    u_expanded = m.abduct(expanded, {})
+    torch.manual_seed(1)
+    u_copied = m.abduct(expanded.clone(), {})
+    assert torch.equal(u_expanded, u_copied)
+    assert torch.equal(m.assign({}, u_expanded), expanded)
+    p = m.probs({})
+    on = expanded > 0.5
+    assert bool((u_expanded[on] < p[on]).all()) and bool((u_expanded[~on] >= p[~on]).all())
+
+
 def test_abduction_decodes_the_image_once(scm):
     img = torch.as_tensor(render(np.array([HEART]))[0], dtype=torch.float32)
     mech = scm.mechanisms["X"]

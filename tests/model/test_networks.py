@@ -169,3 +169,21 @@ def test_window_bernoulli_draws_whole_images_with_nothing_outside_a_confident_wi
     assert x.shape == (2, 64, 64) and d.sample(torch.Size([3])).shape == (3, 2, 64, 64)
     inside = net.window_of(x, classes).sum((1, 2))
     assert torch.equal(inside, x.sum((1, 2))) and bool((inside > 0).all())
+
+
+def test_q_z_of_one_image_expanded_over_particles_reads_it_once(tiny_arch):
+    """A query's evidence is one image expanded over the particles: q(Z | X,
+    factors) computes its features once, and gives what it gives each copy."""
+    net = CVAENet(tiny_arch)
+    img = torch.as_tensor(render(np.array([[2, 3, 10, 16, 20]]))[0], dtype=torch.float32)
+    classes = torch.tensor([[0, 1, 2, 3, 4], [1, 5, 39, 31, 31], [2, 3, 10, 16, 20]])
+    calls = []
+    features = net.features
+    net.features = lambda x: calls.append(x.shape[0]) or features(x)
+    with torch.no_grad():
+        shared = net.z_posterior(img.expand(3, 64, 64), classes)
+        assert calls == [1]
+        copied = net.z_posterior(img.expand(3, 64, 64).clone(), classes)
+        assert calls == [1, 3]
+    for a, b in zip(shared, copied):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

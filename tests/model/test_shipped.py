@@ -1,24 +1,26 @@
-"""The shipped weights load as a causal VAE and answer bit for bit as before worlds and families."""
+"""The shipped weights load as a causal VAE and answer as before worlds and families.
 
-import hashlib
+``tests/data/golden/shipped_outputs.npz`` holds the networks' outputs for the
+inputs below. They were first checked as SHA-256 digests computed with cvaeq
+before the model layer was made generic (commit d940747), and matched them bit
+for bit on the machine that recorded them; but float32 matrix products differ
+in their last bits from one CPU to another (the BLAS kernels follow the
+instruction set: on an AMD EPYC the digests differed while every answer of
+tests/test_golden.py stayed the same), so the values were saved (2026-12-06,
+commit 22085fe, whose outputs are those digests' on the recording machine) and
+are compared to float32 rounding.
+"""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 from cvaeq.loading import shipped_checkpoint
 from cvaeq.model.checkpoint import load_checkpoint
 
-#: sha256 of the outputs for the inputs below, computed with cvaeq before the
-#: model layer was made generic (commit d940747).
-GOLDEN = {
-    "pixel_logits": "2b26941a73fcabc8e78fab2bc856d48fe8c19aadaa2f04c8ee3f94be0a773757",
-    "factor_logits": "5f181bad5e6705840984e5f34d7b80f2d33b962232d746a23351b46be3312f40",
-    "z_posterior": "f4a79b0ac1c00152af2e7a7da0ae636f97cf02a87d0af6d554869100e2fa6f46",
-}
-
-
-def _sha(t: torch.Tensor) -> str:
-    return hashlib.sha256(t.detach().contiguous().numpy().tobytes()).hexdigest()
+GOLDEN = Path(__file__).parents[1] / "data" / "golden" / "shipped_outputs.npz"
 
 
 def test_the_shipped_checkpoint_gives_the_same_outputs_as_before():
@@ -34,8 +36,13 @@ def test_the_shipped_checkpoint_gives_the_same_outputs_as_before():
     x = (torch.rand(4, 64, 64, generator=g) < 0.2).float()
     with torch.no_grad():
         got = {
-            "pixel_logits": _sha(model.pixel_logits(classes, z)),
-            "factor_logits": _sha(torch.cat(list(model.factor_logits(x).values()), 1)),
-            "z_posterior": _sha(torch.cat(model.z_posterior(x, classes), 1)),
+            "pixel_logits": model.pixel_logits(classes, z),
+            "factor_logits": torch.cat(list(model.factor_logits(x).values()), 1),
+            "z_posterior": torch.cat(model.z_posterior(x, classes), 1),
         }
-    assert got == GOLDEN
+    with np.load(GOLDEN, allow_pickle=False) as golden:
+        for name, value in got.items():
+            want = torch.from_numpy(golden[name])
+            assert value.shape == want.shape, name
+            # float32 rounding of a few hundred products: far below any change of weights or wiring
+            torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")
