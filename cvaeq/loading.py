@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 from .errors import CheckpointError, QueryError
 from .limits import MAX_CHECKPOINT_BYTES, checked_file
-from .scm import SCM, build_scm
+from .scm import SCM, cached_scm
 from .story import Story, load_story
 
 __all__ = ["Mechanisms", "load_mechanisms", "shipped_checkpoint", "clear_cache", "WEIGHTS", "CACHE_SIZE"]
@@ -147,24 +147,7 @@ class Mechanisms:
         cached checkpoint hands out again): an SCM keeps its mechanisms' noise
         priors, and repeated queries skip building both.
         """
-        image_model = self.image_model if with_image else None
-        parts = (self.story, self.factor_logits, image_model)
-        with _SCMS_LOCK:
-            for i, (kept, scm) in enumerate(_SCMS):
-                if all(a is b for a, b in zip(kept, parts)):
-                    _SCMS.append(_SCMS.pop(i))  # most recently used last
-                    return scm
-        scm = build_scm(*parts)
-        with _SCMS_LOCK:
-            _SCMS.append((parts, scm))
-            del _SCMS[:-CACHE_SIZE]
-        return scm
-
-
-#: ``[((story, factor_logits, image_model), SCM)]``, least recently used first;
-#: holding the parts keeps their identities from being reused.
-_SCMS: list[tuple[tuple, SCM]] = []
-_SCMS_LOCK = threading.Lock()
+        return cached_scm(self.story, self.factor_logits, self.image_model if with_image else None)
 
 
 def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None = None,

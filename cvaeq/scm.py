@@ -21,6 +21,7 @@ the value site is the node's name, the noise site is :data:`NOISE_PREFIX` + name
 
 from __future__ import annotations
 
+import threading
 from typing import Mapping
 
 import pyro
@@ -35,7 +36,7 @@ from .graph import CausalGraph
 from .mechanisms.base import Mechanism
 from .mechanisms.image import ImageModel
 
-__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "scm_from_story", "DEFAULT_MECHANISM"]
+__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "scm_from_story", "DEFAULT_MECHANISM"]
 
 #: Prefix of every noise site: node ``v``'s exogenous noise is the site ``"N_" + v``.
 NOISE_PREFIX = "N_"
@@ -217,6 +218,33 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     else:
         graph = CausalGraph([(u, v) for u, v in graph.edges if v != IMAGE], nodes=[n for n in graph.order if n != IMAGE])
     return SCM(graph, mechanisms, world=story.world)
+
+
+#: SCMs :func:`cached_scm` keeps.
+SCMS_KEPT = 4
+#: ``[((story, factor_logits, image_model), SCM)]``, least recently used first;
+#: holding the parts keeps their identities from being reused.
+_SCMS: list[tuple[tuple, SCM]] = []
+_SCMS_LOCK = threading.Lock()
+
+
+def cached_scm(story, factor_logits=None, image_model=None) -> SCM:
+    """:func:`build_scm`, built once per story, tables and image model (the very
+    objects: a cached checkpoint or a story hands out the same ones again), for
+    the last :data:`SCMS_KEPT` of them. An SCM keeps its mechanisms' noise
+    priors, so repeated queries skip building both; an SCM is never changed
+    once built (intervene() derives new ones), so sharing it is safe."""
+    parts = (story, factor_logits, image_model)
+    with _SCMS_LOCK:
+        for i, (kept, scm) in enumerate(_SCMS):
+            if all(a is b for a, b in zip(kept, parts)):
+                _SCMS.append(_SCMS.pop(i))  # most recently used last
+                return scm
+    scm = build_scm(story, factor_logits, image_model)
+    with _SCMS_LOCK:
+        _SCMS.append((parts, scm))
+        del _SCMS[:-SCMS_KEPT]
+    return scm
 
 
 def scm_from_story(story) -> SCM:

@@ -41,6 +41,7 @@ class DedupedImageModel:
     def __init__(self, model, pixel_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.latent_dim = int(model.latent_dim)
+        self._last: tuple | None = None  # ((images, their version), (features, runs)) last read
         #: the precision of the image mechanism's pixel arithmetic (None: the model's own)
         if pixel_dtype is not None:
             self.pixel_dtype = pixel_dtype
@@ -56,20 +57,37 @@ class DedupedImageModel:
         computes the features once per run of identical images."""
         if x.shape[0] < 2 or not all(callable(getattr(self.model, m, None)) for m in _SPLIT_ENCODER):
             return self.model.z_posterior(x, classes)
-        new, run = _runs(x)
-        feats = self.model.features(x[new])[run]
-        return self.model.z_params(feats, self.model.onehot(classes))
+        feats, run = self._features(x)
+        return self.model.z_params(feats[run], self.model.onehot(classes))
 
     def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
         if x.shape[0] < 2:
             return self.model.factor_logits(x)
-        new, run = _runs(x)
-        logits = self.model.factor_logits(x[new])
+        if all(callable(getattr(self.model, m, None)) for m in _SPLIT_FACTORS) and hasattr(self.model, "layout"):
+            # the causal VAE: a head on the same features q(Z | X, factors) reads next
+            feats, run = self._features(x)
+            logits = self.model.layout.split(self.model.factor_logits_flat(feats))
+        else:
+            new, run = _runs(x)
+            logits = self.model.factor_logits(x[new])
         return {f: v[run] for f, v in logits.items()}
+
+    def _features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(features of each run's image, each row's run)``; an abduction asks
+        q(factors | X) then q(Z | X, factors) of the very same images tensor,
+        whose features are then computed once (kept for that tensor, unchanged)."""
+        if self._last is not None and self._last[0][0] is x and self._last[0][1] == x._version:
+            return self._last[1]
+        new, run = _runs(x)
+        out = (self.model.features(x[new]), run)
+        self._last = ((x, x._version), out)
+        return out
 
 
 #: The members of a model whose q(Z | X, factors) is a head on image features.
 _SPLIT_ENCODER = ("features", "z_params", "onehot")
+#: The same for q(factors | X) (and the layout that splits its logits by factor).
+_SPLIT_FACTORS = ("features", "factor_logits_flat")
 
 
 def _runs(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import QueryError
-from ..scm import scm_from_story
+from ..scm import cached_scm
 from ..world import World
 from ..engine import abduct_groups, predict_groups
 from .metrics import THRESHOLD
@@ -100,7 +100,7 @@ def true_counterfactual_of(story, factual: np.ndarray, interventions: Mapping[st
         if len(values) != len(factual):
             raise ValueError(f"{len(values)} intervention values for {len(factual)} worlds")
         do[factor] = torch.from_numpy(values.copy())
-    scm = scm_from_story(story)
+    scm = cached_scm(story)  # the story's factor-level SCM, built once
     evidence = {f: torch.from_numpy(factual[:, i].copy()) for i, f in enumerate(names)}
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
