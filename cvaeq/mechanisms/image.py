@@ -53,10 +53,10 @@ class ImageModel(Protocol):
         ...
 
     # Or (and preferred): ``pixel_logits(classes, z) -> [S, H, W]``, the Bernoulli
-    # logits behind ``decode_probs``. When a model has it, the likelihood and
-    # the pixel noise are computed from the logits in float64, so a pixel whose
-    # float32 probability rounds to exactly 0 or 1 still has a finite
-    # log-likelihood and an exactly replayable noise (see BernoulliImage).
+    # logits behind ``decode_probs``. When a model has it, the likelihood is
+    # computed from the logits and the pixel noise from them in float64, so a
+    # pixel whose float32 probability rounds to exactly 0 or 1 still has a
+    # finite log-likelihood and an exactly replayable noise (see BernoulliImage).
     # Optional too: ``pixel_dtype``, the precision of that pixel arithmetic
     # (default float64; BernoulliImage's ``dtype``).
 
@@ -81,7 +81,8 @@ class BernoulliImage:
         (may be None when ``logits`` is given).
     :param logits: optional ``logits(parents) -> [S, H, W]`` Bernoulli logits.
         When given, probabilities are ``sigmoid`` of them in float64 and the
-        log-likelihood is ``x log σ(l) + (1 - x) log σ(-l)``: finite where a
+        log-likelihood is ``x log σ(l) + (1 - x) log σ(-l)`` (for 0/1 pixels
+        one ``log σ(±l)`` in the logits' own precision, summed in float64): finite where a
         float32 probability would round to 0 or 1 (a confident decoder has
         such pixels, and one wrong pixel would make an image impossible),
         and the abducted noise stays inside ``(0, p)`` or ``(p, 1)`` exactly
@@ -94,7 +95,7 @@ class BernoulliImage:
     :param latent: the latent parent's name (``None`` if the image has none).
     :param shape: ``(H, W)`` of the image (the world's ``image_shape``).
     :param dtype: the precision of the pixel arithmetic from logits (noise,
-        probabilities, likelihood): float64 (the default, what a query
+        probabilities; and the likelihood of non-binary images): float64 (the default, what a query
         uses), or float32, about three times faster and exact to ~1e-6 in each
         probability (evaluation uses it: its scores average far coarser noise;
         the logit bound is then ``NOISE_LOGIT_BOUND_FLOAT32``).
