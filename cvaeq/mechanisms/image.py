@@ -196,14 +196,15 @@ class BernoulliImage:
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         raw = self._raw_once(parents, keep=False)
-        sign = _binary_sign(value, raw.dtype) if self.logits is not None else None
+        lp_dtype = torch.promote_types(raw.dtype, torch.float32)  # the logits' precision, at least float32
+        sign = _binary_sign(value, lp_dtype) if self.logits is not None else None
         if sign is not None:
             # x log σ(l) + (1 - x) log σ(-l) is log σ(±l) for a 0/1 pixel, and so,
             # to the bit, one log-sigmoid per pixel instead of two (the costliest
             # step of an image query). In the logits' own precision (float32: a
             # relative error of 1e-7 per pixel, summed in float64; three times
             # faster than in float64, and finite wherever float64 is)
-            lp = F.logsigmoid(raw * sign)
+            lp = F.logsigmoid(raw.to(lp_dtype) * sign)
         else:
             raw, x = raw.to(self.dtype), value.to(self.dtype)
             if self.logits is not None:

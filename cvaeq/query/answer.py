@@ -58,6 +58,7 @@ __all__ = [
     "Answer",
     "ask",
     "answer_query",
+    "image_target",
     "load_mechanisms",
     "Mechanisms",
     "read_factors",
@@ -175,7 +176,7 @@ class Answer:
         if self.latent:
             d["mean"] = {t: v["mean"] for t, v in self.latent.items()}
             d["sd"] = {t: v["sd"] for t, v in self.latent.items()}
-        if _image_target(self.targets):
+        if image_target(self.targets):
             d["images"] = dict(self.images) or None
             d["predicted"] = self.predicted
         d["samples"] = self.samples
@@ -224,7 +225,7 @@ class Answer:
             lines += ["", f"{t}  dim        mean          sd"]
             for i, (m, s) in enumerate(zip(stats["mean"], stats["sd"])):
                 lines.append(f"{'':<{len(t)}}  {i:3d}  {m:10.4f}  {s:10.4f}")
-        if _image_target(self.targets):
+        if image_target(self.targets):
             lines.append("")
             if self.images:
                 lines += [f"{name} image: {path}" for name, path in self.images.items()]
@@ -235,7 +236,7 @@ class Answer:
         return "\n".join(lines)
 
 
-def _image_target(targets) -> str | None:
+def image_target(targets) -> str | None:
     """The target that is the image (``X``, or ``X @ do(...)``), if any."""
     return next((t for t in targets if t == IMAGE or t.startswith(IMAGE + " @ ")), None)
 
@@ -403,6 +404,6 @@ def ask(
     if loaded is not None and IMAGE not in r.evidence:
         raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
     a = answer_query(r, mech, samples, seed)
-    if out is not None and _image_target(a.targets):
+    if out is not None and image_target(a.targets):
         a = a.save_images(out)
     return a

@@ -43,7 +43,7 @@ import torch
 from ..errors import DataError, QueryError
 from ..loading import load_mechanisms
 from ..query import parse, resolve
-from ..query.answer import IMAGE_SAMPLES, NEEDS_MODEL, Answer, _image_target, answer_query
+from ..query.answer import IMAGE_SAMPLES, NEEDS_MODEL, Answer, image_target, answer_query
 from ..story import IMAGE
 
 __all__ = ["Explorer", "Explored", "MAX_QUERY_CHARS", "MAX_SERVE_SAMPLES", "MAX_SERVE_IMAGE_SAMPLES",
@@ -101,7 +101,7 @@ class Explored:
         instead of files) and the explorer's additions: ``interventions``, ``observed``,
         ``observed_image``, ``factors``, ``evidence_factors``, ``truth``."""
         a = self.answer
-        if image_urls is not None and _image_target(a.targets):
+        if image_urls is not None and image_target(a.targets):
             a = replace(a, images=dict(image_urls))
         d = a.to_dict()
         d["targets"] = list(self.answer.targets)
