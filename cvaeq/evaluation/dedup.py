@@ -47,9 +47,26 @@ class DedupedImageModel:
             self.pixel_dtype = pixel_dtype
         elif hasattr(model, "pixel_dtype"):
             self.pixel_dtype = model.pixel_dtype
-        for member in ("pixel_logits", "decode_probs"):  # the decoder(s) the model has pass through
-            if callable(getattr(model, member, None)):
-                setattr(self, member, getattr(model, member))
+        if callable(getattr(model, "pixel_logits", None)):
+            # the decoder, keeping its last answer: evaluation's decoder chain decodes the
+            # particles the abduction's likelihood decoded just before
+            self.pixel_logits = self._pixel_logits
+            self.decode_probs = lambda classes, z: torch.sigmoid(self._pixel_logits(classes, z))
+        elif callable(getattr(model, "decode_probs", None)):
+            self.decode_probs = model.decode_probs
+        self._last_decoded: tuple | None = None  # (classes, z, logits) of the last decoding
+
+    def _pixel_logits(self, classes: Tensor, z: Tensor) -> Tensor:
+        """The model's ``pixel_logits``; asked again for the same classes and Z
+        (compared by value), the same logits (``decode_probs`` is their sigmoid,
+        as the ImageModel protocol defines it)."""
+        last = self._last_decoded
+        if (last is not None and last[0].shape == classes.shape and last[1].shape == z.shape
+                and last[1].dtype == z.dtype and torch.equal(last[0], classes) and torch.equal(last[1], z)):
+            return last[2]
+        logits = self.model.pixel_logits(classes, z)
+        self._last_decoded = (classes.clone(), z.clone(), logits)
+        return logits
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         """q(Z | X, factors); a model that splits it into image features and a

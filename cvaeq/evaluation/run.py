@@ -217,15 +217,17 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
         scores.add(f"rev_story.{f}", iou(story_back.image, xs))
 
 
-def _decoded(mech: Mechanisms, g) -> torch.Tensor:
-    """Thresholded weighted mean of the decoder's probabilities over abducted (factors, Z)."""
+def _decoded(mech: Mechanisms, model, g) -> torch.Tensor:
+    """Thresholded weighted mean of the decoder's probabilities over abducted (factors, Z);
+    ``model`` is the SCM's :class:`DedupedImageModel`, which hands back the
+    logits the abduction's likelihood just decoded for the same particles."""
     v = g.particles.values
     classes = torch.stack([v[f].long() for f in mech.story.world.names], -1)
-    probs = pixel_probs(mech.image_model, classes, v[LATENT].float())
+    probs = pixel_probs(model, classes, v[LATENT].float())
     return (group_mean(g, probs.reshape(g.groups, g.per_group, *probs.shape[1:])) > 0.5).float()
 
 
-def _composition(mech: Mechanisms, scm, g, x: torch.Tensor, k: int, scores: _Scores) -> None:
+def _composition(mech: Mechanisms, scm, model, g, x: torch.Tensor, k: int, scores: _Scores) -> None:
     """The null intervention applied once and COMPOSITION_STEPS times, each result fed back:
     through the engine (pixel noise replayed), and through the decoder alone."""
     cur = x
@@ -242,11 +244,11 @@ def _composition(mech: Mechanisms, scm, g, x: torch.Tensor, k: int, scores: _Sco
             scores.add(f"comp.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
             scores.add(f"comp_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))
             break
-    cur = _decoded(mech, g)  # step 1 reuses the abduction on x
+    cur = _decoded(mech, model, g)  # step 1 reuses the abduction on x
     scores.add("comp_dec.1", iou(cur.numpy(), x.numpy()))
     scores.add("comp_dec_l1.1", l1(cur.numpy(), x.numpy()))
     for step in range(2, COMPOSITION_STEPS + 1):  # weights and (factors, Z) only: no pixel noise to draw
-        cur = _decoded(mech, abduct_groups(scm, {"X": cur}, k, weigh_only=(IMAGE,)))
+        cur = _decoded(mech, model, abduct_groups(scm, {"X": cur}, k, weigh_only=(IMAGE,)))
     scores.add(f"comp_dec.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
     scores.add(f"comp_dec_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))
 
@@ -256,12 +258,12 @@ def _sub(seed: int, *parts: int) -> int:
     return int(np.random.default_rng([seed, *parts]).integers(2**31))
 
 
-def _batch(mech: Mechanisms, scm, classes: np.ndarray, values: dict, k: int, seed: int,
+def _batch(mech: Mechanisms, scm, model, classes: np.ndarray, values: dict, k: int, seed: int,
            truth_particles: int, scores: _Scores) -> None:
     x = render_float(classes, mech.story.world)
     g = _factors_and_likelihood(mech, scm, x, classes, k, scores)
     _counterfactuals(mech, scm, g, x, classes, values, k, seed, truth_particles, scores)
-    _composition(mech, scm, g, x, k, scores)
+    _composition(mech, scm, model, g, x, k, scores)
 
 
 def _gather(rows: dict[int, dict[str, list]]) -> dict[int, dict[str, list]]:
@@ -326,7 +328,7 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
             torch.default_generator.manual_seed(_sub(seed, lo, BATCH_STREAM))  # CPU only, as in engine.infer
             sl = slice(lo, lo + batch)
             part = _Scores()
-            _batch(mech, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
+            _batch(mech, scm, image_model, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
                    _sub(seed, lo), truth_particles, part)
             rows[lo] = part.rows
             bar.update(len(classes[sl]))

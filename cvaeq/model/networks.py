@@ -445,7 +445,7 @@ class CVAENet(nn.Module):
 
     def factor_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """q(factors | X): ``{factor: (S, size)}`` logits, keys in the world's order."""
-        return self.layout.split(self.factor_logits_flat(self.features(x)))
+        return self.layout.split(self.factor_logits_flat(self.shared_features(x)))
 
     def z_posterior(self, x: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """loc and scale ``(S, latent_dim)`` of q(Z | X, factors)."""
@@ -456,8 +456,26 @@ class CVAENet(nn.Module):
         one image expanded over the rows (stride 0: an evidence image given to
         every particle), as q(Z | X, factors) gets them in a query."""
         if x.dim() > 1 and x.shape[0] > 1 and x.stride(0) == 0:
-            return self.features(x[:1]).expand(x.shape[0], -1)
+            return self._features_of_one(x[:1]).expand(x.shape[0], -1)
+        if x.dim() > 1 and x.shape[0] == 1:
+            return self._features_of_one(x)
         return self.features(x)
+
+    def _features_of_one(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` of one image ``(1, H, W)``; outside training, the
+        last image's are kept, so that a query's q(factors | X) and then
+        q(Z | X, factors) read its evidence once. Kept by content (a copy of
+        the image is compared), never by identity: an array changed in place
+        is read again."""
+        if torch.is_grad_enabled():
+            return self.features(x)
+        last = getattr(self, "_last_one", None)  # (image copy, features); swapped whole: thread-safe
+        if (last is not None and last[0].shape == x.shape and last[0].dtype == x.dtype
+                and last[0].device == x.device and torch.equal(last[0], x)):
+            return last[1]
+        feats = self.features(x)
+        self._last_one = (x.detach().clone(), feats)
+        return feats
 
 
 class FullImageNet(CVAENet):

@@ -277,3 +277,19 @@ def test_a_model_with_pixel_logits_alone_answers_image_queries(model):
     a = ask("P(X | do(shape=square), X=img)", image=image, model=LogitsOnly(), story=load_story("default"),
             samples=8, seed=0)
     assert a.sample_images.shape[1:] == (64, 64) and a.kind == "counterfactual"
+
+
+def test_the_proposals_categorical_draw_is_pyros_to_the_bit():
+    """q(factors | X) is drawn without building a Pyro distribution: the same
+    classes and log-probabilities as pyro.distributions.Categorical."""
+    import pyro.distributions as dist
+
+    from cvaeq.mechanisms.image import _categorical_draw
+
+    logits = torch.randn(1, 7).expand(50, -1)
+    torch.manual_seed(4)
+    k, lq = _categorical_draw(logits)
+    torch.manual_seed(4)
+    q = dist.Categorical(logits=logits)
+    want = q.sample()
+    assert torch.equal(k, want) and torch.equal(lq, q.log_prob(want).double())

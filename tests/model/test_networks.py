@@ -187,3 +187,22 @@ def test_q_z_of_one_image_expanded_over_particles_reads_it_once(tiny_arch):
         assert calls == [1, 3]
     for a, b in zip(shared, copied):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_one_images_features_are_kept_by_content_not_identity(tiny_arch):
+    """q(factors | X) then q(Z | X, factors) of one evidence image read it once;
+    the same array changed in place is read again."""
+    net = CVAENet(tiny_arch)
+    img = torch.as_tensor(render(np.array([[2, 3, 10, 16, 20]])), dtype=torch.float32)
+    calls = []
+    features = net.features
+    net.features = lambda x: calls.append(x.shape[0]) or features(x)
+    with torch.no_grad():
+        first = net.factor_logits(img)
+        net.z_posterior(img.expand(4, 64, 64), torch.zeros(4, 5, dtype=torch.long))
+        assert calls == [1]
+        img[0, 0, 0] = 1 - img[0, 0, 0]  # in place
+        changed = net.factor_logits(img)
+        assert calls == [1, 1]
+    with torch.no_grad():
+        assert not torch.equal(torch.cat(list(first.values()), 1), torch.cat(list(changed.values()), 1))
