@@ -108,6 +108,20 @@ def true_counterfactual_of(story, factual: np.ndarray, interventions: Mapping[st
         out = predict_groups(g, do)
     classes = torch.stack([out[f] for f in names], -1).numpy().astype(np.int64)
     n, p = classes.shape[:2]
-    images = render_unique(world, classes.reshape(n * p, len(names))).reshape(n, p, *world.image_shape)
-    mean = images.mean(1, dtype=np.float64)
+    mean = _mean_rendered(world, classes.reshape(n * p, len(names)), n, p)
     return TrueCounterfactual(classes=classes, mean_image=mean, image=mean > THRESHOLD, world=world)
+
+
+def _mean_rendered(world: World, classes: np.ndarray, n: int, p: int) -> np.ndarray:
+    """``(n, H, W)`` float64 mean over each world's ``p`` particles (rows of
+    ``classes``, world by world) of their rendered images: each distinct image
+    rendered once and weighted by its count, rather than ``n p`` images
+    stacked. The sums are of whole numbers (a renderer draws uint8 pixels),
+    exact in float64 in any order, so the mean is that of the stacked images
+    to the bit."""
+    idx = world.indices_of(classes)
+    _, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
+    images = world.render_checked(classes[first]).reshape(len(first), -1)
+    counts = np.zeros((n, len(first)), dtype=np.float64)
+    np.add.at(counts, (np.repeat(np.arange(n), p), inverse.reshape(-1)), 1.0)
+    return (counts @ images.astype(np.float64) / p).reshape(n, *world.image_shape)
