@@ -47,10 +47,14 @@ _cache_lock = threading.Lock()
 
 
 def clear_cache() -> None:
-    """Forget every checkpoint :func:`load_mechanisms` has kept loaded."""
+    """Forget every checkpoint :func:`load_mechanisms` has kept loaded (and the
+    SCMs built on them, :func:`cvaeq.scm.cached_scm`)."""
+    from .scm import clear_scm_cache
+
     with _cache_lock:
         _cache.clear()
     _stored_story.cache_clear()
+    clear_scm_cache()
 
 
 def _file_key(path: Path) -> tuple:

@@ -36,7 +36,7 @@ from .graph import CausalGraph
 from .mechanisms.base import Mechanism
 from .mechanisms.image import ImageModel
 
-__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "scm_from_story", "DEFAULT_MECHANISM"]
+__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "clear_scm_cache", "scm_from_story", "DEFAULT_MECHANISM"]
 
 #: Prefix of every noise site: node ``v``'s exogenous noise is the site ``"N_" + v``.
 NOISE_PREFIX = "N_"
@@ -245,6 +245,12 @@ def cached_scm(story, factor_logits=None, image_model=None) -> SCM:
         _SCMS.append((parts, scm))
         del _SCMS[:-SCMS_KEPT]
     return scm
+
+
+def clear_scm_cache() -> None:
+    """Forget the SCMs :func:`cached_scm` keeps (and so the models they hold)."""
+    with _SCMS_LOCK:
+        _SCMS.clear()
 
 
 def scm_from_story(story) -> SCM:

@@ -74,3 +74,16 @@ def test_a_checkpoint_gone_is_one_clear_error(tmp_path):
 
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_mechanisms(tmp_path / "missing.safetensors")
+
+
+def test_loaded_mechanisms_keep_their_scm_and_clear_cache_forgets_it():
+    """Repeated queries on one loaded model share its SCM (and so its noise
+    priors); clear_cache() lets the model and its SCM go."""
+    path = shipped_checkpoint()
+    if path is None:
+        pytest.skip("no shipped checkpoint installed")
+    first = load_mechanisms(path).scm(with_image=True)
+    assert load_mechanisms(path).scm(with_image=True) is first
+    assert load_mechanisms(path).scm(with_image=False) is not first
+    clear_cache()
+    assert load_mechanisms(path).scm(with_image=True) is not first
