@@ -41,7 +41,7 @@ class DedupedImageModel:
     def __init__(self, model, pixel_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.latent_dim = int(model.latent_dim)
-        self._last: tuple | None = None  # ((images, their version), (features, runs)) last read
+        self._last: tuple | None = None  # ((images, (their version, weights)), (features, runs)) last read
         #: the precision of the image mechanism's pixel arithmetic (None: the model's own)
         if pixel_dtype is not None:
             self.pixel_dtype = pixel_dtype
@@ -54,18 +54,18 @@ class DedupedImageModel:
             self.decode_probs = lambda classes, z: torch.sigmoid(self._pixel_logits(classes, z))
         elif callable(getattr(model, "decode_probs", None)):
             self.decode_probs = model.decode_probs
-        self._last_decoded: tuple | None = None  # (classes, z, logits) of the last decoding
+        self._last_decoded: tuple | None = None  # (classes, z, logits, weights) of the last decoding
 
     def _pixel_logits(self, classes: Tensor, z: Tensor) -> Tensor:
         """The model's ``pixel_logits``; asked again for the same classes and Z
         (compared by value), the same logits (``decode_probs`` is their sigmoid,
         as the ImageModel protocol defines it)."""
-        last = self._last_decoded
-        if (last is not None and last[0].shape == classes.shape and last[1].shape == z.shape
+        last, weights = self._last_decoded, _weights(self.model)
+        if (last is not None and last[3] == weights and last[0].shape == classes.shape and last[1].shape == z.shape
                 and last[1].dtype == z.dtype and torch.equal(last[0], classes) and torch.equal(last[1], z)):
             return last[2]
         logits = self.model.pixel_logits(classes, z)
-        self._last_decoded = (classes.clone(), z.clone(), logits)
+        self._last_decoded = (classes.clone(), z.clone(), logits, weights)
         return logits
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
@@ -93,11 +93,12 @@ class DedupedImageModel:
         """``(features of each run's image, each row's run)``; an abduction asks
         q(factors | X) then q(Z | X, factors) of the very same images tensor,
         whose features are then computed once (kept for that tensor, unchanged)."""
-        if self._last is not None and self._last[0][0] is x and self._last[0][1] == x._version:
+        key = (x._version, _weights(self.model))
+        if self._last is not None and self._last[0][0] is x and self._last[0][1] == key:
             return self._last[1]
         new, run = _runs(x)
         out = (self.model.features(x[new]), run)
-        self._last = ((x, x._version), out)
+        self._last = ((x, key), out)
         return out
 
 
@@ -105,6 +106,16 @@ class DedupedImageModel:
 _SPLIT_ENCODER = ("features", "z_params", "onehot")
 #: The same for q(factors | X) (and the layout that splits its logits by factor).
 _SPLIT_FACTORS = ("features", "factor_logits_flat")
+
+
+def _weights(model) -> tuple:
+    """What changes when a torch model's weights or mode change (its
+    parameters' version counters, advanced by every in-place update); empty
+    for a model that is not a torch module."""
+    params = getattr(model, "parameters", None)
+    if not callable(params):
+        return ()
+    return (getattr(model, "training", None), *(p._version for p in params()))
 
 
 def _runs(x: Tensor) -> tuple[Tensor, Tensor]:

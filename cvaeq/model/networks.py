@@ -466,15 +466,18 @@ class CVAENet(nn.Module):
         last image's are kept, so that a query's q(factors | X) and then
         q(Z | X, factors) read its evidence once. Kept by content (a copy of
         the image is compared), never by identity: an array changed in place
-        is read again."""
+        is read again; and only while the weights are those that computed them
+        (their version counters, which every optimizer step and
+        ``load_state_dict`` advance) and the mode is the same."""
         if torch.is_grad_enabled():
             return self.features(x)
-        last = getattr(self, "_last_one", None)  # (image copy, features); swapped whole: thread-safe
-        if (last is not None and last[0].shape == x.shape and last[0].dtype == x.dtype
-                and last[0].device == x.device and torch.equal(last[0], x)):
-            return last[1]
+        weights = (self.training, *(p._version for p in self.parameters()))
+        last = getattr(self, "_last_one", None)  # (weights, image copy, features); swapped whole: thread-safe
+        if (last is not None and last[0] == weights and last[1].shape == x.shape and last[1].dtype == x.dtype
+                and last[1].device == x.device and torch.equal(last[1], x)):
+            return last[2]
         feats = self.features(x)
-        self._last_one = (x.detach().clone(), feats)
+        self._last_one = (weights, x.detach().clone(), feats)
         return feats
 
 

@@ -39,3 +39,24 @@ def test_the_same_particles_are_decoded_once_and_others_afresh():
     z[0, 0] = 7.0  # the caller's tensor changed in place after the call: the kept copy is not fooled
     m.pixel_logits(classes, z)
     assert inner.decoded == 4
+
+
+def test_a_model_whose_weights_changed_is_decoded_afresh():
+    class Linear(torch.nn.Module):
+        latent_dim = 2
+
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 16)
+
+        def pixel_logits(self, classes, z):
+            return self.lin(z).reshape(-1, 4, 4)
+
+    inner = Linear()
+    m = DedupedImageModel(inner)
+    classes, z = torch.zeros(3, 1, dtype=torch.long), torch.randn(3, 2)
+    with torch.no_grad():
+        before = m.pixel_logits(classes, z)
+        inner.lin.bias.add_(1.0)  # an optimizer step, in place
+        after = m.pixel_logits(classes, z)
+    assert torch.allclose(after, before + 1.0)

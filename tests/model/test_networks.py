@@ -206,3 +206,17 @@ def test_one_images_features_are_kept_by_content_not_identity(tiny_arch):
         assert calls == [1, 1]
     with torch.no_grad():
         assert not torch.equal(torch.cat(list(first.values()), 1), torch.cat(list(changed.values()), 1))
+
+
+def test_kept_features_are_not_reused_after_the_weights_change(tiny_arch):
+    """Train a step (or load other weights) and ask again about the same image:
+    its features are computed afresh with the new weights."""
+    net = CVAENet(tiny_arch)
+    img = torch.as_tensor(render(np.array([[2, 3, 10, 16, 20]])), dtype=torch.float32)
+    with torch.no_grad():
+        before = torch.cat(list(net.factor_logits(img).values()), 1)
+        for p in net.parameters():
+            p.add_(0.01)  # what an optimizer step does: in place
+        after = torch.cat(list(net.factor_logits(img).values()), 1)
+        fresh = torch.cat(list(net.layout.split(net.factor_logits_flat(net.features(img))).values()), 1)
+    assert not torch.equal(before, after) and torch.equal(after, fresh)
