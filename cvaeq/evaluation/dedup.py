@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..model.networks import weights_version
+
 __all__ = ["DedupedImageModel"]
 
 
@@ -60,7 +62,7 @@ class DedupedImageModel:
         """The model's ``pixel_logits``; asked again for the same classes and Z
         (compared by value), the same logits (``decode_probs`` is their sigmoid,
         as the ImageModel protocol defines it)."""
-        last, weights = self._last_decoded, _weights(self.model)
+        last, weights = self._last_decoded, weights_version(self.model)
         if (last is not None and last[3] == weights and last[0].shape == classes.shape and last[1].shape == z.shape
                 and last[1].dtype == z.dtype and torch.equal(last[0], classes) and torch.equal(last[1], z)):
             return last[2]
@@ -93,7 +95,7 @@ class DedupedImageModel:
         """``(features of each run's image, each row's run)``; an abduction asks
         q(factors | X) then q(Z | X, factors) of the very same images tensor,
         whose features are then computed once (kept for that tensor, unchanged)."""
-        key = (x._version, _weights(self.model))
+        key = (x._version, weights_version(self.model))
         if self._last is not None and self._last[0][0] is x and self._last[0][1] == key:
             return self._last[1]
         new, run = _runs(x)
@@ -106,16 +108,6 @@ class DedupedImageModel:
 _SPLIT_ENCODER = ("features", "z_params", "onehot")
 #: The same for q(factors | X) (and the layout that splits its logits by factor).
 _SPLIT_FACTORS = ("features", "factor_logits_flat")
-
-
-def _weights(model) -> tuple:
-    """What changes when a torch model's weights or mode change (its
-    parameters' version counters, advanced by every in-place update); empty
-    for a model that is not a torch module."""
-    params = getattr(model, "parameters", None)
-    if not callable(params):
-        return ()
-    return (getattr(model, "training", None), *(p._version for p in params()))
 
 
 def _runs(x: Tensor) -> tuple[Tensor, Tensor]:

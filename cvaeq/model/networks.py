@@ -71,7 +71,7 @@ from torch import nn
 from ..errors import CheckpointError, CvaeqError
 
 __all__ = ["ArchConfig", "CVAENet", "FullImageNet", "WindowNet", "FactorLayout", "onehot", "parse_arch",
-           "split_logits", "window_factors", "SWITCHES"]
+           "split_logits", "window_factors", "weights_version", "SWITCHES"]
 
 #: Centroid frequencies, and the image moments plus centroid Fourier features
 #: appended to the trunk features (see :meth:`CVAENet.moments`).
@@ -220,6 +220,17 @@ def onehot(classes: torch.Tensor, world=None) -> torch.Tensor:
 def split_logits(flat: torch.Tensor, world=None) -> dict[str, torch.Tensor]:
     """Split concatenated logits into ``{factor: (S, size)}`` of ``world`` (None: the default world)."""
     return _layout(world).split(flat)
+
+
+def weights_version(model) -> tuple:
+    """What changes when a torch model's weights or mode change: its mode and
+    its parameters' version counters (advanced by every in-place update: an
+    optimizer step, ``load_state_dict``); empty for a model that is not a torch
+    module. Kept results (features, logits) are valid while it is unchanged."""
+    params = getattr(model, "parameters", None)
+    if not callable(params):
+        return ()
+    return (getattr(model, "training", None), *(p._version for p in params()))
 
 
 class CVAENet(nn.Module):
@@ -471,7 +482,7 @@ class CVAENet(nn.Module):
         ``load_state_dict`` advance) and the mode is the same."""
         if torch.is_grad_enabled():
             return self.features(x)
-        weights = (self.training, *(p._version for p in self.parameters()))
+        weights = weights_version(self)
         last = getattr(self, "_last_one", None)  # (weights, image copy, features); swapped whole: thread-safe
         if (last is not None and last[0] == weights and last[1].shape == x.shape and last[1].dtype == x.dtype
                 and last[1].device == x.device and torch.equal(last[1], x)):
