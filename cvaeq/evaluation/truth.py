@@ -65,9 +65,15 @@ class TrueCounterfactual:
 
 def render_unique(world: World, classes: np.ndarray) -> np.ndarray:
     """Render ``(M, F)`` classes, each distinct grid image once: ``(M, H, W)`` uint8."""
-    idx = world.indices_of(classes)
-    _, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
-    return world.render_checked(classes[first])[inverse.reshape(-1)]
+    images, inverse = _distinct_renders(world, classes)
+    return images[inverse]
+
+
+def _distinct_renders(world: World, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(U, H, W)`` the distinct grid images of ``(M, F)`` classes, each rendered
+    once, and ``(M,)`` which of them each row is."""
+    _, first, inverse = np.unique(world.indices_of(classes), return_index=True, return_inverse=True)
+    return world.render_checked(classes[first]), inverse.reshape(-1)
 
 
 def true_counterfactual(story, factual: np.ndarray, factor: str, values: np.ndarray,
@@ -119,9 +125,8 @@ def _mean_rendered(world: World, classes: np.ndarray, n: int, p: int) -> np.ndar
     stacked. The sums are of whole numbers (a renderer draws uint8 pixels),
     exact in float64 in any order, so the mean is that of the stacked images
     to the bit."""
-    idx = world.indices_of(classes)
-    _, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
-    images = world.render_checked(classes[first]).reshape(len(first), -1)
-    counts = np.zeros((n, len(first)), dtype=np.float64)
-    np.add.at(counts, (np.repeat(np.arange(n), p), inverse.reshape(-1)), 1.0)
+    images, inverse = _distinct_renders(world, classes)
+    images = images.reshape(len(images), -1)
+    counts = np.zeros((n, len(images)), dtype=np.float64)
+    np.add.at(counts, (np.repeat(np.arange(n), p), inverse), 1.0)
     return (counts @ images.astype(np.float64) / p).reshape(n, *world.image_shape)
