@@ -124,6 +124,14 @@ class SCM:
         #: with the SCMs :func:`~cvaeq.engine.intervene` derives (same mechanisms)
         self._priors: dict[tuple[str, int], dist.TorchDistribution] = {}
 
+    def with_interventions(self, interventions: Mapping[str, Tensor]) -> "SCM":
+        """The same graph and mechanisms under ``interventions`` (checked ones:
+        :func:`cvaeq.engine.intervene` is the way to get here), sharing this
+        SCM's noise priors, which the interventions do not change."""
+        world = SCM(self.graph, self.mechanisms, interventions, world=self.world)
+        world._priors = self._priors
+        return world
+
     @property
     def nodes(self) -> tuple[str, ...]:
         """The nodes in topological order."""

@@ -57,6 +57,4 @@ def intervene(scm: SCM, interventions: Mapping[str, object]) -> SCM:
                 "(intervene on the factors or Z instead)"
             )
         data[node] = _constant(scm, node, value)
-    world = SCM(scm.graph, scm.mechanisms, data, world=getattr(scm, "world", None))
-    world._priors = scm._priors  # the same mechanisms: the same noise priors
-    return world
+    return scm.with_interventions(data)
