@@ -61,3 +61,15 @@ def test_a_folder_is_not_a_story(here):
 def test_a_story_that_is_neither_name_nor_path_is_refused(bad):
     with pytest.raises(StoryError, match="registered name or a path"):
         load_story(bad)
+
+
+def test_the_readmes_pendulum_sequence_runs(here):
+    image = "angle=-18,light=13.25,shadow_length=3,shadow_position=6.4"
+    first = CliRunner().invoke(main, ["query", "P(X | do(light=2), X=img)", "--story", "pendulum", "--image", image,
+                                      "--out", "pendulum/", "--samples", "20"])
+    assert first.exit_code == 0, first.output
+    assert (here / "pendulum" / "mean.png").is_file()
+    second = CliRunner().invoke(main, ["query", "E[shadow_position | do(light=2), X=img]", "--story", "pendulum",
+                                       "--image", image, "--samples", "20"])
+    assert second.exit_code == 0, second.output
+    assert "shadow_position" in second.output
