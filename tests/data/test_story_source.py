@@ -73,3 +73,11 @@ def test_the_readmes_pendulum_sequence_runs(here):
                                        "--image", image, "--samples", "20"])
     assert second.exit_code == 0, second.output
     assert "shadow_position" in second.output
+
+
+@pytest.mark.parametrize("bad", [123, 1.5, ["default"]])
+def test_ask_refuses_a_story_that_is_neither_name_nor_path(bad):
+    from cvaeq import ask
+
+    with pytest.raises(StoryError, match="registered name or a path to a TOML file, not"):
+        ask("P(shape)", story=bad)
