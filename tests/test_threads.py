@@ -95,15 +95,19 @@ def test_the_library_uses_the_clis_policy_and_restores_the_callers_count(two_cpu
     import cvaeq.query.answer as answer
 
     monkeypatch.setattr(threads, "available_cpus", lambda: 1.0)  # the policy's count: 1
-    seen = {}
-    monkeypatch.setattr(answer, "_ask", lambda *a: seen.setdefault("ask", torch.get_num_threads()))
-    monkeypatch.setattr(run, "_evaluate", lambda *a: seen.setdefault("evaluate", torch.get_num_threads()))
+    seen: dict[str, list[int]] = {}
+
+    def spy(name):
+        return lambda *a: seen.setdefault(name, []).append(torch.get_num_threads())
+
+    monkeypatch.setattr(answer, "_ask", spy("ask"))
+    monkeypatch.setattr(run, "_evaluate", spy("evaluate"))
 
     class Stop(Exception):
         pass
 
     def stop(*a):
-        seen["train"] = torch.get_num_threads()
+        spy("train")()
         raise Stop
 
     monkeypatch.setattr(train_module, "_setup", stop)
@@ -115,10 +119,12 @@ def test_the_library_uses_the_clis_policy_and_restores_the_callers_count(two_cpu
         with pytest.raises(Stop):
             train_module.train(train_module.TrainConfig(), tmp_path / "m.safetensors")
         assert torch.get_num_threads() == 2  # the caller's count, back
-        answer.ask("P(shape)", threads=2)
+        torch.set_num_threads(1)
+        answer.ask("P(shape)", threads=2)  # a count given wins over the policy
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-    assert seen == {"ask": 1, "evaluate": 1, "train": 1}
+    assert seen == {"ask": [1, 2], "evaluate": [1], "train": [1]}
 
 
 def test_a_training_run_gives_the_same_model_on_a_quiet_and_a_busy_machine(two_cpus, monkeypatch, tmp_path):
