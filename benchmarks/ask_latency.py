@@ -43,7 +43,7 @@ def main() -> None:
     try:
         from cvaeq.threads import use_threads
 
-        threads = use_threads(args.threads, seconds=0.1)
+        threads = use_threads(args.threads)
     except ImportError:  # a tree from before the thread policy
         if args.threads:
             torch.set_num_threads(args.threads)

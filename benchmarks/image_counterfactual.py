@@ -54,7 +54,7 @@ def main() -> None:
     if args.threads is None:
         from cvaeq.threads import use_threads
 
-        use_threads(None, seconds=0.1)
+        use_threads(None)
     elif args.threads:
         torch.set_num_threads(args.threads)
     model = args.model or shipped_checkpoint()

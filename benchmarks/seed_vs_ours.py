@@ -20,9 +20,9 @@ it still does within the same time).
 
 ``--compete N`` runs N competing CPU-bound processes (busy loops) for the
 whole measurement, as a busy machine would. Ours picks its torch threads as
-``cvaeq train`` does (:func:`cvaeq.threads.auto_threads`: the CPUs this
-process actually gets, measured once the competitors run) unless
-``--threads`` says; the seed keeps torch's default (one per CPU), as the seed
+``cvaeq train`` does (:func:`cvaeq.threads.auto_threads`: ``CVAEQ_THREADS``,
+else the CPUs this process may use, not read from the load) unless
+``--threads`` says (``--threads 1`` on a busy machine); the seed keeps torch's default (one per CPU), as the seed
 ran, unless ``--seed-threads`` says.
 
 ``--ours-arch`` measures other network sizes of ours (``cvaeq train --arch``

@@ -168,8 +168,8 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
         checkpoint shipped for that story (:func:`shipped_checkpoint`) if
         there is one, else still the story's true tables.
     """
-    if isinstance(story, (str, os.PathLike)):
-        story = load_story(story)
+    if story is not None and not isinstance(story, Story):
+        story = load_story(story)  # a name or a path; anything else is refused there in one line
     if model is None:
         if story is not None:
             shipped = shipped_checkpoint(story) if image else None

@@ -21,6 +21,7 @@ node, the world's names and values, and the fix.
 from __future__ import annotations
 
 import itertools
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from .graph import CausalGraph
 from .paths import safe_name
 from .world import DEFAULT_WORLD, World, get_world
 
-__all__ = ["Story", "load_story", "story_from_text", "safe_name", "IMAGE", "LATENT"]
+__all__ = ["Story", "load_story", "story_source", "story_from_text", "safe_name", "IMAGE", "LATENT"]
 
 IMAGE = "X"
 LATENT = "Z"
@@ -136,19 +137,56 @@ class Story:
         return total
 
 
-def load_story(source: str | Path = "default") -> Story:
-    """A story by registered name (``"default"``) or by path to a TOML file."""
-    path = Path(source)
-    if path.suffix == ".toml" or path.exists():
-        return story_from_text(_read_text(path, str(path)), source=str(path))
+def load_story(source: str | os.PathLike = "default") -> Story:
+    """A story by registered name (``"default"``) or by path to a TOML file.
+
+    Which one ``source`` means is decided here, for the CLI's ``--story`` and
+    every Python call alike (:func:`story_source`): a :class:`~pathlib.Path`,
+    or a string that looks like a path (it contains a ``/`` or ends in
+    ``.toml``), is a file; a bare name is a registered story, so a folder or
+    file that happens to have a story's name in the working directory (say
+    ``pendulum/``, written by ``--out pendulum/``) never replaces it. A bare
+    name that names no registered story but an existing file is that file. A
+    bare name that is both a registered story and a file is refused: write
+    ``./NAME`` for the file.
+
+    >>> load_story("pendulum").world.name
+    'pendulum'
+    """
+    kind, where = story_source(source)
+    label = where if kind == "file" else str(source)
+    return story_from_text(_read_text(Path(where), label), source=label)
+
+
+def story_source(source: str | os.PathLike) -> tuple[str, str]:
+    """``("file", path)`` or ``("registered", path of the story's file)``:
+    what ``source`` names under :func:`load_story`'s rule; a
+    :class:`~cvaeq.errors.StoryError` saying what to write when it names
+    nothing or is ambiguous."""
+    if isinstance(source, os.PathLike):
+        return "file", os.fspath(source)
+    if not isinstance(source, str):
+        raise StoryError(f"a story is a registered name or a path to a TOML file, not {type(source).__name__} "
+                         f"{source!r}")
+    text = source
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    if any(sep in text for sep in seps) or text.endswith(".toml"):
+        return "file", text
     from .plugins import get_stories
 
     stories = get_stories()
-    if str(source) not in stories:
-        raise StoryError(
-            f"unknown story {source!r}; known: {', '.join(sorted(stories))}, or give a path to a .toml file"
-        )
-    return story_from_text(_read_text(Path(stories[str(source)]), str(source)), source=str(source))
+    here = Path(text)
+    if text in stories:
+        if here.is_file():
+            raise StoryError(f"{text!r} is both a registered story and a file in the working folder; "
+                             f"write ./{text} for the file, or rename the file to use the registered story")
+        return "registered", str(stories[text])
+    if here.is_file():
+        return "file", text
+    known = ", ".join(sorted(stories))
+    if here.exists():
+        raise StoryError(f"{text!r} is a folder, not a story; known stories: {known}, or give a path to a .toml file")
+    raise StoryError(f"unknown story {text!r}; known: {known}, or give a path to a .toml file")
 
 
 def _read_text(path: Path, source: str) -> str:

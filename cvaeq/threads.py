@@ -1,30 +1,37 @@
-"""How many CPU threads torch should use: as many as this process actually gets.
+"""How many CPU threads torch uses: a count fixed by what is stable, never by load.
 
-torch starts one intra-op thread per CPU it sees (``nproc``). On a machine
-that other processes keep busy that is the worst choice: each parallel
-operation waits at a barrier for its slowest thread, and a thread whose CPU
-is taken by another process is slow by a whole time slice. Measured on the
-project's 2-core machine with one competing CPU-bound process (docs/model.md,
-``benchmarks/seed_vs_ours.py --compete``): training with two threads ran at a
-small fraction of its one-thread speed, the two threads burning CPU waiting
-for each other.
+float32 sums (a matrix product, a reduction, a gradient summed over a batch)
+are split among torch's intra-op threads, so the thread count decides their
+order and so their last bits. Training amplifies those bits over thousands of
+steps: ``cvaeq train --story pong ...`` gave 257.52 / 37.76 / IoU 0.881 with
+one thread and 257.50 / 37.45 / 0.884 with two (issue 26). A count picked
+from the machine's momentary load (as an earlier version did, from
+``/proc/stat``) therefore made the same command give different models on a
+quiet and a busy day. So the count comes only from facts that stay put while
+the process runs:
 
-So the count is taken from what the process gets, not from ``nproc`` alone:
+* ``threads`` given by the caller (``--threads N`` on the command line, the
+  ``threads=`` argument of :func:`cvaeq.ask`, :func:`cvaeq.evaluation.evaluate`,
+  :func:`cvaeq.model.train.train`);
+* else the ``CVAEQ_THREADS`` environment variable, when set;
+* else the CPUs this process may run on (``os.sched_getaffinity``) capped by
+  its cgroup's CPU quota (``cpu.max``), rounded down, at least one; under
+  torchrun (``LOCAL_WORLD_SIZE``) each process of the machine gets its share.
 
-* the CPUs it may run on (``os.sched_getaffinity``) and its cgroup's CPU
-  quota (``cpu.max``), whichever is smaller;
-* less the CPUs other processes keep busy right now, measured over a short
-  interval from ``/proc/stat`` (where there is none: the 1-minute load average).
+The command line and the library follow this one rule (:func:`pick_threads`).
+On a machine that other work keeps busy, fewer threads run faster (a thread
+whose CPU is taken makes the others wait for it); say so with ``--threads 1``
+or ``CVAEQ_THREADS=1``: a stable choice, made by the user, not by the load.
+Which results are identical across thread counts and which agree only to a
+tolerance is written in docs/cli.md ("Determinism").
 
-:func:`pick_threads` is the rule, :func:`auto_threads` measures and applies
-it, :func:`use_threads` is what a command calls with its ``--threads`` option
-(given: that many; None: :func:`auto_threads`).
-
->>> pick_threads(available=2, busy=0.1)   # a quiet 2-core machine
+>>> pick_threads(available=2)              # a 2-core machine, busy or not
 2
->>> pick_threads(available=2, busy=1.0)   # another process keeps one CPU busy
-1
->>> pick_threads(available=8, busy=20.0)  # oversubscribed: never below one
+>>> pick_threads(available=2.5)            # a cgroup quota of 2.5 CPUs
+2
+>>> pick_threads(available=8, processes=3)  # torchrun, 3 processes on the machine
+2
+>>> pick_threads(available=2, given=1)     # --threads 1
 1
 """
 
@@ -32,13 +39,16 @@ from __future__ import annotations
 
 import math
 import os
-import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["available_cpus", "busy_cpus", "pick_threads", "auto_threads", "use_threads", "SAMPLE_SECONDS"]
+from .errors import CvaeqError
 
-#: How long :func:`auto_threads` watches the machine before deciding.
-SAMPLE_SECONDS = 0.25
+__all__ = ["ENV", "available_cpus", "pick_threads", "auto_threads", "use_threads", "threads_for"]
+
+#: The environment variable that sets the count where no ``threads`` is given.
+ENV = "CVAEQ_THREADS"
 
 
 def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -65,44 +75,25 @@ def available_cpus() -> float:
     return min(cpus, quota) if quota is not None else cpus
 
 
-def _cpu_times(stat: Path = Path("/proc/stat")) -> tuple[float, float, int] | None:
-    """(busy, total) jiffies of all CPUs and their count, from ``/proc/stat``."""
+def _check(threads, what: str) -> int:
+    from .limits import MAX_THREADS
+
     try:
-        lines = stat.read_text().splitlines()
-    except OSError:
-        return None
-    if not lines or not lines[0].startswith("cpu "):
-        return None
-    values = [float(v) for v in lines[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0.0)  # idle + iowait
-    total = sum(values[:8])  # guest time is already inside user and nice
-    count = sum(1 for line in lines[1:] if line.startswith("cpu") and line[3:4].isdigit())
-    return total - idle, total, max(count, 1)
+        n = int(threads)
+        ok = n == threads or (isinstance(threads, str) and str(n) == threads.strip())
+    except (TypeError, ValueError):
+        ok = False
+    if isinstance(threads, bool) or not ok or not 1 <= n <= MAX_THREADS:
+        raise CvaeqError(f"{what} must be a whole number of threads from 1 to {MAX_THREADS}, not {threads!r}")
+    return n
 
 
-def busy_cpus(seconds: float = SAMPLE_SECONDS, own_cpu_seconds: float | None = None) -> float:
-    """CPUs kept busy by other processes, averaged over the next ``seconds``
-    (this process sleeps meanwhile); the 1-minute load average where
-    ``/proc/stat`` cannot be read."""
-    before = _cpu_times()
-    if before is None or seconds <= 0:
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    own0 = time.process_time()
-    time.sleep(seconds)
-    after = _cpu_times()
-    own = time.process_time() - own0 if own_cpu_seconds is None else own_cpu_seconds
-    if after is None or after[1] <= before[1]:
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    share = (after[0] - before[0]) / (after[1] - before[1])  # fraction of all CPUs busy
-    return max(share * after[2] - own / seconds, 0.0)  # less this process's own threads
-
-
-def pick_threads(available: float, busy: float) -> int:
-    """Threads for a process that may use ``available`` CPUs while others keep
-    ``busy`` of them busy: the free CPUs, rounded to the nearest whole one, at
-    least one and at most ``available``."""
-    free = available - busy
-    return int(max(1, min(math.floor(available), math.floor(free + 0.5))))
+def pick_threads(available: float, processes: int = 1, given: int | None = None) -> int:
+    """The thread count: ``given`` when not None, else the ``available`` CPUs
+    shared among ``processes`` processes, rounded down, at least one."""
+    if given is not None:
+        return _check(given, "threads")
+    return int(max(1, math.floor(available / max(processes, 1))))
 
 
 def _local_processes() -> int:
@@ -113,19 +104,46 @@ def _local_processes() -> int:
         return 1
 
 
-def auto_threads(seconds: float = SAMPLE_SECONDS) -> int:
-    """:func:`pick_threads` of what this process gets right now (takes ``seconds``
-    to watch); under torchrun, the free CPUs are shared among the machine's
-    processes of the launch."""
-    share = _local_processes()
-    return pick_threads(available_cpus() / share, busy_cpus(seconds) / share)
+def auto_threads() -> int:
+    """The count when the caller gives none: ``CVAEQ_THREADS``, else
+    :func:`pick_threads` of :func:`available_cpus` (no load is read)."""
+    env = os.environ.get(ENV)
+    if env is not None and env.strip():
+        return _check(env, ENV)
+    return pick_threads(available_cpus(), _local_processes())
 
 
-def use_threads(threads: int | None = None, seconds: float = SAMPLE_SECONDS) -> int:
-    """Set torch's intra-op threads: ``threads`` when given (``--threads``),
-    else :func:`auto_threads`; returns the count set."""
+def use_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads for the rest of the process (a command):
+    ``threads`` when given (``--threads``), else :func:`auto_threads`; returns the count."""
     import torch
 
-    n = int(threads) if threads is not None else auto_threads(seconds)
-    torch.set_num_threads(n)
+    n = pick_threads(0, given=threads) if threads is not None else auto_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     return n
+
+
+@contextmanager
+def threads_for(threads: int | None = None) -> Iterator[int]:
+    """Torch's intra-op threads as :func:`use_threads` picks them, for one
+    library call (``ask``, ``evaluate``, ``train``); the caller's count is
+    restored afterwards.
+
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with threads_for(1) as n:
+    ...     n, torch.get_num_threads()
+    (1, 1)
+    >>> torch.get_num_threads() == before
+    True
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    n = use_threads(threads)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -4,6 +4,9 @@ import pytest
 
 # Installed third-party plugins are not loaded during tests.
 os.environ["CVAEQ_LOAD_PLUGINS"] = "0"
+# One torch thread unless the runner says otherwise: the tests' tensors are small and the
+# machine may be shared (cvaeq.threads; tests/test_threads.py checks the policy itself).
+os.environ.setdefault("CVAEQ_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -88,8 +88,8 @@ def _shipped_for(story: str, model) -> str:
 @click.option("--tv-particles", type=click.IntRange(1, MAX_TV_PARTICLES), default=20_000, show_default=True,
               help="Particles per counterfactual query of the TV score.")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
-              help="CPU threads for torch [default: the CPUs this process gets, measured at the start "
-                   "(cvaeq.threads)].")
+              help="CPU threads for torch [default: CVAEQ_THREADS, else the CPUs this process may use "
+                   "(affinity, cgroup quota), never the load (cvaeq.threads)]; 1 is fastest on a busy machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json, quiet):
@@ -118,7 +118,7 @@ def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json,
     started = time.perf_counter()
     try:
         result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles,
-                          progress=not quiet and (ctx is None or ctx.rank == 0), dist_ctx=ctx)
+                          progress=not quiet and (ctx is None or ctx.rank == 0), dist_ctx=ctx, threads=threads)
     finally:
         if ctx is not None:
             ctx.close()

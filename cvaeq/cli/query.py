@@ -32,8 +32,8 @@ DEFAULT_OUT = Path("cvaeq-out")
 @click.option("--out", type=FilePath(file_okay=False, path_type=Path), default=None,
               help=f"Folder for the PNGs when X is a target (default: ./{DEFAULT_OUT}).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
-              help="CPU threads for torch [default: the CPUs this process gets (cvaeq.threads)]; "
-                   "the answer does not depend on it.")
+              help="CPU threads for torch [default: CVAEQ_THREADS, else the CPUs this process may use "
+                   "(affinity, cgroup quota), never the load (cvaeq.threads)]; 1 is fastest on a busy machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def query(text: str, image: str | None, samples: int | None, seed: int, model: str | None,
           story: str | None, out: Path | None, threads: int | None, as_json: bool) -> None:
@@ -45,7 +45,7 @@ def query(text: str, image: str | None, samples: int | None, seed: int, model: s
     from ..query.answer import ask
     from ..threads import use_threads
 
-    use_threads(threads, seconds=0.1)
+    use_threads(threads)
     answer = ask(text, image=image, model=model, story=story, samples=samples, seed=seed,
-                 out=out if out is not None else DEFAULT_OUT)
+                 out=out if out is not None else DEFAULT_OUT, threads=threads)
     click.echo(answer.to_json() if as_json else answer.to_table())

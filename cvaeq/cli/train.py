@@ -39,8 +39,8 @@ __all__ = ["train_command"]
 @click.option("--resume", type=FilePath(dir_okay=False), default=None, help="Checkpoint to continue from.")
 @click.option("--init", "init", type=FilePath(dir_okay=False), default=None,
               help="Start a new run (fresh data, optimizer, schedule) from this checkpoint's networks: fine-tuning.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch [default: the CPUs this process gets, "
-                   "measured at the start (cvaeq.threads)].")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="CPU threads for torch [default: CVAEQ_THREADS, else the CPUs this process may use "
+                   "(affinity, cgroup quota), never the load (cvaeq.threads)]; the trained numbers depend on it.")
 @click.option("--distributed", is_flag=True, help="Run as one process of a torchrun launch (DDP).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight, orientation_loss, family, arch, device,
@@ -73,7 +73,7 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
 
         ctx = init_distributed(device)
     try:
-        path = train(config, out, resume=resume, progress=not quiet, dist_ctx=ctx, init=init)
+        path = train(config, out, resume=resume, progress=not quiet, dist_ctx=ctx, init=init, threads=threads)
     except KeyboardInterrupt:
         click.echo(f"interrupted; the last complete epoch's checkpoint (if any) is {out}; "
                    f"continue with --resume {out}", err=True)

@@ -1,8 +1,10 @@
 """Evaluation against the rendered world's ground truth.
 
 * :func:`evaluate` (:mod:`.run`): every score of ``cvaeq eval``;
-* :func:`true_counterfactual` (:mod:`.truth`): the story's counterfactual
-  factors and image of a factual world;
+* :func:`true_counterfactual_for` (:mod:`.truth`): the story's counterfactual
+  factors and image of one factual world, from text or mappings (also
+  ``cvaeq.true_counterfactual_for``); :func:`true_counterfactual`, the same
+  for arrays of worlds (what ``cvaeq eval`` scores against);
 * :func:`tv_scores` (:mod:`.tv`): factor-level total variation to the story;
 * :mod:`.metrics`: IoU, factor accuracy modulo the world's look-alike classes, total variation;
 * :class:`DedupedImageModel` (:mod:`.dedup`): q(factors | X) once per run of identical images
@@ -13,7 +15,7 @@ from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, soft_iou, total_variation
 from .run import evaluate, intervention_values, mechanisms_to_score, pixel_probs
-from .truth import TrueCounterfactual, true_counterfactual
+from .truth import TrueCounterfactual, true_counterfactual, true_counterfactual_for
 from .tv import TVQuery, interventional_exact, tv_queries, tv_scores
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "pixel_probs",
     "intervention_values",
     "true_counterfactual",
+    "true_counterfactual_for",
     "TrueCounterfactual",
     "tv_scores",
     "tv_queries",

@@ -280,7 +280,7 @@ def _gather(rows: dict[int, dict[str, list]]) -> dict[int, dict[str, list]]:
 
 def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *, batch: int | None = None,
              truth_particles: int = TRUTH_PARTICLES, tv_particles: int = TV_PARTICLES,
-             progress: bool = True, dist_ctx=None) -> dict | None:
+             progress: bool = True, dist_ctx=None, threads: int | None = None) -> dict | None:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
     :param model: what :func:`mechanisms_to_score` takes: a checkpoint path
@@ -299,9 +299,18 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
         as one process of a torchrun launch: the process takes every
         ``world_size``-th batch of images, the scores are gathered, and rank 0
         returns the same dict as one process would (the others return None).
+    :param threads: torch's CPU threads for the call (None: as ``cvaeq eval``
+        picks them, :mod:`cvaeq.threads`; the caller's count is restored after).
 
     Usage: ``evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]``.
     """
+    from ..threads import threads_for
+
+    with threads_for(threads):
+        return _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx)
+
+
+def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx) -> dict | None:
     from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_TV_PARTICLES, check_count
 
     check_count(n, "n", MAX_EVAL_IMAGES)

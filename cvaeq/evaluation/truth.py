@@ -38,7 +38,8 @@ from ..world import World
 from ..engine import abduct_groups, predict_groups
 from .metrics import THRESHOLD
 
-__all__ = ["TrueCounterfactual", "true_counterfactual", "true_counterfactual_of", "render_unique"]
+__all__ = ["TrueCounterfactual", "true_counterfactual_for", "true_counterfactual", "true_counterfactual_of",
+           "render_unique"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,77 @@ def _distinct_renders(world: World, classes: np.ndarray) -> tuple[np.ndarray, np
     once, and ``(M,)`` which of them each row is."""
     _, first, inverse = np.unique(world.indices_of(classes), return_index=True, return_inverse=True)
     return world.render_checked(classes[first]), inverse.reshape(-1)
+
+
+def true_counterfactual_for(do, factual, story="default", particles: int = 256,
+                            seed: int = 0) -> TrueCounterfactual:
+    """The true counterfactual of one factual world: what the story itself says
+    the world would have been under ``do`` (``cvaeq.true_counterfactual_for``).
+
+    It answers, from the story and the world's renderer, the question the
+    model answers with ``ask("P(X | do(...), X=img)", image=factual)``: abduct
+    the story's noise given every factual factor, apply ``do``, predict the
+    factors of ``particles`` counterfactual worlds and render them; the true
+    counterfactual picture is their pixelwise majority (docs/evaluation.md,
+    "Ground truth"). Compare the model's ``answer.mean_image > 0.5`` with
+    ``.image[0]`` (:func:`cvaeq.evaluation.iou`).
+
+    :param do: the intervention: ``"shape=square"`` (several as
+        ``"shape=square,scale=1"``) or a mapping ``{"shape": "square"}``;
+        values as written in queries (a label or a number on the grid).
+    :param factual: every factor of the factual world: ``"shape=heart,
+        scale=1,orientation=0,posX=0.5,posY=0.5"`` (as ``--image`` takes
+        factors) or a mapping.
+    :param story: a story (name, path or object); its world reads the values.
+    :param particles: counterfactual worlds drawn (descendants of the
+        intervened factors get a distribution, non-descendants keep their
+        factual values).
+    :param seed: seeds the abducted noise (torch's global generator is not touched).
+    :returns: a :class:`TrueCounterfactual` of one world: ``classes`` ``(1,
+        particles, F)``, ``mean_image`` and ``image`` ``(1, H, W)``,
+        ``mode(factor)``.
+
+    >>> t = true_counterfactual_for("shape=square", "shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5",
+    ...                             particles=64)
+    >>> t.image.shape, t.world.label("shape", t.mode("shape")[0])
+    ((1, 64, 64), 'square')
+    >>> bool(t.mode("posX")[0] == t.world.parse_value("posX", "0.5"))  # a non-descendant keeps its factual value
+    True
+    """
+    from ..limits import MAX_PARTICLES, MAX_SEED, check_count
+    from ..story import Story, load_story
+
+    story = story if isinstance(story, Story) else load_story(story)
+    world = story.world
+    check_count(particles, "particles", MAX_PARTICLES, error=QueryError)
+    check_count(seed, "seed", MAX_SEED, low=0, error=QueryError)
+    facts = _classes(world, factual, "factual", every=True)
+    interventions = _classes(world, do, "do", every=False)
+    if not interventions:
+        raise QueryError("do names no factor; write e.g. do=\"shape=square\"")
+    return true_counterfactual_of(story, world.row(facts), {f: np.array([c]) for f, c in interventions.items()},
+                                  particles, seed)
+
+
+def _classes(world: World, spec, what: str, every: bool) -> dict[str, int]:
+    """``{factor: class}`` of ``"a=v,b=w"`` text or a mapping; all factors when ``every``."""
+    if isinstance(spec, str):
+        items = [item for item in spec.split(",") if item.strip()]
+    elif isinstance(spec, Mapping):
+        items = [f"{k}={v}" for k, v in spec.items()]
+    else:
+        raise QueryError(f"{what} must be text such as \"shape=square\" or a mapping, not {type(spec).__name__}")
+    if every:
+        return world.parse_factors(items)
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise QueryError(f"{what}: expected name=value, got {item!r}")
+        if name.strip() in out:
+            raise QueryError(f"{what}: factor {name.strip()!r} given twice")
+        out[name.strip()] = world.parse_value(name.strip(), value)
+    return out
 
 
 def true_counterfactual(story, factual: np.ndarray, factor: str, values: np.ndarray,

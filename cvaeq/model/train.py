@@ -141,7 +141,8 @@ class _Run:
 
 
 def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None,
-          progress: bool = True, log=None, dist_ctx=None, init: str | Path | None = None) -> Path:
+          progress: bool = True, log=None, dist_ctx=None, init: str | Path | None = None,
+          threads: int | None = None) -> Path:
     """Train (or resume) and checkpoint after every epoch; returns the checkpoint path.
 
     :param init: start a new run from this checkpoint's networks (its
@@ -150,6 +151,10 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
     :param dist_ctx: a :class:`~cvaeq.model.distributed.DistContext` when run
         under torchrun; rank 0 evaluates and writes, all ranks train.
         Denormals are flushed to zero meanwhile (:mod:`cvaeq.model.denormals`).
+    :param threads: torch's CPU threads for the run (None: as ``cvaeq train``
+        picks them, :mod:`cvaeq.threads`; the caller's count is restored
+        after). The trained numbers depend on the count (float32 sums are
+        split among the threads), never on the machine's load.
     """
     if init is not None and resume is not None:
         raise CvaeqError("--init starts a new run from a checkpoint's networks, --resume continues one; give one")
@@ -159,7 +164,10 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
 
     out = Path(out)
     writes = dist_ctx is None or dist_ctx.rank == 0  # rank 0 alone writes
-    with output_lock(out, loss_png_path(out)) if writes else nullcontext(), flush_denormals():
+    from ..threads import threads_for
+
+    with threads_for(threads), output_lock(out, loss_png_path(out)) if writes else nullcontext(), \
+            flush_denormals():
         run = _setup(config, out, resume, init, dist_ctx, log)
         if run.start_epoch >= config.epochs:
             run.say(f"{resume} already has {run.start_epoch} epochs (asked for {config.epochs}); nothing to do")

@@ -374,6 +374,7 @@ def ask(
     samples: int | None = None,
     seed: int = 0,
     out: str | os.PathLike | None = None,
+    threads: int | None = None,
 ) -> Answer:
     """Answer the query ``text``; the same arguments give the same answer.
 
@@ -391,7 +392,16 @@ def ask(
         target, else :data:`DEFAULT_SAMPLES` (1000).
     :param seed: seeds every random draw.
     :param out: a folder to write the PNGs of an X answer into (else none are written).
+    :param threads: torch's CPU threads for the call (None: as ``cvaeq query``
+        picks them, :mod:`cvaeq.threads`; the caller's count is restored after).
     """
+    from ..threads import threads_for
+
+    with threads_for(threads):
+        return _ask(text, image, model, story, samples, seed, out)
+
+
+def _ask(text, image, model, story, samples, seed, out) -> Answer:
     from ..images import load_image
 
     query = parse(text)
