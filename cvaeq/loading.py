@@ -170,6 +170,9 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
     """
     if isinstance(story, (str, os.PathLike)):
         story = load_story(story)
+    elif story is not None and not isinstance(story, Story):
+        raise QueryError(f"story must be a story's name, a path to a story file or a Story, "
+                         f"got {type(story).__name__}")
     if model is None:
         if story is not None:
             shipped = shipped_checkpoint(story) if image else None
