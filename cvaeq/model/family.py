@@ -56,10 +56,13 @@ def get_family(name: str | None = None) -> ImageModelFamily:
     """A registered family by name (None: :data:`DEFAULT_FAMILY`); unknown names
     are a CvaeqError listing the registered ones."""
     from ..errors import CvaeqError
-    from ..plugins import get_image_models
+    from ..errors import PluginError
+    from ..plugins import get_image_models, skipped
 
     name = DEFAULT_FAMILY if name is None else name
     families = get_image_models()
+    if name not in families and isinstance(name, str) and skipped("image model", name):
+        raise PluginError(f"image-model family {name!r} is not available: {skipped('image model', name)}")
     if name not in families:
         raise CvaeqError(f"unknown image-model family {name!r}; known: {', '.join(sorted(families))} "
                          "(install the plugin that provides it, see `cvaeq plugins`)")
