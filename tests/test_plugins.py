@@ -5,6 +5,7 @@ Every hookspec needs a test here whose name contains the hook's name
 """
 
 import inspect
+import re
 import json
 import sys
 import types
@@ -614,3 +615,58 @@ def test_warnings_about_one_plugin_are_printed_once_per_process(register_plugin,
     for _ in range(3):
         get_mechanisms()
     assert capsys.readouterr().err.count("'broken-once'") == 1
+
+
+class _ImageModel:
+    """A plugin's image model of dSprites; ``bad`` names the answer it gets wrong."""
+
+    latent_dim = 2
+
+    def __init__(self, bad):
+        from cvaeq.world import get_world
+
+        self.bad, self.sizes = bad, get_world().sizes
+
+    def pixel_logits(self, classes, z):
+        out = torch.full((classes.shape[0], 64, 64), -5.0)
+        if self.bad == "nan pixels":
+            out[:, 3, 3] = float("nan")
+        if self.bad == "shape":
+            out = out[:, :32]
+        return out
+
+    def factor_logits(self, x):
+        out = {f: torch.zeros(x.shape[0], k) for f, k in self.sizes.items()}
+        if self.bad == "nan factors":
+            out["shape"][:] = float("nan")
+        return out
+
+    def z_posterior(self, x, classes):
+        loc, scale = torch.zeros(x.shape[0], 2), torch.ones(x.shape[0], 2)
+        if self.bad == "scale":
+            scale = -scale
+        if self.bad == "raises":
+            raise ValueError("no encoder")
+        return loc, scale
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("nan pixels", "pixel_logits() returned NaN pixels"),
+    ("shape", "pixel_logits() returned shape (100, 32, 64); expected float [100, 64, 64]"),
+    ("nan factors", "factor_logits() gave 'shape' NaN or non-float logits"),
+    ("scale", "z_posterior() returned a NaN or infinite loc, or a scale that is not > 0"),
+    ("raises", "z_posterior() raised ValueError: no encoder"),
+])
+def test_register_image_models_a_model_that_misbehaves_is_one_line_naming_it(bad, words):
+    import numpy as np
+
+    from cvaeq.errors import PluginError
+    from cvaeq.query.answer import ask
+
+    model = _ImageModel(bad)
+    image = np.zeros((64, 64), np.uint8)
+    image[10:20, 10:20] = 1
+    with pytest.raises(PluginError, match=r"image model _ImageModel\): " + re.escape(words)):
+        ask("P(X | do(shape=square), X=img)", image=image, model=model, story="default", samples=100)
+    good = ask("P(X | do(shape=square), X=img)", image=image, model=_ImageModel(None), story="default", samples=100)
+    assert good.mean_image.shape == (64, 64)

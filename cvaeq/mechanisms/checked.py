@@ -15,6 +15,11 @@ or answered:
 * ``propose``: None, or ``(values, log_q)`` with ``log_q`` ``[S]`` and no NaN;
 * ``noise_prior``: a torch distribution.
 
+A plugin's image model (the decoder and encoders of an image-model family
+other than the built-in ones) is checked the same way by
+:class:`CheckedImageModel`, which :func:`cvaeq.mechanisms.image.bernoulli_image`
+puts around it.
+
 A call that raises (anything but a :class:`~cvaeq.errors.CvaeqError`, which
 is the mechanism's own message to the user) or returns what the protocol
 forbids is a :class:`~cvaeq.errors.PluginError` of one line naming the
@@ -45,9 +50,14 @@ from torch import Tensor
 
 from ..errors import CvaeqError, PluginError
 
-__all__ = ["CheckedMechanism", "check_built"]
+__all__ = ["CheckedMechanism", "CheckedImageModel", "check_built", "is_builtin"]
 
 _OPTIONAL = ("log_prob", "abduct", "propose")
+
+
+def is_builtin(obj: Any) -> bool:
+    """Whether ``obj``'s class is cvaeq's own (not a plugin's, not a user's)."""
+    return type(obj).__module__.split(".")[0] == "cvaeq"
 
 
 def check_built(m: Any, family: str, plugin: str) -> None:
@@ -199,3 +209,115 @@ def _shape_of(x: Any) -> str:
 def _some(t: Tensor) -> str:
     vals = torch.unique(t.reshape(-1)[:10_000])[:3].tolist()  # a few distinct values
     return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in vals)
+
+
+class CheckedImageModel:
+    """A plugin's image model (a family other than the built-in ones) whose
+    answers are checked before the image mechanism uses them:
+
+    * ``pixel_logits(classes, z)``: float ``[S, H, W]`` of the world's image
+      shape, no NaN (``±inf`` logits are certain pixels);
+    * ``decode_probs(classes, z)``: the same, every value in ``[0, 1]``;
+    * ``factor_logits(x)``: ``{factor: float [S, size]}``, no NaN;
+    * ``z_posterior(x, classes)``: ``(loc, scale)``, finite ``[S, d]``, scale > 0.
+
+    A call that raises, or returns anything else, is a PluginError naming the
+    model (its class and module, and the plugin when it is one). Other
+    attributes (``latent_dim``, ``pixel_dtype``, ...) are the model's.
+    """
+
+    _METHODS = ("pixel_logits", "decode_probs", "factor_logits", "z_posterior")
+
+    def __init__(self, inner: Any, shape: tuple[int, int]) -> None:
+        self.inner = inner
+        self.shape = tuple(shape)
+        self.who = _who_made(inner)
+
+    def __repr__(self) -> str:
+        return f"CheckedImageModel({self.inner!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":
+            raise AttributeError(name)
+        value = getattr(self.inner, name)
+        if name in self._METHODS and callable(value):
+            return getattr(self, "_" + name)(value)
+        return value
+
+    def _fail(self, what: str) -> PluginError:
+        return PluginError(f"{self.who}: {what}; fix or uninstall the plugin (`cvaeq plugins` lists it)")
+
+    def _call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except CvaeqError:
+            raise
+        except Exception as e:
+            raise self._fail(f"{name}() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+
+    def _pixels(self, name: str, out: Any, s: int) -> Tensor:
+        if not isinstance(out, Tensor) or tuple(out.shape) != (s, *self.shape):
+            raise self._fail(f"{name}() returned {_shape_of(out)}; expected float [{s}, {self.shape[0]}, {self.shape[1]}]")
+        if not out.is_floating_point() or bool(torch.isnan(out).any()):
+            raise self._fail(f"{name}() returned {'NaN' if out.is_floating_point() else out.dtype} pixels")
+        return out
+
+    def _pixel_logits(self, fn):
+        def pixel_logits(classes: Tensor, z: Tensor) -> Tensor:
+            return self._pixels("pixel_logits", self._call("pixel_logits", fn, classes, z), int(classes.shape[0]))
+        return pixel_logits
+
+    def _decode_probs(self, fn):
+        def decode_probs(classes: Tensor, z: Tensor) -> Tensor:
+            out = self._pixels("decode_probs", self._call("decode_probs", fn, classes, z), int(classes.shape[0]))
+            if bool(((out < 0) | (out > 1)).any()):
+                raise self._fail("decode_probs() returned pixel probabilities outside [0, 1]")
+            return out
+        return decode_probs
+
+    def _factor_logits(self, fn):
+        def factor_logits(x: Tensor) -> dict[str, Tensor]:
+            out = self._call("factor_logits", fn, x)
+            s = int(x.shape[0])
+            if not isinstance(out, Mapping):
+                raise self._fail(f"factor_logits() returned {type(out).__name__}, not {{factor: logits}}")
+            for f, t in out.items():
+                if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] != s:
+                    raise self._fail(f"factor_logits() gave {f!r} {_shape_of(t)}; expected float [{s}, classes]")
+                if not t.is_floating_point() or bool(torch.isnan(t).any()):
+                    raise self._fail(f"factor_logits() gave {f!r} NaN or non-float logits")
+            return out
+        return factor_logits
+
+    def _z_posterior(self, fn):
+        def z_posterior(x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
+            out = self._call("z_posterior", fn, x, classes)
+            s = int(x.shape[0])
+            if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)):
+                raise self._fail(f"z_posterior() returned {type(out).__name__}; expected (loc, scale) tensors")
+            loc, scale = out
+            if loc.dim() != 2 or loc.shape[0] != s or scale.shape != loc.shape:
+                raise self._fail(f"z_posterior() returned loc {tuple(loc.shape)} and scale {tuple(scale.shape)}; "
+                                 f"expected both [{s}, latent_dim]")
+            if not (bool(torch.isfinite(loc).all()) and bool(torch.isfinite(scale).all()) and bool((scale > 0).all())):
+                raise self._fail("z_posterior() returned a NaN or infinite loc, or a scale that is not > 0")
+            return out
+        return z_posterior
+
+
+def _who_made(obj: Any) -> str:
+    """``"image model NAME (plugin 'P')"``: the plugin whose module defines ``obj``'s class, if one does."""
+    module = type(obj).__module__
+    plugin = None
+    try:
+        from ..plugins import get_plugin_manager
+
+        for name, p in get_plugin_manager().list_name_plugin():
+            root = getattr(p, "__name__", type(p).__module__).split(".")[0]
+            if module.split(".")[0] == root:
+                plugin = name
+                break
+    except Exception:  # naming the plugin is a courtesy; the check stands without it
+        plugin = None
+    where = f"plugin {plugin!r}" if plugin else f"module {module}"
+    return f"{where} (image model {type(obj).__name__})"
