@@ -5,7 +5,8 @@ takes one of, for the images of a world (the story's; default dSprites, 64×64):
 
 * a ``.png`` file of the world's image size, black and white (grey levels
   only 0 and 255, or only 0 and 1; grey, RGB with equal channels, palette or
-  1-bit modes; an alpha channel must be fully opaque);
+  1-bit modes; an alpha channel, or a transparency key (tRNS), must leave
+  every pixel opaque; a palette image must carry its palette);
 * a ``.npy`` file: an array of that size of 0/1 or 0/255 (bool, integer or
   float), read without unpickling;
 * the image's factors, e.g. ``shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5``
