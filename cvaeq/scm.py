@@ -179,6 +179,9 @@ class SCM:
         """Forward samples of every node (from the interventional model if intervened)."""
         if seed is None:
             return self.model(num_particles)
+        from .engine.particles import checked_seed
+
+        seed = checked_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
             return self.model(num_particles)

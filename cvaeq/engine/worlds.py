@@ -39,7 +39,7 @@ from ..scm import SCM, _batched
 from .abduction import FALLBACK_SAMPLES, abduct
 from .action import intervene
 from .counterfactual import Result, target_facts
-from .particles import Particles, effective_sample_size
+from .particles import Particles, checked_seed, effective_sample_size
 
 __all__ = ["infer_worlds", "WorldsResult"]
 
@@ -142,6 +142,7 @@ def infer_worlds(
         :func:`~cvaeq.engine.infer` draws for the same evidence and seed, so a
         one-world query gives its answer bit for bit.
     """
+    seed = checked_seed(seed)
     evidence = dict(evidence or {})
     wanted = [(node, dict(do)) for node, do in targets.values()] + [(n, dict(do)) for n, do, _ in world_evidence]
     for node, _ in wanted:

@@ -303,3 +303,16 @@ def test_the_cli_refuses_the_same_seeds_in_one_line(seed, message):
 
     r = CliRunner().invoke(main, ["query", "P(shape)", "--story", "default", "--seed", seed])
     assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, 2**64, True, "0"])
+def test_the_engines_python_api_checks_the_seed_too(seed):
+    from cvaeq.engine import infer, infer_worlds
+    from cvaeq.scm import build_scm
+
+    scm = build_scm(load_story("default"))
+    calls = [lambda: infer(scm, ["shape"], seed=seed), lambda: infer_worlds(scm, {"s": ("shape", {})}, seed=seed),
+             lambda: scm.sample(3, seed=seed)]
+    for call in calls:
+        with pytest.raises(QueryError, match="seed must be an integer from 0 to 9,223,372,036,854,775,807"):
+            call()
