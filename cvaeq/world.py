@@ -360,8 +360,12 @@ class World:
         if images.dtype != np.bool_:
             if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
                 raise self._plugin_error(f"render gave {images.dtype} images, not numbers 0/1")
-            bad = (images != 0) & (images != 1)  # NaN is neither
-            if bad.any():
+            if np.issubdtype(images.dtype, np.unsignedinteger):  # one pass, no temporary (the common case)
+                clean = images.size == 0 or int(images.max()) <= 1
+            else:
+                clean = not bool(((images != 0) & (images != 1)).any())  # NaN is neither
+            if not clean:
+                bad = (images != 0) & (images != 1)  # NaN is neither
                 shown = ", ".join(f"{v:g}" for v in np.unique(images[bad])[:4].tolist())
                 raise self._plugin_error(f"render gave pixel values {shown}; a renderer draws 0/1 images "
                                          "(uint8 0 and 1, not 0/255)")
