@@ -300,7 +300,7 @@ def test_register_image_models_records_the_plugin_and_get_family_finds_it(regist
             register("linear", family)
 
     register_plugin(Models(), "toy-models")
-    assert get_family("linear") is family
+    assert get_family("linear").inner is family and isinstance(get_family("linear"), Family)  # checked, see below
     assert plugins.get_image_model_plugins()["linear"] == "toy-models"
     assert plugins.get_image_model_plugins()["causal_vae"] == "cvaeq.default_plugins.image_models"
     with pytest.raises(CvaeqError, match="unknown image-model family 'nope'; known: causal_vae, linear"):
@@ -670,3 +670,38 @@ def test_register_image_models_a_model_that_misbehaves_is_one_line_naming_it(bad
         ask("P(X | do(shape=square), X=img)", image=image, model=model, story="default", samples=100)
     good = ask("P(X | do(shape=square), X=img)", image=image, model=_ImageModel(None), story="default", samples=100)
     assert good.mean_image.shape == (64, 64)
+
+
+@pytest.mark.parametrize("build, arch_of, words", [
+    (lambda w, d, a: 1 / 0, lambda m: {}, "build() raised ZeroDivisionError"),
+    (lambda w, d, a: "a model", lambda m: {}, "build() returned str, not a torch.nn.Module"),
+    (lambda w, d, a: torch.nn.Linear(1, 1), lambda m: {}, "build() returned a Linear without pixel_logits() or decode_probs()"),
+    (None, lambda m: {"width": float("nan")}, "arch_of() returned what a checkpoint cannot record as JSON"),
+    (None, lambda m: ["not", "a", "dict"], "arch_of() returned what a checkpoint cannot record as JSON (list)"),
+])
+def test_register_image_models_a_family_that_misbehaves_is_one_line_naming_it(register_plugin, tmp_path,
+                                                                               build, arch_of, words):
+    from cvaeq.model.family import get_family
+
+    real = get_family("causal_vae")
+    small = {"patch_channels": 8, "merge_channels": 16, "hidden": 64, "dec_channels": 16, "cell_hidden": 32,
+             "dec_hidden": 128, "dec_layers": 1}
+
+    class Family:
+        def build(self, world, latent_dim, arch):
+            return (build or real.build)(world, latent_dim, {**small, **arch} if build is None else arch)
+
+        def arch_of(self, model):
+            return arch_of(model)
+
+    class Models:
+        @hookimpl
+        def register_image_models(self, register):
+            register("wobbly", Family())
+
+    register_plugin(Models(), "toy-wobbly")
+    r = CliRunner().invoke(main, ["train", "--family", "wobbly", "--n", "8", "--epochs", "1", "--eval-n", "4",
+                                  "--batch", "4", "--out", str(tmp_path / "m.safetensors"), "--quiet",
+                                  "--device", "cpu"])
+    _one_line_exit_2(r, "plugin 'toy-wobbly' (image-model family 'wobbly')", words)
+    assert not (tmp_path / "m.safetensors").exists()
