@@ -59,14 +59,17 @@ DEFAULT_PLUGINS = (
 )
 
 class _PluginManager(pluggy.PluginManager):
-    """pluggy's manager; a change of plugins lets the warnings about them be given again."""
+    """pluggy's manager; a change of plugins lets the warnings about them be given
+    again, and forgets what the old set skipped."""
 
     def register(self, plugin, name=None):
         _warned.clear()
+        _skipped.clear()
         return super().register(plugin, name)
 
     def unregister(self, plugin=None, name=None):
         _warned.clear()
+        _skipped.clear()
         return super().unregister(plugin, name)
 
 
