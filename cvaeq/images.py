@@ -5,7 +5,8 @@ takes one of, for the images of a world (the story's; default dSprites, 64×64):
 
 * a ``.png`` file of the world's image size, black and white (grey levels
   only 0 and 255, or only 0 and 1; grey, RGB with equal channels, palette or
-  1-bit modes; an alpha channel must be fully opaque);
+  1-bit modes; an alpha channel, or a transparency key (tRNS), must leave
+  every pixel opaque; a palette image must carry its palette);
 * a ``.npy`` file: an array of that size of 0/1 or 0/255 (bool, integer or
   float), read without unpickling;
 * the image's factors, e.g. ``shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5``
@@ -114,7 +115,12 @@ def decode_png(blob: bytes, shape: tuple[int, int] = (64, 64), source: str = "th
             if (im.height, im.width) != tuple(shape):
                 raise DataError(f"{source}: the image is {im.height}×{im.width}; "
                                 f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image")
-            if im.mode == "P":
+            if im.mode in ("P", "PA") and im.palette is None:
+                raise DataError(f"{source}: the PNG is a palette image without its palette (no PLTE chunk); "
+                                "save it again as a black-and-white PNG")
+            if im.mode == "P" or "transparency" in im.info:
+                # a palette's colours, or a transparency key (tRNS: one grey level or colour
+                # drawn see-through), as an alpha channel the check below reads
                 im = im.convert("RGBA")
             a = np.asarray(im)
     except UnidentifiedImageError:
@@ -166,7 +172,13 @@ def load_image(spec: str | os.PathLike | np.ndarray, world: World | str | None =
     shape = world.image_shape
     if isinstance(spec, np.ndarray):
         return binarise(spec, "the image array", shape)
+    if not isinstance(spec, (str, os.PathLike)):
+        raise DataError(f"the image must be a file name, factors text or a numpy array, got {type(spec).__name__}; "
+                        f"give {_FORMS}" + (" (np.asarray() turns a list into an array)"
+                                            if isinstance(spec, (list, tuple)) else ""))
     text = os.fspath(spec)
+    if not isinstance(text, str):  # a PathLike of bytes
+        raise DataError(f"the image's file name must be text, got {type(text).__name__}; give {_FORMS}")
     path = Path(text)
     if looks_like_factors(text):
         return image_from_factors(text, world)

@@ -179,6 +179,9 @@ class SCM:
         """Forward samples of every node (from the interventional model if intervened)."""
         if seed is None:
             return self.model(num_particles)
+        from .engine.particles import checked_seed
+
+        seed = checked_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
             return self.model(num_particles)
@@ -212,7 +215,7 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
         else:
             probs = torch.as_tensor(story.table(f), dtype=torch.float64)
         family = get_mechanism_family(chosen.get(f, DEFAULT_MECHANISM))
-        mechanisms[f] = family(parents=story.parents(f), probs=probs)
+        mechanisms[f] = _factor_mechanism(family, f, story.parents(f), probs)
     latent_dim = story.latent_dim
     if image_model is not None:
         latent_dim = int(image_model.latent_dim)
@@ -226,6 +229,33 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     else:
         graph = CausalGraph([(u, v) for u, v in graph.edges if v != IMAGE], nodes=[n for n in graph.order if n != IMAGE])
     return SCM(graph, mechanisms, world=story.world)
+
+
+def _factor_mechanism(family, factor: str, parents: tuple[str, ...], probs: Tensor) -> Mechanism:
+    """``family(parents=..., probs=...)`` for a story factor, checked where a plugin's
+    mechanism enters: a categorical mechanism of the table's size that reads its parents."""
+    from .mechanisms.checked import CheckedMechanism
+
+    m = family(parents=parents, probs=probs)
+    if type(m) is CheckedMechanism:  # a plugin's mechanism: its errors name the node
+        m.node = factor
+    if family.plugin not in _builtin_plugins():
+        size, event_dim = getattr(m, "size", None), getattr(m, "event_dim", None)
+        if event_dim != 0 or size != probs.shape[-1]:
+            from .errors import PluginError
+
+            raise PluginError(
+                f"plugin {family.plugin!r} (mechanism {family.name!r}, node {factor!r}): built a mechanism of "
+                f"size {size!r} and event_dim {event_dim!r} for a factor of {probs.shape[-1]} classes; a story "
+                "factor's mechanism is categorical (event_dim 0) with the table's size; fix or uninstall the plugin"
+            )
+    return m
+
+
+def _builtin_plugins() -> tuple[str, ...]:
+    from .plugins import DEFAULT_PLUGINS
+
+    return DEFAULT_PLUGINS
 
 
 #: SCMs :func:`cached_scm` keeps.

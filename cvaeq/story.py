@@ -355,6 +355,20 @@ def _array(f, probs, shape, fail) -> np.ndarray:
     return table
 
 
+def _law_value(world: World, name: str, law, args: list[float], fail, f: str) -> float:
+    """``law.fn(*args)``, a world plugin's code, checked: a finite number, or a
+    StoryError naming the law, its world and what it gave."""
+    try:
+        value = law.fn(*args)
+    except Exception as e:  # the plugin's bug: one line naming it, not a traceback
+        raise fail(f, f"law {name!r} of world {world.name!r} failed at {tuple(args)}: {type(e).__name__}: {e}; "
+                      "fix the world's plugin") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        raise fail(f, f"law {name!r} of world {world.name!r} gave {value!r} at {tuple(args)}, not a finite number; "
+                      "fix the world's plugin")
+    return float(value)
+
+
 def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
     SIZES, VALUES, label, NUMERIC = world.sizes, world.values, world.label, world.numeric
     if f not in NUMERIC:
@@ -394,6 +408,11 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
     law = None
     if "law" in spec:
         laws = dict(world.laws)
+        if not isinstance(spec["law"], str):
+            what = "a table" if isinstance(spec["law"], dict) else ("a list" if isinstance(spec["law"], list)
+                                                                  else type(spec["law"]).__name__)
+            raise fail(f, f"law in [normal] must be the name of a law in quotes, e.g. law = \"NAME\", got {what}; "
+                          f"world {world.name!r} has laws: {', '.join(sorted(laws)) or 'none'}")
         if spec["law"] not in laws:
             known = ", ".join(sorted(laws)) or "none"
             raise fail(f, f"unknown law {spec['law']!r} in [normal]; world {world.name!r} has laws: {known}")
@@ -418,11 +437,21 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
                 mean += float(offset[p].get(label(p, c), 0.0))
         if law is not None:
             at = dict(zip(parents, combo))
-            mean += float(law.fn(*(float(VALUES[a][at[a]]) for a in law.args)))
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # far off the grid: weights 0
-            w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)
-        if not np.isfinite(mean) or not w.sum() > 0:
-            raise fail(f, f"the normal's mean {mean:g} is so far off the grid that every value has probability 0")
+            mean += _law_value(world, spec["law"], law, [float(VALUES[a][at[a]]) for a in law.args], fail, f)
+        half = (grid[-1] - grid[0]) / (2 * (len(grid) - 1)) if len(grid) > 1 else 0.5
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            distance = np.abs(grid - mean)
+            log_w = -0.5 * (distance / sd) ** 2
+            far = not np.exp(log_w).sum() > 0
+        if not np.isfinite(mean) or (far and not grid[0] - half <= mean <= grid[-1] + half):
+            raise fail(f, f"the normal's mean {mean:g} is so far off the grid ({world.factor(f).domain}) that every "
+                          f"value has probability 0 at sd {sd:g}; move the mean onto the grid or widen sd")
+        if np.isfinite(log_w.max()):
+            # in log space, shifted by the largest: a narrow sd whose weights all
+            # underflow still puts its mass on the grid values nearest the mean
+            w = np.exp(log_w - log_w.max())
+        else:  # so narrow that even (distance / sd)**2 overflows: the nearest values
+            w = (distance == distance.min()).astype(np.float64)
         table[combo] = (1 - floor) * w / w.sum() + floor / len(grid)
     return table
 

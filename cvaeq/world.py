@@ -337,13 +337,51 @@ class World:
         return np.stack([f.grid[classes[:, i]] for i, f in enumerate(self.factors)], axis=1)
 
     def render_checked(self, classes: np.ndarray) -> np.ndarray:
-        """``render(classes)``, its input and output checked: uint8 0/1 ``(N, H, W)``."""
+        """``render(classes)``, its input and output checked: uint8 0/1 ``(N, H, W)``.
+
+        The renderer is a plugin's code and its images are stored, trained on
+        and scored against, so what it returns is checked here, where it
+        enters: the shape, a number or bool dtype, and every pixel exactly 0 or
+        1 (not 0/255, 0.5, -1 or NaN). A renderer that raises or returns
+        anything else is a :class:`~cvaeq.errors.PluginError` naming the world
+        and its plugin.
+        """
+        from .errors import CvaeqError
+
         classes = self.check_classes(classes)
-        images = np.asarray(self.render(classes))
+        try:
+            images = np.asarray(self.render(classes))
+        except CvaeqError:
+            raise
+        except Exception as e:
+            raise self._plugin_error(f"render() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
         if images.shape != (len(classes), *self.image_shape):
-            raise DataError(f"world {self.name!r}: render gave shape {images.shape}, "
-                            f"expected {(len(classes), *self.image_shape)}")
+            raise self._plugin_error(f"render gave shape {images.shape}, expected {(len(classes), *self.image_shape)}")
+        if images.dtype != np.bool_:
+            if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+                raise self._plugin_error(f"render gave {images.dtype} images, not numbers 0/1")
+            if np.issubdtype(images.dtype, np.unsignedinteger):  # one pass, no temporary (the common case)
+                clean = images.size == 0 or int(images.max()) <= 1
+            else:
+                clean = not bool(((images != 0) & (images != 1)).any())  # NaN is neither
+            if not clean:
+                bad = (images != 0) & (images != 1)  # NaN is neither
+                shown = ", ".join(f"{v:g}" for v in np.unique(images[bad])[:4].tolist())
+                raise self._plugin_error(f"render gave pixel values {shown}; a renderer draws 0/1 images "
+                                         "(uint8 0 and 1, not 0/255)")
         return images.astype(np.uint8, copy=False)
+
+    def _plugin_error(self, what: str):
+        """A PluginError about this world's renderer, naming the plugin that registered it."""
+        from .errors import PluginError
+        from .plugins import get_world_plugins
+
+        try:
+            plugin = get_world_plugins().get(self.name)
+        except Exception:  # the registry itself is broken: name the world alone
+            plugin = None
+        who = f"plugin {plugin!r} (world {self.name!r})" if plugin else f"world {self.name!r}"
+        return PluginError(f"{who}: {what}; fix or uninstall the plugin (`cvaeq plugins` lists it)")
 
 
 def get_world(world: "str | World | None" = None) -> World:
@@ -358,8 +396,14 @@ def get_world(world: "str | World | None" = None) -> World:
         return world
     from .plugins import get_worlds
 
+    from .plugins import skipped
+
     name = DEFAULT_WORLD if world is None else world
     worlds = get_worlds()
+    if name not in worlds and isinstance(name, str) and skipped("world", name):
+        from .errors import PluginError
+
+        raise PluginError(f"world {name!r} is not available: {skipped('world', name)}")
     if name not in worlds:
         raise DataError(
             f"unknown world {name!r}; known: {', '.join(sorted(worlds))} (install the plugin that provides it, "

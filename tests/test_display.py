@@ -36,3 +36,12 @@ def test_a_story_shows_its_dag():
     assert sorted(svg.split('data-node="')[i].split('"')[0] for i in range(1, len(story.graph.order) + 1)) \
         == sorted(story.graph.order)
     assert svg.count("data-edge=") == len(story.graph.edges) and "data-cut" not in svg
+
+
+def test_a_notebook_shows_the_answers_warnings():
+    from dataclasses import replace
+
+    a = ask("P(shape | scale=1)", story="default", samples=200, seed=0)
+    assert "warning" not in a._repr_html_()
+    warned = replace(a, warnings=("the model can hardly explain the evidence: ESS 1.2 of 200 <b>",))
+    assert "warning: the model can hardly explain the evidence: ESS 1.2 of 200 &lt;b&gt;" in warned._repr_html_()

@@ -162,3 +162,49 @@ def test_a_npy_header_claiming_a_huge_shape_is_refused_before_reading(tmp_path):
 def test_factor_numbers_are_ascii_decimals(value):
     with pytest.raises(DataError, match="takes a number|off the domain"):
         load_image(f"shape=heart,scale={value},orientation=0,posX=0.5,posY=0.5")
+
+
+def _png_with(tmp_path, array, mode, **save):
+    path = tmp_path / "t.png"
+    Image.fromarray(array).convert(mode).save(path, **save)
+    return path
+
+
+@pytest.mark.parametrize("mode, key", [("L", 0), ("L", 255), ("1", 0), ("RGB", (0, 0, 0)), ("P", 0),
+                                       ("I;16", 0)])
+def test_a_png_with_a_transparency_key_that_it_uses_is_refused(tmp_path, mode, key):
+    # tRNS: every pixel of one grey level (or colour) is drawn see-through, as an alpha channel would
+    path = _png_with(tmp_path, heart() * 255, mode, transparency=key)
+    with pytest.raises(DataError, match="the PNG is transparent in places; give an opaque black-and-white image"):
+        load_image(path)
+
+
+def test_a_png_whose_transparency_key_no_pixel_has_is_opaque(tmp_path):
+    path = _png_with(tmp_path, heart() * 255, "L", transparency=7)
+    np.testing.assert_array_equal(load_image(path), heart())
+
+
+def test_a_palette_png_without_its_palette_is_refused(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(row.tolist()) for row in heart())  # palette indices 0/1, no PLTE chunk
+    path = tmp_path / "noplte.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 3, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    with pytest.raises(DataError, match="a palette image without its palette"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([[0, 1], [1, 0]], "got list; .*np.asarray"),
+    (b"x.png", "got bytes"),
+    (42, "got int"),
+    (None, "got NoneType"),
+])
+def test_an_image_of_another_type_is_a_data_error(spec, message):
+    with pytest.raises(DataError, match=f"the image must be a file name, factors text or a numpy array, {message}"):
+        load_image(spec)

@@ -127,7 +127,7 @@ def abduct(
         not drawn, and such particles cannot be predicted from.
     :returns: :class:`Particles` (noise and factual values per node, log-weights, ESS).
     """
-    if not isinstance(num_particles, int) or num_particles < 1:
+    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
         raise QueryError(f"the number of particles must be a positive integer, got {num_particles!r}")
     keep_freed_memory()  # image-sized buffers reused, not page-faulted afresh (cvaeq.allocator)
     S = num_particles

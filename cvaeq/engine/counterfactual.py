@@ -28,6 +28,7 @@ from ..errors import QueryError
 from ..scm import SCM
 from .abduction import FALLBACK_SAMPLES, abduct
 from .action import intervene
+from .particles import checked_seed
 from .prediction import predict
 
 __all__ = ["infer", "Result", "query_kind"]
@@ -146,6 +147,7 @@ def infer(
 
     Runs under ``torch.no_grad()``: an image model's networks are only evaluated.
     """
+    seed = checked_seed(seed)
     interventions = dict(interventions or {})
     evidence = dict(evidence or {})
     targets = tuple(targets)

@@ -14,7 +14,24 @@ from torch import Tensor
 from ..errors import QueryError
 
 __all__ = ["Particles", "effective_sample_size", "normalised", "group_weights", "systematic_indices",
-           "resample_groups"]
+           "resample_groups", "checked_seed"]
+
+
+def checked_seed(seed: object) -> int:
+    """``seed`` as an int if it is an integer from 0 to 2**63 - 1 (torch's seeds
+    are signed 64-bit); a QueryError saying so otherwise (torch would take -1
+    silently and refuse 1.5 or 2**64 with a RuntimeError or OverflowError).
+
+    >>> checked_seed(3)
+    3
+    >>> checked_seed(-1)
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.QueryError: seed must be an integer from 0 to 9,223,372,036,854,775,807, got -1
+    """
+    from ..limits import MAX_SEED, check_count
+
+    return check_count(seed, "seed", MAX_SEED, low=0, error=QueryError)
 
 
 def normalised(log_weights: Tensor) -> Tensor:

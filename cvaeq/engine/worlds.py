@@ -39,7 +39,7 @@ from ..scm import SCM, _batched
 from .abduction import FALLBACK_SAMPLES, abduct
 from .action import intervene
 from .counterfactual import Result, target_facts
-from .particles import Particles, effective_sample_size
+from .particles import Particles, checked_seed, effective_sample_size
 
 __all__ = ["infer_worlds", "WorldsResult"]
 
@@ -50,8 +50,11 @@ class WorldsResult(Result):
 
     ``samples[key]`` holds each particle's value of the node in that world;
     ``weights`` already include the evidence about intervened worlds.
-    ``ess`` is the effective sample size of those final weights;
-    ``abduction_ess`` that of the factual abduction alone.
+    ``ess`` is the effective sample size of the answer: the factual
+    evidence's weights and those of the evidence about intervened worlds
+    together (a question asked in one world, ``P(v | do(...), X=img)``, and
+    with ``@``, ``P(v @ do(...) | X=img)``, report the same);
+    ``abduction_ess`` is that of the factual abduction alone.
     """
 
     abduction_ess: float = 0.0
@@ -94,6 +97,24 @@ def _predict_changes(world: SCM, particles: Particles) -> dict[str, Tensor]:
     return values
 
 
+def _combined_ess(particles: Particles, log_w: Tensor) -> float:
+    """The effective sample size of the answer: the factual evidence's and the
+    intervened worlds' evidence's weights together, so that a question gets
+    the ESS :func:`~cvaeq.engine.infer` reports for it when it is asked in one
+    world.
+
+    Without resampling the final log-weights hold both: Kish's ESS of them is
+    exact. After resampling (the abduction's ESS fell below its threshold)
+    the particles' weights are equal but they are copies of about
+    ``particles.ess`` distinct draws; the world evidence then keeps a fraction
+    ``ESS(world weights) / S`` of them, so the answer rests on
+    ``particles.ess * ESS(world weights) / S`` (never more than either).
+    """
+    if not particles.resampled:
+        return effective_sample_size(log_w)
+    return particles.ess * effective_sample_size(log_w) / particles.num_particles
+
+
 def _world_key(interventions: Mapping[str, object]) -> tuple:
     return tuple(sorted((k, tuple(torch.as_tensor(v).reshape(-1).tolist())) for k, v in interventions.items()))
 
@@ -121,6 +142,7 @@ def infer_worlds(
         :func:`~cvaeq.engine.infer` draws for the same evidence and seed, so a
         one-world query gives its answer bit for bit.
     """
+    seed = checked_seed(seed)
     evidence = dict(evidence or {})
     wanted = [(node, dict(do)) for node, do in targets.values()] + [(n, dict(do)) for n, do, _ in world_evidence]
     for node, _ in wanted:
@@ -149,6 +171,7 @@ def infer_worlds(
             "it is impossible or rare: use more particles (--samples)"
         )
     samples = {key: predicted[_world_key(do)][node] for key, (node, do) in targets.items()}
+    ess = _combined_ess(particles, log_w)
     sizes, grids = target_facts(scm, {key: node for key, (node, _) in targets.items()})
     intervened = any(do for _, do in wanted)
     kind = "counterfactual" if intervened and (evidence or world_evidence or len(worlds) > 1) else (
@@ -158,7 +181,7 @@ def infer_worlds(
         samples=samples,
         factual={key: particles.values[node] for key, (node, _) in targets.items()},
         weights=torch.softmax(torch.nan_to_num(log_w.double(), nan=float("-inf")), dim=0),
-        ess=effective_sample_size(log_w),
+        ess=ess,
         kind=kind,
         sizes=sizes,
         grids=grids,

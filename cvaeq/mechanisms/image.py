@@ -343,6 +343,10 @@ def bernoulli_image(
     if image_model is not None:
         if decode is not None:
             raise MechanismError("give an image model or a decode function, not both")
+        from .checked import CheckedImageModel, is_builtin
+
+        if not is_builtin(image_model):  # a plugin's (or a user's) model: its answers are checked
+            image_model = CheckedImageModel(image_model, shape)
 
         def classes_and_z(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
             classes = torch.stack([ps[f].long() for f in factors], -1)

@@ -53,7 +53,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..errors import CheckpointError, CvaeqError
+from ..errors import CheckpointError, CvaeqError, PluginError
 from ..limits import MAX_CHECKPOINT_BYTES, read_limited
 from ..paths import atomic_path
 from .family import DEFAULT_FAMILY, get_family
@@ -357,7 +357,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
         optimizer_state = _optim_state(optim, meta["optimizer"]) if meta.get("optimizer") else None
         int(meta["epoch"])
-    except CheckpointError:
+    except (CheckpointError, PluginError):  # a plugin's family that broke is named as such
         raise
     except (CvaeqError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: inconsistent checkpoint metadata ({type(e).__name__}: {e})") from None

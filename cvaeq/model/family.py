@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, runtime_checkable
 
-__all__ = ["ImageModelFamily", "get_family", "parse_arch_option", "DEFAULT_FAMILY"]
+__all__ = ["ImageModelFamily", "CheckedFamily", "get_family", "parse_arch_option", "DEFAULT_FAMILY"]
 
 #: The family of a checkpoint that names none.
 DEFAULT_FAMILY = "causal_vae"
@@ -52,18 +52,88 @@ class ImageModelFamily(Protocol):
         ...
 
 
+class CheckedFamily:
+    """A plugin's image-model family whose answers are checked where they enter:
+    ``build`` gives a ``torch.nn.Module`` with the engine's protocol
+    (:func:`cvaeq.mechanisms.image.missing_members`), ``arch_of`` a dict that
+    is JSON (a checkpoint records it). A call that raises (other than a
+    CvaeqError, the family's own message about a bad ``--arch``) or returns
+    anything else is a one-line PluginError naming the plugin and the family.
+    The models it builds are checked in use by
+    :class:`~cvaeq.mechanisms.checked.CheckedImageModel`.
+    """
+
+    def __init__(self, inner: Any, name: str, plugin: str) -> None:
+        self.inner, self.name, self.plugin = inner, name, plugin
+
+    @property
+    def __class__(self):  # isinstance(family, PluginsOwnClass) keeps working
+        return type(self.inner)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "inner":
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
+    def _fail(self, what: str):
+        from ..errors import PluginError
+
+        return PluginError(f"plugin {self.plugin!r} (image-model family {self.name!r}): {what}; "
+                           "fix or uninstall the plugin (`cvaeq plugins` lists it)")
+
+    def _call(self, what: str, fn, *args):
+        from ..errors import CvaeqError
+
+        try:
+            return fn(*args)
+        except CvaeqError:
+            raise
+        except Exception as e:
+            raise self._fail(f"{what}() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+
+    def build(self, world: Any, latent_dim: int, arch: Mapping[str, Any]) -> Any:
+        import torch
+
+        from ..mechanisms.image import missing_members
+
+        model = self._call("build", self.inner.build, world, latent_dim, arch)
+        if not isinstance(model, torch.nn.Module):
+            raise self._fail(f"build() returned {type(model).__name__}, not a torch.nn.Module")
+        missing = missing_members(model)
+        if missing:
+            raise self._fail(f"build() returned a {type(model).__name__} without {missing}")
+        return model
+
+    def arch_of(self, model: Any) -> dict[str, Any]:
+        import json
+
+        arch = self._call("arch_of", self.inner.arch_of, model)
+        try:
+            if not isinstance(arch, Mapping):
+                raise TypeError(type(arch).__name__)
+            json.dumps(dict(arch), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise self._fail(f"arch_of() returned what a checkpoint cannot record as JSON ({e})") from None
+        return dict(arch)
+
+
 def get_family(name: str | None = None) -> ImageModelFamily:
     """A registered family by name (None: :data:`DEFAULT_FAMILY`); unknown names
-    are a CvaeqError listing the registered ones."""
+    are a CvaeqError listing the registered ones. A plugin's family comes
+    wrapped in :class:`CheckedFamily`."""
     from ..errors import CvaeqError
-    from ..plugins import get_image_models
+    from ..errors import PluginError
+    from ..plugins import DEFAULT_PLUGINS, get_image_model_plugins, get_image_models, skipped
 
     name = DEFAULT_FAMILY if name is None else name
     families = get_image_models()
+    if name not in families and isinstance(name, str) and skipped("image model", name):
+        raise PluginError(f"image-model family {name!r} is not available: {skipped('image model', name)}")
     if name not in families:
         raise CvaeqError(f"unknown image-model family {name!r}; known: {', '.join(sorted(families))} "
                          "(install the plugin that provides it, see `cvaeq plugins`)")
-    return families[name]
+    plugin = get_image_model_plugins()[name]
+    return families[name] if plugin in DEFAULT_PLUGINS else CheckedFamily(families[name], name, plugin)
 
 
 def parse_arch_option(text: str) -> dict[str, Any]:

@@ -69,6 +69,9 @@ __all__ = [
     "MAX_SAMPLES",
     "GRID_IMAGES",
     "NEEDS_MODEL",
+    "LOW_ESS",
+    "LOW_ESS_FRACTION",
+    "evidence_warnings",
 ]
 
 #: Particles for queries whose targets are factors or Z.
@@ -86,6 +89,37 @@ IMAGE_FILES = {"evidence": "evidence.png", "samples": "samples.png", "mean": "me
 #: Decimals kept in probabilities, expectations and Z statistics (float sums leave noise beyond).
 DIGITS = 10
 NEEDS_MODEL = "this query needs a trained model: pass --model CKPT or run cvaeq train"
+#: An answer whose effective sample size is below ``max(LOW_ESS, LOW_ESS_FRACTION * samples)``
+#: (and below half the particles) carries a warning: the evidence is hard for the model to explain.
+LOW_ESS = 10
+LOW_ESS_FRACTION = 0.05
+
+
+def evidence_warnings(ess: float, samples: int, has_evidence: bool) -> tuple[str, ...]:
+    """The warnings of an answer whose evidence the model cannot explain.
+
+    The effective sample size says on how many particles the answer rests.
+    Evidence the model never produces (a noise picture, a stray blob its
+    decoder never drew, factor evidence the tables make rare) leaves a few
+    particles, or one, with all the weight: the answer is then a guess,
+    whatever its probabilities look like. Below ``max(LOW_ESS,
+    LOW_ESS_FRACTION * samples)`` (and below half the particles, for tiny
+    ``samples``) the answer says so.
+
+    >>> evidence_warnings(1.6, 100, True)[0][:60]
+    'the model can hardly explain the evidence: ESS 1.6 of 100 pa'
+    >>> evidence_warnings(83.3, 100, True), evidence_warnings(1.0, 1, True)
+    ((), ())
+    """
+    threshold = min(max(LOW_ESS, LOW_ESS_FRACTION * samples), 0.5 * samples)
+    if not has_evidence or not ess < threshold:
+        return ()
+    return (
+        f"the model can hardly explain the evidence: ESS {ess:.1f} of {samples} particles "
+        f"(below {threshold:g}), so the answer rests on about {max(1, round(ess))} of them; "
+        "check the evidence (a picture the model never draws, such as a stray mark or noise, or factor values "
+        "it makes rare) or ask with more samples",
+    )
 
 
 def read_factors(image_model: Any, image, world) -> dict[str, str]:
@@ -126,6 +160,8 @@ class Answer:
     :ivar model: the checkpoint used, or None for the story's true tables.
     :ivar story: the story's name.
     :ivar result: the engine's :class:`~cvaeq.engine.Result` (weighted samples).
+    :ivar warnings: what makes the answer untrustworthy, one line each (see
+        :func:`evidence_warnings`); empty when nothing does.
     """
 
     query: str
@@ -145,6 +181,7 @@ class Answer:
     model: str | None = None
     story: str = "default"
     result: Result | None = field(default=None, repr=False, compare=False)
+    warnings: tuple[str, ...] = ()
 
     def save_images(self, out: str | os.PathLike) -> "Answer":
         """Write the pictures of an X answer into the folder ``out``; returns the
@@ -181,6 +218,8 @@ class Answer:
             d["predicted"] = self.predicted
         d["samples"] = self.samples
         d["ess"] = self.ess
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
         d["model"] = self.model
         d["story"] = self.story
         return d
@@ -188,7 +227,8 @@ class Answer:
     def to_json(self, indent: int | None = 2) -> str:
         """One JSON object: ``query``, ``kind``, ``distribution`` / ``expectation``
         / ``mean`` and ``sd`` / ``images`` and ``predicted``, ``samples``, ``ess``,
-        ``model``, ``story``."""
+        ``model``, ``story``; and ``warnings`` (a list of lines) when the
+        answer has any."""
         return json.dumps(self.to_dict(), indent=indent)
 
     def _repr_html_(self) -> str:
@@ -209,6 +249,7 @@ class Answer:
         Z's mean and sd, the written images and predicted factors."""
         source = self.model if self.model else f"story {self.story!r} (true tables)"
         lines = [self.query, f"kind: {self.kind}   samples: {self.samples}   ESS: {self.ess:.1f}   model: {source}"]
+        lines += [f"warning: {w}" for w in self.warnings]
         for t, dist in self.distribution.items():
             width = max(len(t), *(len(v) for v in dist))
             lines += ["", f"{t:<{width}}  probability"]
@@ -326,8 +367,9 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
         raise QueryError(NEEDS_MODEL)
     if samples is None:
         samples = IMAGE_SAMPLES if image_target else DEFAULT_SAMPLES
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise QueryError(f"samples must be a positive integer, got {samples!r}")
+    samples = int(samples)
     if samples > MAX_SAMPLES:
         raise QueryError(f"{samples} samples is too many; use at most {MAX_SAMPLES:,}")
     if uses_image and samples > MAX_IMAGE_SAMPLES:
@@ -352,17 +394,21 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
         with torch.no_grad():
             result = infer_worlds(scm, targets, evidence, num_particles=samples, seed=seed, world_evidence=observed)
             parts = _summarise_worlds(r, result, mech, evidence_image)
+        ess = round(float(result.ess), 6)
         return Answer(
-            query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=round(float(result.ess), 6),
-            model=mech.name, story=mech.story.name, result=result, **parts,
+            query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=ess,
+            model=mech.name, story=mech.story.name, result=result,
+            warnings=evidence_warnings(ess, samples, bool(evidence or observed)), **parts,
         )
     interventions = {f: torch.tensor(c) for f, c in r.interventions.items()}
     with torch.no_grad():
         result = infer(scm, r.targets, interventions, evidence, num_particles=samples, seed=seed)
         parts = _summarise(r, result, mech, evidence_image)
+    ess = round(float(result.ess), 6)
     return Answer(
-        query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=round(float(result.ess), 6),
-        model=mech.name, story=mech.story.name, result=result, **parts,
+        query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=ess,
+        model=mech.name, story=mech.story.name, result=result,
+        warnings=evidence_warnings(ess, samples, bool(evidence)), **parts,
     )
 
 
@@ -390,7 +436,7 @@ def ask(
         (``cvaeq/weights/<story>.safetensors``: ``default``, ``pendulum``).
     :param samples: particles; default :data:`IMAGE_SAMPLES` (100) when X is a
         target, else :data:`DEFAULT_SAMPLES` (1000).
-    :param seed: seeds every random draw.
+    :param seed: seeds every random draw: an integer from 0 to 2**63 - 1.
     :param out: a folder to write the PNGs of an X answer into (else none are written).
     :param threads: torch's CPU threads for the call (None: as ``cvaeq query``
         picks them, :mod:`cvaeq.threads`; the caller's count is restored after).
@@ -403,7 +449,11 @@ def ask(
 
 def _ask(text, image, model, story, samples, seed, out) -> Answer:
     from ..images import load_image
+    from ..limits import MAX_SEED, check_count
 
+    seed = check_count(seed, "seed", MAX_SEED, low=0, error=QueryError)
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise QueryError(f"out must be a folder name (a str or path), got {type(out).__name__}")
     query = parse(text)
     mech = load_mechanisms(model, story)
     loaded = None if image is None else load_image(image, mech.story.world)

@@ -202,19 +202,25 @@ def _resolve_worlds(query: Query, story: Story, bindings, fail) -> ResolvedQuery
     FACTORS, NUMERIC = world.names, world.numeric
     known = (*FACTORS, IMAGE, LATENT)
     top = [c for c in query.conditions if not isinstance(c, Assignment)]
-    if top:
+    named = _names_a_world(query)
+    if top and named:
         raise fail(
             "a query that names worlds with @ cannot also have a top-level do(...): it would be unclear "
             "which world a plain variable is in; write each variable's world with @ "
             "(a plain variable is in the factual world)",
             top[0].column,
         )
+    # No @ anywhere: events or a difference under a top-level do(...) are about
+    # the intervened world, as the targets of a one-world query are
+    # (P(scale=1 | do(shape=square)) is P(scale @ do(shape=square) = 1)).
+    target_world = _interventions(query.interventions, world, fail) if top else {}
 
     def variable(v, column, role: str) -> WorldVariable:
         name = v.variable if isinstance(v, At) else v
         col = v.column if isinstance(v, At) and v.column else column
         _known(name, known, col, fail)
-        w = _interventions(v.world.assignments, world, fail) if isinstance(v, At) else {}
+        w = _interventions(v.world.assignments, world, fail) if isinstance(v, At) else (
+            dict(target_world) if role in ("target", "event") else {})
         key = v.to_text() if isinstance(v, At) else v
         return WorldVariable(key=key, variable=name, world=w)
 
@@ -304,6 +310,17 @@ def _resolve_worlds(query: Query, story: Story, bindings, fail) -> ResolvedQuery
         events=all(events),
         difference=difference,
     )
+
+
+def _names_a_world(query: Query) -> bool:
+    """Whether a target or an observation is written in a world, ``v @ do(...)``."""
+    def at(v) -> bool:
+        return isinstance(v, At)
+
+    for t in query.targets:
+        if at(t) or (isinstance(t, Event) and at(t.target)) or (isinstance(t, Difference) and (at(t.left) or at(t.right))):
+            return True
+    return any(at(a.variable) for a in query.evidence)
 
 
 def _known(variable: str, VARIABLES: tuple[str, ...], column: int | None, fail) -> None:

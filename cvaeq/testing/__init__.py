@@ -11,8 +11,10 @@ A mechanism plugin runs it against its own family in its tests::
 
 The checks are the SCM invariants: replay reproduces the factual world, do()
 sets its node and leaves non-descendants alone, a do() with the factual value
-changes nothing, interventional marginals match exact enumeration, and the
-abducted noise posterior matches rejection sampling.
+changes nothing, interventional marginals match exact enumeration, the
+abducted noise posterior matches rejection sampling, and every value a
+mechanism gives is of the type, shape and range the engine takes (the check
+the core makes of a plugin's mechanisms at run time).
 """
 
 from .checks import (
@@ -25,6 +27,7 @@ from .checks import (
     check_non_descendants_keep_factual,
     check_posterior_matches_rejection,
     check_replay_reproduces_factual,
+    check_values_follow_the_protocol,
 )
 from .scms import SCMSpec, enumerate_marginals, random_scm, random_tables, scm_specs
 from .wrappers import bare
@@ -38,6 +41,7 @@ __all__ = [
     "check_factual_intervention_changes_nothing",
     "check_interventional_matches_enumeration",
     "check_posterior_matches_rejection",
+    "check_values_follow_the_protocol",
     "check_log_prob_matches_table",
     "SCMSpec",
     "scm_specs",

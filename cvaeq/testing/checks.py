@@ -28,6 +28,7 @@ __all__ = [
     "check_interventional_matches_enumeration",
     "check_posterior_matches_rejection",
     "check_log_prob_matches_table",
+    "check_values_follow_the_protocol",
 ]
 
 #: Whether a failing check shrinks its counterexample (slower failures, smaller examples).
@@ -271,6 +272,53 @@ def check_log_prob_matches_table(family, max_examples: int = 10) -> None:
     run()
 
 
+def check_values_follow_the_protocol(family, max_examples: int = 12, num_particles: int = 64) -> None:
+    """Every value a family's mechanisms give is one the engine takes.
+
+    ``assign`` gives ``int64`` classes ``[S]`` in ``[0, size)``, ``size`` being
+    the table's; ``log_prob`` gives ``[S]`` floats, never NaN or ``+inf``;
+    ``abduct`` gives noise with the ``S`` particles first. These are the
+    checks the core makes of a plugin's mechanisms when it runs them
+    (:class:`cvaeq.mechanisms.checked.CheckedMechanism`: there a breach is a
+    PluginError for the user); here it is a failing test for the author.
+    """
+    from ..errors import PluginError
+    from ..mechanisms.checked import CheckedMechanism
+    from ..scm import SCM
+
+    factory = resolve_family(family)
+    label = family if isinstance(family, str) else getattr(factory, "__name__", "family")
+
+    @_property(max_examples)
+    @given(scm_specs())
+    def run(spec):
+        scm, tables = random_scm(factory, spec)
+        wrapped = {}
+        for v in scm.nodes:
+            m = scm.mechanisms[v]
+            size = getattr(m, "size", None)
+            assert size == tables[v].shape[-1], f"the mechanism of {v} has size {size!r}, its table {tables[v].shape[-1]}"
+            assert getattr(m, "event_dim", None) == 0, f"the mechanism of {v} is not categorical (event_dim 0)"
+            wrapped[v] = CheckedMechanism(m, str(label), "under test")
+            wrapped[v].node = v
+        checked = SCM(scm.graph, wrapped)
+        try:
+            world = _world(checked, num_particles, spec.seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(spec.seed)
+                p = abduct(checked, world, num_particles, resample_below=0)
+                predict(checked, p)
+                some = {v: world[v][0] for v in scm.nodes[: max(1, len(scm.nodes) // 2)]}
+                predict(checked, abduct(checked, some, num_particles, resample_below=0))
+        except PluginError as e:
+            raise AssertionError(str(e)) from None
+        for v in scm.nodes:
+            assert world[v].dtype == torch.int64 and tuple(world[v].shape) == (num_particles,), (
+                f"{v}: values {world[v].dtype} {tuple(world[v].shape)}, expected int64 ({num_particles},)")
+
+    run()
+
+
 #: Every check by name, for ``pytest.mark.parametrize``.
 CHECKS: dict[str, Callable[..., None]] = {
     "replay_reproduces_factual": check_replay_reproduces_factual,
@@ -280,6 +328,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "interventional_matches_enumeration": check_interventional_matches_enumeration,
     "posterior_matches_rejection": check_posterior_matches_rejection,
     "log_prob_matches_table": check_log_prob_matches_table,
+    "values_follow_the_protocol": check_values_follow_the_protocol,
 }
 
 

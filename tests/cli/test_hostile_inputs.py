@@ -135,3 +135,59 @@ def test_impossible_file_names(args):
     result = CliRunner().invoke(main, args)
     clean_exit(result)
     assert result.exit_code == 2
+
+
+PENDULUM_LAW = 'law = "shadow_length"'
+
+
+@pytest.mark.parametrize("law", ['["shadow_length"]', '{ name = "shadow_length" }', "3", "true", "1979-05-27",
+                                 '"nowhere"', '""'])
+def test_a_law_of_any_toml_type_is_one_line(tmp_path, law):
+    from cvaeq.story import load_story
+
+    path = tmp_path / "s.toml"
+    path.write_text(load_story("pendulum").text.replace(PENDULUM_LAW, f"law = {law}"))
+    r = CliRunner().invoke(main, ["query", "P(shadow_length)", "--story", str(path)])
+    clean_exit(r)
+    assert r.exit_code == 2 and "has laws: shadow_length, shadow_position" in r.stderr
+
+
+@SETTINGS
+@given(sd=st.one_of(st.floats(min_value=0, max_value=1e-3, exclude_min=True), st.sampled_from(["1e-320", "5e-324"])),
+       mean=st.one_of(st.floats(min_value=-1e6, max_value=1e6), st.sampled_from([0.5, 1e300, -1e300])))
+def test_a_normal_of_any_sd_and_mean_is_answered_or_one_line(tmp_path, sd, mean):
+    from cvaeq.story import load_story
+
+    path = tmp_path / "s.toml"
+    text = load_story("default").text.replace("sd = 0.22", f"sd = {sd}").replace("mean = 0.5", f"mean = {mean!r}", 1)
+    path.write_text(text)
+    r = CliRunner().invoke(main, ["query", "P(posX)", "--story", str(path), "--samples", "50"])
+    clean_exit(r)
+    if r.exit_code == 2:  # only a mean (with the shape's offset) far off the grid is refused, whatever the sd
+        import re
+
+        assert "so far off the grid" in r.stderr, r.stderr
+        assert not 0 <= float(re.search(r"mean (\S+) is so far", r.stderr).group(1)) <= 1, r.stderr
+
+
+@pytest.mark.parametrize("mode, key", [("L", 0), ("RGB", (255, 255, 255)), ("P", 255)])
+def test_a_png_with_a_transparency_key_is_one_line(tmp_path, mode, key):
+    import numpy as np
+    from PIL import Image
+
+    a = np.zeros((64, 64), np.uint8)
+    a[20:40, 20:40] = 255
+    path = tmp_path / "t.png"
+    Image.fromarray(a).convert(mode).save(path, transparency=key)
+    r = CliRunner().invoke(main, ["query", "P(shape | X=img)", "--image", str(path)])
+    clean_exit(r)
+    assert r.exit_code == 2 and "the PNG is transparent in places" in r.stderr
+
+
+def test_an_event_under_a_top_level_do_is_answered():
+    r = CliRunner().invoke(main, ["query", "P(scale=1 | do(shape=square))", "--story", "default", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    d = json.loads(r.stdout)
+    assert d["kind"] == "interventional" and 0 < d["probability"] < 1

@@ -161,7 +161,6 @@ def test_world_is_a_known_key():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("sd = 0.22", "sd = 1e-320"), "so far off the grid"),
     (lambda t: t.replace("sd = 0.22", "sd = inf"), "sd in \\[normal\\] must be a finite number"),
     (lambda t: t.replace("mean = 0.5", "mean = 1e308"), "so far off the grid"),
     (lambda t: t.replace("coef = { scale = 1.4, posX = -0.2 }", "coef = { scale = 1e308, posX = 1e308 }"),
@@ -179,3 +178,60 @@ def test_numeric_edge_cases_of_a_story_are_story_errors_without_warnings(edit, m
         warnings.simplefilter("error")  # no RuntimeWarning on the way
         with pytest.raises(StoryError, match=message):
             story_from_text(edit(text))
+
+
+@pytest.mark.parametrize("sd", ["1e-3", "1e-200", "1e-320"])
+def test_a_narrow_sd_puts_the_mass_on_the_nearest_grid_value(sd):
+    # exp(-(d/sd)^2 / 2) underflows at every grid value; the mean is on the grid,
+    # so this is no "far off the grid" but a (nearly) deterministic factor
+    import warnings
+
+    text = load_story("default").text.replace("sd = 0.22", f"sd = {sd}").replace("floor = 0.10", "floor = 0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        story = story_from_text(text)
+    table = np.asarray(story.table("posX"))  # [shape, posX]: means 0.28, 0.5 and 0.72
+    np.testing.assert_allclose(table.sum(1), 1.0)
+    grid = story.world.values["posX"]
+    for row, mean in zip(table, (0.28, 0.5, 0.72)):
+        nearest = np.abs(grid - mean) <= np.abs(grid - mean).min() + 1e-12  # 0.5 lies between two: a tie
+        np.testing.assert_allclose(row[nearest], 1 / nearest.sum(), atol=1e-12)
+        np.testing.assert_allclose(row[~nearest], 0, atol=1e-12)
+
+
+def test_a_mean_far_off_the_grid_is_still_refused_with_the_grid_and_sd():
+    text = load_story("default").text.replace("mean = 0.5", "mean = 1e6").replace("sd = 0.22", "sd = 1e-3")
+    with pytest.raises(StoryError, match=r"mean 1e\+06 is so far off the grid \(0 to 1\) .* at sd 0.001"):
+        story_from_text(text)
+
+
+@pytest.mark.parametrize("law, what", [
+    ('["shadow_length"]', "got a list"),
+    ('{ name = "shadow_length" }', "got a table"),
+    ("3", "got int"),
+])
+def test_a_law_that_is_not_a_name_is_a_story_error(law, what):
+    text = load_story("pendulum").text.replace('law = "shadow_length"', f"law = {law}")
+    with pytest.raises(StoryError, match=f"law in \\[normal\\] must be the name of a law in quotes.*{what}.*"
+                                         "has laws: shadow_length, shadow_position"):
+        story_from_text(text)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda *a: 1 / 0, "failed at .*ZeroDivisionError"),
+    (lambda *a: float("nan"), "gave nan .*not a finite number"),
+    (lambda *a: "far", "gave 'far'"),
+])
+def test_a_law_that_misbehaves_is_a_story_error_naming_it(fn, message, monkeypatch):
+    # a law is a world plugin's code: what it returns is checked where the story reads it
+    from cvaeq.world import Law, get_world
+
+    world = get_world("pendulum")
+    monkeypatch.setitem(world.laws, "shadow_length", Law(world.laws["shadow_length"].args, fn, "broken"))
+    with pytest.raises(StoryError, match=f"law 'shadow_length' of world 'pendulum' {message}"):
+        story_from_text(load_story("pendulum").text)
+
+
+def test_load_story_of_a_number_is_a_story_error():
+    with pytest.raises(StoryError, match="a story is a registered name or a path to a .toml file, got int"):
+        load_story(123)

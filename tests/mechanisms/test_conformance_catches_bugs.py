@@ -53,3 +53,34 @@ def test_replay_check_catches_abduction_ignoring_evidence():
 def test_enumeration_check_catches_a_mechanism_off_its_table():
     with pytest.raises(AssertionError, match="exact"):
         check_interventional_matches_enumeration(lambda parents, probs: Flipped(parents, probs), max_examples=5)
+
+
+class FloatClasses(GumbelMax):
+    """Returns its classes as floats (the engine would read 0.7 as class 0)."""
+
+    def assign(self, parents, noise):
+        return super().assign(parents, noise).double() + 0.5
+
+
+class OffByOne(GumbelMax):
+    """Returns classes 1..size: the last is out of range."""
+
+    def assign(self, parents, noise):
+        return super().assign(parents, noise) + 1
+
+
+class NaNLogProb(GumbelMax):
+    def log_prob(self, value, parents):
+        return torch.full((value.shape[0],), float("nan"), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("cls, message", [
+    (FloatClasses, "assign\\(\\) returned float64 values"),
+    (OffByOne, "assign\\(\\) returned class .* of a node with classes"),
+    (NaNLogProb, "log_prob\\(\\) returned NaN"),
+])
+def test_protocol_check_catches_values_the_engine_cannot_take(cls, message):
+    from cvaeq.testing import check_values_follow_the_protocol
+
+    with pytest.raises(AssertionError, match=message):
+        check_values_follow_the_protocol(lambda parents, probs: cls(parents, probs), max_examples=3)

@@ -225,6 +225,16 @@ EDITED = story_from_text(load_story("default").text.replace("sd = 0.22", "sd = 0
         (dict(text="P(shape)", model="nowhere.safetensors"), "no such checkpoint"),
         (dict(text="P(shape)", model="nowhere.safetensors", story="default"), "not both"),
         (dict(text="P(shape)", model=object()), "has no pixel_logits() or decode_probs()"),
+        (dict(text="P(shape)", story="default", seed=-1), "seed must be an integer from 0 to 9,223,372,036,854,775,807, got -1"),
+        (dict(text="P(shape)", story="default", seed=1.5), "seed must be an integer from 0 to"),
+        (dict(text="P(shape)", story="default", seed=2**64), "got 18446744073709551616"),
+        (dict(text="P(shape)", story="default", seed=True), "seed must be an integer"),
+        (dict(text="P(shape | X=img)", image=[[0, 1]], story="default"), "got list"),
+        (dict(text="P(shape)", story=123), "story must be a story's name, a path to a story file or a Story, got int"),
+        (dict(text="P(shape)", story=["default"]), "got list"),
+        (dict(text="P(X)", model=MODEL, out=5), "out must be a folder name (a str or path), got int"),
+        (dict(text=123), "a query must be text, got int"),
+        (dict(text="P(shape)", story="default", samples=2.0), "samples must be a positive integer, got 2.0"),
     ],
 )
 def test_errors_say_what_to_do(kwargs, message):
@@ -276,3 +286,33 @@ def test_table_leaves_out_impossible_values_of_many_valued_factors():
     assert table[-2].split()[:2] == ["0", "1.0000"]
     assert table[-1] == "(39 more values below 0.0001 not shown; --json lists all)"
     assert len(a.to_dict()["distribution"]["orientation"]) == 40
+
+
+def test_numpy_integers_are_integers_for_seed_and_samples():
+    a = ask("P(shape)", story="default", samples=np.int64(300), seed=np.int64(4))
+    b = ask("P(shape)", story="default", samples=300, seed=4)
+    assert a.samples == 300 and a.distribution == b.distribution
+
+
+@pytest.mark.parametrize("seed, message", [("-1", "-1 is not in the range 0<=x<=9223372036854775807"),
+                                           ("1.5", "'1.5' is not a valid integer")])
+def test_the_cli_refuses_the_same_seeds_in_one_line(seed, message):
+    from click.testing import CliRunner
+
+    from cvaeq.cli import main
+
+    r = CliRunner().invoke(main, ["query", "P(shape)", "--story", "default", "--seed", seed])
+    assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, 2**64, True, "0"])
+def test_the_engines_python_api_checks_the_seed_too(seed):
+    from cvaeq.engine import infer, infer_worlds
+    from cvaeq.scm import build_scm
+
+    scm = build_scm(load_story("default"))
+    calls = [lambda: infer(scm, ["shape"], seed=seed), lambda: infer_worlds(scm, {"s": ("shape", {})}, seed=seed),
+             lambda: scm.sample(3, seed=seed)]
+    for call in calls:
+        with pytest.raises(QueryError, match="seed must be an integer from 0 to 9,223,372,036,854,775,807"):
+            call()

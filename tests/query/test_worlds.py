@@ -217,3 +217,86 @@ def test_numbers_are_ascii_and_nothing_else(value, words):
     with pytest.raises(QuerySyntaxError) as info:
         parse(f"P(X | scale={value})")
     assert words in str(info.value) and info.value.column == 13
+
+
+@pytest.mark.parametrize("event, at", [
+    ("P(scale=1 | do(shape=square))", "P(scale @ do(shape=square) = 1)"),
+    ("P(scale=1 | do(shape=square), shape=heart)", "P(scale @ do(shape=square) = 1 | shape=heart)"),
+    ("P(scale=1, posX=0 | do(shape=square))", "P(scale @ do(shape=square) = 1, posX @ do(shape=square) = 0)"),
+])
+def test_an_event_under_a_top_level_do_is_the_event_in_the_intervened_world(event, at):
+    # an ordinary interventional (or counterfactual) probability of an event: answered as
+    # the one-world distribution of the same question gives it, not refused with a message about @
+    a = ask(event, story="default", samples=3000, seed=0)
+    b = ask(at, story="default", samples=3000, seed=0)
+    assert a.probability == b.probability and a.kind == b.kind
+    if "posX" not in event:
+        one_world = ask(event.replace("scale=1", "scale"), story="default", samples=3000, seed=0)
+        assert a.probability == pytest.approx(one_world.distribution["scale"]["1"], abs=1e-12)
+
+
+def test_a_top_level_do_beside_a_world_named_with_at_is_still_refused():
+    with pytest.raises(QueryError, match="cannot also have a top-level do"):
+        ask("P(scale @ do(shape=heart) = 1 | do(shape=square))", story="default")
+    with pytest.raises(QueryError, match="cannot also have a top-level do"):
+        ask("E[scale @ do(shape=heart) - scale | do(shape=square)]", story="default")
+
+
+NOISE = (np.random.default_rng(0).random((64, 64)) < 0.5).astype(np.uint8)  # no picture the model draws
+GOOD = "shape=heart,scale=0.8,orientation=0.805537,posX=0.387097,posY=0.580645"
+needs_model = pytest.mark.skipif(shipped_checkpoint() is None, reason="the shipped checkpoint is not installed")
+
+
+@needs_model
+@pytest.mark.parametrize("image", [NOISE, GOOD])
+def test_the_cross_world_form_reports_the_ess_of_the_one_world_form(image):
+    # the @ form used to report the weights after resampling (all equal: ESS 100 of 100)
+    at = ask("P(scale @ do(shape=square) | X=img)", image=image, samples=100, seed=0)
+    one = ask("P(scale | do(shape=square), X=img)", image=image, samples=100, seed=0)
+    assert at.ess == one.ess
+    assert at.distribution["scale @ do(shape=square)"] == one.distribution["scale"]
+    assert at.warnings == one.warnings
+
+
+@needs_model
+def test_evidence_in_an_intervened_world_lowers_the_ess_after_resampling():
+    a = ask("P(scale @ do(shape=square) | X=img, posX @ do(shape=square) = 0.387097)", image=NOISE,
+            samples=100, seed=0)
+    assert a.result.abduction_ess < 50  # the abduction resampled
+    assert a.ess <= a.result.abduction_ess
+
+
+@needs_model
+def test_evidence_the_model_cannot_explain_is_warned_about_in_text_and_json():
+    a = ask("P(scale | do(shape=square), X=img)", image=NOISE, samples=100, seed=0)
+    assert a.ess < 10
+    (warning,) = a.warnings
+    assert f"the model can hardly explain the evidence: ESS {a.ess:.1f} of 100 particles" in warning
+    assert f"warning: {warning}" in a.to_table().splitlines()
+    assert json.loads(a.to_json())["warnings"] == [warning]
+
+
+@needs_model
+def test_the_cli_prints_the_warning_and_its_json_lists_it(tmp_path):
+    np.save(tmp_path / "noise.npy", NOISE)
+    args = ["query", "P(scale | do(shape=square), X=img)", "--image", str(tmp_path / "noise.npy"), "--samples", "100"]
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0 and "warning: the model can hardly explain the evidence" in text.output
+    d = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
+    assert len(d["warnings"]) == 1 and "ESS" in d["warnings"][0]
+
+
+@needs_model
+def test_a_picture_the_model_explains_has_no_warnings():
+    a = ask("P(scale | do(shape=square), X=img)", image=GOOD, samples=100, seed=0)
+    assert a.ess > 50 and a.warnings == () and "warnings" not in a.to_dict()
+    assert "warning" not in a.to_table()
+
+
+def test_the_warning_threshold():
+    from cvaeq.query.answer import evidence_warnings
+
+    assert evidence_warnings(9.9, 100, True) and not evidence_warnings(10.0, 100, True)
+    assert evidence_warnings(49, 1000, True) and not evidence_warnings(51, 1000, True)  # 5% of the particles
+    assert not evidence_warnings(3, 6, True) and evidence_warnings(2.9, 6, True)  # at most half of few particles
+    assert not evidence_warnings(1.0, 1000, False)  # no evidence: nothing to explain

@@ -177,6 +177,27 @@ def test_an_uploaded_png_becomes_the_evidence(page, explorer, tmp_path):
     assert page.problems == []
 
 
+def test_evidence_the_model_cannot_explain_shows_a_warning_line(page, explorer, tmp_path):
+    noise = (np.random.default_rng(0).random(explorer.world.image_shape) < 0.5).astype(np.uint8) * 255
+    path = tmp_path / "noise.png"
+    Image.fromarray(noise).save(path)
+    assert page.is_hidden("#warnings")  # the first question's evidence is a rendered picture
+    before = page.evaluate("() => window.cvaeq.answers")
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("(n) => window.cvaeq.answers > n", arg=before, timeout=60_000)
+    assert page.is_visible("#warnings")
+    assert page.text_content("#warnings").startswith("warning: the model can hardly explain the evidence: ESS ")
+    # a picture the model draws again: the line goes
+    classes = explorer.factor_classes({f.name: f.label(1) for f in explorer.world.factors})
+    drawn = tmp_path / "drawn.png"
+    Image.fromarray(explorer.render(classes) * 255).save(drawn)
+    before = page.evaluate("() => window.cvaeq.answers")
+    page.set_input_files("#upload", str(drawn))
+    page.wait_for_function("(n) => window.cvaeq.answers > n", arg=before, timeout=60_000)
+    assert page.is_hidden("#warnings")
+    assert page.problems == []
+
+
 def test_the_decoder_view_follows_its_sliders(page):
     page.wait_for_function("() => document.getElementById('img-decoded').complete")
     before = page.get_attribute("#img-decoded", "src")

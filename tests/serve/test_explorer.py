@@ -104,3 +104,27 @@ def test_a_model_of_another_world_gets_pictures_truth_and_a_decoder(pong_checkpo
     assert a.truth_factors[factor][value] == 1.0 and 0 <= a.iou <= 1
     assert a.truth_image.shape == world.image_shape
     assert ex.decode(evidence, [0.0] * ex.story.latent_dim).shape == world.image_shape
+
+
+def test_evidence_the_model_cannot_explain_carries_the_answers_warning():
+    import base64
+    import io
+
+    from PIL import Image
+
+    ex = Explorer()
+    noise = (np.random.default_rng(0).random(ex.world.image_shape) < 0.5).astype(np.uint8) * 255
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="PNG")
+    d = ex.ask("P(X | do(shape=square), X=img)", {"png": base64.b64encode(buf.getvalue()).decode()},
+               samples=100, seed=0).to_dict()
+    assert d["ess"] < 10 and len(d["warnings"]) == 1 and "can hardly explain the evidence" in d["warnings"][0]
+    ev = {"factors": {f.name: f.label(f.size // 2) for f in ex.world.factors}}
+    assert "warnings" not in ex.ask("P(X | do(shape=square), X=img)", ev, samples=100, seed=0).to_dict()
+
+
+def test_the_page_shows_the_answers_warnings():
+    # the explorer draws a.warnings in a visible line of the answer panel (tests/serve/test_browser.py drives it)
+    page = (SERVE / "static" / "index.html").read_text()
+    script = (SERVE / "static" / "explorer.js").read_text()
+    assert '<p id="warnings"' in page and "a.warnings" in script

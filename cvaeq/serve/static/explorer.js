@@ -159,6 +159,9 @@ async function showAnswer(a) {
   controlsFromAnswer(a);
   const source = a.model ? `model ${a.model.split("/").pop()}` : `story ${a.story} (true tables)`;
   $("meta").textContent = `${a.query}   kind: ${a.kind}   particles: ${a.samples}   ESS: ${a.ess.toFixed(1)}   ${source}`;
+  const warnings = a.warnings || [];  // e.g. evidence the model cannot explain (low ESS)
+  $("warnings").textContent = warnings.map((w) => `warning: ${w}`).join("\n");
+  $("warnings").hidden = !warnings.length;
   const images = a.images || {};
   const dag = a.dag === shownDag ? Promise.resolve()
     : fetch(a.dag).then((r) => r.text()).then((svg) => { $("dag").innerHTML = svg; shownDag = a.dag; });
