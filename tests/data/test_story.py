@@ -233,5 +233,5 @@ def test_a_law_that_misbehaves_is_a_story_error_naming_it(fn, message, monkeypat
 
 
 def test_load_story_of_a_number_is_a_story_error():
-    with pytest.raises(StoryError, match="a story is a registered name or a path to a .toml file, got int"):
+    with pytest.raises(StoryError, match=r"a story is a registered name or a path to a TOML file, not int 123"):
         load_story(123)
