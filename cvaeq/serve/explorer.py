@@ -366,12 +366,12 @@ class Explorer:
 
     def _factual(self, classes: Mapping[str, int], r) -> tuple[dict[str, int] | None, str | None]:
         """The factual factors of the truth: the rendered evidence's, with the question's factor
-        evidence (``posX=0`` beside ``X=img``) in their place; or None and why there is none.
+        evidence (a factor's value given beside ``X=img``) in their place; or None and why there is none.
 
         In the story the image is drawn from its factors, so factor evidence
         that renders another image than the evidence contradicts it (no
-        factual world has both); evidence rendering the same image (an
-        orientation of 0 or 2π) names another factual world of the same image.
+        factual world has both); evidence rendering the same image (dSprites'
+        orientations 0 and 2π draw one picture) names another factual world of that image.
         """
         world = self.world
         given = {f: int(c) for f, c in r.evidence.items() if f in world.sizes}
