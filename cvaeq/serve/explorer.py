@@ -319,8 +319,9 @@ class Explorer:
         if (image_question or IMAGE in r.evidence) and not self.has_model:
             raise QueryError(NEEDS_MODEL)
         particles = samples if samples is not None else (IMAGE_SAMPLES if image_question else DEFAULT_SAMPLES)
-        worlds = {tuple(sorted(w.world.items())) for w in r.worlds if w.variable in (IMAGE, LATENT)}
-        decoded = (IMAGE in r.evidence) + (len(worlds) if r.multiworld else int(image_question or latent))
+        # with the image model in the SCM, every world a question names is run with its picture
+        worlds = {tuple(sorted(w.world.items())) for w in r.worlds + r.world_evidence}
+        decoded = (IMAGE in r.evidence) + (len(worlds) if r.multiworld else 1)
         pictures = particles * decoded if uses_image else 0
         if pictures > MAX_SERVE_PICTURES:
             raise QueryError(

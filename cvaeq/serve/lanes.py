@@ -42,8 +42,9 @@ from .explorer import Explored, Explorer, Question
 
 __all__ = ["Lanes", "Busy", "LANE_PICTURES", "LANE_PARTICLES", "SMALL_WAITING", "BIG_WAITING"]
 
-#: A question decoding more pictures than this (particles x worlds with an image) is big.
-LANE_PICTURES = 1024
+#: A question decoding more pictures than this (particles x worlds with an image) is big: about a
+#: second on the 2-core development CPU under load; the page's first question decodes 200.
+LANE_PICTURES = 2048
 #: A question of more particles than this is big (factor questions: 1,000 by default).
 LANE_PARTICLES = 10_000
 #: Small questions admitted at once (answered one at a time).
