@@ -14,7 +14,8 @@ person's small question too. So questions go by their cost
   generator, one at a time. The worker is replaced after each big question,
   so the memory a big question took goes back to the system with the
   process; the next worker is started (and its model loaded) right away, in
-  the background, so that it is ready for the next big question.
+  the background, so that it is ready for the next big question (the first
+  big question waits for its worker to start: a few seconds).
 
 Each lane admits a bounded number of questions (:data:`SMALL_WAITING`,
 :data:`BIG_WAITING`, the one being answered included); beyond that a
@@ -31,9 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from starlette.concurrency import run_in_threadpool
 
@@ -76,10 +74,6 @@ def _start(spec: dict, threads: int) -> None:
     _explorer = Explorer(**spec)
 
 
-def _ready() -> int:
-    return os.getpid()
-
-
 def _answer(text, image, samples, seed):
     """A question answered in the worker: ``("ok", Explored)`` or ``(kind, line)`` for an error."""
     from ..cli import ENVIRONMENT_ERRORS, one_line
@@ -90,6 +84,59 @@ def _answer(text, image, samples, seed):
         return "refused", str(e)
     except ENVIRONMENT_ERRORS as e:
         return ("memory" if isinstance(e, MemoryError) else "environment"), one_line(e)
+
+
+def _serve_one(conn, spec: dict, threads: int) -> None:
+    """The worker process: load the explorer, say so, answer one question, exit."""
+    try:
+        _start(spec, threads)
+    except Exception as e:  # the parent loaded the same model: this is the machine (memory, files)
+        conn.send(("environment", f"the worker for large questions could not start: {type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", None))
+    try:
+        question = conn.recv()
+    except EOFError:
+        return
+    conn.send(_answer(*question))
+
+
+class _Worker:
+    """One worker process (spawned: a fresh interpreter with its own torch), for one big question.
+
+    Made by hand rather than with :class:`concurrent.futures.ProcessPoolExecutor`,
+    whose ``max_tasks_per_child`` (Python 3.11) can leave submitted work with
+    no process to run it when a worker retires.
+    """
+
+    def __init__(self, spec: dict, threads: int):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve_one, args=(child, spec, threads), daemon=True,
+                                   name="cvaeq-serve-big-question")
+        self.process.start()
+        child.close()
+
+    def ask(self, question: tuple) -> tuple[str, object]:
+        """The worker's answer to ``question`` (blocks: for a thread); ``("died", None)`` if it died."""
+        try:
+            kind, value = self.conn.recv()  # "ready" once its model is loaded
+            if kind != "ready":
+                return kind, value
+            self.conn.send(question)
+            return self.conn.recv()
+        except (EOFError, OSError):
+            return "died", None
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the process (it has answered, or is no longer wanted)."""
+        self.conn.close()
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
 
 
 # ------------------------------------------------------------ the lanes
@@ -103,7 +150,7 @@ class Lanes:
         self.small_waiting, self.big_waiting = small_waiting, big_waiting
         self._small = 0
         self._big = 0
-        self._pool: ProcessPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._big_lock = asyncio.Lock()
 
     def lane(self, q: Question) -> str:
@@ -133,38 +180,29 @@ class Lanes:
         finally:
             self._big -= 1
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            import torch
+    def _next_worker(self) -> _Worker:
+        import torch
 
-            # two tasks per worker: the warm-up that loads the model, then one big question
-            self._pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), initializer=_start,
-                                             initargs=(self.explorer.spec, torch.get_num_threads()),
-                                             max_tasks_per_child=2)
-            self._pool.submit(_ready)
-        return self._pool
+        return _Worker(self.explorer.spec, torch.get_num_threads())
 
     async def _in_worker(self, q: Question) -> Explored:
-        loop = asyncio.get_running_loop()
-        pool = self._executor()
-        try:
-            kind, value = await loop.run_in_executor(pool, _answer, q.text, q.image, q.samples, q.seed)
-        except BrokenProcessPool:
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise Busy("the worker answering large questions stopped (out of memory?); ask again with fewer "
-                       "samples") from None
-        pool.submit(_ready)  # start the next worker now: this one has done its question and exits
+        worker, self._worker = self._worker or self._next_worker(), None
+        kind, value = await run_in_threadpool(worker.ask, (q.text, q.image, q.samples, q.seed))
+        self._worker = self._next_worker()  # the next one loads its model now, to be ready for the next question
         if kind == "ok":
             return value
         if kind == "refused":
             raise QueryError(value)
+        if kind == "died":
+            raise Busy("the worker answering large questions stopped (out of memory?); ask again with fewer "
+                       "samples")
         if kind == "memory":
             raise MemoryError(value)
         raise OSError(value)
 
     def close(self) -> None:
-        """Stop the worker process, if any."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the waiting worker process, if any."""
+        if self._worker is not None:
+            self._worker.process.kill()
+            self._worker.stop()
+            self._worker = None
