@@ -151,6 +151,8 @@ class Lanes:
         self._small = 0
         self._big = 0
         self._worker: _Worker | None = None
+        #: the worker process answering a big question now, if any
+        self.answering: _Worker | None = None
         self._big_lock = asyncio.Lock()
 
     def lane(self, q: Question) -> str:
@@ -187,7 +189,11 @@ class Lanes:
 
     async def _in_worker(self, q: Question) -> Explored:
         worker, self._worker = self._worker or self._next_worker(), None
-        kind, value = await run_in_threadpool(worker.ask, (q.text, q.image, q.samples, q.seed))
+        self.answering = worker
+        try:
+            kind, value = await run_in_threadpool(worker.ask, (q.text, q.image, q.samples, q.seed))
+        finally:
+            self.answering = None
         self._worker = self._next_worker()  # the next one loads its model now, to be ready for the next question
         if kind == "ok":
             return value

@@ -109,3 +109,22 @@ def test_a_full_lane_is_a_json_503_and_the_server_keeps_serving(explorer):
         assert post(base, SMALL)[0] == 200
         first.join(300)
         assert got["first"][0] == 200
+
+
+def test_a_worker_that_dies_is_a_json_503_and_the_next_big_question_is_answered(explorer):
+    app = create_app(explorer)
+    lanes = app.state.lanes
+    with live.live_server(app) as base:
+        got = {}
+        first = threading.Thread(target=lambda: got.setdefault("first", post(base, BIG)))
+        first.start()
+        for _ in range(600):  # until a worker process is answering it (at most ~60 s)
+            if lanes.answering is not None and lanes.answering.process.is_alive():
+                break
+            time.sleep(0.1)
+        lanes.answering.process.kill()  # as the kernel's out-of-memory killer would
+        first.join(300)
+        status, answer = got["first"]
+        assert status == 503 and "stopped" in answer["error"] and "\n" not in answer["error"]
+        assert post(base, SMALL)[0] == 200
+        assert post(base, dict(BIG, seed=7))[0] == 200  # a new worker answers the next one
