@@ -27,8 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from contextlib import asynccontextmanager
 from collections import OrderedDict
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, Iterable
 
@@ -168,7 +168,8 @@ def create_app(explorer: Explorer | None = None, *, bound: str | None = None, al
         unknown = sorted(set(body) - {"query", "image", "samples", "seed"})
         if unknown:
             raise BadRequest(f"unknown field {unknown[0]!r}; a question has query, image, samples and seed")
-        explored: Explored = await lanes.ask(body.get("query"), body.get("image"), body.get("samples"), body.get("seed"))
+        explored: Explored = await lanes.ask(body.get("query"), body.get("image"), body.get("samples"),
+                                             body.get("seed"))
         key = _answer_id(body)
         shown = explored.pictures
         pictures.add(key, shown)
