@@ -345,7 +345,7 @@ class Explorer:
         asked = replace(r, targets=r.targets + extra) if q.image_question and not r.multiworld else r
         with self.lock:
             answer = answer_query(asked, self.mechanisms, q.samples, q.seed)
-        answer = replace(answer, model=self.model_name, result=None)  # no server path in an answer
+        answer = replace(answer, model=self.model_name)  # no server path in an answer
         factors: dict[str, dict[str, float]] = {}
         if asked is not r:
             factors = {f: answer.distribution[f] for f in world.names}

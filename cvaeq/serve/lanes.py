@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+from dataclasses import replace
 
 from starlette.concurrency import run_in_threadpool
 
@@ -79,7 +80,9 @@ def _answer(text, image, samples, seed):
     from ..cli import ENVIRONMENT_ERRORS, one_line
 
     try:
-        return "ok", _explorer.ask(text, image, samples, seed)
+        explored = _explorer.ask(text, image, samples, seed)
+        # the engine's particles stay here: the answer, its pictures and numbers are what the server shows
+        return "ok", replace(explored, answer=replace(explored.answer, result=None))
     except CvaeqError as e:
         return "refused", str(e)
     except ENVIRONMENT_ERRORS as e:
