@@ -164,7 +164,8 @@ class Lanes:
 
     async def ask(self, text, image=None, samples=None, seed=None) -> Explored:
         """Answer a question in its lane; a refusal is raised as :meth:`Explorer.ask` raises it."""
-        q = self.explorer.prepare(text, image, samples, seed)  # cheap: reads and checks, computes nothing
+        # reads and checks (an uploaded PNG decoded, the evidence rendered): off the event loop too
+        q = await run_in_threadpool(self.explorer.prepare, text, image, samples, seed)
         if not is_big(q):
             if self._small >= self.small_waiting:
                 raise Busy(f"the server is answering {self._small} questions; ask again in a moment")
