@@ -295,8 +295,8 @@ class Explorer:
 
     def prepare(self, text: str, image: Any = None, samples: int | None = None,
                 seed: int | None = None) -> Question:
-        """Read and check a question without answering it: every refusal :meth:`ask`
-        can make comes from here, and :attr:`Question.pictures` says what it costs."""
+        """Read and check a question without answering it (the refusals that need no
+        computing: syntax, names, bounds); :attr:`Question.pictures` says what it costs."""
         if not isinstance(text, str) or not text.strip():
             raise QueryError("the query is empty; write one, e.g. P(X | do(...), X=img)")
         if len(text) > MAX_QUERY_CHARS:
