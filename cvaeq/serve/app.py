@@ -11,11 +11,15 @@ Routes (docs/serve.md has the request and response of each):
 * ``GET /api/answers/ID/NAME.png``: ``evidence``, ``samples``, ``mean``, ``truth``;
 * ``GET /api/decode.png?FACTOR=VALUE&...&z=0,0``: the decoder's picture.
 
-Bad input (a :class:`~cvaeq.errors.CvaeqError`, bad JSON, an unknown
-answer) is a 4xx whose JSON ``{"error": ...}`` holds the line the CLI would
-print after ``error:``; the server keeps serving. Bodies are read no further
-than :data:`MAX_BODY_BYTES` (413 beyond). The engine runs in a worker thread,
-so the event loop keeps answering while a question is computed.
+Every response that is not a page, a picture or the DAG is JSON, errors
+included: bad input (a :class:`~cvaeq.errors.CvaeqError`, bad JSON, an
+unknown answer) is a 4xx whose ``{"error": ...}`` holds the line the CLI would
+print after ``error:``, and so are 404, 405, 503 (a full lane) and 500 (a
+bug); the server keeps serving. Bodies are read no further than
+:data:`MAX_BODY_BYTES` (413 beyond) and within
+:data:`~cvaeq.serve.connections.BODY_TIMEOUT_S` (408 after). Who may ask and
+the headers of every response: :mod:`.guard`; the connections' timeouts and
+bound: :mod:`.connections`; the two lanes of questions: :mod:`.lanes`.
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, Iterable
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,7 +44,10 @@ from starlette.routing import Route
 from ..cli import ENVIRONMENT_ERRORS, one_line
 from ..errors import CvaeqError
 from ..viz import grid, png_bytes, to_pixels
+from .connections import BODY_TIMEOUT_S
 from .explorer import Explored, Explorer
+from .guard import SECURITY_HEADERS, Guard, HostPolicy, error_response
+from .lanes import Busy, Lanes
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "ANSWERS_KEPT", "ASSETS", "PICTURE_SCALE"]
 
@@ -53,10 +64,6 @@ ASSETS = {
 #: Single pictures are enlarged this many times (pixel repetition) so that a page shows them crisp.
 PICTURE_SCALE = 2
 PICTURES = ("evidence", "samples", "mean", "truth")
-#: Headers of every response: no caching of answers by accident, no framing, no sniffing.
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-                    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                               "style-src 'self'; script-src 'self'"}
 
 
 class BadRequest(Exception):
@@ -67,8 +74,7 @@ class BadRequest(Exception):
         self.status = status
 
 
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=SECURITY_HEADERS)
+_error = error_response
 
 
 def _read_asset(name: str) -> bytes:
@@ -101,11 +107,15 @@ async def _body_json(request: Request) -> Any:
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES:,} bytes", 413)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES:,} bytes", 413)
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES:,} bytes", 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BadRequest(f"the request body did not arrive within {BODY_TIMEOUT_S:g} s; send it at once", 408) from None
     try:
         return json.loads(b"".join(chunks).decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -119,9 +129,15 @@ def _answer_id(body: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def create_app(explorer: Explorer | None = None, **kwargs) -> Starlette:
-    """The app answering for ``explorer`` (default: ``Explorer(**kwargs)``, e.g. ``model=``, ``story=``, ``seed=``)."""
+def create_app(explorer: Explorer | None = None, *, bound: str | None = None, allow_hosts: Iterable[str] = (),
+               **kwargs) -> Starlette:
+    """The app answering for ``explorer`` (default: ``Explorer(**kwargs)``, e.g. ``model=``, ``story=``, ``seed=``).
+
+    :param bound: the address the server listens on (its Host names are answered, :class:`~.guard.HostPolicy`).
+    :param allow_hosts: more Host names to answer (``cvaeq serve --allow-host``).
+    """
     ex = explorer if explorer is not None else Explorer(**kwargs)
+    lanes = Lanes(ex)
     assets = {name: (_read_asset(file), media) for name, (file, media) in ASSETS.items()}
     pictures = _Pictures()
 
@@ -152,8 +168,8 @@ def create_app(explorer: Explorer | None = None, **kwargs) -> Starlette:
         unknown = sorted(set(body) - {"query", "image", "samples", "seed"})
         if unknown:
             raise BadRequest(f"unknown field {unknown[0]!r}; a question has query, image, samples and seed")
-        explored: Explored = await run_in_threadpool(
-            ex.ask, body.get("query"), body.get("image"), body.get("samples"), body.get("seed"))
+        explored: Explored = await lanes.ask(body.get("query"), body.get("image"), body.get("samples"),
+                                             body.get("seed"))
         key = _answer_id(body)
         shown = explored.pictures
         pictures.add(key, shown)
@@ -197,6 +213,32 @@ def create_app(explorer: Explorer | None = None, **kwargs) -> Starlette:
     async def environment_error(request: Request, exc: Exception) -> Response:
         return _error(one_line(exc), 503 if isinstance(exc, MemoryError) else 400)
 
+    async def busy(request: Request, exc: Busy) -> Response:
+        return _error(str(exc), 503, {"Retry-After": "5"})
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            message = f"no such page or API: {request.url.path[:200]}; the API is described in docs/serve.md"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed on {request.url.path[:200]}; use {allowed or 'another method'}"
+        else:
+            message = str(exc.detail)
+        return _error(message, exc.status_code, {"Allow": exc.headers["Allow"]} if exc.headers and
+                      "Allow" in exc.headers else None)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # a bug: its traceback goes to the server's log; the client gets one line, never a path
+        return _error(f"internal error ({type(exc).__name__}); the server keeps serving: please report it "
+                      "with the question that caused it", 500)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:
+            await run_in_threadpool(lanes.close)
+
     routes = [
         Route("/", page),
         Route("/static/{name}", static),
@@ -206,8 +248,12 @@ def create_app(explorer: Explorer | None = None, **kwargs) -> Starlette:
         Route("/api/answers/{key}/{name}.png", answer_picture),
         Route("/api/decode.png", decode),
     ]
-    handlers: dict[Any, Any] = {BadRequest: bad_request, CvaeqError: user_error}
+    handlers: dict[Any, Any] = {BadRequest: bad_request, CvaeqError: user_error, Busy: busy,
+                                HTTPException: http_error, Exception: server_error}
     handlers |= {e: environment_error for e in ENVIRONMENT_ERRORS}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan,
+                    middleware=[Middleware(Guard, policy=HostPolicy(bound, allow_hosts))])
+    app.router.redirect_slashes = False  # a redirect would name the Host header back to the client
     app.state.explorer = ex
+    app.state.lanes = lanes
     return app

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -43,11 +44,11 @@ import torch
 from ..errors import DataError, QueryError
 from ..loading import load_mechanisms
 from ..query import parse, resolve
-from ..query.answer import IMAGE_SAMPLES, NEEDS_MODEL, Answer, image_target, answer_query
-from ..story import IMAGE
+from ..query.answer import DEFAULT_SAMPLES, IMAGE_SAMPLES, NEEDS_MODEL, Answer, image_target, answer_query
+from ..story import IMAGE, LATENT
 
-__all__ = ["Explorer", "Explored", "MAX_QUERY_CHARS", "MAX_SERVE_SAMPLES", "MAX_SERVE_IMAGE_SAMPLES",
-           "TRUTH_PARTICLES", "Z_BOUND"]
+__all__ = ["Explorer", "Explored", "Question", "MAX_QUERY_CHARS", "MAX_SERVE_SAMPLES", "MAX_SERVE_IMAGE_SAMPLES",
+           "MAX_SERVE_PICTURES", "TRUTH_PARTICLES", "Z_BOUND"]
 
 #: Longest query text the explorer reads.
 MAX_QUERY_CHARS = 2000
@@ -55,6 +56,9 @@ MAX_QUERY_CHARS = 2000
 MAX_SERVE_SAMPLES = 100_000
 #: Most particles per question about images (each particle decodes an image).
 MAX_SERVE_IMAGE_SAMPLES = 1000
+#: Most pictures decoded per question (particles x worlds with an image; Z is drawn by the image
+#: model, so a question about Z counts too): 16,384 pictures of 64x64 float32 are 256 MiB per copy.
+MAX_SERVE_PICTURES = 16_384
 #: Story particles defining the true counterfactual image (as ``cvaeq eval``'s default).
 TRUTH_PARTICLES = 256
 #: Z coordinates of the decoder view lie in [-Z_BOUND, Z_BOUND] (its prior is N(0, I)).
@@ -76,6 +80,7 @@ class Explored:
     :ivar truth_factors: ``{factor: {value: p}}`` of the true counterfactual, or None.
     :ivar iou: IoU of the model's thresholded mean image against the thresholded truth.
     :ivar observed_image: whether the question observes the image (``X=img``).
+    :ivar truth_note: why there is no true counterfactual where one was expected, or None.
     """
 
     answer: Answer
@@ -87,6 +92,7 @@ class Explored:
     truth_factors: dict[str, dict[str, float]] | None = None
     iou: float | None = None
     observed_image: bool = False
+    truth_note: str | None = None
 
     @property
     def pictures(self) -> dict[str, np.ndarray]:
@@ -114,7 +120,31 @@ class Explored:
             d["evidence_factors"] = self.evidence_factors
         if self.truth_factors is not None:
             d["truth"] = {"iou": self.iou, "factors": self.truth_factors, "particles": TRUTH_PARTICLES}
+        if self.truth_note is not None:
+            d["truth_note"] = self.truth_note
         return d
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question :meth:`Explorer.prepare` read and checked, not yet answered.
+
+    :ivar text, image, samples, seed: as asked (``seed`` filled in).
+    :ivar resolved: the resolved query.
+    :ivar classes: the evidence's factor classes when it was picked by them.
+    :ivar image_question: whether the image is a target.
+    :ivar pictures: pictures the answer decodes (particles x worlds with an
+        image): what the question costs, which :mod:`cvaeq.serve.lanes` reads.
+    """
+
+    text: str
+    image: Any
+    samples: int | None
+    seed: int
+    resolved: Any = field(repr=False)
+    classes: dict[str, int] | None
+    image_question: bool
+    pictures: int
 
 
 def _distribution(classes: np.ndarray, weights: np.ndarray, world, factor: str) -> dict[str, float]:
@@ -139,8 +169,17 @@ class Explorer:
         self.story = self.mechanisms.story
         self.world = self.story.world
         self.seed = int(seed)
+        #: how a worker process makes the same explorer (None: it cannot, the model or story is an object)
+        self.spec = ({"model": model, "story": story, "seed": self.seed}
+                     if all(v is None or isinstance(v, (str, os.PathLike)) for v in (model, story)) else None)
         self.lock = threading.Lock()
         self._evidence: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+
+    @property
+    def model_name(self) -> str | None:
+        """The model's file name (never its folder: no server path leaves the server), or None."""
+        name = self.mechanisms.name
+        return None if name is None else os.path.basename(str(name))
 
     @property
     def has_model(self) -> bool:
@@ -177,7 +216,7 @@ class Explorer:
         return {
             "world": w.name,
             "story": self.story.name,
-            "model": self.mechanisms.name,
+            "model": self.model_name,
             "has_model": self.has_model,
             "image_shape": list(w.image_shape),
             "factors": [{"name": f.name, "numeric": f.numeric, "values": [f.label(k) for k in range(f.size)]}
@@ -189,7 +228,8 @@ class Explorer:
             "seed": self.seed,
             "samples": IMAGE_SAMPLES,
             "limits": {"query_chars": MAX_QUERY_CHARS, "samples": MAX_SERVE_SAMPLES,
-                       "image_samples": MAX_SERVE_IMAGE_SAMPLES, "z_bound": Z_BOUND},
+                       "image_samples": MAX_SERVE_IMAGE_SAMPLES, "pictures": MAX_SERVE_PICTURES,
+                       "z_bound": Z_BOUND},
         }
 
     def dag(self, intervened: Sequence[str] = (), observed: Sequence[str] = ()) -> str:
@@ -253,11 +293,10 @@ class Explorer:
 
     # ------------------------------------------------------------ questions
 
-    def ask(self, text: str, image: Any = None, samples: int | None = None, seed: int | None = None) -> Explored:
-        """Answer the query ``text`` about ``image`` (see :meth:`evidence`).
-
-        The same arguments give the same answer, whoever else is asking.
-        """
+    def prepare(self, text: str, image: Any = None, samples: int | None = None,
+                seed: int | None = None) -> Question:
+        """Read and check a question without answering it (the refusals that need no
+        computing: syntax, names, bounds); :attr:`Question.pictures` says what it costs."""
         if not isinstance(text, str) or not text.strip():
             raise QueryError("the query is empty; write one, e.g. P(X | do(...), X=img)")
         if len(text) > MAX_QUERY_CHARS:
@@ -271,23 +310,48 @@ class Explorer:
         if loaded is not None and IMAGE not in r.evidence:
             raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
         image_question = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
-        uses_image = image_question or IMAGE in r.evidence
+        latent = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
+        # Z is drawn by the image model: a question about it decodes a picture per particle too
+        uses_image = image_question or IMAGE in r.evidence or (latent and self.has_model)
         if samples is not None:
             bound = MAX_SERVE_IMAGE_SAMPLES if uses_image else MAX_SERVE_SAMPLES
             check_count(samples, "samples", bound, error=QueryError)
-        if uses_image and not self.has_model:
+        if (image_question or IMAGE in r.evidence) and not self.has_model:
             raise QueryError(NEEDS_MODEL)
-        world = self.world
+        particles = samples if samples is not None else (IMAGE_SAMPLES if image_question else DEFAULT_SAMPLES)
+        # with the image model in the SCM, every world a question names is run with its picture
+        worlds = {tuple(sorted(w.world.items())) for w in r.worlds + r.world_evidence}
+        decoded = (IMAGE in r.evidence) + (len(worlds) if r.multiworld else 1)
+        pictures = particles * decoded if uses_image else 0
+        if pictures > MAX_SERVE_PICTURES:
+            raise QueryError(
+                f"this question decodes {pictures:,} pictures ({particles:,} particles x {decoded} worlds with an "
+                f"image); the explorer decodes at most {MAX_SERVE_PICTURES:,} per question: ask with "
+                f"samples at most {MAX_SERVE_PICTURES // decoded:,}, or about fewer worlds")
+        return Question(text, image, samples, seed, r, classes, image_question, pictures)
+
+    def ask(self, text: str, image: Any = None, samples: int | None = None, seed: int | None = None) -> Explored:
+        """Answer the query ``text`` about ``image`` (see :meth:`evidence`).
+
+        The same arguments give the same answer, whoever else is asking.
+        """
+        return self.answer(self.prepare(text, image, samples, seed))
+
+    def answer(self, q: Question) -> Explored:
+        """The answer to a question :meth:`prepare` read."""
+        r, world = q.resolved, self.world
         # an image question also reports every factor of its worlds (the page's bar charts)
         extra = tuple(f for f in world.names if f not in r.targets)
-        asked = replace(r, targets=r.targets + extra) if image_question and not r.multiworld else r
+        asked = replace(r, targets=r.targets + extra) if q.image_question and not r.multiworld else r
         with self.lock:
-            answer = answer_query(asked, self.mechanisms, samples, seed)
+            answer = answer_query(asked, self.mechanisms, q.samples, q.seed)
+        answer = replace(answer, model=self.model_name)  # no server path in an answer
         factors: dict[str, dict[str, float]] = {}
         if asked is not r:
             factors = {f: answer.distribution[f] for f in world.names}
             answer = replace(answer, targets=r.targets,
                              distribution={t: d for t, d in answer.distribution.items() if t in r.targets})
+        classes = q.classes
         out = Explored(
             answer=answer,
             interventions={f: world.label(f, c) for f, c in r.interventions.items()},
@@ -296,19 +360,45 @@ class Explorer:
             evidence_factors=None if classes is None else {f: world.label(f, c) for f, c in classes.items()},
             observed_image=IMAGE in r.evidence,
         )
-        if (classes is not None and image_question and not r.multiworld and r.interventions
+        if (classes is not None and q.image_question and not r.multiworld and r.interventions
                 and IMAGE in r.evidence):
-            out = self._with_truth(out, classes, r.interventions, seed)
+            out = self._with_truth(out, classes, r, q.seed)
         return out
 
-    def _with_truth(self, out: Explored, classes: Mapping[str, int], interventions: Mapping[str, int],
-                    seed: int) -> Explored:
-        """``out`` with the story's true counterfactual of the rendered evidence beside it."""
+    def _factual(self, classes: Mapping[str, int], r) -> tuple[dict[str, int] | None, str | None]:
+        """The factual factors of the truth: the rendered evidence's, with the question's factor
+        evidence (a factor's value given beside ``X=img``) in their place; or None and why there is none.
+
+        In the story the image is drawn from its factors, so factor evidence
+        that renders another image than the evidence contradicts it (no
+        factual world has both); evidence rendering the same image (dSprites'
+        orientations 0 and 2π draw one picture) names another factual world of that image.
+        """
+        world = self.world
+        given = {f: int(c) for f, c in r.evidence.items() if f in world.sizes}
+        factual = dict(classes) | given
+        if factual == dict(classes):
+            return factual, None
+        if np.array_equal(self.render(factual), self.render(classes)):
+            return factual, None
+        differ = ", ".join(f"{f}={world.label(f, c)}" for f, c in given.items() if c != classes[f])
+        drawn = ", ".join(f"{f}={world.label(f, classes[f])}" for f, c in given.items() if c != classes[f])
+        return None, (f"no true counterfactual: the evidence {differ} contradicts the image, which the world "
+                      f"draws with {drawn} (in the story an image is drawn from its factors, so no factual "
+                      "world has both)")
+
+    def _with_truth(self, out: Explored, classes: Mapping[str, int], r, seed: int) -> Explored:
+        """``out`` with the story's true counterfactual of the rendered evidence beside it,
+        given all the question's evidence: the image's factors and the factor evidence."""
         from ..evaluation.metrics import binarise, iou
         from ..evaluation.truth import true_counterfactual_of
 
         world = self.world
-        factual = world.row(classes)
+        known, note = self._factual(classes, r)
+        if known is None:
+            return replace(out, truth_note=note)
+        interventions = r.interventions
+        factual = world.row(known)
         with self.lock:
             truth = true_counterfactual_of(self.story, factual, {f: np.array([c]) for f, c in interventions.items()},
                                            TRUTH_PARTICLES, seed)

@@ -45,14 +45,17 @@ def missing() -> str | None:
 
 
 @contextmanager
-def live_server(app):
-    """``app`` served by uvicorn on 127.0.0.1 at a free port, in a thread; yields its base URL."""
+def live_server(app, **bounds):
+    """``app`` served by uvicorn on 127.0.0.1 at a free port, in a thread, as ``cvaeq serve``
+    serves it (:func:`cvaeq.serve.connections.server_config`, ``bounds`` passed to it);
+    yields its base URL."""
     import uvicorn
 
     from cvaeq.cli.serve import _listen
+    from cvaeq.serve.connections import server_config
 
     sock = _listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(server_config(app, **bounds))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -71,3 +72,43 @@ def test_answers_are_not_held_back_by_nagle():
         accepted, _ = server.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def _get(base, host=None):
+    req = urllib.request.Request(base + "api/world", headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def test_every_interface_is_said_plainly_and_other_names_are_refused_unless_allowed():
+    # "0" is what bind() reads as every interface: the warning says who can now reach the explorer
+    proc = start("--story", "default", "--host", "0", "--port", "0", "--allow-host", "box.example")
+    try:
+        line = proc.stdout.readline()
+        m = re.match(r"cvaeq explorer: (http://127\.0\.0\.1:(\d+)/) ", line)
+        assert m, line
+        base = m.group(1)
+        assert _get(base)[0] == 200 and _get(base, "box.example")[0] == 200
+        status, answer = _get(base, "evil.example")  # DNS rebinding: the name still says it is another site
+        assert status == 421 and "evil.example" in answer["error"]
+        assert "/" not in _get(base)[1]["model"]  # the model by its file name, no server path
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    warning = [w for w in err.splitlines() if w.startswith("warning: ")]
+    assert len(warning) == 1 and "every network interface" in warning[0] and "anyone" in warning[0]
+    assert f"port {m.group(2)}" in warning[0] and "127.0.0.1" in warning[0]
+
+
+def test_loopback_says_no_warning():
+    proc = start("--story", "default", "--host", "localhost", "--port", "0")
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("cvaeq explorer: http://127.0.0.1:"), line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert "warning" not in err

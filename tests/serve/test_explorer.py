@@ -68,6 +68,29 @@ def test_the_explorer_shows_the_truth_of_two_interventions():
     assert ex.ask("P(X | X=img)", ev, seed=0).truth_image is None
 
 
+def test_the_truth_is_given_the_factor_evidence_beside_the_image():
+    """The true counterfactual answers the model's question: factor evidence given beside
+    X=img is part of the fact, not dropped (it used to be, showing the truth of another question)."""
+    ex = Explorer()
+    w = ex.world
+    heart = {"factors": {"shape": "heart", "scale": "1", "orientation": "0", "posX": "0.5", "posY": "0.5"}}
+    turned = w.label("orientation", w.sizes["orientation"] - 1)  # 2 pi: the same picture as 0
+    a = ex.ask(f"P(X | do(posY=0.2), X=img, orientation={turned})", heart, seed=0)
+    # the factual orientation is the evidence's, so the true counterfactual keeps it (posY does not cause it)
+    assert a.truth_factors["orientation"][turned] == 1.0 and a.truth_factors["orientation"]["0"] == 0.0
+    assert a.factors["orientation"][turned] == 1.0  # as the model's answer does
+    # evidence that contradicts the image (the world draws this heart at posX=0.5): no factual world has
+    # both, so there is no truth to show, and the answer says why instead of scoring another question
+    b = ex.ask("P(X | do(posY=0.2), X=img, posX=0)", heart, seed=0)
+    assert b.truth_image is None and b.iou is None
+    d = b.to_dict()
+    assert "truth" not in d and "posX=0 " in d["truth_note"] and f"posX={w.label('posX', 15)}" in d["truth_note"]
+    # evidence that agrees with the image changes nothing
+    c = ex.ask("P(X | do(posY=0.2), X=img, posX=0.5)", heart, seed=0)
+    plain = ex.ask("P(X | do(posY=0.2), X=img)", heart, seed=0)
+    assert np.array_equal(c.truth_image, plain.truth_image) and c.truth_note is None
+
+
 def test_answers_do_not_depend_on_who_else_is_asking():
     ex = Explorer(story="default")
     alone = {s: ex.ask("P(posY | do(shape=square))", samples=300, seed=s).to_dict() for s in range(4)}

@@ -167,6 +167,7 @@ async function showAnswer(a) {
     : fetch(a.dag).then((r) => r.text()).then((svg) => { $("dag").innerHTML = svg; shownDag = a.dag; });
   await Promise.all(["evidence", "truth", "mean", "samples"].map((n) => showPicture(n, images[n])));
   $("iou").textContent = a.truth ? `(IoU with the model's: ${a.truth.iou.toFixed(3)})` : "";
+  $("truth-note").textContent = a.truth_note || "";
   $("predicted").textContent = a.predicted
     ? "q(factors | X) reads the mean image as: " + Object.entries(a.predicted).map(([k, v]) => `${k}=${v}`).join(", ")
     : "";
