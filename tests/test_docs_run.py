@@ -94,7 +94,7 @@ NOT_RUN = {
 # Commands not run, by pattern (on the command as shown), with the reason.
 COMMANDS_NOT_RUN = [
     (r"^pip install", "installs packages: a test never downloads (the plugins' own tests and "
-                      "tests/test_docs_run.py::test_plugin_pyproject_in_the_docs_builds cover the packages)"),
+                      "test_a_plugin_written_from_the_docs_installs_and_is_found installs the pyproject.toml shown)"),
     (r"^torchrun ", "starts several processes; test_every_torchrun_command_ends_its_options_with_a_double_dash "
                     "checks its form, tests/evaluation/test_sharded.py and tests/model/test_distributed.py the runs"),
     (r"^curl ", "needs a running cvaeq serve (tests/serve/test_app.py asks the same API)"),
@@ -139,6 +139,9 @@ APPROX = {
     ("docs/plugins.md", '$ cvaeq query "P(paddleX | do(ballX=6), X=img)"'): (
         0.02, 0.2, "particles of a model trained in the same run (thread count)"),
 }
+
+# Blocks that use what a later block of their doc makes ("trained as below"): run right after it.
+RUN_AFTER = {("docs/models.md", "$ cvaeq eval --json --n 200"): ("docs/models.md", "$ cvaeq train --family seed_mlp")}
 
 # Blocks skipped by the default run (test_doc_runs); the slow test_doc_runs_whole runs them.
 SLOW = {
@@ -321,7 +324,8 @@ def compare(shown: str, got: str, numbers: str = "exact", tol=(0.0, 0.0)) -> str
     if m is None:
         diff = "\n".join(difflib.unified_diff(shown.splitlines(), got.splitlines(), "the doc shows", "it printed",
                                               lineterm="", n=1))
-        return f"the text differs{' (numbers free)' if numbers == 'free' else ''}:\n{diff}"
+        return (f"the text differs{' (numbers free)' if numbers == 'free' else ''}:\n{diff}\n"
+                f"--- what it printed, whole (to paste into the doc if the change is right):\n{got}")
     if numbers == "approx":
         wanted = [g for g in re.findall(rf"(\.\.\.)|({NUMBER})", shown) if g[1]]
         for (_, a), b in zip(wanted, m.groups()):
@@ -413,7 +417,12 @@ class DocRun:
         self.failures.append(f"{block.name}: {what}")
 
     def run(self) -> None:
-        for block in read_blocks(self.doc):
+        blocks = read_blocks(self.doc)
+        for block in [b for b in blocks if lookup(RUN_AFTER, b)[0]]:  # moved after the block they need
+            anchor = next(b for b in blocks if b.matches(lookup(RUN_AFTER, block)[1]))
+            blocks.remove(block)
+            blocks.insert(blocks.index(anchor) + 1, block)
+        for block in blocks:
             if not self.whole and lookup(SLOW, block)[0]:
                 continue
             k = kind(block)
@@ -431,7 +440,7 @@ class DocRun:
                 if self.last is None:
                     self.fail(block, "an output shown with no command before it")
                 else:
-                    self.check_output(block, *self.last, "\n".join(shown))
+                    self.check_output(block, *self.last, "\n".join(shown))  # (where, outputs, shortened)
                 continue
             if m := re.match(r"pip install -e plugins/(cvaeq-\w+)$", strip_comment(shown_cmd)):
                 self.install(m.group(1))  # the in-repo plugin, registered as installing it would
@@ -474,7 +483,10 @@ class DocRun:
         ran_args, shortened = (args, False) if lookup(RUN_AS_SHOWN, block)[0] else shorten(args)
         result = CliRunner().invoke(main, ran_args, prog_name="cvaeq")
         self.ran += 1
-        got = result.stdout if result.exit_code == 0 else result.output  # a progress bar is on stderr
+        # what a terminal shows; click's runner may put a command's stderr lines (training's epochs) after its
+        # stdout ones, so the two streams one after the other count as well
+        got = terminal(result.output)
+        got_apart = terminal(result.stderr).rstrip("\n") + "\n" + terminal(result.stdout)
         ran = "cvaeq " + shlex.join(ran_args)
         where = f"`{cmd}`" + (f" (ran shortened: `{ran}`)" if shortened else "")
         want_code = 2 if shown.lstrip().startswith("error:") else 0
@@ -486,20 +498,24 @@ class DocRun:
                 tb = "".join(traceback.format_exception(*result.exc_info))[-3000:]
             self.fail(block, f"{where} exited {result.exit_code}, not {want_code}:\n{got[-3000:]}{tb}")
             return
-        self.last = (where, got, shortened)
+        self.last = (where, [got, got_apart], shortened)
         if shown.strip():
-            self.check_output(block, where, got, shortened, shown)
+            self.check_output(block, where, [got, got_apart], shortened, shown)
 
-    def check_output(self, block: Block, where: str, got: str, shortened: bool, shown: str) -> None:
+    def check_output(self, block: Block, where: str, gots: list[str], shortened: bool, shown: str) -> None:
         _, approx = lookup(APPROX, block)
-        if shortened or (approx and approx[0] == "free"):
-            why = compare(shown, got, "free")
-        elif approx:
-            why = compare(shown, got, "approx", approx[:2])
-        else:
-            why = compare(shown, got)
-        if why:
-            self.fail(block, f"{where}: {why}")
+        whys = []
+        for got in gots:  # the terminal's order, then stderr before stdout
+            if shortened or (approx and approx[0] == "free"):
+                why = compare(shown, got, "free")
+            elif approx:
+                why = compare(shown, got, "approx", approx[:2])
+            else:
+                why = compare(shown, got)
+            if why is None:
+                return
+            whys.append(why)
+        self.fail(block, f"{where}: {whys[0]}")
 
     # python ---------------------------------------------------------------------------------------
     def run_python(self, block: Block) -> None:
@@ -586,6 +602,13 @@ class DocRun:
                 self.fail(block, f"{query!r} does not parse: {e}")
 
 
+def terminal(output: str) -> str:
+    """stdout and stderr as a terminal shows them: a progress bar redrawn with '\\r' leaves its last state,
+    and a bar that clears itself nothing."""
+    return "\n".join(line.rsplit("\r", 1)[-1].strip() if "\r" in line else line.rstrip()
+                     for line in output.split("\n"))
+
+
 def prepare(tmp: Path) -> None:
     """The files the docs take as already made (see the module docstring)."""
     from cvaeq.data.grid import show_image
@@ -634,7 +657,7 @@ def test_every_block_is_run_or_listed():
     assert len(ALL_BLOCKS) > 80
 
 
-@pytest.mark.parametrize("table", ["NOT_RUN", "SLOW", "APPROX", "PY_SUBSTITUTIONS", "QUERY_BLOCKS", "RUN_AS_SHOWN"])
+@pytest.mark.parametrize("table", ["NOT_RUN", "SLOW", "RUN_AFTER", "APPROX", "PY_SUBSTITUTIONS", "QUERY_BLOCKS", "RUN_AS_SHOWN"])
 def test_every_listing_names_a_block(table):
     stale = [key for key in globals()[table] if not any(b.matches(key) for b in ALL_BLOCKS)]
     assert not stale, f"{table} lists blocks no doc has any more: {stale}"
@@ -679,3 +702,63 @@ def test_the_placeholder_rule_tells_synopses_from_commands():
     assert PLACEHOLDER.search('cvaeq query "" [--image PATH|FACTORS]')
     assert not PLACEHOLDER.search("cvaeq data resample --n 100000 --seed 0")
     assert not PLACEHOLDER.search('cvaeq query "" --story default --samples 2000 --json')
+
+
+# ---------------------------------------------------------------------------------------------------
+# The plugin packaging shown in plugins.md: whole pyproject.toml files a reader can copy.
+SHOWN_PYPROJECTS = {"cvaeq-ordinal": "cvaeq_ordinal", "cvaeq-pong": "cvaeq_pong"}
+
+
+def shown_pyproject(dist: str) -> str:
+    found = [b.text for b in ALL_BLOCKS if b.doc == "docs/plugins.md" and b.lang == "toml"
+             and f'name = "{dist}"' in b.text]
+    assert len(found) == 1, f"docs/plugins.md shows no (or several) whole pyproject.toml for {dist}"
+    return found[0]
+
+
+@pytest.mark.parametrize("dist", SHOWN_PYPROJECTS)
+def test_the_plugin_pyproject_shown_is_the_plugins_own(dist):
+    """Every table and key shown is the example plugin's own (the repository's file adds a readme, a
+    licence and test extras), so what the page tells a reader to write is what the tested plugin ships."""
+    shown = tomllib.loads(shown_pyproject(dist))
+    real = tomllib.loads((ROOT / "plugins" / dist / "pyproject.toml").read_text())
+
+    def within(a, b, where):
+        for key, value in a.items():
+            assert key in b, f"docs/plugins.md's pyproject for {dist} has {where}{key}, the plugin's has not"
+            if isinstance(value, dict):
+                within(value, b[key], f"{where}{key}.")
+            else:
+                assert value == b[key], f"{where}{key}: docs show {value!r}, the plugin has {b[key]!r}"
+
+    within(shown, real, "")
+    assert shown["project"]["entry-points"]["cvaeq"] == real["project"]["entry-points"]["cvaeq"]
+    assert {"build-system", "project", "tool"} <= set(shown)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dist", SHOWN_PYPROJECTS)
+def test_a_plugin_written_from_the_docs_installs_and_is_found(dist, tmp_path):
+    """The shown pyproject.toml beside the package's module, installed with pip (offline: no index, the
+    installed setuptools): the installed distribution declares the `cvaeq` entry point, and the files
+    the plugin needs (pong's story) are in it."""
+    import subprocess
+    import sys
+    from importlib.metadata import distributions
+
+    module = SHOWN_PYPROJECTS[dist]
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "plugins" / dist / module, src / module,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "pyproject.toml").write_text(shown_pyproject(dist))
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-build-isolation", "--quiet",
+         "--target", str(target), str(src)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (found,) = [d for d in distributions(path=[str(target)]) if d.metadata["Name"] == dist]
+    assert [(e.name, e.value) for e in found.entry_points if e.group == "cvaeq"] == [(dist, module)]
+    installed = {str(f) for f in found.files}
+    assert f"{module}/__init__.py" in installed
+    for data in (ROOT / "plugins" / dist / module).glob("*.toml"):
+        assert f"{module}/{data.name}" in installed, f"{data.name} is not installed with the package"
