@@ -21,9 +21,11 @@ How it works (so that a failure can be fixed quickly):
   the shortened command is printed in a failure message. Outputs of a shortened command are compared
   with every number free (and ``#`` bars of any length).
 * Output: the lines after a ``$`` command up to the next ``$`` line are what the doc says it prints
-  (stdout and stderr together). ``...`` in them stands for any text (a path's start, elided lines).
-  Otherwise the comparison is exact, line by line (trailing spaces aside), except for the blocks in
-  ``APPROX``, whose numbers may differ within the tolerance given there and the reason. A command whose
+  (stdout and stderr as a terminal shows them: a progress bar's last state, or stderr's lines before
+  stdout's). ``...`` in them stands for any text (a path's start, elided lines), and a time or a speed
+  (a number before ``s``, ``ms``, ``minutes``, ``images/s``, ``s/image``) for any number. Otherwise the
+  comparison is exact, line by line (trailing spaces aside), except for the blocks in ``APPROX``,
+  whose numbers may differ within the tolerance given there, for the reason given. A command whose
   shown output starts with ``error:`` must exit with code 2, every other with 0.
 * ``python`` blocks run in one namespace per doc, in order (``>>>`` blocks as doctests, ELLIPSIS on);
   ``PY_SUBSTITUTIONS`` shortens the few that would run for minutes. ``toml`` blocks must parse, and a
@@ -295,21 +297,26 @@ def not_run_reason(cmd: str) -> str | None:
 
 # ---------------------------------------------------------------------------------------------------
 NUMBER = r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:e[-+]?\d+)?"
+# A time or a speed (what a machine's load decides) is free in every comparison: "52.0 s", "3035 images/s".
+TIMING = rf"{NUMBER}(?= ?(?:images/s|img/s|s/image|ms\b|s\b|minutes\b))"
+TOKENS = re.compile(rf"(?P<dots>\.\.\.)|(?P<timing>{TIMING})|(?P<num>{NUMBER})|(?P<bar>#+)|(?P<ch>.)", re.S)
 
 
 def pattern_of(shown: str, numbers: str) -> re.Pattern:
-    """A regex for the shown text: '...' any text; numbers exact, captured ('approx') or free ('free')."""
+    """A regex for the shown text: '...' any text; times and speeds free; other numbers exact, captured
+    ('approx') or free ('free'); '#' bars exact, or of any length when numbers are not exact."""
     parts = []
-    for m in re.finditer(rf"(\.\.\.)|({NUMBER})|(#+)|(.)", shown, re.S):
-        dots, num, bar, ch = m.groups()
-        if dots:
+    for m in TOKENS.finditer(shown):
+        if m["dots"]:
             parts.append(r".*?")
-        elif num:
-            parts.append(f"({NUMBER})" if numbers != "exact" else re.escape(num))
-        elif bar:
-            parts.append("#*" if numbers != "exact" else re.escape(bar))
+        elif m["timing"]:
+            parts.append(f"(?:{NUMBER})")
+        elif m["num"]:
+            parts.append(f"({NUMBER})" if numbers != "exact" else re.escape(m["num"]))
+        elif m["bar"]:
+            parts.append("#*" if numbers != "exact" else re.escape(m["bar"]))
         else:
-            parts.append(re.escape(ch))
+            parts.append(re.escape(m["ch"]))
     return re.compile("".join(parts), re.S)
 
 
@@ -327,8 +334,8 @@ def compare(shown: str, got: str, numbers: str = "exact", tol=(0.0, 0.0)) -> str
         return (f"the text differs{' (numbers free)' if numbers == 'free' else ''}:\n{diff}\n"
                 f"--- what it printed, whole (to paste into the doc if the change is right):\n{got}")
     if numbers == "approx":
-        wanted = [g for g in re.findall(rf"(\.\.\.)|({NUMBER})", shown) if g[1]]
-        for (_, a), b in zip(wanted, m.groups()):
+        wanted = [t["num"] for t in TOKENS.finditer(shown) if t["num"]]
+        for a, b in zip(wanted, m.groups()):
             x, y = float(a.replace(",", "")), float(b.replace(",", ""))
             if abs(x - y) > max(tol[0], tol[1] * abs(x)):
                 return f"a number differs beyond the tolerance ({tol}): the doc shows {a}, it printed {b}"
@@ -343,6 +350,10 @@ def test_compare_catches_what_it_should():
     assert compare("x 257.50\n", "x 257.52\n", "approx", (0.5, 0.0)) is None
     assert compare("x 257.50\n", "x 259.52\n", "approx", (0.5, 0.0)) is not None
     assert compare("kind: observational\n", "kind: interventional\n", "free") is not None
+    assert compare("took 52.0 s, 3035 images/s, 17 queries\n", "took 45.2 s, 1739 images/s, 17 queries\n") is None
+    assert compare("took 52.0 s, 17 queries\n", "took 45.2 s, 18 queries\n") is not None
+    assert compare("a 1.0, 9 images/s, b 2.0\n", "a 1.1, 1 images/s, b 2.0\n", "approx", (0.2, 0)) is None
+    assert compare("a 1.0, 9 images/s, b 2.0\n", "a 1.0, 1 images/s, b 2.5\n", "approx", (0.2, 0)) is not None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -400,7 +411,13 @@ class DocRun:
 
         from cvaeq.plugins import get_plugin_manager
 
-        module = importlib.import_module(name.replace("-", "_"))
+        try:
+            module = importlib.import_module(name.replace("-", "_"))
+        except ImportError:  # not installed: the package beside cvaeq in this checkout, as its own tests do
+            import sys
+
+            sys.path.insert(0, str(ROOT / "plugins" / name))
+            module = importlib.import_module(name.replace("-", "_"))
         pm = get_plugin_manager()
         if not pm.is_registered(module):
             pm.register(module, name=name)
@@ -553,6 +570,9 @@ class DocRun:
         path.write_text("\n".join(before + [text]))
         for load in (None, "0") if self.whole else (None,):
             env = {k: v for k, v in os.environ.items() if k != "CVAEQ_LOAD_PLUGINS"}
+            # the example plugins, found where installed, else in this checkout
+            env["PYTHONPATH"] = os.pathsep.join([env.get("PYTHONPATH", "")] + [
+                str(p) for p in sorted((ROOT / "plugins").glob("cvaeq-*"))]).strip(os.pathsep)
             if load is not None:
                 env["CVAEQ_LOAD_PLUGINS"] = load
             result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
