@@ -60,8 +60,8 @@ DOCS = ["README.md"] + sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.
 # What is not run, and why. Keys: (doc, the start of the block's first line).
 NOT_RUN = {
     # outputs and pictures of text, not commands
-    ("docs/evaluation.md", "P(shape)"): "the list of TV queries cvaeq eval asks (QUERY_BLOCKS would need its "
-                                        "worlds; tests/evaluation/test_tv.py checks the list)",
+    ("docs/evaluation.md", "P(shape)"): "the TV queries cvaeq eval asks, written with placeholders (s', W) and "
+                                        "drawn worlds; tests/evaluation/test_tv.py checks the set",
     ("docs/geometry.md", "full grid render"): "output of python benchmarks/render_reference.py (a benchmark)",
     ("docs/queries.md", "query      :="): "the grammar, in EBNF (tests/query/test_parser.py, test_syntax.py)",
     ("docs/queries.md", "square  = [0.04"): "two rows of a story table, quoted (the whole story: stories.md)",
