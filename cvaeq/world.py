@@ -183,7 +183,8 @@ class World:
         real dataset file of this world.
     :param file_constants: leading constant columns ``(name, value)`` of this
         world's data-file layout (dSprites files keep a ``color`` column).
-    :param description: one line for ``cvaeq plugins``.
+    :param description: one line saying what the world is, for people (no
+        command prints it today).
     :param laws: ``{name: Law}``: deterministic functions of factor values
         that stories may use as a factor's mean (the shadow's projection).
     """

@@ -97,7 +97,8 @@ def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json,
     true (rendered) counterfactuals (IoU, L1), axiomatic soundness
     (effectiveness, composition, reversibility), and TV to the story.
 
-    Under torchrun (``torchrun --nproc-per-node N -m cvaeq eval ...``) each
+    Under torchrun (``torchrun --nproc-per-node N -m cvaeq -- eval ...``; the
+    ``--`` keeps torchrun from taking ``--n`` for one of its own options) each
     process scores its share of the test images and rank 0 prints the same
     result as one process would."""
     import torch

@@ -30,13 +30,4 @@ def test_documented_error_messages_are_the_real_ones(text, message):
         assert part.strip(" ()") in str(info.value)
 
 
-def test_the_python_examples_in_queries_md_run():
-    import doctest
-
-    text = DOC.read_text()
-    blocks = re.findall(r"```python\n(>>> .*?)```", text, re.S)
-    assert blocks, "docs/queries.md has no >>> example"
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for i, block in enumerate(blocks):
-        runner.run(doctest.DocTestParser().get_doctest(block, {}, f"queries.md[{i}]", str(DOC), 0))
-    assert runner.summarize(verbose=False).failed == 0
+# The >>> examples of queries.md run under tests/test_docs_run.py, with every other block of the docs.
