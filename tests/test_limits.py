@@ -308,3 +308,27 @@ def test_the_estimate_covers_the_measured_peak_and_memory_returns(text, samples,
     m = json.loads(done.stdout.strip().splitlines()[-1])
     assert m["peak"] - m["before"] <= m["cost"], m
     assert m["after"] - m["before"] <= 16 << 20, m  # without the release: 35-48 MB stayed
+
+
+def test_no_big_tensor_outlives_a_question_that_resampled():
+    """An image question whose abduction resampled (a noise picture: ESS ~20 of 2,000) left the
+    decoder's [S, H, W] logits in the image mechanism, which outlives questions, until the next one
+    (the abduct/log_prob pair's memo, filled once more by the rejuvenation's lone abduct)."""
+    import gc
+    import warnings
+
+    import torch
+
+    from cvaeq.query.answer import ask
+
+    S = 2000
+    noise = (np.random.default_rng(0).random((64, 64)) < 0.1).astype(np.uint8)
+    a = ask("P(X | do(shape=square), X=img)", image=noise, samples=S)
+    assert a.ess < S / 2  # it resampled
+    del a
+    gc.collect()
+    with warnings.catch_warnings():  # walking every object touches torch's deprecated aliases
+        warnings.simplefilter("ignore")
+        big = [tuple(t.shape) for t in gc.get_objects()
+               if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() >= S * 64 * 64]
+    assert big == []
