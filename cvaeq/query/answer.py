@@ -60,6 +60,8 @@ __all__ = [
     "Answer",
     "ask",
     "answer_query",
+    "question_scm",
+    "question_work",
     "image_target",
     "load_mechanisms",
     "Mechanisms",
@@ -334,6 +336,32 @@ def _uses_image(r: ResolvedQuery) -> bool:
     return IMAGE in set(r.targets) | set(r.evidence) | {w.variable for w in r.worlds}
 
 
+def question_scm(r: ResolvedQuery, mech: Mechanisms):
+    """The SCM ``r`` is asked of: with the image node X when X is in the question
+    (a target, evidence, a world's variable), or Z is and :func:`_z_needs_image`."""
+    uses_image = _uses_image(r) or any(w.variable == IMAGE for w in r.world_evidence)
+    return mech.scm(uses_image or _z_needs_image(r, mech))
+
+
+def _z_needs_image(r: ResolvedQuery, mech: Mechanisms) -> bool:
+    """Whether a question about Z (and factors), with no X in it, must still be
+    asked of the SCM with the image node.
+
+    Not when X is the last node of the graph (it is when its parents are every
+    factor and Z, as the image model's are): the engine draws the noise node
+    by node in that order, so leaving X out changes no draw and the answer is
+    the same, bit for bit (``tests/query/test_answer.py``), without decoding
+    a picture per particle and world that nobody asked for. A model whose Z
+    has another size than its story's keeps the image node (its SCM's Z is
+    the model's).
+    """
+    latent = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
+    if not latent or mech.image_model is None:
+        return False
+    return (mech.story.graph.order[-1] != IMAGE
+            or int(getattr(mech.image_model, "latent_dim", mech.story.latent_dim)) != mech.story.latent_dim)
+
+
 def question_work(r: ResolvedQuery, scm, world) -> dict[str, int]:
     """What answering ``r`` on ``scm`` computes per particle, the arguments of
     :func:`cvaeq.limits.question_cost` (all but the particles).
@@ -385,9 +413,7 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
             f"{samples} samples is too many for a query about images (each is an image); "
             f"use at most {MAX_IMAGE_SAMPLES}"
         )
-    latent_target = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
-    with_image = uses_image or (latent_target and mech.image_model is not None)
-    scm = mech.scm(with_image)
+    scm = question_scm(r, mech)
     # bounded by its work before any is done: particles x worlds x pixels decoded (cvaeq.limits)
     cost = check_question_cost(samples, **question_work(r, scm, mech.story.world), error=QueryError)
     try:
