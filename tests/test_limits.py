@@ -316,7 +316,7 @@ print(json.dumps({"before": before, "peak": peak, "after": rss(), "cost": cost})
     ("P(X)", 6000, ""),
     ("P(X | do(shape=square), X=img)", 3000, IMG),
     (SIXTEEN_WORLDS, 1500, IMG),
-])
+], ids=["Z-1e6", "X-6000", "X=img-3000", "16-worlds-1500"])
 def test_the_estimate_covers_the_measured_peak_and_memory_returns(text, samples, image):
     """What a question takes (peak RSS above the warm process) is within :func:`question_cost`'s
     estimate, and once the answer is dropped the process is back near where it started (the
@@ -331,7 +331,8 @@ def test_the_estimate_covers_the_measured_peak_and_memory_returns(text, samples,
     assert done.returncode == 0, done.stderr[-2000:]
     m = json.loads(done.stdout.strip().splitlines()[-1])
     assert m["peak"] - m["before"] <= m["cost"], m
-    assert m["after"] - m["before"] <= 32 << 20, m  # without the release: 35 MB (X=img), 187 MB (P(Z)) stayed
+    if text != "P(Z)":  # a million particles' small arrays: 28 MB stay with the release, 0-187 MB without
+        assert m["after"] - m["before"] <= 16 << 20, m  # without the release: 35-62 MB (X=img) stayed
 
 
 def test_no_big_tensor_outlives_a_question_that_resampled():
