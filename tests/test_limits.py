@@ -314,9 +314,9 @@ print(json.dumps({"before": before, "peak": peak, "after": rss(), "cost": cost})
 @pytest.mark.parametrize("text, samples, image", [
     ("P(Z)", 1_000_000, ""),
     ("P(X)", 6000, ""),
-    ("P(X | do(shape=square), X=img)", 3000, IMG),
+    ("P(X | do(shape=square), X=img)", 6000, IMG),
     (SIXTEEN_WORLDS, 1500, IMG),
-], ids=["Z-1e6", "X-6000", "X=img-3000", "16-worlds-1500"])
+], ids=["Z-1e6", "X-6000", "X=img-6000", "16-worlds-1500"])
 def test_the_estimate_covers_the_measured_peak_and_memory_returns(text, samples, image):
     """What a question takes (peak RSS above the warm process) is within :func:`question_cost`'s
     estimate, and once the answer is dropped the process is back near where it started (the
@@ -325,14 +325,18 @@ def test_the_estimate_covers_the_measured_peak_and_memory_returns(text, samples,
     import subprocess
     import sys
 
+    from cvaeq.allocator import KEEP_BYTES
+
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([sys.executable, "-c", _MEASURE, text, str(samples), image], capture_output=True,
                           text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     m = json.loads(done.stdout.strip().splitlines()[-1])
     assert m["peak"] - m["before"] <= m["cost"], m
-    if text != "P(Z)":  # a million particles' small arrays: 28 MB stay with the release, 0-187 MB without
-        assert m["after"] - m["before"] <= 16 << 20, m  # without the release: 35-62 MB (X=img) stayed
+    # what the answer held is freed after the question ended, and up to KEEP_BYTES of free heap is
+    # kept by design (cvaeq.allocator): 0-28 MB stayed; without the release 68 MB (X=img at
+    # 6,000) and up to 187 MB (P(Z) at 1,000,000)
+    assert m["after"] - m["before"] <= KEEP_BYTES + (8 << 20), m
 
 
 def test_no_big_tensor_outlives_a_question_that_resampled():

@@ -69,8 +69,9 @@ def _still(node: Path, mode: str) -> None:
 
 
 def _leftovers(*folders: Path) -> list[str]:
-    """Temporary files a writer left (atomic_path's ``.NAME.*.tmp``)."""
-    return [p.name for d in folders for p in d.iterdir() if p.name.endswith(".tmp") or p.name.endswith(".png.tmp")]
+    """Temporary files a writer left (atomic_path's ``.NAME.*.tmp`` or ``.NAME.*.png``; training's
+    ``.NAME.lock`` stays by design)."""
+    return [p.name for d in folders for p in d.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")]
 
 
 def _one_line_2(result) -> str:
