@@ -85,6 +85,12 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
     it: those of the file it replaces, else the umask's (the temporary file
     itself is private to the user).
 
+    The one place cvaeq writes a file: ``final`` must be a new name or a
+    regular file (:func:`cvaeq.limits.checked_output`), checked before the
+    block runs and again just before the rename, so no output ever replaces
+    a device, a pipe, a socket or a folder; a link to a regular file is
+    written through (the link stays).
+
     >>> import pathlib, tempfile
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> with atomic_path(d / "a.txt") as tmp:
@@ -93,8 +99,9 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
     'hi'
     """
     from .errors import DataError
+    from .limits import checked_output
 
-    final = Path(final)
+    final = checked_output(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
@@ -109,6 +116,7 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
     try:
         yield Path(tmp)
         os.chmod(tmp, _mode_for(final))
+        checked_output(final)  # again: something may have been put there meanwhile
         os.replace(tmp, final)
     except BaseException:
         try:
@@ -127,7 +135,9 @@ def output_lock(*finals: str | os.PathLike):
 
     The lock is an advisory ``fcntl.flock`` on ``.NAME.lock`` beside the first
     file; the lock file stays (removing it would race), the lock goes with the
-    process, however it ends.
+    process, however it ends. Every output is checked first
+    (:func:`cvaeq.limits.checked_output`), so a long run never starts only to
+    find it may not write its file.
 
     >>> import pathlib, tempfile
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -141,12 +151,17 @@ def output_lock(*finals: str | os.PathLike):
     import fcntl
 
     from .errors import CvaeqError
+    from .limits import checked_output
 
+    finals = tuple(checked_output(f, "output", CvaeqError) for f in finals)
     first = Path(finals[0])
     lock = first.parent / f".{first.name}.lock"
     try:
         first.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CvaeqError(f"{lock}: the lock file is not a regular file; remove it, or choose another output")
     except OSError as e:
         raise CvaeqError(f"{first}: cannot write there ({e.strerror}); choose another path") from None
     except ValueError:  # a NUL byte in the name

@@ -87,6 +87,10 @@ def resample(story: str | None, world_name: str | None, n: int, seed: int, out: 
     if world_name is not None and loaded.world.name != world_name:
         raise CvaeqError(f"story {loaded.name!r} is about world {loaded.world.name!r}, not --world {world_name}; "
                          "leave out --world or pick a story of that world")
+    if out is not None:
+        from ..limits import checked_output
+
+        checked_output(out, "resampled .npz")  # before drawing
     drawn = draw(loaded, n, seed)
     out = out or cache_path(f"resampled-{safe_name(drawn.story_name)}-n{n}-s{seed}.npz")
     click.echo(save_resampled(drawn, out, grid=grid))

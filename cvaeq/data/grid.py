@@ -28,6 +28,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..limits import checked_output
 from ..paths import atomic_path, cache_path, grid_filename
 from ..world import World, get_world
 from .files import NpzWriter, layout_arrays
@@ -62,6 +63,7 @@ def build_grid(
 
     world = get_world(world)
     out = Path(out) if out is not None else cache_path(grid_filename(world.name))
+    checked_output(out, "grid")  # before any work (atomic_path checks it again)
     n = world.n_images if n is None else min(int(n), world.n_images)
     from ..limits import MAX_WORKERS, check_count
 

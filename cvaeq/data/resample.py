@@ -31,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DataError
+from ..limits import checked_output
 from ..paths import atomic_path
 from ..world import World, get_world
 from .files import Grid, NpzWriter, cached_grid, layout_arrays, load_grid
@@ -116,6 +117,7 @@ def save_resampled(
 
     from tqdm import tqdm
 
+    checked_output(out, "resampled .npz")  # before any work (atomic_path checks it again)
     world = resampled.world
     if grid is None:
         grid = cached_grid(world)

@@ -15,6 +15,7 @@ turns one into the mechanism.
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import pyro.distributions as dist
@@ -131,7 +132,7 @@ class BernoulliImage:
         self.factors = tuple(factors) if factors is not None else tuple(p for p in self.parents if p != latent)
         self.latent = latent
         self.shape = tuple(shape)
-        self._cache: tuple[tuple[Tensor, ...], Tensor] | None = None
+        self._cache: tuple[tuple[weakref.ref, ...], Tensor] | None = None
 
     def __repr__(self) -> str:
         return f"BernoulliImage(parents={self.parents}, shape={self.shape})"
@@ -176,17 +177,22 @@ class BernoulliImage:
     def _raw_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
         """Decode once for an ``abduct`` followed by ``log_prob`` on the very same parent tensors.
 
-        ``keep=True`` (abduct) stores the probabilities with the parent tensors;
-        ``keep=False`` (log_prob) uses them only if given those same tensor
-        objects, and forgets them either way, so nothing stale outlives the pair.
+        ``keep=True`` (abduct) stores the network's output with weak references
+        to the parent tensors; ``keep=False`` (log_prob) uses it only if given
+        those same tensor objects, and forgets it either way, so nothing stale
+        outlives the pair. An ``abduct`` with no ``log_prob`` after it (the
+        engine's rejuvenation after resampling) leaves it only as long as its
+        parent tensors live: it goes with the question's particles, and is never
+        held by the mechanism (which outlives questions) until the next one.
         """
         key = tuple(parents.get(p) for p in self.parents)
         cached, self._cache = self._cache, None
         if keep:
             raw = self._raw(parents)
-            self._cache = (key, raw)
+            if all(isinstance(k, Tensor) for k in key):
+                self._cache = _held(self, key, raw)
             return raw
-        if cached is not None and all(a is b and a is not None for a, b in zip(key, cached[0])):
+        if cached is not None and all(a is not None and a is r() for a, r in zip(key, cached[0])):
             return cached[1]
         return self._raw(parents)
 
@@ -366,3 +372,17 @@ def bernoulli_image(
     if decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")
     return BernoulliImage(parents, decode, factors=factors, latent=latent, shape=shape)
+
+
+def _held(mechanism: "BernoulliImage", key: tuple[Tensor, ...], raw: Tensor) -> tuple[tuple[weakref.ref, ...], Tensor]:
+    """``(weak references to key, raw)``, forgotten by ``mechanism`` as soon as a key tensor is freed."""
+    owner = weakref.ref(mechanism)
+    entry: list = []
+
+    def drop(_ref) -> None:
+        m = owner()
+        if m is not None and entry and m._cache is entry[0]:
+            m._cache = None
+
+    entry.append((tuple(weakref.ref(k, drop) for k in key), raw))
+    return entry[0]

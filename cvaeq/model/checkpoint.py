@@ -54,7 +54,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError, CvaeqError, PluginError
-from ..limits import MAX_CHECKPOINT_BYTES, read_limited
+from ..limits import MAX_CHECKPOINT_BYTES, checked_file, read_limited
 from ..paths import atomic_path
 from .family import DEFAULT_FAMILY, get_family
 
@@ -240,13 +240,14 @@ def read_metadata(path: str | os.PathLike) -> dict:
     as the shipped checkpoint of a story; :func:`load_checkpoint` verifies
     what it loads. Anything unreadable is a CheckpointError.
     """
-    path = Path(path)
+    path = checked_file(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError)
     foreign = f"{path}: not a cvaeq checkpoint (expected a .safetensors file written by `cvaeq train`)"
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             (n,) = struct.unpack("<Q", head) if len(head) == 8 else (-1,)
-            if not 0 < n <= _MAX_HEADER:
+            if not 0 < n <= min(_MAX_HEADER, size - 8):  # read what the file holds, never more
                 raise CheckpointError(foreign)
             header = json.loads(f.read(n))
         meta = json.loads(header["__metadata__"]["meta"])

@@ -47,8 +47,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ..allocator import release_freed_memory
 from ..engine import Result, infer, infer_worlds
 from ..errors import QueryError
+from ..limits import check_question_cost
 from ..loading import Mechanisms, load_mechanisms, shipped_checkpoint
 from ..story import IMAGE, LATENT, Story, load_story
 from .parser import parse
@@ -58,6 +60,8 @@ __all__ = [
     "Answer",
     "ask",
     "answer_query",
+    "question_scm",
+    "question_work",
     "image_target",
     "load_mechanisms",
     "Mechanisms",
@@ -82,6 +86,10 @@ IMAGE_SAMPLES = 100
 MAX_IMAGE_SAMPLES = 10_000
 #: At most this many particles for any query (memory grows with them).
 MAX_SAMPLES = 1_000_000
+#: A question estimated to take more memory than this (cvaeq.limits.question_cost)
+#: hands its freed buffers back to the system when it ends (a few milliseconds;
+#: smaller ones keep them for the next, :mod:`cvaeq.allocator`).
+RELEASE_ABOVE_BYTES = 256 << 20
 #: Sampled images in the grid PNG (8 per row).
 GRID_IMAGES = 64
 #: The file names written by :meth:`Answer.save_images`.
@@ -191,9 +199,7 @@ class Answer:
             raise QueryError(f"{self.query} has no image target: there are no pictures to write")
         from ..viz import save_grid, save_image
 
-        out = Path(out)
-        if out.exists() and not out.is_dir():
-            raise QueryError(f"--out {out} is a file; give a folder for the answer's PNGs")
+        out = _checked_out(out)
         paths: dict[str, str] = {}
         if self.evidence_image is not None:
             paths["evidence"] = str(save_image(self.evidence_image, out / IMAGE_FILES["evidence"]))
@@ -275,6 +281,18 @@ class Answer:
             lines.append("q(factors | X) reads off the mean image: "
                          + ", ".join(f"{f}={v}" for f, v in self.predicted.items()))
         return "\n".join(lines)
+
+
+def _checked_out(out: str | os.PathLike) -> Path:
+    """The folder ``out`` for an answer's PNGs, checked with each file it would
+    hold (:func:`cvaeq.limits.checked_folder`, :func:`~cvaeq.limits.checked_output`),
+    so that a bad name is refused before any file is written."""
+    from ..limits import checked_folder, checked_output
+
+    out = checked_folder(out, "answer's PNGs", QueryError)
+    for name in IMAGE_FILES.values():
+        checked_output(out / name, "PNG", QueryError)
+    return out
 
 
 def image_target(targets) -> str | None:
@@ -359,6 +377,66 @@ def _uses_image(r: ResolvedQuery) -> bool:
     return IMAGE in set(r.targets) | set(r.evidence) | {w.variable for w in r.worlds}
 
 
+def question_scm(r: ResolvedQuery, mech: Mechanisms):
+    """The SCM ``r`` is asked of: with the image node X when X is in the question
+    (a target, evidence, a world's variable), or Z is and :func:`_z_needs_image`."""
+    uses_image = _uses_image(r) or any(w.variable == IMAGE for w in r.world_evidence)
+    return mech.scm(uses_image or _z_needs_image(r, mech))
+
+
+def _z_needs_image(r: ResolvedQuery, mech: Mechanisms) -> bool:
+    """Whether a question about Z (and factors), with no X in it, must still be
+    asked of the SCM with the image node.
+
+    Not when X is the last node of the graph (it is when its parents are every
+    factor and Z, as the image model's are): the engine draws the noise node
+    by node in that order, so leaving X out changes no draw and the answer is
+    the same, bit for bit (``tests/query/test_answer.py``), without decoding
+    a picture per particle and world that nobody asked for. A model whose Z
+    has another size than its story's keeps the image node (its SCM's Z is
+    the model's).
+    """
+    latent = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
+    if not latent or mech.image_model is None:
+        return False
+    return (mech.story.graph.order[-1] != IMAGE
+            or int(getattr(mech.image_model, "latent_dim", mech.story.latent_dim)) != mech.story.latent_dim)
+
+
+def question_work(r: ResolvedQuery, scm, world) -> dict[str, int]:
+    """What answering ``r`` on ``scm`` computes per particle, the arguments of
+    :func:`cvaeq.limits.question_cost` (all but the particles).
+
+    Every world in which the image changes decodes one picture per particle:
+    the abduction's (it draws or explains the picture), then, in a one-world
+    query, the predicted world (the whole model is replayed), and in a query
+    about several worlds each distinct world whose interventions reach X.
+    """
+    intervened = {tuple(sorted(w.world.items())) for w in (*r.worlds, *r.world_evidence) if w.world}
+    if not r.multiworld:
+        intervened = {("predicted",)}  # one world, predicted by replaying the whole model
+    image = IMAGE in scm.nodes
+    pixels = 0
+    reaching = 0
+    if image:
+        pixels = int(np.prod(world.image_shape))
+        for do in intervened:
+            if do == ("predicted",) or any(v == IMAGE or IMAGE in scm.graph.descendants(v) for v, _ in do):
+                reaching += 1
+    values = nodes = 0
+    for v in scm.nodes:
+        if v == IMAGE:
+            continue
+        nodes += 1
+        m = scm.mechanisms[v]
+        size = getattr(m, "size", None)
+        dim = getattr(m, "dim", None)
+        # a class's noise has one Gumbel per class; a vector (Z) holds its noise and its value
+        values += int(size) if isinstance(size, int) and size > 0 else 2 * (dim if isinstance(dim, int) and dim > 0 else 1)
+    return {"pixels": pixels, "image_worlds": (1 + reaching) if image else 0, "values": values,
+            "nodes": nodes, "worlds": 1 + len(intervened)}
+
+
 def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
     """Answer a resolved query with the given mechanisms (see :func:`ask`)."""
     image_target = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
@@ -377,9 +455,18 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
             f"{samples} samples is too many for a query about images (each is an image); "
             f"use at most {MAX_IMAGE_SAMPLES}"
         )
-    latent_target = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
-    with_image = uses_image or (latent_target and mech.image_model is not None)
-    scm = mech.scm(with_image)
+    scm = question_scm(r, mech)
+    # bounded by its work before any is done: particles x worlds x pixels decoded (cvaeq.limits)
+    cost = check_question_cost(samples, **question_work(r, scm, mech.story.world), error=QueryError)
+    try:
+        return _answer(r, mech, scm, samples, seed)
+    finally:
+        if cost >= RELEASE_ABOVE_BYTES:  # a big question's freed buffers go back to the system
+            release_freed_memory()
+
+
+def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) -> Answer:
+    """The engine's answer to ``r`` on ``scm``, summarised (:func:`answer_query` checked it)."""
     evidence: dict[str, Any] = {}
     evidence_image = None
     for v, value in r.evidence.items():
@@ -463,6 +550,8 @@ def _ask(text, image, model, story, samples, seed, out) -> Answer:
         mech = load_mechanisms(story=mech.story, image=True)
     if loaded is not None and IMAGE not in r.evidence:
         raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
+    if out is not None and image_target(r.targets):
+        _checked_out(out)  # before any work: a bad --out fails at once
     a = answer_query(r, mech, samples, seed)
     if out is not None and image_target(a.targets):
         a = a.save_images(out)
