@@ -44,8 +44,9 @@ import torch
 from ..errors import DataError, QueryError
 from ..loading import load_mechanisms
 from ..query import parse, resolve
-from ..query.answer import DEFAULT_SAMPLES, IMAGE_SAMPLES, NEEDS_MODEL, Answer, image_target, answer_query
-from ..story import IMAGE, LATENT
+from ..query.answer import (DEFAULT_SAMPLES, IMAGE_SAMPLES, NEEDS_MODEL, Answer, answer_query, image_target,
+                            question_scm)
+from ..story import IMAGE
 
 __all__ = ["Explorer", "Explored", "Question", "MAX_QUERY_CHARS", "MAX_SERVE_SAMPLES", "MAX_SERVE_IMAGE_SAMPLES",
            "MAX_SERVE_PICTURES", "TRUTH_PARTICLES", "Z_BOUND"]
@@ -56,8 +57,8 @@ MAX_QUERY_CHARS = 2000
 MAX_SERVE_SAMPLES = 100_000
 #: Most particles per question about images (each particle decodes an image).
 MAX_SERVE_IMAGE_SAMPLES = 1000
-#: Most pictures decoded per question (particles x worlds with an image; Z is drawn by the image
-#: model, so a question about Z counts too): 16,384 pictures of 64x64 float32 are 256 MiB per copy.
+#: Most pictures decoded per question (particles x worlds with an image; a question about Z
+#: alone decodes none, see cvaeq.query.answer.question_scm): 16,384 pictures of 64x64 float32 are 256 MiB per copy.
 MAX_SERVE_PICTURES = 16_384
 #: Story particles defining the true counterfactual image (as ``cvaeq eval``'s default).
 TRUTH_PARTICLES = 256
@@ -310,9 +311,9 @@ class Explorer:
         if loaded is not None and IMAGE not in r.evidence:
             raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
         image_question = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
-        latent = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
-        # Z is drawn by the image model: a question about it decodes a picture per particle too
-        uses_image = image_question or IMAGE in r.evidence or (latent and self.has_model)
+        # a question about Z decodes pictures only when it must be asked with the image node
+        # (cvaeq.query.answer.question_scm decides it, as for the CLI and ask())
+        uses_image = image_question or IMAGE in r.evidence or (self.has_model and IMAGE in question_scm(r, self.mechanisms).nodes)
         if samples is not None:
             bound = MAX_SERVE_IMAGE_SAMPLES if uses_image else MAX_SERVE_SAMPLES
             check_count(samples, "samples", bound, error=QueryError)

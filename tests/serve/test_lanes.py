@@ -54,9 +54,10 @@ def test_a_questions_pictures_are_bounded(explorer):
     worlds = ", ".join(f"shape @ do(posY={explorer.world.label('posY', k)})" for k in range(17))
     with pytest.raises(QueryError, match=f"at most {MAX_SERVE_PICTURES:,}"):
         explorer.prepare(f"P({worlds} | X=img)", {"factors": HEART}, 1000)
-    # Z is drawn by the image model: a question about it is bounded as an image question
-    with pytest.raises(QueryError, match="from 1 to 1,000"):
-        explorer.prepare("P(Z)", samples=100_000)
+    # a question about Z alone is asked without the image node: it decodes no picture, and its
+    # 100,000 particles go to the big lane (it used to decode one picture per particle)
+    z = explorer.prepare("P(Z)", samples=100_000)
+    assert z.pictures == 0 and is_big(z)
 
 
 def test_small_questions_answer_while_a_big_one_runs(explorer):
