@@ -63,6 +63,8 @@ NOT_RUN = {
     ("docs/evaluation.md", "P(shape)"): "the TV queries cvaeq eval asks, written with placeholders (s', W) and "
                                         "drawn worlds; tests/evaluation/test_tv.py checks the set",
     ("docs/geometry.md", "full grid render"): "output of python benchmarks/render_reference.py (a benchmark)",
+    ("docs/plugins.md", "error: plugin 'cvaeq-ordinal'"): "the one line a misbehaving plugin's mechanism gets "
+                                                         "(tests/test_plugins.py asserts these lines)",
     ("docs/queries.md", "query      :="): "the grammar, in EBNF (tests/query/test_parser.py, test_syntax.py)",
     ("docs/queries.md", "square  = [0.04"): "two rows of a story table, quoted (the whole story: stories.md)",
     ("docs/queries.md", '{"query": "P(scale, scale @'): "excerpts of --json output with '...' (the queries "
@@ -138,6 +140,9 @@ APPROX = {
                       "and 33.8 in two runs); the timing line too"),
     ("docs/plugins.md", '$ cvaeq query "P(X | do(ballX=6)'): (
         0.5, 0.1, "the ESS of a model trained in the same run (thread count)"),
+    ("docs/queries.md", '$ python -c "import numpy as np; np.save(\'noise.npy\''): (
+        0.5, 0.05, "the ESS of a picture the model cannot explain rests on a few particles, whose weights "
+                   "move with torch's thread count: 17.5 with two threads, 17.7 with one"),
     ("docs/plugins.md", '$ cvaeq query "P(paddleX | do(ballX=6), X=img)"'): (
         0.02, 0.2, "particles of a model trained in the same run (thread count)"),
 }
@@ -566,7 +571,11 @@ class DocRun:
 
         before = [b.text for b in read_blocks(self.doc) if b.lang == "python" and b.line < block.line
                   and kind(b) == "python" and b.line > self.test_context_start(block)]
-        path = self.tmp / f"test_shown_{block.line}.py"
+        # a folder of its own: the doc's folder holds cvaeq/weights/ (export_checkpoint's target), which
+        # on sys.path would be a namespace package hiding the installed cvaeq
+        here = self.tmp / f"shown-test-{block.line}"
+        here.mkdir(exist_ok=True)
+        path = here / f"test_shown_{block.line}.py"
         path.write_text("\n".join(before + [text]))
         for load in (None, "0") if self.whole else (None,):
             env = {k: v for k, v in os.environ.items() if k != "CVAEQ_LOAD_PLUGINS"}
@@ -576,7 +585,7 @@ class DocRun:
             if load is not None:
                 env["CVAEQ_LOAD_PLUGINS"] = load
             result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
-                                    cwd=self.tmp, env=env, capture_output=True, text=True, timeout=600)
+                                    cwd=here, env=env, capture_output=True, text=True, timeout=600)
             if result.returncode != 0:
                 self.fail(block, f"the test shown fails under pytest (CVAEQ_LOAD_PLUGINS={load or 'unset'}):\n"
                                  f"{result.stdout[-3000:]}{result.stderr[-2000:]}")
