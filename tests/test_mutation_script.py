@@ -2,6 +2,7 @@
 whatever happens, and reports a pattern that no longer matches instead of skipping it."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,12 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "mutation.py"
 def mutation():
     spec = importlib.util.spec_from_file_location("mutation_benchmark", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
 
 
 def test_a_mutant_is_planted_in_its_block_and_the_file_restored_even_on_error(mutation, tmp_path):
