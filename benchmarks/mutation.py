@@ -131,7 +131,7 @@ MUTANTS: list[Mutant] = [
            equivalent="differs only when the ESS is exactly half the particles; resampling then is"
                       " as right as not (both are the same posterior)"),
     Mutant("proposal_weight_sign", "cvaeq/engine/abduction.py", "log_w = log_w - log_q.double()",
-           "log_w = log_w + log_q.double()", T_ENGINE + T_IMAGE),
+           "log_w = log_w + log_q.double()", T_ENGINE + T_ANSWER),
     Mutant("fallback_sum_not_mean", "cvaeq/engine/abduction.py", "frac = match.double().mean(1)",
            "frac = match.double().sum(1)", T_ENGINE,
            equivalent="log(sum) = log(mean) + log(samples): the same constant on every particle's"
@@ -145,7 +145,7 @@ MUTANTS: list[Mutant] = [
            "return float(hold.double().mean())", T_WORLDS),
     Mutant("z_sd_worlds_unweighted", "cvaeq/query/answer.py",
            "    sd = ((s - mean).pow(2) * w).sum(0).clamp(min=0).sqrt()\n    return",
-           "    sd = (s - mean).pow(2).mean(0).clamp(min=0).sqrt()\n    return", T_WORLDS),
+           "    sd = (s - mean).pow(2).mean(0).clamp(min=0).sqrt()\n    return", T_WORLDS + T_ANSWER),
     Mutant("evidence_domain_off_by_one", "cvaeq/engine/abduction.py", "if bool(((t < 0) | (t >= size)).any()):",
            "if bool(((t < 0) | (t > size)).any()):", T_ENGINE),
     # --- story tables ---------------------------------------------------------------------------

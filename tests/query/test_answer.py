@@ -101,6 +101,19 @@ def test_expectation_of_posY_under_do_scale():
     assert a.expectation["posY"] == pytest.approx(exact, abs=4 * 0.3 / np.sqrt(8000))
 
 
+def test_expectation_under_evidence_is_weighted_and_matches_bayes():
+    """E[posX | scale=1]: the particles draw shape from its prior and are weighted
+    by P(scale=1 | shape) (unequal weights); the exact answer by Bayes over shape."""
+    a = ask("E[posX | scale=1]", story="default", samples=8000, seed=11)
+    posterior = STORY.table("shape") * STORY.table("scale")[:, 5]
+    posterior /= posterior.sum()
+    exact = float(posterior @ (STORY.table("posX") @ VALUES["posX"]))
+    assert a.kind == "observational" and a.ess < 6000  # the weights are far from equal
+    assert a.expectation["posX"] == pytest.approx(exact, abs=4 * 0.3 / np.sqrt(a.ess))
+    prior_mean = float(STORY.table("shape") @ (STORY.table("posX") @ VALUES["posX"]))
+    assert abs(exact - prior_mean) > 8 * 0.3 / np.sqrt(a.ess)  # what ignoring the weights would give
+
+
 def test_counterfactual_gumbel_max_matches_rejection_sampling():
     # P(scale | do(shape=square), shape=heart, scale=0.5): keep the Gumbel noise that made a
     # heart small, replay it through the square's row.
