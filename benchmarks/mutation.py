@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in skipped:
             print(f"  not run  {m.name}: {results[m.name]}")
         not_equivalent = [m for m in survived if not m.equivalent]
-        print(f"kill rate excluding judged-equivalent survivors: {len(killed)} of {len(ran) - len(survived) + len(not_equivalent)}")
+        counted = len(ran) - len(survived) + len(not_equivalent)
+        print(f"kill rate excluding judged-equivalent survivors: {len(killed)} of {counted}")
     return 0
 
 

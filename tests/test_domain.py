@@ -49,7 +49,8 @@ def test_half_a_grid_step_past_either_end_is_the_end_and_a_hair_more_is_refused(
         assert world.parse_value(factor, repr(value)) == cls
         assert _do(story, factor, value) == cls
     for value in outside:
-        with pytest.raises(DataError, match=f"{factor}=.* is off the domain; allowed: " + re.escape(world.factor(factor).domain)):
+        allowed = re.escape(world.factor(factor).domain)
+        with pytest.raises(DataError, match=f"{factor}=.* is off the domain; allowed: {allowed}"):
             world.snap(factor, value)
         with pytest.raises(QueryError, match="is off the domain"):
             _do(story, factor, value)

@@ -3,7 +3,8 @@ import pytest
 
 from cvaeq.worlds.dsprites.factors import VALUES
 from cvaeq.worlds.dsprites.render import render
-from cvaeq.evaluation.metrics import THRESHOLD, binarise, factor_correct, given_factor, iou, l1, soft_iou, total_variation
+from cvaeq.evaluation.metrics import (THRESHOLD, binarise, factor_correct, given_factor, iou, l1, soft_iou,
+                                     total_variation)
 from cvaeq.world import Factor, World, get_world
 
 WORLD = get_world("dsprites")
