@@ -361,3 +361,57 @@ def test_no_big_tensor_outlives_a_question_that_resampled():
         big = [tuple(t.shape) for t in gc.get_objects()
                if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() >= S * 64 * 64]
     assert big == []
+
+
+@pytest.mark.parametrize("what, bound", [("story", MAX_STORY_BYTES), ("image", 16 << 20), ("checkpoint", 4 << 30),
+                                         ("grid", 64 << 30)])
+def test_a_file_of_exactly_the_documented_maximum_is_accepted_and_one_byte_more_refused(tmp_path, what, bound):
+    """The bounds are inclusive ("no larger than"): the edge on both sides, with
+    sparse files (truncate writes no data, so even the 64 GiB one costs no disk)."""
+    from cvaeq import limits
+
+    constant = {"story": limits.MAX_STORY_BYTES, "image": limits.MAX_IMAGE_BYTES,
+                "checkpoint": limits.MAX_CHECKPOINT_BYTES, "grid": limits.MAX_GRID_BYTES}[what]
+    assert constant == bound  # the documented figure (docs/cli.md)
+    edge = tmp_path / "edge"
+    with open(edge, "wb") as f:
+        f.truncate(bound)
+    assert checked_file(edge, what, bound) == edge
+    with open(edge, "r+b") as f:
+        f.truncate(bound + 1)
+    with pytest.raises(DataError, match=f"{bound + 1:,} bytes, more than the {bound:,}"):
+        checked_file(edge, what, bound)
+
+
+def test_read_limited_reads_a_file_of_exactly_the_maximum_whole(tmp_path):
+    edge = tmp_path / "story.toml"
+    edge.write_bytes(b"#" * 1000)
+    assert read_limited(edge, "story", 1000) == b"#" * 1000
+    edge.write_bytes(b"#" * 1001)
+    with pytest.raises(DataError, match="more than the 1,000"):
+        read_limited(edge, "story", 1000)
+    with open(tmp_path / "sparse.toml", "wb") as f:
+        f.truncate(MAX_STORY_BYTES)  # the documented maximum, through the story loader's own bound
+    assert len(read_limited(tmp_path / "sparse.toml", "story", MAX_STORY_BYTES)) == MAX_STORY_BYTES
+
+
+def test_a_file_that_grows_past_the_bound_between_check_and_read_is_refused(tmp_path, monkeypatch):
+    """read_limited reads at most max + 1 bytes: a file that grew after its size was checked is refused."""
+    from cvaeq import limits
+
+    path = tmp_path / "s.toml"
+    path.write_bytes(b"#" * 10)
+    monkeypatch.setattr(limits, "checked_file", lambda p, *a, **k: (path.write_bytes(b"#" * 11), p)[1])
+    with pytest.raises(DataError, match="more than the 10 bytes"):
+        read_limited(path, "story", 10)
+
+
+@pytest.mark.parametrize("low, bound", [(1, 10), (0, 2**63 - 1)])
+def test_check_count_takes_both_ends_and_refuses_one_past_them(low, bound):
+    from cvaeq.limits import check_count
+
+    assert check_count(low, "--n", bound, low=low) == low
+    assert check_count(bound, "--n", bound, low=low) == bound
+    for outside in (low - 1, bound + 1):
+        with pytest.raises(CvaeqError, match=f"from {low:,} to {bound:,}, got {outside}"):
+            check_count(outside, "--n", bound, low=low)

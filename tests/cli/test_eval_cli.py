@@ -12,8 +12,8 @@ KEYS = {"world", "nll_nats", "elbo_nats", "nll_given_factors_nats", "elbo_given_
 ARGS = ["--n", "2", "--samples", "4", "--tv-particles", "200", "--threads", "1", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def _save(path, orientation=None):
+    """An untrained CausalVAE with the story's own factor tables (``orientation``: that table instead)."""
     from cvaeq.model.checkpoint import save_checkpoint
     from cvaeq.model.cvae import CausalVAE
     from cvaeq.model.networks import ArchConfig
@@ -23,9 +23,15 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = CausalVAE(ArchConfig(latent_dim=story.latent_dim))
     tables = {f: np.log(story.table(f)) for f in story.factors}
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    if orientation is not None:
+        tables["orientation"] = np.log(orientation)
     save_checkpoint(path, model, story, tables, train_config={"n": 0}, epoch=0)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return _save(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +106,24 @@ def test_default_particles_are_those_of_an_image_query():
 
     default = next(p.default for p in eval_command.params if p.name == "samples")
     assert default == SAMPLES == IMAGE_SAMPLES
+
+
+def test_the_tv_to_the_story_is_the_known_answer(json_run, tmp_path):
+    """The factor-level scores have known answers whatever the image model:
+    the story's own tables are at TV 0 from it; a model whose orientation table
+    puts 1.5/40 on each of the first 20 classes and 0.5/40 on the rest (orientation
+    has no factor parents or children) differs only in P(orientation), by
+    0.5 * 40 * (0.5/40) = 0.25, averaged over the story's 20 interventional
+    queries: 0.0125, and its counterfactual answers, all about other factors,
+    are those of the story to the bit (same particles, same seed)."""
+    out = json.loads(json_run.stdout)
+    assert out["tv"]["interventional"] == pytest.approx(0.0, abs=1e-12) and out["tv"]["counterfactual"] == 0.0
+    skewed = _save(tmp_path / "skewed.safetensors", orientation=np.r_[np.full(20, 1.5 / 40), np.full(20, 0.5 / 40)])
+    before = torch.get_num_threads()
+    r = CliRunner().invoke(main, ["eval", "--model", str(skewed), "--json", *ARGS])
+    torch.set_num_threads(before)
+    assert r.exit_code == 0, r.output
+    tv = json.loads(r.stdout)["tv"]
+    assert tv["queries"] == 40
+    assert tv["interventional"] == pytest.approx(0.25 / 20, abs=1e-12)
+    assert tv["counterfactual"] == 0.0

@@ -187,3 +187,21 @@ def test_fallback_refuses_continuous_values():
     scm = SCM(CausalGraph([], nodes=["Z"]), {"Z": bare(GaussianLatent)(dim=2)})
     with pytest.raises(MechanismError, match="needs discrete values"):
         fallback_abduct(scm, "Z", torch.full((3, 2), 0.5), {})
+
+
+def test_every_weighted_summary_of_a_result_against_a_hand_computation():
+    """Unequal weights, summaries computed by hand: the distribution and expectation
+    of a factor, the mean of a vector, the highest-weight images first."""
+    from cvaeq.engine.counterfactual import Result
+
+    w = torch.tensor([0.1, 0.5, 0.15, 0.25], dtype=torch.float64)
+    images = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1).expand(4, 2, 2)
+    r = Result(targets=("scale", "Z", "X"), samples={"scale": torch.tensor([0, 2, 2, 5]),
+               "Z": torch.tensor([[1.0, -1.0], [3.0, 0.0], [-2.0, 4.0], [0.0, 2.0]]), "X": images},
+               factual={}, weights=w, ess=1 / float((w * w).sum()), kind="observational", sizes={"scale": 6},
+               grids={"scale": torch.linspace(0.5, 1, 6, dtype=torch.float64)})
+    assert r.distribution("scale") == pytest.approx({0: 0.1, 1: 0, 2: 0.65, 3: 0, 4: 0, 5: 0.25})
+    assert r.expectation("scale") == pytest.approx(0.1 * 0.5 + 0.65 * 0.7 + 0.25 * 1.0)
+    assert r.mean("Z").tolist() == pytest.approx([0.1 * 1 + 0.5 * 3 - 0.15 * 2, -0.1 + 0.15 * 4 + 0.25 * 2])
+    np.testing.assert_allclose(r.mean_image().numpy(), np.full((2, 2), 0.5 + 2 * 0.15 + 3 * 0.25), rtol=1e-6)
+    assert r.sample_images(3)[:, 0, 0].tolist() == [1.0, 3.0, 2.0]  # weights 0.5, 0.25, 0.15

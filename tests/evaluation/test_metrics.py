@@ -3,7 +3,8 @@ import pytest
 
 from cvaeq.worlds.dsprites.factors import VALUES
 from cvaeq.worlds.dsprites.render import render
-from cvaeq.evaluation.metrics import factor_correct, given_factor, iou, l1, soft_iou, total_variation
+from cvaeq.evaluation.metrics import (THRESHOLD, binarise, factor_correct, given_factor, iou, l1, soft_iou,
+                                     total_variation)
 from cvaeq.world import Factor, World, get_world
 
 WORLD = get_world("dsprites")
@@ -22,6 +23,14 @@ def test_iou_of_overlapping_and_empty_images():
     a[0, :4], b[0, 2:6] = True, True     # 16 shared of 48
     a[1, :2] = True                       # disjoint from an empty image
     assert iou(a, b).tolist() == pytest.approx([16 / 48, 0.0, 1.0])
+
+
+def test_a_pixel_on_in_exactly_half_the_worlds_is_off():
+    """docs/evaluation.md: mean images are thresholded as ``mean > 0.5``; with an
+    even number of particles a pixel on in exactly half of them is a tie, and off."""
+    assert THRESHOLD == 0.5
+    mean = np.array([[[0.5, np.nextafter(0.5, 1), np.nextafter(0.5, 0), 0.0, 1.0]]])
+    assert binarise(mean).tolist() == [[[False, True, False, False, True]]]
 
 
 def test_soft_iou_equals_iou_on_binary_images_and_scores_blur():

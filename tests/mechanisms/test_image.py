@@ -1,5 +1,7 @@
 """The Bernoulli image mechanism with a tiny image model trained here in seconds."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ from cvaeq.worlds.dsprites.render import render
 from cvaeq.engine import abduct, infer, intervene, predict
 from cvaeq.errors import MechanismError, QueryError
 from cvaeq.mechanisms import BernoulliImage, ImageModel, bernoulli_image
+from cvaeq.mechanisms import image as image_module
+from cvaeq.mechanisms.image import missing_members
 from cvaeq.scm import build_scm
 from cvaeq.story import load_story
 
@@ -73,8 +77,25 @@ def scm(model):
     return build_scm(load_story(), image_model=model)
 
 
-def test_tiny_model_is_an_image_model(model):
-    assert isinstance(model, ImageModel)
+def test_the_protocol_check_names_the_member_a_model_lacks(model):
+    """A model missing part of the ImageModel protocol is refused naming what it lacks;
+    the decoder may be pixel_logits or decode_probs, either is enough."""
+    members = {"latent_dim": 2, "decode_probs": model.decode_probs, "pixel_logits": lambda c, z: None,
+               "factor_logits": model.factor_logits, "z_posterior": model.z_posterior}
+    for missing, named in [("factor_logits", "factor_logits()"), ("z_posterior", "z_posterior()"),
+                           (("decode_probs", "pixel_logits"), "pixel_logits() or decode_probs()")]:
+        partial = type("Partial", (), {k: staticmethod(v) if callable(v) else v for k, v in members.items()
+                                       if k not in (missing if isinstance(missing, tuple) else (missing,))})()
+        assert missing_members(partial) == named
+        assert not isinstance(partial, ImageModel) or named == "pixel_logits() or decode_probs()"
+        with pytest.raises(MechanismError, match=re.escape(f"the image model has no {named}")):
+            bernoulli_image(partial, factors=FACTORS)
+    for decoder in ("decode_probs", "pixel_logits"):  # one decoder of the two is enough
+        one = type("One", (), {k: staticmethod(v) if callable(v) else v for k, v in members.items()
+                               if k != decoder})()
+        assert missing_members(one) is None
+        assert bernoulli_image(one, factors=FACTORS).parents == (*FACTORS, "Z")
+    assert missing_members(model) is None
 
 
 def test_abducted_pixel_noise_replays_the_image_exactly():
@@ -293,3 +314,99 @@ def test_the_proposals_categorical_draw_is_pyros_to_the_bit():
     q = dist.Categorical(logits=logits)
     want = q.sample()
     assert torch.equal(k, want) and torch.equal(lq, q.log_prob(want).double())
+
+
+# --- exact replay near the limits, and what the noise's logit bound is for -----------------------
+
+PIXEL_DTYPES = [torch.float64, torch.float32]
+
+
+def _bound(dtype):
+    """The mechanism's logit bound for the pixel noise in ``dtype``, read from the module."""
+    return image_module.NOISE_LOGIT_BOUND if dtype == torch.float64 else image_module.NOISE_LOGIT_BOUND_FLOAT32
+
+
+def _extreme_logits(n, dtype):
+    """``[n, 64, 64]`` logits where the decoder is (nearly) sure: magnitudes from
+    half the bound to a hundred times it, both signs, and some beyond float64's
+    certainty (sigmoid(45) is exactly 1.0)."""
+    g = torch.Generator().manual_seed(26)
+    magnitude = _bound(dtype) * torch.exp(torch.empty(n, 64, 64).uniform_(np.log(0.5), np.log(100), generator=g))
+    sign = torch.randint(0, 2, (n, 64, 64), generator=g) * 2 - 1
+    return (magnitude * sign).float()
+
+
+@pytest.mark.parametrize("dtype", PIXEL_DTYPES)
+def test_pixels_the_decoder_is_sure_of_replay_exactly_whichever_way_they_are_observed(dtype):
+    """Every pixel of 40 images with logits at and far beyond the bound, observed
+    on or off at random (so half contradict the decoder): U | X replays X exactly,
+    with U strictly below p where on and at or above it where off (X = 1[U < p])."""
+    logits = _extreme_logits(40, dtype)
+    m = BernoulliImage((), None, logits=lambda ps: logits, dtype=dtype)
+    x = (torch.rand(40, 64, 64, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    torch.manual_seed(0)
+    u = m.abduct(x, {})
+    p = m.probs({})
+    on = x > 0.5
+    assert bool((u[on] < p[on]).all()) and bool((u[~on] >= p[~on]).all())
+    assert bool((u >= 0).all()) and bool((u < 1).all())
+    assert torch.equal(m.assign({}, u), x)
+
+
+@pytest.mark.parametrize("dtype", PIXEL_DTYPES)
+@pytest.mark.parametrize("extreme", ["zero", "largest below one"])
+def test_replay_holds_for_the_extreme_uniform_draws(dtype, extreme, monkeypatch):
+    """The uniforms behind the abducted noise at the very ends of [0, 1): v = 0 puts
+    an off pixel's noise exactly at p, and v = 1 - ulp rounds an on pixel's p v up to
+    p; the replay must hold for those draws too, for every probability."""
+    logits = torch.cat([_extreme_logits(2, dtype), torch.randn(2, 64, 64) * 4]).float()
+    m = BernoulliImage((), None, logits=lambda ps: logits, dtype=dtype)
+    x = (torch.rand(4, 64, 64, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    real_rand = torch.rand
+
+    def rand(*shape, dtype=None, **kw):
+        one = torch.ones((), dtype=dtype)
+        v = torch.zeros((), dtype=dtype) if extreme == "zero" else torch.nextafter(one, torch.zeros_like(one))
+        return v.expand(*real_rand(*shape, dtype=dtype, **kw).shape).clone()
+
+    # and a decoder of probabilities (no logits) down to float32's subnormals: sigmoid(-90) = 8e-40
+    tiny = torch.logspace(-45, 0, 64 * 64, dtype=torch.float64).float().reshape(1, 64, 64)
+    probs = torch.cat([tiny, 1 - tiny, torch.rand(2, 64, 64)])
+    byprobs = BernoulliImage((), lambda ps: probs)
+    xp = (torch.rand(4, 64, 64, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    xp[probs == 0], xp[probs == 1] = 0.0, 1.0  # what those probabilities make impossible
+    monkeypatch.setattr(torch, "rand", rand)
+    u = m.abduct(x, {})
+    up = byprobs.abduct(xp, {})
+    monkeypatch.undo()
+    assert torch.equal(m.assign({}, u), x)
+    assert torch.equal(byprobs.assign({}, up), xp)
+
+
+@pytest.mark.parametrize("dtype", PIXEL_DTYPES)
+def test_the_noise_logit_bound_leaves_room_for_noise_and_keeps_every_probability(dtype):
+    """What NOISE_LOGIT_BOUND is for: clamping the logits for the noise must
+    (1) keep sigmoid(±bound) strictly inside (0, 1) in the pixel dtype, with more
+    than one float between it and the end, so that an off pixel the decoder is sure
+    is on still has noise (p, 1) to replay it; and (2) change no probability by more
+    than the documented precision (float64: "a change of probability below 1e-13";
+    float32: evaluation's "~1e-6 in each probability"): the pixels a decoder is sure
+    of keep their probability, as sampled."""
+    bound = _bound(dtype)
+    one, zero = torch.ones((), dtype=dtype), torch.zeros((), dtype=dtype)
+    top = torch.sigmoid(torch.tensor(bound, dtype=dtype))
+    bottom = torch.sigmoid(torch.tensor(-bound, dtype=dtype))
+    assert top < torch.nextafter(torch.nextafter(one, zero), zero)  # (p, 1) holds at least two floats
+    assert bottom > 0
+    tolerance = 1e-13 if dtype == torch.float64 else 1e-5
+    logits = torch.linspace(-4 * bound - 50, 4 * bound + 50, 4001, dtype=torch.float64)
+    m = BernoulliImage((), None, logits=lambda ps: logits.reshape(1, 1, -1).float(), shape=(1, 4001), dtype=dtype)
+    p = m.probs({}).double().reshape(-1)
+    exact = torch.sigmoid(logits.float().double())
+    assert float((p - exact).abs().max()) <= tolerance
+    # sampled: a pixel of logit 8 is on 99.97% of the time, not sigmoid(3) = 95% (a bound of 3 would say)
+    sure = BernoulliImage((), None, logits=lambda ps: torch.full((20000, 1, 1), 8.0), shape=(1, 1), dtype=dtype)
+    torch.manual_seed(3)
+    draws = sure.assign({}, sure.noise_prior(20000).sample())
+    p8 = float(torch.sigmoid(torch.tensor(8.0)))
+    assert float(draws.mean()) == pytest.approx(p8, abs=4 * np.sqrt(p8 * (1 - p8) / 20000))

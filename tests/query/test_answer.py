@@ -101,6 +101,19 @@ def test_expectation_of_posY_under_do_scale():
     assert a.expectation["posY"] == pytest.approx(exact, abs=4 * 0.3 / np.sqrt(8000))
 
 
+def test_expectation_under_evidence_is_weighted_and_matches_bayes():
+    """E[posX | scale=1]: the particles draw shape from its prior and are weighted
+    by P(scale=1 | shape) (unequal weights); the exact answer by Bayes over shape."""
+    a = ask("E[posX | scale=1]", story="default", samples=8000, seed=11)
+    posterior = STORY.table("shape") * STORY.table("scale")[:, 5]
+    posterior /= posterior.sum()
+    exact = float(posterior @ (STORY.table("posX") @ VALUES["posX"]))
+    assert a.kind == "observational" and a.ess < 6000  # the weights are far from equal
+    assert a.expectation["posX"] == pytest.approx(exact, abs=4 * 0.3 / np.sqrt(a.ess))
+    prior_mean = float(STORY.table("shape") @ (STORY.table("posX") @ VALUES["posX"]))
+    assert abs(exact - prior_mean) > 8 * 0.3 / np.sqrt(a.ess)  # what ignoring the weights would give
+
+
 def test_counterfactual_gumbel_max_matches_rejection_sampling():
     # P(scale | do(shape=square), shape=heart, scale=0.5): keep the Gumbel noise that made a
     # heart small, replay it through the square's row.
@@ -144,6 +157,41 @@ def test_latent_target_reports_mean_and_sd_per_dimension():
     assert len(d["mean"]["Z"]) == len(d["sd"]["Z"]) == STORY.latent_dim
     np.testing.assert_allclose(d["mean"]["Z"], 0, atol=0.1)
     np.testing.assert_allclose(d["sd"]["Z"], 1, atol=0.1)
+
+
+class WideZProposal(RenderModel):
+    """The render model with q(Z | X, factors) = Normal(0.2, 1.2) in every dimension:
+    the decoder ignores Z, so Z's posterior given an image is its prior N(0, I), and
+    the particles carry unequal weights prior / proposal (ESS about two thirds of
+    the particles: no resampling)."""
+
+    def z_posterior(self, x, c):
+        return torch.full((x.shape[0], self.latent_dim), 0.2), torch.full((x.shape[0], self.latent_dim), 1.2)
+
+
+@pytest.mark.parametrize("text, keys", [
+    ("P(Z | X=img)", ["Z"]),
+    ("P(Z, Z @ do(shape=square) | X=img)", ["Z", "Z @ do(shape=square)"]),
+])
+def test_z_mean_and_sd_under_evidence_are_weighted(text, keys):
+    """With unequal weights, Z's mean and sd are the weighted ones, computed here
+    by hand from the particles, and they are the prior's 0 and 1 (the answer is
+    known: Z does not shape this decoder's images), not the proposal's 0.2 and 1.2."""
+    model = WideZProposal([HEART, SQUARE_HELD, {**HEART, "shape": 1}])
+    a = ask(text, image=HEART_TEXT, model=model, samples=2000, seed=9)
+    w = a.result.weights.double()
+    assert float(w.max() / w.min()) > 10 and 600 < a.ess < 1950  # unequal weights, kept (not resampled)
+    for key in keys:
+        z = a.result.samples[key].double()
+        mean = (w[:, None] * z).sum(0)
+        sd = (w[:, None] * (z - mean) ** 2).sum(0).sqrt()
+        np.testing.assert_allclose(a.latent[key]["mean"], mean.numpy(), atol=1e-9)
+        np.testing.assert_allclose(a.latent[key]["sd"], sd.numpy(), atol=1e-9)
+        se = 1 / np.sqrt(a.ess)  # the standard error of the mean; the sd's is about 1 / sqrt(2 ESS)
+        np.testing.assert_allclose(a.latent[key]["mean"], 0, atol=4 * se)
+        np.testing.assert_allclose(a.latent[key]["sd"], 1, atol=4 * se / np.sqrt(2))
+        unweighted = z.std(0, correction=0)
+        assert float((unweighted - sd).abs().max()) > 0.05  # the weights matter here
 
 
 def test_same_seed_same_answer_other_seed_other_answer():
