@@ -10,6 +10,12 @@ string and class exactly, and every number to six significant digits (an ESS
 is a sum of weights from float32 networks, whose last bits follow the CPU's
 BLAS kernels: on an AMD EPYC one differed in its sixth digit, 851.108773
 against the recorded 851.105011, while all the images were the same bytes).
+
+Re-recorded once since, on 2026-12-07: the image mechanism's pixel noise is
+drawn in float32 (it was float64), so the sampled and mean PNGs of the two
+image counterfactuals changed (every other field stayed the same);
+tests/mechanisms/test_pixel_precision.py shows the two streams' answers agree
+within Monte Carlo error.
 """
 
 import hashlib
