@@ -114,7 +114,8 @@ class BernoulliImage:
     :param dtype: the precision of the pixel arithmetic from logits (noise,
         probabilities; and the likelihood of non-binary images): float32 (the
         default since 2026-12-07, what queries and evaluation use: the
-        uniforms drawn and compared in float32, about twice as fast), or
+        uniforms drawn and compared in float32, which takes about a tenth off
+        an image counterfactual's engine time, benchmarks/pixel_dtype.py), or
         float64 (what queries used before; the same answers within Monte
         Carlo error, tests/mechanisms/test_pixel_precision.py). Either way the
         abducted noise replays the evidence exactly.
