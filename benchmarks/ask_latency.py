@@ -4,7 +4,8 @@
 over seeds, with the shipped model named by path each time (as a script or
 server calls it), beside the engine alone (``cvaeq.engine.infer`` on an SCM
 built once). Prints the median wall time in ms of each, with the threads and
-the load average. Threads: ``--threads`` if given, else what ``cvaeq query``
+the load average, and the median CPU time of each (the process's, all
+threads: on a shared machine it moves less with the load than wall time). Threads: ``--threads`` if given, else what ``cvaeq query``
 picks (:mod:`cvaeq.threads`; on a tree without it, torch's default).
 Compare two commits interleaved with::
 
@@ -24,14 +25,16 @@ QUERY = "P(X | do(shape=square), X=img)"
 IMAGE = "shape=heart,scale=1,orientation=0.8,posX=0.3,posY=0.6"
 
 
-def median_ms(fn, repeats: int) -> float:
+def median_ms(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of ``fn(seed)`` over ``repeats`` seeds."""
     fn(0)  # warm-up
-    times = []
+    times, cpu = [], []
     for seed in range(1, repeats + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn(seed)
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def main() -> None:
@@ -67,7 +70,8 @@ def main() -> None:
     asked = median_ms(lambda s: ask(QUERY, image=IMAGE, model=path, samples=args.particles, seed=s), args.repeats)
     print(f"{QUERY}, {args.particles} particles, {threads} thread(s), {args.repeats} repeats, "
           f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
-    print(f"median engine {engine:.1f} ms, ask() {asked:.1f} ms")
+    print(f"median engine {engine[0]:.1f} ms, ask() {asked[0]:.1f} ms; CPU engine {engine[1]:.1f} ms, "
+          f"ask() {asked[1]:.1f} ms")
 
 
 if __name__ == "__main__":

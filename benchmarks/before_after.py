@@ -7,7 +7,8 @@ benchmark script of ``benchmarks/`` alternately on that tree and on this one,
 ``--rounds`` times, the order flipping each round, with the 1-minute load
 average printed beside every run. Each tree runs its own copy of the script,
 so a benchmark whose imports moved still runs on both (a benchmark the earlier
-commit lacks runs from this tree's copy on both).
+commit lacks runs from this tree's copy on both, as every one does with
+``--this-script``).
 
     python benchmarks/before_after.py --before a422ba0 [--rounds 3] [--bench factor_counterfactual image_counterfactual]
 
@@ -43,11 +44,11 @@ def extract(commit: str, into: Path) -> Path:
     return into / "tree"
 
 
-def run(tree: Path, bench: str, extra: list[str]) -> tuple[str, float]:
+def run(tree: Path, bench: str, extra: list[str], this_script: bool = False) -> tuple[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree), "CVAEQ_LOAD_PLUGINS": "0"}  # installed plugins may not suit the old tree
     load = os.getloadavg()[0]
     script = tree / "benchmarks" / f"{bench}.py"
-    if not script.exists():  # a benchmark added since: this tree's copy measures the earlier code too
+    if this_script or not script.exists():  # a benchmark added since: this tree's copy measures the earlier code too
         script = HERE / "benchmarks" / f"{bench}.py"
     out = subprocess.run([sys.executable, str(script), *extra], env=env,
                          capture_output=True, text=True, cwd=tree)
@@ -64,6 +65,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="Alternations per benchmark (default 3).")
     ap.add_argument("--bench", nargs="+", default=list(DEFAULT), help=f"Benchmark names (default: {' '.join(DEFAULT)}).")
     ap.add_argument("--args", default="", help="Extra arguments passed to every benchmark script.")
+    ap.add_argument("--this-script", action="store_true",
+                    help="Run this tree's copy of each benchmark on both trees (one that prints more than the earlier copy).")
     a = ap.parse_args()
     extra = a.args.split()
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +79,7 @@ def main() -> None:
             for r in range(a.rounds):
                 order = ("before", "after") if r % 2 == 0 else ("after", "before")
                 for name in order:
-                    line, load = run(trees[name], bench, extra)
+                    line, load = run(trees[name], bench, extra, a.this_script)
                     print(f"  round {r + 1} {name:6} load {load:4.2f}  {line}")
                     if not line.startswith("FAILED"):
                         figures[name].append([float(x) for x in NUMBER.findall(line)])

@@ -34,6 +34,12 @@ through :func:`cvaeq.query.answer.ask` must give:
   1.3e-6), a twentieth of the tolerance; on an AMD EPYC an ESS moved by 4.4e-6
   (851.108773 against 851.105011). A changed random stream, intervention or
   model moves these figures by far more (an ESS by whole particles).
+
+Re-recorded once since, on 2026-12-07: the image mechanism's pixel noise is
+drawn in float32 (it was float64), so the sampled and mean PNGs of the two
+image counterfactuals changed (every other field stayed the same);
+tests/mechanisms/test_pixel_precision.py shows the two streams' answers agree
+within Monte Carlo error.
 """
 import hashlib
 import json

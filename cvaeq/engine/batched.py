@@ -70,6 +70,19 @@ class GroupParticles:
         whose particles are all impossible, so that its answer is still defined)."""
         return group_weights(self.particles.log_weights.reshape(self.groups, self.per_group))
 
+    def select(self, lo: int, hi: int) -> "GroupParticles":
+        """Groups ``lo .. hi - 1`` alone (their particles, weights and likelihoods):
+        one abduction of several evidence sets' groups, predicted under a
+        different intervention per block of groups."""
+        if not 0 <= lo < hi <= self.groups:
+            raise QueryError(f"groups {lo}..{hi - 1} are not among the {self.groups} groups")
+        rows = slice(lo * self.per_group, hi * self.per_group)
+        p = self.particles
+        part = Particles(noise={n: v[rows] for n, v in p.noise.items()},
+                         values={n: v[rows] for n, v in p.values.items()},
+                         log_weights=p.log_weights[rows], ess=p.ess, resampled=p.resampled)
+        return GroupParticles(self.scm, part, self.log_weights[lo:hi], hi - lo, self.per_group)
+
     def log_marginal(self) -> Tensor:
         """``[B]`` importance-sampled ``log p(evidence)``: ``logmeanexp`` of the log-weights."""
         return torch.logsumexp(self.log_weights, dim=1) - math.log(self.per_group)

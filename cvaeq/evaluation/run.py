@@ -37,7 +37,7 @@ from ..engine import abduct_groups, group_mean, predict_groups
 from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
-from .truth import true_counterfactual
+from .truth import counterfactual_of_particles, story_particles
 from .tv import TV_PARTICLES, tv_scores
 
 __all__ = ["evaluate", "mechanisms_to_score", "intervention_values", "pixel_probs",
@@ -51,17 +51,20 @@ SAMPLES = 100
 COMPOSITION_STEPS = 10
 #: Story particles per image defining the true counterfactual image.
 TRUTH_PARTICLES = 256
-#: Particles per batch of images (``batch = BATCH_PARTICLES // samples`` images):
-#: small enough that an image-sized float64 array of a batch (8 bytes a pixel
-#: a particle) stays in memory the allocator reuses, rather than fresh pages
-#: mapped for every temporary.
-BATCH_PARTICLES = 256
-#: The pixel arithmetic of evaluation's image mechanism: float32, three times
-#: faster than a query's float64 and ~1e-6 from it in each probability, far
-#: below the Monte Carlo noise of every score.
+#: Particles per batch of images (``batch = BATCH_PARTICLES // samples`` images;
+#: 10 at the default 100 samples): fewer, larger engine calls (each call's
+#: per-operation cost is paid once for ten images; 256, two images, before
+#: 2026-12-07), and still small enough that an image-sized float32 array of a
+#: batch (16 MB) stays in memory the allocator reuses (below its 32 MiB
+#: threshold, :mod:`cvaeq.allocator`), rather than fresh pages mapped for every temporary.
+BATCH_PARTICLES = 1000
+#: The pixel arithmetic of evaluation's image mechanism: float32, as a query's
+#: since 2026-12-07 (:class:`~cvaeq.mechanisms.image.BernoulliImage`).
 PIXEL_DTYPE = torch.float32
 #: Tags the random stream of a batch (:func:`_sub`), apart from its sub-tasks' seeds.
 BATCH_STREAM = 0xBA7C
+#: Tags the seeds of a batch's story abductions (:func:`_counterfactuals`).
+STORY_STREAM = 0x5707
 
 
 def mechanisms_to_score(model: Any = None) -> Mechanisms:
@@ -179,20 +182,30 @@ def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tens
 
 def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndarray, values: dict, k: int,
                      seed: int, truth_particles: int, scores: _Scores) -> None:
-    """Per factor: cf IoU against the truth, effectiveness, reversibility, and their story references."""
+    """Per factor: cf IoU against the truth, effectiveness, reversibility, and their story references.
+
+    The story's noise is abducted once per batch for the truth and once for its
+    ``K``-particle ideal, each shared by the factors' interventions (all factors
+    are observed, so abduction is exact and prediction draws nothing: a factor's
+    truth is what an abduction of its own would give), and once for the story's
+    round trips of every factor, stacked."""
     xs = x.numpy()
-    rows = torch.arange(len(classes))
-    world = mech.story.world
+    n = len(classes)
+    rows = torch.arange(n)
+    story, world = mech.story, mech.story.world
+    truth_noise = story_particles(story, classes, truth_particles, _sub(seed, STORY_STREAM, 0))
+    ideal_noise = story_particles(story, classes, k, _sub(seed, STORY_STREAM, 1))
+    story_worlds = []
     for i, f in enumerate(world.names):
         v = values[f]
-        truth = true_counterfactual(mech.story, classes, f, v, truth_particles, _sub(seed, i, 0))
+        truth = counterfactual_of_particles(story, truth_noise, {f: v})
         out = predict_groups(g, {f: torch.from_numpy(v)})
         mean = group_mean(g, out["X"]).numpy()
         scores.add(f"cf.{f}", iou(binarise(mean), truth.image))
         scores.add(f"soft.{f}", soft_iou(mean, truth.mean_image))
         scores.add(f"l1.{f}", l1(mean, truth.mean_image))
         # what a perfect model scores with K particles: the story's own K-particle answer
-        ideal = true_counterfactual(mech.story, classes, f, v, k, _sub(seed, i, 1))
+        ideal = counterfactual_of_particles(story, ideal_noise, {f: v})
         scores.add(f"cf_story.{f}", iou(ideal.image, truth.image))
         # effectiveness: every particle's counterfactual world is read; the weighted share read
         # as asked (the chance that a world drawn from the answer reads right, without the
@@ -210,10 +223,11 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
         back, _ = _mean_image(scm, drawn_image, k, {f: classes[:, i]})
         scores.add(f"rev.{f}", iou(back.numpy(), xs))
         # the story's own round trip from one of its counterfactual worlds: the ceiling
-        drawn = np.random.default_rng([seed, i]).integers(truth.classes.shape[1], size=len(classes))
-        story_world = truth.classes[np.arange(len(classes)), drawn]
-        story_back = true_counterfactual(mech.story, story_world, f, classes[:, i], truth_particles,
-                                         _sub(seed, i, 2))
+        drawn = np.random.default_rng([seed, i]).integers(truth.classes.shape[1], size=n)
+        story_worlds.append(truth.classes[np.arange(n), drawn])
+    back_noise = story_particles(story, np.concatenate(story_worlds), truth_particles, _sub(seed, STORY_STREAM, 2))
+    for i, f in enumerate(world.names):
+        story_back = counterfactual_of_particles(story, back_noise.select(i * n, (i + 1) * n), {f: classes[:, i]})
         scores.add(f"rev_story.{f}", iou(story_back.image, xs))
 
 

@@ -35,11 +35,11 @@ import torch
 from ..errors import QueryError
 from ..scm import cached_scm
 from ..world import World
-from ..engine import abduct_groups, predict_groups
+from ..engine import GroupParticles, abduct_groups, predict_groups
 from .metrics import THRESHOLD
 
 __all__ = ["TrueCounterfactual", "true_counterfactual_for", "true_counterfactual", "true_counterfactual_of",
-           "render_unique"]
+           "story_particles", "counterfactual_of_particles", "render_unique"]
 
 
 @dataclass(frozen=True)
@@ -167,23 +167,43 @@ def true_counterfactual_of(story, factual: np.ndarray, interventions: Mapping[st
     """:func:`true_counterfactual` under several interventions at once:
     ``do(f = interventions[f][i] for each f)`` in world ``i`` (what a query's
     ``do(a=..., b=...)`` asks; the web explorer shows it beside the model's answer)."""
+    return counterfactual_of_particles(story, story_particles(story, factual, num_particles, seed), interventions)
+
+
+def story_particles(story, factual: np.ndarray, num_particles: int = 128, seed: int = 0) -> GroupParticles:
+    """The story's noise abducted from ``N`` factual worlds (every factor
+    observed: exact), ``P = num_particles`` particles each, with torch's RNG
+    forked and seeded by ``seed``. One abduction serves every intervention
+    asked of the same worlds (:func:`counterfactual_of_particles`): evaluation
+    asks five of each test image."""
+    world = story.world
+    factual = np.asarray(factual, dtype=np.int64)
+    if factual.ndim != 2 or factual.shape[1] != len(world.names):
+        raise ValueError(f"factual classes of shape {factual.shape}; expected (N, {len(world.names)})")
+    scm = cached_scm(story)  # the story's factor-level SCM, built once
+    evidence = {f: torch.from_numpy(factual[:, i].copy()) for i, f in enumerate(world.names)}
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
+        return abduct_groups(scm, evidence, num_particles)
+
+
+def counterfactual_of_particles(story, g: GroupParticles,
+                                interventions: Mapping[str, np.ndarray]) -> TrueCounterfactual:
+    """The :class:`TrueCounterfactual` of the worlds whose noise ``g`` holds
+    (:func:`story_particles`) under ``do(f = interventions[f][i])`` in world ``i``.
+    Prediction draws no random numbers: the same particles give each
+    intervention the answer a fresh abduction with the same seed would."""
     world = story.world
     names = world.names
-    factual = np.asarray(factual, dtype=np.int64)
     do: dict[str, torch.Tensor] = {}
     for factor, values in interventions.items():
         values = np.asarray(values, dtype=np.int64)
         if factor not in names:
             raise QueryError(f"do() on unknown factor {factor!r}; known: {', '.join(names)}")
-        if len(values) != len(factual):
-            raise ValueError(f"{len(values)} intervention values for {len(factual)} worlds")
+        if len(values) != g.groups:
+            raise ValueError(f"{len(values)} intervention values for {g.groups} worlds")
         do[factor] = torch.from_numpy(values.copy())
-    scm = cached_scm(story)  # the story's factor-level SCM, built once
-    evidence = {f: torch.from_numpy(factual[:, i].copy()) for i, f in enumerate(names)}
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)  # CPU only, as in engine.infer
-        g = abduct_groups(scm, evidence, num_particles)
-        out = predict_groups(g, do)
+    out = predict_groups(g, do)
     classes = torch.stack([out[f] for f in names], -1).numpy().astype(np.int64)
     n, p = classes.shape[:2]
     mean = _mean_rendered(world, classes.reshape(n * p, len(names)), n, p)

@@ -15,6 +15,7 @@ turns one into the mechanism.
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -55,19 +56,34 @@ class ImageModel(Protocol):
 
     # Or (and preferred): ``pixel_logits(classes, z) -> [S, H, W]``, the Bernoulli
     # logits behind ``decode_probs``. When a model has it, the likelihood is
-    # computed from the logits and the pixel noise from them in float64, so a
-    # pixel whose float32 probability rounds to exactly 0 or 1 still has a
-    # finite log-likelihood and an exactly replayable noise (see BernoulliImage).
+    # computed from the logits and the pixel noise from them, so a pixel whose
+    # float32 probability rounds to exactly 0 or 1 still has a finite
+    # log-likelihood and an exactly replayable noise (see BernoulliImage).
     # Optional too: ``pixel_dtype``, the precision of that pixel arithmetic
-    # (default float64; BernoulliImage's ``dtype``).
+    # (default float32; BernoulliImage's ``dtype``).
 
 
-#: Logits beyond this are taken as this for the pixel noise (not the likelihood):
-#: ``sigmoid(30) = 1 - 9e-14`` leaves room for float64 noise on both sides.
+#: float64 pixel arithmetic (``dtype=torch.float64``, what queries used before
+#: 2026-12-07; kept for comparison): logits beyond this are taken as this for the
+#: pixel noise (not the likelihood): ``sigmoid(30) = 1 - 9e-14`` leaves room for
+#: float64 noise on both sides.
 NOISE_LOGIT_BOUND = 30.0
-#: The same bound for float32 pixel arithmetic: ``sigmoid(12) = 1 - 6e-6``, a
-#: hundred float32 values from 1.
-NOISE_LOGIT_BOUND_FLOAT32 = 12.0
+#: float32 pixel arithmetic (the default): the noise's probabilities are kept in
+#: ``[NOISE_PROB_FLOOR_FLOAT32, 1 - NOISE_PROB_FLOOR_FLOAT32]``, ``2^-23`` from 0
+#: and from 1 (the logit bound ``log(2^23 - 1) = 15.94``). Why this value: the
+#: float32 numbers below 1 are ``1 - k 2^-24``, so ``1 - 2^-23`` is the second
+#: float below 1 and, written as a clamp on ``p`` itself rather than on the
+#: logit, ``p < 1`` holds whatever a CPU's sigmoid kernel rounds to (with the
+#: float64 path's bound of 30, float32's ``sigmoid`` rounds to exactly 1 beyond a
+#: logit of ~16.6, and an off pixel would have no noise that replays it);
+#: ``p >= 2^-23 > 0`` likewise. Both noise intervals are then non-empty in
+#: float32: ``[0, p)`` holds 0 and ``[p, 1)`` holds ``p`` (and ``1 - 2^-24``).
+#: What it costs the model: a pixel's probability moves by at most ``2^-23 =
+#: 1.2e-7``; a 64×64 image drawn from the prior gets a pixel the decoder would
+#: not draw with probability at most ``4096 * 1.2e-7 = 4.9e-4`` (evaluation's
+#: float32 bound before, 12, moved each by up to 6e-6, ``0.025`` per image).
+NOISE_PROB_FLOOR_FLOAT32 = 2.0**-23
+NOISE_LOGIT_BOUND_FLOAT32 = math.log(2.0**23 - 1)
 
 Decode = Callable[[Mapping[str, Tensor]], Tensor]
 FactorProposal = Callable[[Tensor], Mapping[str, Tensor]]
@@ -81,14 +97,15 @@ class BernoulliImage:
     :param decode: ``decode(parents) -> [S, H, W]`` pixel probabilities
         (may be None when ``logits`` is given).
     :param logits: optional ``logits(parents) -> [S, H, W]`` Bernoulli logits.
-        When given, probabilities are ``sigmoid`` of them in float64 and the
+        When given, probabilities are ``sigmoid`` of them in ``dtype`` and the
         log-likelihood is ``x log σ(l) + (1 - x) log σ(-l)`` (for 0/1 pixels
         one ``log σ(±l)`` in the logits' own precision, summed in float64): finite where a
         float32 probability would round to 0 or 1 (a confident decoder has
         such pixels, and one wrong pixel would make an image impossible),
-        and the abducted noise stays inside ``(0, p)`` or ``(p, 1)`` exactly
-        (for the noise, and so for sampling, logits are clamped to
-        ``±NOISE_LOGIT_BOUND``: a change of probability below 1e-13).
+        and the abducted noise stays inside ``[0, p)`` or ``[p, 1)`` exactly
+        (for the noise, and so for sampling, probabilities are kept
+        ``NOISE_PROB_FLOOR_FLOAT32 = 2^-23`` from 0 and 1 in float32, a change
+        below 1.2e-7; logits clamped to ``±NOISE_LOGIT_BOUND = ±30`` in float64).
     :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``.
     :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, F]) -> (loc, scale)``.
     :param factors: the factor parents, in the column order of ``classes``
@@ -96,10 +113,13 @@ class BernoulliImage:
     :param latent: the latent parent's name (``None`` if the image has none).
     :param shape: ``(H, W)`` of the image (the world's ``image_shape``).
     :param dtype: the precision of the pixel arithmetic from logits (noise,
-        probabilities; and the likelihood of non-binary images): float64 (the default, what a query
-        uses), or float32, about three times faster and exact to ~1e-6 in each
-        probability (evaluation uses it: its scores average far coarser noise;
-        the logit bound is then ``NOISE_LOGIT_BOUND_FLOAT32``).
+        probabilities; and the likelihood of non-binary images): float32 (the
+        default since 2026-12-07, what queries and evaluation use: the
+        uniforms drawn and compared in float32, which takes about a tenth off
+        an image counterfactual's engine time, benchmarks/pixel_dtype.py), or
+        float64 (what queries used before; the same answers within Monte
+        Carlo error, tests/mechanisms/test_pixel_precision.py). Either way the
+        abducted noise replays the evidence exactly.
     """
 
     event_dim = 2
@@ -116,12 +136,11 @@ class BernoulliImage:
         factors: Sequence[str] | None = None,
         latent: str | None = "Z",
         shape: tuple[int, int] = (64, 64),
-        dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         if dtype not in (torch.float64, torch.float32):
             raise MechanismError(f"BernoulliImage computes pixels in float64 or float32, not {dtype}")
         self.dtype = dtype
-        self._bound = NOISE_LOGIT_BOUND if dtype == torch.float64 else NOISE_LOGIT_BOUND_FLOAT32
         if decode is None and logits is None:
             raise MechanismError("BernoulliImage needs decode (pixel probabilities) or logits")
         self.parents = tuple(parents)
@@ -142,8 +161,8 @@ class BernoulliImage:
         return dist.Uniform(zero, zero + 1).expand((num_particles, *self.shape)).to_event(2)
 
     def probs(self, parents: Mapping[str, Tensor]) -> Tensor:
-        """Pixel probabilities ``[S, H, W]`` for the parents' values (float64
-        when computed from logits)."""
+        """Pixel probabilities ``[S, H, W]`` for the parents' values (in
+        ``dtype``, kept off 0 and 1, when computed from logits)."""
         return self._once_per_run(self.decode, parents)
 
     def _raw(self, parents: Mapping[str, Tensor]) -> Tensor:
@@ -165,14 +184,19 @@ class BernoulliImage:
         return fn({k: v[new] if k in self.parents else v for k, v in parents.items()})[run]
 
     def _probs_of(self, raw: Tensor) -> Tensor:
-        """Probabilities for the noise: from logits, in float64, clamped to
-        ``±NOISE_LOGIT_BOUND`` so that ``(0, p)`` and ``(p, 1)`` both hold
-        float64 values (``sigmoid(45)`` rounds to exactly 1, and an off pixel
-        the decoder is that sure of would have no noise to replay it)."""
+        """Probabilities for the noise, from logits, kept off 0 and 1 so that
+        ``[0, p)`` and ``[p, 1)`` both hold values of ``dtype`` (float32's
+        ``sigmoid(17)`` and float64's ``sigmoid(45)`` round to exactly 1, and an
+        off pixel the decoder is that sure of would have no noise to replay
+        it): in float32 ``p`` itself is clamped to ``[2^-23, 1 - 2^-23]``
+        (``NOISE_PROB_FLOOR_FLOAT32``, argued there), in float64 the logits
+        to ``±NOISE_LOGIT_BOUND``."""
         if self.logits is None:
             return raw
         p = raw.to(self.dtype, copy=True)  # a copy of its own: worked on in place below
-        return p.clamp_(-self._bound, self._bound).sigmoid_()
+        if self.dtype == torch.float32:
+            return p.sigmoid_().clamp_(NOISE_PROB_FLOOR_FLOAT32, 1.0 - NOISE_PROB_FLOOR_FLOAT32)
+        return p.clamp_(-NOISE_LOGIT_BOUND, NOISE_LOGIT_BOUND).sigmoid_()
 
     def _raw_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
         """Decode once for an ``abduct`` followed by ``log_prob`` on the very same parent tensors.
@@ -367,7 +391,7 @@ def bernoulli_image(
         return BernoulliImage(
             parents, decode, logits=logits, factor_logits=image_model.factor_logits,
             z_posterior=image_model.z_posterior, factors=factors, latent=latent, shape=shape,
-            dtype=getattr(image_model, "pixel_dtype", torch.float64),
+            dtype=getattr(image_model, "pixel_dtype", torch.float32),
         )
     if decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")
