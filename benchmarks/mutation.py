@@ -109,7 +109,7 @@ MUTANTS: list[Mutant] = [
            "pf * vf)", T_IMAGE),
     Mutant("image_off_noise_reaches_1", IMAGE, ".clamp_(max=torch.nextafter(one, zero))", ".clamp_(max=one)",
            T_IMAGE),  # replays still hold (1 < p is false), but the noise leaves its support [0, 1)
-    Mutant("image_bound32_3", IMAGE, "NOISE_LOGIT_BOUND_FLOAT32 = 12.0", "NOISE_LOGIT_BOUND_FLOAT32 = 3.0",
+    Mutant("image_bound32_3", IMAGE, "NOISE_PROB_FLOOR_FLOAT32 = 2.0**-23", "NOISE_PROB_FLOOR_FLOAT32 = 0.047",
            T_IMAGE + ("tests/evaluation/test_batched.py",)),
     Mutant("image_loglik_sign", IMAGE, "lp = F.logsigmoid(raw.to(lp_dtype) * sign)",
            "lp = F.logsigmoid(raw.to(lp_dtype) * -sign)", T_IMAGE),
@@ -159,8 +159,8 @@ MUTANTS: list[Mutant] = [
     # --- story tables ---------------------------------------------------------------------------
     Mutant("story_coef_sign", "cvaeq/story.py", "mean += float(coef[p]) * float(VALUES[p][c])",
            "mean -= float(coef[p]) * float(VALUES[p][c])", T_STORY),
-    Mutant("story_normal_width", "cvaeq/story.py", "w = np.exp(-0.5 * ((grid - mean) / sd) ** 2)",
-           "w = np.exp(-((grid - mean) / sd) ** 2)", T_STORY),
+    Mutant("story_normal_width", "cvaeq/story.py", "log_w = -0.5 * (distance / sd) ** 2",
+           "log_w = -(distance / sd) ** 2", T_STORY),
     Mutant("story_floor_half", "cvaeq/story.py", "table[combo] = (1 - floor) * w / w.sum() + floor / len(grid)",
            "table[combo] = (1 - floor / 2) * w / w.sum() + floor / 2 / len(grid)", T_STORY),
     # --- evaluation -----------------------------------------------------------------------------

@@ -393,11 +393,13 @@ def test_the_noise_logit_bound_leaves_room_for_noise_and_keeps_every_probability
     float32: evaluation's "~1e-6 in each probability"): the pixels a decoder is sure
     of keep their probability, as sampled."""
     bound = _bound(dtype)
-    one, zero = torch.ones((), dtype=dtype), torch.zeros((), dtype=dtype)
-    top = torch.sigmoid(torch.tensor(bound, dtype=dtype))
-    bottom = torch.sigmoid(torch.tensor(-bound, dtype=dtype))
-    assert top < torch.nextafter(torch.nextafter(one, zero), zero)  # (p, 1) holds at least two floats
-    assert bottom > 0
+    # the noise's probabilities of logits far beyond the bound, as the mechanism computes them
+    # (float64 clamps the logits; float32 clamps p itself, 2^-23 from 0 and 1)
+    far = torch.tensor([-1e4, -4 * bound, 4 * bound, 1e4]).reshape(1, 1, 4)
+    extreme = BernoulliImage((), None, logits=lambda ps: far, shape=(1, 4), dtype=dtype).probs({}).reshape(-1)
+    assert extreme.dtype == dtype
+    assert float(extreme.max()) < 1.0  # [p, 1) holds p
+    assert float(extreme.min()) > 0.0  # [0, p) holds 0
     tolerance = 1e-13 if dtype == torch.float64 else 1e-5
     logits = torch.linspace(-4 * bound - 50, 4 * bound + 50, 4001, dtype=torch.float64)
     m = BernoulliImage((), None, logits=lambda ps: logits.reshape(1, 1, -1).float(), shape=(1, 4001), dtype=dtype)
