@@ -276,7 +276,7 @@ def check_question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 
     >>> check_question_cost(1_000_000, pixels=4096, image_worlds=2, values=125, nodes=6, worlds=2)
     Traceback (most recent call last):
     ...
-    cvaeq.errors.CvaeqError: this question would take about 176 GiB (1,000,000 particles, each decoding a 4,096-pixel image in 2 worlds), more than the 2 GiB one question may use; ask for at most 11,331 samples
+    cvaeq.errors.CvaeqError: this question would take about 173 GiB (1,000,000 particles, each decoding a 4,096-pixel image in 2 worlds), more than the 2 GiB one question may use; ask for at most 11,331 samples
     """
     budget = MAX_QUESTION_BYTES if budget is None else int(budget)
     kw = dict(pixels=pixels, image_worlds=image_worlds, values=values, nodes=nodes, worlds=worlds)
