@@ -283,7 +283,7 @@ def test_factor_questions_keep_their_million_particles():
 
 
 _MEASURE = """
-import gc, json, resource, sys
+import gc, json, sys
 import torch
 torch.set_num_threads(1)
 from cvaeq.limits import question_cost
@@ -293,8 +293,11 @@ from cvaeq.query.resolution import resolve
 from cvaeq.loading import load_mechanisms
 from cvaeq.images import load_image
 
+def status(key):
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key + ":"))
+
 def rss():
-    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
+    return status("VmRSS")
 
 text, samples, image = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
 ask(text, image=image, samples=4, seed=0)  # imports, the model, the allocator's settings
@@ -304,7 +307,9 @@ cost = question_cost(samples, **question_work(r, question_scm(r, mech), mech.sto
 gc.collect()
 before = rss()
 a = ask(text, image=image, samples=samples, seed=0)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, this process's own high-water mark: ru_maxrss is kept across exec, so it can be the
+# RSS of the parent that spawned us (a test runner holding a GB or more)
+peak = status("VmHWM")
 del a
 gc.collect()
 print(json.dumps({"before": before, "peak": peak, "after": rss(), "cost": cost}))
