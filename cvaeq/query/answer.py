@@ -116,14 +116,17 @@ def evidence_warnings(ess: float, samples: int, has_evidence: bool) -> tuple[str
 
     >>> evidence_warnings(1.6, 100, True)[0][:60]
     'the model can hardly explain the evidence: ESS 1.6 of 100 pa'
+    >>> evidence_warnings(9.996, 100, True)[0][43:79]   # as many digits as show it below the bound
+    'ESS 9.996 of 100 particles (below 10'
     >>> evidence_warnings(83.3, 100, True), evidence_warnings(1.0, 1, True)
     ((), ())
     """
     threshold = min(max(LOW_ESS, LOW_ESS_FRACTION * samples), 0.5 * samples)
     if not has_evidence or not ess < threshold:
         return ()
+    shown = next(text for d in range(1, 7) if float(text := f"{ess:.{d}f}") < threshold or d == 6)
     return (
-        f"the model can hardly explain the evidence: ESS {ess:.1f} of {samples} particles "
+        f"the model can hardly explain the evidence: ESS {shown} of {samples} particles "
         f"(below {threshold:g}), so the answer rests on about {max(1, round(ess))} of them; "
         "check the evidence (a picture the model never draws, such as a stray mark or noise, or factor values "
         "it makes rare) or ask with more samples",
