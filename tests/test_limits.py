@@ -411,6 +411,24 @@ def test_a_file_that_grows_past_the_bound_between_check_and_read_is_refused(tmp_
         read_limited(path, "story", 10)
 
 
+def test_a_file_that_grows_to_exactly_the_bound_while_read_is_said_to_have_grown(tmp_path, monkeypatch):
+    """Opened at 9 bytes and read at 10, the bound: it grew (read it again), it is not over the bound."""
+    from cvaeq import limits
+
+    path = tmp_path / "s.toml"
+    path.write_bytes(b"#" * 9)
+    monkeypatch.setattr(limits, "checked_file", lambda p, *a, **k: (path.write_bytes(b"#" * 10), p)[1])
+    real_fstat = os.fstat
+
+    def fstat_before_it_grew(fd):  # the size seen when the file was opened, before the writer's last byte
+        st = real_fstat(fd)
+        return os.stat_result((*st[:6], 9, *st[7:]))
+
+    monkeypatch.setattr(limits.os, "fstat", fstat_before_it_grew)
+    with pytest.raises(DataError, match="grew while it was read"):
+        read_limited(path, "story", 10)
+
+
 @pytest.mark.parametrize("low, bound", [(1, 10), (0, 2**63 - 1)])
 def test_check_count_takes_both_ends_and_refuses_one_past_them(low, bound):
     from cvaeq.limits import check_count
