@@ -7,6 +7,8 @@ was wrong and what to do about it.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 __all__ = [
     "CvaeqError",
     "GraphError",
@@ -17,6 +19,8 @@ __all__ = [
     "PluginError",
     "DataError",
     "CheckpointError",
+    "plugin_error",
+    "call_plugin",
 ]
 
 
@@ -61,3 +65,30 @@ class DataError(CvaeqError):
 
 class CheckpointError(CvaeqError):
     """A checkpoint is truncated, foreign or tampered with."""
+
+
+def plugin_error(who: str, what: str) -> PluginError:
+    """One line naming the plugin (``who``: "plugin 'x' (world 'y')") and what it broke.
+
+    >>> str(plugin_error("plugin 'p' (world 'w')", "render gave shape (1, 2)"))
+    "plugin 'p' (world 'w'): render gave shape (1, 2); fix or uninstall the plugin (`cvaeq plugins` lists it)"
+    """
+    return PluginError(f"{who}: {what}; fix or uninstall the plugin (`cvaeq plugins` lists it)")
+
+
+def call_plugin(fail: Callable[[str], CvaeqError], name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, a plugin's code: any exception but a :class:`CvaeqError`
+    (the plugin's bug) becomes ``fail("NAME() raised TYPE: message")``, one line
+    of at most 200 characters of the message, without its traceback.
+
+    >>> call_plugin(lambda what: plugin_error("plugin 'p'", what), "build", int, "x")
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.PluginError: plugin 'p': build() raised ValueError: invalid literal for int() with base 10: 'x'; fix or uninstall the plugin (`cvaeq plugins` lists it)
+    """
+    try:
+        return fn(*args)
+    except CvaeqError:
+        raise
+    except Exception as e:  # the plugin's bug, reported as one line naming it
+        raise fail(f"{name}() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None

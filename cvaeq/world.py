@@ -347,15 +347,10 @@ class World:
         anything else is a :class:`~cvaeq.errors.PluginError` naming the world
         and its plugin.
         """
-        from .errors import CvaeqError
+        from .errors import call_plugin
 
         classes = self.check_classes(classes)
-        try:
-            images = np.asarray(self.render(classes))
-        except CvaeqError:
-            raise
-        except Exception as e:
-            raise self._plugin_error(f"render() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+        images = np.asarray(call_plugin(self._plugin_error, "render", self.render, classes))
         if images.shape != (len(classes), *self.image_shape):
             raise self._plugin_error(f"render gave shape {images.shape}, expected {(len(classes), *self.image_shape)}")
         if images.dtype != np.bool_:
@@ -374,7 +369,7 @@ class World:
 
     def _plugin_error(self, what: str):
         """A PluginError about this world's renderer, naming the plugin that registered it."""
-        from .errors import PluginError
+        from .errors import plugin_error
         from .plugins import get_world_plugins
 
         try:
@@ -382,7 +377,7 @@ class World:
         except Exception:  # the registry itself is broken: name the world alone
             plugin = None
         who = f"plugin {plugin!r} (world {self.name!r})" if plugin else f"world {self.name!r}"
-        return PluginError(f"{who}: {what}; fix or uninstall the plugin (`cvaeq plugins` lists it)")
+        return plugin_error(who, what)
 
 
 def get_world(world: "str | World | None" = None) -> World:

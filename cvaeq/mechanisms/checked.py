@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-from ..errors import CvaeqError, PluginError
+from ..errors import PluginError, call_plugin, plugin_error
 
 __all__ = ["CheckedMechanism", "CheckedImageModel", "check_built", "is_builtin"]
 
@@ -122,16 +122,10 @@ class CheckedMechanism:
 
     def _fail(self, what: str) -> PluginError:
         node = f", node {self.node!r}" if self.node else ""
-        return PluginError(f"plugin {self.plugin!r} (mechanism {self.family!r}{node}): {what}; "
-                           "fix or uninstall the plugin (`cvaeq plugins` lists it)")
+        return plugin_error(f"plugin {self.plugin!r} (mechanism {self.family!r}{node})", what)
 
     def _call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except CvaeqError:
-            raise
-        except Exception as e:  # the plugin's bug, reported as one line naming it
-            raise self._fail(f"{name}() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+        return call_plugin(self._fail, name, fn, *args)
 
     # ------------------------------------------------------------- members
 
@@ -245,15 +239,10 @@ class CheckedImageModel:
         return value
 
     def _fail(self, what: str) -> PluginError:
-        return PluginError(f"{self.who}: {what}; fix or uninstall the plugin (`cvaeq plugins` lists it)")
+        return plugin_error(self.who, what)
 
     def _call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except CvaeqError:
-            raise
-        except Exception as e:
-            raise self._fail(f"{name}() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+        return call_plugin(self._fail, name, fn, *args)
 
     def _pixels(self, name: str, out: Any, s: int) -> Tensor:
         if not isinstance(out, Tensor) or tuple(out.shape) != (s, *self.shape):

@@ -76,20 +76,14 @@ class CheckedFamily:
         return getattr(self.inner, attr)
 
     def _fail(self, what: str):
-        from ..errors import PluginError
+        from ..errors import plugin_error
 
-        return PluginError(f"plugin {self.plugin!r} (image-model family {self.name!r}): {what}; "
-                           "fix or uninstall the plugin (`cvaeq plugins` lists it)")
+        return plugin_error(f"plugin {self.plugin!r} (image-model family {self.name!r})", what)
 
     def _call(self, what: str, fn, *args):
-        from ..errors import CvaeqError
+        from ..errors import call_plugin
 
-        try:
-            return fn(*args)
-        except CvaeqError:
-            raise
-        except Exception as e:
-            raise self._fail(f"{what}() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+        return call_plugin(self._fail, what, fn, *args)
 
     def build(self, world: Any, latent_dim: int, arch: Mapping[str, Any]) -> Any:
         import torch
