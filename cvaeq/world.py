@@ -43,6 +43,8 @@ DEFAULT_WORLD = "dsprites"
 #: Most factors a world may declare, and most classes per factor (a sanity bound).
 MAX_FACTORS = 64
 MAX_FACTOR_SIZE = 100_000
+#: The pixel kinds a world may have, each with the largest value its renderer draws.
+PIXEL_KINDS = {"binary": 1, "8bit": 255}
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,11 +167,14 @@ class World:
 
     :param name: the world's name (``--world NAME``, ``world = "NAME"`` in stories).
     :param factors: the factors, in the column order of every ``classes`` array.
-    :param image_shape: ``(H, W)`` of its images.
-    :param render: ``render(classes int64 (N, F)) -> uint8 (N, H, W)`` 0/1
+    :param image_shape: ``(H, W)`` of one-channel images, or ``(C, H, W)``
+        with C = 1 (grey) or 3 (RGB); ``(H, W)`` means C = 1.
+    :param render: ``render(classes int64 (N, F)) -> uint8 (N, *image_shape)``
         images: deterministic, the ground truth of every counterfactual.
-    :param pixel: the pixel kind, ``"binary"`` (what the built-in Bernoulli
-        image mechanism models).
+        Binary worlds draw 0/1; 8-bit worlds draw levels 0..255.
+    :param pixel: the pixel kind: ``"binary"`` (0/1 pixels, the Bernoulli
+        image mechanism) or ``"8bit"`` (levels 0..255 per pixel and channel,
+        the discretised-logistic mechanism of :mod:`cvaeq.levels`).
     :param default_story: the registered story used when none is named.
     :param model_arch: hints for image-model families, e.g. the causal VAE's
         ``{"window": 1, "window_factors": ["posY", "posX"]}`` for a world
@@ -191,7 +196,7 @@ class World:
 
     name: str
     factors: tuple[Factor, ...]
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, ...]
     render: Callable[[np.ndarray], np.ndarray]
     pixel: str = "binary"
     default_story: str | None = None
@@ -215,10 +220,14 @@ class World:
         if reserved:
             raise DataError(f"world {self.name!r}: factor name {sorted(reserved)[0]!r} is reserved (image, latent, binding)")
         object.__setattr__(self, "factors", factors)
-        h, w = (int(v) for v in self.image_shape)
-        if not (1 <= h <= 4096 and 1 <= w <= 4096):
-            raise DataError(f"world {self.name!r}: image_shape {self.image_shape} is not a plausible (H, W)")
-        object.__setattr__(self, "image_shape", (h, w))
+        shape = tuple(int(v) for v in self.image_shape)
+        plausible = len(shape) in (2, 3) and all(1 <= v <= 4096 for v in shape[-2:])
+        if not plausible or (len(shape) == 3 and shape[0] not in (1, 3)):
+            raise DataError(f"world {self.name!r}: image_shape {self.image_shape} is not a plausible (H, W) "
+                            "or (C, H, W) with C = 1 or 3")
+        object.__setattr__(self, "image_shape", shape)
+        if self.pixel not in PIXEL_KINDS:
+            raise DataError(f"world {self.name!r}: pixel {self.pixel!r} is not one of {', '.join(PIXEL_KINDS)}")
         if not callable(self.render):
             raise DataError(f"world {self.name!r}: render must be callable")
         for law_name, law in dict(self.laws).items():
@@ -231,6 +240,16 @@ class World:
 
     def __repr__(self) -> str:
         return f"World({self.name!r}, factors={list(self.names)}, image_shape={self.image_shape})"
+
+    @property
+    def channels(self) -> int:
+        """Colour channels of its pictures: 1 (binary or grey) or 3 (RGB)."""
+        return self.image_shape[0] if len(self.image_shape) == 3 else 1
+
+    @property
+    def max_level(self) -> int:
+        """The largest pixel value its renderer draws: 1 (binary) or 255 (8-bit)."""
+        return PIXEL_KINDS[self.pixel]
 
     # ------------------------------------------------------------- the factors
 
@@ -338,12 +357,12 @@ class World:
         return np.stack([f.grid[classes[:, i]] for i, f in enumerate(self.factors)], axis=1)
 
     def render_checked(self, classes: np.ndarray) -> np.ndarray:
-        """``render(classes)``, its input and output checked: uint8 0/1 ``(N, H, W)``.
+        """``render(classes)``, its input and output checked: uint8 ``(N, *image_shape)``.
 
         The renderer is a plugin's code and its images are stored, trained on
         and scored against, so what it returns is checked here, where it
         enters: the shape, a number or bool dtype, and every pixel exactly 0 or
-        1 (not 0/255, 0.5, -1 or NaN). A renderer that raises or returns
+        1 in a binary world (not 0/255, 0.5, -1 or NaN), uint8 in an 8-bit one. A renderer that raises or returns
         anything else is a :class:`~cvaeq.errors.PluginError` naming the world
         and its plugin.
         """
@@ -353,6 +372,10 @@ class World:
         images = np.asarray(call_plugin(self._plugin_error, "render", self.render, classes))
         if images.shape != (len(classes), *self.image_shape):
             raise self._plugin_error(f"render gave shape {images.shape}, expected {(len(classes), *self.image_shape)}")
+        if self.pixel == "8bit":
+            if images.dtype != np.uint8:
+                raise self._plugin_error(f"render gave {images.dtype} images; an 8-bit world draws uint8 levels 0..255")
+            return images
         if images.dtype != np.bool_:
             if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
                 raise self._plugin_error(f"render gave {images.dtype} images, not numbers 0/1")
