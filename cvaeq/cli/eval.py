@@ -9,7 +9,7 @@ import time
 import click
 
 from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_THREADS, MAX_TV_PARTICLES
-from . import FilePath, main
+from .group import FilePath, main
 
 __all__ = ["eval_command", "summary"]
 

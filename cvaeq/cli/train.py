@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, MAX_THREADS
-from . import FilePath, main
+from .group import FilePath, main
 
 __all__ = ["train_command"]
 

@@ -49,6 +49,7 @@ import torch
 from torch import Tensor
 
 from ..errors import PluginError, call_plugin, plugin_error
+from ..plugin_manager import get_plugin_manager
 
 __all__ = ["CheckedMechanism", "CheckedImageModel", "check_built", "is_builtin"]
 
@@ -299,8 +300,6 @@ def _who_made(obj: Any) -> str:
     module = type(obj).__module__
     plugin = None
     try:
-        from ..plugins import get_plugin_manager
-
         for name, p in get_plugin_manager().list_name_plugin():
             root = getattr(p, "__name__", type(p).__module__).split(".")[0]
             if module.split(".")[0] == root:

@@ -41,8 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..cli import ENVIRONMENT_ERRORS, one_line
-from ..errors import CvaeqError
+from ..errors import ENVIRONMENT_ERRORS, CvaeqError, one_line
 from ..viz import grid, png_bytes, to_pixels
 from .connections import BODY_TIMEOUT_S
 from .explorer import Explored, Explorer

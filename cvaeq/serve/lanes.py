@@ -36,7 +36,7 @@ from dataclasses import replace
 
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import CvaeqError, QueryError
+from ..errors import ENVIRONMENT_ERRORS, CvaeqError, QueryError, one_line
 from .explorer import Explored, Explorer, Question
 
 __all__ = ["Lanes", "Busy", "LANE_PICTURES", "LANE_PARTICLES", "SMALL_WAITING", "BIG_WAITING"]
@@ -77,8 +77,6 @@ def _start(spec: dict, threads: int) -> None:
 
 def _answer(text, image, samples, seed):
     """A question answered in the worker: ``("ok", Explored)`` or ``(kind, line)`` for an error."""
-    from ..cli import ENVIRONMENT_ERRORS, one_line
-
     try:
         explored = _explorer.ask(text, image, samples, seed)
         # the engine's particles stay here: the answer, its pictures and numbers are what the server shows
