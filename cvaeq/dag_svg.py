@@ -24,8 +24,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
-from typing import Iterable
 
 from .graph import CausalGraph
 

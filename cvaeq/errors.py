@@ -9,7 +9,8 @@ explorer) as the same one line, :func:`one_line`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "CvaeqError",
@@ -88,7 +89,8 @@ def call_plugin(fail: Callable[[str], CvaeqError], name: str, fn: Callable[..., 
     >>> call_plugin(lambda what: plugin_error("plugin 'p'", what), "build", int, "x")
     Traceback (most recent call last):
     ...
-    cvaeq.errors.PluginError: plugin 'p': build() raised ValueError: invalid literal for int() with base 10: 'x'; fix or uninstall the plugin (`cvaeq plugins` lists it)
+    cvaeq.errors.PluginError: plugin 'p': build() raised ValueError: invalid literal for int() with base 10: 'x';
+    fix or uninstall the plugin (`cvaeq plugins` lists it)
     """
     try:
         return fn(*args)

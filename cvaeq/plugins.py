@@ -3,8 +3,9 @@ families and worlds, each with the plugin that supplied it.
 
 The manager (entry-point group ``cvaeq``, built-ins first, lazy load) and the
 one way a ``register_*`` hook is called are :mod:`cvaeq.plugin_manager`; the
-worlds' registry is :mod:`cvaeq.world`'s (re-exported here). Built-in features are plugins in :mod:`cvaeq.default_plugins` and use the same
-hooks as third-party ones. A plugin that fails to load (an exception, or even
+worlds' registry is :mod:`cvaeq.world`'s (re-exported here). Built-in
+features are plugins in :mod:`cvaeq.default_plugins` and use the same hooks as
+third-party ones. A plugin that fails to load (an exception, or even
 ``SystemExit``, at import), whose hook raises, or that registers something
 that is not what the hook takes (``register(42)``, an image-model family
 without ``build``) is named in a one-line warning on stderr (once per
@@ -27,8 +28,9 @@ and mechanism family.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import CvaeqError, MechanismError, PluginError
 from .plugin_manager import DEFAULT_PLUGINS, collect, get_plugin_manager, pm, skipped

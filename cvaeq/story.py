@@ -110,7 +110,7 @@ class Story:
             out[:, names.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
         return out
 
-    def same_as(self, other: "Story") -> bool:
+    def same_as(self, other: Story) -> bool:
         """Whether ``other`` tells the same story: name, world, latent, graph,
         tables and mechanisms (comments and layout of the text aside).
 

@@ -38,12 +38,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 import torch
 
+from ..engine import abduct_groups, predict_groups
 from ..scm import build_scm, scm_from_story
 from ..world import World, get_world
-from ..engine import abduct_groups, predict_groups
 from .metrics import total_variation
 
 __all__ = ["TVQuery", "tv_queries", "tv_scores", "probe_values", "TV_WORLDS", "TV_PARTICLES", "interventional_exact"]

@@ -38,12 +38,14 @@ wrapped: they are tested (:mod:`cvaeq.testing`) and on the hot path.
 >>> m.assign({}, torch.tensor([0.5, 0.25]))
 Traceback (most recent call last):
 ...
-cvaeq.errors.PluginError: plugin 'demo' (mechanism 'halves', node 'coin'): assign() returned float32 values (e.g. 0.25, 0.5), not int64 classes 0..1; fix or uninstall the plugin (`cvaeq plugins` lists it)
+cvaeq.errors.PluginError: plugin 'demo' (mechanism 'halves', node 'coin'): assign() returned float32 values
+(e.g. 0.25, 0.5), not int64 classes 0..1; fix or uninstall the plugin (`cvaeq plugins` lists it)
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -9,8 +9,8 @@ string metadata holds:
 * ``format`` = ``"cvaeq-checkpoint"`` and ``version`` = ``"1"``;
 * ``meta``: JSON with the story's text, its world's name (``world``), the
   image-model family (``family``, :mod:`cvaeq.model.family`), the factors'
-  parents, the architecture (``arch``, the family's ``arch_of``), the training config, the data seed, the epoch, the history
-  of per-epoch figures and the optimizer's hyper-parameters;
+  parents, the architecture (``arch``, the family's ``arch_of``), the training config, the data seed, the epoch,
+  the history of per-epoch figures and the optimizer's hyper-parameters;
 * ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of
   ``meta``, so any edit to the file is detected.
 
@@ -74,8 +74,8 @@ class Checkpoint:
     """A loaded checkpoint.
 
     :ivar model: the image model (a :class:`~cvaeq.model.cvae.CausalVAE` for
-        the ``causal_vae`` family), in eval mode, on the CPU (implements the engine's protocol: ``latent_dim``, ``decode_probs``,
-        ``pixel_logits``, ``factor_logits``, ``z_posterior``).
+        the ``causal_vae`` family), in eval mode, on the CPU (implements the engine's protocol:
+        ``latent_dim``, ``decode_probs``, ``pixel_logits``, ``factor_logits``, ``z_posterior``).
     :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents

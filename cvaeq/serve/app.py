@@ -28,9 +28,10 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette

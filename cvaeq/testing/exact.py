@@ -32,7 +32,7 @@ parents agree give it the same logits and so the same value.
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -106,7 +106,7 @@ def world_joint(
                 for w, do in enumerate(worlds):
                     if v in do:
                         new[w][v] = int(do[v])
-                for (row, ws), k in zip(groups, picked):
+                for (_, ws), k in zip(groups, picked):
                     for w in ws:
                         new[w][v] = k
                 grown.append((p * q, new))

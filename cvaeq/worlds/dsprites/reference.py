@@ -14,8 +14,8 @@ frame's bounding box (:func:`best_matches_near`, seconds, for the fast tests).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
