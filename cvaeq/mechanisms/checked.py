@@ -106,7 +106,7 @@ class CheckedMechanism:
         self.plugin = plugin
         self.node: str | None = None
 
-    @property
+    @property  # type: ignore[misc]  # read-only on purpose: the wrapper passes for the plugin's own class
     def __class__(self):  # isinstance(m, PluginsOwnClass) stays true for the plugin's code and tests
         return type(self.inner)
 
@@ -165,7 +165,8 @@ class CheckedMechanism:
             self._log_density(name, out[1], int(value.shape[0]))
             return out
 
-        return {"log_prob": log_prob, "abduct": abduct, "propose": propose}[name]
+        checked: dict[str, Callable[..., Any]] = {"log_prob": log_prob, "abduct": abduct, "propose": propose}
+        return checked[name]
 
     # ------------------------------------------------------------- checks
 
@@ -268,7 +269,7 @@ class CheckedImageModel:
         return decode_probs
 
     def _factor_logits(self, fn):
-        def factor_logits(x: Tensor) -> dict[str, Tensor]:
+        def factor_logits(x: Tensor) -> Mapping[str, Tensor]:
             out = self._call("factor_logits", fn, x)
             s = int(x.shape[0])
             if not isinstance(out, Mapping):

@@ -25,6 +25,7 @@ the tests' live server; :func:`listen` opens the socket both serve on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 
@@ -52,9 +53,9 @@ class BoundedH11(H11Protocol):
     max_connections = MAX_CONNECTIONS
     request_timeout = REQUEST_TIMEOUT_S
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._deadline = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._arm()
         self._make_room()
 
