@@ -164,7 +164,8 @@ def _factors_and_likelihood(mech: Mechanisms, scm, x: torch.Tensor, classes: np.
 
 def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B]`` importance-sampled ``-log p(x | f)`` and ``-ELBO`` with the true factors ``f``
-    and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed reported it."""
+    and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed project (the MLP CVAE
+    cvaeq started from) reported it."""
     b = x.shape[0]
     loc, scale = model.z_posterior(x, classes)
     q = torch.distributions.Normal(loc.double(), scale.double())

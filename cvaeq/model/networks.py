@@ -45,7 +45,8 @@ per factor (113 logits in dSprites), and q(Z | X, factors), an MLP on the
 trunk features and the factor one-hots. The one-hot widths and offsets come
 from the world's factor sizes (:class:`FactorLayout`). In dSprites the window
 networks cost about 1.3 M multiply-adds per image forward, a ninth of the
-seed's MLP CVAE; the full-image ones about 3 M.
+seed project's MLP CVAE (the model cvaeq started from, benchmarks/seed_vs_ours.py); the full-image ones
+about 3 M.
 
 >>> import torch
 >>> net = CVAENet(ArchConfig(latent_dim=6))
