@@ -160,18 +160,7 @@ def save_checkpoint(
     """
     family = family or getattr(model, "family", None) or DEFAULT_FAMILY
     arch = dict(get_family(family).arch_of(model))
-    tensors: dict[str, torch.Tensor] = {}
-    for name, t in model.state_dict().items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{path}: not written: the weights {name!r} are not finite (training diverged); "
-                                  "the file keeps what it held")
-        tensors[f"model.{name}"] = t.detach().cpu().contiguous()
-    for f in story.world.names:
-        tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
-    optim_info = None
-    if optimizer is not None:
-        opt_t, optim_info = _optim_tensors(optimizer.state_dict())
-        tensors.update(opt_t)
+    tensors, optim_info = _tensors_to_save(path, model, story, factor_logits, optimizer)
     meta = {
         "story_text": story.text,
         "story_name": story.name,
@@ -196,6 +185,24 @@ def save_checkpoint(
         f.flush()
         os.fsync(f.fileno())
     return path
+
+def _tensors_to_save(path, model: Any, story, factor_logits: dict[str, Any],
+                     optimizer: torch.optim.Optimizer | None) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The checkpoint's tensors (the model's weights, every factor's table, the optimizer's state) and
+    the optimizer's other state; weights that are not finite are a CheckpointError (nothing is written)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: not written: the weights {name!r} are not finite (training diverged); "
+                                  "the file keeps what it held")
+        tensors[f"model.{name}"] = t.detach().cpu().contiguous()
+    for f in story.world.names:
+        tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
+    optim_info = None
+    if optimizer is not None:
+        opt_t, optim_info = _optim_tensors(optimizer.state_dict())
+        tensors.update(opt_t)
+    return tensors, optim_info
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
