@@ -262,7 +262,7 @@ def _composition(mech: Mechanisms, scm, model, g, x: torch.Tensor, k: int, score
     cur = _decoded(mech, model, g)  # step 1 reuses the abduction on x
     scores.add("comp_dec.1", iou(cur.numpy(), x.numpy()))
     scores.add("comp_dec_l1.1", l1(cur.numpy(), x.numpy()))
-    for step in range(2, COMPOSITION_STEPS + 1):  # weights and (factors, Z) only: no pixel noise to draw
+    for _ in range(2, COMPOSITION_STEPS + 1):  # weights and (factors, Z) only: no pixel noise to draw
         cur = _decoded(mech, model, abduct_groups(scm, {"X": cur}, k, weigh_only=(IMAGE,)))
     scores.add(f"comp_dec.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
     scores.add(f"comp_dec_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))

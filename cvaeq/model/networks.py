@@ -368,8 +368,8 @@ class CVAENet(nn.Module):
         return torch.cat([F.silu(self.fc(h.flatten(1))), moments, *extra], 1)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S, 74)`` (or ``(S, 140)`` with ``centroid_correction``) image moments: log mass, centroid (2), central second (3)
-        and third (4) moments, in units of the half-image, then sines and
+        """``(S, 74)`` (or ``(S, 140)`` with ``centroid_correction``) image moments: log mass, centroid (2),
+        central second (3) and third (4) moments, in units of the half-image, then sines and
         cosines of the centroid at 16 frequencies. Cheap (one product
         with a (H W)x9 table of monomials), and they read position, scale and
         orientation off directly, so the heads learn those in fewer steps."""
