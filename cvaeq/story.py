@@ -31,7 +31,9 @@ import numpy as np
 
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
+from .limits import MAX_STORY_BYTES, read_limited
 from .paths import safe_name
+from .plugins import get_stories
 from .world import DEFAULT_WORLD, World, get_world
 
 __all__ = ["Story", "load_story", "story_source", "story_from_text", "safe_name", "IMAGE", "LATENT"]
@@ -172,8 +174,6 @@ def story_source(source: str | os.PathLike) -> tuple[str, str]:
     seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
     if any(sep in text for sep in seps) or text.endswith(".toml"):
         return "file", text
-    from .plugins import get_stories
-
     stories = get_stories()
     here = Path(text)
     if text in stories:
@@ -191,8 +191,6 @@ def story_source(source: str | os.PathLike) -> tuple[str, str]:
 
 def _read_text(path: Path, source: str) -> str:
     """A story file's text: a regular file of at most ``MAX_STORY_BYTES``, UTF-8."""
-    from .limits import MAX_STORY_BYTES, read_limited
-
     blob = read_limited(path, "story", MAX_STORY_BYTES, StoryError, "pass a TOML file or a story name")
     return _decode(blob, source)
 
@@ -235,8 +233,6 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
 
 def _toml(text: str, source: str) -> dict[str, Any]:
     """A story's TOML text read into tables, at most ``MAX_STORY_BYTES`` characters."""
-    from .limits import MAX_STORY_BYTES
-
     if not isinstance(text, str) or len(text) > MAX_STORY_BYTES:
         raise StoryError(f"{source}: a story is TOML text of at most {MAX_STORY_BYTES:,} characters")
     try:
