@@ -24,9 +24,10 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
-from typing import Iterable
 
+from .errors import GraphError
 from .graph import CausalGraph
 
 __all__ = ["dag_svg", "layers"]
@@ -97,50 +98,61 @@ def dag_svg(graph: CausalGraph, intervened: Iterable[str] = (), observed: Iterab
     observed = set(observed)
     for n in intervened | observed:
         if n not in graph:
-            from .errors import GraphError
-
             raise GraphError(f"unknown node {n!r}; known: {', '.join(graph.order)}")
     pos, width, height = _layout(graph)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="dag" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
-        "<defs>"
-        '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker>'
-        '<marker id="arrow-cut" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#c0392b"/></marker>'
-        "</defs>",
+        _MARKERS,
     ]
     ends = _ports(graph, pos)
-    for u, v in graph.edges:
-        x1, y1, x2, y2 = ends[u, v]
-        name = escape(f"{u}->{v}")
-        if v in intervened:
-            mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-            out.append(
-                f'<g data-edge="{name}" data-cut="true"><line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
-                f'y2="{y2:.1f}" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="5 4" opacity="0.8" '
-                f'marker-end="url(#arrow-cut)"/>'
-                f'<path d="M{mx - 6:.1f},{my - 6:.1f} L{mx + 6:.1f},{my + 6:.1f} M{mx + 6:.1f},{my - 6:.1f} '
-                f'L{mx - 6:.1f},{my + 6:.1f}" stroke="#c0392b" stroke-width="2.5"/></g>'
-            )
-        else:
-            out.append(
-                f'<g data-edge="{name}"><line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-                f'stroke="#444" stroke-width="1.3" marker-end="url(#arrow)"/></g>'
-            )
-    for n in graph.order:
-        x, y, w = pos[n]
-        fill = "#fdebd0" if n in intervened else "#d6eaf8" if n in observed else "#ffffff"
-        stroke = "#c0392b" if n in intervened else "#333"
-        label = f"do({n})" if n in intervened else n
-        out.append(
-            f'<g data-node="{escape(n)}"><rect x="{x - w / 2:.1f}" y="{y - NODE_H / 2:.1f}" width="{w:.1f}" '
-            f'height="{NODE_H}" rx="{NODE_H / 2}" fill="{fill}" stroke="{stroke}" '
-            f'stroke-width="{2.2 if n in intervened else 1.2}"/>'
-            f'<text x="{x:.1f}" y="{y + 5:.1f}" text-anchor="middle" font-family="sans-serif" '
-            f'font-size="{13 if n in intervened else 14}">{escape(label)}</text></g>'
-        )
+    out += [_edge_svg(u, v, ends[u, v], cut=v in intervened) for u, v in graph.edges]
+    out += [_node_svg(n, pos[n], intervened=n in intervened, observed=n in observed) for n in graph.order]
     out.append("</svg>")
     return "".join(out)
+
+
+#: The arrow heads: grey, and red for the arrows that do() cuts.
+_MARKERS = (
+    "<defs>"
+    '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+    'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker>'
+    '<marker id="arrow-cut" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+    'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#c0392b"/></marker>'
+    "</defs>"
+)
+
+
+def _edge_svg(u: str, v: str, end: tuple[float, float, float, float], cut: bool) -> str:
+    """The arrow ``u -> v`` from ``(x1, y1)`` to ``(x2, y2)``; a cut one dashed red with a cross."""
+    x1, y1, x2, y2 = end
+    name = escape(f"{u}->{v}")
+    if not cut:
+        return (
+            f'<g data-edge="{name}"><line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+            f'stroke="#444" stroke-width="1.3" marker-end="url(#arrow)"/></g>'
+        )
+    mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+    return (
+        f'<g data-edge="{name}" data-cut="true"><line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
+        f'y2="{y2:.1f}" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="5 4" opacity="0.8" '
+        f'marker-end="url(#arrow-cut)"/>'
+        f'<path d="M{mx - 6:.1f},{my - 6:.1f} L{mx + 6:.1f},{my + 6:.1f} M{mx + 6:.1f},{my - 6:.1f} '
+        f'L{mx - 6:.1f},{my + 6:.1f}" stroke="#c0392b" stroke-width="2.5"/></g>'
+    )
+
+
+def _node_svg(n: str, at: tuple[float, float, float], intervened: bool, observed: bool) -> str:
+    """Node ``n`` at ``(x, y)`` with width ``w``: ``do(n)`` on orange when intervened, blue when observed."""
+    x, y, w = at
+    fill = "#fdebd0" if intervened else "#d6eaf8" if observed else "#ffffff"
+    stroke = "#c0392b" if intervened else "#333"
+    label = f"do({n})" if intervened else n
+    return (
+        f'<g data-node="{escape(n)}"><rect x="{x - w / 2:.1f}" y="{y - NODE_H / 2:.1f}" width="{w:.1f}" '
+        f'height="{NODE_H}" rx="{NODE_H / 2}" fill="{fill}" stroke="{stroke}" '
+        f'stroke-width="{2.2 if intervened else 1.2}"/>'
+        f'<text x="{x:.1f}" y="{y + 5:.1f}" text-anchor="middle" font-family="sans-serif" '
+        f'font-size="{13 if intervened else 14}">{escape(label)}</text></g>'
+    )

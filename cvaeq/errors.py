@@ -2,12 +2,15 @@
 
 Every error a user can cause derives from :class:`CvaeqError`; the command line
 turns any of them into one line on stderr and exit code 2. Messages say what
-was wrong and what to do about it.
+was wrong and what to do about it. What the system or the input can cause
+anywhere (:data:`ENVIRONMENT_ERRORS`) is reported by every face (the CLI, the
+explorer) as the same one line, :func:`one_line`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "CvaeqError",
@@ -21,6 +24,8 @@ __all__ = [
     "CheckpointError",
     "plugin_error",
     "call_plugin",
+    "ENVIRONMENT_ERRORS",
+    "one_line",
 ]
 
 
@@ -84,7 +89,8 @@ def call_plugin(fail: Callable[[str], CvaeqError], name: str, fn: Callable[..., 
     >>> call_plugin(lambda what: plugin_error("plugin 'p'", what), "build", int, "x")
     Traceback (most recent call last):
     ...
-    cvaeq.errors.PluginError: plugin 'p': build() raised ValueError: invalid literal for int() with base 10: 'x'; fix or uninstall the plugin (`cvaeq plugins` lists it)
+    cvaeq.errors.PluginError: plugin 'p': build() raised ValueError: invalid literal for int() with base 10: 'x';
+    fix or uninstall the plugin (`cvaeq plugins` lists it)
     """
     try:
         return fn(*args)
@@ -92,3 +98,28 @@ def call_plugin(fail: Callable[[str], CvaeqError], name: str, fn: Callable[..., 
         raise
     except Exception as e:  # the plugin's bug, reported as one line naming it
         raise fail(f"{name}() raised {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+
+
+#: Errors the system or the input can cause anywhere: one line and exit 2 at the CLI, a 4xx/5xx
+#: JSON line in the explorer (an ``OSError`` such as a full disk, ``MemoryError``, ...).
+ENVIRONMENT_ERRORS = (OSError, MemoryError, RecursionError, UnicodeError)
+
+
+def one_line(e: BaseException) -> str:
+    """The one-line message of an environment error: what happened and what to do.
+
+    >>> one_line(FileNotFoundError(2, "No such file or directory", "story.toml"))
+    'story.toml: No such file or directory'
+    """
+    if isinstance(e, OSError):
+        what = e.strerror or str(e) or type(e).__name__
+        where = f"{e.filename}: " if e.filename else ""
+        hint = "; free some space and run it again" if getattr(e, "errno", None) in (28, 122) else ""
+        return f"{where}{what}{hint}"
+    if isinstance(e, MemoryError):
+        return "out of memory; ask for fewer images, particles or a smaller model (bounds: docs/cli.md)"
+    if isinstance(e, RecursionError):
+        return "the input is nested too deeply to read"
+    if isinstance(e, UnicodeError):
+        return f"text that is not valid UTF-8 ({getattr(e, 'reason', e)}); save files as UTF-8"
+    return str(e)

@@ -14,7 +14,7 @@ True
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import networkx as nx
 
@@ -75,7 +75,7 @@ class CausalGraph:
         self._check(node)
         return frozenset(nx.ancestors(self._g, node))
 
-    def mutilated(self, targets: Iterable[str]) -> "CausalGraph":
+    def mutilated(self, targets: Iterable[str]) -> CausalGraph:
         """The graph of ``do(targets)``: every edge into a target removed."""
         targets = set(targets)
         for t in targets:

@@ -9,7 +9,7 @@ it). The built-ins in :mod:`cvaeq.default_plugins` use these same hooks.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

@@ -164,7 +164,8 @@ def checked_output(path: str | os.PathLike, what: str = "output", error: type[Cv
     >>> checked_output(d / "pipe", "PNG")
     Traceback (most recent call last):
     ...
-    cvaeq.errors.DataError: .../pipe: not a regular file (a device, pipe or socket); cvaeq writes its PNG only to a new name or a regular file; choose another path
+    cvaeq.errors.DataError: .../pipe: not a regular file (a device, pipe or socket); cvaeq writes its PNG only to a
+    new name or a regular file; choose another path
     """
     path = Path(path)
     where = "choose another path"
@@ -258,7 +259,8 @@ def question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 0, val
 
     >>> question_cost(1000, values=113, nodes=5, worlds=2)     # a dSprites factor question: ~1 MB
     984000
-    >>> question_cost(1000, pixels=4096, image_worlds=2, values=125, nodes=6, worlds=2) // 2**20  # P(X | do(...), X=img)
+    >>> # P(X | do(...), X=img), in MiB:
+    >>> question_cost(1000, pixels=4096, image_worlds=2, values=125, nodes=6, worlds=2) // 2**20
     176
     """
     per_pixel = BYTES_PER_PIXEL + BYTES_PER_WORLD_PIXEL * max(image_worlds - 1, 0) if image_worlds > 0 else 0
@@ -276,7 +278,8 @@ def check_question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 
     >>> check_question_cost(1_000_000, pixels=4096, image_worlds=2, values=125, nodes=6, worlds=2)
     Traceback (most recent call last):
     ...
-    cvaeq.errors.CvaeqError: this question would take about 173 GiB (1,000,000 particles, each decoding a 4,096-pixel image in 2 worlds), more than the 2 GiB one question may use; ask for at most 11,581 samples
+    cvaeq.errors.CvaeqError: this question would take about 173 GiB (1,000,000 particles, each decoding a 4,096-pixel
+    image in 2 worlds), more than the 2 GiB one question may use; ask for at most 11,581 samples
     """
     budget = MAX_QUESTION_BYTES if budget is None else int(budget)
     kw = dict(pixels=pixels, image_worlds=image_worlds, values=values, nodes=nodes, worlds=worlds)

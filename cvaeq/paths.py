@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -119,10 +120,8 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
         checked_output(final)  # again: something may have been put there meanwhile
         os.replace(tmp, final)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -174,10 +173,8 @@ def output_lock(*finals: str | os.PathLike):
                              "or choose another output") from None
         for final in map(Path, finals):
             for stale in final.parent.glob(f".{final.name}.*.tmp"):
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
-                except FileNotFoundError:
-                    pass
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -1,7 +1,11 @@
-"""The plugin manager: entry-point group ``cvaeq``, built-ins first, lazy load.
+"""What the plugins contributed, by name: stories, mechanism families, image-model
+families and worlds, each with the plugin that supplied it.
 
-Built-in features are plugins in :mod:`cvaeq.default_plugins` and use the same
-hooks as third-party ones. A plugin that fails to load (an exception, or even
+The manager (entry-point group ``cvaeq``, built-ins first, lazy load) and the
+one way a ``register_*`` hook is called are :mod:`cvaeq.plugin_manager`; the
+worlds' registry is :mod:`cvaeq.world`'s (re-exported here). Built-in
+features are plugins in :mod:`cvaeq.default_plugins` and use the same hooks as
+third-party ones. A plugin that fails to load (an exception, or even
 ``SystemExit``, at import), whose hook raises, or that registers something
 that is not what the hook takes (``register(42)``, an image-model family
 without ``build``) is named in a one-line warning on stderr (once per
@@ -23,16 +27,14 @@ and mechanism family.
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-import pluggy
-
-from . import hookspecs
-from .errors import MechanismError, PluginError
+from .errors import CvaeqError, MechanismError, PluginError
+from .plugin_manager import DEFAULT_PLUGINS, collect, get_plugin_manager, pm, skipped
+from .world import get_world_plugins, get_worlds
 
 __all__ = [
     "pm",
@@ -51,150 +53,6 @@ __all__ = [
     "skipped",
 ]
 
-DEFAULT_PLUGINS = (
-    "cvaeq.default_plugins.worlds",
-    "cvaeq.default_plugins.stories",
-    "cvaeq.default_plugins.mechanisms",
-    "cvaeq.default_plugins.image_models",
-)
-
-class _PluginManager(pluggy.PluginManager):
-    """pluggy's manager; a change of plugins lets the warnings about them be given
-    again, and forgets what the old set skipped."""
-
-    def register(self, plugin, name=None):
-        _warned.clear()
-        _skipped.clear()
-        return super().register(plugin, name)
-
-    def unregister(self, plugin=None, name=None):
-        _warned.clear()
-        _skipped.clear()
-        return super().unregister(plugin, name)
-
-
-#: Warnings already printed (each is printed once, however often the registry is read).
-_warned: set[str] = set()
-#: ``{(kind, name): why}``: contributions skipped because their plugin broke them.
-_skipped: dict[tuple[str, str], str] = {}
-
-pm = _PluginManager("cvaeq")
-pm.add_hookspecs(hookspecs)
-_loaded = False
-
-
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The plugin manager, with built-ins and installed plugins loaded once.
-
-    Installed (entry-point) plugins are skipped when ``CVAEQ_LOAD_PLUGINS=0``,
-    as the test suite sets.
-    """
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for name in DEFAULT_PLUGINS:
-            pm.register(importlib.import_module(name), name=name)
-        if os.environ.get("CVAEQ_LOAD_PLUGINS", "1") != "0":
-            _load_entry_points()
-        pm.check_pending()
-    return pm
-
-
-def _warn(plugin: str, what: str, e: BaseException | str) -> None:
-    why = e if isinstance(e, str) else f"{type(e).__name__}: {e}"
-    line = " ".join(f"warning: plugin {plugin!r} {what} and is skipped: {why}".split())
-    if line not in _warned:
-        _warned.add(line)
-        print(line, file=sys.stderr)
-
-
-def skipped(kind: str, name: str) -> str | None:
-    """Why the ``kind`` (``"world"``, ``"mechanism"``, ...) called ``name`` was
-    skipped, if a plugin registered it and broke it; for "unknown NAME" errors."""
-    return _skipped.get((kind, name))
-
-
-def _load_entry_points() -> None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="cvaeq"):
-        if pm.has_plugin(ep.name):
-            continue
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:  # a broken plugin (even one calling sys.exit) must not take the rest down
-            _warn(ep.name, "failed to load", e)
-            continue
-        unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or () if c.spec is None)
-        if unknown:  # e.g. written for a newer cvaeq: skip it rather than fail every command
-            pm.unregister(plugin)
-            _warn(ep.name, "implements hooks this cvaeq does not have",
-                  PluginError(f"{', '.join(unknown)}; upgrade cvaeq or the plugin"))
-
-
-_NAMED = object()
-
-
-class _Duplicate(PluginError):
-    """A name registered twice: an error for every command that reads the registry."""
-
-
-def _collect(hook_name: str, what: str, check: Callable[[Any], str | None] = lambda thing: None
-             ) -> dict[str, tuple[Any, str]]:
-    """Call every implementation of a ``register_*`` hook; ``{name: (thing, plugin)}``.
-
-    ``check(thing)`` says what is wrong with a registered thing (None: nothing);
-    such a registration, one without a name, and every registration of a hook
-    that raises are skipped with a one-line warning naming the plugin.
-    """
-    out: dict[str, tuple[Any, str]] = {}
-    caller = getattr(get_plugin_manager().hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):  # pluggy's own call order
-        plugin = impl.plugin_name
-        mine: dict[str, tuple[Any, str]] = {}
-
-        def register(name: Any = _NAMED, thing: Any = _NAMED, _plugin: str = plugin, _mine=mine) -> None:
-            if thing is _NAMED:  # register(thing): the thing carries its name (worlds)
-                name, thing = getattr(name, "name", None), name
-            if not isinstance(name, str) or not name:
-                _warn(_plugin, f"registered a {what} without a name ({_shown(thing)})",
-                      f"call register({'world' if what == 'world' else 'NAME, ' + what.replace(' ', '_')})")
-                return
-            problem = check(thing)
-            if problem:
-                _skipped[(what, name)] = f"plugin {_plugin!r} registered it, but {problem}"
-                _warn(_plugin, f"registered {what} {name!r}, which {problem},", "fix or uninstall the plugin")
-                return
-            if name in out or name in _mine:
-                first = (out.get(name) or _mine[name])[1]
-                raise _Duplicate(
-                    f"{what} {name!r} is registered twice (by {first!r} and {_plugin!r}); "
-                    "rename one of them or uninstall a plugin"
-                )
-            _mine[name] = (thing, _plugin)
-
-        try:
-            impl.function(register=register)
-        except _Duplicate:
-            raise
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:  # a hook that raises (or exits) loses its plugin's contributions, not ours
-            for name in mine:
-                _skipped[(what, name)] = f"plugin {plugin!r} failed while registering it"
-            _warn(plugin, f"failed in {hook_name}", e)
-            continue
-        out.update(mine)
-    return out
-
-
-def _shown(thing: Any) -> str:
-    text = repr(thing)
-    return text if len(text) <= 40 else text[:37] + "..."
-
 
 def _check_story(path: Any) -> str | None:
     if not isinstance(path, (str, os.PathLike)):
@@ -206,12 +64,6 @@ def _check_factory(factory: Any) -> str | None:
     return None if callable(factory) else f"is {type(factory).__name__}, not a callable factory"
 
 
-def _check_world(world: Any) -> str | None:
-    from .world import World
-
-    return None if isinstance(world, World) else f"is {type(world).__name__}, not a cvaeq.world.World"
-
-
 def _check_family(family: Any) -> str | None:
     missing = [m for m in ("build", "arch_of") if not callable(getattr(family, m, None))]
     if missing:
@@ -221,12 +73,12 @@ def _check_family(family: Any) -> str | None:
 
 def get_stories() -> dict[str, str]:
     """Registered story names and their files."""
-    return {name: str(path) for name, (path, _) in _collect("register_stories", "story", _check_story).items()}
+    return {name: str(path) for name, (path, _) in collect("register_stories", "story", _check_story).items()}
 
 
 def get_story_plugins() -> dict[str, str]:
     """Registered story names and the plugin that supplied each."""
-    return {name: plugin for name, (_, plugin) in _collect("register_stories", "story", _check_story).items()}
+    return {name: plugin for name, (_, plugin) in collect("register_stories", "story", _check_story).items()}
 
 
 @dataclass(frozen=True)
@@ -243,8 +95,7 @@ class MechanismFamily:
         checks what it returns; a factory that raises is a PluginError naming it."""
         if self.plugin in DEFAULT_PLUGINS:
             return self.factory(**params)
-        from .errors import CvaeqError
-        from .mechanisms.checked import CheckedMechanism
+        from .mechanisms.checked import CheckedMechanism  # here: it imports torch
 
         try:
             built = self.factory(**params)
@@ -260,7 +111,7 @@ def get_mechanisms() -> dict[str, MechanismFamily]:
     """Every registered mechanism family by name."""
     return {
         name: MechanismFamily(name, factory, plugin)
-        for name, (factory, plugin) in _collect("register_mechanisms", "mechanism", _check_factory).items()
+        for name, (factory, plugin) in collect("register_mechanisms", "mechanism", _check_factory).items()
     }
 
 
@@ -277,26 +128,16 @@ def get_mechanism_family(name: str) -> MechanismFamily:
     return families[name]
 
 
-def get_worlds() -> dict[str, Any]:
-    """Registered worlds by name (:class:`cvaeq.world.World` objects)."""
-    return {name: world for name, (world, _) in _collect("register_worlds", "world", _check_world).items()}
-
-
-def get_world_plugins() -> dict[str, str]:
-    """Registered world names and the plugin that supplied each."""
-    return {name: plugin for name, (_, plugin) in _collect("register_worlds", "world", _check_world).items()}
-
-
 def get_image_models() -> dict[str, Any]:
     """Registered image-model families by name."""
     return {name: family for name, (family, _) in
-            _collect("register_image_models", "image model", _check_family).items()}
+            collect("register_image_models", "image model", _check_family).items()}
 
 
 def get_image_model_plugins() -> dict[str, str]:
     """Registered image-model family names and the plugin that supplied each."""
     return {name: plugin for name, (_, plugin) in
-            _collect("register_image_models", "image model", _check_family).items()}
+            collect("register_image_models", "image model", _check_family).items()}
 
 
 def describe_plugins() -> dict[str, Any]:

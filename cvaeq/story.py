@@ -31,7 +31,9 @@ import numpy as np
 
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
+from .limits import MAX_STORY_BYTES, read_limited
 from .paths import safe_name
+from .plugins import get_stories
 from .world import DEFAULT_WORLD, World, get_world
 
 __all__ = ["Story", "load_story", "story_source", "story_from_text", "safe_name", "IMAGE", "LATENT"]
@@ -110,7 +112,7 @@ class Story:
             out[:, names.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
         return out
 
-    def same_as(self, other: "Story") -> bool:
+    def same_as(self, other: Story) -> bool:
         """Whether ``other`` tells the same story: name, world, latent, graph,
         tables and mechanisms (comments and layout of the text aside).
 
@@ -172,8 +174,6 @@ def story_source(source: str | os.PathLike) -> tuple[str, str]:
     seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
     if any(sep in text for sep in seps) or text.endswith(".toml"):
         return "file", text
-    from .plugins import get_stories
-
     stories = get_stories()
     here = Path(text)
     if text in stories:
@@ -191,8 +191,6 @@ def story_source(source: str | os.PathLike) -> tuple[str, str]:
 
 def _read_text(path: Path, source: str) -> str:
     """A story file's text: a regular file of at most ``MAX_STORY_BYTES``, UTF-8."""
-    from .limits import MAX_STORY_BYTES, read_limited
-
     blob = read_limited(path, "story", MAX_STORY_BYTES, StoryError, "pass a TOML file or a story name")
     return _decode(blob, source)
 
@@ -206,20 +204,47 @@ def _decode(blob: bytes, source: str) -> str:
 
 def story_from_text(text: str, source: str = "<story>") -> Story:
     """Parse and validate a story's TOML text; ``source`` names it in errors."""
-    from .limits import MAX_STORY_BYTES
+    doc = _toml(text, source)
+    world, factors, latent_dim = _header(doc, source)
 
+    def fail(node: str, what: str) -> StoryError:
+        return StoryError(f"{source}: factor {node!r}: {what}")
+
+    parents, mechanisms = _parents_and_mechanisms(world, factors, fail)
+    edges = [(p, f) for f in world.names for p in parents[f]]
+    edges += [(f, IMAGE) for f in world.names] + [(LATENT, IMAGE)]
+    try:
+        graph = CausalGraph(edges, nodes=(LATENT, *world.names, IMAGE))
+    except GraphError as e:
+        raise StoryError(f"{source}: {e}; remove one of these parent links") from None
+    tables = {f: _table(world, f, factors[f], parents[f], fail) for f in world.names}
+    return Story(
+        name=str(doc.get("name", Path(source).stem)),
+        source=source,
+        text=text,
+        graph=graph,
+        tables=tables,
+        latent_dim=latent_dim,
+        _parents=parents,
+        mechanisms=mechanisms,
+        world=world,
+    )
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
+    """A story's TOML text read into tables, at most ``MAX_STORY_BYTES`` characters."""
     if not isinstance(text, str) or len(text) > MAX_STORY_BYTES:
         raise StoryError(f"{source}: a story is TOML text of at most {MAX_STORY_BYTES:,} characters")
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise StoryError(f"{source}: not valid TOML: {e}") from None
     except RecursionError:
         raise StoryError(f"{source}: arrays or tables nested too deeply; a story needs a few levels") from None
 
-    def fail(node: str, what: str) -> StoryError:
-        return StoryError(f"{source}: factor {node!r}: {what}")
 
+def _header(doc: dict[str, Any], source: str) -> tuple[World, dict[str, Any], int]:
+    """A story's world, its ``[factors]`` table (every factor of the world, no other) and ``latent_dim``."""
     unknown_keys = sorted(set(doc) - set(TOP_KEYS))
     if unknown_keys:
         raise StoryError(f"{source}: unknown key {unknown_keys[0]!r}; a story's keys are {', '.join(TOP_KEYS)}")
@@ -232,24 +257,30 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         world = get_world(world_name)
     except CvaeqError as e:
         raise StoryError(f"{source}: {e}") from None
-    FACTORS, SIZES = world.names, world.sizes
+    names = world.names
     factors = doc.get("factors")
     if not isinstance(factors, dict):
-        raise StoryError(f"{source}: no [factors] table; declare each of {', '.join(FACTORS)} as [factors.NAME]")
-    unknown = [f for f in factors if f not in SIZES]
+        raise StoryError(f"{source}: no [factors] table; declare each of {', '.join(names)} as [factors.NAME]")
+    unknown = [f for f in factors if f not in world.sizes]
     if unknown:
         raise StoryError(f"{source}: unknown factor {unknown[0]!r}; the factors of world {world.name!r} "
-                         f"are {', '.join(FACTORS)}")
-    missing = [f for f in FACTORS if f not in factors]
+                         f"are {', '.join(names)}")
+    missing = [f for f in names if f not in factors]
     if missing:
         raise StoryError(f"{source}: factor {missing[0]!r} is not declared; add a [factors.{missing[0]}] table")
     latent_dim = doc.get("latent_dim", 4)
     if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or not 1 <= latent_dim <= MAX_LATENT_DIM:
         raise StoryError(f"{source}: latent_dim must be an integer from 1 to {MAX_LATENT_DIM}, got {latent_dim!r}")
+    return world, factors, latent_dim
 
+
+def _parents_and_mechanisms(world: World, factors: dict[str, Any], fail
+                            ) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Each factor's parents, and the mechanism family of those that name one."""
+    names, sizes = world.names, world.sizes
     parents: dict[str, tuple[str, ...]] = {}
     mechanisms: dict[str, str] = {}
-    for f in FACTORS:
+    for f in names:
         spec = factors[f]
         if not isinstance(spec, dict):
             raise fail(f, "must be a table ([factors.NAME] with parents and probs or normal)")
@@ -260,8 +291,8 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         if not isinstance(ps, list) or not all(isinstance(p, str) for p in ps):
             raise fail(f, "parents must be a list of factor names")
         for p in ps:
-            if p not in SIZES:
-                raise fail(f, f"unknown parent {p!r}; parents must be among {', '.join(FACTORS)}")
+            if p not in sizes:
+                raise fail(f, f"unknown parent {p!r}; parents must be among {', '.join(names)}")
         if len(set(ps)) != len(ps):
             raise fail(f, "a parent is listed twice")
         parents[f] = tuple(ps)
@@ -269,29 +300,7 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
             if not isinstance(spec["mechanism"], str) or not spec["mechanism"]:
                 raise fail(f, "mechanism must be the name of a mechanism family, e.g. \"gumbel_max\"")
             mechanisms[f] = spec["mechanism"]
-
-    edges = [(p, f) for f in FACTORS for p in parents[f]]
-    edges += [(f, IMAGE) for f in FACTORS] + [(LATENT, IMAGE)]
-    try:
-        graph = CausalGraph(edges, nodes=(LATENT, *FACTORS, IMAGE))
-    except GraphError as e:
-        raise StoryError(f"{source}: {e}; remove one of these parent links") from None
-
-    for f in FACTORS:
-        if not isinstance(factors[f], dict):
-            raise fail(f, "must be a table ([factors.NAME] with parents and probs or normal)")
-    tables = {f: _table(world, f, factors[f], parents[f], fail) for f in FACTORS}
-    return Story(
-        name=str(doc.get("name", Path(source).stem)),
-        source=source,
-        text=text,
-        graph=graph,
-        tables=tables,
-        latent_dim=latent_dim,
-        _parents=parents,
-        mechanisms=mechanisms,
-        world=world,
-    )
+    return parents, mechanisms
 
 
 def _table(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
@@ -370,13 +379,41 @@ def _law_value(world: World, name: str, law, args: list[float], fail, f: str) ->
 
 
 def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
-    SIZES, VALUES, label, NUMERIC = world.sizes, world.values, world.label, world.numeric
-    if f not in NUMERIC:
+    """The table of a ``[normal]`` form: per parent row, a normal over ``f``'s grid (mean from
+    ``mean``, ``coef``, ``offset`` and ``law``), mixed with ``floor`` of the uniform."""
+    if f not in world.numeric:
         raise fail(f, f"a normal form needs a numeric factor; give `probs` for {f}")
     allowed = {"mean", "sd", "coef", "offset", "floor", "law"}
     extra = set(spec) - allowed
     if extra:
         raise fail(f, f"unknown key {sorted(extra)[0]!r} in [normal]; allowed: {', '.join(sorted(allowed))}")
+    sd, mean0, floor, coef, offset = _normal_numbers(world, f, spec, parents, fail)
+    law = _normal_law(world, f, spec, parents, fail)
+    for p, row in offset.items():
+        labels = [world.label(p, c) for c in range(world.sizes[p])]
+        extra_values = [k for k in row if k not in labels]
+        if extra_values:
+            raise fail(f, f"unknown value {extra_values[0]!r} of {p!r} in offset; allowed: {', '.join(labels)}")
+    sizes, values = world.sizes, world.values
+    grid = values[f]
+    table = np.empty(tuple(sizes[p] for p in parents) + (len(grid),))
+    for combo in itertools.product(*(range(sizes[p]) for p in parents)):
+        mean = mean0
+        for p, c in zip(parents, combo):
+            if p in coef:
+                mean += float(coef[p]) * float(values[p][c])  # Python floats: overflow is inf, not a warning
+            if p in offset:
+                mean += float(offset[p].get(world.label(p, c), 0.0))
+        if law is not None:
+            at = dict(zip(parents, combo))
+            mean += _law_value(world, spec["law"], law, [float(values[a][at[a]]) for a in law.args], fail, f)
+        table[combo] = _normal_row(world, f, grid, mean, sd, floor, fail)
+    return table
+
+
+def _normal_numbers(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail
+                    ) -> tuple[float, float, float, dict[str, Any], dict[str, Any]]:
+    """``[normal]``'s ``sd``, ``mean``, ``floor``, ``coef`` and ``offset``, checked (not yet the offsets' labels)."""
     def number(value, what: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise fail(f, f"{what} in [normal] must be a finite number, got {value!r}")
@@ -403,56 +440,46 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
         if p not in parents:
             raise fail(f, f"{p!r} in coef/offset is not a parent of {f}; add it to parents or remove it")
     for p in coef:
-        if p not in NUMERIC:
+        if p not in world.numeric:
             raise fail(f, f"coef needs a numeric parent, {p!r} is not; use offset.{p}")
-    law = None
-    if "law" in spec:
-        laws = dict(world.laws)
-        if not isinstance(spec["law"], str):
-            what = "a table" if isinstance(spec["law"], dict) else ("a list" if isinstance(spec["law"], list)
-                                                                  else type(spec["law"]).__name__)
-            raise fail(f, f"law in [normal] must be the name of a law in quotes, e.g. law = \"NAME\", got {what}; "
-                          f"world {world.name!r} has laws: {', '.join(sorted(laws)) or 'none'}")
-        if spec["law"] not in laws:
-            known = ", ".join(sorted(laws)) or "none"
-            raise fail(f, f"unknown law {spec['law']!r} in [normal]; world {world.name!r} has laws: {known}")
-        law = laws[spec["law"]]
-        absent = [a for a in law.args if a not in parents]
-        if absent:
-            raise fail(f, f"law {spec['law']!r} reads {', '.join(law.args)}; add {absent[0]!r} to the parents of {f}")
-    for p, row in offset.items():
-        labels = [label(p, c) for c in range(SIZES[p])]
-        extra = [k for k in row if k not in labels]
-        if extra:
-            raise fail(f, f"unknown value {extra[0]!r} of {p!r} in offset; allowed: {', '.join(labels)}")
-    grid = VALUES[f]
-    shape = tuple(SIZES[p] for p in parents) + (len(grid),)
-    table = np.empty(shape)
-    for combo in itertools.product(*(range(SIZES[p]) for p in parents)):
-        mean = mean0
-        for p, c in zip(parents, combo):
-            if p in coef:
-                mean += float(coef[p]) * float(VALUES[p][c])  # Python floats: overflow is inf, not a warning
-            if p in offset:
-                mean += float(offset[p].get(label(p, c), 0.0))
-        if law is not None:
-            at = dict(zip(parents, combo))
-            mean += _law_value(world, spec["law"], law, [float(VALUES[a][at[a]]) for a in law.args], fail, f)
-        half = (grid[-1] - grid[0]) / (2 * (len(grid) - 1)) if len(grid) > 1 else 0.5
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            distance = np.abs(grid - mean)
-            log_w = -0.5 * (distance / sd) ** 2
-            far = not np.exp(log_w).sum() > 0
-        if not np.isfinite(mean) or (far and not grid[0] - half <= mean <= grid[-1] + half):
-            raise fail(f, f"the normal's mean {mean:g} is so far off the grid ({world.factor(f).domain}) that every "
-                          f"value has probability 0 at sd {sd:g}; move the mean onto the grid or widen sd")
-        if np.isfinite(log_w.max()):
-            # in log space, shifted by the largest: a narrow sd whose weights all
-            # underflow still puts its mass on the grid values nearest the mean
-            w = np.exp(log_w - log_w.max())
-        else:  # so narrow that even (distance / sd)**2 overflows: the nearest values
-            w = (distance == distance.min()).astype(np.float64)
-        table[combo] = (1 - floor) * w / w.sum() + floor / len(grid)
-    return table
+    return sd, mean0, floor, coef, offset
 
 
+def _normal_law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail):
+    """The world's law that ``[normal]``'s ``law`` names (None when it names none)."""
+    if "law" not in spec:
+        return None
+    laws = dict(world.laws)
+    if not isinstance(spec["law"], str):
+        what = "a table" if isinstance(spec["law"], dict) else ("a list" if isinstance(spec["law"], list)
+                                                              else type(spec["law"]).__name__)
+        raise fail(f, f"law in [normal] must be the name of a law in quotes, e.g. law = \"NAME\", got {what}; "
+                      f"world {world.name!r} has laws: {', '.join(sorted(laws)) or 'none'}")
+    if spec["law"] not in laws:
+        known = ", ".join(sorted(laws)) or "none"
+        raise fail(f, f"unknown law {spec['law']!r} in [normal]; world {world.name!r} has laws: {known}")
+    law = laws[spec["law"]]
+    absent = [a for a in law.args if a not in parents]
+    if absent:
+        raise fail(f, f"law {spec['law']!r} reads {', '.join(law.args)}; add {absent[0]!r} to the parents of {f}")
+    return law
+
+
+def _normal_row(world: World, f: str, grid: np.ndarray, mean: float, sd: float, floor: float, fail) -> np.ndarray:
+    """One row of a ``[normal]`` table: the normal(mean, sd) over ``f``'s ``grid``, mixed with ``floor`` of the
+    uniform."""
+    half = (grid[-1] - grid[0]) / (2 * (len(grid) - 1)) if len(grid) > 1 else 0.5
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        distance = np.abs(grid - mean)
+        log_w = -0.5 * (distance / sd) ** 2
+        far = not np.exp(log_w).sum() > 0
+    if not np.isfinite(mean) or (far and not grid[0] - half <= mean <= grid[-1] + half):
+        raise fail(f, f"the normal's mean {mean:g} is so far off the grid ({world.factor(f).domain}) that every "
+                      f"value has probability 0 at sd {sd:g}; move the mean onto the grid or widen sd")
+    if np.isfinite(log_w.max()):
+        # in log space, shifted by the largest: a narrow sd whose weights all
+        # underflow still puts its mass on the grid values nearest the mean
+        w = np.exp(log_w - log_w.max())
+    else:  # so narrow that even (distance / sd)**2 overflows: the nearest values
+        w = (distance == distance.min()).astype(np.float64)
+    return (1 - floor) * w / w.sum() + floor / len(grid)

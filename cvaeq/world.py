@@ -34,9 +34,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, PluginError, plugin_error
+from .plugin_manager import collect, skipped
 
-__all__ = ["Factor", "Law", "World", "get_world", "DEFAULT_WORLD", "MAX_FACTORS", "MAX_FACTOR_SIZE"]
+__all__ = ["Factor", "Law", "World", "get_world", "get_worlds", "get_world_plugins", "DEFAULT_WORLD", "MAX_FACTORS",
+           "MAX_FACTOR_SIZE"]
 
 #: The world of a story or checkpoint that names none (every file written before worlds).
 DEFAULT_WORLD = "dsprites"
@@ -392,9 +394,6 @@ class World:
 
     def _plugin_error(self, what: str):
         """A PluginError about this world's renderer, naming the plugin that registered it."""
-        from .errors import plugin_error
-        from .plugins import get_world_plugins
-
         try:
             plugin = get_world_plugins().get(self.name)
         except Exception:  # the registry itself is broken: name the world alone
@@ -403,7 +402,21 @@ class World:
         return plugin_error(who, what)
 
 
-def get_world(world: "str | World | None" = None) -> World:
+def _check_world(world: Any) -> str | None:
+    return None if isinstance(world, World) else f"is {type(world).__name__}, not a cvaeq.world.World"
+
+
+def get_worlds() -> dict[str, World]:
+    """Registered worlds by name."""
+    return {name: world for name, (world, _) in collect("register_worlds", "world", _check_world).items()}
+
+
+def get_world_plugins() -> dict[str, str]:
+    """Registered world names and the plugin that supplied each."""
+    return {name: plugin for name, (_, plugin) in collect("register_worlds", "world", _check_world).items()}
+
+
+def get_world(world: str | World | None = None) -> World:
     """A world by name (None: :data:`DEFAULT_WORLD`), or the world given.
 
     Unknown names are a DataError listing the registered worlds.
@@ -413,15 +426,9 @@ def get_world(world: "str | World | None" = None) -> World:
     """
     if isinstance(world, World):
         return world
-    from .plugins import get_worlds
-
-    from .plugins import skipped
-
     name = DEFAULT_WORLD if world is None else world
     worlds = get_worlds()
     if name not in worlds and isinstance(name, str) and skipped("world", name):
-        from .errors import PluginError
-
         raise PluginError(f"world {name!r} is not available: {skipped('world', name)}")
     if name not in worlds:
         raise DataError(

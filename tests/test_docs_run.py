@@ -105,6 +105,7 @@ COMMANDS_NOT_RUN = [
     (r"^cvaeq serve$", "a server that runs until Ctrl-C (tests/cli/test_serve_cli.py starts it and reads this line)"),
     (r"^python benchmarks/", "a benchmark: minutes of timing, figures of one machine"),
     (r"^python -m pytest", "the test suite itself (pytest's testpaths include plugins/)"),
+    (r"^(ruff|mypy)( |$)", "lint, format and type checks: .ci/run runs them after the tests"),
     (r"^cvaeq data build( --workers \d+)?( --out \S+)?( +#.*)?$",
      "renders the whole dSprites grid, 2.9 GB on disk (tests/data/test_grid.py builds it in part, "
      "benchmarks/build_grid.py whole)"),

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cvaeq import hookimpl, hookspecs, plugins
+from cvaeq import hookimpl, hookspecs, plugin_manager, plugins
 from cvaeq.cli import main
 from cvaeq.errors import MechanismError, PluginError
 from cvaeq.plugins import get_mechanism_family, get_mechanisms, get_plugin_manager, get_stories, get_story_plugins
@@ -156,7 +156,7 @@ def test_entry_point_that_fails_to_load_is_one_warning_line(monkeypatch, capsys)
 
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [EP("bad", bad_load), EP("good", lambda: good)])
     try:
-        plugins._load_entry_points()
+        plugin_manager._load_entry_points()
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "'bad'" in err and "cvaeq_missing" in err
         assert get_mechanisms()["good_coin"].plugin == "good"
@@ -321,7 +321,7 @@ def test_an_installed_plugin_with_an_unknown_hook_is_skipped_with_one_line(monke
     import importlib.metadata
 
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [EP("future", lambda: future)])
-    plugins._load_entry_points()
+    plugin_manager._load_entry_points()
     get_plugin_manager().check_pending()  # nothing unknown is left registered
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'future'" in err and "register_timemachines" in err
@@ -512,7 +512,7 @@ def test_a_plugin_that_exits_at_import_is_one_warning_line_and_the_rest_works(mo
 
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [EP("exits", exits), EP("good2", lambda: good)])
     try:
-        plugins._load_entry_points()  # used to end the process with exit code 3, silently
+        plugin_manager._load_entry_points()  # used to end the process with exit code 3, silently
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "plugin 'exits' failed to load" in err and "SystemExit: 3" in err
         assert get_mechanisms()["good_coin2"].plugin == "good2"

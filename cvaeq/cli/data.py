@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..limits import MAX_IMAGES, MAX_SEED, MAX_WORKERS
-from . import FilePath, main
+from .group import FilePath, main
 
 __all__ = ["data"]
 

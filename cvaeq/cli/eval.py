@@ -9,7 +9,7 @@ import time
 import click
 
 from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_THREADS, MAX_TV_PARTICLES
-from . import FilePath, main
+from .group import FilePath, main
 
 __all__ = ["eval_command", "summary"]
 
@@ -46,7 +46,8 @@ def summary(r: dict) -> str:
         row("reversibility", cf["reversibility_by_factor"]),
         row("  (story)", cf["reversibility_story"]),
         "",
-        f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})   composition 1: {_fmt(cf['composition']['1'])}"
+        f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})"
+        f"   composition 1: {_fmt(cf['composition']['1'])}"
         f"  10: {_fmt(cf['composition']['10'])}   (decoder 1: {_fmt(cf['composition_decoder']['1'])}"
         f"  10: {_fmt(cf['composition_decoder']['10'])})   reversibility {_fmt(cf['reversibility'])}",
         f"cf L1 mean {_fmt(cf['l1_truth_mean'])}   composition L1 1: {_fmt(cf['composition_l1']['1'])}"
@@ -101,10 +102,8 @@ def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json,
     ``--`` keeps torchrun from taking ``--n`` for one of its own options) each
     process scores its share of the test images and rank 0 prints the same
     result as one process would."""
-    import torch
 
     from ..evaluation import evaluate, mechanisms_to_score
-
     from ..threads import use_threads
 
     use_threads(threads)

@@ -8,7 +8,7 @@ import json
 import click
 
 from ..plugins import describe_plugins
-from . import main
+from .group import main
 
 __all__ = ["plugins_command"]
 

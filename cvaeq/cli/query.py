@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..limits import MAX_SEED, MAX_THREADS
-from . import FilePath, main
+from .group import FilePath, main
 
 __all__ = ["query"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..limits import MAX_SEED, MAX_THREADS
-from . import main
+from .group import main
 
 __all__ = ["serve"]
 
@@ -38,13 +38,13 @@ def serve(model: str | None, story: str | None, host: str, port: int, allow_host
     import uvicorn
 
     from ..serve.app import create_app
-    from ..serve.connections import server_config
+    from ..serve.connections import listen, server_config
     from ..serve.explorer import Explorer
     from ..serve.guard import is_loopback, is_wildcard
 
     torch.set_num_threads(threads)
     explorer = Explorer(model=model, story=story, seed=seed)
-    sock = _listen(host, port)  # an address in use is an OSError: one line, exit 2
+    sock = listen(host, port)  # an address in use is an OSError: one line, exit 2
     address, bound = sock.getsockname()[:2]
     server = uvicorn.Server(server_config(create_app(explorer, bound=address, allow_hosts=allow_hosts)))
     if not is_loopback(address):
@@ -65,28 +65,3 @@ def serve(model: str | None, story: str | None, host: str, port: int, allow_host
         sock.close()
     click.echo("cvaeq explorer stopped")
 
-
-def _listen(host: str, port: int):
-    """A listening TCP socket on ``host:port`` (IPv6 when the host is one)."""
-    import socket
-
-    if host.strip() in ("", "0"):  # what bind() reads as every interface, said plainly
-        host = "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # answers go out in more than one write (headers, body): without this, a kept-alive
-        # connection waits for the client's delayed ACK (40 ms on Linux) before the body
-        # (the connections accepted from this socket inherit it)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    except (UnicodeError, ValueError) as e:  # a host name that is no name
-        sock.close()
-        raise click.UsageError(f"--host {host!r} is not an address to listen on ({e})") from None
-    sock.set_inheritable(True)
-    return sock

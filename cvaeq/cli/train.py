@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, MAX_THREADS
-from . import FilePath, main
+from .group import FilePath, main
 
 __all__ = ["train_command"]
 
@@ -51,7 +51,6 @@ def train_command(story, n, epochs, batch, lr, seed, eval_n, uniform, aux_weight
     every epoch, so stopping at any moment keeps the last one; --resume
     continues from it (same data, optimizer state, epoch).
     """
-    import torch
 
     from ..errors import CvaeqError
     from ..model.family import DEFAULT_FAMILY, parse_arch_option

@@ -8,6 +8,7 @@ def register_stories(register):
     from ..worlds.dsprites import STORY_PATH
 
     register("default", str(STORY_PATH))
-    from ..worlds.pendulum import STORY_NAME, STORY_PATH as PENDULUM
+    from ..worlds.pendulum import STORY_NAME
+    from ..worlds.pendulum import STORY_PATH as PENDULUM
 
     register(STORY_NAME, str(PENDULUM))

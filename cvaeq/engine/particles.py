@@ -108,7 +108,7 @@ class Particles:
         """Self-normalised weights ``[S]``."""
         return normalised(self.log_weights)
 
-    def resample(self) -> "Particles":
+    def resample(self) -> Particles:
         """Systematic resampling (torch's RNG): equal weights, same ESS record.
 
         The copies of a particle share its noise; the engine then redraws what

@@ -164,7 +164,8 @@ def _factors_and_likelihood(mech: Mechanisms, scm, x: torch.Tensor, classes: np.
 
 def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B]`` importance-sampled ``-log p(x | f)`` and ``-ELBO`` with the true factors ``f``
-    and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed reported it."""
+    and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed project (the MLP CVAE
+    cvaeq started from) reported it."""
     b = x.shape[0]
     loc, scale = model.z_posterior(x, classes)
     q = torch.distributions.Normal(loc.double(), scale.double())
@@ -261,7 +262,7 @@ def _composition(mech: Mechanisms, scm, model, g, x: torch.Tensor, k: int, score
     cur = _decoded(mech, model, g)  # step 1 reuses the abduction on x
     scores.add("comp_dec.1", iou(cur.numpy(), x.numpy()))
     scores.add("comp_dec_l1.1", l1(cur.numpy(), x.numpy()))
-    for step in range(2, COMPOSITION_STEPS + 1):  # weights and (factors, Z) only: no pixel noise to draw
+    for _ in range(2, COMPOSITION_STEPS + 1):  # weights and (factors, Z) only: no pixel noise to draw
         cur = _decoded(mech, model, abduct_groups(scm, {"X": cur}, k, weigh_only=(IMAGE,)))
     scores.add(f"comp_dec.{COMPOSITION_STEPS}", iou(cur.numpy(), x.numpy()))
     scores.add(f"comp_dec_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))

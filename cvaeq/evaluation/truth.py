@@ -26,16 +26,16 @@ charge even a perfect model for the counterfactual's inherent randomness.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 import torch
 
+from ..engine import GroupParticles, abduct_groups, predict_groups
 from ..errors import QueryError
 from ..scm import cached_scm
 from ..world import World
-from ..engine import GroupParticles, abduct_groups, predict_groups
 from .metrics import THRESHOLD
 
 __all__ = ["TrueCounterfactual", "true_counterfactual_for", "true_counterfactual", "true_counterfactual_of",

@@ -36,14 +36,14 @@ The fixed query set is built from the story's graph (:func:`tv_queries`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
-
 import torch
 
+from ..engine import abduct_groups, predict_groups
 from ..scm import build_scm, scm_from_story
 from ..world import World, get_world
-from ..engine import abduct_groups, predict_groups
 from .metrics import total_variation
 
 __all__ = ["TVQuery", "tv_queries", "tv_scores", "probe_values", "TV_WORLDS", "TV_PARTICLES", "interventional_exact"]
@@ -163,7 +163,7 @@ def _counterfactual(scm, queries: list[TVQuery], num_particles: int, seed: int) 
             t = queries[i].target
             probs = torch.zeros(int(scm.mechanisms[t].size), dtype=torch.float64).index_add_(0, out[t][row].long(), w[row])
             answers[i] = {k: float(p) for k, p in enumerate(probs)}
-    return answers
+    return cast(list[dict[int, float]], answers)  # every query is in one group, so every answer is set
 
 
 def tv_scores(story, factor_logits, *, num_particles: int = TV_PARTICLES, seed: int = 0,
@@ -179,7 +179,7 @@ def tv_scores(story, factor_logits, *, num_particles: int = TV_PARTICLES, seed: 
     model_tables, true_tables = _tables(story, factor_logits), _tables(story, None)
     inter = [q for q in queries if q.kind == "interventional"]
     cf = [q for q in queries if q.kind == "counterfactual"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for q in inter:
         p = interventional_exact(story, model_tables, q.target, q.do)
         t = interventional_exact(story, true_tables, q.target, q.do)

@@ -38,17 +38,20 @@ wrapped: they are tested (:mod:`cvaeq.testing`) and on the hot path.
 >>> m.assign({}, torch.tensor([0.5, 0.25]))
 Traceback (most recent call last):
 ...
-cvaeq.errors.PluginError: plugin 'demo' (mechanism 'halves', node 'coin'): assign() returned float32 values (e.g. 0.25, 0.5), not int64 classes 0..1; fix or uninstall the plugin (`cvaeq plugins` lists it)
+cvaeq.errors.PluginError: plugin 'demo' (mechanism 'halves', node 'coin'): assign() returned float32 values
+(e.g. 0.25, 0.5), not int64 classes 0..1; fix or uninstall the plugin (`cvaeq plugins` lists it)
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..errors import PluginError, call_plugin, plugin_error
+from ..plugin_manager import get_plugin_manager
 
 __all__ = ["CheckedMechanism", "CheckedImageModel", "check_built", "is_builtin"]
 
@@ -103,7 +106,7 @@ class CheckedMechanism:
         self.plugin = plugin
         self.node: str | None = None
 
-    @property
+    @property  # type: ignore[misc]  # read-only on purpose: the wrapper passes for the plugin's own class
     def __class__(self):  # isinstance(m, PluginsOwnClass) stays true for the plugin's code and tests
         return type(self.inner)
 
@@ -162,7 +165,8 @@ class CheckedMechanism:
             self._log_density(name, out[1], int(value.shape[0]))
             return out
 
-        return {"log_prob": log_prob, "abduct": abduct, "propose": propose}[name]
+        checked: dict[str, Callable[..., Any]] = {"log_prob": log_prob, "abduct": abduct, "propose": propose}
+        return checked[name]
 
     # ------------------------------------------------------------- checks
 
@@ -265,7 +269,7 @@ class CheckedImageModel:
         return decode_probs
 
     def _factor_logits(self, fn):
-        def factor_logits(x: Tensor) -> dict[str, Tensor]:
+        def factor_logits(x: Tensor) -> Mapping[str, Tensor]:
             out = self._call("factor_logits", fn, x)
             s = int(x.shape[0])
             if not isinstance(out, Mapping):
@@ -299,8 +303,6 @@ def _who_made(obj: Any) -> str:
     module = type(obj).__module__
     plugin = None
     try:
-        from ..plugins import get_plugin_manager
-
         for name, p in get_plugin_manager().list_name_plugin():
             root = getattr(p, "__name__", type(p).__module__).split(".")[0]
             if module.split(".")[0] == root:

@@ -9,8 +9,8 @@ string metadata holds:
 * ``format`` = ``"cvaeq-checkpoint"`` and ``version`` = ``"1"``;
 * ``meta``: JSON with the story's text, its world's name (``world``), the
   image-model family (``family``, :mod:`cvaeq.model.family`), the factors'
-  parents, the architecture (``arch``, the family's ``arch_of``), the training config, the data seed, the epoch, the history
-  of per-epoch figures and the optimizer's hyper-parameters;
+  parents, the architecture (``arch``, the family's ``arch_of``), the training config, the data seed, the epoch,
+  the history of per-epoch figures and the optimizer's hyper-parameters;
 * ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of
   ``meta``, so any edit to the file is detected.
 
@@ -74,8 +74,8 @@ class Checkpoint:
     """A loaded checkpoint.
 
     :ivar model: the image model (a :class:`~cvaeq.model.cvae.CausalVAE` for
-        the ``causal_vae`` family), in eval mode, on the CPU (implements the engine's protocol: ``latent_dim``, ``decode_probs``,
-        ``pixel_logits``, ``factor_logits``, ``z_posterior``).
+        the ``causal_vae`` family), in eval mode, on the CPU (implements the engine's protocol:
+        ``latent_dim``, ``decode_probs``, ``pixel_logits``, ``factor_logits``, ``z_posterior``).
     :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents
@@ -160,18 +160,7 @@ def save_checkpoint(
     """
     family = family or getattr(model, "family", None) or DEFAULT_FAMILY
     arch = dict(get_family(family).arch_of(model))
-    tensors: dict[str, torch.Tensor] = {}
-    for name, t in model.state_dict().items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{path}: not written: the weights {name!r} are not finite (training diverged); "
-                                  "the file keeps what it held")
-        tensors[f"model.{name}"] = t.detach().cpu().contiguous()
-    for f in story.world.names:
-        tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
-    optim_info = None
-    if optimizer is not None:
-        opt_t, optim_info = _optim_tensors(optimizer.state_dict())
-        tensors.update(opt_t)
+    tensors, optim_info = _tensors_to_save(path, model, story, factor_logits, optimizer)
     meta = {
         "story_text": story.text,
         "story_name": story.name,
@@ -196,6 +185,24 @@ def save_checkpoint(
         f.flush()
         os.fsync(f.fileno())
     return path
+
+def _tensors_to_save(path, model: Any, story, factor_logits: dict[str, Any],
+                     optimizer: torch.optim.Optimizer | None) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The checkpoint's tensors (the model's weights, every factor's table, the optimizer's state) and
+    the optimizer's other state; weights that are not finite are a CheckpointError (nothing is written)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: not written: the weights {name!r} are not finite (training diverged); "
+                                  "the file keeps what it held")
+        tensors[f"model.{name}"] = t.detach().cpu().contiguous()
+    for f in story.world.names:
+        tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
+    optim_info = None
+    if optimizer is not None:
+        opt_t, optim_info = _optim_tensors(optimizer.state_dict())
+        tensors.update(opt_t)
+    return tensors, optim_info
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -45,7 +45,8 @@ per factor (113 logits in dSprites), and q(Z | X, factors), an MLP on the
 trunk features and the factor one-hots. The one-hot widths and offsets come
 from the world's factor sizes (:class:`FactorLayout`). In dSprites the window
 networks cost about 1.3 M multiply-adds per image forward, a ninth of the
-seed's MLP CVAE; the full-image ones about 3 M.
+seed project's MLP CVAE (the model cvaeq started from, benchmarks/seed_vs_ours.py); the full-image ones
+about 3 M.
 
 >>> import torch
 >>> net = CVAENet(ArchConfig(latent_dim=6))
@@ -367,8 +368,8 @@ class CVAENet(nn.Module):
         return torch.cat([F.silu(self.fc(h.flatten(1))), moments, *extra], 1)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S, 74)`` (or ``(S, 140)`` with ``centroid_correction``) image moments: log mass, centroid (2), central second (3)
-        and third (4) moments, in units of the half-image, then sines and
+        """``(S, 74)`` (or ``(S, 140)`` with ``centroid_correction``) image moments: log mass, centroid (2),
+        central second (3) and third (4) moments, in units of the half-image, then sines and
         cosines of the centroid at 16 frequencies. Cheap (one product
         with a (H W)x9 table of monomials), and they read position, scale and
         orientation off directly, so the heads learn those in fewer steps."""

@@ -26,8 +26,8 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
     """uint8 images ``(n, H, W)`` of the story's world, classes ``(n, F)``,
     where the images came from, and how many of the first rows follow the story.
 
-    ``resample(story, n_story, seed)`` (what ``cvaeq data resample`` draws) picks the first ``n_story = n - round(uniform * n)``
-    factor tuples; the other ``round(uniform * n)`` are drawn uniformly from
+    ``resample(story, n_story, seed)`` (what ``cvaeq data resample`` draws) picks the first
+    ``n_story = n - round(uniform * n)`` factor tuples; the other ``round(uniform * n)`` are drawn uniformly from
     the world's whole grid (seeded by ``seed``), so that the networks also see
     the combinations the story makes rare (``cvaeq eval`` tests on the uniform
     grid). Images are read from the world's cached grid file when there is one

@@ -24,6 +24,7 @@ import math
 import re
 from functools import lru_cache
 from importlib.resources import files
+from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
@@ -66,7 +67,8 @@ def caret(text: str, column: int) -> str:
     return f"{text}\n{' ' * (column - 1)}^"
 
 
-def _error(cls: type[QueryError], message: str, column: int, text: str) -> QueryError:
+def _error(cls: type[QueryError], message: str, column: int | None, text: str) -> QueryError:
+    column = column or 1  # every node of a parsed query has its column; 1 if one ever had none
     err = cls(message, column=column, text=text)
     err.caret = caret(text, column)  # type: ignore[attr-defined]
     return err
@@ -163,9 +165,10 @@ class _Fail(Exception):
         self.column = column
 
 
-def _with_column(node) -> tuple[object, int | None]:
+def _with_column(node: Any) -> tuple[Any, int]:
     """A target as the tree keeps it (a name as ``str``) and its column."""
     if isinstance(node, Token):
+        assert node.column is not None  # the lexer's tokens always have one (lark types it Optional)
         return str(node), node.column
     return node, node.column
 
@@ -192,6 +195,7 @@ def _shortcut(name: Token, settings: list[Assignment], text: str) -> Query:
         message = f"{form}: the treatment and the outcome are both {x.variable}; the outcome must be another variable"
         raise _error(QuerySyntaxError, message, y.column, text)
     X, Y = x.variable, y.variable
+    assert isinstance(X, str) and isinstance(Y, str)  # a setting's variable is a NAME (the grammar's `setting`)
 
     def outcome(a: Assignment, value) -> Event:  # Y @ do(a) = value
         return Event(At(Y, Do((Assignment(X, a.value),))), value)
@@ -232,7 +236,7 @@ def parse(text: str) -> Query:
     except (UnexpectedToken, UnexpectedCharacters) as e:
         raise _syntax_error(e, text) from None
     try:
-        query = _Build().transform(tree)
+        built = _Build().transform(tree)
     except VisitError as e:
         cause = e.orig_exc
         if isinstance(cause, _Fail):
@@ -240,8 +244,7 @@ def parse(text: str) -> Query:
         if isinstance(cause, QueryError):
             raise cause from None
         raise
-    if isinstance(query, tuple):
-        query = _shortcut(*query, text)
+    query: Query = _shortcut(built[0], built[1], text) if isinstance(built, tuple) else built
     terms = len(query.targets) + len(query.interventions) + len(query.evidence)
     if terms > MAX_TERMS:
         raise QuerySyntaxError(
@@ -262,7 +265,7 @@ def _replay(text: str, position: int) -> tuple[set[str], list[Token]]:
     ip = _lark().parse_interactive(text)
     try:
         for token in ip.iter_parse():  # yields each token before feeding it
-            if token.start_pos >= position:
+            if token.start_pos is None or token.start_pos >= position:
                 break
             seen.append(token)
     except (UnexpectedToken, UnexpectedCharacters):
@@ -273,13 +276,19 @@ def _replay(text: str, position: int) -> tuple[set[str], list[Token]]:
 _NOT_A_NUMBER = re.compile(r"-?\.?[0-9][0-9A-Za-z_.]*|-?\.?[^\W_]+")
 
 
+def _position(e: UnexpectedInput) -> int:
+    """Where in the text ``e`` happened (lark declares ``pos_in_stream = None`` on its base class; its
+    errors from the lexer set an int)."""
+    return e.pos_in_stream  # type: ignore[return-value]
+
+
 def _syntax_error(e: UnexpectedInput, text: str) -> QueryError:
     if isinstance(e, UnexpectedToken) and e.token.type != "$END":
         position = e.token.start_pos
     elif isinstance(e, UnexpectedToken):
         position = len(text) + 1
     else:
-        position = e.pos_in_stream
+        position = _position(e)
     accepts, seen = _replay(text, position)
     previous = seen[-1] if seen else None
     after = f" after {str(previous)!r}" if previous is not None else " at the start"
@@ -291,9 +300,9 @@ def _syntax_error(e: UnexpectedInput, text: str) -> QueryError:
         message = f"expected {expected}{after}, got {str(e.token)!r}"
         return _error(QuerySyntaxError, message, e.column, text)
     assert isinstance(e, UnexpectedCharacters)
-    char = text[e.pos_in_stream]
+    char = text[_position(e)]
     if "NUMBER" in accepts and (char.isdigit() or char in "-.") :
-        word = _NOT_A_NUMBER.match(text, e.pos_in_stream)
+        word = _NOT_A_NUMBER.match(text, _position(e))
         shown = word.group(0) if word else char
         if any(c.isdigit() and not c.isascii() for c in shown):
             why = "it has digits that are not ASCII; write numbers with the digits 0-9"

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from ..errors import QueryError
 
@@ -140,7 +140,7 @@ class Binding:
     __str__ = to_text
 
 
-Value = Union[Name, Number, Binding]
+Value = Name | Number | Binding
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class Assignment:
     would have been, e.g. ``scale @ do(shape=square) = 1``.
     """
 
-    variable: "str | At"
+    variable: str | At
     value: Value
     column: int | None = field(default=None, compare=False, repr=False)
 
@@ -189,7 +189,7 @@ class Do:
     def to_text(self) -> str:
         return "do(" + ", ".join(a.to_text() for a in self.assignments) + ")"
 
-    def __rmatmul__(self, variable: object) -> "At":
+    def __rmatmul__(self, variable: object) -> At:
         if not isinstance(variable, str):
             return NotImplemented
         return At(variable, self)
@@ -224,7 +224,7 @@ class At:
     __str__ = to_text
 
 
-Variable = Union[str, At]
+Variable = str | At
 
 
 def variable_name(v: Variable) -> str:
@@ -279,8 +279,8 @@ class Difference:
     __str__ = to_text
 
 
-Target = Union[str, At, Event, Difference]
-Condition = Union[Do, Assignment]
+Target = str | At | Event | Difference
+Condition = Do | Assignment
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -41,8 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..cli import ENVIRONMENT_ERRORS, one_line
-from ..errors import CvaeqError
+from ..errors import ENVIRONMENT_ERRORS, CvaeqError, one_line
 from ..viz import grid, png_bytes, to_pixels
 from .connections import BODY_TIMEOUT_S
 from .explorer import Explored, Explorer
@@ -129,6 +129,133 @@ def _answer_id(body: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+class _Endpoints:
+    """The routes' endpoints over one explorer, its lanes, the page's files and the recent answers' pictures."""
+
+    def __init__(self, ex: Explorer, lanes: Lanes) -> None:
+        self.ex = ex
+        self.lanes = lanes
+        self.assets = {name: (_read_asset(file), media) for name, (file, media) in ASSETS.items()}
+        self.pictures = _Pictures()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page),
+            Route("/static/{name}", self.static),
+            Route("/api/world", self.world),
+            Route("/api/dag.svg", self.dag),
+            Route("/api/query", self.query, methods=["POST"]),
+            Route("/api/answers/{key}/{name}.png", self.answer_picture),
+            Route("/api/decode.png", self.decode),
+        ]
+
+    async def page(self, request: Request) -> Response:
+        body, media = self.assets["index.html"]
+        return Response(body, media_type=media, headers=SECURITY_HEADERS)
+
+    async def static(self, request: Request) -> Response:
+        found = self.assets.get(request.path_params["name"])
+        if found is None:
+            raise BadRequest(f"no such file; the page's files are {', '.join(sorted(self.assets))}", 404)
+        return Response(found[0], media_type=found[1], headers=SECURITY_HEADERS)
+
+    async def world(self, request: Request) -> Response:
+        return JSONResponse(self.ex.describe(), headers=SECURITY_HEADERS)
+
+    async def dag(self, request: Request) -> Response:
+        svg = self.ex.dag(_names(request, "do"), _names(request, "seen"))
+        return Response(svg, media_type="image/svg+xml", headers=SECURITY_HEADERS)
+
+    async def query(self, request: Request) -> Response:
+        body = await _body_json(request)
+        if not isinstance(body, dict):
+            raise BadRequest('send a JSON object: {"query": ..., "image": ..., "samples": ..., "seed": ...}')
+        unknown = sorted(set(body) - {"query", "image", "samples", "seed"})
+        if unknown:
+            raise BadRequest(f"unknown field {unknown[0]!r}; a question has query, image, samples and seed")
+        explored: Explored = await self.lanes.ask(body.get("query"), body.get("image"), body.get("samples"),
+                                                  body.get("seed"))
+        key = _answer_id(body)
+        shown = explored.pictures
+        self.pictures.add(key, shown)
+        urls = {name: f"/api/answers/{key}/{name}.png" for name in PICTURES if name in shown}
+        d = explored.to_dict(urls)
+        d["dag"] = "/api/dag.svg?do=" + ",".join(explored.interventions) + "&seen=" + ",".join(
+            (["X"] if explored.observed_image else []) + list(explored.observed))
+        return JSONResponse(d, headers=SECURITY_HEADERS)
+
+    async def answer_picture(self, request: Request) -> Response:
+        key, name = request.path_params["key"], request.path_params["name"]
+        if name not in PICTURES:
+            raise BadRequest(f"no picture {name!r}; an answer has {', '.join(PICTURES)}", 404)
+        array = self.pictures.get(key, name)
+        if array is None:
+            raise BadRequest("no such answer picture (answers are kept for a while only); ask again", 404)
+        blob = await run_in_threadpool(_png, array, name)
+        return Response(blob, media_type="image/png", headers=SECURITY_HEADERS | {"Cache-Control": "max-age=600"})
+
+    async def decode(self, request: Request) -> Response:
+        params = dict(request.query_params)
+        z_text = params.pop("z", "")
+        try:
+            z = [float(v) for v in z_text.split(",") if v.strip()]
+        except ValueError:
+            raise BadRequest(f"z must be numbers separated by commas, got {z_text!r}") from None
+        probs = await run_in_threadpool(self.ex.decode, params, z)
+        return Response(png_bytes(to_pixels(probs), PICTURE_SCALE), media_type="image/png", headers=SECURITY_HEADERS)
+
+
+def _names(request: Request, key: str) -> list[str]:
+    return [n.strip() for n in request.query_params.get(key, "").split(",") if n.strip()]
+
+
+def _png(array, name: str) -> bytes:
+    if name == "samples":
+        return png_bytes(grid(array), 1)
+    return png_bytes(to_pixels(array), PICTURE_SCALE)
+
+
+# ------------------------------------------------- errors: one JSON line each, the server keeps serving
+
+async def _bad_request(request: Request, exc: BadRequest) -> Response:
+    return _error(str(exc), exc.status)
+
+
+async def _user_error(request: Request, exc: CvaeqError) -> Response:
+    return _error(str(exc), 400)
+
+
+async def _environment_error(request: Request, exc: Exception) -> Response:
+    return _error(one_line(exc), 503 if isinstance(exc, MemoryError) else 400)
+
+
+async def _busy(request: Request, exc: Busy) -> Response:
+    return _error(str(exc), 503, {"Retry-After": "5"})
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 404:
+        message = f"no such page or API: {request.url.path[:200]}; the API is described in docs/serve.md"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{request.method} is not allowed on {request.url.path[:200]}; use {allowed or 'another method'}"
+    else:
+        message = str(exc.detail)
+    return _error(message, exc.status_code, {"Allow": exc.headers["Allow"]} if exc.headers and
+                  "Allow" in exc.headers else None)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # a bug: its traceback goes to the server's log; the client gets one line, never a path
+    return _error(f"internal error ({type(exc).__name__}); the server keeps serving: please report it "
+                  "with the question that caused it", 500)
+
+
+_HANDLERS: dict[Any, Any] = {BadRequest: _bad_request, CvaeqError: _user_error, Busy: _busy,
+                             HTTPException: _http_error, Exception: _server_error}
+_HANDLERS |= {e: _environment_error for e in ENVIRONMENT_ERRORS}
+
+
 def create_app(explorer: Explorer | None = None, *, bound: str | None = None, allow_hosts: Iterable[str] = (),
                **kwargs) -> Starlette:
     """The app answering for ``explorer`` (default: ``Explorer(**kwargs)``, e.g. ``model=``, ``story=``, ``seed=``).
@@ -138,99 +265,6 @@ def create_app(explorer: Explorer | None = None, *, bound: str | None = None, al
     """
     ex = explorer if explorer is not None else Explorer(**kwargs)
     lanes = Lanes(ex)
-    assets = {name: (_read_asset(file), media) for name, (file, media) in ASSETS.items()}
-    pictures = _Pictures()
-
-    async def page(request: Request) -> Response:
-        body, media = assets["index.html"]
-        return Response(body, media_type=media, headers=SECURITY_HEADERS)
-
-    async def static(request: Request) -> Response:
-        found = assets.get(request.path_params["name"])
-        if found is None:
-            raise BadRequest(f"no such file; the page's files are {', '.join(sorted(assets))}", 404)
-        return Response(found[0], media_type=found[1], headers=SECURITY_HEADERS)
-
-    async def world(request: Request) -> Response:
-        return JSONResponse(ex.describe(), headers=SECURITY_HEADERS)
-
-    def _names(request: Request, key: str) -> list[str]:
-        return [n.strip() for n in request.query_params.get(key, "").split(",") if n.strip()]
-
-    async def dag(request: Request) -> Response:
-        svg = ex.dag(_names(request, "do"), _names(request, "seen"))
-        return Response(svg, media_type="image/svg+xml", headers=SECURITY_HEADERS)
-
-    async def query(request: Request) -> Response:
-        body = await _body_json(request)
-        if not isinstance(body, dict):
-            raise BadRequest('send a JSON object: {"query": ..., "image": ..., "samples": ..., "seed": ...}')
-        unknown = sorted(set(body) - {"query", "image", "samples", "seed"})
-        if unknown:
-            raise BadRequest(f"unknown field {unknown[0]!r}; a question has query, image, samples and seed")
-        explored: Explored = await lanes.ask(body.get("query"), body.get("image"), body.get("samples"),
-                                             body.get("seed"))
-        key = _answer_id(body)
-        shown = explored.pictures
-        pictures.add(key, shown)
-        urls = {name: f"/api/answers/{key}/{name}.png" for name in PICTURES if name in shown}
-        d = explored.to_dict(urls)
-        d["dag"] = "/api/dag.svg?do=" + ",".join(explored.interventions) + "&seen=" + ",".join(
-            (["X"] if explored.observed_image else []) + list(explored.observed))
-        return JSONResponse(d, headers=SECURITY_HEADERS)
-
-    def _png(array, name: str) -> bytes:
-        if name == "samples":
-            return png_bytes(grid(array), 1)
-        return png_bytes(to_pixels(array), PICTURE_SCALE)
-
-    async def answer_picture(request: Request) -> Response:
-        key, name = request.path_params["key"], request.path_params["name"]
-        if name not in PICTURES:
-            raise BadRequest(f"no picture {name!r}; an answer has {', '.join(PICTURES)}", 404)
-        array = pictures.get(key, name)
-        if array is None:
-            raise BadRequest("no such answer picture (answers are kept for a while only); ask again", 404)
-        blob = await run_in_threadpool(_png, array, name)
-        return Response(blob, media_type="image/png", headers=SECURITY_HEADERS | {"Cache-Control": "max-age=600"})
-
-    async def decode(request: Request) -> Response:
-        params = dict(request.query_params)
-        z_text = params.pop("z", "")
-        try:
-            z = [float(v) for v in z_text.split(",") if v.strip()]
-        except ValueError:
-            raise BadRequest(f"z must be numbers separated by commas, got {z_text!r}") from None
-        probs = await run_in_threadpool(ex.decode, params, z)
-        return Response(png_bytes(to_pixels(probs), PICTURE_SCALE), media_type="image/png", headers=SECURITY_HEADERS)
-
-    async def bad_request(request: Request, exc: BadRequest) -> Response:
-        return _error(str(exc), exc.status)
-
-    async def user_error(request: Request, exc: CvaeqError) -> Response:
-        return _error(str(exc), 400)
-
-    async def environment_error(request: Request, exc: Exception) -> Response:
-        return _error(one_line(exc), 503 if isinstance(exc, MemoryError) else 400)
-
-    async def busy(request: Request, exc: Busy) -> Response:
-        return _error(str(exc), 503, {"Retry-After": "5"})
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 404:
-            message = f"no such page or API: {request.url.path[:200]}; the API is described in docs/serve.md"
-        elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
-            message = f"{request.method} is not allowed on {request.url.path[:200]}; use {allowed or 'another method'}"
-        else:
-            message = str(exc.detail)
-        return _error(message, exc.status_code, {"Allow": exc.headers["Allow"]} if exc.headers and
-                      "Allow" in exc.headers else None)
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        # a bug: its traceback goes to the server's log; the client gets one line, never a path
-        return _error(f"internal error ({type(exc).__name__}); the server keeps serving: please report it "
-                      "with the question that caused it", 500)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -239,19 +273,7 @@ def create_app(explorer: Explorer | None = None, *, bound: str | None = None, al
         finally:
             await run_in_threadpool(lanes.close)
 
-    routes = [
-        Route("/", page),
-        Route("/static/{name}", static),
-        Route("/api/world", world),
-        Route("/api/dag.svg", dag),
-        Route("/api/query", query, methods=["POST"]),
-        Route("/api/answers/{key}/{name}.png", answer_picture),
-        Route("/api/decode.png", decode),
-    ]
-    handlers: dict[Any, Any] = {BadRequest: bad_request, CvaeqError: user_error, Busy: busy,
-                                HTTPException: http_error, Exception: server_error}
-    handlers |= {e: environment_error for e in ENVIRONMENT_ERRORS}
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan,
+    app = Starlette(routes=_Endpoints(ex, lanes).routes(), exception_handlers=dict(_HANDLERS), lifespan=lifespan,
                     middleware=[Middleware(Guard, policy=HostPolicy(bound, allow_hosts))])
     app.router.redirect_slashes = False  # a redirect would name the Host header back to the client
     app.state.explorer = ex

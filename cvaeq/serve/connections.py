@@ -20,19 +20,22 @@ uvicorn lacks:
   security headers, as every other error.
 
 :func:`server_config` is the uvicorn configuration of ``cvaeq serve`` and of
-the tests' live server.
+the tests' live server; :func:`listen` opens the socket both serve on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..errors import CvaeqError
 from .guard import SECURITY_HEADERS
 
-__all__ = ["BoundedH11", "server_config", "MAX_CONNECTIONS", "REQUEST_TIMEOUT_S", "KEEP_ALIVE_S", "BODY_TIMEOUT_S"]
+__all__ = ["BoundedH11", "server_config", "listen", "MAX_CONNECTIONS", "REQUEST_TIMEOUT_S", "KEEP_ALIVE_S", "BODY_TIMEOUT_S"]
 
 #: Most connections open at once (a browser opens about 6 to a server).
 MAX_CONNECTIONS = 64
@@ -50,9 +53,9 @@ class BoundedH11(H11Protocol):
     max_connections = MAX_CONNECTIONS
     request_timeout = REQUEST_TIMEOUT_S
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._deadline = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._arm()
         self._make_room()
 
@@ -126,3 +129,31 @@ def server_config(app, *, max_connections: int = MAX_CONNECTIONS, request_timeou
                                                    "request_timeout": request_timeout})
     return uvicorn.Config(app, http=protocol, ws="none", lifespan="on", log_level="warning", access_log=False,
                           timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=2)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv6 when the host is one; port 0: any free port).
+
+    An address in use is an ``OSError``; a host that is no address a
+    :class:`~cvaeq.errors.CvaeqError`.
+    """
+    if host.strip() in ("", "0"):  # what bind() reads as every interface, said plainly
+        host = "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # answers go out in more than one write (headers, body): without this, a kept-alive
+        # connection waits for the client's delayed ACK (40 ms on Linux) before the body
+        # (the connections accepted from this socket inherit it)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    except (UnicodeError, ValueError) as e:  # a host name that is no name
+        sock.close()
+        raise CvaeqError(f"--host {host!r} is not an address to listen on ({e})") from None
+    sock.set_inheritable(True)
+    return sock

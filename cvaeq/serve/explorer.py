@@ -411,7 +411,8 @@ class Explorer:
 
     def decode(self, factors: Mapping[str, Any], z: Sequence[float]) -> np.ndarray:
         """The decoder's pixel probabilities ``(H, W)`` for ``factors`` and latent ``z``:
-        the seed's notebook sliders, p(X | factors, Z) of the loaded model."""
+        the seed project's notebook sliders (the MLP CVAE cvaeq started from), p(X | factors, Z) of the
+        loaded model."""
         if not self.has_model:
             raise QueryError(NEEDS_MODEL)
         classes = self.factor_classes(factors)

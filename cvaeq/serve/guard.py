@@ -25,7 +25,7 @@ Every refusal is a JSON ``{"error": LINE}``, as every error of the API.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse

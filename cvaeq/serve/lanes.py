@@ -33,10 +33,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from dataclasses import replace
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import CvaeqError, QueryError
+from ..errors import ENVIRONMENT_ERRORS, CvaeqError, QueryError, one_line
 from .explorer import Explored, Explorer, Question
 
 __all__ = ["Lanes", "Busy", "LANE_PICTURES", "LANE_PARTICLES", "SMALL_WAITING", "BIG_WAITING"]
@@ -77,8 +78,7 @@ def _start(spec: dict, threads: int) -> None:
 
 def _answer(text, image, samples, seed):
     """A question answered in the worker: ``("ok", Explored)`` or ``(kind, line)`` for an error."""
-    from ..cli import ENVIRONMENT_ERRORS, one_line
-
+    assert _explorer is not None  # _start made it before the worker said it was ready
     try:
         explored = _explorer.ask(text, image, samples, seed)
         # the engine's particles stay here: the answer, its pictures and numbers are what the server shows
@@ -120,7 +120,7 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def ask(self, question: tuple) -> tuple[str, object]:
+    def ask(self, question: tuple) -> tuple[str, Any]:
         """The worker's answer to ``question`` (blocks: for a thread); ``("died", None)`` if it died."""
         try:
             kind, value = self.conn.recv()  # "ready" once its model is loaded
@@ -189,7 +189,9 @@ class Lanes:
     def _next_worker(self) -> _Worker:
         import torch
 
-        return _Worker(self.explorer.spec, torch.get_num_threads())
+        spec = self.explorer.spec
+        assert spec is not None  # ask() sends a question here only when the explorer has a spec
+        return _Worker(spec, torch.get_num_threads())
 
     async def _in_worker(self, q: Question) -> Explored:
         worker, self._worker = self._worker or self._next_worker(), None

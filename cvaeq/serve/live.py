@@ -51,10 +51,9 @@ def live_server(app, **bounds):
     yields its base URL."""
     import uvicorn
 
-    from cvaeq.cli.serve import _listen
-    from cvaeq.serve.connections import server_config
+    from .connections import listen, server_config
 
-    sock = _listen("127.0.0.1", 0)
+    sock = listen("127.0.0.1", 0)
     server = uvicorn.Server(server_config(app, **bounds))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

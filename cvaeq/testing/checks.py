@@ -9,7 +9,7 @@ with hypothesis' smallest counterexample. Run them all with
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

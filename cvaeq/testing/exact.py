@@ -32,14 +32,14 @@ parents agree give it the same logits and so the same value.
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 __all__ = ["gumbel_pair", "world_joint", "probability"]
 
 
-def gumbel_pair(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+def gumbel_pair(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> np.ndarray:
     """``M[k, j] = P(argmax(a + G) = k, argmax(b + G) = j)`` for one shared Gumbel vector ``G``."""
     from scipy.integrate import quad
 
@@ -92,6 +92,7 @@ def world_joint(
             if len(groups) > 2:
                 raise NotImplementedError(f"{v} has three different parent values across the worlds")
             logs = [np.log(table[row]) for row, _ in groups]
+            choices: list[tuple[tuple[int, ...], float]]
             if not groups:
                 choices = [((), 1.0)]
             elif len(groups) == 1:
@@ -106,7 +107,7 @@ def world_joint(
                 for w, do in enumerate(worlds):
                     if v in do:
                         new[w][v] = int(do[v])
-                for (row, ws), k in zip(groups, picked):
+                for (_, ws), k in zip(groups, picked):
                     for w in ws:
                         new[w][v] = k
                 grown.append((p * q, new))

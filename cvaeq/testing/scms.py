@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +76,9 @@ def random_scm(
     factory = resolve_family(family)
     graph = CausalGraph([(f"v{i}", f"v{j}") for i, j in spec.edges], nodes=spec.names)
     tables = random_tables(spec, graph, floor)
-    mechanisms = {v: factory(parents=graph.parents(v), probs=torch.as_tensor(tables[v])) for v in spec.names}
+    mechanisms: dict[str, Any] = {
+        v: factory(parents=graph.parents(v), probs=torch.as_tensor(tables[v])) for v in spec.names
+    }
     return SCM(graph, mechanisms), tables
 
 

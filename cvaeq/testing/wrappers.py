@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch import Tensor
 
@@ -12,7 +13,7 @@ __all__ = ["BareMechanism", "bare"]
 class BareMechanism:
     """Only the required members of a mechanism (plus ``size``): no log_prob, abduct, propose."""
 
-    def __init__(self, inner: object) -> None:
+    def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.parents = tuple(inner.parents)
         self.event_dim = inner.event_dim

@@ -66,9 +66,9 @@ def test_answers_are_not_held_back_by_nagle():
     """Responses go out in several writes; on a kept-alive connection Nagle's algorithm would
     hold the body until the client's delayed ACK (40 ms on Linux). The accepted connections
     inherit TCP_NODELAY from the listening socket."""
-    from cvaeq.cli.serve import _listen
+    from cvaeq.serve.connections import listen
 
-    with _listen("127.0.0.1", 0) as server, socket.create_connection(server.getsockname()) as client:
+    with listen("127.0.0.1", 0) as server, socket.create_connection(server.getsockname()) as client:
         accepted, _ = server.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

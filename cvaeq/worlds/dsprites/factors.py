@@ -17,7 +17,7 @@ factors that vary; color is always 0 (white) and kept only in file layouts.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

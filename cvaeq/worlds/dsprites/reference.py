@@ -14,8 +14,8 @@ frame's bounding box (:func:`best_matches_near`, seconds, for the fast tests).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def load_frames(path: str | Path | None = None) -> np.ndarray:
         )
     frames = []
     with Image.open(path) as im:
-        for i in range(im.n_frames):
+        for i in range(getattr(im, "n_frames", 1)):  # PIL types n_frames on animated formats only
             im.seek(i)
             frames.append(np.asarray(im.convert("L")) > 127)
     out = np.stack(frames).astype(np.uint8)

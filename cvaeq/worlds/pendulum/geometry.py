@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def light_x(phi: float | np.ndarray) -> float | np.ndarray:
     return PIVOT[0] + (LIGHT_Y - PIVOT[1]) / np.tan(phi)
 
 
-def ball_centre(theta: float | np.ndarray, reach: float = ROD) -> tuple:
+def ball_centre(theta: float | np.ndarray, reach: float = ROD) -> tuple[Any, Any]:
     """``(x, y)`` of the point ``reach`` along the rod at angle ``theta`` (radians from the vertical)."""
     return PIVOT[0] + reach * np.sin(theta), PIVOT[1] - reach * np.cos(theta)
 

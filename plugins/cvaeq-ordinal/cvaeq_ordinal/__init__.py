@@ -21,7 +21,7 @@ True
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pyro.distributions as dist
 import torch

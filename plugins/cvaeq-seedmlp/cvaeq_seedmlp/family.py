@@ -25,7 +25,8 @@ cvaeq.errors.CvaeqError: seed_mlp arch: unknown key 'width'; known: hidden, z_di
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cvaeq.errors import CvaeqError
 

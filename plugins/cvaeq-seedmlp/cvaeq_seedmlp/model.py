@@ -36,7 +36,7 @@ networks: the image model is the seed's.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist

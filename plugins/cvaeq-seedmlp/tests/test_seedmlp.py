@@ -14,7 +14,7 @@ from cvaeq.mechanisms.image import ImageModel, bernoulli_image
 from cvaeq.model.family import get_family
 from cvaeq.plugins import get_image_model_plugins, get_image_models
 from cvaeq.world import Factor, World, get_world
-from cvaeq_seedmlp import SeedMLP, SeedMLPFamily
+from cvaeq_seedmlp import SeedMLPFamily
 
 
 def _bars(classes):
@@ -53,11 +53,12 @@ def test_dsprites_build_is_the_seed_architecture():
     m = SeedMLPFamily().build(world, 6, {"z_dim": 50})
     pixels, onehots = 64 * 64, sum(world.sizes.values())
     assert onehots == 113
-    linear = lambda seq: [layer for layer in seq if isinstance(layer, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linear(m.enc)] == [(pixels + onehots, 1000), (1000, 1000), (1000, 100)]
-    assert [(l.in_features, l.out_features) for l in linear(m.dec)] == [
-        (50 + onehots, 1000), (1000, 1000), (1000, 1000), (1000, pixels)]
-    assert [(l.in_features, l.out_features) for l in linear(m.classifier)] == [(pixels, 1000), (1000, onehots)]
+    def widths(seq):
+        return [(layer.in_features, layer.out_features) for layer in seq if isinstance(layer, torch.nn.Linear)]
+
+    assert widths(m.enc) == [(pixels + onehots, 1000), (1000, 1000), (1000, 100)]
+    assert widths(m.dec) == [(50 + onehots, 1000), (1000, 1000), (1000, 1000), (1000, pixels)]
+    assert widths(m.classifier) == [(pixels, 1000), (1000, onehots)]
     assert sum(isinstance(layer, torch.nn.Softplus) for layer in m.dec) == 3
 
 
