@@ -23,13 +23,13 @@ cannot see:
 Each cache is a bounded LRU (least recently used dropped first), safe to use
 from several threads.
 
->>> import tempfile, os
->>> path = os.path.join(tempfile.mkdtemp(), "note.txt")
->>> _ = open(path, "w").write("one")
+>>> import tempfile
+>>> path = Path(tempfile.mkdtemp()) / "note.txt"
+>>> _ = path.write_text("one")
 >>> texts = FileCache("note", 2)
 >>> texts.get(path, lambda p: p.read_text())
 'one'
->>> _ = open(path, "w").write("two")  # the same size, rewritten at once: read again
+>>> _ = path.write_text("two")  # the same size, rewritten at once: read again
 >>> texts.get(path, lambda p: p.read_text())
 'two'
 """

@@ -30,6 +30,10 @@ Shapes: ``classes`` are ``int64 [S, F]`` in the world's factor order
 (``world.names``); images are float 0/1 ``[S, H, W]`` of the world's
 ``image_shape``; ``z`` is ``[S, latent_dim]``.
 
+A new pixel kind (an 8-bit decoder, say) declares its decoder here as a
+Protocol beside these two, and adds it to :data:`DECODERS` and the adapter's
+:meth:`~ImageModelAdapter.probs_of`: the one place that knows the decoder paths.
+
 **The adapter.** :class:`ImageModelAdapter` decides once, when it is built,
 which decoder a model is called through (:attr:`~ImageModelAdapter.decoder`)
 and whether its encoders are split; a plugin's model is wrapped in
@@ -37,7 +41,8 @@ and whether its encoders are split; a plugin's model is wrapped in
 where it enters. Its :meth:`~ImageModelAdapter.encode` reads a batch of
 images once and returns an :class:`Encoding`, a value the caller hands on
 (the proposal asks its ``factor_logits()``, then its ``z_posterior(classes)``):
-nothing is remembered between calls.
+nothing is remembered between calls (the one opt-in exception,
+``repeat_last_decode``, is for an adapter that lives for one evaluation).
 
 >>> import torch
 >>> class Tiny:  # the required members only, with the decoder as probabilities
@@ -240,10 +245,18 @@ class ImageModelAdapter:
     :param shape: ``(H, W)``, the world's ``image_shape`` (what the checks expect).
     :param pixel_dtype: the image mechanism's pixel precision (None: the
         model's ``pixel_dtype``, else float32).
+    :param repeat_last_decode: hand back the last decoder output when asked
+        again for equal ``(classes, z)`` (compared by value against copies, so
+        a tensor changed in place is not fooled). For an adapter that lives
+        for one computation over fixed weights: ``cvaeq eval`` builds one per
+        call, whose decoder chain decodes the very particles its abduction's
+        likelihood has just decoded. Off by default: the adapter then keeps
+        nothing between calls.
     :raises MechanismError: a required member is missing.
     """
 
-    def __init__(self, model: Any, shape: tuple[int, int], *, pixel_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, model: Any, shape: tuple[int, int], *, pixel_dtype: torch.dtype | None = None,
+                 repeat_last_decode: bool = False) -> None:
         if isinstance(model, ImageModelAdapter):
             model = model.model
         missing = missing_members(model)
@@ -261,13 +274,22 @@ class ImageModelAdapter:
         #: whether the encoders are read through :class:`SplitEncoder`
         self.split = all(_has(model, m) for m in ("features", "factor_logits_of", "z_posterior_of"))
         self.pixel_dtype = pixel_dtype or getattr(model, "pixel_dtype", None) or torch.float32
+        self.repeat_last_decode = repeat_last_decode
+        self._last: tuple[Tensor, Tensor, Tensor] | None = None  # (classes, z, decoded), swapped whole
 
     def __repr__(self) -> str:
         return f"ImageModelAdapter({self.model!r}, decoder={self.decoder!r}, split={self.split})"
 
     def decode(self, classes: Tensor, z: Tensor) -> Tensor:
         """``[S, H, W]`` what the decoder gives: logits (``decoder == "logits"``) or probabilities."""
-        return self._decode(classes, z)
+        last = self._last
+        if (last is not None and last[0].shape == classes.shape and last[1].shape == z.shape
+                and last[1].dtype == z.dtype and torch.equal(last[0], classes) and torch.equal(last[1], z)):
+            return last[2]
+        out = self._decode(classes, z)
+        if self.repeat_last_decode:
+            self._last = (classes.clone(), z.clone(), out)
+        return out
 
     def probs_of(self, decoded: Tensor) -> Tensor:
         """Pixel probabilities of what :meth:`decode` gave (the logits' sigmoid, in their precision)."""

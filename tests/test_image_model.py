@@ -72,6 +72,21 @@ def test_the_adapter_decides_the_decoder_once_logits_first():
     assert inner.calls == ["pixel_logits"]  # never both decoders
 
 
+def test_an_adapter_keeps_no_decode_unless_built_to_repeat_the_last():
+    classes, z = torch.tensor([[1], [0]]), torch.tensor([[0.5], [-2.0]])
+    inner = Logits()
+    plain = ImageModelAdapter(inner, (2, 2))
+    plain.decode(classes, z), plain.decode(classes, z)
+    assert inner.calls == ["pixel_logits"] * 2
+    inner = Logits()
+    once = ImageModelAdapter(inner, (2, 2), repeat_last_decode=True)
+    first = once.decode(classes, z)
+    assert torch.equal(once.pixel_probs(classes.clone(), z.clone()), torch.sigmoid(first))  # equal values: no decode
+    assert inner.calls == ["pixel_logits"]
+    z[0, 0] = 7.0  # the caller's tensor changed in place: compared by value, decoded again
+    assert not torch.equal(once.decode(classes, z), first) and inner.calls == ["pixel_logits"] * 2
+
+
 def test_an_encoding_is_a_value_handed_on_not_a_cache():
     """Two batches encoded and asked in any order answer as each alone."""
     m = ImageModelAdapter(Logits(), (2, 2))

@@ -342,7 +342,8 @@ def _score_batches(mech: LoadedModel, n: int, seed: int, samples: int, batch: in
                    mine: list[int], progress: bool) -> dict[int, dict[str, list]]:
     """``{first image: score rows}`` of the batches starting at ``mine``."""
     world = mech.story.world
-    model = ImageModelAdapter(mech.image_model, world.image_shape, pixel_dtype=PIXEL_DTYPE)
+    # one adapter for this call: its decoder chain's mean image reuses what the abduction just decoded
+    model = ImageModelAdapter(mech.image_model, world.image_shape, pixel_dtype=PIXEL_DTYPE, repeat_last_decode=True)
     scm = build_scm(mech.story, mech.factor_logits, image_model=model)
     classes = draw_heldout(n, seed, mech.story)
     values = intervention_values(classes, seed, world)
