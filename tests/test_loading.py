@@ -4,6 +4,7 @@ and the cache stays bounded."""
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -126,6 +127,7 @@ def test_a_file_rewritten_in_place_with_the_same_size_is_read_again(tmp_path):
     path = _copy(tmp_path)
     assert _background(load_model(path)) < 0
     st = os.stat(path)
+    time.sleep(0.05)  # a timestamp tick later (what RACY_NS, set to 0 here, otherwise waits for)
     _changed(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert os.stat(path).st_size == st.st_size and os.stat(path).st_mtime_ns == st.st_mtime_ns

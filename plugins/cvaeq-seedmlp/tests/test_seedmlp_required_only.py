@@ -77,3 +77,24 @@ def test_it_draws_the_explorers_decoder_view(model):
                                                 "posY": "0.5"})[f] for f in ex.world.names]])
     want = adapter.pixel_probs(classes, torch.zeros(1, model.latent_dim))[0].double().numpy()
     assert np.array_equal(probs, want)
+
+
+def test_two_models_alternated_answer_as_each_alone(model):
+    """Nothing is kept between questions: two models (the fixture's and another
+    seed's) asked about in turns give each its own answer."""
+    from cvaeq.query.answer import ask
+
+    torch.manual_seed(1)
+    other = RequiredOnly(SeedMLPFamily().build(get_world("dsprites"), 6, {"hidden": 16}).eval().requires_grad_(False),
+                         "pixel_logits" if hasattr(model, "pixel_logits") else "decode_probs")
+    story = load_story("default")
+
+    def answer(m):
+        return ask("P(X | do(shape=square), X=img)", image=IMAGE, model=m, story=story, samples=8, seed=3)
+
+    alone = {id(m): answer(m) for m in (model, other)}
+    assert not np.array_equal(alone[id(model)].mean_image, alone[id(other)].mean_image)
+    for m in (other, model, model, other, model):
+        again = answer(m)
+        assert again.to_json() == alone[id(m)].to_json()
+        assert np.array_equal(again.mean_image, alone[id(m)].mean_image)
