@@ -218,6 +218,8 @@ class Encoding:
     def features(self) -> Tensor:
         """The split encoder's features of the distinct images (computed on first use)."""
         if self._features is None:
+            if self._split is None:
+                raise MechanismError("this encoding has no split encoder: the model gives no features()")
             self._features = self._split.features(self._distinct)
         return self._features
 
@@ -225,14 +227,18 @@ class Encoding:
         """q(factors | X): ``{factor: logits [S, size]}`` (rows of one image may be one expanded row)."""
         if self._split is not None:
             logits = self._split.factor_logits_of(self.features())
-        else:
+        elif self._factor_logits is not None:
             logits = self._factor_logits(self._distinct)
+        else:
+            raise MechanismError("the image model gives no q(factors | X) (factor_logits)")
         return {f: self._spread(v) for f, v in logits.items()}
 
     def z_posterior(self, classes: Tensor) -> tuple[Tensor, Tensor]:
         """q(Z | X, factors): ``(loc, scale)`` ``[S, latent_dim]`` for ``classes [S, F]``."""
         if self._split is not None:
             return self._split.z_posterior_of(self._spread(self.features()), classes)
+        if self._z_posterior is None:
+            raise MechanismError("the image model gives no q(Z | X, factors) (z_posterior)")
         return self._z_posterior(self.x, classes)
 
 
@@ -255,10 +261,12 @@ class ImageModelAdapter:
     :raises MechanismError: a required member is missing.
     """
 
+    model: Any
+
     def __init__(self, model: Any, shape: tuple[int, int], *, pixel_dtype: torch.dtype | None = None,
                  repeat_last_decode: bool = False) -> None:
         if isinstance(model, ImageModelAdapter):
-            model = model.model
+            model = model.model  # the other adapter's model (a plugin's already checked)
         missing = missing_members(model)
         if missing:
             raise MechanismError(f"the image model has no {missing}; it must implement cvaeq.image_model.ImageModel")
