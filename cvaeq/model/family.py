@@ -55,7 +55,7 @@ class ImageModelFamily(Protocol):
 
 class CheckedFamily:
     """A plugin's image-model family whose answers are checked where they enter:
-    ``build`` gives a ``torch.nn.Module`` with the engine's protocol
+    ``build`` gives a ``torch.nn.Module`` with the image-model protocol
     (:func:`cvaeq.image_model.missing_members`), ``arch_of`` a dict that
     is JSON (a checkpoint records it). A call that raises (other than a
     CvaeqError, the family's own message about a bad ``--arch``) or returns

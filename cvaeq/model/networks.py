@@ -435,7 +435,7 @@ class CVAENet(nn.Module):
         """``(S, *decoded_shape)`` the decoder's logits, in pixel order."""
         return self.from_blocks(self.decode_blocks(classes, z), *self.decoded_shape)
 
-    # -- the engine's protocol -------------------------------------------
+    # -- the image-model protocol (cvaeq.image_model) -------------------
     def pixel_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(S, H, W)`` Bernoulli logits of p(X | factors, Z); the engine's
         stable route to the likelihood (``ImageModel``'s optional member)."""
