@@ -148,3 +148,22 @@ def test_a_model_changed_between_two_questions_is_read_afresh():
         finally:
             model.factor_head[2].bias.copy_(saved)
     assert torch.allclose(after, before + 1.0)
+
+
+def test_only_the_seam_asks_a_model_which_members_it_has():
+    """The decoder path and the encoders' split are decided in cvaeq/image_model.py
+    alone (and a plugin's members checked in mechanisms/checked.py): no other
+    module of the package looks up a member of the protocol by name or reads
+    torch's private version counters."""
+    import re
+    from pathlib import Path
+
+    import cvaeq
+
+    root = Path(cvaeq.__file__).parent
+    seam = {root / "image_model.py", root / "mechanisms" / "checked.py"}
+    member = re.compile(r"""["'](pixel_logits|decode_probs|features|factor_logits_of|z_posterior_of|z_params|"""
+                        r"""factor_logits_flat)["']|\._version\b""")
+    found = [f"{p.relative_to(root)}:{i}" for p in sorted(root.rglob("*.py")) if p not in seam
+             for i, line in enumerate(p.read_text().splitlines(), 1) if member.search(line)]
+    assert found == []
