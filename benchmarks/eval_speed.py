@@ -34,10 +34,15 @@ def main() -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         threads = torch.get_num_threads()
-    from cvaeq.evaluation import evaluate, mechanisms_to_score
+    from cvaeq.evaluation import evaluate
+
+    try:
+        from cvaeq.evaluation import model_to_score
+    except ImportError:  # a tree from before the rename (2026-12-07)
+        from cvaeq.evaluation import mechanisms_to_score as model_to_score
     from cvaeq.evaluation.tv import TV_PARTICLES, tv_scores
 
-    mech = mechanisms_to_score(args.model)
+    mech = model_to_score(args.model)
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     tv_scores(mech.story, mech.factor_logits, num_particles=TV_PARTICLES, seed=0)

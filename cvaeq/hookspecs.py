@@ -110,9 +110,10 @@ def register_image_models(register: Callable[[str, object], None]) -> None:
     implements :class:`cvaeq.model.family.ImageModelFamily`: ``build(world,
     latent_dim, arch)`` makes an untrained ``torch.nn.Module`` and
     ``arch_of(model)`` gives the JSON-able dict that rebuilds its shapes. The
-    module implements the engine's :class:`~cvaeq.mechanisms.image.ImageModel`
-    protocol (pixel logits given the factors and Z, q(Z | X, factors),
-    q(factors | X)) and the training one (``loss(x, classes)``). Checkpoints
+    module implements the image-model protocol (:mod:`cvaeq.image_model`:
+    pixel logits or probabilities given the factors and Z, q(Z | X, factors),
+    q(factors | X); optionally the encoders split into shared features and
+    heads) and the training one (``loss(x, classes)``). Checkpoints
     of every family are saved and loaded by cvaeq as safetensors plus JSON,
     never pickle. Registering a name twice is a
     :class:`~cvaeq.errors.PluginError`. The built-in family is ``causal_vae``.

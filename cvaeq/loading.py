@@ -1,91 +1,59 @@
 """Finding a model: the one place that turns what a user named into mechanisms.
 
 ``cvaeq query``, ``cvaeq eval`` and the Python API all call
-:func:`load_mechanisms`: a checkpoint path (of any registered image-model
-family), a loaded checkpoint, an object implementing
-:class:`~cvaeq.mechanisms.image.ImageModel` with a story, a story alone (its
-true tables, no image model: factor queries only), or nothing (the shipped
-checkpoint when installed, else the default story).
+:func:`load_model`, which gives a :class:`LoadedModel` (a story, its factor
+tables and an image model, and the SCMs built on them): from a checkpoint path
+(of any registered image-model family), a loaded checkpoint, an object
+implementing the image-model protocol (:mod:`cvaeq.image_model`) with a
+story, a story alone (its true tables, no image model: factor queries only),
+or nothing (the shipped checkpoint when installed, else the default story).
 
-A checkpoint path is read once: the loaded mechanisms are kept in a small
-cache (:data:`CACHE_SIZE` entries, least recently used dropped first) keyed by
-the file's resolved path and identity (size, modification time in
-nanoseconds, inode), so repeated ``ask(...)`` calls skip the read and the
-network build (tens of milliseconds), and a checkpoint rewritten in place
-(``cvaeq train`` writes atomically: a new inode) is read again.
-:func:`clear_cache` empties it.
+A checkpoint path is read once: the loaded model is kept in
+:data:`cvaeq.filecache.CHECKPOINTS` (a few entries, least recently used
+dropped first) under the file's identity, so repeated ``ask(...)`` calls skip
+the read and the network build (tens of milliseconds), and a checkpoint
+replaced or rewritten is read again (:mod:`cvaeq.filecache` states the one
+rule). A loaded model keeps the SCMs built on it, so repeated questions skip
+building those too. :func:`clear_cache` empties the file caches.
 
->>> m = load_mechanisms(story="default")
+>>> m = load_model(story="default")
 >>> m.image_model is None, m.story.world.name
 (True, 'dsprites')
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import filecache
 from .errors import CheckpointError, QueryError
 from .limits import MAX_CHECKPOINT_BYTES, checked_file
-from .scm import SCM, cached_scm
+from .scm import SCM, build_scm
 from .story import Story, load_story
 
-__all__ = ["Mechanisms", "load_mechanisms", "shipped_checkpoint", "clear_cache", "WEIGHTS", "CACHE_SIZE"]
+__all__ = ["LoadedModel", "load_model", "Mechanisms", "load_mechanisms", "shipped_checkpoint", "clear_cache",
+           "WEIGHTS", "CACHE_SIZE"]
 
 #: Where checkpoints installed with the package live.
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-#: Checkpoints kept loaded by :func:`load_mechanisms` (least recently used dropped first).
-CACHE_SIZE = 4
-
-_cache: "OrderedDict[tuple, Mechanisms]" = OrderedDict()
-_cache_lock = threading.Lock()
+#: Checkpoints kept loaded by :func:`load_model` (:data:`cvaeq.filecache.CHECKPOINTS`).
+CACHE_SIZE = filecache.CHECKPOINTS.size
 
 
 def clear_cache() -> None:
-    """Forget every checkpoint :func:`load_mechanisms` has kept loaded (and the
-    SCMs built on them, :func:`cvaeq.scm.cached_scm`)."""
-    from .scm import clear_scm_cache
-
-    with _cache_lock:
-        _cache.clear()
-    _stored_story.cache_clear()
-    clear_scm_cache()
+    """Forget every checkpoint :func:`load_model` has kept loaded (and the SCMs
+    built on them, which they hold), and every stored story read: :func:`cvaeq.filecache.clear`."""
+    filecache.clear()
 
 
-def _file_key(path: Path) -> tuple:
-    """What identifies a checkpoint file's content for the cache: its resolved
-    path, size, modification time (ns) and inode."""
-    try:
-        resolved = path.resolve()
-        st = resolved.stat()
-    except (OSError, RuntimeError) as e:  # gone since it was checked, or a symlink loop
-        raise CheckpointError(f"{path}: cannot read the checkpoint file ({getattr(e, 'strerror', None) or e})") from None
-    return (str(resolved), st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def _load_checkpoint_file(path: Path) -> "Mechanisms":
-    """Mechanisms of the checkpoint at ``path``, from the cache when the file is unchanged."""
-    key = _file_key(path)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
+def _read_checkpoint(path: Path) -> "LoadedModel":
     from .model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    mech = Mechanisms(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
-    with _cache_lock:
-        _cache[key] = mech
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return mech
+    return LoadedModel(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
 
 
 def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
@@ -115,27 +83,26 @@ def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
     path = WEIGHTS / f"{story.name}.safetensors"
     if path not in found:
         return None
-    return path if _stored_story(_file_key(path)).same_as(story) else None
+    return path if filecache.STORED_STORIES.get(path, _read_stored_story).same_as(story) else None
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _stored_story(key: tuple) -> Story:
-    """The story a checkpoint file was trained on, read from its header once per file identity
-    (:func:`_file_key`): each query about the image with ``--story`` would otherwise re-read and re-parse it."""
+def _read_stored_story(path: Path) -> Story:
+    """The story a checkpoint file was trained on, from its header (kept per
+    file by :data:`cvaeq.filecache.STORED_STORIES`: each query about the image
+    with ``--story`` would otherwise re-read and re-parse it)."""
     from .model.checkpoint import read_metadata
     from .story import story_from_text
 
-    path = Path(key[0])
     return story_from_text(read_metadata(path).get("story_text", ""), source=f"{path} (stored story)")
 
 
 @dataclass(frozen=True)
-class Mechanisms:
-    """Where a query's mechanisms come from.
+class LoadedModel:
+    """A model ready to answer questions: a story, its factor tables and an image model.
 
     :ivar story: the story (graph, and tables unless ``factor_logits`` is given).
     :ivar factor_logits: fitted ``{factor: log-probability table}``, or None for the story's.
-    :ivar image_model: the image model (decoder and encoders), or None.
+    :ivar image_model: the image model (decoder and encoders, :mod:`cvaeq.image_model`), or None.
     :ivar name: the checkpoint's path, or None when the story's true tables are used.
     """
 
@@ -143,25 +110,37 @@ class Mechanisms:
     factor_logits: Mapping[str, Any] | None = None
     image_model: Any = None
     name: str | None = None
+    #: the SCMs built on this model, by ``with_image`` (shared by copies made with ``replace``)
+    _scms: dict = field(default_factory=dict, compare=False, repr=False)
 
     def scm(self, with_image: bool) -> SCM:
         """The SCM; with the image node X only when asked (decoding costs time).
 
-        Built once per story, tables and image model (the very objects, which a
-        cached checkpoint hands out again): an SCM keeps its mechanisms' noise
-        priors, and repeated queries skip building both.
+        Built once per loaded model and kept by it (an SCM keeps its
+        mechanisms' noise priors, and repeated queries skip building both);
+        an SCM is never changed once built (``intervene`` derives new ones),
+        so sharing it is safe.
         """
-        return cached_scm(self.story, self.factor_logits, self.image_model if with_image else None)
+        key = bool(with_image) and self.image_model is not None
+        scm = self._scms.get(key)
+        if scm is None:
+            scm = self._scms.setdefault(
+                key, build_scm(self.story, self.factor_logits, self.image_model if key else None))
+        return scm
 
 
-def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None = None,
-                    image: bool = False) -> Mechanisms:
-    """Mechanisms from a checkpoint path, a loaded checkpoint, an image model or a story.
+#: The name :class:`LoadedModel` had before 2026-12-07 (it was never a set of mechanisms).
+Mechanisms = LoadedModel
+
+
+def load_model(model: Any = None, story: str | os.PathLike | Story | None = None,
+               image: bool = False) -> LoadedModel:
+    """A :class:`LoadedModel` from a checkpoint path, a loaded checkpoint, an image model or a story.
 
     :param model: None (the shipped checkpoint if installed, else the story),
         a checkpoint path, a loaded checkpoint (``.model``, ``.story``,
         ``.factor_logits``), or an object implementing
-        :class:`~cvaeq.mechanisms.image.ImageModel` (used with ``story``'s tables).
+        the image-model protocol (:mod:`cvaeq.image_model`; used with ``story``'s tables).
     :param story: a story name, path or :class:`~cvaeq.story.Story`; alone, it
         means the story's true tables with no image model.
     :param image: with ``story`` alone, an image model is wanted: the
@@ -173,10 +152,10 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
     if model is None:
         if story is not None:
             shipped = shipped_checkpoint(story) if image else None
-            return Mechanisms(story) if shipped is None else load_mechanisms(shipped)
+            return LoadedModel(story) if shipped is None else load_model(shipped)
         shipped = shipped_checkpoint()
         if shipped is None:
-            return Mechanisms(load_story("default"))
+            return LoadedModel(load_story("default"))
         model = shipped
     if isinstance(model, (str, os.PathLike)):
         if story is not None:
@@ -184,14 +163,14 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
         path = Path(model)
         checked_file(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError,
                      "pass a .safetensors file from cvaeq train")
-        mech = _load_checkpoint_file(path)
+        mech = filecache.CHECKPOINTS.get(path, _read_checkpoint)
         return mech if mech.name == str(path) else replace(mech, name=str(path))
     if all(hasattr(model, a) for a in ("model", "story", "factor_logits")):  # a loaded checkpoint
         if story is not None:
             raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
         path = getattr(model, "path", None)
-        return Mechanisms(model.story, model.factor_logits, model.model, str(path) if path else "<checkpoint>")
-    from .mechanisms.image import missing_members
+        return LoadedModel(model.story, model.factor_logits, model.model, str(path) if path else "<checkpoint>")
+    from .image_model import missing_members
 
     missing = missing_members(model)
     if missing:
@@ -199,4 +178,8 @@ def load_mechanisms(model: Any = None, story: str | os.PathLike | Story | None =
             f"model must be a checkpoint path, a loaded checkpoint or an image model; {type(model).__name__} "
             f"has no {missing}"
         )
-    return Mechanisms(story or load_story("default"), None, model, type(model).__name__)
+    return LoadedModel(story or load_story("default"), None, model, type(model).__name__)
+
+
+#: The name :func:`load_model` had before 2026-12-07.
+load_mechanisms = load_model

@@ -21,7 +21,6 @@ the value site is the node's name, the noise site is :data:`NOISE_PREFIX` + name
 
 from __future__ import annotations
 
-import threading
 from typing import Mapping
 
 import pyro
@@ -34,9 +33,9 @@ from torch import Tensor
 from .errors import GraphError, MechanismError
 from .graph import CausalGraph
 from .mechanisms.base import Mechanism
-from .mechanisms.image import ImageModel
+from .image_model import ImageModel
 
-__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "clear_scm_cache", "scm_from_story", "DEFAULT_MECHANISM"]
+__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "scm_from_story", "DEFAULT_MECHANISM"]
 
 #: Prefix of every noise site: node ``v``'s exogenous noise is the site ``"N_" + v``.
 NOISE_PREFIX = "N_"
@@ -193,7 +192,7 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     :param story: a :class:`cvaeq.story.Story`.
     :param factor_logits: optional ``{factor: logits [*parent sizes, size]}``
         replacing the story's tables (e.g. fitted by the trained model).
-    :param image_model: an :class:`~cvaeq.mechanisms.image.ImageModel`; without
+    :param image_model: an image model (:mod:`cvaeq.image_model`); without
         one the SCM has no image node X (factor-level queries only).
 
     Each factor's family is the story's ``mechanism`` for it (default
@@ -256,39 +255,6 @@ def _builtin_plugins() -> tuple[str, ...]:
     from .plugins import DEFAULT_PLUGINS
 
     return DEFAULT_PLUGINS
-
-
-#: SCMs :func:`cached_scm` keeps.
-SCMS_KEPT = 4
-#: ``[((story, factor_logits, image_model), SCM)]``, least recently used first;
-#: holding the parts keeps their identities from being reused.
-_SCMS: list[tuple[tuple, SCM]] = []
-_SCMS_LOCK = threading.Lock()
-
-
-def cached_scm(story, factor_logits=None, image_model=None) -> SCM:
-    """:func:`build_scm`, built once per story, tables and image model (the very
-    objects: a cached checkpoint or a story hands out the same ones again), for
-    the last :data:`SCMS_KEPT` of them. An SCM keeps its mechanisms' noise
-    priors, so repeated queries skip building both; an SCM is never changed
-    once built (intervene() derives new ones), so sharing it is safe."""
-    parts = (story, factor_logits, image_model)
-    with _SCMS_LOCK:
-        for i, (kept, scm) in enumerate(_SCMS):
-            if all(a is b for a, b in zip(kept, parts)):
-                _SCMS.append(_SCMS.pop(i))  # most recently used last
-                return scm
-    scm = build_scm(story, factor_logits, image_model)
-    with _SCMS_LOCK:
-        _SCMS.append((parts, scm))
-        del _SCMS[:-SCMS_KEPT]
-    return scm
-
-
-def clear_scm_cache() -> None:
-    """Forget the SCMs :func:`cached_scm` keeps (and so the models they hold)."""
-    with _SCMS_LOCK:
-        _SCMS.clear()
 
 
 def scm_from_story(story) -> SCM:

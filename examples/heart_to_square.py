@@ -30,7 +30,8 @@ from pathlib import Path
 from cvaeq.worlds.dsprites.factors import FACTORS
 from cvaeq.errors import CvaeqError
 from cvaeq.images import load_image
-from cvaeq.query.answer import ask, load_mechanisms, read_factors
+from cvaeq.loading import load_model
+from cvaeq.query.answer import ask, read_factors
 
 HEART = "shape=heart,scale=0.7,orientation=0.805537,posX=0.645161,posY=0.387097"
 
@@ -49,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
 
     try:
-        mech = load_mechanisms(args.model)
+        mech = load_model(args.model)
         if mech.image_model is None:
             print("error: this example needs a trained model: pass --model CKPT (from `cvaeq train`)",
                   file=sys.stderr)

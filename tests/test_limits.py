@@ -241,11 +241,11 @@ def test_a_question_about_z_is_no_longer_bounded_by_pictures(monkeypatch):
     """``P(Z) --samples 1000000`` (within the documented bound) grew to 23 GB: it decoded a picture
     per particle. It decodes none now, so it is as cheap as a factor question and allowed."""
     from cvaeq.limits import MAX_QUESTION_BYTES, question_cost
-    from cvaeq.loading import load_mechanisms
+    from cvaeq.loading import load_model
     from cvaeq.query import parse, resolve
     from cvaeq.query.answer import MAX_SAMPLES, question_scm, question_work
 
-    mech = load_mechanisms()
+    mech = load_model()
     for text in ("P(Z)", "P(Z, Z @ do(shape=square))"):
         r = resolve(parse(text), mech.story, {})
         work = question_work(r, question_scm(r, mech), mech.story.world)
@@ -290,7 +290,7 @@ from cvaeq.limits import question_cost
 from cvaeq.query.answer import ask, question_scm, question_work
 from cvaeq.query.parser import parse
 from cvaeq.query.resolution import resolve
-from cvaeq.loading import load_mechanisms
+from cvaeq.loading import load_model
 from cvaeq.images import load_image
 
 def status(key):
@@ -301,7 +301,7 @@ def rss():
 
 text, samples, image = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
 ask(text, image=image, samples=4, seed=0)  # imports, the model, the allocator's settings
-mech = load_mechanisms(None, None)
+mech = load_model(None, None)
 r = resolve(parse(text), mech.story, {"img": load_image(image, mech.story.world) if image else None})
 cost = question_cost(samples, **question_work(r, question_scm(r, mech), mech.story.world))
 gc.collect()

@@ -102,14 +102,13 @@ def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json,
     ``--`` keeps torchrun from taking ``--n`` for one of its own options) each
     process scores its share of the test images and rank 0 prints the same
     result as one process would."""
-
-    from ..evaluation import evaluate, mechanisms_to_score
+    from ..evaluation import evaluate, model_to_score
     from ..threads import use_threads
 
     use_threads(threads)
     if story is not None:
         model = _shipped_for(story, model)
-    mech = mechanisms_to_score(model)  # a bad path fails here: one line, exit 2
+    mech = model_to_score(model)  # a bad path fails here: one line, exit 2
     ctx = None
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # one process of a torchrun launch
         from ..model.distributed import init_distributed

@@ -7,21 +7,20 @@
   for arrays of worlds (what ``cvaeq eval`` scores against);
 * :func:`tv_scores` (:mod:`.tv`): factor-level total variation to the story;
 * :mod:`.metrics`: IoU, factor accuracy modulo the world's look-alike classes, total variation;
-* :class:`DedupedImageModel` (:mod:`.dedup`): q(factors | X) once per run of identical images
-  (the engine's batched inference, :func:`cvaeq.engine.abduct_groups`, repeats each image K times).
+* :mod:`.heldout`: the test images, uniform over the world's grid.
+
+The image model is called through :class:`cvaeq.image_model.ImageModelAdapter` only.
 """
 
-from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, soft_iou, total_variation
-from .run import evaluate, intervention_values, mechanisms_to_score, pixel_probs
+from .run import evaluate, intervention_values, model_to_score
 from .truth import TrueCounterfactual, true_counterfactual, true_counterfactual_for
 from .tv import TVQuery, interventional_exact, tv_queries, tv_scores
 
 __all__ = [
     "evaluate",
-    "mechanisms_to_score",
-    "pixel_probs",
+    "model_to_score",
     "intervention_values",
     "true_counterfactual",
     "true_counterfactual_for",
@@ -38,5 +37,4 @@ __all__ = [
     "total_variation",
     "draw_heldout",
     "render_float",
-    "DedupedImageModel",
 ]

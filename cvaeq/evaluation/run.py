@@ -29,18 +29,18 @@ from tqdm import tqdm
 
 from .. import loading
 from ..errors import CheckpointError
-from ..loading import Mechanisms, load_mechanisms
+from ..image_model import ImageModelAdapter
+from ..loading import LoadedModel, load_model
 from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import IMAGE, LATENT
 from ..engine import abduct_groups, group_mean, predict_groups
-from .dedup import DedupedImageModel
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .truth import counterfactual_of_particles, story_particles
 from .tv import TV_PARTICLES, tv_scores
 
-__all__ = ["evaluate", "mechanisms_to_score", "intervention_values", "pixel_probs",
+__all__ = ["evaluate", "model_to_score", "intervention_values",
            "COMPOSITION_STEPS", "TRUTH_PARTICLES", "SAMPLES", "BATCH_PARTICLES"]
 
 #: Default particles per image: those ``cvaeq query`` answers an image query
@@ -67,16 +67,16 @@ BATCH_STREAM = 0xBA7C
 STORY_STREAM = 0x5707
 
 
-def mechanisms_to_score(model: Any = None) -> Mechanisms:
-    """The :class:`~cvaeq.loading.Mechanisms` to evaluate, found by :func:`cvaeq.loading.load_mechanisms`.
+def model_to_score(model: Any = None) -> LoadedModel:
+    """The :class:`~cvaeq.loading.LoadedModel` to evaluate, found by :func:`cvaeq.loading.load_model`.
 
     ``model``: None (the shipped checkpoint), a checkpoint path of any
     registered image-model family, a loaded checkpoint, or
-    :class:`~cvaeq.loading.Mechanisms` (a story, fitted tables and any object
-    implementing :class:`~cvaeq.mechanisms.image.ImageModel`). Evaluation
-    scores an image model, so mechanisms without one are a CheckpointError.
+    :class:`~cvaeq.loading.LoadedModel` (a story, fitted tables and any object
+    implementing the image-model protocol, :mod:`cvaeq.image_model`). Evaluation
+    scores an image model, so a story without one is a CheckpointError.
     """
-    mech = model if isinstance(model, Mechanisms) else load_mechanisms(model)
+    mech = model if isinstance(model, LoadedModel) else load_model(model)
     if mech.image_model is None:
         if model is None:
             raise CheckpointError(
@@ -100,15 +100,7 @@ def intervention_values(factual: np.ndarray, seed: int, world) -> dict[str, np.n
     return out
 
 
-def pixel_probs(model, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Pixel probabilities ``[S, H, W]`` of an image model: its ``decode_probs``,
-    else the sigmoid of its ``pixel_logits`` (float64)."""
-    if callable(getattr(model, "decode_probs", None)):
-        return model.decode_probs(classes, z)
-    return torch.sigmoid(model.pixel_logits(classes, z).double())
-
-
-def _read(model, x: torch.Tensor, names) -> np.ndarray:
+def _read(model: ImageModelAdapter, x: torch.Tensor, names) -> np.ndarray:
     """``(N, F)`` argmax classes of q(factors | x), factors ``names`` in order."""
     logits = model.factor_logits(x)
     return torch.stack([logits[f].argmax(-1) for f in names], -1).numpy()
@@ -141,33 +133,33 @@ class _Scores:
         return float(v.mean())
 
 
-def _factors_and_likelihood(mech: Mechanisms, scm, x: torch.Tensor, classes: np.ndarray, k: int,
-                            scores: _Scores):
+def _factors_and_likelihood(mech: LoadedModel, scm, model: ImageModelAdapter, x: torch.Tensor,
+                            classes: np.ndarray, k: int, scores: _Scores):
     """Accuracy of q(factors | x), reconstruction IoU, NLL and -ELBO; returns the particles of x."""
     world = mech.story.world
-    read = _read(mech.image_model, x, world.names)
+    read = _read(model, x, world.names)
     for i, f in enumerate(world.names):
         scores.add(f"acc.{f}", factor_correct(world, f, read[:, i], classes[:, i], _given(world, f, classes)))
-    loc, _ = mech.image_model.z_posterior(x, torch.from_numpy(read))
-    recon = binarise(pixel_probs(mech.image_model, torch.from_numpy(read), loc).numpy())
+    loc, _ = model.z_posterior(x, torch.from_numpy(read))
+    recon = binarise(model.pixel_probs(torch.from_numpy(read), loc).numpy())
     scores.add("recon_iou", iou(recon, x.numpy()))
     g = abduct_groups(scm, {"X": x}, k)
     scores.add("nll", -g.log_marginal().numpy())
     scores.add("elbo", -g.log_weights.mean(1).numpy())
     with torch.random.fork_rng(devices=[]):  # the scores after this one draw as they did before it existed
-        nll_f, elbo_f = _likelihood_given_factors(DedupedImageModel(mech.image_model, PIXEL_DTYPE), world, x,
-                                                  torch.from_numpy(classes), k)
+        nll_f, elbo_f = _likelihood_given_factors(model, world, x, torch.from_numpy(classes), k)
     scores.add("nll_given_factors", nll_f.numpy())
     scores.add("elbo_given_factors", elbo_f.numpy())
     return g
 
 
-def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _likelihood_given_factors(model: ImageModelAdapter, world, x: torch.Tensor, classes: torch.Tensor,
+                              k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B]`` importance-sampled ``-log p(x | f)`` and ``-ELBO`` with the true factors ``f``
     and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed project (the MLP CVAE
     cvaeq started from) reported it."""
     b = x.shape[0]
-    loc, scale = model.z_posterior(x, classes)
+    loc, scale = model.encode(x).z_posterior(classes)
     q = torch.distributions.Normal(loc.double(), scale.double())
     z = q.sample((k,))  # [K, B, D]
     prior = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
@@ -181,7 +173,7 @@ def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tens
     return nll, -log_w.mean(0)
 
 
-def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndarray, values: dict, k: int,
+def _counterfactuals(mech: LoadedModel, scm, model: ImageModelAdapter, g, x: torch.Tensor, classes: np.ndarray, values: dict, k: int,
                      seed: int, truth_particles: int, scores: _Scores) -> None:
     """Per factor: cf IoU against the truth, effectiveness, reversibility, and their story references.
 
@@ -213,7 +205,7 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
         # binomial noise of drawing one)
         b, kk = out["X"].shape[:2]
         worlds = out["X"].reshape(b * kk, *out["X"].shape[2:]).float()
-        got = _read(mech.image_model, worlds, world.names)[:, i]
+        got = _read(model, worlds, world.names)[:, i]
         g_f = given_factor(world, f)
         given = None if g_f is None else np.repeat(truth.mode(g_f), kk)
         ok = factor_correct(world, f, got, np.repeat(v, kk), given).reshape(b, kk)
@@ -232,17 +224,15 @@ def _counterfactuals(mech: Mechanisms, scm, g, x: torch.Tensor, classes: np.ndar
         scores.add(f"rev_story.{f}", iou(story_back.image, xs))
 
 
-def _decoded(mech: Mechanisms, model, g) -> torch.Tensor:
-    """Thresholded weighted mean of the decoder's probabilities over abducted (factors, Z);
-    ``model`` is the SCM's :class:`DedupedImageModel`, which hands back the
-    logits the abduction's likelihood just decoded for the same particles."""
+def _decoded(mech: LoadedModel, model: ImageModelAdapter, g) -> torch.Tensor:
+    """Thresholded weighted mean of the decoder's probabilities over abducted (factors, Z)."""
     v = g.particles.values
     classes = torch.stack([v[f].long() for f in mech.story.world.names], -1)
-    probs = pixel_probs(model, classes, v[LATENT].float())
+    probs = model.pixel_probs(classes, v[LATENT].float())
     return (group_mean(g, probs.reshape(g.groups, g.per_group, *probs.shape[1:])) > 0.5).float()
 
 
-def _composition(mech: Mechanisms, scm, model, g, x: torch.Tensor, k: int, scores: _Scores) -> None:
+def _composition(mech: LoadedModel, scm, model: ImageModelAdapter, g, x: torch.Tensor, k: int, scores: _Scores) -> None:
     """The null intervention applied once and COMPOSITION_STEPS times, each result fed back:
     through the engine (pixel noise replayed), and through the decoder alone."""
     cur = x
@@ -273,11 +263,11 @@ def _sub(seed: int, *parts: int) -> int:
     return int(np.random.default_rng([seed, *parts]).integers(2**31))
 
 
-def _batch(mech: Mechanisms, scm, model, classes: np.ndarray, values: dict, k: int, seed: int,
+def _batch(mech: LoadedModel, scm, model: ImageModelAdapter, classes: np.ndarray, values: dict, k: int, seed: int,
            truth_particles: int, scores: _Scores) -> None:
     x = render_float(classes, mech.story.world)
-    g = _factors_and_likelihood(mech, scm, x, classes, k, scores)
-    _counterfactuals(mech, scm, g, x, classes, values, k, seed, truth_particles, scores)
+    g = _factors_and_likelihood(mech, scm, model, x, classes, k, scores)
+    _counterfactuals(mech, scm, model, g, x, classes, values, k, seed, truth_particles, scores)
     _composition(mech, scm, model, g, x, k, scores)
 
 
@@ -298,9 +288,9 @@ def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *,
              progress: bool = True, dist_ctx=None, threads: int | None = None) -> dict | None:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
-    :param model: what :func:`mechanisms_to_score` takes: a checkpoint path
+    :param model: what :func:`model_to_score` takes: a checkpoint path
         of any image-model family (default: the shipped one), a loaded
-        checkpoint, or :class:`~cvaeq.loading.Mechanisms`.
+        checkpoint, or :class:`~cvaeq.loading.LoadedModel`.
     :param n: test images, uniform over the grid.
     :param seed: seeds the images, the interventions and every particle.
     :param samples: ``K``, particles per image (proposal draws for the NLL,
@@ -332,16 +322,32 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
     check_count(samples, "samples", MAX_PARTICLES)
     check_count(seed, "seed", MAX_SEED, low=0)
     check_count(tv_particles, "tv_particles", MAX_TV_PARTICLES)
-    mech = mechanisms_to_score(model)
-    image_model = DedupedImageModel(mech.image_model, pixel_dtype=PIXEL_DTYPE)
-    scm = build_scm(mech.story, mech.factor_logits, image_model=image_model)
+    mech = model_to_score(model)
     batch = batch or max(1, BATCH_PARTICLES // samples)
-    classes = draw_heldout(n, seed, mech.story)
-    names = mech.story.world.names
-    values = intervention_values(classes, seed, mech.story.world)
     rank, world_size = (dist_ctx.rank, dist_ctx.world_size) if dist_ctx is not None else (0, 1)
     starts = list(range(0, n, batch))
-    mine = starts[rank::world_size]
+    rows = _score_batches(mech, n, seed, samples, batch, truth_particles, starts[rank::world_size], progress)
+    if world_size > 1:
+        rows = _gather(rows)
+        if rank != 0:
+            return None
+    scores = _Scores()
+    for lo in starts:  # in image order, as one process adds them
+        for key, values in rows[lo].items():
+            scores.rows.setdefault(key, []).extend(values)
+    tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
+    return _report(mech, scores, tv, n, samples, seed)
+
+
+def _score_batches(mech: LoadedModel, n: int, seed: int, samples: int, batch: int, truth_particles: int,
+                   mine: list[int], progress: bool) -> dict[int, dict[str, list]]:
+    """``{first image: score rows}`` of the batches starting at ``mine``."""
+    world = mech.story.world
+    # one adapter for this call: its decoder chain's mean image reuses what the abduction just decoded
+    model = ImageModelAdapter(mech.image_model, world.image_shape, pixel_dtype=PIXEL_DTYPE, repeat_last_decode=True)
+    scm = build_scm(mech.story, mech.factor_logits, image_model=model)
+    classes = draw_heldout(n, seed, mech.story)
+    values = intervention_values(classes, seed, world)
     rows: dict[int, dict[str, list]] = {}
     with torch.no_grad(), torch.random.fork_rng(devices=[]), \
             tqdm(total=sum(len(classes[lo:lo + batch]) for lo in mine), desc="eval", unit="img",
@@ -352,54 +358,49 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
             torch.default_generator.manual_seed(_sub(seed, lo, BATCH_STREAM))  # CPU only, as in engine.infer
             sl = slice(lo, lo + batch)
             part = _Scores()
-            _batch(mech, scm, image_model, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
+            _batch(mech, scm, model, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
                    _sub(seed, lo), truth_particles, part)
             rows[lo] = part.rows
             bar.update(len(classes[sl]))
-    if world_size > 1:
-        rows = _gather(rows)
-        if rank != 0:
-            return None
-    scores = _Scores()
-    for lo in starts:  # in image order, as one process adds them
-        for key, values_ in rows[lo].items():
-            scores.rows.setdefault(key, []).extend(values_)
-    tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
-    cf_iou = {f: scores.mean(f"cf.{f}") for f in names}
-    soft = {f: scores.mean(f"soft.{f}") for f in names}
-    l1_truth = {f: scores.mean(f"l1.{f}") for f in names}
-    ideal = {f: scores.mean(f"cf_story.{f}") for f in names}
-    rev = {f: scores.mean(f"rev.{f}") for f in names}
-    rev_story = {f: scores.mean(f"rev_story.{f}") for f in names}
+    return rows
+
+
+def _means(scores: _Scores, prefix: str, names) -> dict[str, float]:
+    """``{factor: mean of the prefix.factor rows}``."""
+    return {f: scores.mean(f"{prefix}.{f}") for f in names}
+
+
+def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, seed: int) -> dict:
+    """The JSON-ready dict of :func:`evaluate` from the gathered scores."""
+    names = mech.story.world.names
+    cf_iou, soft, l1_truth = _means(scores, "cf", names), _means(scores, "soft", names), _means(scores, "l1", names)
+    ideal, rev = _means(scores, "cf_story", names), _means(scores, "rev", names)
+    steps = (1, COMPOSITION_STEPS)
+
+    def mean_of(d: dict) -> float:
+        return float(np.mean(list(d.values())))
+
     return {
-        "model": mech.name,
-        "world": mech.story.world.name,
-        "n": n,
-        "samples": samples,
-        "seed": seed,
+        "model": mech.name, "world": mech.story.world.name, "n": n, "samples": samples, "seed": seed,
         "nll_nats": _finite(scores.mean("nll")),
         "elbo_nats": _finite(scores.mean("elbo")),
         "nll_given_factors_nats": _finite(scores.mean("nll_given_factors")),
         "elbo_given_factors_nats": _finite(scores.mean("elbo_given_factors")),
         "recon_iou": scores.mean("recon_iou"),
-        "factor_accuracy": {f: scores.mean(f"acc.{f}") for f in names},
+        "factor_accuracy": _means(scores, "acc", names),
         "counterfactual": {
-            "iou": cf_iou,
-            "iou_mean": float(np.mean(list(cf_iou.values()))),
-            "iou_story": ideal,
-            "iou_story_mean": float(np.mean(list(ideal.values()))),
-            "soft_iou": soft,
-            "soft_iou_mean": float(np.mean(list(soft.values()))),
-            "l1_truth": l1_truth,
-            "l1_truth_mean": float(np.mean(list(l1_truth.values()))),
-            "effectiveness": {f: scores.mean(f"eff.{f}") for f in names},
-            "composition": {str(s): scores.mean(f"comp.{s}") for s in (1, COMPOSITION_STEPS)},
-            "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in (1, COMPOSITION_STEPS)},
-            "composition_l1": {str(s): scores.mean(f"comp_l1.{s}") for s in (1, COMPOSITION_STEPS)},
-            "composition_decoder_l1": {str(s): scores.mean(f"comp_dec_l1.{s}") for s in (1, COMPOSITION_STEPS)},
-            "reversibility": float(np.mean(list(rev.values()))),
+            "iou": cf_iou, "iou_mean": mean_of(cf_iou),
+            "iou_story": ideal, "iou_story_mean": mean_of(ideal),
+            "soft_iou": soft, "soft_iou_mean": mean_of(soft),
+            "l1_truth": l1_truth, "l1_truth_mean": mean_of(l1_truth),
+            "effectiveness": _means(scores, "eff", names),
+            "composition": {str(s): scores.mean(f"comp.{s}") for s in steps},
+            "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in steps},
+            "composition_l1": {str(s): scores.mean(f"comp_l1.{s}") for s in steps},
+            "composition_decoder_l1": {str(s): scores.mean(f"comp_dec_l1.{s}") for s in steps},
+            "reversibility": mean_of(rev),
             "reversibility_by_factor": rev,
-            "reversibility_story": rev_story,
+            "reversibility_story": _means(scores, "rev_story", names),
         },
         "tv": {"interventional": tv["interventional"], "counterfactual": tv["counterfactual"],
                "queries": len(tv["queries"])},

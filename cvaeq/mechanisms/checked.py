@@ -217,14 +217,16 @@ class CheckedImageModel:
       shape, no NaN (``±inf`` logits are certain pixels);
     * ``decode_probs(classes, z)``: the same, every value in ``[0, 1]``;
     * ``factor_logits(x)``: ``{factor: float [S, size]}``, no NaN;
-    * ``z_posterior(x, classes)``: ``(loc, scale)``, finite ``[S, d]``, scale > 0.
+    * ``z_posterior(x, classes)``: ``(loc, scale)``, finite ``[S, d]``, scale > 0;
+    * the split encoder's heads ``factor_logits_of(features)`` and
+      ``z_posterior_of(features, classes)``: as the two above.
 
     A call that raises, or returns anything else, is a PluginError naming the
     model (its class and module, and the plugin when it is one). Other
     attributes (``latent_dim``, ``pixel_dtype``, ...) are the model's.
     """
 
-    _METHODS = ("pixel_logits", "decode_probs", "factor_logits", "z_posterior")
+    _METHODS = ("pixel_logits", "decode_probs", "factor_logits", "z_posterior", "factor_logits_of", "z_posterior_of")
 
     def __init__(self, inner: Any, shape: tuple[int, int]) -> None:
         self.inner = inner
@@ -268,34 +270,40 @@ class CheckedImageModel:
             return out
         return decode_probs
 
-    def _factor_logits(self, fn):
+    def _factor_logits(self, fn, name: str = "factor_logits"):
         def factor_logits(x: Tensor) -> Mapping[str, Tensor]:
-            out = self._call("factor_logits", fn, x)
+            out = self._call(name, fn, x)
             s = int(x.shape[0])
             if not isinstance(out, Mapping):
-                raise self._fail(f"factor_logits() returned {type(out).__name__}, not {{factor: logits}}")
+                raise self._fail(f"{name}() returned {type(out).__name__}, not {{factor: logits}}")
             for f, t in out.items():
                 if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] != s:
-                    raise self._fail(f"factor_logits() gave {f!r} {_shape_of(t)}; expected float [{s}, classes]")
+                    raise self._fail(f"{name}() gave {f!r} {_shape_of(t)}; expected float [{s}, classes]")
                 if not t.is_floating_point() or bool(torch.isnan(t).any()):
-                    raise self._fail(f"factor_logits() gave {f!r} NaN or non-float logits")
+                    raise self._fail(f"{name}() gave {f!r} NaN or non-float logits")
             return out
         return factor_logits
 
-    def _z_posterior(self, fn):
+    def _z_posterior(self, fn, name: str = "z_posterior"):
         def z_posterior(x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
-            out = self._call("z_posterior", fn, x, classes)
+            out = self._call(name, fn, x, classes)
             s = int(x.shape[0])
             if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)):
-                raise self._fail(f"z_posterior() returned {type(out).__name__}; expected (loc, scale) tensors")
+                raise self._fail(f"{name}() returned {type(out).__name__}; expected (loc, scale) tensors")
             loc, scale = out
             if loc.dim() != 2 or loc.shape[0] != s or scale.shape != loc.shape:
-                raise self._fail(f"z_posterior() returned loc {tuple(loc.shape)} and scale {tuple(scale.shape)}; "
+                raise self._fail(f"{name}() returned loc {tuple(loc.shape)} and scale {tuple(scale.shape)}; "
                                  f"expected both [{s}, latent_dim]")
             if not (bool(torch.isfinite(loc).all()) and bool(torch.isfinite(scale).all()) and bool((scale > 0).all())):
-                raise self._fail("z_posterior() returned a NaN or infinite loc, or a scale that is not > 0")
+                raise self._fail(f"{name}() returned a NaN or infinite loc, or a scale that is not > 0")
             return out
         return z_posterior
+
+    def _factor_logits_of(self, fn):  # the split encoder's head (cvaeq.image_model.SplitEncoder)
+        return self._factor_logits(fn, "factor_logits_of")
+
+    def _z_posterior_of(self, fn):
+        return self._z_posterior(fn, "z_posterior_of")
 
 
 def _who_made(obj: Any) -> str:

@@ -9,15 +9,16 @@ The mechanism may also carry amortised proposals, q(factors | X) and
 q(Z | X, factors), that the engine uses to infer unobserved parents of an
 observed image (importance sampling, weight = prior / proposal).
 
-A trained model plugs in through :class:`ImageModel`; :func:`bernoulli_image`
-turns one into the mechanism.
+A trained model plugs in through the image-model seam (:mod:`cvaeq.image_model`:
+the protocol and :class:`~cvaeq.image_model.ImageModelAdapter`, which decides
+the decoder path); :func:`bernoulli_image` turns one into the mechanism.
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Callable, Mapping, Sequence
 
 import pyro.distributions as dist
 import torch
@@ -25,42 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import MechanismError
+from ..image_model import Encoding, ImageModel, ImageModelAdapter, missing_members
 
 __all__ = ["ImageModel", "BernoulliImage", "bernoulli_image", "missing_members"]
-
-
-@runtime_checkable
-class ImageModel(Protocol):
-    """What the engine needs from a trained image model (e.g. the CVAE).
-
-    ``classes`` are ``int64 [S, F]`` factor classes in the world's factor
-    order (``world.names``); images are float 0/1 ``[S, H, W]`` of the world's
-    ``image_shape`` (dSprites: 5 factors, 64×64). The decoder is
-    ``pixel_logits`` or ``decode_probs`` (either is enough; with both, the
-    logits are used).
-    """
-
-    latent_dim: int
-
-    def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
-        """Bernoulli pixel probabilities ``[S, H, W]`` of p(X | factors, Z)."""
-        ...
-
-    def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
-        """q(factors | X): ``{factor: logits [S, size]}`` for every factor of the world."""
-        ...
-
-    def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
-        """q(Z | X, factors): ``(loc, scale)``, each ``[S, latent_dim]``."""
-        ...
-
-    # Or (and preferred): ``pixel_logits(classes, z) -> [S, H, W]``, the Bernoulli
-    # logits behind ``decode_probs``. When a model has it, the likelihood is
-    # computed from the logits and the pixel noise from them, so a pixel whose
-    # float32 probability rounds to exactly 0 or 1 still has a finite
-    # log-likelihood and an exactly replayable noise (see BernoulliImage).
-    # Optional too: ``pixel_dtype``, the precision of that pixel arithmetic
-    # (default float32; BernoulliImage's ``dtype``).
 
 
 #: float64 pixel arithmetic (``dtype=torch.float64``, what queries used before
@@ -108,6 +76,9 @@ class BernoulliImage:
         below 1.2e-7; logits clamped to ``±NOISE_LOGIT_BOUND = ±30`` in float64).
     :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``.
     :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, F]) -> (loc, scale)``.
+    :param encoder: optional :class:`~cvaeq.image_model.ImageModelAdapter`
+        whose ``encode`` reads an evidence image once for both proposals
+        (instead of ``factor_logits`` and ``z_posterior``).
     :param factors: the factor parents, in the column order of ``classes``
         (default: the parents other than ``latent``).
     :param latent: the latent parent's name (``None`` if the image has none).
@@ -133,6 +104,7 @@ class BernoulliImage:
         logits: Decode | None = None,
         factor_logits: FactorProposal | None = None,
         z_posterior: LatentProposal | None = None,
+        encoder: ImageModelAdapter | None = None,
         factors: Sequence[str] | None = None,
         latent: str | None = "Z",
         shape: tuple[int, int] = (64, 64),
@@ -146,8 +118,9 @@ class BernoulliImage:
         self.parents = tuple(parents)
         self.logits = logits
         self.decode = decode if logits is None else (lambda ps: self._probs_of(logits(ps)))
-        self.factor_logits = factor_logits
-        self.z_posterior = z_posterior
+        self.encoder = encoder
+        self.factor_logits = factor_logits if encoder is None else encoder.model.factor_logits
+        self.z_posterior = z_posterior if encoder is None else encoder.model.z_posterior
         self.factors = tuple(factors) if factors is not None else tuple(p for p in self.parents if p != latent)
         self.latent = latent
         self.shape = tuple(shape)
@@ -283,13 +256,13 @@ class BernoulliImage:
             return None
         num = value.shape[0]
         x = value.float()
-        # one image for every particle: an expanded one (stride 0) is, without a look at its pixels
-        same = num > 1 and (x.stride(0) == 0 or torch.equal(x, x[:1].expand_as(x)))
-        x1 = x[:1] if same else x
+        # the images read once (each run of identical ones), handed from q(factors | X) to q(Z | X, factors)
+        enc = self.encoder.encode(x) if self.encoder is not None else Encoding(
+            x, factor_logits=self.factor_logits, z_posterior=self.z_posterior)
         log_q = torch.zeros(num, dtype=torch.float64)
         out: dict[str, Tensor] = {}
         if need_factors:
-            logits = self.factor_logits(x1)
+            logits = enc.factor_logits()
             for f in need_factors:
                 if f not in logits:
                     raise MechanismError(f"q(factors | X) gave no logits for {f!r}; it must give every factor")
@@ -302,7 +275,7 @@ class BernoulliImage:
                 if c is None:
                     raise MechanismError(f"q(Z | X, factors) needs {f!r}, which is neither known nor proposed")
                 cols.append(c.long().expand(num))
-            loc, scale = self.z_posterior(x, torch.stack(cols, -1))
+            loc, scale = enc.z_posterior(torch.stack(cols, -1))
             q = dist.Normal(loc, scale).to_event(1)
             out[self.latent] = q.sample()
             log_q += q.log_prob(out[self.latent]).double()
@@ -330,17 +303,6 @@ def _binary_sign(value: Tensor, dtype: torch.dtype = torch.float64) -> Tensor | 
     return one.to(dtype, copy=True).mul_(2).sub_(1)
 
 
-def missing_members(image_model: object) -> str | None:
-    """What ``image_model`` lacks of the :class:`ImageModel` protocol, as
-    ``"name()"`` (the decoder may be ``pixel_logits`` or ``decode_probs``), or None."""
-    if not any(callable(getattr(image_model, m, None)) for m in ("pixel_logits", "decode_probs")):
-        return "pixel_logits() or decode_probs()"
-    for member in ("factor_logits", "z_posterior"):
-        if not callable(getattr(image_model, member, None)):
-            return f"{member}()"
-    return None
-
-
 def bernoulli_image(
     image_model: ImageModel | None = None,
     *,
@@ -352,17 +314,17 @@ def bernoulli_image(
 ) -> BernoulliImage:
     """Factory of the ``bernoulli_image`` family.
 
-    Either an :class:`ImageModel` (decoder and both proposals; its
-    ``pixel_logits`` when it has one), or a bare ``decode(parents) -> probs``
+    Either an image model (:mod:`cvaeq.image_model`: the decoder and both
+    proposals, called through :class:`~cvaeq.image_model.ImageModelAdapter`,
+    which picks the decoder), or a bare ``decode(parents) -> probs``
     callable (no proposals). ``factors`` default to the parents other than
     ``latent``; ``shape`` is the image's ``(H, W)``.
     """
     if image_model is None and decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")
-    if image_model is not None:
-        missing = missing_members(image_model)
-        if missing:
-            raise MechanismError(f"the image model has no {missing}; it must implement cvaeq.mechanisms.ImageModel")
+    model = None
+    if image_model is not None:  # the adapter decides the decoder path, once (and checks the members)
+        model = image_model if isinstance(image_model, ImageModelAdapter) else ImageModelAdapter(image_model, shape)
     if factors is None:
         if parents is None:
             raise MechanismError("bernoulli_image needs its factors or its parents (the world's factor names)")
@@ -370,28 +332,19 @@ def bernoulli_image(
     factors = tuple(factors)
     if parents is None:
         parents = factors + ((latent,) if latent else ())
-    if image_model is not None:
+    if model is not None:
         if decode is not None:
             raise MechanismError("give an image model or a decode function, not both")
-        from .checked import CheckedImageModel, is_builtin
 
-        if not is_builtin(image_model):  # a plugin's (or a user's) model: its answers are checked
-            image_model = CheckedImageModel(image_model, shape)
-
-        def classes_and_z(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        def decoded(ps: Mapping[str, Tensor]) -> Tensor:
             classes = torch.stack([ps[f].long() for f in factors], -1)
-            z = ps[latent] if latent else torch.zeros(classes.shape[0], image_model.latent_dim)
-            return classes, z
+            z = ps[latent] if latent else torch.zeros(classes.shape[0], model.latent_dim)
+            return model.decode(classes, z)
 
-        pixel_logits = getattr(image_model, "pixel_logits", None)
-        if callable(pixel_logits):
-            decode, logits = None, lambda ps: pixel_logits(*classes_and_z(ps))
-        else:
-            decode, logits = (lambda ps: image_model.decode_probs(*classes_and_z(ps))), None
+        logits = decoded if model.decoder == "logits" else None
         return BernoulliImage(
-            parents, decode, logits=logits, factor_logits=image_model.factor_logits,
-            z_posterior=image_model.z_posterior, factors=factors, latent=latent, shape=shape,
-            dtype=getattr(image_model, "pixel_dtype", torch.float32),
+            parents, None if logits else decoded, logits=logits, encoder=model, factors=factors, latent=latent,
+            shape=shape, dtype=model.pixel_dtype,
         )
     if decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")

@@ -74,8 +74,9 @@ class Checkpoint:
     """A loaded checkpoint.
 
     :ivar model: the image model (a :class:`~cvaeq.model.cvae.CausalVAE` for
-        the ``causal_vae`` family), in eval mode, on the CPU (implements the engine's protocol:
-        ``latent_dim``, ``decode_probs``, ``pixel_logits``, ``factor_logits``, ``z_posterior``).
+        the ``causal_vae`` family), in eval mode, on the CPU (implements the image-model protocol,
+        :mod:`cvaeq.image_model`: ``latent_dim``, ``decode_probs``, ``pixel_logits``, ``factor_logits``,
+        ``z_posterior``).
     :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents

@@ -117,7 +117,7 @@ class WindowBernoulli(dist.TorchDistribution):
 class CausalVAE(CVAENet):
     """The networks plus the Pyro ``model``/``guide`` and the training loss.
 
-    Implements the engine's protocol (``latent_dim``, ``decode_probs``,
+    Implements the image-model protocol (:mod:`cvaeq.image_model`; ``latent_dim``, ``decode_probs``,
     ``pixel_logits``, ``factor_logits``, ``z_posterior``) through
     :class:`~cvaeq.model.networks.CVAENet`, and the training protocol
     (``loss``, ``forward``) of :mod:`cvaeq.model.family`.

@@ -5,10 +5,11 @@ that checkpoints record (``meta["family"]``; files written before families
 existed are ``"causal_vae"``). It implements :class:`ImageModelFamily`; the
 models it builds are ``torch.nn.Module`` objects that implement
 
-* the engine's protocol (:class:`cvaeq.mechanisms.image.ImageModel`):
+* the image-model protocol (:mod:`cvaeq.image_model`): required
   ``latent_dim``, ``pixel_logits(classes, z)`` (or ``decode_probs``),
   ``factor_logits(x)`` (q(factors | X)) and ``z_posterior(x, classes)``
-  (q(Z | X, factors));
+  (q(Z | X, factors)); optional the split encoder (``features``,
+  ``factor_logits_of``, ``z_posterior_of``) and ``pixel_dtype``;
 * the training protocol: ``loss(x, classes) -> (loss, parts)``, the mean
   differentiable loss per image and ``parts`` with at least ``"elbo_nats"``
   (-ELBO of log p(X | factors) per image, a float); ``forward(x, classes)``
@@ -54,8 +55,8 @@ class ImageModelFamily(Protocol):
 
 class CheckedFamily:
     """A plugin's image-model family whose answers are checked where they enter:
-    ``build`` gives a ``torch.nn.Module`` with the engine's protocol
-    (:func:`cvaeq.mechanisms.image.missing_members`), ``arch_of`` a dict that
+    ``build`` gives a ``torch.nn.Module`` with the image-model protocol
+    (:func:`cvaeq.image_model.missing_members`), ``arch_of`` a dict that
     is JSON (a checkpoint records it). A call that raises (other than a
     CvaeqError, the family's own message about a bad ``--arch``) or returns
     anything else is a one-line PluginError naming the plugin and the family.
@@ -88,7 +89,7 @@ class CheckedFamily:
     def build(self, world: Any, latent_dim: int, arch: Mapping[str, Any]) -> Any:
         import torch
 
-        from ..mechanisms.image import missing_members
+        from ..image_model import missing_members
 
         model = self._call("build", self.inner.build, world, latent_dim, arch)
         if not isinstance(model, torch.nn.Module):

@@ -72,7 +72,7 @@ from torch import nn
 from ..errors import CheckpointError, CvaeqError
 
 __all__ = ["ArchConfig", "CVAENet", "FullImageNet", "WindowNet", "FactorLayout", "onehot", "parse_arch",
-           "split_logits", "window_factors", "weights_version", "SWITCHES"]
+           "split_logits", "window_factors", "SWITCHES"]
 
 #: Centroid frequencies, and the image moments plus centroid Fourier features
 #: appended to the trunk features (see :meth:`CVAENet.moments`).
@@ -223,22 +223,13 @@ def split_logits(flat: torch.Tensor, world=None) -> dict[str, torch.Tensor]:
     return _layout(world).split(flat)
 
 
-def weights_version(model) -> tuple:
-    """What changes when a torch model's weights or mode change: its mode and
-    its parameters' version counters (advanced by every in-place update: an
-    optimizer step, ``load_state_dict``); empty for a model that is not a torch
-    module. Kept results (features, logits) are valid while it is unchanged."""
-    params = getattr(model, "parameters", None)
-    if not callable(params):
-        return ()
-    return (getattr(model, "training", None), *(p._version for p in params()))
-
-
 class CVAENet(nn.Module):
-    """All networks of the causal VAE, with the engine's protocol methods.
+    """All networks of the causal VAE, with the image-model protocol's methods
+    (:mod:`cvaeq.image_model`).
 
     ``latent_dim``; ``pixel_logits``/``decode_probs`` (p(X | factors, Z));
-    ``factor_logits`` (q(factors | X)); ``z_posterior`` (q(Z | X, factors)).
+    ``factor_logits`` (q(factors | X)); ``z_posterior`` (q(Z | X, factors));
+    and the optional split encoder: ``features``, ``factor_logits_of``, ``z_posterior_of``.
     Images are ``(S, H, W)`` (or ``(S, 1, H, W)``) floats in [0, 1], the
     world's ``image_shape``. ``CVAENet(config, world)`` is a
     :class:`WindowNet` or a :class:`FullImageNet` as ``config.window`` says;
@@ -445,7 +436,7 @@ class CVAENet(nn.Module):
         """``(S, *decoded_shape)`` the decoder's logits, in pixel order."""
         return self.from_blocks(self.decode_blocks(classes, z), *self.decoded_shape)
 
-    # -- the engine's protocol -------------------------------------------
+    # -- the image-model protocol (cvaeq.image_model) -------------------
     def pixel_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(S, H, W)`` Bernoulli logits of p(X | factors, Z); the engine's
         stable route to the likelihood (``ImageModel``'s optional member)."""
@@ -457,40 +448,28 @@ class CVAENet(nn.Module):
 
     def factor_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """q(factors | X): ``{factor: (S, size)}`` logits, keys in the world's order."""
-        return self.layout.split(self.factor_logits_flat(self.shared_features(x)))
+        return self.factor_logits_of(self.shared_features(x))
 
     def z_posterior(self, x: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """loc and scale ``(S, latent_dim)`` of q(Z | X, factors)."""
-        return self.z_params(self.shared_features(x), self.onehot(classes))
+        return self.z_posterior_of(self.shared_features(x), classes)
 
     def shared_features(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`features` of images ``(S, H, W)``, computed once when they are
         one image expanded over the rows (stride 0: an evidence image given to
-        every particle), as q(Z | X, factors) gets them in a query."""
+        every particle)."""
         if x.dim() > 1 and x.shape[0] > 1 and x.stride(0) == 0:
-            return self._features_of_one(x[:1]).expand(x.shape[0], -1)
-        if x.dim() > 1 and x.shape[0] == 1:
-            return self._features_of_one(x)
+            return self.features(x[:1]).expand(x.shape[0], -1)
         return self.features(x)
 
-    def _features_of_one(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`features` of one image ``(1, H, W)``; outside training, the
-        last image's are kept, so that a query's q(factors | X) and then
-        q(Z | X, factors) read its evidence once. Kept by content (a copy of
-        the image is compared), never by identity: an array changed in place
-        is read again; and only while the weights are those that computed them
-        (their version counters, which every optimizer step and
-        ``load_state_dict`` advance) and the mode is the same."""
-        if torch.is_grad_enabled():
-            return self.features(x)
-        weights = weights_version(self)
-        last = getattr(self, "_last_one", None)  # (weights, image copy, features); swapped whole: thread-safe
-        if (last is not None and last[0] == weights and last[1].shape == x.shape and last[1].dtype == x.dtype
-                and last[1].device == x.device and torch.equal(last[1], x)):
-            return last[2]
-        feats = self.features(x)
-        self._last_one = (weights, x.detach().clone(), feats)
-        return feats
+    # -- the split encoder (cvaeq.image_model.SplitEncoder): one read of an image for both heads --
+    def factor_logits_of(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """q(factors | X) from :meth:`features`: ``{factor: (S, size)}``."""
+        return self.layout.split(self.factor_logits_flat(feats))
+
+    def z_posterior_of(self, feats: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(Z | X, factors) from :meth:`features` and ``(S, F)`` classes."""
+        return self.z_params(feats, self.onehot(classes))
 
 
 class FullImageNet(CVAENet):

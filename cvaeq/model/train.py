@@ -18,7 +18,7 @@ story makes rare; the factor mechanisms are fitted from the story's part
 only (:mod:`cvaeq.model.training_data`).
 
 After every epoch, rank 0 scores two held-out sets, a resample of the story
-and images uniform over the grid (:func:`~cvaeq.model.heldout.evaluate`),
+and images uniform over the grid (:func:`~cvaeq.model.validation.validation_scores`),
 writes the checkpoint atomically and redraws the loss curve
 (:mod:`cvaeq.model.history`). Resuming reloads weights, optimizer state,
 epoch and history; the data come from the same story, size and seed, and
@@ -45,11 +45,11 @@ from .cvae import ORIENTATION_LOSSES
 from .denormals import flush_denormals
 from .factors import fit_factor_logits
 from .family import DEFAULT_FAMILY, get_family
-from .heldout import evaluate
+from .validation import validation_scores
 from .history import epoch_ticks, loss_png_path, plot_history
 from .training_data import eval_seed, load_training_data
 
-__all__ = ["TrainConfig", "train", "load_training_data", "evaluate", "pick_device", "plot_history",
+__all__ = ["TrainConfig", "train", "load_training_data", "validation_scores", "pick_device", "plot_history",
            "loss_png_path", "epoch_ticks"]
 
 #: TrainConfig fields that are options of the causal VAE, handed to its family's
@@ -391,7 +391,7 @@ def _check_finite(run: _Run, loss: torch.Tensor, parts: dict, epoch: int, step: 
 def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, seen: int, seconds: float) -> None:
     """Score the held-out sets, append the epoch to the history, write the checkpoint and the loss curve."""
     config = run.config
-    evs = {name: evaluate(run.model, *data, run.device, seed=config.seed, world=run.story.world)
+    evs = {name: validation_scores(run.model, *data, run.device, seed=config.seed, world=run.story.world)
            for name, data in held.items()}
     ev, evu = evs["eval"], evs["eval_uniform"]
     record = {

@@ -1,8 +1,8 @@
 """The explorer's library side: one loaded model, questions in, answers with pictures out.
 
 :class:`Explorer` is what ``cvaeq serve`` wraps in HTTP (:mod:`.app`); Python
-users can call it the same way. It loads the mechanisms once
-(:func:`cvaeq.loading.load_mechanisms`) and answers each question with
+users can call it the same way. It loads the model once
+(:func:`cvaeq.loading.load_model`) and answers each question with
 :func:`cvaeq.query.answer.answer_query`, the function ``cvaeq query`` ends in,
 so an answer's JSON is the CLI's. Around it, what a page needs:
 
@@ -42,7 +42,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError, QueryError
-from ..loading import load_mechanisms
+from ..image_model import ImageModelAdapter
+from ..loading import load_model
 from ..query import parse, resolve
 from ..query.answer import (DEFAULT_SAMPLES, IMAGE_SAMPLES, NEEDS_MODEL, Answer, answer_query, image_target,
                             question_scm)
@@ -156,7 +157,7 @@ def _distribution(classes: np.ndarray, weights: np.ndarray, world, factor: str) 
 class Explorer:
     """A loaded model (or a story's true tables) answering the questions of a page.
 
-    :param model: as :func:`cvaeq.loading.load_mechanisms` takes it (None: the
+    :param model: as :func:`cvaeq.loading.load_model` takes it (None: the
         shipped checkpoint if installed, else ``story``).
     :param story: a story name, path or object: with no model, the checkpoint
         shipped for it if any (``default``, ``pendulum``), else its true tables
@@ -166,9 +167,13 @@ class Explorer:
     """
 
     def __init__(self, model: Any = None, story: Any = None, seed: int = 0):
-        self.mechanisms = load_mechanisms(model, story, image=True)  # the pendulum's page: the pendulum's model
-        self.story = self.mechanisms.story
+        #: the :class:`~cvaeq.loading.LoadedModel` answering the page's questions
+        self.loaded = load_model(model, story, image=True)  # the pendulum's page: the pendulum's model
+        self.story = self.loaded.story
         self.world = self.story.world
+        #: the image model as the decoder view calls it (None: no image model)
+        self.image_model = (None if self.loaded.image_model is None
+                            else ImageModelAdapter(self.loaded.image_model, self.world.image_shape))
         self.seed = int(seed)
         #: how a worker process makes the same explorer (None: it cannot, the model or story is an object)
         self.spec = ({"model": model, "story": story, "seed": self.seed}
@@ -179,13 +184,13 @@ class Explorer:
     @property
     def model_name(self) -> str | None:
         """The model's file name (never its folder: no server path leaves the server), or None."""
-        name = self.mechanisms.name
+        name = self.loaded.name
         return None if name is None else os.path.basename(str(name))
 
     @property
     def has_model(self) -> bool:
         """Whether an image model is loaded (image questions and the decoder view need one)."""
-        return self.mechanisms.image_model is not None
+        return self.loaded.image_model is not None
 
     # ------------------------------------------------------------ the page
 
@@ -313,7 +318,7 @@ class Explorer:
         image_question = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
         # a question about Z decodes pictures only when it must be asked with the image node
         # (cvaeq.query.answer.question_scm decides it, as for the CLI and ask())
-        uses_image = image_question or IMAGE in r.evidence or (self.has_model and IMAGE in question_scm(r, self.mechanisms).nodes)
+        uses_image = image_question or IMAGE in r.evidence or (self.has_model and IMAGE in question_scm(r, self.loaded).nodes)
         if samples is not None:
             bound = MAX_SERVE_IMAGE_SAMPLES if uses_image else MAX_SERVE_SAMPLES
             check_count(samples, "samples", bound, error=QueryError)
@@ -345,7 +350,7 @@ class Explorer:
         extra = tuple(f for f in world.names if f not in r.targets)
         asked = replace(r, targets=r.targets + extra) if q.image_question and not r.multiworld else r
         with self.lock:
-            answer = answer_query(asked, self.mechanisms, q.samples, q.seed)
+            answer = answer_query(asked, self.loaded, q.samples, q.seed)
         answer = replace(answer, model=self.model_name)  # no server path in an answer
         factors: dict[str, dict[str, float]] = {}
         if asked is not r:
@@ -424,10 +429,8 @@ class Explorer:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not -Z_BOUND <= v <= Z_BOUND:
                 raise DataError(f"each z must be a number from {-Z_BOUND:g} to {Z_BOUND:g}, got {v!r}")
             values.append(float(v))
-        from ..evaluation.run import pixel_probs
-
         c = torch.tensor([[classes[f] for f in self.world.names]], dtype=torch.int64)
         with self.lock, torch.no_grad():
-            probs = pixel_probs(self.mechanisms.image_model, c, torch.tensor([values], dtype=torch.float32))
+            probs = self.image_model.pixel_probs(c, torch.tensor([values], dtype=torch.float32))
         return probs[0].double().clamp(0, 1).numpy()
 

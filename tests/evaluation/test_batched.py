@@ -3,17 +3,18 @@ import torch
 
 from cvaeq.engine import infer
 from cvaeq.engine import abduct_groups, group_mean, predict_groups
-from cvaeq.evaluation.dedup import DedupedImageModel
 from cvaeq.evaluation.heldout import draw_heldout, render_float
+from cvaeq.image_model import ImageModelAdapter
 from cvaeq.scm import build_scm
 from cvaeq.story import load_story
 
 STORY = load_story()
+SHAPE = STORY.world.image_shape
 
 
 def test_one_group_is_exactly_infer(analytic_model):
     classes = draw_heldout(1, 0, STORY)
-    scm = build_scm(STORY, image_model=DedupedImageModel(analytic_model(classes)))
+    scm = build_scm(STORY, image_model=ImageModelAdapter(analytic_model(classes), SHAPE))
     x = render_float(classes, STORY.world)
     r = infer(scm, ["X"], {"shape": 2}, {"X": x[0]}, 32, seed=7, resample_below=0.0)
     with torch.random.fork_rng(devices=[]):
@@ -26,7 +27,7 @@ def test_one_group_is_exactly_infer(analytic_model):
 
 def test_groups_are_normalised_separately_and_give_each_image_its_likelihood(analytic_model):
     classes = draw_heldout(3, 1, STORY)
-    scm = build_scm(STORY, image_model=DedupedImageModel(analytic_model(classes)))
+    scm = build_scm(STORY, image_model=ImageModelAdapter(analytic_model(classes), SHAPE))
     torch.manual_seed(0)
     g = abduct_groups(scm, {"X": render_float(classes, STORY.world)}, 16)
     assert torch.allclose(g.weights.sum(1), torch.ones(3, dtype=torch.float64))
@@ -35,14 +36,14 @@ def test_groups_are_normalised_separately_and_give_each_image_its_likelihood(ana
     assert np.allclose(g.log_marginal().numpy(), expected, atol=0.01)
 
 
-def test_deduped_factor_logits_run_once_per_run_of_identical_images(analytic_model):
+def test_an_encoding_reads_q_factors_once_per_run_of_identical_images(analytic_model):
     classes = draw_heldout(2, 2, STORY)
     calls = []
     model = analytic_model(classes)
     inner = model.factor_logits
     model.factor_logits = lambda x: calls.append(len(x)) or inner(x)
     x = render_float(classes, STORY.world).repeat_interleave(5, 0)
-    out = DedupedImageModel(model).factor_logits(x)
+    out = ImageModelAdapter(model, SHAPE).encode(x).factor_logits()
     assert calls == [2]
     assert torch.equal(out["posX"], inner(x)["posX"])
 
@@ -53,7 +54,7 @@ def test_weigh_only_abducts_the_same_weights_without_pixel_noise(analytic_model)
     from cvaeq.errors import MechanismError
 
     classes = draw_heldout(3, 4, STORY)
-    scm = build_scm(STORY, image_model=DedupedImageModel(analytic_model(classes)))
+    scm = build_scm(STORY, image_model=ImageModelAdapter(analytic_model(classes), SHAPE))
     x = render_float(classes, STORY.world)
     runs = []
     for weigh_only in ((), ("X",)):
@@ -69,18 +70,18 @@ def test_weigh_only_abducts_the_same_weights_without_pixel_noise(analytic_model)
 
 
 def test_float32_pixels_agree_with_float64_to_float_precision():
-    from cvaeq.loading import load_mechanisms, shipped_checkpoint
+    from cvaeq.loading import load_model, shipped_checkpoint
 
     if shipped_checkpoint() is None:
         import pytest
 
         pytest.skip("the shipped checkpoint is not installed")
-    model = load_mechanisms().image_model
+    model = load_model().image_model
     classes = draw_heldout(2, 6, STORY)
     x = render_float(classes, STORY.world)
     weights = []
     for dtype in (torch.float64, torch.float32):
-        scm = build_scm(STORY, image_model=DedupedImageModel(model, pixel_dtype=dtype))
+        scm = build_scm(STORY, image_model=ImageModelAdapter(model, SHAPE, pixel_dtype=dtype))
         assert scm.mechanisms["X"].dtype == dtype
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(1)
@@ -90,14 +91,14 @@ def test_float32_pixels_agree_with_float64_to_float_precision():
     assert torch.allclose(weights[0], weights[1], atol=1e-2, rtol=0)  # log-likelihoods of ~-20 nats
 
 
-def test_deduped_z_posterior_reads_each_image_once_and_agrees():
-    from cvaeq.loading import load_mechanisms, shipped_checkpoint
+def test_a_split_encoder_reads_each_image_once_for_both_encoders_and_agrees():
+    from cvaeq.loading import load_model, shipped_checkpoint
 
     if shipped_checkpoint() is None:
         import pytest
 
         pytest.skip("the shipped checkpoint is not installed")
-    model = load_mechanisms().image_model
+    model = load_model().image_model
     x = render_float(draw_heldout(2, 7, STORY), STORY.world).repeat_interleave(5, 0)
     classes = torch.from_numpy(draw_heldout(10, 8, STORY))
     seen = []
@@ -110,10 +111,15 @@ def test_deduped_z_posterior_reads_each_image_once_and_agrees():
             seen.append(len(images))
             return real(images)
 
-        z_params, onehot, z_posterior = model.z_params, model.onehot, model.z_posterior
+        pixel_logits, factor_logits, z_posterior = model.pixel_logits, model.factor_logits, model.z_posterior
+        factor_logits_of, z_posterior_of = model.factor_logits_of, model.z_posterior_of
 
     with torch.no_grad():
-        loc, scale = DedupedImageModel(Counting()).z_posterior(x, classes)
+        enc = ImageModelAdapter(Counting(), SHAPE).encode(x)
+        logits = enc.factor_logits()
+        loc, scale = enc.z_posterior(classes)
         ref_loc, ref_scale = model.z_posterior(x, classes)
+        ref_logits = model.factor_logits(x)
     assert seen == [2]
     assert torch.allclose(loc, ref_loc, atol=1e-5) and torch.allclose(scale, ref_scale, atol=1e-5)
+    assert all(torch.allclose(logits[f], ref_logits[f], atol=1e-5) for f in STORY.world.names)

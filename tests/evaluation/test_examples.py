@@ -4,14 +4,12 @@ import doctest
 
 import pytest
 
-import cvaeq.evaluation.dedup
 import cvaeq.evaluation.heldout
 import cvaeq.evaluation.metrics
 import cvaeq.evaluation.truth
 import cvaeq.evaluation.tv
 
-MODULES = [cvaeq.evaluation.dedup, cvaeq.evaluation.heldout, cvaeq.evaluation.metrics, cvaeq.evaluation.truth,
-           cvaeq.evaluation.tv]
+MODULES = [cvaeq.evaluation.heldout, cvaeq.evaluation.metrics, cvaeq.evaluation.truth, cvaeq.evaluation.tv]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

@@ -7,7 +7,7 @@ import torch
 from cvaeq import hookimpl
 from cvaeq.cli.eval import summary
 from cvaeq.evaluation import draw_heldout, evaluate
-from cvaeq.loading import Mechanisms
+from cvaeq.loading import LoadedModel
 from cvaeq.plugins import get_plugin_manager
 from cvaeq.story import story_from_text
 from cvaeq.world import Factor, World
@@ -91,7 +91,7 @@ def story():
 
 def test_a_toy_world_is_evaluated_with_its_own_factors(story):
     assert draw_heldout(5, 0, story).shape == (5, 3)
-    r = evaluate(Mechanisms(story, None, Oracle()), n=6, samples=8, tv_particles=200, truth_particles=16,
+    r = evaluate(LoadedModel(story, None, Oracle()), n=6, samples=8, tv_particles=200, truth_particles=16,
                  progress=False)
     assert list(r["factor_accuracy"]) == ["kind", "x", "y"]
     assert r["factor_accuracy"] == {"kind": 1.0, "x": 1.0, "y": 1.0} and r["recon_iou"] == 1.0

@@ -4,7 +4,7 @@ import torch
 
 from cvaeq.worlds.dsprites.factors import FACTORS
 from cvaeq.evaluation import draw_heldout, evaluate, intervention_values
-from cvaeq.loading import Mechanisms
+from cvaeq.loading import LoadedModel
 from cvaeq.story import load_story
 
 STORY = load_story()
@@ -13,7 +13,7 @@ N = 6
 
 
 def _run(model, **kw):
-    return evaluate(Mechanisms(STORY, STORY_LOGITS, model), n=N, seed=1, samples=16, tv_particles=500,
+    return evaluate(LoadedModel(STORY, STORY_LOGITS, model), n=N, seed=1, samples=16, tv_particles=500,
                     truth_particles=64, progress=False, **kw)
 
 
@@ -102,7 +102,7 @@ def test_effectiveness_weighs_each_counterfactual_world_by_its_particle(analytic
 
 def test_wrong_factor_mechanisms_raise_the_tv(analytic_model):
     flat = {f: np.zeros_like(v) for f, v in STORY_LOGITS.items()}  # uniform tables
-    r = evaluate(Mechanisms(STORY, flat, analytic_model(draw_heldout(2, 0, STORY))), n=2, samples=4,
+    r = evaluate(LoadedModel(STORY, flat, analytic_model(draw_heldout(2, 0, STORY))), n=2, samples=4,
                  tv_particles=500, truth_particles=8, progress=False)
     assert r["tv"]["interventional"] > 0.1 and r["tv"]["counterfactual"] > 0.05
 
@@ -141,10 +141,10 @@ def test_a_model_with_pixel_logits_only_is_scored(analytic_model):
     assert r["counterfactual"]["composition_decoder"] == {"1": 1.0, "10": 1.0}
 
 
-def test_mechanisms_without_an_image_model_are_a_checkpoint_error():
+def test_a_story_without_an_image_model_is_a_checkpoint_error():
     from cvaeq.errors import CheckpointError
-    from cvaeq.evaluation import mechanisms_to_score
+    from cvaeq.evaluation import model_to_score
 
     with pytest.raises(CheckpointError, match="image model"):
-        evaluate(Mechanisms(STORY), n=1)
-    assert mechanisms_to_score(Mechanisms(STORY, None, object())).story is STORY
+        evaluate(LoadedModel(STORY), n=1)
+    assert model_to_score(LoadedModel(STORY, None, object())).story is STORY

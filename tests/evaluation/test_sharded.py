@@ -11,7 +11,7 @@ import pytest
 
 from cvaeq.evaluation import draw_heldout, evaluate
 from cvaeq.evaluation import run as run_module
-from cvaeq.loading import Mechanisms, shipped_checkpoint
+from cvaeq.loading import LoadedModel, shipped_checkpoint
 from cvaeq.story import load_story
 
 STORY = load_story()
@@ -20,7 +20,7 @@ N = 7
 
 
 def _run(model, **kw):
-    return evaluate(Mechanisms(STORY, STORY_LOGITS, model), n=N, seed=2, samples=8, batch=2, tv_particles=300,
+    return evaluate(LoadedModel(STORY, STORY_LOGITS, model), n=N, seed=2, samples=8, batch=2, tv_particles=300,
                     truth_particles=32, progress=False, **kw)
 
 

@@ -214,7 +214,7 @@ def test_same_seed_same_images(scm):
 def test_bernoulli_image_factory_checks_its_inputs(model):
     with pytest.raises(MechanismError, match="needs an image model or a decode function"):
         bernoulli_image()
-    with pytest.raises(MechanismError, match="must implement cvaeq.mechanisms.ImageModel"):
+    with pytest.raises(MechanismError, match="must implement cvaeq.image_model.ImageModel"):
         bernoulli_image(object())
     bare = bernoulli_image(decode=lambda parents: torch.full((1, 64, 64), 0.5), factors=FACTORS)
     assert bare.propose(torch.zeros(1, 64, 64), ["shape"], {}) is None  # no proposal: the engine uses the prior

@@ -82,11 +82,11 @@ class _Precision:
 
 @pytest.fixture(scope="module")
 def shipped():
-    from cvaeq.loading import load_mechanisms, shipped_checkpoint
+    from cvaeq.loading import load_model, shipped_checkpoint
 
     if shipped_checkpoint() is None:
         pytest.skip("the shipped checkpoint is not installed")
-    return load_mechanisms()
+    return load_model()
 
 
 def _on_chance(scm, factual, counterfactual, x):

@@ -189,26 +189,33 @@ def test_q_z_of_one_image_expanded_over_particles_reads_it_once(tiny_arch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_one_images_features_are_kept_by_content_not_identity(tiny_arch):
-    """q(factors | X) then q(Z | X, factors) of one evidence image read it once;
-    the same array changed in place is read again."""
+def test_one_images_features_are_read_once_by_an_encoding_and_kept_by_nothing(tiny_arch):
+    """Through the adapter's Encoding, q(factors | X) then q(Z | X, factors) of
+    one evidence image read it once, to the bit what the two calls give alone;
+    the network itself keeps nothing: asked again, it reads again, and an array
+    changed in place gives other answers."""
+    from cvaeq.image_model import ImageModelAdapter
+
     net = CVAENet(tiny_arch)
     img = torch.as_tensor(render(np.array([[2, 3, 10, 16, 20]])), dtype=torch.float32)
+    classes = torch.zeros(4, 5, dtype=torch.long)
     calls = []
     features = net.features
     net.features = lambda x: calls.append(x.shape[0]) or features(x)
     with torch.no_grad():
-        first = net.factor_logits(img)
-        net.z_posterior(img.expand(4, 64, 64), torch.zeros(4, 5, dtype=torch.long))
+        enc = ImageModelAdapter(net, (64, 64)).encode(img.expand(4, 64, 64))
+        logits, (loc, _) = enc.factor_logits(), enc.z_posterior(classes)
         assert calls == [1]
+        assert all(torch.equal(logits[f][:1], v) for f, v in net.factor_logits(img).items())
+        assert torch.equal(loc, net.z_posterior(img.expand(4, 64, 64), classes)[0])
+        assert calls == [1, 1, 1]
+        first = net.factor_logits(img)
         img[0, 0, 0] = 1 - img[0, 0, 0]  # in place
         changed = net.factor_logits(img)
-        assert calls == [1, 1]
-    with torch.no_grad():
-        assert not torch.equal(torch.cat(list(first.values()), 1), torch.cat(list(changed.values()), 1))
+    assert not torch.equal(torch.cat(list(first.values()), 1), torch.cat(list(changed.values()), 1))
 
 
-def test_kept_features_are_not_reused_after_the_weights_change(tiny_arch):
+def test_answers_follow_the_weights_after_they_change(tiny_arch):
     """Train a step (or load other weights) and ask again about the same image:
     its features are computed afresh with the new weights."""
     net = CVAENet(tiny_arch)

@@ -85,7 +85,7 @@ def test_the_pictures_change_the_way_the_intervention_says(client, explorer):
     world = explorer.world
     for a, want in ((low, 0.1), (high, 0.9)):
         mean = picture(client, a["images"]["mean"])[::2, ::2] / 255.0
-        read = read_factors(explorer.mechanisms.image_model, mean, world)
+        read = read_factors(explorer.loaded.image_model, mean, world)
         assert abs(float(read["posY"]) - want) < 0.05
         assert read["shape"] == "heart"
         # the model's answer agrees with the story's true counterfactual

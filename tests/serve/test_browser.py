@@ -97,7 +97,7 @@ def test_moving_a_control_redraws_the_answer_as_the_intervention_says(page, expl
     wait_for_query(page, expected)
     assert page.input_value("#query") == expected
     # the model's mean image reads as the intervened value; the rest stays the evidence's
-    read = read_factors(explorer.mechanisms.image_model, shown(page, "#img-mean"), world)
+    read = read_factors(explorer.loaded.image_model, shown(page, "#img-mean"), world)
     step = abs(world.values[factor][1] - world.values[factor][0])
     assert abs(float(read[factor]) - float(value)) <= step + 1e-9
     evidence = page.evaluate("() => window.cvaeq.last.evidence_factors")

@@ -12,7 +12,7 @@ from PIL import Image
 import cvaeq_pong
 from cvaeq.cli import main
 from cvaeq.images import load_image
-from cvaeq.loading import load_mechanisms
+from cvaeq.loading import load_model
 from cvaeq.plugins import get_plugin_manager
 from cvaeq.query.answer import ask
 from cvaeq.story import load_story
@@ -127,7 +127,7 @@ def test_the_cli_trains_on_the_story(registered, tmp_path):
                                   "--eval-n", "16", "--arch", "hidden=16,dec_hidden=16,dec_layers=1",
                                   "--device", "cpu", "--quiet", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert load_mechanisms(out, None).story.world is WORLD
+    assert load_model(out, None).story.world is WORLD
 
 
 @pytest.mark.slow
@@ -142,6 +142,6 @@ def test_the_cli_evaluates_the_model_against_the_rendered_truth(checkpoint):
 
 
 def test_the_checkpoint_knows_its_world(checkpoint):
-    mech = load_mechanisms(checkpoint, None)
+    mech = load_model(checkpoint, None)
     assert mech.story.world is WORLD and mech.story.name == "pong"
     np.testing.assert_allclose(mech.story.tables["paddleX"], load_story("pong").tables["paddleX"])

@@ -68,10 +68,10 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 class SeedMLP(nn.Module):
     """The seed's MLP CVAE over a world's factors, plus a q(factors | X) classifier.
 
-    Implements the engine's :class:`~cvaeq.mechanisms.image.ImageModel`
-    protocol (``latent_dim``, ``pixel_logits``, ``decode_probs``,
-    ``factor_logits``, ``z_posterior``) and the training one (``loss``,
-    ``forward``).
+    Implements the image-model protocol (:mod:`cvaeq.image_model`:
+    ``latent_dim``, ``pixel_logits``, ``decode_probs``, ``factor_logits``,
+    ``z_posterior``; not the optional split encoder) and the training one
+    (``loss``, ``forward``).
 
     :param names: the world's factor names, in its order (the columns of ``classes``).
     :param sizes: the number of classes of each factor, same order.

@@ -1,10 +1,13 @@
-"""Held-out figures of an image model, through the family protocol only.
+"""Training's validation figures of an image model, through the family protocol only.
 
-:func:`evaluate` scores any model a registered family builds
-(:mod:`cvaeq.model.family`): ``loss`` for the ELBO, ``factor_logits`` for the
-accuracy of q(factors | X) (modulo the world's ``equivalent`` classes, e.g.
-dSprites' orientation given the shape), ``z_posterior`` and
-``pixel_logits``/``decode_probs`` for the reconstruction.
+:func:`validation_scores` scores any model a registered family builds
+(:mod:`cvaeq.model.family`) on labelled images (training's held-out split,
+and images uniform over the grid): ``loss`` for the ELBO, ``factor_logits``
+for the accuracy of q(factors | X) (modulo the world's ``equivalent``
+classes, e.g. dSprites' orientation given the shape), ``z_posterior`` and the
+decoder (through :class:`~cvaeq.image_model.ImageModelAdapter`) for the
+reconstruction. (:func:`cvaeq.evaluation.evaluate` is the other thing: every
+score of a trained model against the world's true counterfactuals.)
 """
 
 from __future__ import annotations
@@ -12,20 +15,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["evaluate"]
+from ..image_model import ImageModelAdapter
 
-
-def _mean_image_on(model, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Pixels on in the decoded mean image (probability above one half)."""
-    if callable(getattr(model, "pixel_logits", None)):
-        return model.pixel_logits(classes, z) > 0
-    return model.decode_probs(classes, z) > 0.5
+__all__ = ["validation_scores"]
 
 
 @torch.no_grad()
-def evaluate(model, images: np.ndarray, classes: np.ndarray, device: torch.device,
-             batch: int = 500, seed: int = 0, world=None) -> dict:
-    """Held-out figures: ``elbo_nats`` (-ELBO of log p(X | factors), nats/image,
+def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: torch.device,
+                      batch: int = 500, seed: int = 0, world=None) -> dict:
+    """Validation figures: ``elbo_nats`` (-ELBO of log p(X | factors), nats/image,
     one particle), ``aux_nll`` (when the model's loss reports it),
     ``accuracy`` per factor of q(factors | X)'s argmax (modulo the world's
     equivalent classes), ``<factor>_exact`` for each such factor (the exact
@@ -36,6 +34,7 @@ def evaluate(model, images: np.ndarray, classes: np.ndarray, device: torch.devic
     """
     world = world if world is not None else model.world
     names = world.names
+    decoder = ImageModelAdapter(model, world.image_shape)
     equivalent = {f: (world.index(g), world.index(f), np.asarray(table, dtype=bool))
                   for f, (g, table) in world.equivalent.items()}
     was_training = model.training
@@ -67,7 +66,7 @@ def evaluate(model, images: np.ndarray, classes: np.ndarray, device: torch.devic
                 ok = pred == yc[:, i]
             correct[f] += int(ok.sum())
         loc, _ = model.z_posterior(x, y)
-        rec = _mean_image_on(model, y, loc)
+        rec = decoder.pixels_on(y, loc)
         xb = x.reshape(rec.shape) > 0.5
         inter += float((rec & xb).sum())
         union += float((rec | xb).sum())

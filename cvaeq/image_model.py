@@ -1,0 +1,335 @@
+"""The image-model seam: what an image model must give, what it may give, and
+the one adapter through which cvaeq calls it.
+
+An image-model family (:mod:`cvaeq.model.family`, the ``register_image_models``
+hook) builds models that the engine, evaluation, the explorer and training's
+held-out figures call only through this module. Nothing else in cvaeq tests
+for a member of one implementation.
+
+**Required** (:func:`missing_members` names what a model lacks):
+
+* :class:`ImageModel`: ``latent_dim``, the encoders ``factor_logits(x)``
+  (q(factors | X), the engine's proposal for unknown factors) and
+  ``z_posterior(x, classes)`` (q(Z | X, factors));
+* one decoder of p(X | factors, Z): :class:`PixelLogits` (``pixel_logits``,
+  Bernoulli logits; preferred: a confident pixel keeps a finite likelihood)
+  or :class:`PixelProbs` (``decode_probs``, probabilities). When a model has
+  both, ``decode_probs`` must be ``sigmoid(pixel_logits)``, and the logits are
+  used everywhere.
+
+**Optional** (a model without them works everywhere, at its own speed):
+
+* :class:`SplitEncoder`: ``features(x)``, ``factor_logits_of(features)`` and
+  ``z_posterior_of(features, classes)``, the encoders split into shared image
+  features and two heads, so that an image's features are computed once for
+  both encoders (an image query asks q(factors | X), then q(Z | X, factors));
+* :class:`PixelPrecision`: ``pixel_dtype``, the precision of the image
+  mechanism's pixel arithmetic (default float32).
+
+Shapes: ``classes`` are ``int64 [S, F]`` in the world's factor order
+(``world.names``); images are float 0/1 ``[S, H, W]`` of the world's
+``image_shape``; ``z`` is ``[S, latent_dim]``.
+
+A new pixel kind (an 8-bit decoder, say) declares its decoder here as a
+Protocol beside these two, and adds it to :data:`DECODERS` and the adapter's
+:meth:`~ImageModelAdapter.probs_of`: the one place that knows the decoder paths.
+
+**The adapter.** :class:`ImageModelAdapter` decides once, when it is built,
+which decoder a model is called through (:attr:`~ImageModelAdapter.decoder`)
+and whether its encoders are split; a plugin's model is wrapped in
+:class:`~cvaeq.mechanisms.checked.CheckedImageModel` there, the boundary
+where it enters. Its :meth:`~ImageModelAdapter.encode` reads a batch of
+images once and returns an :class:`Encoding`, a value the caller hands on
+(the proposal asks its ``factor_logits()``, then its ``z_posterior(classes)``):
+nothing is remembered between calls (the one opt-in exception,
+``repeat_last_decode``, is for an adapter that lives for one evaluation).
+
+>>> import torch
+>>> class Tiny:  # the required members only, with the decoder as probabilities
+...     latent_dim = 1
+...     def decode_probs(self, classes, z):
+...         return torch.full((len(classes), 2, 2), 0.75)
+...     def factor_logits(self, x):
+...         return {"a": x.reshape(len(x), -1)[:, :2]}
+...     def z_posterior(self, x, classes):
+...         return torch.zeros(len(x), 1), torch.ones(len(x), 1)
+>>> missing_members(Tiny()) is None
+True
+>>> m = ImageModelAdapter(Tiny(), (2, 2))
+>>> m.decoder, m.split
+('probs', False)
+>>> m.pixel_probs(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1))[0, 0].tolist()
+[0.75, 0.75]
+>>> x = torch.tensor([[[0., 1.], [0., 0.]]] * 2 + [[[1., 0.], [0., 0.]]])
+>>> enc = m.encode(x)  # three rows, two distinct images: q(factors | X) reads two
+>>> enc.distinct, enc.factor_logits()["a"].tolist()
+(2, [[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from .errors import MechanismError
+
+__all__ = ["ImageModel", "PixelLogits", "PixelProbs", "SplitEncoder", "PixelPrecision", "ImageModelAdapter",
+           "Encoding", "missing_members", "adapt"]
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    """The members every image model gives (besides one decoder, :class:`PixelLogits`
+    or :class:`PixelProbs`)."""
+
+    latent_dim: int
+
+    def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
+        """q(factors | X): ``{factor: logits [S, size]}`` for every factor of the world."""
+        ...
+
+    def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
+        """q(Z | X, factors): ``(loc, scale)``, each ``[S, latent_dim]``."""
+        ...
+
+
+@runtime_checkable
+class PixelLogits(Protocol):
+    """The decoder as Bernoulli logits (preferred)."""
+
+    def pixel_logits(self, classes: Tensor, z: Tensor) -> Tensor:
+        """``[S, H, W]`` Bernoulli logits of p(X | factors, Z)."""
+        ...
+
+
+@runtime_checkable
+class PixelProbs(Protocol):
+    """The decoder as Bernoulli probabilities."""
+
+    def decode_probs(self, classes: Tensor, z: Tensor) -> Tensor:
+        """``[S, H, W]`` Bernoulli pixel probabilities of p(X | factors, Z)."""
+        ...
+
+
+@runtime_checkable
+class SplitEncoder(Protocol):
+    """Optional: both encoders as heads on shared image features.
+
+    ``factor_logits_of(features(x))`` must equal ``factor_logits(x)`` and
+    ``z_posterior_of(features(x), classes)`` must equal ``z_posterior(x, classes)``.
+    """
+
+    def features(self, x: Tensor) -> Tensor:
+        """``[S, ...]`` features of images ``[S, H, W]``, shared by both heads."""
+        ...
+
+    def factor_logits_of(self, features: Tensor) -> dict[str, Tensor]:
+        """q(factors | X) from :meth:`features`."""
+        ...
+
+    def z_posterior_of(self, features: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
+        """q(Z | X, factors) from :meth:`features` and the classes."""
+        ...
+
+
+@runtime_checkable
+class PixelPrecision(Protocol):
+    """Optional: the precision of the image mechanism's pixel arithmetic."""
+
+    pixel_dtype: torch.dtype
+
+
+#: The decoders, in the order the adapter prefers them: (member, ``decoder`` name).
+DECODERS = (("pixel_logits", "logits"), ("decode_probs", "probs"))
+
+
+def _has(model: object, member: str) -> bool:
+    return callable(getattr(model, member, None))
+
+
+def missing_members(image_model: object) -> str | None:
+    """What ``image_model`` lacks of the required members, as ``"name()"``
+    (the decoder may be ``pixel_logits`` or ``decode_probs``), or None."""
+    if not any(_has(image_model, m) for m, _ in DECODERS):
+        return "pixel_logits() or decode_probs()"
+    for member in ("factor_logits", "z_posterior"):
+        if not _has(image_model, member):
+            return f"{member}()"
+    if not hasattr(image_model, "latent_dim"):
+        return "latent_dim"
+    return None
+
+
+def _runs(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(new, run)``: which rows of ``x`` start a run of identical consecutive
+    images, and each row's run index."""
+    flat = x.reshape(x.shape[0], -1)
+    new = torch.ones(x.shape[0], dtype=torch.bool)
+    new[1:] = (flat[1:] != flat[:-1]).any(1)
+    return new, torch.cumsum(new.long(), 0) - 1
+
+
+class Encoding:
+    """A batch of images ``x [S, H, W]`` as the encoders read it: each run of
+    identical consecutive images once (an evidence image given to every
+    particle, stride 0, is one run without a look at its pixels).
+
+    With a split encoder the image features are computed once, on the
+    distinct images, and both heads read them; without, ``factor_logits``
+    reads the distinct images and ``z_posterior`` every row. Answers have one
+    row per row of ``x``.
+
+    :param factor_logits: q(factors | X) (or None: the model has none).
+    :param z_posterior: q(Z | X, factors) (or None).
+    :param split: a :class:`SplitEncoder` to read the features with (or None).
+    """
+
+    def __init__(self, x: Tensor, *, factor_logits: Callable | None = None, z_posterior: Callable | None = None,
+                 split: SplitEncoder | None = None) -> None:
+        self.x = x
+        self._factor_logits, self._z_posterior, self._split = factor_logits, z_posterior, split
+        n = x.shape[0]
+        #: ``None`` (every row distinct), ``"one"`` (one image in every row) or each row's run index
+        self._run: Tensor | str | None = None
+        self._distinct = x
+        if n > 1 and x.stride(0) == 0:
+            self._run, self._distinct = "one", x[:1]
+        elif n > 1:
+            new, run = _runs(x)
+            if not bool(new.all()):
+                self._run, self._distinct = run, x[new]
+        self._features: Tensor | None = None
+
+    @property
+    def distinct(self) -> int:
+        """How many distinct images (runs) the encoders read."""
+        return int(self._distinct.shape[0])
+
+    def _spread(self, t: Tensor) -> Tensor:
+        """Rows of the distinct images spread to one per row of ``x``."""
+        if self._run is None:
+            return t
+        if isinstance(self._run, str):
+            return t.expand(self.x.shape[0], *t.shape[1:])
+        return t[self._run]
+
+    def features(self) -> Tensor:
+        """The split encoder's features of the distinct images (computed on first use)."""
+        if self._features is None:
+            if self._split is None:
+                raise MechanismError("this encoding has no split encoder: the model gives no features()")
+            self._features = self._split.features(self._distinct)
+        return self._features
+
+    def factor_logits(self) -> dict[str, Tensor]:
+        """q(factors | X): ``{factor: logits [S, size]}`` (rows of one image may be one expanded row)."""
+        if self._split is not None:
+            logits = self._split.factor_logits_of(self.features())
+        elif self._factor_logits is not None:
+            logits = self._factor_logits(self._distinct)
+        else:
+            raise MechanismError("the image model gives no q(factors | X) (factor_logits)")
+        return {f: self._spread(v) for f, v in logits.items()}
+
+    def z_posterior(self, classes: Tensor) -> tuple[Tensor, Tensor]:
+        """q(Z | X, factors): ``(loc, scale)`` ``[S, latent_dim]`` for ``classes [S, F]``."""
+        if self._split is not None:
+            return self._split.z_posterior_of(self._spread(self.features()), classes)
+        if self._z_posterior is None:
+            raise MechanismError("the image model gives no q(Z | X, factors) (z_posterior)")
+        return self._z_posterior(self.x, classes)
+
+
+class ImageModelAdapter:
+    """An image model as cvaeq calls it: the decoder path and the encoders' split decided once.
+
+    :param model: an object with the required members (:func:`missing_members`);
+        a plugin's (or a user's) model is checked in use
+        (:class:`~cvaeq.mechanisms.checked.CheckedImageModel`).
+    :param shape: ``(H, W)``, the world's ``image_shape`` (what the checks expect).
+    :param pixel_dtype: the image mechanism's pixel precision (None: the
+        model's ``pixel_dtype``, else float32).
+    :param repeat_last_decode: hand back the last decoder output when asked
+        again for equal ``(classes, z)`` (compared by value against copies, so
+        a tensor changed in place is not fooled). For an adapter that lives
+        for one computation over fixed weights: ``cvaeq eval`` builds one per
+        call, whose decoder chain decodes the very particles its abduction's
+        likelihood has just decoded. Off by default: the adapter then keeps
+        nothing between calls.
+    :raises MechanismError: a required member is missing.
+    """
+
+    model: Any
+
+    def __init__(self, model: Any, shape: tuple[int, int], *, pixel_dtype: torch.dtype | None = None,
+                 repeat_last_decode: bool = False) -> None:
+        if isinstance(model, ImageModelAdapter):
+            model = model.model  # the other adapter's model (a plugin's already checked)
+        missing = missing_members(model)
+        if missing:
+            raise MechanismError(f"the image model has no {missing}; it must implement cvaeq.image_model.ImageModel")
+        from .mechanisms.checked import CheckedImageModel, is_builtin
+
+        #: the model as called (a plugin's wrapped in its checks)
+        self.model = model if is_builtin(model) else CheckedImageModel(model, shape)
+        self.shape = tuple(shape)
+        self.latent_dim = int(model.latent_dim)
+        #: ``"logits"`` (``pixel_logits``) or ``"probs"`` (``decode_probs``): what :meth:`decode` gives
+        self.decoder = next(name for member, name in DECODERS if _has(model, member))
+        self._decode = getattr(self.model, "pixel_logits" if self.decoder == "logits" else "decode_probs")
+        #: whether the encoders are read through :class:`SplitEncoder`
+        self.split = all(_has(model, m) for m in ("features", "factor_logits_of", "z_posterior_of"))
+        self.pixel_dtype = pixel_dtype or getattr(model, "pixel_dtype", None) or torch.float32
+        self.repeat_last_decode = repeat_last_decode
+        self._last: tuple[Tensor, Tensor, Tensor] | None = None  # (classes, z, decoded), swapped whole
+
+    def __repr__(self) -> str:
+        return f"ImageModelAdapter({self.model!r}, decoder={self.decoder!r}, split={self.split})"
+
+    def decode(self, classes: Tensor, z: Tensor) -> Tensor:
+        """``[S, H, W]`` what the decoder gives: logits (``decoder == "logits"``) or probabilities."""
+        last = self._last
+        if (last is not None and last[0].shape == classes.shape and last[1].shape == z.shape
+                and last[1].dtype == z.dtype and torch.equal(last[0], classes) and torch.equal(last[1], z)):
+            return last[2]
+        out = self._decode(classes, z)
+        if self.repeat_last_decode:
+            self._last = (classes.clone(), z.clone(), out)
+        return out
+
+    def probs_of(self, decoded: Tensor) -> Tensor:
+        """Pixel probabilities of what :meth:`decode` gave (the logits' sigmoid, in their precision)."""
+        return torch.sigmoid(decoded) if self.decoder == "logits" else decoded
+
+    def pixel_probs(self, classes: Tensor, z: Tensor) -> Tensor:
+        """``[S, H, W]`` Bernoulli pixel probabilities of p(X | factors, Z)."""
+        return self.probs_of(self.decode(classes, z))
+
+    def pixels_on(self, classes: Tensor, z: Tensor) -> Tensor:
+        """``[S, H, W]`` bool: the pixels of the decoded mean image above one half
+        (a positive logit, exactly, when the decoder gives logits)."""
+        decoded = self.decode(classes, z)
+        return decoded > 0 if self.decoder == "logits" else decoded > 0.5
+
+    def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
+        """q(factors | X) of every row of ``x`` (the model's own call)."""
+        return self.model.factor_logits(x)
+
+    def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
+        """q(Z | X, factors) of every row (the model's own call)."""
+        return self.model.z_posterior(x, classes)
+
+    def encode(self, x: Tensor) -> Encoding:
+        """The images ``x`` read once for both encoders (:class:`Encoding`)."""
+        return Encoding(x, factor_logits=self.model.factor_logits, z_posterior=self.model.z_posterior,
+                        split=self.model if self.split else None)
+
+
+def adapt(model: Any, shape: tuple[int, int], **kwargs: Any) -> ImageModelAdapter:
+    """``model`` as an :class:`ImageModelAdapter` (itself when it is one and no option is given)."""
+    if isinstance(model, ImageModelAdapter) and not kwargs:
+        return model
+    return ImageModelAdapter(model, shape, **kwargs)
+
