@@ -5,9 +5,9 @@ As a Pyro model, every node ``v`` has an explicit noise site and a value site::
     noise = pyro.sample(noise_site(v), mechanism.noise_prior(S))   # "N_v"
     value = pyro.deterministic(v, mechanism.assign(parents, noise))
 
-so that action is ``poutine.do`` on the value sites and prediction is
-``poutine.condition`` on the noise sites. Site names are a contract, kept here:
-the value site is the node's name, the noise site is :data:`NOISE_PREFIX` + name.
+(the walk of :mod:`cvaeq.walk` under :class:`PyroSites`, which also applies
+the SCM's interventions). Site names are a contract, kept here: the value
+site is the node's name, the noise site is :data:`NOISE_PREFIX` + name.
 
 >>> from cvaeq.story import load_story
 >>> scm = build_scm(load_story("default"))
@@ -27,7 +27,6 @@ from typing import Mapping
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from torch import Tensor
 
@@ -35,6 +34,7 @@ from .errors import GraphError, MechanismError
 from .graph import CausalGraph
 from .mechanisms.base import Mechanism
 from .mechanisms.image import ImageModel
+from .walk import Policy, Site, batched, walk
 
 __all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "clear_scm_cache", "scm_from_story", "DEFAULT_MECHANISM"]
 
@@ -54,6 +54,27 @@ def value_site(node: str) -> str:
     return node
 
 
+class PyroSites(Policy):
+    """The walk's policy that makes the SCM a Pyro model: a ``pyro.sample``
+    site for each node's noise, a ``pyro.deterministic`` site for its value."""
+
+    def __init__(self, scm: "SCM") -> None:
+        self.scm = scm
+
+    def _noise(self, site: Site) -> Tensor:
+        return pyro.sample(noise_site(site.node), self.scm.noise_prior(site.node, site.num))
+
+    def visit(self, site: Site) -> None:
+        m = site.mechanism
+        site.noise = self._noise(site)
+        value = pyro.deterministic(value_site(site.node), m.assign(site.parents, site.noise), event_dim=m.event_dim)
+        site.value = batched(value, m.event_dim, site.num)  # an outer poutine.do may give a constant
+
+    def intervened(self, site: Site) -> None:
+        site.noise = self._noise(site)
+        pyro.deterministic(value_site(site.node), site.value, event_dim=site.mechanism.event_dim)
+
+
 class _Wrapped(dist.TorchDistribution):
     """A plain ``torch.distributions`` object made usable by ``pyro.sample``."""
 
@@ -66,14 +87,6 @@ class _Wrapped(dist.TorchDistribution):
 
     def log_prob(self, value):
         return self.base.log_prob(value)
-
-
-def _batched(value: Tensor, event_dim: int, num: int) -> Tensor:
-    """``value`` with its particle dimension (constants from ``do()`` are expanded)."""
-    value = torch.as_tensor(value)
-    if value.dim() == event_dim:
-        return value.expand(num, *value.shape)
-    return value
 
 
 #: Noise priors an SCM keeps (``(node, particle count)`` pairs) before starting afresh.
@@ -155,25 +168,17 @@ class SCM:
             self._priors[key] = d
         return d
 
-    def _forward(self, num_particles: int) -> dict[str, Tensor]:
-        values: dict[str, Tensor] = {}
-        for v in self.graph.order:
-            m = self.mechanisms[v]
-            noise = pyro.sample(noise_site(v), self.noise_prior(v, num_particles))
-            value = m.assign({p: values[p] for p in m.parents}, noise)
-            value = pyro.deterministic(value_site(v), value, event_dim=m.event_dim)
-            values[v] = _batched(value, m.event_dim, num_particles)
-        return values
-
     def model(self, num_particles: int) -> dict[str, Tensor]:
         """The SCM as a Pyro model over ``num_particles`` particles; returns ``{node: value}``.
 
-        Interventions are applied with ``poutine.do`` on the value sites; the
-        returned values are those the downstream mechanisms saw.
+        The walk (:mod:`cvaeq.walk`) under :class:`PyroSites`: every node's
+        noise is a ``pyro.sample`` site and its value a ``pyro.deterministic``
+        one; the walk applies the SCM's interventions (the value site of an
+        intervened node records the constant). Pyro's own handlers still
+        compose: ``poutine.do`` on a value site, ``poutine.condition`` on the
+        noise sites.
         """
-        if not self.interventions:
-            return self._forward(num_particles)
-        return poutine.do(self._forward, data=self.interventions)(num_particles)
+        return walk(self, PyroSites(self), num_particles).values
 
     def sample(self, num_particles: int, seed: int | None = None) -> dict[str, Tensor]:
         """Forward samples of every node (from the interventional model if intervened)."""

@@ -11,7 +11,10 @@ or answered:
   float tensor is refused: ``0.7`` would silently become class 0), other
   nodes' values are finite floats;
 * ``log_prob``: ``[S]`` log-probabilities, never NaN or ``+inf``;
-* ``abduct``: noise with the particle dimension first, no NaN;
+* ``abduct``: ``(noise, log_weight)``, noise with the particle dimension
+  first and no NaN, the log-weight as ``log_prob``'s (a mechanism returning
+  the noise alone, the contract before 2026-12-07, gets its weight from its
+  ``log_prob``);
 * ``propose``: None, or ``(values, log_q)`` with ``log_q`` ``[S]`` and no NaN;
 * ``noise_prior``: a torch distribution.
 
@@ -49,6 +52,7 @@ import torch
 from torch import Tensor
 
 from ..errors import PluginError, call_plugin, plugin_error
+from .base import Abduction
 
 __all__ = ["CheckedMechanism", "CheckedImageModel", "check_built", "is_builtin"]
 
@@ -144,14 +148,23 @@ class CheckedMechanism:
             out = self._call(name, fn, value, parents)
             return self._log_density(name, out, int(value.shape[0]))
 
-        def abduct(value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-            noise = self._call(name, fn, value, parents)
+        def abduct(value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+            out = self._call(name, fn, value, parents)
             s = int(value.shape[0])
+            if isinstance(out, Tensor):  # the contract before 2026-12-07: the noise alone, the weight from log_prob
+                if not callable(getattr(self.inner, "log_prob", None)):
+                    raise self._fail("abduct() returned the noise alone and there is no log_prob(); "
+                                     "return (noise, log_weight)")
+                noise, log_weight = out, self.log_prob(value, parents)
+            elif isinstance(out, tuple) and len(out) == 2:
+                noise, log_weight = out[0], self._log_density(name, out[1], s)
+            else:
+                raise self._fail(f"abduct() returned {type(out).__name__}; expected (noise, log_weight)")
             if not isinstance(noise, Tensor) or noise.dim() < 1 or noise.shape[0] != s:
                 raise self._fail(f"abduct() returned {_shape_of(noise)}; expected noise with {s} particles first")
             if noise.is_floating_point() and bool(torch.isnan(noise).any()):
                 raise self._fail("abduct() returned NaN noise")
-            return noise
+            return Abduction(noise, log_weight)
 
         def propose(value: Tensor, unknown, known):
             out = self._call(name, fn, value, unknown, known)
