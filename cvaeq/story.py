@@ -32,6 +32,7 @@ import numpy as np
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
 from .paths import safe_name
+from .walk import Policy, Site, walk
 from .world import DEFAULT_WORLD, World, get_world
 
 __all__ = ["Story", "load_story", "story_source", "story_from_text", "safe_name", "IMAGE", "LATENT"]
@@ -100,14 +101,13 @@ class Story:
         """``(n, F)`` int64 factor classes (the world's order) drawn from the story.
 
         Each factor is ``argmax(log P(f | parents) + Gumbel)``: the story read
-        as a structural causal model with Gumbel-max mechanisms.
+        as a structural causal model with Gumbel-max mechanisms, walked
+        (:func:`cvaeq.walk.walk`) with numpy's ``rng`` drawing the noise.
         """
         names = self.world.names
         out = np.zeros((n, len(names)), dtype=np.int64)
-        for f in self.factors:
-            with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
-                logp = np.log(self.probs(f, out))
-            out[:, names.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+        for f, classes in walk(_StoryTables(self), _GumbelDraws(rng), n).values.items():
+            out[:, names.index(f)] = classes
         return out
 
     def same_as(self, other: "Story") -> bool:
@@ -135,6 +135,39 @@ class Story:
             with np.errstate(divide="ignore"):  # impossible under the story -> -inf
                 total += np.log(p)
         return total
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A story factor as the walk sees a mechanism: its parents and its table."""
+
+    parents: tuple[str, ...]
+    table: np.ndarray
+    event_dim: int = 0
+
+
+class _StoryTables:
+    """A story's factors as an SCM the walk can visit (numpy classes, no do())."""
+
+    def __init__(self, story: Story) -> None:
+        self.nodes = story.factors
+        self.mechanisms = {f: _Table(story.parents(f), story.tables[f]) for f in story.factors}
+        self.interventions: dict[str, object] = {}
+
+
+class _GumbelDraws(Policy):
+    """Each factor's class ``argmax(log table row + Gumbel)``, the Gumbel noise from ``rng``."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def visit(self, site: Site) -> None:
+        m = site.mechanism
+        idx = tuple(site.parents[p] for p in m.parents)
+        probs = m.table[idx] if idx else np.broadcast_to(m.table, (site.num, m.table.shape[-1]))
+        with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
+            logp = np.log(probs)
+        site.value = np.argmax(logp + self.rng.gumbel(size=logp.shape), axis=1)
 
 
 def load_story(source: str | os.PathLike = "default") -> Story:

@@ -38,7 +38,7 @@ from typing import Any, Mapping, Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["walk", "Site", "Walked", "Policy", "Forward", "Replay", "ReplayChanged", "batched"]
+__all__ = ["walk", "Site", "Walked", "Policy", "Forward", "Replay", "ReplayChanged", "Weigh", "batched", "around"]
 
 
 class Walkable(Protocol):
@@ -172,3 +172,42 @@ class ReplayChanged(Policy):
                                  site.mechanism.event_dim, site.num)
         else:
             site.value = self.values[site.node]
+
+
+class Weigh(Policy):
+    """Importance weighting at given values, no noise: every node takes its
+    value from ``values``; its weight term is ``terms[node]`` where given (a
+    proposal's ``log prior - log q``), its mechanism's ``log_prob(value,
+    parents)`` for the nodes in ``likelihood``, none otherwise (values
+    conditioned on)."""
+
+    def __init__(self, values: Mapping[str, Any], terms: Mapping[str, Tensor] = {},
+                 likelihood: tuple[str, ...] = ()) -> None:
+        self.values, self.terms, self.likelihood = values, terms, likelihood
+
+    def visit(self, site: Site) -> None:
+        site.value = self.values[site.node]
+        if site.node in self.likelihood:
+            site.log_weight = site.mechanism.log_prob(site.value, site.parents)
+        else:
+            site.log_weight = self.terms.get(site.node)
+
+
+@dataclass(frozen=True)
+class _Root:
+    parents: tuple[str, ...] = ()
+    event_dim: int = 0
+
+
+@dataclass(frozen=True)
+class _Around:
+    nodes: tuple[str, ...]
+    mechanisms: Mapping[str, Any]
+    interventions: Mapping[str, Any]
+
+
+def around(node: str, mechanism: Any) -> Walkable:
+    """The SCM of one mechanism whose parents are roots (their values given to
+    the policy): ``node`` last, its parents before it in their order."""
+    roots = {p: _Root() for p in mechanism.parents}
+    return _Around((*mechanism.parents, node), {**roots, node: mechanism}, {})
