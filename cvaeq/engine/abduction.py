@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..allocator import keep_freed_memory
 from ..errors import MechanismError, QueryError
-from ..mechanisms.base import abduction, can_abduct, can_propose, checked_value
+from ..mechanisms.base import abducted_noise, abduction, can_abduct, can_propose, checked_value
 from ..scm import SCM
 from ..walk import Forward, Site, walk
 from .particles import Particles, effective_sample_size
@@ -200,7 +200,7 @@ class Rejuvenate(Forward):
         m, old = site.mechanism, self.particles.noise.get(site.node)
         site.value = self.particles.values[site.node]
         if can_abduct(m) and old is not None:  # (a node abducted for its weight only has none)
-            site.noise = abduction(m, site.value, site.parents).noise
+            site.noise = abducted_noise(m, site.value, site.parents)
         else:
             site.noise = old
 

@@ -30,6 +30,9 @@ Optional members, used when present:
   kept between calls, so calls may come in any order. A mechanism written
   before 2026-12-07, whose ``abduct`` returns the noise alone, still works:
   :func:`abduction` then takes the weight from its ``log_prob``;
+* ``abduct_noise(value, parents)``: the noise of ``abduct`` alone, for
+  callers that do not want the weight (rejuvenation); without it,
+  :func:`abducted_noise` calls ``abduct`` and drops the weight;
 * ``propose(value, unknown, known)``: amortised proposal for the unobserved
   parents named in ``unknown``, given this node's observed value ``[S, ...]``
   and the values already ``known`` (evidence, ``[S, ...]``); returns
@@ -60,7 +63,7 @@ from torch import Tensor
 
 from ..errors import QueryError
 
-__all__ = ["Mechanism", "Abduction", "abduction", "checked_value", "can_abduct", "can_log_prob", "can_propose",
+__all__ = ["Mechanism", "Abduction", "abduction", "abducted_noise", "checked_value", "can_abduct", "can_log_prob", "can_propose",
            "is_intervenable"]
 
 
@@ -100,6 +103,8 @@ class _Optional(Protocol):  # documentation of the optional members' signatures
 
     def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction: ...
 
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor: ...
+
     def propose(
         self, value: Tensor, unknown: Sequence[str], known: Mapping[str, Tensor]
     ) -> tuple[dict[str, Tensor], Tensor]: ...
@@ -118,6 +123,16 @@ def abduction(m: object, value: Tensor, parents: Mapping[str, Tensor]) -> Abduct
         return Abduction(out, m.log_prob(value, parents))  # type: ignore[attr-defined]
     noise, log_weight = out
     return Abduction(noise, log_weight)
+
+
+def abducted_noise(m: object, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+    """The noise of :func:`abduction` without its weight: ``m.abduct_noise`` where
+    ``m`` has it (an image's likelihood is then not computed), else ``m.abduct``'s noise."""
+    noise_only = getattr(m, "abduct_noise", None)
+    if callable(noise_only):
+        return noise_only(value, parents)
+    out = m.abduct(value, parents)  # type: ignore[attr-defined]
+    return out if isinstance(out, Tensor) else out[0]
 
 
 def checked_value(m: object, node: str, value: object, what: str) -> Tensor:

@@ -14,7 +14,7 @@ or answered:
 * ``abduct``: ``(noise, log_weight)``, noise with the particle dimension
   first and no NaN, the log-weight as ``log_prob``'s (a mechanism returning
   the noise alone, the contract before 2026-12-07, gets its weight from its
-  ``log_prob``);
+  ``log_prob``); ``abduct_noise``: the noise alone, checked the same way;
 * ``propose``: None, or ``(values, log_q)`` with ``log_q`` ``[S]`` and no NaN;
 * ``noise_prior``: a torch distribution.
 
@@ -56,7 +56,7 @@ from .base import Abduction
 
 __all__ = ["CheckedMechanism", "CheckedImageModel", "check_built", "is_builtin"]
 
-_OPTIONAL = ("log_prob", "abduct", "propose")
+_OPTIONAL = ("log_prob", "abduct", "abduct_noise", "propose")
 
 
 def is_builtin(obj: Any) -> bool:
@@ -151,6 +151,8 @@ class CheckedMechanism:
         def abduct(value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
             out = self._call(name, fn, value, parents)
             s = int(value.shape[0])
+            if name == "abduct_noise":
+                return self._noise(name, out, s)
             if isinstance(out, Tensor):  # the contract before 2026-12-07: the noise alone, the weight from log_prob
                 if not callable(getattr(self.inner, "log_prob", None)):
                     raise self._fail("abduct() returned the noise alone and there is no log_prob(); "
@@ -160,11 +162,7 @@ class CheckedMechanism:
                 noise, log_weight = out[0], self._log_density(name, out[1], s)
             else:
                 raise self._fail(f"abduct() returned {type(out).__name__}; expected (noise, log_weight)")
-            if not isinstance(noise, Tensor) or noise.dim() < 1 or noise.shape[0] != s:
-                raise self._fail(f"abduct() returned {_shape_of(noise)}; expected noise with {s} particles first")
-            if noise.is_floating_point() and bool(torch.isnan(noise).any()):
-                raise self._fail("abduct() returned NaN noise")
-            return Abduction(noise, log_weight)
+            return Abduction(self._noise(name, noise, s), log_weight)
 
         def propose(value: Tensor, unknown, known):
             out = self._call(name, fn, value, unknown, known)
@@ -175,7 +173,7 @@ class CheckedMechanism:
             self._log_density(name, out[1], int(value.shape[0]))
             return out
 
-        return {"log_prob": log_prob, "abduct": abduct, "propose": propose}[name]
+        return {"log_prob": log_prob, "abduct": abduct, "abduct_noise": abduct, "propose": propose}[name]
 
     # ------------------------------------------------------------- checks
 
@@ -200,6 +198,13 @@ class CheckedMechanism:
         if value.is_complex() or (value.is_floating_point() and not bool(torch.isfinite(value).all())):
             raise self._fail(f"{name}() returned {'complex' if value.is_complex() else 'NaN or infinite'} values")
         return value
+
+    def _noise(self, name: str, noise: Any, s: int) -> Tensor:
+        if not isinstance(noise, Tensor) or noise.dim() < 1 or noise.shape[0] != s:
+            raise self._fail(f"{name}() returned {_shape_of(noise)}; expected noise with {s} particles first")
+        if noise.is_floating_point() and bool(torch.isnan(noise).any()):
+            raise self._fail(f"{name}() returned NaN noise")
+        return noise
 
     def _log_density(self, name: str, out: Any, s: int) -> Tensor:
         if not isinstance(out, Tensor) or tuple(out.shape) != (s,):

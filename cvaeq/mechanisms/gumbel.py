@@ -69,9 +69,10 @@ class GumbelMax:
 
     def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
         """A sample of ``G | argmax(l + G) = value`` (exact, top-down), and ``log p(value | parents)``."""
-        return Abduction(self._noise(value, parents), self.log_prob(value, parents))
+        return Abduction(self.abduct_noise(value, parents), self.log_prob(value, parents))
 
-    def _noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """The noise of :meth:`abduct` alone."""
         k = value.long().unsqueeze(-1)
         logits = self._logits(parents, value.shape[0])
         # Gumbel(0, 1) draws as -log(-log U): column 0 for the maximum.

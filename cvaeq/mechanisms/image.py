@@ -230,6 +230,10 @@ class BernoulliImage:
         raw = self._raw(parents)
         return Abduction(self._noise(value, raw), self._log_lik(value, raw))
 
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """The noise of :meth:`abduct` alone (no likelihood computed)."""
+        return self._noise(value, self._raw(parents))
+
     def _noise(self, value: Tensor, raw: Tensor) -> Tensor:
         """A sample of ``U | X = value`` given the network's output ``raw``."""
         p = self._probs_of(raw) if self.logits is not None else raw.float()
