@@ -5,9 +5,10 @@ As a Pyro model, every node ``v`` has an explicit noise site and a value site::
     noise = pyro.sample(noise_site(v), mechanism.noise_prior(S))   # "N_v"
     value = pyro.deterministic(v, mechanism.assign(parents, noise))
 
-(the walk of :mod:`cvaeq.walk` under :class:`PyroSites`, which also applies
-the SCM's interventions). Site names are a contract, kept here: the value
-site is the node's name, the noise site is :data:`NOISE_PREFIX` + name.
+(the walk of :mod:`cvaeq.walk` under its :class:`~cvaeq.walk.PyroSites`
+policy, the walk applying the SCM's interventions). Site names are a
+contract (kept in :mod:`cvaeq.walk`, exported here too): the value site is
+the node's name, the noise site is :data:`NOISE_PREFIX` + name.
 
 >>> from cvaeq.story import load_story
 >>> scm = build_scm(load_story("default"))
@@ -24,7 +25,6 @@ from __future__ import annotations
 import threading
 from typing import Mapping
 
-import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
@@ -34,45 +34,12 @@ from .errors import GraphError, MechanismError
 from .graph import CausalGraph
 from .mechanisms.base import Mechanism
 from .mechanisms.image import ImageModel
-from .walk import Policy, Site, batched, walk
+from .walk import NOISE_PREFIX, PyroSites, noise_site, value_site, walk
 
 __all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "clear_scm_cache", "scm_from_story", "DEFAULT_MECHANISM"]
 
-#: Prefix of every noise site: node ``v``'s exogenous noise is the site ``"N_" + v``.
-NOISE_PREFIX = "N_"
 #: The mechanism family of a story factor that names none.
 DEFAULT_MECHANISM = "gumbel_max"
-
-
-def noise_site(node: str) -> str:
-    """Name of the Pyro sample site holding node ``node``'s exogenous noise."""
-    return NOISE_PREFIX + node
-
-
-def value_site(node: str) -> str:
-    """Name of the Pyro site holding node ``node``'s value (the node's own name)."""
-    return node
-
-
-class PyroSites(Policy):
-    """The walk's policy that makes the SCM a Pyro model: a ``pyro.sample``
-    site for each node's noise, a ``pyro.deterministic`` site for its value."""
-
-    def __init__(self, scm: "SCM") -> None:
-        self.scm = scm
-
-    def _noise(self, site: Site) -> Tensor:
-        return pyro.sample(noise_site(site.node), self.scm.noise_prior(site.node, site.num))
-
-    def visit(self, site: Site) -> None:
-        m = site.mechanism
-        site.noise = self._noise(site)
-        value = pyro.deterministic(value_site(site.node), m.assign(site.parents, site.noise), event_dim=m.event_dim)
-        site.value = batched(value, m.event_dim, site.num)  # an outer poutine.do may give a constant
-
-    def intervened(self, site: Site) -> None:
-        site.noise = self._noise(site)
-        pyro.deterministic(value_site(site.node), site.value, event_dim=site.mechanism.event_dim)
 
 
 class _Wrapped(dist.TorchDistribution):

@@ -32,7 +32,7 @@ import numpy as np
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
 from .paths import safe_name
-from .walk import Policy, Site, walk
+from .walk import Policy, Root, Site, View, walk
 from .world import DEFAULT_WORLD, World, get_world
 
 __all__ = ["Story", "load_story", "story_source", "story_from_text", "safe_name", "IMAGE", "LATENT"]
@@ -106,7 +106,8 @@ class Story:
         """
         names = self.world.names
         out = np.zeros((n, len(names)), dtype=np.int64)
-        for f, classes in walk(_StoryTables(self), _GumbelDraws(rng), n).values.items():
+        factors = View(self.factors, {f: Root(self.parents(f)) for f in self.factors})
+        for f, classes in walk(factors, _GumbelDraws(self, rng), n).values.items():
             out[:, names.index(f)] = classes
         return out
 
@@ -137,34 +138,16 @@ class Story:
         return total
 
 
-@dataclass(frozen=True)
-class _Table:
-    """A story factor as the walk sees a mechanism: its parents and its table."""
-
-    parents: tuple[str, ...]
-    table: np.ndarray
-    event_dim: int = 0
-
-
-class _StoryTables:
-    """A story's factors as an SCM the walk can visit (numpy classes, no do())."""
-
-    def __init__(self, story: Story) -> None:
-        self.nodes = story.factors
-        self.mechanisms = {f: _Table(story.parents(f), story.tables[f]) for f in story.factors}
-        self.interventions: dict[str, object] = {}
-
-
 class _GumbelDraws(Policy):
     """Each factor's class ``argmax(log table row + Gumbel)``, the Gumbel noise from ``rng``."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
+    def __init__(self, story: Story, rng: np.random.Generator) -> None:
+        self.story, self.rng = story, rng
 
     def visit(self, site: Site) -> None:
-        m = site.mechanism
-        idx = tuple(site.parents[p] for p in m.parents)
-        probs = m.table[idx] if idx else np.broadcast_to(m.table, (site.num, m.table.shape[-1]))
+        table = self.story.tables[site.node]
+        idx = tuple(site.parents.values())  # in the table's axes' order
+        probs = table[idx] if idx else np.broadcast_to(table, (site.num, table.shape[-1]))
         with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
             logp = np.log(probs)
         site.value = np.argmax(logp + self.rng.gumbel(size=logp.shape), axis=1)

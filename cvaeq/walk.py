@@ -32,13 +32,15 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
+import pyro
 import torch
 from torch import Tensor
 
-__all__ = ["walk", "Site", "Walked", "Policy", "Forward", "Replay", "ReplayChanged", "Weigh", "batched", "around"]
+__all__ = ["walk", "Site", "Walked", "Policy", "Forward", "PyroSites", "Replay", "ReplayChanged", "Weigh", "View",
+           "Root", "around", "batched", "NOISE_PREFIX", "noise_site", "value_site"]
 
 
 class Walkable(Protocol):
@@ -146,6 +148,39 @@ class Forward(Policy):
         site.noise = self.scm.noise_prior(site.node, site.num).sample()
 
 
+#: Prefix of every noise site: node ``v``'s exogenous noise is the site ``"N_" + v``.
+NOISE_PREFIX = "N_"
+def noise_site(node: str) -> str:
+    """Name of the Pyro sample site holding node ``node``'s exogenous noise."""
+    return NOISE_PREFIX + node
+
+
+def value_site(node: str) -> str:
+    """Name of the Pyro site holding node ``node``'s value (the node's own name)."""
+    return node
+
+
+class PyroSites(Policy):
+    """The walk's policy that makes the SCM a Pyro model: a ``pyro.sample``
+    site for each node's noise, a ``pyro.deterministic`` site for its value."""
+
+    def __init__(self, scm: Any) -> None:
+        self.scm = scm
+
+    def _noise(self, site: Site) -> Tensor:
+        return pyro.sample(noise_site(site.node), self.scm.noise_prior(site.node, site.num))
+
+    def visit(self, site: Site) -> None:
+        m = site.mechanism
+        site.noise = self._noise(site)
+        value = pyro.deterministic(value_site(site.node), m.assign(site.parents, site.noise), event_dim=m.event_dim)
+        site.value = batched(value, m.event_dim, site.num)  # an outer poutine.do may give a constant
+
+    def intervened(self, site: Site) -> None:
+        site.noise = self._noise(site)
+        pyro.deterministic(value_site(site.node), site.value, event_dim=site.mechanism.event_dim)
+
+
 class Replay(Policy):
     """Prediction: every node's value from its given noise (``{node: [S, ...]}``)."""
 
@@ -194,20 +229,23 @@ class Weigh(Policy):
 
 
 @dataclass(frozen=True)
-class _Root:
+class Root:
+    """A node the walk visits with no mechanism, only its parents: its policy gives its value."""
+
     parents: tuple[str, ...] = ()
     event_dim: int = 0
 
 
 @dataclass(frozen=True)
-class _Around:
+class View:
+    """Nodes in topological order and what the walk reads of their mechanisms, without an SCM."""
+
     nodes: tuple[str, ...]
     mechanisms: Mapping[str, Any]
-    interventions: Mapping[str, Any]
+    interventions: Mapping[str, Any] = field(default_factory=dict)
 
 
-def around(node: str, mechanism: Any) -> Walkable:
-    """The SCM of one mechanism whose parents are roots (their values given to
-    the policy): ``node`` last, its parents before it in their order."""
-    roots = {p: _Root() for p in mechanism.parents}
-    return _Around((*mechanism.parents, node), {**roots, node: mechanism}, {})
+def around(node: str, mechanism: Any) -> View:
+    """One mechanism and its parents as roots (their values given to the
+    policy): ``node`` last, its parents before it in their order."""
+    return View((*mechanism.parents, node), {**{p: Root() for p in mechanism.parents}, node: mechanism})
