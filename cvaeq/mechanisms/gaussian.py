@@ -52,6 +52,10 @@ class GaussianLatent:
         """The noise is the value; its weight the prior density."""
         return Abduction(value.float(), self.log_prob(value, parents))
 
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """The noise of :meth:`abduct` alone: the value."""
+        return value.float()
+
 
 def gaussian_latent(dim: int) -> GaussianLatent:
     """Factory of the ``gaussian_latent`` family (registered by the built-in plugin)."""
