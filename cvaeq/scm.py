@@ -36,7 +36,7 @@ from .mechanisms.base import Mechanism
 from .mechanisms.image import ImageModel
 from .walk import NOISE_PREFIX, PyroSites, noise_site, value_site, walk
 
-__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "clear_scm_cache", "scm_from_story", "DEFAULT_MECHANISM"]
+__all__ = ["SCM", "NoisePriors", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "cached_scm", "clear_scm_cache", "scm_from_story", "DEFAULT_MECHANISM"]
 
 #: The mechanism family of a story factor that names none.
 DEFAULT_MECHANISM = "gumbel_max"
@@ -56,8 +56,37 @@ class _Wrapped(dist.TorchDistribution):
         return self.base.log_prob(value)
 
 
-#: Noise priors an SCM keeps (``(node, particle count)`` pairs) before starting afresh.
+#: Noise priors a :class:`NoisePriors` keeps (mechanism and particle count pairs) before starting afresh.
 PRIORS_KEPT = 256
+
+
+class NoisePriors:
+    """Mechanisms' batched noise priors as Pyro distributions, each built once
+    per mechanism and particle count (a Pyro distribution costs ~0.3 ms to
+    build, more than a query's whole factor arithmetic).
+
+    Keyed by the mechanism object itself (an entry holds it, so it cannot be
+    mistaken for another), since a mechanism's noise prior depends on nothing
+    else: one store can be shared by any SCMs (an SCM and the worlds
+    :func:`~cvaeq.engine.intervene` derives from it) and gives the same prior
+    whichever of them asks first.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, int], tuple[Mechanism, dist.TorchDistribution]] = {}
+
+    def get(self, mechanism: Mechanism, num_particles: int) -> dist.TorchDistribution:
+        """``mechanism.noise_prior(num_particles)``, built once, made a Pyro distribution."""
+        key = (id(mechanism), num_particles)
+        hit = self._kept.get(key)
+        if hit is not None and hit[0] is mechanism:
+            return hit[1]
+        d = mechanism.noise_prior(num_particles)
+        d = d if isinstance(d, TorchDistributionMixin) else _Wrapped(d)
+        if len(self._kept) >= PRIORS_KEPT:
+            self._kept.clear()
+        self._kept[key] = (mechanism, d)
+        return d
 
 
 class SCM:
@@ -70,6 +99,8 @@ class SCM:
         :func:`cvaeq.engine.intervene`, not given directly.
     :param world: the :class:`~cvaeq.world.World` whose factors are nodes, if
         any (it gives numeric factors their values for expectations).
+    :param noise_priors: the :class:`NoisePriors` store to use (default: a new
+        one); :meth:`with_interventions` hands its own to the SCM it derives.
     """
 
     def __init__(
@@ -78,6 +109,7 @@ class SCM:
         mechanisms: Mapping[str, Mechanism],
         interventions: Mapping[str, Tensor] | None = None,
         world=None,
+        noise_priors: NoisePriors | None = None,
     ) -> None:
         missing = [v for v in graph.order if v not in mechanisms]
         if missing:
@@ -99,18 +131,13 @@ class SCM:
         self.mechanisms: dict[str, Mechanism] = dict(mechanisms)
         self.interventions: dict[str, Tensor] = dict(interventions or {})
         self.world = world
-        #: ``{(node, num_particles): noise prior}``: a Pyro distribution costs
-        #: ~0.3 ms to build, more than a query's whole factor arithmetic; shared
-        #: with the SCMs :func:`~cvaeq.engine.intervene` derives (same mechanisms)
-        self._priors: dict[tuple[str, int], dist.TorchDistribution] = {}
+        self.noise_priors = noise_priors if noise_priors is not None else NoisePriors()
 
     def with_interventions(self, interventions: Mapping[str, Tensor]) -> "SCM":
         """The same graph and mechanisms under ``interventions`` (checked ones:
         :func:`cvaeq.engine.intervene` is the way to get here), sharing this
         SCM's noise priors, which the interventions do not change."""
-        world = SCM(self.graph, self.mechanisms, interventions, world=self.world)
-        world._priors = self._priors
-        return world
+        return SCM(self.graph, self.mechanisms, interventions, world=self.world, noise_priors=self.noise_priors)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -123,17 +150,8 @@ class SCM:
 
     def noise_prior(self, node: str, num_particles: int) -> dist.TorchDistribution:
         """The batched noise prior of ``node``, as a Pyro distribution (built
-        once per node and particle count: a mechanism's noise prior depends on
-        nothing else)."""
-        key = (node, num_particles)
-        d = self._priors.get(key)
-        if d is None:
-            d = self.mechanisms[node].noise_prior(num_particles)
-            d = d if isinstance(d, TorchDistributionMixin) else _Wrapped(d)
-            if len(self._priors) >= PRIORS_KEPT:
-                self._priors.clear()
-            self._priors[key] = d
-        return d
+        once per mechanism and particle count, :class:`NoisePriors`)."""
+        return self.noise_priors.get(self.mechanisms[node], num_particles)
 
     def model(self, num_particles: int) -> dict[str, Tensor]:
         """The SCM as a Pyro model over ``num_particles`` particles; returns ``{node: value}``.
