@@ -33,11 +33,10 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
-import pyro
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch and pyro are imported where used: `import cvaeq` loads neither (the story's sampler walks too)
+    from torch import Tensor
 
 __all__ = ["walk", "Site", "Walked", "Policy", "Forward", "PyroSites", "Replay", "ReplayChanged", "Weigh", "View",
            "Root", "around", "batched", "NOISE_PREFIX", "noise_site", "value_site"]
@@ -98,6 +97,8 @@ class Policy:
 def batched(value: Any, event_dim: int, num: int) -> Tensor:
     """``value`` with its particle dimension: a constant (one value of
     ``event_dim`` dimensions) expanded over ``num`` particles, a batched one as it is."""
+    import torch
+
     value = torch.as_tensor(value)
     if value.dim() == event_dim:
         return value.expand(num, *value.shape)
@@ -165,20 +166,23 @@ class PyroSites(Policy):
     site for each node's noise, a ``pyro.deterministic`` site for its value."""
 
     def __init__(self, scm: Any) -> None:
-        self.scm = scm
+        import pyro
+
+        self.scm, self.pyro = scm, pyro
 
     def _noise(self, site: Site) -> Tensor:
-        return pyro.sample(noise_site(site.node), self.scm.noise_prior(site.node, site.num))
+        return self.pyro.sample(noise_site(site.node), self.scm.noise_prior(site.node, site.num))
 
     def visit(self, site: Site) -> None:
         m = site.mechanism
         site.noise = self._noise(site)
-        value = pyro.deterministic(value_site(site.node), m.assign(site.parents, site.noise), event_dim=m.event_dim)
+        value = self.pyro.deterministic(value_site(site.node), m.assign(site.parents, site.noise),
+                                        event_dim=m.event_dim)
         site.value = batched(value, m.event_dim, site.num)  # an outer poutine.do may give a constant
 
     def intervened(self, site: Site) -> None:
         site.noise = self._noise(site)
-        pyro.deterministic(value_site(site.node), site.value, event_dim=site.mechanism.event_dim)
+        self.pyro.deterministic(value_site(site.node), site.value, event_dim=site.mechanism.event_dim)
 
 
 class Replay(Policy):
