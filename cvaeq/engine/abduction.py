@@ -1,14 +1,18 @@
 """Abduction: the posterior over all exogenous noise given factual evidence.
 
-Nodes are visited in topological order. For node ``v``:
+The walk (:mod:`cvaeq.walk`) visits the nodes in topological order under
+:class:`Abduce`; for node ``v``:
 
 * ``v`` observed (or proposed, below), parents known in every particle: noise
-  from the mechanism's exact ``abduct``, weight += ``log_prob(value | parents)``;
+  and weight from the mechanism's exact ``abduct`` (the weight
+  ``log p(value | parents)``, as ``log_prob`` gives it);
   a mechanism without them goes through the generic fallback
   (:func:`fallback_abduct`);
 * ``v`` unobserved, parent of an observed node whose mechanism can ``propose``
   (the factors and Z when only X is given): its value was drawn from that
   proposal before the pass, weight += log prior - log proposal;
+* intervened: the constant (the walk's ``do()``), noise from its prior,
+  weight ``-inf`` where evidence on it disagrees;
 * otherwise: noise from its prior, value by ``assign``.
 
 The weights are self-normalised and their effective sample size recorded;
@@ -99,11 +103,8 @@ def fallback_abduct(scm: SCM, node: str, value: Tensor, parents: Mapping[str, Te
 
 
 class Abduce(Forward):
-    """The walk's policy of abduction (the cases of the module docstring).
-
-    :param fixed: ``{node: [S, ...]}`` known values: evidence and proposals.
-    :param weigh_only: known nodes weighed by ``log_prob`` without noise.
-    """
+    """The walk's policy of abduction (the cases of the module docstring) at
+    ``fixed`` known values (evidence and proposals), ``weigh_only`` of them weighed without noise."""
 
     def __init__(self, scm: SCM, fixed: Mapping[str, Tensor], weigh_only: Collection[str], fallback_samples: int):
         super().__init__(scm)
@@ -188,9 +189,7 @@ def abduct(
 
 
 class Rejuvenate(Forward):
-    """The walk's policy of rejuvenation: each node keeps its value; its noise
-    is redrawn from ``p(N_v | v, parents)`` where its mechanism abducts exactly
-    (and the node has noise), kept otherwise; an intervened node's from its prior."""
+    """The walk's policy of :func:`rejuvenate`."""
 
     def __init__(self, scm: SCM, particles: Particles) -> None:
         super().__init__(scm)
