@@ -50,7 +50,7 @@ class Walkable(Protocol):
     interventions: Mapping[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Site:
     """One node as the walk visits it.
 
