@@ -49,8 +49,9 @@ def register_mechanisms(register: Callable[[str, Callable[..., object]], None]) 
     returns a mechanism (the protocol of :mod:`cvaeq.mechanisms.base`: at least
     ``parents``, ``event_dim``, ``noise_prior(num_particles)`` and
     ``assign(parents, noise)``; optionally ``size``, ``intervenable``,
-    ``log_prob``, ``abduct`` and ``propose``). Registering a name twice (in one
-    plugin or across plugins) is a :class:`~cvaeq.errors.PluginError` naming
+    ``log_prob``, ``abduct`` (the noise and its log-weight together, an
+    :class:`~cvaeq.mechanisms.base.Abduction`), ``abduct_noise`` and
+    ``propose``). Registering a name twice (in one plugin or across plugins) is a :class:`~cvaeq.errors.PluginError` naming
     both plugins.
 
     A family meant for story factors (picked per factor with

@@ -5,9 +5,10 @@ As a Pyro model, every node ``v`` has an explicit noise site and a value site::
     noise = pyro.sample(noise_site(v), mechanism.noise_prior(S))   # "N_v"
     value = pyro.deterministic(v, mechanism.assign(parents, noise))
 
-so that action is ``poutine.do`` on the value sites and prediction is
-``poutine.condition`` on the noise sites. Site names are a contract, kept here:
-the value site is the node's name, the noise site is :data:`NOISE_PREFIX` + name.
+(the walk of :mod:`cvaeq.walk` under its :class:`~cvaeq.walk.PyroSites`
+policy, the walk applying the SCM's interventions). Site names are a
+contract (kept in :mod:`cvaeq.walk`, exported here too): the value site is
+the node's name, the noise site is :data:`NOISE_PREFIX` + name.
 
 >>> from cvaeq.story import load_story
 >>> scm = build_scm(load_story("default"))
@@ -23,10 +24,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from torch import Tensor
 
@@ -34,23 +33,12 @@ from .errors import GraphError, MechanismError
 from .graph import CausalGraph
 from .mechanisms.base import Mechanism
 from .image_model import ImageModel
+from .walk import NOISE_PREFIX, PyroSites, noise_site, value_site, walk
 
-__all__ = ["SCM", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "scm_from_story", "DEFAULT_MECHANISM"]
+__all__ = ["SCM", "NoisePriors", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "scm_from_story", "DEFAULT_MECHANISM"]
 
-#: Prefix of every noise site: node ``v``'s exogenous noise is the site ``"N_" + v``.
-NOISE_PREFIX = "N_"
 #: The mechanism family of a story factor that names none.
 DEFAULT_MECHANISM = "gumbel_max"
-
-
-def noise_site(node: str) -> str:
-    """Name of the Pyro sample site holding node ``node``'s exogenous noise."""
-    return NOISE_PREFIX + node
-
-
-def value_site(node: str) -> str:
-    """Name of the Pyro site holding node ``node``'s value (the node's own name)."""
-    return node
 
 
 class _Wrapped(dist.TorchDistribution):
@@ -67,16 +55,37 @@ class _Wrapped(dist.TorchDistribution):
         return self.base.log_prob(value)
 
 
-def _batched(value: Tensor, event_dim: int, num: int) -> Tensor:
-    """``value`` with its particle dimension (constants from ``do()`` are expanded)."""
-    value = torch.as_tensor(value)
-    if value.dim() == event_dim:
-        return value.expand(num, *value.shape)
-    return value
-
-
-#: Noise priors an SCM keeps (``(node, particle count)`` pairs) before starting afresh.
+#: Noise priors a :class:`NoisePriors` keeps (mechanism and particle count pairs) before starting afresh.
 PRIORS_KEPT = 256
+
+
+class NoisePriors:
+    """Mechanisms' batched noise priors as Pyro distributions, each built once
+    per mechanism and particle count (a Pyro distribution costs ~0.3 ms to
+    build, more than a query's whole factor arithmetic).
+
+    Keyed by the mechanism object itself (an entry holds it, so it cannot be
+    mistaken for another), since a mechanism's noise prior depends on nothing
+    else: one store can be shared by any SCMs (an SCM and the worlds
+    :func:`~cvaeq.engine.intervene` derives from it) and gives the same prior
+    whichever of them asks first.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, int], tuple[Mechanism, dist.TorchDistribution]] = {}
+
+    def get(self, mechanism: Mechanism, num_particles: int) -> dist.TorchDistribution:
+        """``mechanism.noise_prior(num_particles)``, built once, made a Pyro distribution."""
+        key = (id(mechanism), num_particles)
+        hit = self._kept.get(key)
+        if hit is not None and hit[0] is mechanism:
+            return hit[1]
+        d = mechanism.noise_prior(num_particles)
+        d = d if isinstance(d, TorchDistributionMixin) else _Wrapped(d)
+        if len(self._kept) >= PRIORS_KEPT:
+            self._kept.clear()
+        self._kept[key] = (mechanism, d)
+        return d
 
 
 class SCM:
@@ -89,6 +98,8 @@ class SCM:
         :func:`cvaeq.engine.intervene`, not given directly.
     :param world: the :class:`~cvaeq.world.World` whose factors are nodes, if
         any (it gives numeric factors their values for expectations).
+    :param noise_priors: the :class:`NoisePriors` store to use (default: a new
+        one); :meth:`with_interventions` hands its own to the SCM it derives.
     """
 
     def __init__(
@@ -97,6 +108,7 @@ class SCM:
         mechanisms: Mapping[str, Mechanism],
         interventions: Mapping[str, Tensor] | None = None,
         world=None,
+        noise_priors: NoisePriors | None = None,
     ) -> None:
         missing = [v for v in graph.order if v not in mechanisms]
         if missing:
@@ -118,18 +130,13 @@ class SCM:
         self.mechanisms: dict[str, Mechanism] = dict(mechanisms)
         self.interventions: dict[str, Tensor] = dict(interventions or {})
         self.world = world
-        #: ``{(node, num_particles): noise prior}``: a Pyro distribution costs
-        #: ~0.3 ms to build, more than a query's whole factor arithmetic; shared
-        #: with the SCMs :func:`~cvaeq.engine.intervene` derives (same mechanisms)
-        self._priors: dict[tuple[str, int], dist.TorchDistribution] = {}
+        self.noise_priors = noise_priors if noise_priors is not None else NoisePriors()
 
     def with_interventions(self, interventions: Mapping[str, Tensor]) -> "SCM":
         """The same graph and mechanisms under ``interventions`` (checked ones:
         :func:`cvaeq.engine.intervene` is the way to get here), sharing this
         SCM's noise priors, which the interventions do not change."""
-        world = SCM(self.graph, self.mechanisms, interventions, world=self.world)
-        world._priors = self._priors
-        return world
+        return SCM(self.graph, self.mechanisms, interventions, world=self.world, noise_priors=self.noise_priors)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -142,37 +149,20 @@ class SCM:
 
     def noise_prior(self, node: str, num_particles: int) -> dist.TorchDistribution:
         """The batched noise prior of ``node``, as a Pyro distribution (built
-        once per node and particle count: a mechanism's noise prior depends on
-        nothing else)."""
-        key = (node, num_particles)
-        d = self._priors.get(key)
-        if d is None:
-            d = self.mechanisms[node].noise_prior(num_particles)
-            d = d if isinstance(d, TorchDistributionMixin) else _Wrapped(d)
-            if len(self._priors) >= PRIORS_KEPT:
-                self._priors.clear()
-            self._priors[key] = d
-        return d
-
-    def _forward(self, num_particles: int) -> dict[str, Tensor]:
-        values: dict[str, Tensor] = {}
-        for v in self.graph.order:
-            m = self.mechanisms[v]
-            noise = pyro.sample(noise_site(v), self.noise_prior(v, num_particles))
-            value = m.assign({p: values[p] for p in m.parents}, noise)
-            value = pyro.deterministic(value_site(v), value, event_dim=m.event_dim)
-            values[v] = _batched(value, m.event_dim, num_particles)
-        return values
+        once per mechanism and particle count, :class:`NoisePriors`)."""
+        return self.noise_priors.get(self.mechanisms[node], num_particles)
 
     def model(self, num_particles: int) -> dict[str, Tensor]:
         """The SCM as a Pyro model over ``num_particles`` particles; returns ``{node: value}``.
 
-        Interventions are applied with ``poutine.do`` on the value sites; the
-        returned values are those the downstream mechanisms saw.
+        The walk (:mod:`cvaeq.walk`) under :class:`PyroSites`: every node's
+        noise is a ``pyro.sample`` site and its value a ``pyro.deterministic``
+        one; the walk applies the SCM's interventions (the value site of an
+        intervened node records the constant). Pyro's own handlers still
+        compose: ``poutine.do`` on a value site, ``poutine.condition`` on the
+        noise sites.
         """
-        if not self.interventions:
-            return self._forward(num_particles)
-        return poutine.do(self._forward, data=self.interventions)(num_particles)
+        return walk(self, PyroSites(self), num_particles).values
 
     def sample(self, num_particles: int, seed: int | None = None) -> dict[str, Tensor]:
         """Forward samples of every node (from the interventional model if intervened)."""

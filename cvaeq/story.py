@@ -34,6 +34,7 @@ from .graph import CausalGraph
 from .limits import MAX_STORY_BYTES, read_limited
 from .paths import safe_name
 from .plugins import get_stories
+from .walk import Policy, Root, Site, View, walk
 from .world import DEFAULT_WORLD, World, get_world
 
 __all__ = ["Story", "load_story", "story_source", "story_from_text", "safe_name", "IMAGE", "LATENT"]
@@ -102,14 +103,14 @@ class Story:
         """``(n, F)`` int64 factor classes (the world's order) drawn from the story.
 
         Each factor is ``argmax(log P(f | parents) + Gumbel)``: the story read
-        as a structural causal model with Gumbel-max mechanisms.
+        as a structural causal model with Gumbel-max mechanisms, walked
+        (:func:`cvaeq.walk.walk`) with numpy's ``rng`` drawing the noise.
         """
         names = self.world.names
         out = np.zeros((n, len(names)), dtype=np.int64)
-        for f in self.factors:
-            with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
-                logp = np.log(self.probs(f, out))
-            out[:, names.index(f)] = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+        factors = View(self.factors, {f: Root(self.parents(f)) for f in self.factors})
+        for f, classes in walk(factors, _GumbelDraws(self, rng), n).values.items():
+            out[:, names.index(f)] = classes
         return out
 
     def same_as(self, other: Story) -> bool:
@@ -137,6 +138,21 @@ class Story:
             with np.errstate(divide="ignore"):  # impossible under the story -> -inf
                 total += np.log(p)
         return total
+
+
+class _GumbelDraws(Policy):
+    """Each factor's class ``argmax(log table row + Gumbel)``, the Gumbel noise from ``rng``."""
+
+    def __init__(self, story: Story, rng: np.random.Generator) -> None:
+        self.story, self.rng = story, rng
+
+    def visit(self, site: Site) -> None:
+        table = self.story.tables[site.node]
+        idx = tuple(site.parents.values())  # in the table's axes' order
+        probs = table[idx] if idx else np.broadcast_to(table, (site.num, table.shape[-1]))
+        with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
+            logp = np.log(probs)
+        site.value = np.argmax(logp + self.rng.gumbel(size=logp.shape), axis=1)
 
 
 def load_story(source: str | os.PathLike = "default") -> Story:

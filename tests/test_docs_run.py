@@ -79,7 +79,7 @@ NOT_RUN = {
     ("docs/data.md", "from cvaeq.data import load_grid, resample"):
         "loads the whole dSprites grid (cvaeq data build: 2.9 GB); tests/data/test_files.py loads small ones with make_loader",
     # code shown as signatures or fragments
-    ("docs/engine.md", 'noise = pyro.sample("N_"'): "two lines of cvaeq/scm.py quoted (v, S, mechanism are its locals)",
+    ("docs/engine.md", 'noise = pyro.sample("N_"'): "two lines of cvaeq/walk.py (PyroSites) quoted (v, S, mechanism are its locals)",
     ("docs/model.md", "latent_dim: int"): "the ImageModel protocol's signatures (tests/mechanisms/test_image.py)",
     ("docs/models.md", "class SeedMLPFamily:"): "an outline with '...' of plugins/cvaeq-seedmlp/cvaeq_seedmlp/family.py",
     ("docs/models.md", "# cvaeq_seedmlp/__init__.py"): "the plugin's own module, quoted (imports SeedMLPFamily "

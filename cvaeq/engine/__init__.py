@@ -9,6 +9,9 @@
   (PN, PS, PNS, ETT: the joint of worlds sharing the noise);
 * :func:`abduct_groups`, :func:`predict_groups` (:mod:`.batched`): the same
   steps for many evidence sets at once (``B`` groups of ``K`` particles).
+
+Every step that runs the SCM is the one walk of :mod:`cvaeq.walk` with a
+policy (abduction's, rejuvenation's, prediction's), which alone applies ``do()``.
 """
 
 from .abduction import abduct, fallback_abduct, rejuvenate

@@ -1,14 +1,18 @@
 """Abduction: the posterior over all exogenous noise given factual evidence.
 
-Nodes are visited in topological order. For node ``v``:
+The walk (:mod:`cvaeq.walk`) visits the nodes in topological order under
+:class:`Abduce`; for node ``v``:
 
 * ``v`` observed (or proposed, below), parents known in every particle: noise
-  from the mechanism's exact ``abduct``, weight += ``log_prob(value | parents)``;
+  and weight from the mechanism's exact ``abduct`` (the weight
+  ``log p(value | parents)``, as ``log_prob`` gives it);
   a mechanism without them goes through the generic fallback
   (:func:`fallback_abduct`);
 * ``v`` unobserved, parent of an observed node whose mechanism can ``propose``
   (the factors and Z when only X is given): its value was drawn from that
   proposal before the pass, weight += log prior - log proposal;
+* intervened: the constant (the walk's ``do()``), noise from its prior,
+  weight ``-inf`` where evidence on it disagrees;
 * otherwise: noise from its prior, value by ``assign``.
 
 The weights are self-normalised and their effective sample size recorded;
@@ -36,8 +40,9 @@ from torch import Tensor
 
 from ..allocator import keep_freed_memory
 from ..errors import MechanismError, QueryError
-from ..mechanisms.base import can_abduct, can_propose
+from ..mechanisms.base import abducted_noise, abduction, can_abduct, can_propose, checked_value
 from ..scm import SCM
+from ..walk import Forward, Site, walk
 from .particles import Particles, effective_sample_size
 
 __all__ = ["abduct", "rejuvenate", "fallback_abduct", "batch_evidence", "FALLBACK_SAMPLES"]
@@ -57,14 +62,7 @@ def batch_evidence(scm: SCM, evidence: Mapping[str, object], num_particles: int)
         if v not in scm.graph:
             raise QueryError(f"evidence on unknown node {v!r}; known: {', '.join(scm.nodes)}")
         m = scm.mechanisms[v]
-        t = torch.as_tensor(value)
-        size = getattr(m, "size", None)
-        if size is not None:
-            if t.is_floating_point() and not bool((t == t.round()).all()):
-                raise QueryError(f"evidence {v}={value!r} is not a class index of {v}")
-            t = t.long()
-            if bool(((t < 0) | (t >= size)).any()):
-                raise QueryError(f"evidence {v}={value!r} is off the domain; {v} has classes 0..{size - 1}")
+        t = checked_value(m, v, value, f"evidence {v}={value!r}")
         if t.dim() == m.event_dim:
             t = t.expand(num_particles, *t.shape)
         elif t.dim() != m.event_dim + 1 or t.shape[0] != num_particles:
@@ -104,6 +102,54 @@ def fallback_abduct(scm: SCM, node: str, value: Tensor, parents: Mapping[str, Te
     return noise, frac.log()
 
 
+class Abduce(Forward):
+    """The walk's policy of abduction (the cases of the module docstring) at
+    ``fixed`` known values (evidence and proposals), ``weigh_only`` of them weighed without noise."""
+
+    def __init__(self, scm: SCM, fixed: Mapping[str, Tensor], weigh_only: Collection[str], fallback_samples: int):
+        super().__init__(scm)
+        self.fixed, self.weigh_only, self.fallback_samples = fixed, weigh_only, fallback_samples
+
+    def visit(self, site: Site) -> None:
+        if site.node not in self.fixed:
+            return super().visit(site)
+        m, value = site.mechanism, self.fixed[site.node]
+        if can_abduct(m) and site.node in self.weigh_only:
+            site.log_weight = m.log_prob(value, site.parents).double()
+        elif can_abduct(m):  # the noise and its weight from one call: the image decodes once for both
+            site.noise, lw = abduction(m, value, site.parents)
+            site.log_weight = lw.double()
+        else:
+            site.noise, site.log_weight = fallback_abduct(self.scm, site.node, value, site.parents,
+                                                          self.fallback_samples)
+        site.value = value
+
+    def intervened(self, site: Site) -> None:
+        super().intervened(site)
+        if site.node in self.fixed:  # evidence on an intervened node: it holds or the particle is impossible
+            same = (self.fixed[site.node] == site.value).reshape(site.num, -1).all(-1)
+            site.log_weight = torch.where(same, 0.0, float("-inf")).double()
+
+
+def _propose(scm: SCM, ev: Mapping[str, Tensor], log_w: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    """Known values (the evidence, and the unobserved parents of observed nodes
+    drawn from those nodes' proposals) and the log-weights less ``log q``."""
+    fixed = dict(ev)
+    for c in scm.nodes:
+        if c not in ev or not can_propose(scm.mechanisms[c]):
+            continue
+        unknown = [p for p in scm.graph.parents(c) if p not in fixed and p not in scm.interventions]
+        if not unknown:
+            continue
+        proposed = scm.mechanisms[c].propose(ev[c], unknown, dict(fixed))
+        if proposed is None:
+            continue
+        values, log_q = proposed
+        fixed.update({k: v for k, v in values.items() if k in unknown})
+        log_w = log_w - log_q.double()
+    return fixed, log_w
+
+
 def abduct(
     scm: SCM,
     evidence: Mapping[str, object],
@@ -132,54 +178,34 @@ def abduct(
     keep_freed_memory()  # image-sized buffers reused, not page-faulted afresh (cvaeq.allocator)
     S = num_particles
     ev = batch_evidence(scm, evidence, S)
-    log_w = torch.zeros(S, dtype=torch.float64)
-    fixed = dict(ev)
-    # Proposals for unobserved parents of observed nodes.
-    for c in scm.nodes:
-        if c not in ev or not can_propose(scm.mechanisms[c]):
-            continue
-        unknown = [p for p in scm.graph.parents(c) if p not in fixed and p not in scm.interventions]
-        if not unknown:
-            continue
-        proposed = scm.mechanisms[c].propose(ev[c], unknown, dict(fixed))
-        if proposed is None:
-            continue
-        values, log_q = proposed
-        fixed.update({k: v for k, v in values.items() if k in unknown})
-        log_w = log_w - log_q.double()
-
-    noise: dict[str, Tensor] = {}
-    values: dict[str, Tensor] = {}
-    for v in scm.nodes:
-        m = scm.mechanisms[v]
-        pv = {p: values[p] for p in m.parents}
-        if v in scm.interventions:
-            noise[v] = scm.noise_prior(v, S).sample()
-            const = torch.as_tensor(scm.interventions[v])
-            value = const.expand(S, *const.shape) if const.dim() == m.event_dim else const
-            if v in fixed:
-                same = (fixed[v] == value).reshape(S, -1).all(-1)
-                log_w = log_w + torch.where(same, 0.0, float("-inf")).double()
-            values[v] = value
-        elif v in fixed:
-            value = fixed[v]
-            if can_abduct(m) and v in weigh_only:
-                log_w = log_w + m.log_prob(value, pv).double()
-            elif can_abduct(m):  # abduct, then log_prob: the image decodes once for both
-                noise[v] = m.abduct(value, pv)
-                log_w = log_w + m.log_prob(value, pv).double()
-            else:
-                noise[v], lw = fallback_abduct(scm, v, value, pv, fallback_samples)
-                log_w = log_w + lw
-            values[v] = value
-        else:
-            noise[v] = scm.noise_prior(v, S).sample()
-            values[v] = m.assign(pv, noise[v])
-
-    particles = Particles(noise=noise, values=values, log_weights=log_w, ess=effective_sample_size(log_w))
+    fixed, log_w = _propose(scm, ev, torch.zeros(S, dtype=torch.float64))
+    walked = walk(scm, Abduce(scm, fixed, weigh_only, fallback_samples), S, log_w)
+    log_w = walked.log_weight
+    particles = Particles(noise=walked.noise, values=walked.values, log_weights=log_w,
+                          ess=effective_sample_size(log_w))
     if particles.ess < resample_below * S:
         particles = rejuvenate(scm, particles.resample())
     return particles
+
+
+class Rejuvenate(Forward):
+    """The walk's policy of :func:`rejuvenate`."""
+
+    def __init__(self, scm: SCM, particles: Particles) -> None:
+        super().__init__(scm)
+        self.particles = particles
+
+    def visit(self, site: Site) -> None:
+        m, old = site.mechanism, self.particles.noise.get(site.node)
+        site.value = self.particles.values[site.node]
+        if can_abduct(m) and old is not None:  # (a node abducted for its weight only has none)
+            site.noise = abducted_noise(m, site.value, site.parents)
+        else:
+            site.noise = old
+
+    def intervened(self, site: Site) -> None:
+        super().intervened(site)
+        site.value = self.particles.values[site.node]  # the constant, copied as the particles were
 
 
 def rejuvenate(scm: SCM, particles: Particles) -> Particles:
@@ -191,13 +217,6 @@ def rejuvenate(scm: SCM, particles: Particles) -> Particles:
     cannot abduct keep their noise; an intervened node's noise is unused and
     redrawn from its prior. Weights and values are unchanged.
     """
-    noise = dict(particles.noise)
-    S = particles.num_particles
-    for v in scm.nodes:
-        m = scm.mechanisms[v]
-        if v in scm.interventions:
-            noise[v] = scm.noise_prior(v, S).sample()
-        elif can_abduct(m) and v in noise:  # (a node abducted for its weight only has none)
-            noise[v] = m.abduct(particles.values[v], {p: particles.values[p] for p in m.parents})
+    noise = walk(scm, Rejuvenate(scm, particles), particles.num_particles).noise
     return Particles(noise=noise, values=particles.values, log_weights=particles.log_weights,
                      ess=particles.ess, resampled=particles.resampled)

@@ -1,7 +1,8 @@
 """Action: ``do(v = a)`` replaces v's mechanism by the constant ``a``.
 
-:func:`intervene` returns a new SCM whose Pyro model runs under
-``pyro.poutine.do``; the factual SCM is left as it was.
+:func:`intervene` returns a new SCM carrying the checked constants; the
+walk (:mod:`cvaeq.walk`), which every step running the SCM goes through,
+applies them. The factual SCM is left as it was.
 
 >>> from cvaeq.story import load_story
 >>> from cvaeq.scm import build_scm
@@ -14,11 +15,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import torch
 from torch import Tensor
 
 from ..errors import QueryError
-from ..mechanisms.base import is_intervenable
+from ..mechanisms.base import checked_value, is_intervenable
 from ..scm import SCM
 
 __all__ = ["intervene"]
@@ -26,14 +26,7 @@ __all__ = ["intervene"]
 
 def _constant(scm: SCM, node: str, value: object) -> Tensor:
     m = scm.mechanisms[node]
-    size = getattr(m, "size", None)
-    t = torch.as_tensor(value)
-    if size is not None:
-        if t.is_floating_point() and not bool((t == t.round()).all()):
-            raise QueryError(f"do({node}={value!r}): not a class index of {node}")
-        t = t.long()
-        if bool(((t < 0) | (t >= size)).any()):
-            raise QueryError(f"do({node}={value!r}) is off the domain; {node} has classes 0..{size - 1}")
+    t = checked_value(m, node, value, f"do({node}={value!r})")
     if t.dim() not in (m.event_dim, m.event_dim + 1):
         raise QueryError(f"do({node}=...) needs a value with {m.event_dim} dimension(s), got shape {tuple(t.shape)}")
     return t

@@ -35,11 +35,12 @@ import torch
 from torch import Tensor
 
 from ..errors import QueryError
-from ..scm import SCM, _batched
+from ..scm import SCM
 from .abduction import FALLBACK_SAMPLES, abduct
 from .action import intervene
 from .counterfactual import Result, target_facts
 from .particles import Particles, checked_seed, effective_sample_size
+from .prediction import predict_changes
 
 __all__ = ["infer_worlds", "WorldsResult"]
 
@@ -69,32 +70,6 @@ class WorldsResult(Result):
     def expected_difference(self, left: str, right: str) -> float:
         """E[left - right] of two numeric targets, particle by particle."""
         return self.expectation(left) - self.expectation(right)
-
-
-def _predict_changes(world: SCM, particles: Particles) -> dict[str, Tensor]:
-    """:func:`~cvaeq.engine.predict` computing only what an intervention changes.
-
-    Nodes that are not descendants of an intervened node keep their factual
-    values (replaying their abducted noise reproduces them, a property every
-    mechanism family is checked for: ``cvaeq.testing``), so only the
-    intervened nodes and their descendants are recomputed, by the same
-    ``assign`` calls the Pyro model makes; the values are the same, and a
-    world of a few changed factors costs a few ``assign`` calls.
-    """
-    S = particles.num_particles
-    changed: set[str] = set()
-    for v in world.interventions:
-        changed |= world.graph.descendants(v)
-    values: dict[str, Tensor] = {}
-    for v in world.nodes:
-        m = world.mechanisms[v]
-        if v in world.interventions:
-            values[v] = _batched(world.interventions[v], m.event_dim, S)
-        elif v in changed:
-            values[v] = _batched(m.assign({p: values[p] for p in m.parents}, particles.noise[v]), m.event_dim, S)
-        else:
-            values[v] = particles.values[v]
-    return values
 
 
 def _combined_ess(particles: Particles, log_w: Tensor) -> float:
@@ -160,7 +135,7 @@ def infer_worlds(
         )
         predicted: dict[tuple, dict[str, Tensor]] = {}
         for key, world in worlds.items():  # one prediction per distinct world
-            predicted[key] = particles.values if world is None else _predict_changes(world, particles)
+            predicted[key] = particles.values if world is None else predict_changes(world, particles)
     log_w = particles.log_weights
     for node, do, value in world_evidence:
         same = predicted[_world_key(do)][node].long() == int(value)

@@ -34,6 +34,7 @@ from ..loading import LoadedModel, load_model
 from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import IMAGE, LATENT
+from ..walk import Weigh, around, walk
 from ..engine import abduct_groups, group_mean, predict_groups
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
@@ -163,12 +164,14 @@ def _likelihood_given_factors(model: ImageModelAdapter, world, x: torch.Tensor, 
     q = torch.distributions.Normal(loc.double(), scale.double())
     z = q.sample((k,))  # [K, B, D]
     prior = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
-    flat_z = z.reshape(k * b, -1).float()
     flat_c = classes.repeat(k, 1)
-    parents = {f: flat_c[:, i] for i, f in enumerate(world.names)} | {LATENT: flat_z}
     image = bernoulli_image(model, factors=world.names, latent=LATENT, shape=world.image_shape)
-    log_px = image.log_prob(x.repeat(k, 1, 1), parents)  # the SCM's own likelihood
-    log_w = log_px.view(k, b) + (prior.log_prob(z) - q.log_prob(z)).sum(-1)
+    # the walk of the image's parents (given: the factors, and Z with its weight
+    # log p(z) - log q(z)) and the image, weighed by the SCM's own likelihood
+    given = {f: flat_c[:, i] for i, f in enumerate(world.names)} | {LATENT: z.reshape(k * b, -1).float(),
+                                                                     IMAGE: x.repeat(k, 1, 1)}
+    terms = {LATENT: (prior.log_prob(z) - q.log_prob(z)).sum(-1).reshape(k * b)}
+    log_w = walk(around(IMAGE, image), Weigh(given, terms, likelihood=(IMAGE,)), k * b).log_weight.view(k, b)
     nll = -(torch.logsumexp(log_w, 0) - np.log(k))
     return nll, -log_w.mean(0)
 

@@ -22,9 +22,17 @@ Optional members, used when present:
   against it; the conformance suite enumerates it);
 * ``intervenable``: ``False`` forbids ``do()`` on the node (the image);
 * ``log_prob(value, parents)``: ``log p(v = value | parents)`` ``[S]``, noise
-  marginalised;
-* ``abduct(value, parents)``: a sample of the noise from
-  ``p(N_v | v = value, parents)`` (exact abduction);
+  marginalised (the weight of evidence whose noise is not wanted);
+* ``abduct(value, parents)``: exact abduction, an :class:`Abduction`: a sample
+  of the noise from ``p(N_v | v = value, parents)`` together with its
+  log-weight ``log p(v = value | parents)`` ``[S]`` (what ``log_prob`` gives),
+  computed from the same work (an image decodes once for both); nothing is
+  kept between calls, so calls may come in any order. A mechanism written
+  before 2026-12-07, whose ``abduct`` returns the noise alone, still works:
+  :func:`abduction` then takes the weight from its ``log_prob``;
+* ``abduct_noise(value, parents)``: the noise of ``abduct`` alone, for
+  callers that do not want the weight (rejuvenation); without it,
+  :func:`abducted_noise` calls ``abduct`` and drops the weight;
 * ``propose(value, unknown, known)``: amortised proposal for the unobserved
   parents named in ``unknown``, given this node's observed value ``[S, ...]``
   and the values already ``known`` (evidence, ``[S, ...]``); returns
@@ -32,21 +40,43 @@ Optional members, used when present:
   of the joint draw), or ``None`` to decline (the engine then samples those
   parents from their prior and weights by the likelihood).
 
+Exact abduction needs both ``abduct`` and ``log_prob``. Values given by a
+user (evidence, ``do()``) are checked against a mechanism's domain by one
+function, :func:`checked_value`.
+
 >>> from cvaeq.mechanisms import GumbelMax
 >>> import torch
 >>> m = GumbelMax(parents=(), probs=torch.tensor([0.2, 0.8]))
 >>> isinstance(m, Mechanism), can_abduct(m)
 (True, True)
+>>> a = abduction(m, torch.tensor([1, 1]), {})
+>>> m.assign({}, a.noise).tolist(), torch.equal(a.log_weight, m.log_prob(torch.tensor([1, 1]), {}))
+([1, 1], True)
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor
 
-__all__ = ["Mechanism", "can_abduct", "can_log_prob", "can_propose", "is_intervenable"]
+from ..errors import QueryError
+
+__all__ = ["Mechanism", "Abduction", "abduction", "abducted_noise", "checked_value", "can_abduct", "can_log_prob", "can_propose",
+           "is_intervenable"]
+
+
+class Abduction(NamedTuple):
+    """What exact abduction gives: the noise and its log-weight, computed together.
+
+    :ivar noise: ``[S, ...]`` a sample of ``p(N_v | v = value, parents)``.
+    :ivar log_weight: ``[S]`` ``log p(v = value | parents)``, equal to the
+        mechanism's ``log_prob(value, parents)``.
+    """
+
+    noise: Tensor
+    log_weight: Tensor
 
 
 @runtime_checkable
@@ -71,15 +101,68 @@ class _Optional(Protocol):  # documentation of the optional members' signatures
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor: ...
 
-    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor: ...
+    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction: ...
+
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor: ...
 
     def propose(
         self, value: Tensor, unknown: Sequence[str], known: Mapping[str, Tensor]
     ) -> tuple[dict[str, Tensor], Tensor]: ...
 
 
+def abduction(m: object, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+    """``m.abduct(value, parents)`` as an :class:`Abduction`, whichever contract ``m`` follows.
+
+    A mechanism's ``abduct`` returns ``(noise, log_weight)``; one written to
+    the contract before 2026-12-07 returns the noise alone, and its weight is
+    then its ``log_prob(value, parents)``, called right after (the order such
+    mechanisms were always called in).
+    """
+    out = m.abduct(value, parents)  # type: ignore[attr-defined]
+    if isinstance(out, Tensor):
+        return Abduction(out, m.log_prob(value, parents))  # type: ignore[attr-defined]
+    noise, log_weight = out
+    return Abduction(noise, log_weight)
+
+
+def abducted_noise(m: object, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+    """The noise of :func:`abduction` without its weight: ``m.abduct_noise`` where
+    ``m`` has it (an image's likelihood is then not computed), else ``m.abduct``'s noise."""
+    noise_only = getattr(m, "abduct_noise", None)
+    if callable(noise_only):
+        return noise_only(value, parents)
+    out = m.abduct(value, parents)  # type: ignore[attr-defined]
+    return out if isinstance(out, Tensor) else out[0]
+
+
+def checked_value(m: object, node: str, value: object, what: str) -> Tensor:
+    """``value`` for ``node`` as a tensor, checked against its mechanism's domain.
+
+    A categorical mechanism (one with ``size``) takes integer classes
+    ``0 .. size - 1`` (floats that are whole numbers are taken as classes);
+    anything else is a :class:`~cvaeq.errors.QueryError` that starts with
+    ``what`` (``"evidence shape=3"``, ``"do(shape=3)"``). The one domain
+    check of evidence and of ``do()``; shapes are checked by their callers.
+
+    >>> from cvaeq.mechanisms import GumbelMax
+    >>> checked_value(GumbelMax(parents=(), probs=torch.tensor([0.5, 0.5])), "coin", 2, "do(coin=2)")
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.QueryError: do(coin=2) is off the domain; coin has classes 0..1
+    """
+    t = torch.as_tensor(value)
+    size = getattr(m, "size", None)
+    if size is not None:
+        if t.is_floating_point() and not bool((t == t.round()).all()):
+            raise QueryError(f"{what} is not a class index of {node}")
+        t = t.long()
+        if bool(((t < 0) | (t >= size)).any()):
+            raise QueryError(f"{what} is off the domain; {node} has classes 0..{size - 1}")
+    return t
+
+
 def can_abduct(m: object) -> bool:
-    """Whether ``m`` abducts its noise exactly (has ``abduct`` and ``log_prob``)."""
+    """Whether ``m`` abducts its noise exactly (has ``abduct`` and ``log_prob``; see :func:`abduction`)."""
     return callable(getattr(m, "abduct", None)) and callable(getattr(m, "log_prob", None))
 
 

@@ -11,7 +11,10 @@ or answered:
   float tensor is refused: ``0.7`` would silently become class 0), other
   nodes' values are finite floats;
 * ``log_prob``: ``[S]`` log-probabilities, never NaN or ``+inf``;
-* ``abduct``: noise with the particle dimension first, no NaN;
+* ``abduct``: ``(noise, log_weight)``, noise with the particle dimension
+  first and no NaN, the log-weight as ``log_prob``'s (a mechanism returning
+  the noise alone, the contract before 2026-12-07, gets its weight from its
+  ``log_prob``); ``abduct_noise``: the noise alone, checked the same way;
 * ``propose``: None, or ``(values, log_q)`` with ``log_q`` ``[S]`` and no NaN;
 * ``noise_prior``: a torch distribution.
 
@@ -52,10 +55,11 @@ from torch import Tensor
 
 from ..errors import PluginError, call_plugin, plugin_error
 from ..plugin_manager import get_plugin_manager
+from .base import Abduction
 
 __all__ = ["CheckedMechanism", "CheckedImageModel", "check_built", "is_builtin"]
 
-_OPTIONAL = ("log_prob", "abduct", "propose")
+_OPTIONAL = ("log_prob", "abduct", "abduct_noise", "propose")
 
 
 def is_builtin(obj: Any) -> bool:
@@ -147,14 +151,21 @@ class CheckedMechanism:
             out = self._call(name, fn, value, parents)
             return self._log_density(name, out, int(value.shape[0]))
 
-        def abduct(value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-            noise = self._call(name, fn, value, parents)
+        def abduct(value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+            out = self._call(name, fn, value, parents)
             s = int(value.shape[0])
-            if not isinstance(noise, Tensor) or noise.dim() < 1 or noise.shape[0] != s:
-                raise self._fail(f"abduct() returned {_shape_of(noise)}; expected noise with {s} particles first")
-            if noise.is_floating_point() and bool(torch.isnan(noise).any()):
-                raise self._fail("abduct() returned NaN noise")
-            return noise
+            if name == "abduct_noise":
+                return self._noise(name, out, s)
+            if isinstance(out, Tensor):  # the contract before 2026-12-07: the noise alone, the weight from log_prob
+                if not callable(getattr(self.inner, "log_prob", None)):
+                    raise self._fail("abduct() returned the noise alone and there is no log_prob(); "
+                                     "return (noise, log_weight)")
+                noise, log_weight = out, self.log_prob(value, parents)
+            elif isinstance(out, tuple) and len(out) == 2:
+                noise, log_weight = out[0], self._log_density(name, out[1], s)
+            else:
+                raise self._fail(f"abduct() returned {type(out).__name__}; expected (noise, log_weight)")
+            return Abduction(self._noise(name, noise, s), log_weight)
 
         def propose(value: Tensor, unknown, known):
             out = self._call(name, fn, value, unknown, known)
@@ -165,7 +176,7 @@ class CheckedMechanism:
             self._log_density(name, out[1], int(value.shape[0]))
             return out
 
-        checked: dict[str, Callable[..., Any]] = {"log_prob": log_prob, "abduct": abduct, "propose": propose}
+        checked: dict[str, Callable[..., Any]] = {"log_prob": log_prob, "abduct": abduct, "abduct_noise": abduct, "propose": propose}
         return checked[name]
 
     # ------------------------------------------------------------- checks
@@ -191,6 +202,13 @@ class CheckedMechanism:
         if value.is_complex() or (value.is_floating_point() and not bool(torch.isfinite(value).all())):
             raise self._fail(f"{name}() returned {'complex' if value.is_complex() else 'NaN or infinite'} values")
         return value
+
+    def _noise(self, name: str, noise: Any, s: int) -> Tensor:
+        if not isinstance(noise, Tensor) or noise.dim() < 1 or noise.shape[0] != s:
+            raise self._fail(f"{name}() returned {_shape_of(noise)}; expected noise with {s} particles first")
+        if noise.is_floating_point() and bool(torch.isnan(noise).any()):
+            raise self._fail(f"{name}() returned NaN noise")
+        return noise
 
     def _log_density(self, name: str, out: Any, s: int) -> Tensor:
         if not isinstance(out, Tensor) or tuple(out.shape) != (s,):

@@ -6,7 +6,7 @@ an image comes from the image mechanism's proposal q(Z | X, factors).
 >>> import torch
 >>> m = GaussianLatent(dim=3)
 >>> z = torch.zeros(2, 3)
->>> torch.equal(m.assign({}, m.abduct(z, {})), z)
+>>> torch.equal(m.assign({}, m.abduct(z, {}).noise), z)
 True
 """
 
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import MechanismError
+from .base import Abduction
 
 __all__ = ["GaussianLatent", "gaussian_latent"]
 
@@ -47,7 +48,12 @@ class GaussianLatent:
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         return self.noise_prior(value.shape[0]).log_prob(value.float())
 
-    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+        """The noise is the value; its weight the prior density."""
+        return Abduction(value.float(), self.log_prob(value, parents))
+
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """The noise of :meth:`abduct` alone: the value."""
         return value.float()
 
 

@@ -10,9 +10,9 @@ draw ``g_j ~ Gumbel(l_j)`` truncated to ``<= M`` for ``j != k`` by
 
 >>> import torch
 >>> m = GumbelMax(parents=(), probs=torch.tensor([0.5, 0.3, 0.2]))
->>> g = m.abduct(torch.tensor([2, 2]), {})
->>> m.assign({}, g).tolist()
-[2, 2]
+>>> g, log_weight = m.abduct(torch.tensor([2, 2]), {})
+>>> m.assign({}, g).tolist(), [round(w, 4) for w in log_weight.tolist()]
+([2, 2], [-1.6094, -1.6094])
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
+from .base import Abduction
 from .categorical import as_table, rows
 
 __all__ = ["GumbelMax", "gumbel_max"]
@@ -66,8 +67,12 @@ class GumbelMax:
         lp = rows(self._log_probs, self.parents, parents, value.shape[0])
         return lp.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)
 
-    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-        """A sample of ``G | argmax(l + G) = value`` (exact, top-down)."""
+    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+        """A sample of ``G | argmax(l + G) = value`` (exact, top-down), and ``log p(value | parents)``."""
+        return Abduction(self.abduct_noise(value, parents), self.log_prob(value, parents))
+
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """The noise of :meth:`abduct` alone."""
         k = value.long().unsqueeze(-1)
         logits = self._logits(parents, value.shape[0])
         # Gumbel(0, 1) draws as -log(-log U): column 0 for the maximum.

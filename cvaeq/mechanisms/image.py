@@ -17,7 +17,6 @@ the decoder path); :func:`bernoulli_image` turns one into the mechanism.
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Callable, Mapping, Sequence
 
 import pyro.distributions as dist
@@ -27,6 +26,7 @@ from torch import Tensor
 
 from ..errors import MechanismError
 from ..image_model import Encoding, ImageModel, ImageModelAdapter, missing_members
+from .base import Abduction
 
 __all__ = ["ImageModel", "BernoulliImage", "bernoulli_image", "missing_members"]
 
@@ -124,7 +124,6 @@ class BernoulliImage:
         self.factors = tuple(factors) if factors is not None else tuple(p for p in self.parents if p != latent)
         self.latent = latent
         self.shape = tuple(shape)
-        self._cache: tuple[tuple[weakref.ref, ...], Tensor] | None = None
 
     def __repr__(self) -> str:
         return f"BernoulliImage(parents={self.parents}, shape={self.shape})"
@@ -171,34 +170,16 @@ class BernoulliImage:
             return p.sigmoid_().clamp_(NOISE_PROB_FLOOR_FLOAT32, 1.0 - NOISE_PROB_FLOOR_FLOAT32)
         return p.clamp_(-NOISE_LOGIT_BOUND, NOISE_LOGIT_BOUND).sigmoid_()
 
-    def _raw_once(self, parents: Mapping[str, Tensor], *, keep: bool) -> Tensor:
-        """Decode once for an ``abduct`` followed by ``log_prob`` on the very same parent tensors.
-
-        ``keep=True`` (abduct) stores the network's output with weak references
-        to the parent tensors; ``keep=False`` (log_prob) uses it only if given
-        those same tensor objects, and forgets it either way, so nothing stale
-        outlives the pair. An ``abduct`` with no ``log_prob`` after it (the
-        engine's rejuvenation after resampling) leaves it only as long as its
-        parent tensors live: it goes with the question's particles, and is never
-        held by the mechanism (which outlives questions) until the next one.
-        """
-        key = tuple(parents.get(p) for p in self.parents)
-        cached, self._cache = self._cache, None
-        if keep:
-            raw = self._raw(parents)
-            if all(isinstance(k, Tensor) for k in key):
-                self._cache = _held(self, key, raw)
-            return raw
-        if cached is not None and all(a is not None and a is r() for a, r in zip(key, cached[0])):
-            return cached[1]
-        return self._raw(parents)
-
     def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
         dtype = noise.dtype if self.logits is None else torch.get_default_dtype()
         return (noise < self.probs(parents)).to(dtype)
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-        raw = self._raw_once(parents, keep=False)
+        """``log p(X = value | parents)`` ``[S]`` (float64)."""
+        return self._log_lik(value, self._raw(parents))
+
+    def _log_lik(self, value: Tensor, raw: Tensor) -> Tensor:
+        """The likelihood of ``value`` from the network's output ``raw`` (:meth:`_raw`)."""
         lp_dtype = torch.promote_types(raw.dtype, torch.float32)  # the logits' precision, at least float32
         sign = _binary_sign(value, lp_dtype) if self.logits is not None else None
         if sign is not None:
@@ -216,9 +197,18 @@ class BernoulliImage:
                 lp = torch.xlogy(x, raw) + torch.xlogy(1 - x, 1 - raw)
         return lp.flatten(1).sum(-1, dtype=torch.float64)
 
-    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-        """``U | X``: uniform below ``p`` where a pixel is on, above it where off."""
-        raw = self._raw_once(parents, keep=True)
+    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+        """``U | X`` (uniform below ``p`` where a pixel is on, above it where
+        off) and ``log p(X | parents)``, from one decoding of the parents."""
+        raw = self._raw(parents)
+        return Abduction(self._noise(value, raw), self._log_lik(value, raw))
+
+    def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """The noise of :meth:`abduct` alone (no likelihood computed)."""
+        return self._noise(value, self._raw(parents))
+
+    def _noise(self, value: Tensor, raw: Tensor) -> Tensor:
+        """A sample of ``U | X = value`` given the network's output ``raw``."""
         p = self._probs_of(raw) if self.logits is not None else raw.float()
         v = torch.rand(p.shape, dtype=p.dtype)
         one, zero = torch.ones((), dtype=p.dtype), torch.zeros((), dtype=p.dtype)
@@ -349,17 +339,3 @@ def bernoulli_image(
     if decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")
     return BernoulliImage(parents, decode, factors=factors, latent=latent, shape=shape)
-
-
-def _held(mechanism: "BernoulliImage", key: tuple[Tensor, ...], raw: Tensor) -> tuple[tuple[weakref.ref, ...], Tensor]:
-    """``(weak references to key, raw)``, forgotten by ``mechanism`` as soon as a key tensor is freed."""
-    owner = weakref.ref(mechanism)
-    entry: list = []
-
-    def drop(_ref) -> None:
-        m = owner()
-        if m is not None and entry and m._cache is entry[0]:
-            m._cache = None
-
-    entry.append((tuple(weakref.ref(k, drop) for k in key), raw))
-    return entry[0]

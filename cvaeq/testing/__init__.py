@@ -12,7 +12,8 @@ A mechanism plugin runs it against its own family in its tests::
 The checks are the SCM invariants: replay reproduces the factual world, do()
 sets its node and leaves non-descendants alone, a do() with the factual value
 changes nothing, interventional marginals match exact enumeration, the
-abducted noise posterior matches rejection sampling, and every value a
+abducted noise posterior matches rejection sampling, ``abduct`` weighs as
+``log_prob`` does whatever the order of calls, and every value a
 mechanism gives is of the type, shape and range the engine takes (the check
 the core makes of a plugin's mechanisms at run time).
 """
@@ -23,6 +24,7 @@ from .checks import (
     check_factual_intervention_changes_nothing,
     check_interventional_matches_enumeration,
     check_log_prob_matches_table,
+    check_abduction_weighs_as_log_prob,
     check_mechanism_family,
     check_non_descendants_keep_factual,
     check_posterior_matches_rejection,
@@ -43,6 +45,7 @@ __all__ = [
     "check_posterior_matches_rejection",
     "check_values_follow_the_protocol",
     "check_log_prob_matches_table",
+    "check_abduction_weighs_as_log_prob",
     "SCMSpec",
     "scm_specs",
     "random_scm",

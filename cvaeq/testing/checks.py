@@ -28,6 +28,7 @@ __all__ = [
     "check_interventional_matches_enumeration",
     "check_posterior_matches_rejection",
     "check_log_prob_matches_table",
+    "check_abduction_weighs_as_log_prob",
     "check_values_follow_the_protocol",
 ]
 
@@ -272,6 +273,40 @@ def check_log_prob_matches_table(family, max_examples: int = 10) -> None:
     run()
 
 
+def check_abduction_weighs_as_log_prob(family, max_examples: int = 10) -> None:
+    """A family's ``abduct`` (if it has one) returns its noise with the
+    log-weight ``log_prob`` gives, on every (parents, value) of its table, and
+    a second abduction in between changes neither (nothing is kept between
+    calls); ``abduct_noise``, if given, replays the value too."""
+    from ..mechanisms.base import abducted_noise, abduction, can_abduct
+
+    factory = resolve_family(family)
+
+    @_property(max_examples)
+    @given(scm_specs())
+    def run(spec):
+        scm, tables = random_scm(factory, spec)
+        for v in scm.nodes:
+            m = scm.mechanisms[v]
+            if not can_abduct(m):
+                continue
+            t = tables[v]
+            grid = np.array(np.meshgrid(*[np.arange(s) for s in t.shape], indexing="ij")).reshape(t.ndim, -1)
+            parents = {q: torch.as_tensor(grid[i]) for i, q in enumerate(m.parents)}
+            value = torch.as_tensor(grid[-1])
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(spec.seed)
+                first = abduction(m, value, parents)
+                other = abduction(m, value.flip(0), {q: p.flip(0) for q, p in parents.items()})
+                noise = abducted_noise(m, value, parents)
+            for a, val, par in ((first, value, parents), (other, value.flip(0), {q: p.flip(0) for q, p in parents.items()})):
+                want = m.log_prob(val, par).double()
+                assert torch.equal(a.log_weight.double(), want), f"abduct() of {v} weighs otherwise than log_prob()"
+            assert torch.equal(m.assign(parents, noise), value), f"abduct_noise() of {v} does not replay its value"
+
+    run()
+
+
 def check_values_follow_the_protocol(family, max_examples: int = 12, num_particles: int = 64) -> None:
     """Every value a family's mechanisms give is one the engine takes.
 
@@ -328,6 +363,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "interventional_matches_enumeration": check_interventional_matches_enumeration,
     "posterior_matches_rejection": check_posterior_matches_rejection,
     "log_prob_matches_table": check_log_prob_matches_table,
+    "abduction_weighs_as_log_prob": check_abduction_weighs_as_log_prob,
     "values_follow_the_protocol": check_values_follow_the_protocol,
 }
 

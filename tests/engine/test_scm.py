@@ -71,6 +71,22 @@ def test_scm_from_story_is_the_factor_level_scm():
     assert a.graph == b.graph and a.mechanisms["posY"] == b.mechanisms["posY"]
 
 
+def test_a_shared_noise_prior_store_gives_each_mechanism_its_own_prior_in_any_order():
+    """Priors are kept per mechanism, not per node name: SCMs sharing one store
+    whose node "shape" has different mechanisms (3 and 4 classes) each get
+    their own, whichever asks first."""
+    from cvaeq.scm import NoisePriors
+
+    graph = CausalGraph([], nodes=["shape"])
+    three, four = GumbelMax((), torch.full((3,), 1 / 3)), GumbelMax((), torch.full((4,), 1 / 4))
+    for first, second in ((three, four), (four, three)):
+        store = NoisePriors()
+        a, b = SCM(graph, {"shape": first}, noise_priors=store), SCM(graph, {"shape": second}, noise_priors=store)
+        assert a.noise_prior("shape", 5).event_shape == (first.size,)
+        assert b.noise_prior("shape", 5).event_shape == (second.size,)
+        assert a.noise_prior("shape", 5) is a.noise_prior("shape", 5)
+
+
 def test_noise_priors_are_built_once_and_answers_do_not_depend_on_it():
     """An SCM keeps each node's noise prior per particle count, shared with the
     worlds intervene() derives from it; a reused SCM answers bit for bit as a new one."""

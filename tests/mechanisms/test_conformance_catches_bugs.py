@@ -77,10 +77,32 @@ class NaNLogProb(GumbelMax):
 @pytest.mark.parametrize("cls, message", [
     (FloatClasses, "assign\\(\\) returned float64 values"),
     (OffByOne, "assign\\(\\) returned class .* of a node with classes"),
-    (NaNLogProb, "log_prob\\(\\) returned NaN"),
+    # its abduct() weighs by its log_prob, so the NaN shows in either
+    (NaNLogProb, "(abduct|log_prob)\\(\\) returned NaN"),
 ])
 def test_protocol_check_catches_values_the_engine_cannot_take(cls, message):
     from cvaeq.testing import check_values_follow_the_protocol
 
     with pytest.raises(AssertionError, match=message):
         check_values_follow_the_protocol(lambda parents, probs: cls(parents, probs), max_examples=3)
+
+
+class LastWeight(GumbelMax):
+    """Remembers the weight of its last abduction and hands it to the next log_prob:
+    right only when log_prob follows its own abduct at once."""
+
+    def abduct(self, value, parents):
+        a = super().abduct(value, parents)
+        self._last = a.log_weight
+        return a
+
+    def log_prob(self, value, parents):
+        last, self._last = getattr(self, "_last", None), None
+        return last if last is not None else super().log_prob(value, parents)
+
+
+def test_abduction_check_catches_a_weight_kept_between_calls():
+    from cvaeq.testing import check_abduction_weighs_as_log_prob
+
+    with pytest.raises(AssertionError, match="weighs otherwise than log_prob"):
+        check_abduction_weighs_as_log_prob(lambda parents, probs: LastWeight(parents, probs), max_examples=5)

@@ -103,7 +103,7 @@ def test_abducted_pixel_noise_replays_the_image_exactly():
     m = BernoulliImage(("a",), lambda parents: probs)
     x = (torch.rand(5, 64, 64) < 0.5).float()
     x[probs == 0] = 0.0
-    u = m.abduct(x, {})
+    u = m.abduct(x, {}).noise
     assert torch.equal(m.assign({}, u), x)
     on = x > 0.5
     assert bool((u[on] < probs[on]).all()) and bool((u[~on] >= probs[~on]).all())
@@ -121,9 +121,9 @@ def test_one_image_expanded_over_particles_gets_the_same_noise_as_its_copies(log
     expanded = img.expand(6, 64, 64)
     assert expanded.stride(0) == 0
     torch.manual_seed(1)
-    u_expanded = m.abduct(expanded, {})
+    u_expanded = m.abduct(expanded, {}).noise
     torch.manual_seed(1)
-    u_copied = m.abduct(expanded.clone(), {})
+    u_copied = m.abduct(expanded.clone(), {}).noise
     assert torch.equal(u_expanded, u_copied)
     assert torch.equal(m.assign({}, u_expanded), expanded)
     p = m.probs({})
@@ -247,7 +247,7 @@ def test_a_saturated_decoder_keeps_every_image_possible():
     lp = mech.log_prob(x_flipped, parents)
     assert torch.isfinite(lp).all()
     assert float(lp) == pytest.approx(-30, abs=0.01)
-    u = mech.abduct(x_flipped, parents)
+    u = mech.abduct(x_flipped, parents).noise
     assert torch.equal(mech.assign(parents, u), x_flipped)
 
 
@@ -274,7 +274,7 @@ def test_pixels_beyond_float64_certainty_still_replay(magnitude):
     x[0, on[0], on[1]] = 0.0  # sure-on pixel observed off
     x[1, off[0], off[1]] = 1.0  # sure-off pixel observed on
     torch.manual_seed(0)
-    u = mech.abduct(x, parents)
+    u = mech.abduct(x, parents).noise
     assert torch.equal(mech.assign(parents, u), x)
     lp = mech.log_prob(x, parents)
     assert lp.tolist() == pytest.approx([-magnitude, -magnitude, 0.0], abs=1e-6)
@@ -345,7 +345,7 @@ def test_pixels_the_decoder_is_sure_of_replay_exactly_whichever_way_they_are_obs
     m = BernoulliImage((), None, logits=lambda ps: logits, dtype=dtype)
     x = (torch.rand(40, 64, 64, generator=torch.Generator().manual_seed(1)) < 0.5).float()
     torch.manual_seed(0)
-    u = m.abduct(x, {})
+    u = m.abduct(x, {}).noise
     p = m.probs({})
     on = x > 0.5
     assert bool((u[on] < p[on]).all()) and bool((u[~on] >= p[~on]).all())
@@ -376,8 +376,8 @@ def test_replay_holds_for_the_extreme_uniform_draws(dtype, extreme, monkeypatch)
     xp = (torch.rand(4, 64, 64, generator=torch.Generator().manual_seed(3)) < 0.5).float()
     xp[probs == 0], xp[probs == 1] = 0.0, 1.0  # what those probabilities make impossible
     monkeypatch.setattr(torch, "rand", rand)
-    u = m.abduct(x, {})
-    up = byprobs.abduct(xp, {})
+    u = m.abduct(x, {}).noise
+    up = byprobs.abduct(xp, {}).noise
     monkeypatch.undo()
     assert torch.equal(m.assign({}, u), x)
     assert torch.equal(byprobs.assign({}, up), xp)

@@ -47,7 +47,7 @@ def test_abducted_noise_replays_every_pixel_for_any_logits(dtype, raw, pixels, e
         x = torch.from_numpy(pixels.draw(arrays(np.float32, (s, h, w), elements=st.sampled_from([0.0, 1.0]))))
     m = _mechanism(torch.from_numpy(raw), dtype)
     torch.manual_seed(seed)
-    u = m.abduct(x, {})
+    u = m.abduct(x, {}).noise
     assert u.dtype == dtype
     p = m.probs({})
     assert bool((p > 0).all()) and bool((p < 1).all())

@@ -14,9 +14,9 @@ parents make bigger children".
 >>> m = Ordinal(parents=(), probs=torch.tensor([0.2, 0.5, 0.3]))
 >>> m.assign({}, torch.tensor([0.1, 0.2, 0.5, 0.71, 0.99])).tolist()
 [0, 0, 1, 1, 2]
->>> u = m.abduct(torch.tensor([1, 1]), {})
->>> bool(((u > 0.2) & (u <= 0.7)).all())
-True
+>>> u, log_weight = m.abduct(torch.tensor([1, 1]), {})   # the noise and log p(value | parents)
+>>> bool(((u > 0.2) & (u <= 0.7)).all()), [round(w, 4) for w in log_weight.tolist()]
+(True, [-0.6931, -0.6931])
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from cvaeq import hookimpl
+from cvaeq.mechanisms.base import Abduction
 from cvaeq.mechanisms.categorical import as_table, rows
 
 __all__ = ["Ordinal", "ordinal", "register_mechanisms"]
@@ -63,14 +64,16 @@ class Ordinal:
         lp = rows(self.logits, self.parents, parents, value.shape[0])
         return lp.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)
 
-    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
-        """``U | v = k ~ Uniform(CDF_{k-1}, CDF_k)``, kept strictly above ``CDF_{k-1}``."""
+    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+        """``U | v = k ~ Uniform(CDF_{k-1}, CDF_k)``, kept strictly above ``CDF_{k-1}``,
+        with its log-weight ``log p(v = k | parents)``."""
         k = value.long().unsqueeze(-1)
         cdf = rows(self.cdf, self.parents, parents, value.shape[0])
         hi = cdf.gather(-1, k).squeeze(-1)
         lo = torch.where(k.squeeze(-1) > 0, cdf.gather(-1, (k - 1).clamp(min=0)).squeeze(-1), torch.zeros_like(hi))
         u = lo + (hi - lo) * torch.rand(hi.shape, dtype=hi.dtype)
-        return torch.minimum(torch.maximum(u, torch.nextafter(lo, torch.ones_like(lo))), hi)
+        u = torch.minimum(torch.maximum(u, torch.nextafter(lo, torch.ones_like(lo))), hi)
+        return Abduction(u, self.log_prob(value, parents))
 
 
 def ordinal(parents: Sequence[str], probs) -> Ordinal:
