@@ -16,7 +16,6 @@ MAX_LINES = 60
 ALLOWED = {
     "cvaeq/query/resolution.py::_resolve_worlds",  # issue 22 §2, one query pipeline (helper "pipeline")
     "cvaeq/engine/worlds.py::infer_worlds",  # issue 22 §2 (helper "pipeline")
-    "cvaeq/engine/abduction.py::abduct",  # issue 22 §1, one walk of the SCM (helper "walk")
 }
 
 
