@@ -72,7 +72,7 @@ def _with_timeout(fn):
     ["train", "--resume", "{}", "--quiet"],
     ["data", "resample", "--n", "10", "--seed", "0", "--npz", "{}", "--out", "x.npz"],
 ])
-@pytest.mark.parametrize("kind", ["dev", "fifo"])
+@pytest.mark.parametrize("rung", ["dev", "fifo"])
 def test_every_named_file_is_checked_at_the_cli(tmp_path, fifo, args, kind, monkeypatch):
     monkeypatch.chdir(tmp_path)  # default outputs (train's model.safetensors and its lock) land here
     path = "/dev/zero" if kind == "dev" else str(fifo)
@@ -195,8 +195,7 @@ def _no_engine(monkeypatch):
     def never(*a, **k):
         raise AssertionError("the engine ran: the question was not refused before its work")
 
-    monkeypatch.setattr(answer, "infer", never)
-    monkeypatch.setattr(answer, "infer_worlds", never)
+    monkeypatch.setattr(answer, "infer_scenarios", never)
 
 
 IMG = "shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"

@@ -333,14 +333,6 @@ class Query:
         an intervened one for an :class:`At` variable), in order."""
         return tuple(c for c in self.conditions if isinstance(c, Assignment))
 
-    @property
-    def multiworld(self) -> bool:
-        """Whether the query names a world (``@ do(...)``), an event or a difference:
-        what the one-world queries of before cannot say."""
-        return any(not isinstance(t, str) for t in self.targets) or any(
-            isinstance(a.variable, At) for a in self.evidence
-        )
-
     def to_text(self) -> str:
         body = ", ".join(t if isinstance(t, str) else t.to_text() for t in self.targets)
         if self.conditions:
