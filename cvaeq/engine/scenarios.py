@@ -93,8 +93,8 @@ def intervened_scms(scm: SCM, scenarios: Iterable[Mapping[str, object]]) -> dict
 def predict_scenarios(scms: Mapping[tuple, SCM | None], particles: Particles) -> dict[tuple, dict[str, Tensor]]:
     """The prediction step, once per distinct scenario, over the same particles:
     ``{scenario key: {node: values [S, ...]}}``."""
-    return {key: particles.values if world is None else _predict_changes(world, particles)
-            for key, world in scms.items()}
+    return {key: particles.values if intervened is None else _predict_changes(intervened, particles)
+            for key, intervened in scms.items()}
 
 
 def weigh_scenario_evidence(
