@@ -72,7 +72,7 @@ def _with_timeout(fn):
     ["train", "--resume", "{}", "--quiet"],
     ["data", "resample", "--n", "10", "--seed", "0", "--npz", "{}", "--out", "x.npz"],
 ])
-@pytest.mark.parametrize("rung", ["dev", "fifo"])
+@pytest.mark.parametrize("kind", ["dev", "fifo"])
 def test_every_named_file_is_checked_at_the_cli(tmp_path, fifo, args, kind, monkeypatch):
     monkeypatch.chdir(tmp_path)  # default outputs (train's model.safetensors and its lock) land here
     path = "/dev/zero" if kind == "dev" else str(fifo)
