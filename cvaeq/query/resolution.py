@@ -236,7 +236,7 @@ def _variable(v, column, world, fail, scenario: dict[str, int]) -> ScenarioVaria
     col = v.column if isinstance(v, At) and v.column else column
     _known(name, (*world.names, IMAGE, LATENT), col, fail)
     if isinstance(v, At):
-        return ScenarioVariable(v.to_text(), name, _interventions(v.world.assignments, world, fail))
+        return ScenarioVariable(v.to_text(), name, _interventions(v.scenario.assignments, world, fail))
     return ScenarioVariable(v, name, scenario)
 
 
