@@ -12,7 +12,7 @@ heart as a square, and its factual and counterfactual shapes::
 
     P(X @ do(shape=square) | X=img)    and    P(shape, scale @ do(shape=square) | X=img)
 
-Prints the median wall time in ms of the engine (:func:`cvaeq.engine.infer_worlds`)
+Prints the median wall time in ms of the engine (:func:`cvaeq.engine.infer_scenarios`)
 and of the whole answer (parsing excluded; resolution's checks, inference,
 summary), with the load average: the machine is shared, so figures move with it.
 
@@ -27,7 +27,7 @@ import sys
 
 import torch
 
-from cvaeq.engine import infer_worlds
+from cvaeq.engine import infer_scenarios
 from cvaeq.images import load_image
 from cvaeq.query import parse, resolve
 from cvaeq.query.answer import answer_query, load_mechanisms, shipped_checkpoint
@@ -46,10 +46,10 @@ def engine_call(resolved, mech, particles: int, with_image: bool):
     scm = mech.scm(with_image)
     evidence = {v: torch.as_tensor(x, dtype=torch.float32) if v == "X" else torch.tensor(x)
                 for v, x in resolved.evidence.items()}
-    targets = {w.key: (w.variable, {f: torch.tensor(c) for f, c in w.world.items()}) for w in resolved.worlds}
+    targets = {v.key: (v.variable, {f: torch.tensor(c) for f, c in v.scenario.items()}) for v in resolved.variables}
 
     def run(seed: int):
-        return infer_worlds(scm, targets, evidence, particles, seed=seed)
+        return infer_scenarios(scm, targets, evidence, particles, seed=seed)
 
     return run
 
@@ -57,8 +57,8 @@ def engine_call(resolved, mech, particles: int, with_image: bool):
 def report(name: str, resolved, mech, particles: int, repeats: int, with_image: bool) -> None:
     e = median_ms(engine_call(resolved, mech, particles, with_image), repeats)
     w = median_ms(lambda seed: answer_query(resolved, mech, particles, seed), repeats)
-    print(f"{name}\n  {len(resolved.worlds)} targets in {len({tuple(x.world.items()) for x in resolved.worlds})} "
-          f"worlds, {particles} particles")
+    scenarios = {tuple(sorted(v.scenario.items())) for v in resolved.variables}
+    print(f"{name}\n  {len(resolved.variables)} targets in {len(scenarios)} scenarios, {particles} particles")
     for what, (med, lo, hi) in (("engine (one abduction, the actions, the predictions)", e),
                                 ("whole answer (with its summary)", w)):
         print(f"  {what:<53} median {med:.1f} ms   min {lo:.1f}   max {hi:.1f}")

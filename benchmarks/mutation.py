@@ -74,7 +74,7 @@ T_LIMITS = ("tests/test_limits.py",)
 T_DOMAIN = ("tests/query/test_resolve.py", "tests/test_domain.py")
 T_WORLD = ("tests/data/test_dsprites.py", "tests/test_domain.py")
 T_ANSWER = ("tests/query/test_answer.py",)
-T_WORLDS = ("tests/query/test_worlds.py", "tests/engine/test_worlds.py")
+T_WORLDS = ("tests/query/test_worlds.py", "tests/engine/test_scenarios.py")
 T_ENGINE = ("tests/engine/test_engine.py", "tests/engine/test_batched.py")
 T_EVAL = ("tests/evaluation/test_run.py", "tests/evaluation/test_metrics.py")
 T_STORY = ("tests/data/test_story.py", "tests/data/test_resample.py")
@@ -88,9 +88,9 @@ MUTANTS: list[Mutant] = [
            "if not grid[0] - step <= value.value <= grid[-1] + step:", T_DOMAIN),
     Mutant("eff_unweighted", "cvaeq/evaluation/run.py", 'scores.add(f"eff.{f}", (g.weights.numpy() * ok).sum(1))',
            'scores.add(f"eff.{f}", ok.mean(1))', T_EVAL),
-    Mutant("z_sd_unweighted", "cvaeq/query/answer.py",
-           "            sd = ((s - mean).pow(2) * w).sum(0).clamp(min=0).sqrt()",
-           "            sd = (s - mean).pow(2).mean(0).clamp(min=0).sqrt()", T_ANSWER),
+    Mutant("z_sd_unweighted", "cvaeq/query/answer.py",  # one summary since the one pipeline: one Z sd
+           "    sd = ((s - mean).pow(2) * w).sum(0).clamp(min=0).sqrt()\n    return",
+           "    sd = (s - mean).pow(2).mean(0).clamp(min=0).sqrt()\n    return", T_ANSWER + T_WORLDS),
     Mutant("limits_ge", "cvaeq/limits.py", "if st.st_size > max_bytes:", "if st.st_size >= max_bytes:", T_LIMITS),
     Mutant("image_bound_3", IMAGE, "NOISE_LOGIT_BOUND = 30.0", "NOISE_LOGIT_BOUND = 3.0", T_IMAGE),
     # --- value domains at their edges -----------------------------------------------------------
@@ -153,11 +153,8 @@ MUTANTS: list[Mutant] = [
     Mutant("sample_images_lightest", "cvaeq/engine/counterfactual.py",
            "order = torch.argsort(self.weights, descending=True, stable=True)",
            "order = torch.argsort(self.weights, descending=False, stable=True)", T_ENGINE + T_IMAGE),
-    Mutant("worlds_probability_unweighted", "cvaeq/engine/worlds.py", "return float(self.weights[hold].sum())",
+    Mutant("worlds_probability_unweighted", "cvaeq/engine/counterfactual.py", "return float(self.weights[hold].sum())",
            "return float(hold.double().mean())", T_WORLDS),
-    Mutant("z_sd_worlds_unweighted", "cvaeq/query/answer.py",
-           "    sd = ((s - mean).pow(2) * w).sum(0).clamp(min=0).sqrt()\n    return",
-           "    sd = (s - mean).pow(2).mean(0).clamp(min=0).sqrt()\n    return", T_WORLDS + T_ANSWER),
     Mutant("evidence_domain_off_by_one", "cvaeq/engine/abduction.py", "if bool(((t < 0) | (t >= size)).any()):",
            "if bool(((t < 0) | (t > size)).any()):", T_ENGINE),
     # --- story tables ---------------------------------------------------------------------------

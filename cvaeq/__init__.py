@@ -11,7 +11,7 @@ gives the story's own counterfactual of a factual world to compare with.
 They are imported on first use, so ``import cvaeq`` stays light (no torch).
 
 >>> from cvaeq import ask
->>> ask("P(scale | do(shape=heart))", samples=200, seed=0).kind
+>>> ask("P(scale | do(shape=heart))", samples=200, seed=0).rung
 'interventional'
 """
 

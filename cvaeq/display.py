@@ -63,7 +63,7 @@ def answer_html(answer: Any) -> str:
 
     source = answer.model if answer.model else f"story {answer.story!r} (true tables)"
     parts = [f"<div class='cvaeq-answer'><p><code>{escape(answer.query)}</code><br>"
-             f"kind: {escape(answer.kind)} &nbsp; samples: {answer.samples} &nbsp; ESS: {answer.ess:.1f}"
+             f"rung: {escape(answer.rung)} &nbsp; samples: {answer.samples} &nbsp; ESS: {answer.ess:.1f}"
              f" &nbsp; model: {escape(str(source))}</p>"]
     parts += [f"<p style='color:#8a4b00'>warning: {escape(w)}</p>" for w in getattr(answer, "warnings", ())]
     if answer.mean_image is not None:

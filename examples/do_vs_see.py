@@ -62,7 +62,7 @@ def main() -> None:
     for i, s in enumerate(SHAPES):
         print(f"{s:<8} {see.distribution['shape'][s]:>20.3f} {truth['see'][i]:>7.3f}   "
               f"{do.distribution['shape'][s]:>23.3f} {truth['do'][i]:>7.3f}")
-    print(f"\n({see.kind}, ESS {see.ess:.0f} of {see.samples}; {do.kind}, ESS {do.ess:.0f})")
+    print(f"\n({see.rung}, ESS {see.ess:.0f} of {see.samples}; {do.rung}, ESS {do.ess:.0f})")
 
     see_y = ask("E[posY | scale=1]", **kw)
     do_y = ask("E[posY | do(scale=1)]", **kw)

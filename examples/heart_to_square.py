@@ -62,7 +62,7 @@ def main() -> int:
         show("q(factors | X) reads off the image:", read)
 
         cf = ask("P(X | do(shape=square), X=img)", out=args.out / "square", **kw)
-        print(f"\n{cf.query}   ({cf.kind}, ESS {cf.ess:.1f} of {cf.samples})")
+        print(f"\n{cf.query}   ({cf.rung}, ESS {cf.ess:.1f} of {cf.samples})")
         for name, path in cf.images.items():
             print(f"  {name:<8} {path}")
         show("  q(factors | X) reads off the mean image:", cf.predicted)

@@ -195,8 +195,7 @@ def _no_engine(monkeypatch):
     def never(*a, **k):
         raise AssertionError("the engine ran: the question was not refused before its work")
 
-    monkeypatch.setattr(answer, "infer", never)
-    monkeypatch.setattr(answer, "infer_worlds", never)
+    monkeypatch.setattr(answer, "infer_scenarios", never)
 
 
 IMG = "shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"

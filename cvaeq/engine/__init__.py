@@ -4,9 +4,11 @@
   :func:`rejuvenate` redraws resampled copies' noise exactly;
 * :func:`intervene` (:mod:`.action`): SCM, ``{node: value}`` → intervened SCM;
 * :func:`predict` (:mod:`.prediction`): SCM, particles → ``{node: values}``;
-* :func:`infer` (:mod:`.counterfactual`) composes them into a :class:`Result`;
-* :func:`infer_worlds` (:mod:`.worlds`): several worlds over one abduction
-  (PN, PS, PNS, ETT: the joint of worlds sharing the noise);
+* :func:`infer_scenarios` (:mod:`.counterfactual`) composes them into a
+  :class:`Result`: one abduction, then an action and a prediction per
+  scenario (:mod:`.scenarios`; PN, PS, PNS, ETT: the joint of scenarios
+  sharing the noise); :func:`infer` is it with one scenario,
+  ``P(targets | do(...), evidence)``;
 * :func:`abduct_groups`, :func:`predict_groups` (:mod:`.batched`): the same
   steps for many evidence sets at once (``B`` groups of ``K`` particles).
 
@@ -17,10 +19,9 @@ policy (abduction's, rejuvenation's, prediction's), which alone applies ``do()``
 from .abduction import abduct, fallback_abduct, rejuvenate
 from .action import intervene
 from .batched import GroupParticles, abduct_groups, group_mean, predict_groups
-from .counterfactual import Result, infer, query_kind
+from .counterfactual import Result, WorldsResult, infer, infer_scenarios, infer_worlds
 from .particles import Particles, effective_sample_size
 from .prediction import predict
-from .worlds import WorldsResult, infer_worlds
 
 __all__ = [
     "abduct",
@@ -29,10 +30,10 @@ __all__ = [
     "intervene",
     "predict",
     "infer",
+    "infer_scenarios",
     "Result",
     "infer_worlds",
     "WorldsResult",
-    "query_kind",
     "Particles",
     "effective_sample_size",
     "abduct_groups",

@@ -1,18 +1,30 @@
 """The one place composing Pearl's three steps: abduction, action, prediction.
 
-:func:`infer` answers ``P(targets | do(interventions), evidence)``: with
-evidence and interventions a counterfactual (the evidence is about the factual
-world), with interventions only an interventional query, with evidence only an
-observational one. The answer is a :class:`Result` of weighted samples.
+:func:`infer_scenarios` answers a question about one or more *scenarios*
+(sets of interventions sharing one draw of the exogenous noise,
+:mod:`cvaeq.rung`): it abducts the noise once from the factual evidence,
+applies each distinct scenario's interventions and predicts each from the
+same particles (:mod:`.scenarios`). :func:`infer` is it with one scenario:
+``P(targets | do(interventions), evidence)``, with evidence and interventions
+a counterfactual (the evidence is about the factual world), with
+interventions only an interventional query, without them an observational
+one (the prior, or a posterior). The answer is a :class:`Result` of weighted
+samples.
 
 >>> import torch
 >>> from cvaeq.story import load_story
 >>> from cvaeq.scm import build_scm
 >>> scm = build_scm(load_story())
 >>> r = infer(scm, ["scale"], {"shape": 0}, {"shape": torch.tensor(2), "scale": torch.tensor(0)}, 1000, seed=0)
->>> r.kind, round(r.ess)
+>>> r.rung, round(r.ess)
 ('counterfactual', 1000)
 >>> round(sum(r.distribution("scale").values()), 6)
+1.0
+>>> r = infer_scenarios(scm, {"scale": ("scale", {}), "scale @ square": ("scale", {"shape": 0})},
+...                     {"shape": torch.tensor(2), "scale": torch.tensor(5)}, 1000, seed=0)
+>>> round(r.distribution("scale")[5], 6), round(r.distribution("scale @ square")[5], 6)
+(1.0, 1.0)
+>>> round(r.probability({"scale": 5, "scale @ square": 5}), 6)   # a big heart, had it been a square, is still big
 1.0
 """
 
@@ -25,36 +37,34 @@ import torch
 from torch import Tensor
 
 from ..errors import QueryError
+from ..rung import Rung, rung, scenario_key
 from ..scm import SCM
 from .abduction import FALLBACK_SAMPLES, abduct
-from .action import intervene
-from .particles import checked_seed
-from .prediction import predict
+from .particles import checked_seed, normalised
+from .scenarios import intervened_scms, predict_scenarios, weigh_scenario_evidence
 
-__all__ = ["infer", "Result", "query_kind"]
-
-
-def query_kind(interventions: Mapping[str, object], evidence: Mapping[str, object]) -> str:
-    """``"counterfactual"`` (do and evidence), ``"interventional"`` (do only) or ``"observational"``."""
-    if interventions and evidence:
-        return "counterfactual"
-    return "interventional" if interventions else "observational"
+__all__ = ["infer", "infer_scenarios", "Result", "infer_worlds", "WorldsResult"]
 
 
 @dataclass(frozen=True)
 class Result:
-    """Weighted samples of the targets, with the abduction's effective sample size.
+    """Weighted samples of the targets, with the effective sample size.
 
-    :param targets: the target nodes, as asked.
+    :param targets: the target keys, as asked (:func:`infer`: node names;
+        :func:`infer_scenarios`: the keys of (node, scenario) pairs).
     :param samples: ``{target: [S, ...]}`` predicted values (classes for
         categorical nodes, ``[S, d]`` for Z, ``[S, H, W]`` for X).
     :param factual: ``{target: [S, ...]}`` the same particles' factual values.
-    :param weights: ``[S]`` self-normalised weights (float64).
-    :param ess: effective sample size of the abduction (before resampling).
-    :param kind: ``"observational"``, ``"interventional"`` or ``"counterfactual"``.
+    :param weights: ``[S]`` self-normalised weights (float64), with the
+        evidence about intervened scenarios.
+    :param ess: effective sample size of the answer: the abduction's (before
+        resampling), with the evidence about intervened scenarios
+        (:func:`~cvaeq.engine.scenarios.weigh_scenario_evidence`).
+    :param rung: ``"observational"``, ``"interventional"`` or ``"counterfactual"`` (:mod:`cvaeq.rung`).
     :param sizes: ``{target: number of classes}`` for categorical targets.
     :param grids: ``{target: float64 [size]}`` the numbers of a numeric
         factor's classes (from the SCM's world), for :meth:`expectation`.
+    :param abduction_ess: the factual abduction's ESS alone (None: ``ess``).
     """
 
     targets: tuple[str, ...]
@@ -62,9 +72,15 @@ class Result:
     factual: dict[str, Tensor]
     weights: Tensor
     ess: float
-    kind: str
+    rung: Rung
     sizes: dict[str, int]
     grids: dict[str, Tensor] = field(default_factory=dict)
+    abduction_ess: float | None = None
+
+    @property
+    def kind(self) -> Rung:
+        """The former name of :attr:`rung`."""
+        return self.rung
 
     @property
     def num_particles(self) -> int:
@@ -95,6 +111,17 @@ class Result:
         values = self.grids[target][s.long()]
         return float((values * self.weights).sum())
 
+    def probability(self, events: Mapping[str, int]) -> float:
+        """P(every ``key`` takes its class), over the shared particles: the joint of several scenarios."""
+        hold = torch.ones(self.num_particles, dtype=torch.bool)
+        for key, value in events.items():
+            hold &= self._target(key).long() == int(value)
+        return float(self.weights[hold].sum())
+
+    def expected_difference(self, left: str, right: str) -> float:
+        """E[left - right] of two numeric targets, particle by particle."""
+        return self.expectation(left) - self.expectation(right)
+
     def mean(self, target: str) -> Tensor:
         """Weighted mean of a tensor target (the mean image for X, the mean of Z)."""
         s = self._target(target)
@@ -112,6 +139,10 @@ class Result:
         return s[order[:n]]
 
 
+#: The former name of :class:`Result` (a result about several scenarios is a :class:`Result`).
+WorldsResult = Result
+
+
 def target_facts(scm: SCM, nodes: Mapping[str, str]) -> tuple[dict[str, int], dict[str, Tensor]]:
     """A result's ``sizes`` and ``grids`` for targets keyed ``{key: node}``:
     the class count of each categorical node, and the numbers of a numeric
@@ -122,6 +153,62 @@ def target_facts(scm: SCM, nodes: Mapping[str, str]) -> tuple[dict[str, int], di
     grids = {key: torch.as_tensor(world.values[node], dtype=torch.float64)
              for key, node in nodes.items() if world is not None and node in world.numeric}
     return sizes, grids
+
+
+def infer_scenarios(
+    scm: SCM,
+    targets: Mapping[str, tuple[str, Mapping[str, object]]],
+    evidence: Mapping[str, object] | None = None,
+    num_particles: int = 1000,
+    seed: int = 0,
+    *,
+    scenario_evidence: Sequence[tuple[str, Mapping[str, object], object]] = (),
+    resample_below: float = 0.5,
+    fallback_samples: int = FALLBACK_SAMPLES,
+) -> Result:
+    """Targets in one or more scenarios that share the noise abducted from ``evidence``.
+
+    :param scm: the factual SCM (see :func:`cvaeq.scm.build_scm`).
+    :param targets: ``{key: (node, interventions)}``; empty interventions: the
+        factual scenario (the abducted particles' own values). Interventions
+        are ``{node: value}``: classes for factors, tensors for Z.
+    :param evidence: ``{node: value}`` about the factual scenario.
+    :param num_particles: particles ``S``.
+    :param seed: seeds torch's RNG (forked: the global state is left alone);
+        the same seed gives the same result, bit for bit.
+    :param scenario_evidence: ``(node, interventions, class)`` observations in
+        intervened scenarios: particles disagreeing get weight 0.
+
+    Runs under ``torch.no_grad()``: an image model's networks are only evaluated.
+    """
+    seed = checked_seed(seed)
+    evidence = dict(evidence or {})
+    wanted = {key: (node, dict(do)) for key, (node, do) in targets.items()}
+    observed = [(node, dict(do), value) for node, do, value in scenario_evidence]
+    for node in [n for n, _ in wanted.values()] + [n for n, _, _ in observed]:
+        if node not in scm.graph:
+            raise QueryError(f"unknown target {node!r}; known: {', '.join(scm.nodes)}")
+    scenarios = [do for _, do in wanted.values()] + [do for _, do, _ in observed]
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # no gradients: networks only evaluate
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also seeds CUDA, XPU, MTIA (~1 ms)
+        scms = intervened_scms(scm, scenarios)  # action first: a bad do() fails before any work
+        particles = abduct(
+            scm, evidence, num_particles, resample_below=resample_below, fallback_samples=fallback_samples
+        )
+        predicted = predict_scenarios(scms, particles)
+    log_w, ess = weigh_scenario_evidence(particles, predicted, observed)
+    sizes, grids = target_facts(scm, {key: node for key, (node, _) in wanted.items()})
+    return Result(
+        targets=tuple(wanted),
+        samples={key: predicted[scenario_key(do)][node] for key, (node, do) in wanted.items()},
+        factual={key: particles.values[node] for key, (node, _) in wanted.items()},
+        weights=normalised(log_w),
+        ess=ess,
+        rung=rung(scenarios, evidence=bool(evidence)),
+        sizes=sizes,
+        grids=grids,
+        abduction_ess=particles.ess,
+    )
 
 
 def infer(
@@ -135,40 +222,21 @@ def infer(
     resample_below: float = 0.5,
     fallback_samples: int = FALLBACK_SAMPLES,
 ) -> Result:
-    """``P(targets | do(interventions), evidence)`` by abduction, action, prediction.
+    """``P(targets | do(interventions), evidence)``: :func:`infer_scenarios` with
+    every target in the one scenario ``do(interventions)``.
 
     :param scm: the factual SCM (see :func:`cvaeq.scm.build_scm`).
-    :param targets: nodes to report.
+    :param targets: nodes to report (the result's keys).
     :param interventions: ``{node: value}``: classes for factors, tensors for Z.
     :param evidence: ``{node: value}`` about the factual world.
-    :param num_particles: particles ``S``.
-    :param seed: seeds torch's RNG (forked: the global state is left alone);
-        the same seed gives the same result, bit for bit.
-
-    Runs under ``torch.no_grad()``: an image model's networks are only evaluated.
+    :param num_particles, seed, resample_below, fallback_samples: as for :func:`infer_scenarios`.
     """
-    seed = checked_seed(seed)
-    interventions = dict(interventions or {})
-    evidence = dict(evidence or {})
-    targets = tuple(targets)
-    for t in targets:
-        if t not in scm.graph:
-            raise QueryError(f"unknown target {t!r}; known: {', '.join(scm.nodes)}")
-    with torch.random.fork_rng(devices=[]), torch.no_grad():  # no gradients: networks only evaluate
-        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also seeds CUDA, XPU, MTIA (~1 ms)
-        world = intervene(scm, interventions)  # action first: a bad do() fails before any work
-        particles = abduct(
-            scm, evidence, num_particles, resample_below=resample_below, fallback_samples=fallback_samples
-        )
-        values = predict(world, particles)
-    sizes, grids = target_facts(scm, {t: t for t in targets})
-    return Result(
-        targets=targets,
-        samples={t: values[t] for t in targets},
-        factual={t: particles.values[t] for t in targets},
-        weights=particles.weights,
-        ess=particles.ess,
-        kind=query_kind(interventions, evidence),
-        sizes=sizes,
-        grids=grids,
-    )
+    do = dict(interventions or {})
+    return infer_scenarios(scm, {t: (t, do) for t in targets}, evidence, num_particles, seed,
+                           resample_below=resample_below, fallback_samples=fallback_samples)
+
+
+def infer_worlds(scm: SCM, targets, evidence=None, num_particles: int = 1000, seed: int = 0, *,
+                 world_evidence=(), **options) -> Result:
+    """The former name of :func:`infer_scenarios` (``world_evidence`` is its ``scenario_evidence``)."""
+    return infer_scenarios(scm, targets, evidence, num_particles, seed, scenario_evidence=world_evidence, **options)

@@ -3,8 +3,8 @@
 ``parse`` reads text into a tree of frozen dataclasses (:mod:`.syntax`),
 which Python code can also build directly with ``P``, ``E``, ``do`` and
 ``img``; ``resolve`` checks a tree against a story and gives the engine a
-:class:`ResolvedQuery` (kind, targets, interventions and evidence as factor
-classes). Evaluation never parses. See docs/queries.md.
+:class:`ResolvedQuery` (its rung, each target a variable in its scenario,
+interventions and evidence as factor classes). Evaluation never parses. See docs/queries.md.
 
 >>> parse("P(X | do(shape=square), X=img)") == P("X", do(shape="square"), X=img)
 True
@@ -13,7 +13,7 @@ True
 """
 
 from .parser import caret, parse
-from .resolution import Kind, ResolvedQuery, WorldVariable, resolve
+from .resolution import Kind, ResolvedQuery, Rung, ScenarioVariable, resolve
 from .syntax import (RESERVED, Assignment, At, Binding, Condition, Difference, Do, E, Event, Name, Number, P, Query,
                      Value, diff, do, event, img, observe)
 
@@ -22,7 +22,8 @@ __all__ = [
     "caret",
     "resolve",
     "ResolvedQuery",
-    "WorldVariable",
+    "ScenarioVariable",
+    "Rung",
     "Kind",
     "Query",
     "Do",

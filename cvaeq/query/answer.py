@@ -2,7 +2,9 @@
 
 :func:`ask` is what ``cvaeq query`` runs and what Python users call: it picks
 the model, reads the image, parses and resolves the query, runs the engine
-(:func:`cvaeq.engine.infer`) and summarises the weighted samples:
+(:func:`cvaeq.engine.infer_scenarios`: every target a variable in its
+scenario; a query without ``@`` has them all in one) and summarises the
+weighted samples, with its ``rung`` (:mod:`cvaeq.rung`):
 
 * factor targets of ``P(...)``: ``distribution`` ``{target: {value: p}}``, one
   marginal per target, values written as in the query language;
@@ -30,8 +32,10 @@ queries; ground truth). A query about the image with ``story=`` alone uses
 the checkpoint shipped for that story, if any (:func:`shipped_checkpoint`).
 
 >>> a = ask("P(shape | do(scale=1))", story="default", samples=2000, seed=0)
->>> a.kind, a.samples, a.ess
+>>> a.rung, a.samples, a.ess
 ('interventional', 2000, 2000.0)
+>>> ask("P(shape)", story="default", samples=10, seed=0).rung
+'observational'
 >>> sorted(a.distribution["shape"])
 ['ellipse', 'heart', 'square']
 """
@@ -48,10 +52,11 @@ import numpy as np
 import torch
 
 from ..allocator import release_freed_memory
-from ..engine import Result, infer, infer_worlds
+from ..engine import Result, infer_scenarios
 from ..errors import QueryError
 from ..limits import check_question_cost
 from ..loading import Mechanisms, load_mechanisms, shipped_checkpoint
+from ..rung import Rung, scenario_key
 from ..story import IMAGE, LATENT, Story, load_story
 from .parser import parse
 from .resolution import ResolvedQuery, resolve
@@ -152,7 +157,8 @@ class Answer:
     """The answer to one query; :meth:`to_json` and :meth:`to_table` print it.
 
     :ivar query: the canonical query text.
-    :ivar kind: ``"observational"``, ``"interventional"`` or ``"counterfactual"``.
+    :ivar rung: ``"observational"``, ``"interventional"`` or ``"counterfactual"``
+        (:func:`cvaeq.rung.rung`; ``kind`` is its former name).
     :ivar targets: the targets, as asked.
     :ivar samples: the number of particles.
     :ivar ess: the effective sample size of the abduction (``samples`` when
@@ -176,7 +182,7 @@ class Answer:
     """
 
     query: str
-    kind: str
+    rung: Rung
     targets: tuple[str, ...]
     samples: int
     ess: float
@@ -193,6 +199,11 @@ class Answer:
     story: str = "default"
     result: Result | None = field(default=None, repr=False, compare=False)
     warnings: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> Rung:
+        """The former name of :attr:`rung`."""
+        return self.rung
 
     def save_images(self, out: str | os.PathLike) -> "Answer":
         """Write the pictures of an X answer into the folder ``out``; returns the
@@ -212,7 +223,7 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as plain JSON-ready data (see :meth:`to_json`)."""
-        d: dict[str, Any] = {"query": self.query, "kind": self.kind}
+        d: dict[str, Any] = {"query": self.query, "rung": self.rung}
         if self.distribution:
             d["distribution"] = self.distribution
         if self.expectation:
@@ -234,7 +245,7 @@ class Answer:
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
-        """One JSON object: ``query``, ``kind``, ``distribution`` / ``expectation``
+        """One JSON object: ``query``, ``rung``, ``distribution`` / ``expectation``
         / ``mean`` and ``sd`` / ``images`` and ``predicted``, ``samples``, ``ess``,
         ``model``, ``story``; and ``warnings`` (a list of lines) when the
         answer has any."""
@@ -257,7 +268,7 @@ class Answer:
         (factors with many values leave out those below 0.0001), the expectation,
         Z's mean and sd, the written images and predicted factors."""
         source = self.model if self.model else f"story {self.story!r} (true tables)"
-        lines = [self.query, f"kind: {self.kind}   samples: {self.samples}   ESS: {self.ess:.1f}   model: {source}"]
+        lines = [self.query, f"rung: {self.rung}   samples: {self.samples}   ESS: {self.ess:.1f}   model: {source}"]
         lines += [f"warning: {w}" for w in self.warnings]
         for t, dist in self.distribution.items():
             width = max(len(t), *(len(v) for v in dist))
@@ -303,17 +314,17 @@ def image_target(targets) -> str | None:
     return next((t for t in targets if t == IMAGE or t.startswith(IMAGE + " @ ")), None)
 
 
-def _summarise_worlds(r: ResolvedQuery, result, mech: Mechanisms, evidence_image) -> dict[str, Any]:
-    """The parts of a multi-world answer, keyed by each target's text."""
+def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_image) -> dict[str, Any]:
+    """The parts of an answer, keyed by each target's text (a bare name without ``@``)."""
     world = mech.story.world
     if r.events:
-        return {"probability": round(result.probability({w.key: w.value for w in r.worlds}), DIGITS)}
+        return {"probability": round(result.probability({v.key: v.value for v in r.variables}), DIGITS)}
     if r.difference:
-        left, right = r.worlds
+        left, right = r.variables
         return {"expectation": {r.targets[0]: round(result.expected_difference(left.key, right.key), DIGITS)}}
     out: dict[str, Any] = {}
-    for w in r.worlds:
-        t, key = w.variable, w.key
+    for v in r.variables:
+        t, key = v.variable, v.key
         if t in world.sizes:
             if r.expectation:
                 out.setdefault("expectation", {})[key] = round(result.expectation(key), DIGITS)
@@ -346,45 +357,15 @@ def _images(result: Result, key: str, mech: Mechanisms, evidence_image) -> dict[
     }
 
 
-def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_image) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    world = mech.story.world
-    label = world.label
-    for t in r.targets:
-        if t in world.sizes:
-            if r.expectation:
-                out.setdefault("expectation", {})[t] = round(result.expectation(t), DIGITS)
-            else:
-                dist = result.distribution(t)
-                out.setdefault("distribution", {})[t] = {label(t, k): round(p, DIGITS) for k, p in dist.items()}
-        elif t == LATENT:
-            s = result.samples[t].double()
-            w = result.weights.reshape(-1, 1)
-            mean = (s * w).sum(0)
-            sd = ((s - mean).pow(2) * w).sum(0).clamp(min=0).sqrt()
-            out.setdefault("latent", {})[t] = {
-                "mean": [round(v, DIGITS) for v in mean.tolist()], "sd": [round(v, DIGITS) for v in sd.tolist()]
-            }
-        elif t == IMAGE:
-            n = min(GRID_IMAGES, result.num_particles)
-            mean = result.mean_image().numpy().astype(np.float64).clip(0, 1)
-            out["sample_images"] = result.sample_images(n).numpy().astype(np.uint8)
-            out["mean_image"] = mean
-            out["evidence_image"] = evidence_image
-            out["predicted"] = read_factors(mech.image_model, mean, world)
-    return out
-
-
 def _uses_image(r: ResolvedQuery) -> bool:
     """Whether answering ``r`` needs an image model: X is a target or observed."""
-    return IMAGE in set(r.targets) | set(r.evidence) | {w.variable for w in r.worlds}
+    return IMAGE in r.evidence or any(v.variable == IMAGE for v in (*r.variables, *r.scenario_evidence))
 
 
 def question_scm(r: ResolvedQuery, mech: Mechanisms):
     """The SCM ``r`` is asked of: with the image node X when X is in the question
-    (a target, evidence, a world's variable), or Z is and :func:`_z_needs_image`."""
-    uses_image = _uses_image(r) or any(w.variable == IMAGE for w in r.world_evidence)
-    return mech.scm(uses_image or _z_needs_image(r, mech))
+    (a target in any scenario, or evidence), or Z is and :func:`_z_needs_image`."""
+    return mech.scm(_uses_image(r) or _z_needs_image(r, mech))
 
 
 def _z_needs_image(r: ResolvedQuery, mech: Mechanisms) -> bool:
@@ -395,12 +376,11 @@ def _z_needs_image(r: ResolvedQuery, mech: Mechanisms) -> bool:
     factor and Z, as the image model's are): the engine draws the noise node
     by node in that order, so leaving X out changes no draw and the answer is
     the same, bit for bit (``tests/query/test_answer.py``), without decoding
-    a picture per particle and world that nobody asked for. A model whose Z
+    a picture per particle and scenario that nobody asked for. A model whose Z
     has another size than its story's keeps the image node (its SCM's Z is
     the model's).
     """
-    latent = LATENT in r.targets or any(w.variable == LATENT for w in r.worlds)
-    if not latent or mech.image_model is None:
+    if not any(v.variable == LATENT for v in r.variables) or mech.image_model is None:
         return False
     return (mech.story.graph.order[-1] != IMAGE
             or int(getattr(mech.image_model, "latent_dim", mech.story.latent_dim)) != mech.story.latent_dim)
@@ -410,22 +390,15 @@ def question_work(r: ResolvedQuery, scm, world) -> dict[str, int]:
     """What answering ``r`` on ``scm`` computes per particle, the arguments of
     :func:`cvaeq.limits.question_cost` (all but the particles).
 
-    Every world in which the image changes decodes one picture per particle:
-    the abduction's (it draws or explains the picture), then, in a one-world
-    query, the predicted world (the whole model is replayed), and in a query
-    about several worlds each distinct world whose interventions reach X.
+    Every scenario in which the image changes decodes one picture per particle:
+    the abduction's (it draws or explains the picture; the factual scenario's
+    values are its own), then each distinct intervened scenario whose
+    interventions reach X.
     """
-    intervened = {tuple(sorted(w.world.items())) for w in (*r.worlds, *r.world_evidence) if w.world}
-    if not r.multiworld:
-        intervened = {("predicted",)}  # one world, predicted by replaying the whole model
+    intervened = {scenario_key(v.scenario) for v in (*r.variables, *r.scenario_evidence) if v.scenario}
     image = IMAGE in scm.nodes
-    pixels = 0
-    reaching = 0
-    if image:
-        pixels = int(np.prod(world.image_shape))
-        for do in intervened:
-            if do == ("predicted",) or any(v == IMAGE or IMAGE in scm.graph.descendants(v) for v, _ in do):
-                reaching += 1
+    pixels = int(np.prod(world.image_shape)) if image else 0
+    reaching = sum(any(f == IMAGE or IMAGE in scm.graph.descendants(f) for f, _ in do) for do in intervened)
     values = nodes = 0
     for v in scm.nodes:
         if v == IMAGE:
@@ -442,7 +415,7 @@ def question_work(r: ResolvedQuery, scm, world) -> dict[str, int]:
 
 def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
     """Answer a resolved query with the given mechanisms (see :func:`ask`)."""
-    image_target = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
+    image_target = any(v.variable == IMAGE for v in r.variables)
     uses_image = image_target or IMAGE in r.evidence
     if uses_image and mech.image_model is None:
         raise QueryError(NEEDS_MODEL)
@@ -459,7 +432,7 @@ def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None,
             f"use at most {MAX_IMAGE_SAMPLES}"
         )
     scm = question_scm(r, mech)
-    # bounded by its work before any is done: particles x worlds x pixels decoded (cvaeq.limits)
+    # bounded by its work before any is done: particles x scenarios x pixels decoded (cvaeq.limits)
     cost = check_question_cost(samples, **question_work(r, scm, mech.story.world), error=QueryError)
     try:
         return _answer(r, mech, scm, samples, seed)
@@ -478,28 +451,22 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
             evidence[v] = torch.as_tensor(evidence_image, dtype=torch.float32)
         else:
             evidence[v] = torch.tensor(value)
-    if r.multiworld:
-        targets = {w.key: (w.variable, {f: torch.tensor(c) for f, c in w.world.items()}) for w in r.worlds}
-        observed = [(w.variable, {f: torch.tensor(c) for f, c in w.world.items()}, w.value) for w in r.world_evidence]
-        with torch.no_grad():
-            result = infer_worlds(scm, targets, evidence, num_particles=samples, seed=seed, world_evidence=observed)
-            parts = _summarise_worlds(r, result, mech, evidence_image)
-        ess = round(float(result.ess), 6)
-        return Answer(
-            query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=ess,
-            model=mech.name, story=mech.story.name, result=result,
-            warnings=evidence_warnings(ess, samples, bool(evidence or observed)), **parts,
-        )
-    interventions = {f: torch.tensor(c) for f, c in r.interventions.items()}
+    targets = {v.key: (v.variable, _tensors(v.scenario)) for v in r.variables}
+    observed = [(v.variable, _tensors(v.scenario), v.value) for v in r.scenario_evidence]
     with torch.no_grad():
-        result = infer(scm, r.targets, interventions, evidence, num_particles=samples, seed=seed)
+        result = infer_scenarios(scm, targets, evidence, num_particles=samples, seed=seed, scenario_evidence=observed)
         parts = _summarise(r, result, mech, evidence_image)
     ess = round(float(result.ess), 6)
     return Answer(
-        query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=ess,
+        query=r.text, rung=r.rung, targets=r.targets, samples=samples, ess=ess,
         model=mech.name, story=mech.story.name, result=result,
-        warnings=evidence_warnings(ess, samples, bool(evidence)), **parts,
+        warnings=evidence_warnings(ess, samples, bool(evidence or observed)), **parts,
     )
+
+
+def _tensors(scenario: Mapping[str, int]) -> dict[str, torch.Tensor]:
+    """A scenario's interventions as the engine takes them."""
+    return {f: torch.tensor(c) for f, c in scenario.items()}
 
 
 def ask(

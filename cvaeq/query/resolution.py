@@ -1,8 +1,10 @@
 """Resolution: a syntax tree checked against a story, ready for the engine.
 
-:func:`resolve` decides what a query means — which kind of question it asks,
-which factor classes its values name, which image ``img`` stands for — and
-rejects everything the engine cannot answer, pointing at the column:
+:func:`resolve` decides what a query means — each target a variable in a
+*scenario* (a set of interventions over one draw of the noise; the factual
+scenario has none), which factor classes its values name, which image ``img``
+stands for, which rung of Pearl's ladder it stands on — and rejects
+everything the engine cannot answer, pointing at the column:
 
 - targets are factors, X or Z; ``E[...]`` needs one numeric factor;
 - ``do()`` takes factors only (not X, the image; not Z, a continuous latent
@@ -15,89 +17,111 @@ rejects everything the engine cannot answer, pointing at the column:
 - a variable is intervened on at most once and observed at most once, and the
   factor evidence must have non-zero probability under the story.
 
-The kind follows DESIGN.md §6: no evidence → ``"interventional"`` (the prior
-when there is no ``do`` either); evidence without ``do`` →
-``"observational"``; evidence with ``do`` → ``"counterfactual"`` (the
-evidence describes the factual world).
+A query without ``@`` is the query about one scenario: its targets are in the
+top-level ``do(...)``'s scenario (the factual one without), and evidence is
+about the factual scenario. The rung follows from the scenarios
+(:func:`cvaeq.rung.rung`): ``P(shape)`` and ``P(shape | X=img)``
+observational, ``P(shape | do(scale=1))`` interventional, ``P(posY |
+do(scale=0.52), shape=heart)`` counterfactual (the evidence describes the
+factual scenario, the target is in another).
 
 >>> from cvaeq.story import load_story
 >>> r = resolve(parse("P(posY | do(scale=0.52), shape=heart)"), load_story("default"))
->>> r.kind, r.interventions, r.evidence
-('counterfactual', {'scale': 0}, {'shape': 2})
+>>> r.rung, r.interventions, r.evidence, r.variables
+('counterfactual', {'scale': 0}, {'shape': 2}, (ScenarioVariable(key='posY', variable='posY', scenario={'scale': 0}, value=None),))
+>>> resolve(parse("P(shape)"), load_story("default")).rung
+'observational'
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from ..errors import QueryError
+from ..rung import Rung, rung
 from ..story import IMAGE, LATENT, Story
 from .parser import _error, parse
 from .syntax import Assignment, At, Binding, Difference, Event, Name, Number, Query
 
-__all__ = ["ResolvedQuery", "WorldVariable", "resolve", "Kind"]
+__all__ = ["ResolvedQuery", "ScenarioVariable", "resolve", "Rung", "Kind"]
 
-Kind = Literal["interventional", "observational", "counterfactual"]
+#: The former name of :data:`cvaeq.rung.Rung`.
+Kind = Rung
 #: Most (world-factor) combinations enumerated to check that evidence is possible.
 _MAX_ENUMERATION = 2_000_000
 
 
 @dataclass(frozen=True)
-class WorldVariable:
-    """A variable in one world, resolved.
+class ScenarioVariable:
+    """A variable in one scenario (a set of interventions, :mod:`cvaeq.rung`), resolved.
 
-    :ivar key: its canonical text, e.g. ``"scale @ do(shape=square)"``; the key
-        of its answer in ``--json``.
+    :ivar key: its text, e.g. ``"scale @ do(shape=square)"``, or the bare
+        name when written without ``@``; the key of its answer in ``--json``.
     :ivar variable: the node (a factor, ``"X"`` or ``"Z"``).
-    :ivar world: the world's interventions ``{factor: class}`` (empty: the
-        factual world, the one the evidence describes).
+    :ivar scenario: the scenario's interventions ``{factor: class}`` (empty:
+        the factual scenario, the one the evidence describes).
     :ivar value: the class of an event or an observation; None for a target
         whose distribution is asked.
     """
 
     key: str
     variable: str
-    world: dict[str, int]
+    scenario: dict[str, int]
     value: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class ResolvedQuery:
-    """A query the engine can answer.
+    """A query the engine can answer: every target a variable in its scenario.
 
-    ``text`` is the canonical query text; ``targets`` are factor names, ``"X"``
-    or ``"Z"``; ``interventions`` maps a factor to the class it is set to;
-    ``evidence`` maps a factor to its observed class and ``"X"`` to the bound
-    image object exactly as given in ``bindings`` (e.g. a numpy array). Both
-    dicts keep the order the query wrote them in.
+    ``text`` is the canonical query text; ``rung`` the rung of Pearl's ladder
+    it stands on (:func:`cvaeq.rung.rung`); ``targets`` the targets' texts
+    (factor names, ``"X"``, ``"Z"``, ``"scale @ do(shape=square)"``, ``"a - b"``);
+    ``interventions`` maps a factor to the class the top-level ``do(...)`` sets
+    it to; ``evidence`` maps a factor to its observed class and ``"X"`` to the
+    bound image object exactly as given in ``bindings`` (e.g. a numpy array),
+    both about the factual scenario and in the order the query wrote them.
     """
 
     text: str
-    kind: Kind
+    rung: Rung
     expectation: bool
     targets: tuple[str, ...]
     interventions: dict[str, int]
     evidence: dict[str, int | object]
-    #: Multi-world queries only (``@ do(...)``, events, differences; else empty):
-    #: the variables of the targets in their worlds (the two sides of a difference)…
-    worlds: tuple[WorldVariable, ...] = ()
-    #: …observations in intervened worlds…
-    world_evidence: tuple[WorldVariable, ...] = ()
+    #: the variables of the targets in their scenarios (the two sides of a difference;
+    #: a target without ``@`` is in the top-level do(...)'s scenario, the factual one without)…
+    variables: tuple[ScenarioVariable, ...] = ()
+    #: …observations in intervened scenarios (evidence written with ``@``)…
+    scenario_evidence: tuple[ScenarioVariable, ...] = ()
     #: …whether the targets are events (the answer is the probability they all hold)…
     events: bool = False
-    #: …and whether the target of E[...] is the difference of ``worlds[0]`` and ``worlds[1]``.
+    #: …and whether the target of E[...] is the difference of ``variables[0]`` and ``variables[1]``.
     difference: bool = False
 
     @property
-    def multiworld(self) -> bool:
-        """Whether the query talks about worlds by name (``@ do(...)``), events or differences."""
-        return bool(self.worlds)
+    def kind(self) -> Rung:
+        """The former name of :attr:`rung`."""
+        return self.rung
+
+    @property
+    def plain(self) -> bool:
+        """Whether the targets are plain variables of the top-level ``do(...)``'s scenario
+        (keyed by their names; no ``@``, events or difference)."""
+        return not (self.events or self.difference) and all(v.key == v.variable for v in self.variables)
+
+    def with_targets(self, names: tuple[str, ...]) -> "ResolvedQuery":
+        """A :attr:`plain` query asking ``names`` (known variables) beside its targets, in the same scenario."""
+        if not self.plain:
+            raise QueryError(f"{self.text}: only a query without @, events or a difference takes more targets")
+        added = tuple(ScenarioVariable(n, n, dict(self.interventions)) for n in names)
+        return replace(self, targets=self.targets + names, variables=self.variables + added)
 
 
 def resolve(query: Query, story: Story, bindings: Mapping[str, object] = MappingProxyType({})) -> ResolvedQuery:
@@ -115,27 +139,25 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
     def fail(message: str, column: int | None) -> QueryError:
         return _error(QueryError, message, column or 1, text)
 
-    world = story.world
-    FACTORS = world.names
-    known = (*FACTORS, IMAGE, LATENT)
-    if query.multiworld:
-        return _resolve_worlds(query, story, bindings, fail)
-    targets = _targets(query, world, fail)
-    interventions = _interventions(query.interventions, world, fail)
-
-    evidence = _evidence(query.evidence, story, bindings, fail)
-    _check_possible(query.evidence, evidence, story, fail)
-    if not evidence:
-        kind: Kind = "interventional"
-    else:
-        kind = "counterfactual" if interventions else "observational"
+    _refuse_do_beside_at(query, fail)
+    written, events, difference = _target_variables(query, story.world, fail)
+    interventions = _interventions(query.interventions, story.world, fail)
+    variables = [_in_scenario(v, t, interventions, story.world, fail) for v, t in written]
+    factual = tuple(a for a in query.evidence if not isinstance(a.variable, At))
+    evidence = _evidence(factual, story, bindings, fail)
+    _check_possible(factual, evidence, story, fail)
+    observed = _scenario_evidence(query, story.world, fail)
     return ResolvedQuery(
         text=query.to_text(),
-        kind=kind,
+        rung=rung([v.scenario for v in (*variables, *observed)], evidence=bool(evidence)),
         expectation=query.kind == "E",
-        targets=targets,
+        targets=tuple(t if isinstance(t, str) else t.to_text() for t in query.targets),
         interventions=interventions,
         evidence=evidence,
+        variables=tuple(variables),
+        scenario_evidence=observed,
+        events=events,
+        difference=difference,
     )
 
 
@@ -191,56 +213,59 @@ def _interventions(assignments, world, fail) -> dict[str, int]:
     return interventions
 
 
-def _resolve_worlds(query: Query, story: Story, bindings, fail) -> ResolvedQuery:
-    """A query naming worlds (``v @ do(...)``), events or a difference.
-
-    Every world shares the noise abducted from the factual evidence; a plain
-    variable is in the factual world. A top-level ``do(...)`` would leave
-    unclear which world a plain variable is in, so it is refused here.
-    """
-    world = story.world
-    FACTORS, NUMERIC = world.names, world.numeric
-    known = (*FACTORS, IMAGE, LATENT)
+def _refuse_do_beside_at(query: Query, fail) -> None:
+    """A top-level ``do(...)`` in a query naming scenarios with ``@`` would leave
+    unclear which scenario a plain variable is in: refused."""
     top = [c for c in query.conditions if not isinstance(c, Assignment)]
-    named = _names_a_world(query)
-    if top and named:
+    if top and _names_a_scenario(query):
         raise fail(
             "a query that names worlds with @ cannot also have a top-level do(...): it would be unclear "
             "which world a plain variable is in; write each variable's world with @ "
             "(a plain variable is in the factual world)",
             top[0].column,
         )
-    # No @ anywhere: events or a difference under a top-level do(...) are about
-    # the intervened world, as the targets of a one-world query are
-    # (P(scale=1 | do(shape=square)) is P(scale @ do(shape=square) = 1)).
-    target_world = _interventions(query.interventions, world, fail) if top else {}
 
-    def variable(v, column, role: str) -> WorldVariable:
-        name = v.variable if isinstance(v, At) else v
-        col = v.column if isinstance(v, At) and v.column else column
-        _known(name, known, col, fail)
-        w = _interventions(v.world.assignments, world, fail) if isinstance(v, At) else (
-            dict(target_world) if role in ("target", "event") else {})
-        key = v.to_text() if isinstance(v, At) else v
-        return WorldVariable(key=key, variable=name, world=w)
 
-    def same(a: WorldVariable, b: WorldVariable) -> bool:
-        return a.variable == b.variable and a.world == b.world
+#: The scenario of a target written without ``@`` until the top-level do(...) is resolved.
+_TOP: dict[str, int] = {}
 
-    def valued(v: WorldVariable, a, role: str) -> WorldVariable:
-        if v.variable in (IMAGE, LATENT):
-            what = "the image X" if v.variable == IMAGE else "the latent Z"
-            raise fail(f"{role} on {what} in a world is not supported: {what} has no values to compare; "
-                       f"name factors ({', '.join(FACTORS)}) in events and in evidence about other worlds",
-                       a.column)
-        value = _factor_class(Assignment(v.variable, a.value, column=a.column), world, fail)
-        if v.variable in v.world and v.world[v.variable] != value:
-            raise fail(f"impossible {role}: {v.key} is {world.label(v.variable, v.world[v.variable])} "
-                       f"by its own do(), never {a.value.to_text()}", a.column)
-        return WorldVariable(v.key, v.variable, v.world, value)
 
+def _variable(v, column, world, fail, scenario: dict[str, int]) -> ScenarioVariable:
+    """``v`` (a name, or ``name @ do(...)``) checked, in its scenario (``scenario`` unless it has ``@``)."""
+    name = v.variable if isinstance(v, At) else v
+    col = v.column if isinstance(v, At) and v.column else column
+    _known(name, (*world.names, IMAGE, LATENT), col, fail)
+    if isinstance(v, At):
+        return ScenarioVariable(v.to_text(), name, _interventions(v.scenario.assignments, world, fail))
+    return ScenarioVariable(v, name, scenario)
+
+
+def _valued(v: ScenarioVariable, a, role: str, world, fail) -> ScenarioVariable:
+    """``v`` with the class ``a.value`` names: an event (``role``) or an observation."""
+    if v.variable in (IMAGE, LATENT):
+        what = "the image X" if v.variable == IMAGE else "the latent Z"
+        raise fail(f"{role} on {what} in a world is not supported: {what} has no values to compare; "
+                   f"name factors ({', '.join(world.names)}) in events and in evidence about other worlds",
+                   a.column)
+    value = _factor_class(Assignment(v.variable, a.value, column=a.column), world, fail)
+    valued = ScenarioVariable(v.key, v.variable, v.scenario, value)
+    if v.scenario is not _TOP:  # (a target without @ is checked once in its scenario: _in_scenario)
+        _check_own_do(valued, a, role, world, fail)
+    return valued
+
+
+def _check_own_do(v: ScenarioVariable, a, role: str, world, fail) -> None:
+    """An event or an observation contradicting its own scenario's do() is impossible."""
+    if v.variable in v.scenario and v.scenario[v.variable] != v.value:
+        raise fail(f"impossible {role}: {v.key} is {world.label(v.variable, v.scenario[v.variable])} "
+                   f"by its own do(), never {a.value.to_text()}", a.column)
+
+
+def _target_variables(query: Query, world, fail) -> tuple[list[tuple[ScenarioVariable, object]], bool, bool]:
+    """The targets' variables, each with the target it is written in (one without
+    ``@`` in the scenario ``_TOP``, for :func:`_in_scenario`); whether they are
+    events; whether the target is a difference."""
     columns = query.target_columns or (None,) * len(query.targets)
-    worlds: list[WorldVariable] = []
     events = [isinstance(t, Event) for t in query.targets]
     if any(events) and not all(events):
         i = events.index(False) if events[0] else events.index(True)
@@ -249,71 +274,72 @@ def _resolve_worlds(query: Query, story: Story, bindings, fail) -> ResolvedQuery
             "or none is (it asks their distributions); write P(a=1, b=2 | ...) or P(a, b | ...)",
             columns[i],
         )
-    difference = False
+    variables: list[ScenarioVariable] = []
+    written: list[tuple[ScenarioVariable, object]] = []
     for t, column in zip(query.targets, columns):
         if isinstance(t, Difference):
-            difference = True
-            parts = [variable(t.left, column, "target"), variable(t.right, column, "target")]
+            parts = [_variable(t.left, column, world, fail, _TOP), _variable(t.right, column, world, fail, _TOP)]
         elif isinstance(t, Event):
-            parts = [valued(variable(t.target, column, "event"), t, "event")]
+            parts = [_valued(_variable(t.target, column, world, fail, _TOP), t, "event", world, fail)]
         else:
-            parts = [variable(t, column, "target")]
-        for wv in parts:
-            if query.kind == "E" and wv.variable not in NUMERIC:
-                what = f"categorical: ask P({wv.key} ...)" if wv.variable in world.sizes else "not a number"
-                raise fail(f"E[] needs numeric factors ({', '.join(NUMERIC)}); {wv.key} is {what}", column)
-            if any(same(wv, o) for o in worlds):
-                if difference:
-                    raise fail(f"{t.to_text()} is {wv.key} minus itself: always 0; "
-                               "subtract the variable in another world", column)
-                raise fail(f"target {wv.key} is listed twice (or its world written twice); name each target once",
-                           column)
-            worlds.append(wv)
-    images = [w for w in worlds if w.variable == IMAGE]
+            parts = [_variable(t, column, world, fail, _TOP)]
+        for v in parts:
+            _check_target(v, t, column, variables, query.kind, world, fail)
+            variables.append(v)
+            written.append((v, t))
+    images = [v for v in variables if v.variable == IMAGE]
     if len(images) > 1:
         raise fail("one image target per query: the answer draws the pictures of one world; "
                    f"ask {images[0].key} and {images[1].key} in two queries (same --seed: the same particles)",
-                   columns[[w.key for w in worlds].index(images[1].key)] if len(columns) == len(worlds) else None)
+                   columns[[v.key for v in variables].index(images[1].key)] if len(columns) == len(variables) else None)
+    difference = any(isinstance(t, Difference) for t in query.targets)
+    return written, all(events) and bool(events), difference
 
-    factual = [a for a in query.evidence if not isinstance(a.variable, At)]
-    evidence = _evidence(factual, story, bindings, fail)
-    _check_possible(tuple(factual), evidence, story, fail)
-    world_evidence: list[WorldVariable] = []
+
+def _check_target(v: ScenarioVariable, t, column, earlier, kind: str, world, fail) -> None:
+    """One target variable against the query's kind (P or E) and the targets before it."""
+    if kind == "E" and v.variable not in world.numeric:
+        what = f"categorical: ask P({v.key} ...)" if v.variable in world.sizes else "not a number"
+        raise fail(f"E[] needs a numeric factor ({', '.join(world.numeric)}); {v.key} is {what}", column)
+    if any(o.variable == v.variable and o.scenario == v.scenario and (o.scenario is _TOP) == (v.scenario is _TOP)
+           for o in earlier):
+        if isinstance(t, Difference):
+            raise fail(f"{t.to_text()} is {v.key} minus itself: always 0; "
+                       "subtract the variable in another world", column)
+        twice = " (or its world written twice)" if v.key != v.variable else ""
+        raise fail(f"target {v.key} is listed twice{twice}; name each target once", column)
+
+
+def _in_scenario(v: ScenarioVariable, written, interventions: dict[str, int], world, fail) -> ScenarioVariable:
+    """A target written without ``@`` (in ``written``) in the top-level do(...)'s scenario (the
+    factual one without): ``P(scale=1 | do(shape=square))`` is ``P(scale @ do(shape=square) = 1)``."""
+    if v.scenario is not _TOP:
+        return v
+    placed = ScenarioVariable(v.key, v.variable, dict(interventions), v.value)
+    if isinstance(written, Event):
+        _check_own_do(placed, written, "event", world, fail)
+    return placed
+
+
+def _scenario_evidence(query: Query, world, fail) -> tuple[ScenarioVariable, ...]:
+    """The observations written with ``@``: about intervened scenarios."""
+    observed: list[ScenarioVariable] = []
     for a in query.evidence:
         if not isinstance(a.variable, At):
             continue
-        wv = valued(variable(a.variable, a.column, "evidence"), a, "evidence")
-        for o in world_evidence:
-            if same(wv, o):
-                if o.value == wv.value:
-                    raise fail(f"{wv.key} is observed twice; give each observation once", a.column)
-                raise fail(f"contradictory evidence: {wv.key} has two values; a variable has one value in a world",
+        v = _valued(_variable(a.variable, a.column, world, fail, {}), a, "evidence", world, fail)
+        for o in observed:
+            if o.variable == v.variable and o.scenario == v.scenario:
+                if o.value == v.value:
+                    raise fail(f"{v.key} is observed twice; give each observation once", a.column)
+                raise fail(f"contradictory evidence: {v.key} has two values; a variable has one value in a world",
                            a.column)
-        world_evidence.append(wv)
-
-    intervened = any(w.world for w in (*worlds, *world_evidence))
-    if intervened and (evidence or world_evidence or len({tuple(sorted(w.world.items())) for w in worlds}) > 1):
-        kind: Kind = "counterfactual"
-    elif intervened:
-        kind = "interventional"
-    else:
-        kind = "observational" if evidence else "interventional"
-    return ResolvedQuery(
-        text=query.to_text(),
-        kind=kind,
-        expectation=query.kind == "E",
-        targets=tuple(t if isinstance(t, str) else t.to_text() for t in query.targets),
-        interventions={},
-        evidence=evidence,
-        worlds=tuple(worlds),
-        world_evidence=tuple(world_evidence),
-        events=all(events),
-        difference=difference,
-    )
+        observed.append(v)
+    return tuple(observed)
 
 
-def _names_a_world(query: Query) -> bool:
-    """Whether a target or an observation is written in a world, ``v @ do(...)``."""
+def _names_a_scenario(query: Query) -> bool:
+    """Whether a target or an observation is written in a scenario, ``v @ do(...)``."""
     def at(v) -> bool:
         return isinstance(v, At)
 
@@ -329,22 +355,6 @@ def _known(variable: str, VARIABLES: tuple[str, ...], column: int | None, fail) 
         close = same_case or difflib.get_close_matches(variable, VARIABLES, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}? " if close else ""
         raise fail(f"unknown variable {variable!r}; {hint}known: {', '.join(VARIABLES)}", column)
-
-
-def _targets(query: Query, world, fail) -> tuple[str, ...]:
-    columns = query.target_columns or (None,) * len(query.targets)
-    NUMERIC = world.numeric
-    for i, (t, column) in enumerate(zip(query.targets, columns)):
-        _known(t, (*world.names, IMAGE, LATENT), column, fail)
-        if t in query.targets[:i]:
-            raise fail(f"target {t} is listed twice; name each target once", column)
-        if query.kind == "E" and t not in NUMERIC:
-            what = f"categorical: ask P({t} ...)" if t in world.sizes else "not a number"
-            raise fail(
-                f"E[] needs a numeric factor ({', '.join(NUMERIC)}); {t} is {what}",
-                column,
-            )
-    return query.targets
 
 
 def _factor_class(a: Assignment, world, fail) -> int:

@@ -173,7 +173,7 @@ class Assignment:
 class Do:
     """``do(a=v, ...)``: one or several interventions.
 
-    ``"scale" @ do(shape="square")`` is the variable scale in that world (:class:`At`).
+    ``"scale" @ do(shape="square")`` is the variable scale in that scenario (:class:`At`).
     """
 
     assignments: tuple[Assignment, ...]
@@ -200,8 +200,9 @@ class Do:
 @dataclass(frozen=True)
 class At:
     """``variable @ do(...)``: the value ``variable`` would have taken, had the
-    interventions of ``world`` been applied to the world the evidence describes
-    (a potential outcome, Pearl's Y_x; y0 writes ``Y @ X``).
+    interventions of ``scenario`` been applied to the factual world, the one the
+    evidence describes (a potential outcome, Pearl's Y_x; y0 writes ``Y @ X``).
+    The docs of the query language call the scenario a world (:mod:`cvaeq.rung`).
 
     >>> At("scale", do(shape="square")).to_text()
     'scale @ do(shape=square)'
@@ -210,16 +211,21 @@ class At:
     """
 
     variable: str
-    world: Do
+    scenario: Do
     column: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_name(self.variable, "a variable", reserved="do")
-        if not isinstance(self.world, Do):
-            raise QueryError(f"the world of {self.variable} must be a do(...), got {self.world!r}")
+        if not isinstance(self.scenario, Do):
+            raise QueryError(f"the world of {self.variable} must be a do(...), got {self.scenario!r}")
+
+    @property
+    def world(self) -> Do:
+        """The former name of :attr:`scenario`."""
+        return self.scenario
 
     def to_text(self) -> str:
-        return f"{self.variable} @ {self.world.to_text()}"
+        return f"{self.variable} @ {self.scenario.to_text()}"
 
     __str__ = to_text
 
@@ -332,14 +338,6 @@ class Query:
         """The top-level assignments (observations of the factual world, or of
         an intervened one for an :class:`At` variable), in order."""
         return tuple(c for c in self.conditions if isinstance(c, Assignment))
-
-    @property
-    def multiworld(self) -> bool:
-        """Whether the query names a world (``@ do(...)``), an event or a difference:
-        what the one-world queries of before cannot say."""
-        return any(not isinstance(t, str) for t in self.targets) or any(
-            isinstance(a.variable, At) for a in self.evidence
-        )
 
     def to_text(self) -> str:
         body = ", ".join(t if isinstance(t, str) else t.to_text() for t in self.targets)

@@ -24,7 +24,7 @@ the same seed is to give the same answer.
 >>> ex = Explorer(story="pendulum")         # the story's shipped model
 >>> query, evidence = ex.first_question()
 >>> a = ex.ask(query, {"factors": evidence}, samples=20, seed=0).to_dict()
->>> a["kind"], a == ex.ask(query, {"factors": evidence}, samples=20, seed=0).to_dict()
+>>> a["rung"], a == ex.ask(query, {"factors": evidence}, samples=20, seed=0).to_dict()
 ('counterfactual', True)
 """
 
@@ -47,6 +47,7 @@ from ..loading import load_model
 from ..query import parse, resolve
 from ..query.answer import (DEFAULT_SAMPLES, IMAGE_SAMPLES, NEEDS_MODEL, Answer, answer_query, image_target,
                             question_scm)
+from ..rung import scenario_key
 from ..story import IMAGE
 
 __all__ = ["Explorer", "Explored", "Question", "MAX_QUERY_CHARS", "MAX_SERVE_SAMPLES", "MAX_SERVE_IMAGE_SAMPLES",
@@ -315,7 +316,7 @@ class Explorer:
         r = resolve(parse(text), self.story, {"img": loaded})
         if loaded is not None and IMAGE not in r.evidence:
             raise QueryError("an image was given but the query does not use it; write X=img in the query to observe it")
-        image_question = any(w.variable == IMAGE for w in r.worlds) or IMAGE in r.targets
+        image_question = any(v.variable == IMAGE for v in r.variables)
         # a question about Z decodes pictures only when it must be asked with the image node
         # (cvaeq.query.answer.question_scm decides it, as for the CLI and ask())
         uses_image = image_question or IMAGE in r.evidence or (self.has_model and IMAGE in question_scm(r, self.loaded).nodes)
@@ -325,9 +326,8 @@ class Explorer:
         if (image_question or IMAGE in r.evidence) and not self.has_model:
             raise QueryError(NEEDS_MODEL)
         particles = samples if samples is not None else (IMAGE_SAMPLES if image_question else DEFAULT_SAMPLES)
-        # with the image model in the SCM, every world a question names is run with its picture
-        worlds = {tuple(sorted(w.world.items())) for w in r.worlds + r.world_evidence}
-        decoded = (IMAGE in r.evidence) + (len(worlds) if r.multiworld else 1)
+        # with the image model in the SCM, every scenario a question names is run with its picture
+        decoded = (IMAGE in r.evidence) + len({scenario_key(v.scenario) for v in r.variables + r.scenario_evidence})
         pictures = particles * decoded if uses_image else 0
         if pictures > MAX_SERVE_PICTURES:
             raise QueryError(
@@ -348,7 +348,7 @@ class Explorer:
         r, world = q.resolved, self.world
         # an image question also reports every factor of its worlds (the page's bar charts)
         extra = tuple(f for f in world.names if f not in r.targets)
-        asked = replace(r, targets=r.targets + extra) if q.image_question and not r.multiworld else r
+        asked = r.with_targets(extra) if q.image_question and r.plain else r
         with self.lock:
             answer = answer_query(asked, self.loaded, q.samples, q.seed)
         answer = replace(answer, model=self.model_name)  # no server path in an answer
@@ -366,7 +366,7 @@ class Explorer:
             evidence_factors=None if classes is None else {f: world.label(f, c) for f, c in classes.items()},
             observed_image=IMAGE in r.evidence,
         )
-        if (classes is not None and q.image_question and not r.multiworld and r.interventions
+        if (classes is not None and q.image_question and r.plain and r.interventions
                 and IMAGE in r.evidence):
             out = self._with_truth(out, classes, r, q.seed)
         return out

@@ -190,4 +190,4 @@ def test_an_event_under_a_top_level_do_is_answered():
     import json
 
     d = json.loads(r.stdout)
-    assert d["kind"] == "interventional" and 0 < d["probability"] < 1
+    assert d["rung"] == "interventional" and 0 < d["probability"] < 1

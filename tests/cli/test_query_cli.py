@@ -61,17 +61,17 @@ def one_line_exit_2(result, message):
 
 
 @pytest.mark.parametrize(
-    "query, kind",
+    "query, rung",
     [
         ("P(scale | do(shape=heart))", "interventional"),
         ("P(shape | scale=1)", "observational"),
         ("P(scale | do(shape=square), shape=heart, scale=0.5)", "counterfactual"),
     ],
 )
-def test_factor_json_has_the_documented_keys(query, kind):
+def test_factor_json_has_the_documented_keys(query, rung):
     d = ok_json(run(query, "--story", "default", "--samples", 300, "--json"))
-    assert list(d) == ["query", "kind", "distribution", "samples", "ess", "model", "story"]
-    assert d["query"] == query and d["kind"] == kind and d["samples"] == 300
+    assert list(d) == ["query", "rung", "distribution", "samples", "ess", "model", "story"]
+    assert d["query"] == query and d["rung"] == rung and d["samples"] == 300
     target = query[2:query.index(" ")]
     assert sum(d["distribution"][target].values()) == pytest.approx(1)
     assert 0 < d["ess"] <= 300 and d["model"] is None
@@ -95,7 +95,7 @@ def test_table_output_by_default():
     r = run("P(shape | do(scale=1))", "--story", "default", "--samples", 200)
     assert r.exit_code == 0
     lines = r.stdout.splitlines()
-    assert lines[0] == "P(shape | do(scale=1))" and "kind: interventional" in lines[1]
+    assert lines[0] == "P(shape | do(scale=1))" and "rung: interventional" in lines[1]
     assert [line.split()[0] for line in lines[-3:]] == ["square", "ellipse", "heart"]
 
 
@@ -106,7 +106,7 @@ def test_same_seed_same_stdout():
 
 def test_mission_query_writes_the_pngs(ckpt, tmp_path):
     d = ok_json(run(MISSION, "--image", HEART, "--model", ckpt, "--out", tmp_path, "--json"))
-    assert d["kind"] == "counterfactual" and d["samples"] == 100 and d["model"] == str(ckpt)
+    assert d["rung"] == "counterfactual" and d["samples"] == 100 and d["model"] == str(ckpt)
     assert d["images"] == {k: str(tmp_path / f"{k}.png") for k in ("evidence", "samples", "mean")}
     assert set(d["predicted"]) == set(FACTORS)
     assert np.asarray(Image.open(d["images"]["mean"])).shape == (64, 64)

@@ -37,7 +37,7 @@ def test_serve_prints_its_address_answers_and_stops_on_ctrl_c():
         req = urllib.request.Request(base + "api/query", data=json.dumps(question).encode(),
                                      headers={"Content-Type": "application/json"})
         answer = json.load(urllib.request.urlopen(req, timeout=60))
-        assert answer["kind"] == "counterfactual" and answer["model"].endswith("pendulum.safetensors")
+        assert answer["rung"] == "counterfactual" and answer["model"].endswith("pendulum.safetensors")
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

@@ -50,14 +50,14 @@ def test_observational_posterior_matches_the_story(scm, story):
     # P(shape | scale=0.5) by Bayes' rule on the story's tables.
     joint = story.table("shape") * story.table("scale")[:, 0]
     r = infer(scm, ["shape"], {}, {"scale": 0}, 20000, seed=0)
-    assert r.kind == "observational"
+    assert r.rung == "observational"
     assert np.allclose(list(r.distribution("shape").values()), joint / joint.sum(), atol=0.02)
     assert 0 < r.ess < 20000  # likelihood weighting: shape is unobserved, scale observed
 
 
 def test_interventional_query_cuts_the_parents(scm, story):
     r = infer(scm, ["scale", "shape"], {"scale": 5}, {}, 20000, seed=0)
-    assert r.kind == "interventional" and r.ess == pytest.approx(20000)
+    assert r.rung == "interventional" and r.ess == pytest.approx(20000)
     assert r.distribution("scale")[5] == pytest.approx(1.0)
     # shape is an ancestor of scale: do(scale) leaves its distribution alone
     assert np.allclose(list(r.distribution("shape").values()), story.table("shape"), atol=0.015)
@@ -65,7 +65,7 @@ def test_interventional_query_cuts_the_parents(scm, story):
 
 def test_counterfactual_keeps_non_descendants_and_moves_descendants(scm, story):
     r = infer(scm, ["shape", "orientation", "scale", "posX", "posY"], {"shape": 0}, HEART, 5000, seed=0)
-    assert r.kind == "counterfactual"
+    assert r.rung == "counterfactual"
     assert set(r.samples["shape"].tolist()) == {0}
     assert set(r.samples["orientation"].tolist()) == {HEART["orientation"]}  # not a descendant of shape
     assert set(r.factual["scale"].tolist()) == {HEART["scale"]}
@@ -201,7 +201,7 @@ def test_every_weighted_summary_of_a_result_against_a_hand_computation():
     images = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1).expand(4, 2, 2)
     r = Result(targets=("scale", "Z", "X"), samples={"scale": torch.tensor([0, 2, 2, 5]),
                "Z": torch.tensor([[1.0, -1.0], [3.0, 0.0], [-2.0, 4.0], [0.0, 2.0]]), "X": images},
-               factual={}, weights=w, ess=1 / float((w * w).sum()), kind="observational", sizes={"scale": 6},
+               factual={}, weights=w, ess=1 / float((w * w).sum()), rung="observational", sizes={"scale": 6},
                grids={"scale": torch.linspace(0.5, 1, 6, dtype=torch.float64)})
     assert r.distribution("scale") == pytest.approx({0: 0.1, 1: 0, 2: 0.65, 3: 0, 4: 0, 5: 0.25})
     assert r.expectation("scale") == pytest.approx(0.1 * 0.5 + 0.65 * 0.7 + 0.25 * 1.0)

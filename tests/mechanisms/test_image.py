@@ -196,7 +196,7 @@ def test_image_only_evidence_uses_the_proposals(scm):
 def test_counterfactual_square_looks_like_a_square(scm):
     heart, square = (torch.as_tensor(render(np.array([c]))[0], dtype=torch.float32) for c in (HEART, SQUARE))
     r = infer(scm, ["X", "shape"], {"shape": 0}, {"X": heart}, 100, seed=0)
-    assert r.kind == "counterfactual"
+    assert r.rung == "counterfactual"
     assert set(r.samples["shape"].tolist()) == {0}
     mean = r.mean_image()
     assert mean.shape == (64, 64) and float(mean.min()) >= 0 and float(mean.max()) <= 1
@@ -297,7 +297,7 @@ def test_a_model_with_pixel_logits_alone_answers_image_queries(model):
     image = render(np.array([[2, 5, 0, 16, 16]]))[0]
     a = ask("P(X | do(shape=square), X=img)", image=image, model=LogitsOnly(), story=load_story("default"),
             samples=8, seed=0)
-    assert a.sample_images.shape[1:] == (64, 64) and a.kind == "counterfactual"
+    assert a.sample_images.shape[1:] == (64, 64) and a.rung == "counterfactual"
 
 
 def test_the_proposals_categorical_draw_is_pyros_to_the_bit():

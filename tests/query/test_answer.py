@@ -69,7 +69,7 @@ def tolerance(n, p=0.5):
 
 def test_interventional_equals_the_story_row():
     a = ask("P(scale | do(shape=heart))", story="default", samples=4000, seed=1)
-    assert a.kind == "interventional" and a.ess == 4000
+    assert a.rung == "interventional" and a.ess == 4000
     got = np.array([a.distribution["scale"][label("scale", k)] for k in range(6)])
     np.testing.assert_allclose(got, STORY.table("scale")[2], atol=tolerance(4000))
 
@@ -80,7 +80,7 @@ def test_observational_matches_bayes_on_the_story_tables():
     bayes = prior * STORY.table("scale")[:, 5]
     bayes /= bayes.sum()
     got = np.array([a.distribution["shape"][s] for s in SHAPES])
-    assert a.kind == "observational" and a.ess < 10000
+    assert a.rung == "observational" and a.ess < 10000
     np.testing.assert_allclose(got, bayes, atol=tolerance(a.ess))
 
 
@@ -97,7 +97,7 @@ def test_expectation_of_posY_under_do_scale():
     p_posx = STORY.table("shape") @ STORY.table("posX")  # [32]
     e_posy = STORY.table("posY")[5] @ VALUES["posY"]  # [32] over posX
     exact = float(p_posx @ e_posy)
-    assert set(a.to_dict()) == {"query", "kind", "expectation", "samples", "ess", "model", "story"}
+    assert set(a.to_dict()) == {"query", "rung", "expectation", "samples", "ess", "model", "story"}
     assert a.expectation["posY"] == pytest.approx(exact, abs=4 * 0.3 / np.sqrt(8000))
 
 
@@ -108,7 +108,7 @@ def test_expectation_under_evidence_is_weighted_and_matches_bayes():
     posterior = STORY.table("shape") * STORY.table("scale")[:, 5]
     posterior /= posterior.sum()
     exact = float(posterior @ (STORY.table("posX") @ VALUES["posX"]))
-    assert a.kind == "observational" and a.ess < 6000  # the weights are far from equal
+    assert a.rung == "observational" and a.ess < 6000  # the weights are far from equal
     assert a.expectation["posX"] == pytest.approx(exact, abs=4 * 0.3 / np.sqrt(a.ess))
     prior_mean = float(STORY.table("shape") @ (STORY.table("posX") @ VALUES["posX"]))
     assert abs(exact - prior_mean) > 8 * 0.3 / np.sqrt(a.ess)  # what ignoring the weights would give
@@ -124,7 +124,7 @@ def test_counterfactual_gumbel_max_matches_rejection_sampling():
     cf = np.argmax(np.log(STORY.table("scale")[0]) + g[keep], 1)
     expected = np.bincount(cf, minlength=6) / keep.sum()
     got = np.array([a.distribution["scale"][label("scale", k)] for k in range(6)])
-    assert a.kind == "counterfactual"
+    assert a.rung == "counterfactual"
     np.testing.assert_allclose(got, expected, atol=tolerance(a.ess) + 0.01)
 
 
@@ -213,7 +213,7 @@ def test_table_shows_every_value_with_its_probability():
 def test_mission_query_holding_the_rest_gives_the_square(tmp_path):
     a = ask(f"P(X | {HELD}, X=img)", image=HEART_TEXT, model=MODEL, seed=0, out=tmp_path)
     square = render(classes(SQUARE_HELD))[0]
-    assert a.kind == "counterfactual" and a.samples == IMAGE_SAMPLES
+    assert a.rung == "counterfactual" and a.samples == IMAGE_SAMPLES
     assert np.abs(a.mean_image - square).mean() < 0.03
     assert a.predicted == {f: label(f, SQUARE_HELD[f]) for f in FACTORS}
     d = json.loads(a.to_json())
@@ -233,7 +233,7 @@ def test_counterfactual_image_keeps_what_shape_does_not_cause():
 
 def test_observing_an_image_reads_its_factors():
     a = ask("P(shape | X=img)", image=render(classes(HEART))[0], model=MODEL, samples=200, seed=2)
-    assert a.kind == "observational" and a.ess > 1
+    assert a.rung == "observational" and a.ess > 1
     assert a.distribution["shape"]["heart"] > 0.99
 
 
@@ -302,7 +302,7 @@ def test_shipped_checkpoint_answers_the_mission_query(tmp_path):
     assert path is not None and path.name == "default.safetensors", "cvaeq/weights/default.safetensors is missing"
     assert path.stat().st_size <= 20 * 2**20
     a = ask("P(X | do(shape=square), X=img)", image=HEART_TEXT, samples=50, seed=0, out=tmp_path)
-    assert a.model == str(path) and a.kind == "counterfactual"
+    assert a.model == str(path) and a.rung == "counterfactual"
     assert set(a.images) == {"evidence", "samples", "mean"} and set(a.predicted) == set(FACTORS)
     assert a.predicted["shape"] == "square"
     seen = ask("P(shape | X=img)", image=HEART_TEXT, samples=50, seed=0)
@@ -355,11 +355,11 @@ def test_the_cli_refuses_the_same_seeds_in_one_line(seed, message):
 
 @pytest.mark.parametrize("seed", [-1, 1.5, 2**64, True, "0"])
 def test_the_engines_python_api_checks_the_seed_too(seed):
-    from cvaeq.engine import infer, infer_worlds
+    from cvaeq.engine import infer, infer_scenarios
     from cvaeq.scm import build_scm
 
     scm = build_scm(load_story("default"))
-    calls = [lambda: infer(scm, ["shape"], seed=seed), lambda: infer_worlds(scm, {"s": ("shape", {})}, seed=seed),
+    calls = [lambda: infer(scm, ["shape"], seed=seed), lambda: infer_scenarios(scm, {"s": ("shape", {})}, seed=seed),
              lambda: scm.sample(3, seed=seed)]
     for call in calls:
         with pytest.raises(QueryError, match="seed must be an integer from 0 to 9,223,372,036,854,775,807"):
@@ -373,7 +373,7 @@ def test_a_question_about_z_decodes_no_picture_and_answers_the_same(text, monkey
     """Z (with factors) is answered without the image node, bit for bit as with it: X is the
     graph's last node, so the noise drawn before it is the same. Each particle used to decode a
     picture nobody asked for (``P(Z) --samples 1000000`` grew to 23 GB)."""
-    from cvaeq.engine import infer, infer_worlds
+    from cvaeq.engine import infer_scenarios
     from cvaeq.loading import load_mechanisms
     from cvaeq.query import parse, resolve
     from cvaeq.query.answer import answer_query
@@ -390,12 +390,8 @@ def test_a_question_about_z_decodes_no_picture_and_answers_the_same(text, monkey
     full = mech.scm(True)
     assert "X" in full.nodes and "X" not in mech.scm(False).nodes
     evidence = {v: torch.tensor(c) for v, c in r.evidence.items()}
-    if r.multiworld:
-        targets = {w.key: (w.variable, {f: torch.tensor(c) for f, c in w.world.items()}) for w in r.worlds}
-        want = infer_worlds(full, targets, evidence, num_particles=300, seed=5)
-    else:
-        want = infer(full, r.targets, {f: torch.tensor(c) for f, c in r.interventions.items()}, evidence,
-                     num_particles=300, seed=5)
+    targets = {v.key: (v.variable, {f: torch.tensor(c) for f, c in v.scenario.items()}) for v in r.variables}
+    want = infer_scenarios(full, targets, evidence, num_particles=300, seed=5)
     assert set(a.result.samples) == set(want.samples)
     for key in want.samples:
         assert torch.equal(a.result.samples[key], want.samples[key]), key

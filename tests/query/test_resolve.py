@@ -1,4 +1,4 @@
-"""resolve() reads the kind of question, snaps values to the grid and rejects what cannot be answered."""
+"""resolve() reads the rung of a question, snaps values to the grid and rejects what cannot be answered."""
 
 import numpy as np
 import pytest
@@ -17,9 +17,11 @@ def story():
 
 
 @pytest.mark.parametrize(
-    "text, kind",
+    "text, rung",
     [
-        ("P(shape)", "interventional"),  # the prior
+        ("P(shape)", "observational"),  # the prior: no do, the factual scenario alone
+        ("P(shape, scale)", "observational"),
+        ("P(Z)", "observational"),
         ("P(scale | do(shape=heart))", "interventional"),
         ("E[posY | do(scale=1.0)]", "interventional"),
         ("P(shape | X=img)", "observational"),
@@ -28,14 +30,14 @@ def story():
         ("P(posY | do(scale=0.5, posX=0.2), shape=heart)", "counterfactual"),
     ],
 )
-def test_the_kind_follows_from_evidence_and_do(story, text, kind):
-    assert resolve(parse(text), story, {"img": IMAGE}).kind == kind
+def test_the_rung_follows_from_evidence_and_do(story, text, rung):
+    assert resolve(parse(text), story, {"img": IMAGE}).rung == rung
 
 
 def test_the_mission_query_resolves_to_classes_and_the_bound_image(story):
     r = resolve(parse("P(X | do(shape=square), X=img)"), story, {"img": IMAGE})
     assert r.text == "P(X | do(shape=square), X=img)"
-    assert (r.kind, r.expectation, r.targets) == ("counterfactual", False, ("X",))
+    assert (r.rung, r.expectation, r.targets) == ("counterfactual", False, ("X",))
     assert r.interventions == {"shape": 0}
     assert r.evidence.keys() == {"X"} and r.evidence["X"] is IMAGE
 
@@ -66,7 +68,7 @@ def test_trees_built_in_python_resolve_the_same_and_get_columns(story):
     built = P("posY", do(scale=0.5, posX=0.2), shape="heart")
     parsed = parse("P(posY | do(scale=0.5, posX=0.2), shape=heart)")
     a, b = resolve(built, story), resolve(parsed, story)
-    assert (a.kind, a.targets, a.interventions, a.evidence) == (b.kind, b.targets, b.interventions, b.evidence)
+    assert (a.rung, a.targets, a.interventions, a.evidence) == (b.rung, b.targets, b.interventions, b.evidence)
     with pytest.raises(QueryError) as info:
         resolve(E("shape"), story)
     assert info.value.column == 3  # in the canonical text E[shape]
@@ -155,7 +157,7 @@ def test_evidence_impossible_under_the_story_is_refused():
         resolve(parse("P(posX | do(shape=square), scale=1)"), story)
     # Interventions may set what could never be observed.
     assert resolve(parse("P(scale | do(shape=heart))"), story).interventions == {"shape": 2}
-    assert resolve(parse("P(shape | posY=0.5, scale=0.6)"), story).kind == "observational"
+    assert resolve(parse("P(shape | posY=0.5, scale=0.6)"), story).rung == "observational"
 
 
 def test_evidence_impossible_only_in_combination_is_refused():

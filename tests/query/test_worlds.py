@@ -75,7 +75,7 @@ def test_malformed_shortcuts_say_why(text, words):
 NOT_WELL_DEFINED = [
     ("P(scale @ do(shape=square) | do(posX=0.5), shape=heart)", "cannot also have a top-level do(...)"),
     ("P(scale=1, scale @ do(shape=square) | shape=heart)", "either every target is an event"),
-    ("E[shape @ do(scale=1)]", "E[] needs numeric factors"),
+    ("E[shape @ do(scale=1)]", "E[] needs a numeric factor"),
     ("E[posY @ do(shape=heart) - posY @ do(shape=heart)]", "minus itself"),
     ("P(scale @ do(shape=square), scale @ do(shape=square))", "listed twice"),
     ("P(X @ do(shape=square), X | X=img)", "one image target per query"),
@@ -97,16 +97,21 @@ def test_queries_that_are_not_well_defined_say_why(text, words):
 
 
 @pytest.mark.parametrize(
-    "text, kind",
+    "text, rung",
     [
         ("P(scale @ do(shape=square))", "interventional"),
         ("P(scale @ do(shape=square) | shape=heart)", "counterfactual"),
         ("PNS(shape=heart, scale=0.5; shape=square, scale=1)", "counterfactual"),
         ("P(scale=1 | shape=heart)", "observational"),
+        ("P(scale=1)", "observational"),
+        ("P(scale, scale @ do(shape=square))", "counterfactual"),  # two scenarios, no evidence
+        # evidence about the intervened scenario the target is in: conditioning after the intervention
+        ("P(scale @ do(shape=square) | posX @ do(shape=square) = 0.5)", "interventional"),
+        ("P(scale @ do(shape=square) | posX @ do(shape=heart) = 0.5)", "counterfactual"),
     ],
 )
-def test_the_kind_of_a_multi_world_query(text, kind):
-    assert resolve(parse(text), STORY).kind == kind
+def test_the_rung_of_a_multi_world_query(text, rung):
+    assert resolve(parse(text), STORY).rung == rung
 
 
 def test_pn_ps_pns_on_the_default_story_match_the_exact_integral():
@@ -115,7 +120,7 @@ def test_pn_ps_pns_on_the_default_story_match_the_exact_integral():
     for name, value in exact.items():
         a = ask(f"{name}(shape=heart, scale=0.5; shape=square, scale=1)", story="default", samples=20000, seed=1)
         assert a.probability == pytest.approx(value, abs=5 * np.sqrt(value * (1 - value) / a.ess))
-        assert set(a.to_dict()) == {"query", "kind", "probability", "samples", "ess", "model", "story"}
+        assert set(a.to_dict()) == {"query", "rung", "probability", "samples", "ess", "model", "story"}
 
 
 def test_ett_on_the_default_story_is_the_difference_of_two_rows():
@@ -229,7 +234,7 @@ def test_an_event_under_a_top_level_do_is_the_event_in_the_intervened_world(even
     # the one-world distribution of the same question gives it, not refused with a message about @
     a = ask(event, story="default", samples=3000, seed=0)
     b = ask(at, story="default", samples=3000, seed=0)
-    assert a.probability == b.probability and a.kind == b.kind
+    assert a.probability == b.probability and a.rung == b.rung
     if "posX" not in event:
         one_world = ask(event.replace("scale=1", "scale"), story="default", samples=3000, seed=0)
         assert a.probability == pytest.approx(one_world.distribution["scale"]["1"], abs=1e-12)

@@ -110,7 +110,7 @@ def test_factor_questions_answer_with_distributions(client):
     r = ask(client, "P(shape | do(scale=1))", samples=2000)
     assert r.status_code == 200
     d = r.json()
-    assert d["kind"] == "interventional" and sum(d["distribution"]["shape"].values()) == pytest.approx(1.0)
+    assert d["rung"] == "interventional" and sum(d["distribution"]["shape"].values()) == pytest.approx(1.0)
     assert "images" not in d and "truth" not in d
     e = ask(client, "E[posY | do(scale=1)]").json()
     assert set(e["expectation"]) == {"posY"}

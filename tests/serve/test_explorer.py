@@ -34,7 +34,7 @@ def test_the_page_is_described_by_the_story_world(story, request):
     # the first question is answerable as it stands: about the picture of the evidence shown when there is
     # a model (dsprites and pendulum get their shipped ones), else about the factors
     a = ex.ask(d["query"], {"factors": d["evidence"]} if ex.has_model else None, seed=0).to_dict()
-    assert a["kind"] == ("counterfactual" if ex.has_model else "interventional")
+    assert a["rung"] == ("counterfactual" if ex.has_model else "interventional")
     assert ex.has_model == (story != "pong")
 
 

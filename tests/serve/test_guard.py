@@ -101,7 +101,7 @@ def test_cross_origin_writes_are_refused(server):
     # the page's own requests, and a client that is no browser, are answered
     own = json_type | {"Origin": f"http://127.0.0.1:{server[1]}", "Sec-Fetch-Site": "same-origin"}
     status, _, body = http(server, "POST", "/api/query", host=f"127.0.0.1:{server[1]}", headers=own, body=QUESTION)
-    assert status == 200 and json.loads(body)["kind"] == "interventional"
+    assert status == 200 and json.loads(body)["rung"] == "interventional"
     assert http(server, "POST", "/api/query", headers=json_type, body=QUESTION)[0] == 200
 
 

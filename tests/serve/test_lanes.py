@@ -75,14 +75,14 @@ def test_small_questions_answer_while_a_big_one_runs(explorer):
         for _ in range(200):  # bounded: at most 200 small questions, while the big one runs
             start = time.monotonic()
             status, answer = post(base, SMALL, timeout=60)
-            assert status == 200 and answer["kind"] == "counterfactual"
+            assert status == 200 and answer["rung"] == "counterfactual"
             small_times.append(time.monotonic() - start)
             if not big.is_alive():
                 break
             answered_during += 1
         big.join(300)
         status, answer = got["big"]
-        assert status == 200 and answer["samples"] == 1000 and answer["kind"] == "counterfactual"
+        assert status == 200 and answer["samples"] == 1000 and answer["rung"] == "counterfactual"
         # small questions did not wait for the big one: several were answered while it ran
         assert answered_during >= 2, (answered_during, small_times)
         assert max(small_times[:answered_during]) < 10, small_times

@@ -34,7 +34,7 @@ def test_the_pendulum_story_gets_its_shipped_model():
 
 def test_moving_the_light_left_moves_the_shadow_right_as_the_truth_does():
     a = ask("P(X | do(light=2), X=img)", story="pendulum", image=FACTUAL, samples=100, seed=0)
-    assert a.model.endswith("pendulum.safetensors") and a.kind == "counterfactual"
+    assert a.model.endswith("pendulum.safetensors") and a.rung == "counterfactual"
     truth = truth_of("light", 2.0)
     score = float(iou(a.mean_image[None] > 0.5, truth.image)[0])
     assert score > 0.85 and float(iou(EVIDENCE[None], truth.image)[0]) < 0.6

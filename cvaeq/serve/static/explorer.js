@@ -158,7 +158,7 @@ async function showAnswer(a) {
   window.cvaeq.lastError = null;
   controlsFromAnswer(a);
   const source = a.model ? `model ${a.model.split("/").pop()}` : `story ${a.story} (true tables)`;
-  $("meta").textContent = `${a.query}   kind: ${a.kind}   particles: ${a.samples}   ESS: ${a.ess.toFixed(1)}   ${source}`;
+  $("meta").textContent = `${a.query}   rung: ${a.rung}   particles: ${a.samples}   ESS: ${a.ess.toFixed(1)}   ${source}`;
   const warnings = a.warnings || [];  // e.g. evidence the model cannot explain (low ESS)
   $("warnings").textContent = warnings.map((w) => `warning: ${w}`).join("\n");
   $("warnings").hidden = !warnings.length;

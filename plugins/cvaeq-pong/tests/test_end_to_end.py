@@ -66,7 +66,7 @@ def test_lifting_the_ball_moves_only_the_ball(checkpoint):
     evidence = picture(**FACTUAL)
     truth = picture(**{**FACTUAL, "ballY": 0})
     a = ask("P(X | do(ballY=0), X=img)", model=checkpoint, image=evidence, samples=64, seed=0)
-    assert a.kind == "counterfactual" and a.mean_image.shape == (64, 64)
+    assert a.rung == "counterfactual" and a.mean_image.shape == (64, 64)
     assert iou(evidence, truth) < 0.35  # doing nothing is far from the truth
     assert iou(a.mean_image, truth) > 0.85
     assert np.abs(a.mean_image - truth).mean() < 0.2 * np.abs(evidence - truth.astype(float)).mean()
@@ -112,7 +112,7 @@ def test_the_cli_end_to_end(checkpoint, tmp_path):
                              "--out", str(tmp_path / "answer"), "--json"])
     assert r.exit_code == 0, r.output
     answer = json.loads(r.output)
-    assert answer["kind"] == "counterfactual" and answer["predicted"]["ballY"] == "0"
+    assert answer["rung"] == "counterfactual" and answer["predicted"]["ballY"] == "0"
     with Image.open(answer["images"]["mean"]) as png:  # grey: the probability of each pixel
         mean = np.asarray(png.convert("L")) / 255
     assert mean.shape == (64, 64) and iou(mean, picture(**{**FACTUAL, "ballY": 0})) > 0.85

@@ -58,7 +58,7 @@ def test_an_image_counterfactual_runs_and_is_deterministic(tiny_checkpoint):
     kw = dict(model=str(path), image=image, samples=20, seed=0)
     a = ask("P(X | do(shape=square), X=img)", **kw)
     b = ask("P(X | do(shape=square), X=img)", **kw)
-    assert a.kind == "counterfactual" and a.samples == 20
+    assert a.rung == "counterfactual" and a.samples == 20
     assert a.mean_image.shape == (64, 64) and a.sample_images.shape[1:] == (64, 64)
     assert np.array_equal(a.mean_image, b.mean_image) and np.array_equal(a.sample_images, b.sample_images)
     assert a.ess == b.ess

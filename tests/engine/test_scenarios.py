@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cvaeq.engine import infer, infer_worlds
+from cvaeq.engine import infer, infer_scenarios
 from cvaeq.errors import QueryError
 from cvaeq.scm import build_scm
 from cvaeq.story import load_story
@@ -58,17 +58,17 @@ def test_pn_ps_pns_ett_match_the_exact_answer(spec, x, y):
         # PN = P(Y_{x'} = y' | X = x, Y = y)
         exact = probability(world_joint(tables, parents, order, [{}, {x: x2}]),
                             lambda w: w[1][y] == y2, lambda w: w[0][x] == x1 and w[0][y] == y1)
-        r = infer_worlds(scm, {"cf": (y, {x: x2})}, {x: x1, y: y1}, N, seed=1)
+        r = infer_scenarios(scm, {"cf": (y, {x: x2})}, {x: x1, y: y1}, N, seed=1)
         assert abs(r.probability({"cf": y2}) - exact) < tolerance(r.ess, exact), ("PN", x1, y1, x2, y2)
         # PS = P(Y_x = y | X = x', Y = y')
         exact = probability(world_joint(tables, parents, order, [{}, {x: x1}]),
                             lambda w: w[1][y] == y1, lambda w: w[0][x] == x2 and w[0][y] == y2)
-        r = infer_worlds(scm, {"cf": (y, {x: x1})}, {x: x2, y: y2}, N, seed=2)
+        r = infer_scenarios(scm, {"cf": (y, {x: x1})}, {x: x2, y: y2}, N, seed=2)
         assert abs(r.probability({"cf": y1}) - exact) < tolerance(r.ess, exact), ("PS", x1, y1, x2, y2)
         # PNS = P(Y_x = y, Y_{x'} = y')
         exact = probability(world_joint(tables, parents, order, [{x: x1}, {x: x2}]),
                             lambda w: w[0][y] == y1 and w[1][y] == y2)
-        r = infer_worlds(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {}, N, seed=3)
+        r = infer_scenarios(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {}, N, seed=3)
         assert abs(r.probability({"a": y1, "b": y2}) - exact) < tolerance(r.ess, exact), ("PNS", x1, y1, x2, y2)
     # ETT = E[Y_x - Y_{x'} | X = x] (on class indices), by consistency E[Y - Y_{x'} | X = x].
     for x1 in range(xs):
@@ -76,7 +76,7 @@ def test_pn_ps_pns_ett_match_the_exact_answer(spec, x, y):
         joint = world_joint(tables, parents, order, [{}, {x: x2}])
         given = [(p, w) for p, w in joint if w[0][x] == x1]
         exact = sum(p * (w[0][y] - w[1][y]) for p, w in given) / sum(p for p, _ in given)
-        r = infer_worlds(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {x: x1}, N, seed=4)
+        r = infer_scenarios(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {x: x1}, N, seed=4)
         got = float(((r.samples["a"] - r.samples["b"]).double() * r.weights).sum())
         assert abs(got - exact) < 5 * (ys - 1) / r.ess ** 0.5, ("ETT", x1, x2, got, exact)
 
@@ -86,12 +86,12 @@ def test_default_story_pn_matches_the_exact_answer():
     scm = build_scm(story)
     table = story.probs("scale", np.array([[s, 0, 0, 0, 0] for s in range(3)]))  # rows: square, ellipse, heart
     m = gumbel_pair(np.log(table[2]), np.log(table[0]))  # heart -> square
-    r = infer_worlds(scm, {"cf": ("scale", {"shape": 0})}, {"shape": 2, "scale": 0}, N, seed=0)
+    r = infer_scenarios(scm, {"cf": ("scale", {"shape": 0})}, {"shape": 2, "scale": 0}, N, seed=0)
     for k in range(6):
         exact = m[0, k] / table[2, 0]
         assert abs(r.probability({"cf": k}) - exact) < tolerance(r.ess, exact)
     # counterfactual stability, by hand: a big heart would have been a big square, always
-    r = infer_worlds(scm, {"cf": ("scale", {"shape": 0})}, {"shape": 2, "scale": 5}, 2000, seed=0)
+    r = infer_scenarios(scm, {"cf": ("scale", {"shape": 0})}, {"shape": 2, "scale": 5}, 2000, seed=0)
     assert r.probability({"cf": 5}) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -116,7 +116,7 @@ def binary_cases(draw):
 def test_pns_is_at_most_each_of_its_marginals_on_the_same_particles(case):
     spec, x, y, x1, y1, x2, y2 = case
     scm, _, _ = small_story(spec)
-    r = infer_worlds(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {}, 2000, seed=spec.seed % 1000)
+    r = infer_scenarios(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {}, 2000, seed=spec.seed % 1000)
     pns = r.probability({"a": y1, "b": y2})
     assert pns <= min(r.probability({"a": y1}), r.probability({"b": y2})) + 1e-12
     assert pns >= r.probability({"a": y1}) + r.probability({"b": y2}) - 1 - 1e-12
@@ -131,7 +131,7 @@ def test_a_world_setting_the_factual_value_is_the_factual_world(case):
     evidence = {x: x1} if spec.seed % 2 else {x: x1, y: y1}
     targets = {v: (v, {}) for v in scm.nodes}
     targets.update({f"{v} @ do": (v, {x: x1}) for v in scm.nodes})
-    r = infer_worlds(scm, targets, evidence, 500, seed=spec.seed % 1000)
+    r = infer_scenarios(scm, targets, evidence, 500, seed=spec.seed % 1000)
     for v in scm.nodes:
         assert torch.equal(r.samples[v], r.samples[f"{v} @ do"]), v
 
@@ -163,10 +163,10 @@ def test_tian_pearl_bounds_hold_under_the_story(case):
                       lambda w: w[0][y] == y1 and w[1][y] == y2)
     assert pn_lo - 1e-9 <= pn <= pn_hi + 1e-9
     assert pns_lo - 1e-9 <= pns <= pns_hi + 1e-9
-    r = infer_worlds(scm, {"cf": (y, {x: x2})}, {x: x1, y: y1}, 4000, seed=1)
+    r = infer_scenarios(scm, {"cf": (y, {x: x2})}, {x: x1, y: y1}, 4000, seed=1)
     est = r.probability({"cf": y2})
     assert pn_lo - tolerance(r.ess) <= est <= pn_hi + tolerance(r.ess)
-    r = infer_worlds(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {}, 4000, seed=2)
+    r = infer_scenarios(scm, {"a": (y, {x: x1}), "b": (y, {x: x2})}, {}, 4000, seed=2)
     est = r.probability({"a": y1, "b": y2})
     assert pns_lo - tolerance(r.ess) <= est <= pns_hi + tolerance(r.ess)
 
@@ -175,9 +175,9 @@ def test_one_world_is_infer_bit_for_bit():
     scm = build_scm(load_story())
     evidence = {"shape": torch.tensor(2), "scale": torch.tensor(0)}
     a = infer(scm, ["scale", "posY"], {"shape": 0}, evidence, 3000, seed=3)
-    b = infer_worlds(scm, {"s": ("scale", {"shape": 0}), "p": ("posY", {"shape": 0})}, evidence, 3000, seed=3)
+    b = infer_scenarios(scm, {"s": ("scale", {"shape": 0}), "p": ("posY", {"shape": 0})}, evidence, 3000, seed=3)
     assert torch.equal(a.samples["scale"], b.samples["s"]) and torch.equal(a.samples["posY"], b.samples["p"])
-    assert torch.equal(a.weights, b.weights) and a.ess == b.ess and b.kind == "counterfactual"
+    assert torch.equal(a.weights, b.weights) and a.ess == b.ess and b.rung == "counterfactual"
 
 
 def test_evidence_about_an_intervened_world_conditions_by_weighting():
@@ -185,13 +185,13 @@ def test_evidence_about_an_intervened_world_conditions_by_weighting():
     story = load_story()
     scm = build_scm(story)
     table = story.probs("scale", np.array([[s, 0, 0, 0, 0] for s in range(3)]))
-    r = infer_worlds(scm, {"scale": ("scale", {})}, {"shape": 2}, N, seed=5,
-                     world_evidence=[("scale", {"shape": 0}, 5)])
+    r = infer_scenarios(scm, {"scale": ("scale", {})}, {"shape": 2}, N, seed=5,
+                     scenario_evidence=[("scale", {"shape": 0}, 5)])
     m = gumbel_pair(np.log(table[2]), np.log(table[0]))
     exact = m[:, 5] / m[:, 5].sum()
     got = np.array([r.distribution("scale")[k] for k in range(6)])
     assert np.abs(got - exact).max() < tolerance(r.ess)
     assert r.ess < r.abduction_ess  # the particles it ruled out
     with pytest.raises(QueryError, match="no particle of 10 satisfies"):
-        infer_worlds(scm, {"s": ("scale", {})}, {"shape": 2, "scale": 0}, 10,
-                     world_evidence=[("scale", {"shape": 2}, 5)])
+        infer_scenarios(scm, {"s": ("scale", {})}, {"shape": 2, "scale": 0}, 10,
+                     scenario_evidence=[("scale", {"shape": 2}, 5)])
