@@ -79,7 +79,8 @@ def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
     found = sorted(WEIGHTS.glob("*.safetensors")) if WEIGHTS.is_dir() else []
     if story is None:
         named = [p for p in found if p.stem == "default"]
-        return (named or found or [None])[0]
+        chosen = named or found
+        return chosen[0] if chosen else None
     path = WEIGHTS / f"{story.name}.safetensors"
     if path not in found:
         return None
@@ -168,8 +169,8 @@ def load_model(model: Any = None, story: str | os.PathLike | Story | None = None
     if all(hasattr(model, a) for a in ("model", "story", "factor_logits")):  # a loaded checkpoint
         if story is not None:
             raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
-        path = getattr(model, "path", None)
-        return LoadedModel(model.story, model.factor_logits, model.model, str(path) if path else "<checkpoint>")
+        source = getattr(model, "path", None)
+        return LoadedModel(model.story, model.factor_logits, model.model, str(source) if source else "<checkpoint>")
     from .image_model import missing_members
 
     missing = missing_members(model)

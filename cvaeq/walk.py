@@ -45,9 +45,14 @@ __all__ = ["walk", "Site", "Walked", "Policy", "Forward", "PyroSites", "Replay",
 class Walkable(Protocol):
     """What the walk reads of an SCM (:class:`cvaeq.scm.SCM`, or a view of a story)."""
 
-    nodes: tuple[str, ...]
-    mechanisms: Mapping[str, Any]  # each with ``parents`` and ``event_dim``
-    interventions: Mapping[str, Any]
+    @property
+    def nodes(self) -> tuple[str, ...]: ...
+
+    @property
+    def mechanisms(self) -> Mapping[str, Any]: ...  # each with ``parents`` and ``event_dim``
+
+    @property
+    def interventions(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(slots=True)

@@ -90,7 +90,13 @@ class Factor:
     @property
     def size(self) -> int:
         """Number of classes."""
-        return len(self.labels) if self.labels is not None else len(self.values)
+        return len(self.labels) if self.labels is not None else len(self._numbers)
+
+    @property
+    def _numbers(self) -> np.ndarray:
+        """A numeric factor's grid (``values``, never None when ``labels`` is)."""
+        assert self.values is not None, "a factor has labels or values"
+        return self.values
 
     @property
     def numeric(self) -> bool:
@@ -107,20 +113,20 @@ class Factor:
         """What values the factor takes, in words: its labels, or its range and unit."""
         if self.labels is not None:
             return ", ".join(self.labels)
-        return f"{self.values[0]:g} to {self.values[-1]:g}" + (f" {self.unit}" if self.unit else "")
+        return f"{self._numbers[0]:g} to {self._numbers[-1]:g}" + (f" {self.unit}" if self.unit else "")
 
     def label(self, cls: int) -> str:
         """A class as written in the query language: a name, or a number (6 significant digits)."""
         if self.labels is not None:
             return self.labels[cls]
-        return f"{self.values[cls]:.6g}"
+        return f"{self._numbers[cls]:.6g}"
 
     def snap(self, value: float) -> int:
         """Class of the grid value nearest ``value``; off the domain (beyond half
         a grid step past either end) is a DataError."""
-        if self.numeric is False:
+        if self.labels is not None:
             raise DataError(f"{self.name} takes a name ({', '.join(self.labels)}), not a number")
-        grid = self.values
+        grid = self._numbers
         half = (grid[1] - grid[0]) / 2 if len(grid) > 1 else 0.5
         if not math.isfinite(value) or value < grid[0] - half or value > grid[-1] + half:
             raise DataError(f"{self.name}={value:g} is off the domain; allowed: {self.domain}")
@@ -208,6 +214,10 @@ class World:
     file_constants: tuple[tuple[str, float], ...] = ()
     description: str = ""
     laws: Mapping[str, Law] = field(default_factory=dict)
+    # set by __post_init__ (a frozen dataclass: through object.__setattr__)
+    _by_name: dict[str, Factor] = field(init=False, repr=False)
+    _sizes: np.ndarray = field(init=False, repr=False)
+    _bases: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", self.name):

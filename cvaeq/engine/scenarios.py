@@ -75,7 +75,7 @@ def predict_scenarios(scms: Mapping[tuple, SCM | None], particles: Particles) ->
 def weigh_scenario_evidence(
     particles: Particles,
     predicted: Mapping[tuple, Mapping[str, Tensor]],
-    observed: Sequence[tuple[str, Mapping[str, object], object]],
+    observed: Sequence[tuple[str, Mapping[str, object], int]],
 ) -> tuple[Tensor, float]:
     """The answer's log-weights ``[S]`` and ESS: the abduction's, times 0 where a
     particle's prediction disagrees with an observation ``(node, interventions,

@@ -151,7 +151,7 @@ class CheckedMechanism:
             out = self._call(name, fn, value, parents)
             return self._log_density(name, out, int(value.shape[0]))
 
-        def abduct(value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
+        def abduct(value: Tensor, parents: Mapping[str, Tensor]) -> Abduction | Tensor:
             out = self._call(name, fn, value, parents)
             s = int(value.shape[0])
             if name == "abduct_noise":
@@ -176,7 +176,9 @@ class CheckedMechanism:
             self._log_density(name, out[1], int(value.shape[0]))
             return out
 
-        checked: dict[str, Callable[..., Any]] = {"log_prob": log_prob, "abduct": abduct, "abduct_noise": abduct, "propose": propose}
+        checked: dict[str, Callable[..., Any]] = {
+            "log_prob": log_prob, "abduct": abduct, "abduct_noise": abduct, "propose": propose
+        }
         return checked[name]
 
     # ------------------------------------------------------------- checks

@@ -12,6 +12,8 @@ score of a trained model against the world's true counterfactuals.)
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -72,7 +74,7 @@ def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: to
         union += float((rec | xb).sum())
     torch.set_rng_state(gen_state)
     model.train(was_training)
-    out = {key: total / n for key, total in totals.items()}
+    out: dict[str, Any] = {key: total / n for key, total in totals.items()}
     out["accuracy"] = {f: correct[f] / n for f in names}
     out.update({f"{f}_exact": exact[f] / n for f in equivalent})
     out["recon_iou"] = inter / max(union, 1.0)

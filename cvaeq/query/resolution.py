@@ -400,7 +400,7 @@ def _check_possible(written: tuple[Assignment, ...], evidence: dict, story: Stor
     SIZES, label = story.world.sizes, story.world.label
     observed = {f: c for f, c in evidence.items() if f in SIZES}
     for a in written:
-        if a.variable in observed and not _possible({a.variable: observed[a.variable]}, story):
+        if isinstance(a.variable, str) and a.variable in observed and not _possible({a.variable: observed[a.variable]}, story):
             raise fail(
                 f"impossible evidence: {a.variable}={label(a.variable, observed[a.variable])} has probability 0 "
                 f"under story {story.name!r}; no factual world matches it",

@@ -10,6 +10,7 @@ with hypothesis' smallest counterexample. Run them all with
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from ..engine import abduct, intervene, predict
 from .scms import SCMSpec, enumerate_marginals, random_scm, resolve_family, scm_specs
+
+if TYPE_CHECKING:
+    from ..scm import SCM
 
 __all__ = [
     "CHECKS",
@@ -35,6 +39,11 @@ __all__ = [
 #: Whether a failing check shrinks its counterexample (slower failures, smaller examples).
 SHRINK = True
 
+
+def _factor(scm: SCM, v: str) -> Any:
+    """Node ``v``'s mechanism in a random SCM of categorical factors: it has the
+    optional members ``size`` and ``log_prob`` that the checks below use."""
+    return scm.mechanisms[v]
 
 def _property(max_examples: int):
     """Hypothesis settings for the checks: derandomised (reproducible in CI), no database."""
@@ -103,7 +112,7 @@ def check_do_sets_value(family, max_examples: int = 12, num_particles: int = 256
         scm, _ = random_scm(factory, spec)
         rng = _rng(spec, 2)
         v = scm.nodes[int(rng.integers(len(scm.nodes)))]
-        a = int(rng.integers(scm.mechanisms[v].size))
+        a = int(rng.integers(_factor(scm, v).size))
         world = _world(scm, num_particles, spec.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
@@ -127,7 +136,7 @@ def check_non_descendants_keep_factual(family, max_examples: int = 12, num_parti
         scm, _ = random_scm(factory, spec)
         rng = _rng(spec, 3)
         v = scm.nodes[int(rng.integers(len(scm.nodes)))]
-        a = int(rng.integers(scm.mechanisms[v].size))
+        a = int(rng.integers(_factor(scm, v).size))
         world = _world(scm, num_particles, spec.seed)
         observed = {u: world[u] for u in scm.nodes if rng.random() < 0.7}
         with torch.random.fork_rng(devices=[]):
@@ -184,7 +193,7 @@ def check_interventional_matches_enumeration(family, max_examples: int = 10, num
         do = {}
         if rng.random() < 0.8:
             v = scm.nodes[int(rng.integers(len(scm.nodes)))]
-            do[v] = int(rng.integers(scm.mechanisms[v].size))
+            do[v] = int(rng.integers(_factor(scm, v).size))
         exact = enumerate_marginals(scm, tables, do)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
@@ -222,7 +231,7 @@ def check_posterior_matches_rejection(family, max_examples: int = 8, num_particl
         observed = {child: world[child][0]}
         if rng.random() < 0.5:
             observed[v] = world[v][0]
-        do = {v: int(rng.integers(scm.mechanisms[v].size))}
+        do = {v: int(rng.integers(_factor(scm, v).size))}
         world_do = intervene(scm, do)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
@@ -242,7 +251,7 @@ def check_posterior_matches_rejection(family, max_examples: int = 8, num_particl
             )
             ref = predict(world_do, kept)
         for u in scm.nodes:
-            size = scm.mechanisms[u].size
+            size = _factor(scm, u).size
             a = _marginal(cf[u], p.weights, size)
             b = _marginal(ref[u], kept.weights, size)
             tol = _tolerance(p.ess) + _tolerance(n_keep)
@@ -261,7 +270,7 @@ def check_log_prob_matches_table(family, max_examples: int = 10) -> None:
     def run(spec):
         scm, tables = random_scm(factory, spec)
         for v in scm.nodes:
-            m = scm.mechanisms[v]
+            m = _factor(scm, v)
             if not callable(getattr(m, "log_prob", None)):
                 continue
             t = tables[v]
@@ -287,7 +296,7 @@ def check_abduction_weighs_as_log_prob(family, max_examples: int = 10) -> None:
     def run(spec):
         scm, tables = random_scm(factory, spec)
         for v in scm.nodes:
-            m = scm.mechanisms[v]
+            m = _factor(scm, v)
             if not can_abduct(m):
                 continue
             t = tables[v]
@@ -330,7 +339,7 @@ def check_values_follow_the_protocol(family, max_examples: int = 12, num_particl
         scm, tables = random_scm(factory, spec)
         wrapped = {}
         for v in scm.nodes:
-            m = scm.mechanisms[v]
+            m = _factor(scm, v)
             size = getattr(m, "size", None)
             assert size == tables[v].shape[-1], f"the mechanism of {v} has size {size!r}, its table {tables[v].shape[-1]}"
             assert getattr(m, "event_dim", None) == 0, f"the mechanism of {v} is not categorical (event_dim 0)"
