@@ -4,7 +4,7 @@
 8×8 background, its edge anti-aliased (levels between the colour and the
 grey), so its pictures use more than two levels per channel. Its story: the
 hue picks the size. The model (no training): ``loc`` is the true picture on the
-[0, 1] scale, shifted by ``0.02 * z``, ``log_scale`` -4 (a scale of about five
+[0, 1] scale, shifted by ``0.003 * z``, ``log_scale`` -4 (a scale of about five
 levels); q(factors | X) matches the picture against the nine templates;
 q(Z | X, factors) is the prior.
 """
@@ -61,7 +61,7 @@ class SwatchModel(torch.nn.Module):
     latent_dim = 1
     pixel = "8bit"
 
-    def __init__(self, log_scale: float = -4.0, shift: float = 0.02, sharpness: float = 400.0):
+    def __init__(self, log_scale: float = -4.0, shift: float = 0.003, sharpness: float = 400.0):
         super().__init__()
         self.log_scale, self.shift, self.sharpness = log_scale, shift, sharpness
 
