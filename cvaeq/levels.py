@@ -122,10 +122,19 @@ def log_prob(levels: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
     >>> abs(float(p.sum()) - 1.0) < 1e-5
     True
     """
-    a, b = standardised_edges(levels, loc, log_scale)
     # sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - e^(a - b)): no difference of two
-    # probabilities, so nothing cancels in either tail or in a narrow bin; differentiable throughout
-    return logsigmoid(b) + logsigmoid(-a) + torch.log(-torch.expm1(a - b))
+    # probabilities, so nothing cancels in either tail or in a narrow bin. The end bins' outer
+    # edges are infinite; they are kept out of the arithmetic (finite stand-ins, then the end
+    # bins' own terms chosen), so that training gets finite gradients there too
+    k = levels.long()
+    top = LEVELS - 1
+    lo_edge = (k.to(loc.dtype) - 0.5) / top
+    scale = log_scale.exp()
+    a = (lo_edge - loc) / scale
+    b = (lo_edge + 1.0 / top - loc) / scale
+    up, down = logsigmoid(b), logsigmoid(-a)  # log P(eps < b), log P(eps >= a)
+    inner = up + down + torch.log(-torch.expm1(a - b))
+    return torch.where(k == 0, up, torch.where(k == top, down, inner))
 
 
 def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
