@@ -248,5 +248,6 @@ def _check_levels(model, out, expected: tuple[int, ...]) -> None:
     ok = isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)
     if not ok or any(tuple(t.shape) != expected or not t.is_floating_point() for t in out):
         raise plugin_error(_who_made(model), f"pixel_levels() must return (loc, log_scale), each float {list(expected)}")
-    if any(bool(torch.isnan(t).any()) for t in out):
+    # a sum is NaN when any value is (one pass; +inf and -inf together also give NaN, and are as wrong)
+    if any(bool(torch.isnan(t.sum())) for t in out):
         raise plugin_error(_who_made(model), "pixel_levels() returned NaN")

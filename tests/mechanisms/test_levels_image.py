@@ -291,3 +291,18 @@ def test_the_likelihood_trains_finite_gradients_in_every_bin_and_tail():
     assert bool(torch.isfinite(log_scale.grad).all())
     # a level 0.9 / 0.0025 = 360 noise units away: log p ~ -360, not -inf
     assert -400 < float(lp[0].detach()) < -300
+
+
+def test_a_plugin_model_that_decodes_nan_is_one_line_naming_it():
+    from cvaeq.errors import PluginError
+
+    class Nan(SwatchModel):
+        def pixel_levels(self, classes, z):
+            loc, ls = super().pixel_levels(classes, z)
+            loc[:, 1, 2, 3] = float("nan")
+            return loc, ls
+
+    m = discretised_logistic_image(Nan(), factors=("hue", "size"), shape=(3, 8, 8))
+    ps = {"hue": torch.tensor([0]), "size": torch.tensor([1]), "Z": torch.zeros(1, 1)}
+    with pytest.raises(PluginError, match=r"image model Nan\).*pixel_levels\(\) returned NaN"):
+        m.assign(ps, torch.zeros(1, 3, 8, 8))
