@@ -153,14 +153,16 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
     scale = log_scale.exp()
     top = LEVELS - 1
     guess = torch.addcmul(loc, scale, eps)  # loc + s * eps: the pixel value, unrounded
-    guess = guess.nan_to_num_(nan=0.0).clamp_(-1.0, 2.0).mul_(top).add_(0.5).floor_().clamp_(0, top)
+    # the bin of the guess on the unbounded grid of bins of width 1/255 (levels below 0 and above 255
+    # are the end bins' parts; the pixel value kept within [-1, 2] keeps them whole numbers)
+    guess = guess.nan_to_num_(nan=0.0).clamp_(-1.0, 2.0).mul_(top).add_(0.5).floor_()
     # the guessed bin's edges in noise units, as standardised_edges computes them: one pass over all
     lo = guess.sub(0.5).div_(top).sub_(loc).div_(scale)
     hi = guess.add(0.5).div_(top).sub_(loc).div_(scale)
-    down = (eps < lo).logical_and_(guess > 0)  # (the end bins reach to infinity)
-    up = (eps >= hi).logical_and_(guess < top)
+    down, up = eps < lo, eps >= hi
     if not bool(down.any()) and not bool(up.any()):
-        return guess.to(torch.uint8)
+        return guess.clamp_(0, top).to(torch.uint8)
+    guess = guess.clamp_(0, top)  # the end bins reach to infinity: what is beyond is theirs
     # the few guesses that rounding put a bin off, and only those: moved and checked until right
     flat = [t.reshape(-1) for t in (loc, scale, eps)]
     g = guess.view(-1)
@@ -213,9 +215,10 @@ def abduct(levels: Tensor, loc: Tensor, log_scale: Tensor, r: Tensor) -> tuple[T
     weight = torch.sigmoid(a.neg()).mul_(q)  # L = sigmoid(-a) q
     log_p = torch.sigmoid(b).mul_(weight).log_()  # log(sigmoid(b) - sigmoid(a))
     r_w = weight.mul_(r)
-    eps = torch.rsub(r_w, 1.0).log_().sub_(torch.exp(b.neg()).add_(r_w).log_())
-    eps = torch.minimum(torch.maximum(eps, a, out=eps), torch.maximum(torch.nextafter(b, b.new_full((), -math.inf)), a),
-                        out=eps)
+    eps = torch.rsub(r_w, 1.0).div_(torch.exp(b.neg()).add_(r_w)).log_()  # log((1 - rL) / (e^-b + rL))
+    # into [a, b) as float numbers (only rounding can put it out); a bin empty in floats (a == b, a level
+    # of probability 0) gets its top, outside: no particle can carry such a level
+    eps = torch.clamp(eps, min=a, max=torch.nextafter(b, b.new_full((), -math.inf)), out=eps)
     if not shape.numel():
         return eps, log_p
     far_lo, far_hi = bool(b.min() <= -TAIL), bool(a.max() >= TAIL)
