@@ -339,3 +339,15 @@ def test_factors_render_an_8bit_world(swatch):
     got = load_image("hue=blue,size=6", swatch)
     np.testing.assert_array_equal(got, swatch_render(np.array([[2, 2]]))[0])
     assert got.dtype == np.uint8 and got.shape == (3, 8, 8)
+
+
+def test_data_show_writes_an_8bit_worlds_picture_as_its_levels(tmp_path, swatch):
+    from cvaeq.data.grid import show_image
+
+    from .eightbit import render as swatch_render
+
+    path = show_image(["hue=green", "size=2"], tmp_path / "g.png", world="swatch")
+    with Image.open(path) as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im).transpose(2, 0, 1), swatch_render(np.array([[1, 0]]))[0])
+    np.testing.assert_array_equal(load_image(path, swatch), swatch_render(np.array([[1, 0]]))[0])
