@@ -166,7 +166,7 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
     # the few guesses that rounding put a bin off, and only those: moved and checked until right
     flat = [t.reshape(-1) for t in (loc, scale, eps)]
     g = guess.view(-1)
-    at = (down | up).view(-1).nonzero().squeeze(1)
+    at = _flat_indices(down.logical_or_(up))
     for _ in range(LEVELS):
         lo_, s_, e_ = (t.index_select(0, at) for t in flat)
         k = g.index_select(0, at)
@@ -178,6 +178,16 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
             break
         at = at[off]
     return guess.to(torch.uint8)
+
+
+def _flat_indices(mask: Tensor) -> Tensor:
+    """The flat indices of a mask's few True elements: the rows (first dimension)
+    holding any are found first, and only those searched (a full ``nonzero``
+    reads and counts every element twice)."""
+    rows = mask.reshape(mask.shape[0] if mask.dim() > 1 else 1, -1)
+    hit = rows.any(1).nonzero().squeeze(1)
+    r, c = rows.index_select(0, hit).nonzero().unbind(1)
+    return hit.index_select(0, r) * rows.shape[1] + c
 
 
 #: Bins within this many noise units of the logistic's centre (``b > -TAIL`` and

@@ -306,3 +306,18 @@ def test_a_plugin_model_that_decodes_nan_is_one_line_naming_it():
     ps = {"hue": torch.tensor([0]), "size": torch.tensor([1]), "Z": torch.zeros(1, 1)}
     with pytest.raises(PluginError, match=r"image model Nan\).*pixel_levels\(\) returned NaN"):
         m.assign(ps, torch.zeros(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_quantise_decides_membership_at_the_very_edges_as_abduction_does(seed):
+    """A noise exactly on a bin's lower edge is that level, one float below is the level
+    under it: for every level, random locations and scales (the first guess, from
+    ``loc + s * eps``, is off by a bin at many of these, and is corrected)."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.arange(1, 256, dtype=torch.uint8).repeat(40)
+    loc = torch.rand(k.shape, generator=g) * 1.4 - 0.2
+    log_scale = torch.rand(k.shape, generator=g) * 8 - 7
+    lo, _ = levels.standardised_edges(k, loc, log_scale)
+    assert torch.equal(levels.quantise(loc, log_scale, lo), k)
+    below = torch.nextafter(lo, torch.tensor(-math.inf))
+    assert torch.equal(levels.quantise(loc, log_scale, below), k - 1)
