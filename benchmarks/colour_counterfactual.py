@@ -17,7 +17,10 @@ less with a shared machine's load), the threads, the load average before and
 after, and a profile of one call (cProfile, the functions taking the most
 time themselves)::
 
-    python benchmarks/colour_counterfactual.py [--particles 100] [--repeats 20] [--threads 1]
+    python benchmarks/colour_counterfactual.py [--particles 100] [--repeats 20] [--threads 1] [--parts]
+
+``--parts`` also prints the CPU time of each piece (one decoding, the
+uniforms, ``levels.abduct``, ``levels.quantise``) on the stand-in.
 """
 
 from __future__ import annotations
@@ -137,11 +140,43 @@ def setup():
             "P(X | do(hue=blue), X=img)", "stand-in model (causal VAE decoder cost, 6 outputs per pixel)")
 
 
+def parts(particles: int) -> str:
+    """CPU milliseconds (median of 15) of the pieces of one such counterfactual, on the stand-in:
+    one decoding (the engine decodes twice: the factual parents, then the counterfactual
+    ones), the uniforms, the abduction of the pixel noise with its weight, the replay."""
+    from cvaeq import levels
+
+    model = StandIn().eval().requires_grad_(False)
+    c = torch.stack([torch.zeros(particles, dtype=torch.long), torch.full((particles,), 2)], -1)
+    z = torch.randn(particles, 2)
+    img = torch.as_tensor(render(np.array([[0, 2]]))[0])[None]
+
+    def cpu(fn) -> float:
+        fn()
+        times = []
+        for _ in range(15):
+            t0 = time.process_time()
+            fn()
+            times.append((time.process_time() - t0) * 1000)
+        return statistics.median(times)
+
+    with torch.no_grad():
+        loc, log_scale = model.pixel_levels(c, z)
+        r = torch.rand(loc.shape)
+        eps, _ = levels.abduct(img, loc, log_scale, r)
+        figures = {"decoder (one call)": cpu(lambda: model.pixel_levels(c, z)),
+                   "uniforms (torch.rand)": cpu(lambda: torch.rand(loc.shape)),
+                   "levels.abduct (noise and log p)": cpu(lambda: levels.abduct(img, loc, log_scale, r)),
+                   "levels.quantise (the replay)": cpu(lambda: levels.quantise(loc, log_scale, eps))}
+    return "; ".join(f"{k} {v:.1f} ms" for k, v in figures.items())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--particles", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--parts", action="store_true", help="Also time the pieces (CPU ms, on the stand-in).")
     args = ap.parse_args()
     from cvaeq.query.answer import ask
     from cvaeq.threads import use_threads
@@ -165,6 +200,8 @@ def main() -> None:
           f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats")
     print(f"median ask() {statistics.median(wall):.1f} ms wall, {statistics.median(cpu):.1f} ms CPU; "
           f"load average {load0[0]:.2f} -> {load1[0]:.2f}")
+    if args.parts:
+        print("CPU per piece, stand-in, " + parts(args.particles) + f"; load average {os.getloadavg()[0]:.2f}")
     prof = cProfile.Profile()
     prof.enable()
     once(args.repeats + 1)
