@@ -149,8 +149,10 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
     pushed past 0 or 255 is clamped back, which is the same.)
     """
     shape = torch.broadcast_shapes(loc.shape, log_scale.shape, eps.shape)
-    loc, log_scale, eps = loc.expand(shape), log_scale.expand(shape), eps.to(loc.dtype).expand(shape)
-    scale = log_scale.exp()
+    # the scale from the log-scale as given, then broadcast, as standardised_edges computes it (exp's
+    # vectorised and scalar kernels may differ in the last bit, and membership is decided to the bit)
+    scale = log_scale.exp().expand(shape)
+    loc, eps = loc.expand(shape), eps.to(loc.dtype).expand(shape)
     top = LEVELS - 1
     guess = torch.addcmul(loc, scale, eps)  # loc + s * eps: the pixel value, unrounded
     # the bin of the guess on the unbounded grid of bins of width 1/255 (levels below 0 and above 255
