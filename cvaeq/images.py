@@ -190,9 +190,10 @@ def _decode_png_levels(blob: bytes, shape: tuple[int, ...], source: str) -> np.n
             if im.mode in ("P", "PA") and im.palette is None:
                 raise DataError(f"{source}: the PNG is a palette image without its palette (no PLTE chunk); "
                                 "save it again as a grey or RGB PNG")
-            if im.mode.startswith("I") or im.mode == "F":
-                raise DataError(f"{source}: the PNG has 16 bits per channel ({im.mode}); "
-                                "give an 8-bit grey or RGB PNG")
+            # 16 bits per channel: PIL reads grey ones as "I;16" and cuts colour ones to 8 bits unasked;
+            # the header's bit depth (byte 24: after the signature and IHDR's length, type, width, height) says
+            if im.mode.startswith("I") or im.mode == "F" or (len(blob) > 24 and blob[24] == 16):
+                raise DataError(f"{source}: the PNG has 16 bits per channel; give an 8-bit grey or RGB PNG")
             if im.mode == "P" or "transparency" in im.info:
                 im = im.convert("RGBA")
             elif im.mode == "1":

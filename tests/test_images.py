@@ -297,6 +297,18 @@ def test_8bit_pngs_that_cannot_be_read_without_guessing_are_refused(tmp_path, sw
     Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(tmp_path / "deep.png")
     with pytest.raises(DataError, match="16 bits per channel"):
         load_image(tmp_path / "deep.png", swatch)
+    # 48-bit colour, which PIL would read as 8-bit RGB without a word: refused from its header
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(8 * 6) for _ in range(8))
+    (tmp_path / "rgb48.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))
+                                        + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    with pytest.raises(DataError, match="16 bits per channel"):
+        load_image(tmp_path / "rgb48.png", swatch)
     Image.fromarray(_picture(shape=(9, 8, 3)), "RGB").save(tmp_path / "big.png")
     with pytest.raises(DataError, match="the image is 9×8; this world needs a colour \\(RGB\\) 8×8 picture"):
         load_image(tmp_path / "big.png", swatch)
