@@ -120,8 +120,21 @@ class DiscretisedLogisticImage:
         return LogisticNoise(num_particles, self.shape)
 
     def params(self, parents: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """``(loc, log_scale)`` of every pixel and channel for the parents' values."""
-        return self.pixel_levels(parents)
+        """``(loc, log_scale)`` of every pixel and channel for the parents' values,
+        decoded once per run of consecutive particles with identical parents
+        (a resampled particle's copies are consecutive, and so are the
+        counterfactual worlds of one heavy particle)."""
+        cols = [parents[p].reshape(parents[p].shape[0], -1).double() for p in self.parents if p in parents]
+        if not cols or cols[0].shape[0] < 2:
+            return self.pixel_levels(parents)
+        rows = torch.cat(cols, 1)
+        new = torch.ones(rows.shape[0], dtype=torch.bool)
+        new[1:] = (rows[1:] != rows[:-1]).any(1)
+        if bool(new.all()):
+            return self.pixel_levels(parents)
+        run = torch.cumsum(new.long(), 0) - 1
+        loc, log_scale = self.pixel_levels({k: v[new] if k in self.parents else v for k, v in parents.items()})
+        return loc.index_select(0, run), log_scale.index_select(0, run)
 
     def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
         loc, log_scale = self.params(parents)

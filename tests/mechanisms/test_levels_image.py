@@ -321,3 +321,22 @@ def test_quantise_decides_membership_at_the_very_edges_as_abduction_does(seed):
     assert torch.equal(levels.quantise(loc, log_scale, lo), k)
     below = torch.nextafter(lo, torch.tensor(-math.inf))
     assert torch.equal(levels.quantise(loc, log_scale, below), k - 1)
+
+
+def test_copies_of_one_particle_are_decoded_once_and_get_their_own_noise():
+    rows = []
+
+    def pixel_levels(ps):
+        rows.append(len(ps["Z"]))
+        loc = 0.5 + 0.1 * ps["Z"][:, :1, None, None].expand(-1, 1, 2, 2)
+        return loc, torch.full_like(loc, -3.0)
+
+    m = discretised_logistic_image(pixel_levels=pixel_levels, parents=("Z",), factors=(), latent="Z", shape=(1, 2, 2))
+    z = torch.tensor([[0.1], [0.1], [0.1], [-0.4], [-0.4], [0.1]])  # runs of copies, as resampling leaves them
+    picture = torch.tensor([[[120, 130], [140, 150]]], dtype=torch.uint8).expand(6, 1, 2, 2)
+    noise, weight = m.abduct_with_log_prob(picture, {"Z": z})
+    assert rows == [3]  # three runs, decoded once each
+    assert torch.equal(m.assign({"Z": z}, noise), picture)
+    assert weight[0] == weight[1] == weight[2] and not torch.equal(noise[0], noise[1])
+    separately = torch.cat([m.log_prob(picture[:1], {"Z": z[i:i + 1]}) for i in range(6)])
+    torch.testing.assert_close(weight, separately, rtol=1e-6, atol=1e-6)  # two float32 formulas of one number
