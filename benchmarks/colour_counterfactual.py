@@ -67,7 +67,8 @@ def standin_world():
 
 STORY = ('world = "colour_standin"\nlatent_dim = 2\n[factors.hue]\nprobs = [0.4, 0.3, 0.3]\n'
          '[factors.place]\nparents = ["hue"]\n[factors.place.probs]\n'
-         'red = [0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05]\ngreen = [0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125]\n'
+         'red = [0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05]\n'
+         'green = [0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125]\n'
          'blue = [0.05, 0.05, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3]\n')
 
 

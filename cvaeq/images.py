@@ -248,7 +248,8 @@ def as_levels(array: np.ndarray, source: str = "image", shape: tuple[int, ...] =
         a = np.moveaxis(a, 2, 0)
     a = a.reshape(shape)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
-        hint = " (np.rint(a * 255).astype(np.uint8) for values in [0, 1])" if np.issubdtype(a.dtype, np.floating) else ""
+        floats = np.issubdtype(a.dtype, np.floating)
+        hint = " (np.rint(a * 255).astype(np.uint8) for values in [0, 1])" if floats else ""
         raise DataError(f"{source}: the image has dtype {a.dtype}; give integer levels 0..255{hint}")
     if a.size and (int(a.min()) < 0 or int(a.max()) > 255):
         raise DataError(f"{source}: levels {int(a.min())}..{int(a.max())} are off 0..255")

@@ -305,8 +305,9 @@ def test_8bit_pngs_that_cannot_be_read_without_guessing_are_refused(tmp_path, sw
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     rows = b"".join(b"\0" + bytes(8 * 6) for _ in range(8))
-    (tmp_path / "rgb48.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))
-                                        + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))  # 16 bits, colour
+    (tmp_path / "rgb48.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(rows))
+                                        + chunk(b"IEND", b""))
     with pytest.raises(DataError, match="16 bits per channel"):
         load_image(tmp_path / "rgb48.png", swatch)
     Image.fromarray(_picture(shape=(9, 8, 3)), "RGB").save(tmp_path / "big.png")

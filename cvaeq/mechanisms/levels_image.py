@@ -224,8 +224,10 @@ def discretised_logistic_image(
     if parents is None:
         parents = factors + ((latent,) if latent else ())
     shape = tuple(int(v) for v in shape)
-    if image_model is None:
+    if pixel_levels is not None:
         return DiscretisedLogisticImage(parents, pixel_levels, factors=factors, latent=latent, shape=shape)
+    if not parents:
+        raise MechanismError("an 8-bit image model's mechanism needs parents: the factors and the latent")
     for member in ("pixel_levels", "factor_logits", "z_posterior"):
         if not callable(getattr(image_model, member, None)):
             raise MechanismError(f"the 8-bit image model has no {member}(); it must give pixel_levels(classes, z), "
@@ -233,14 +235,13 @@ def discretised_logistic_image(
     from .checked import CheckedImageModel, is_builtin
 
     checked = not is_builtin(image_model)
-    proposals = CheckedImageModel(image_model, shape[-2:]) if checked else image_model
+    proposals = CheckedImageModel(image_model, (shape[-2], shape[-1])) if checked else image_model
     decode = image_model.pixel_levels
+    first = parents[0]
 
     def levels_of(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        classes = torch.stack([ps[f].long() for f in factors], -1) if factors else None
-        num = classes.shape[0] if classes is not None else ps[latent].shape[0]
-        if classes is None:
-            classes = torch.zeros(num, 0, dtype=torch.long)
+        num = ps[first].shape[0]
+        classes = torch.stack([ps[f].long() for f in factors], -1) if factors else torch.zeros(num, 0, dtype=torch.long)
         z = ps[latent] if latent else torch.zeros(num, image_model.latent_dim)
         out = decode(classes, z)
         if checked:
@@ -260,7 +261,8 @@ def _check_levels(model, out, expected: tuple[int, ...]) -> None:
 
     ok = isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)
     if not ok or any(tuple(t.shape) != expected or not t.is_floating_point() for t in out):
-        raise plugin_error(_who_made(model), f"pixel_levels() must return (loc, log_scale), each float {list(expected)}")
+        raise plugin_error(_who_made(model),
+                           f"pixel_levels() must return (loc, log_scale), each float {list(expected)}")
     # a sum is NaN when any value is (one pass; +inf and -inf together also give NaN, and are as wrong)
     if any(bool(torch.isnan(t.sum())) for t in out):
         raise plugin_error(_who_made(model), "pixel_levels() returned NaN")

@@ -104,7 +104,8 @@ def check_image_replay_gives_the_picture_back(mechanism, max_examples: int = 40)
             if callable(both):
                 noise, weight = both(picture, parents)
                 replay = m.assign(parents, noise)
-                assert torch.equal(replay, picture.to(replay.dtype)), "replaying abduct_with_log_prob's noise changed it"
+                assert torch.equal(replay, picture.to(replay.dtype)), \
+                    "replaying abduct_with_log_prob's noise changed the picture"
                 lp = m.log_prob(picture, parents)
                 assert bool(torch.isfinite(weight).all()) and bool(torch.isfinite(lp).all())
                 torch.testing.assert_close(weight.double(), lp.double(), rtol=1e-4, atol=1e-2)

@@ -70,7 +70,8 @@ def test_any_picture_any_decoder_output_abducts_into_its_bin_and_replays_byte_fo
     eps, log_p = levels.abduct(x, loc, log_scale, r)
     lo, hi = levels.standardised_edges(x.expand(loc.shape), loc, log_scale)
     assert bool(((eps >= lo) & (eps < hi)).all()), "an abducted noise lies outside its level's bin"
-    assert torch.equal(levels.quantise(loc, log_scale, eps), x.expand(loc.shape)), "the null intervention changed a pixel"
+    replay = levels.quantise(loc, log_scale, eps)
+    assert torch.equal(replay, x.expand(loc.shape)), "the null intervention changed a pixel"
     assert bool(torch.isfinite(log_p).all()) and bool((log_p <= 0).all())
     # the bin's probability, against float64 arithmetic on the same (float32) bin edges
     exact = levels._log_mass(lo.double(), hi.double()).float()
