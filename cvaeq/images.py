@@ -78,7 +78,7 @@ def image_from_factors(spec: str, world: World | str | None = None) -> np.ndarra
     return world.render_checked(world.row(classes))[0].astype(np.uint8)
 
 
-def binarise(array: np.ndarray, source: str = "image", shape: tuple[int, int] = (64, 64)) -> np.ndarray:
+def binarise(array: np.ndarray, source: str = "image", shape: tuple[int, ...] = (64, 64)) -> np.ndarray:
     """An ``shape`` uint8 0/1 copy of a black-and-white array (0/1 or 0/255).
 
     >>> binarise(np.full((64, 64), 255, dtype=np.uint8)).max()
@@ -194,13 +194,14 @@ def _decode_png_levels(blob: bytes, shape: tuple[int, ...], source: str) -> np.n
             # the header's bit depth (byte 24: after the signature and IHDR's length, type, width, height) says
             if im.mode.startswith("I") or im.mode == "F" or (len(blob) > 24 and blob[24] == 16):
                 raise DataError(f"{source}: the PNG has 16 bits per channel; give an 8-bit grey or RGB PNG")
+            opened: Image.Image = im
             if im.mode == "P" or "transparency" in im.info:
-                im = im.convert("RGBA")
+                opened = im.convert("RGBA")
             elif im.mode == "1":
-                im = im.convert("L")
+                opened = im.convert("L")
             elif im.mode not in ("L", "LA", "RGB", "RGBA"):
-                im = im.convert("RGBA")
-            a = np.asarray(im)
+                opened = im.convert("RGBA")
+            a = np.asarray(opened)
     except UnidentifiedImageError:
         raise DataError(f"{source}: cannot read the PNG (not a PNG file); give {_FORMS}") from None
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as e:
