@@ -140,13 +140,15 @@ def log_prob(levels: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
 def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
     """The level whose bin holds ``eps`` under ``(loc, log_scale)``: the mechanism, forward.
 
-    A first guess from ``loc + s * eps`` is checked against the guessed bin's
-    edges, computed as :func:`standardised_edges` computes them (the edge
-    ``(k - 0.5) / 255`` in the same float arithmetic, so membership is decided
-    to the last bit as :func:`abduct` decides it) and moved a bin where the
-    rounding of the guess crossed an edge; the few moved pixels are checked
-    again until none moves. (The end bins' outer edges are infinite: a guess
-    pushed past 0 or 255 is clamped back, which is the same.)
+    The pixel value ``loc + s * eps`` is rounded to its nearest bin edge, and
+    ``eps`` compared with that edge in noise units, computed as
+    :func:`standardised_edges` computes it (the edge ``(k - 0.5) / 255`` in
+    the same float arithmetic), so membership is decided to the last bit as
+    :func:`abduct` decides it: one edge per pixel, because rounding moves the
+    value by far less than half a bin (:data:`NEAREST_EDGE_LOC`). For larger
+    locations a guessed bin's two edges are checked, and the few guesses that
+    rounding put off moved until right. (The end bins' outer edges are
+    infinite: a level pushed past 0 or 255 is clamped back, which is the same.)
     """
     shape = torch.broadcast_shapes(loc.shape, log_scale.shape, eps.shape)
     # the scale from the log-scale as given, then broadcast, as standardised_edges computes it (exp's
@@ -154,10 +156,18 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
     scale = log_scale.exp().expand(shape)
     loc, eps = loc.expand(shape), eps.to(loc.dtype).expand(shape)
     top = LEVELS - 1
-    guess = torch.addcmul(loc, scale, eps)  # loc + s * eps: the pixel value, unrounded
+    value = torch.addcmul(loc, scale, eps).nan_to_num_(nan=0.0).clamp_(-1.0, 2.0)  # loc + s * eps, unrounded
+    low, high = torch.aminmax(loc)
+    if max(-float(low), float(high)) <= NEAREST_EDGE_LOC:
+        # The edge nearest to the value (edges at (m - 0.5) / 255, m whole) is the only one rounding can
+        # put on the wrong side of it here, so it alone decides: level m if eps is at or above it, else
+        # m - 1, the edge computed as standardised_edges computes it. (Values beyond [0, 255]: end bins.)
+        m = value.mul_(top).add_(0.5).round_()
+        above = eps >= m.sub(0.5).div_(top).sub_(loc).div_(scale)
+        return m.sub_(1).add_(above).clamp_(0, top).to(torch.uint8)
     # the bin of the guess on the unbounded grid of bins of width 1/255 (levels below 0 and above 255
     # are the end bins' parts; the pixel value kept within [-1, 2] keeps them whole numbers)
-    guess = guess.nan_to_num_(nan=0.0).clamp_(-1.0, 2.0).mul_(top).add_(0.5).floor_()
+    guess = value.mul_(top).add_(0.5).floor_()
     # the guessed bin's edges in noise units, as standardised_edges computes them: one pass over all
     lo = guess.sub(0.5).div_(top).sub_(loc).div_(scale)
     hi = guess.add(0.5).div_(top).sub_(loc).div_(scale)
@@ -180,6 +190,13 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
             break
         at = at[off]
     return guess.to(torch.uint8)
+
+
+#: :func:`quantise` decides a pixel by the one edge nearest its value while every ``|loc|`` is at most
+#: this: the value ``loc + s * eps`` (kept within [-1, 2], so ``|s * eps| <= 258`` where it matters) is
+#: then within ``4 * 2^-24 * 258 * 255 = 0.016`` of a bin of its exact place, and the float edges within
+#: less than that of theirs, far below the half bin that would make another edge the deciding one.
+NEAREST_EDGE_LOC = 256.0
 
 
 def _flat_indices(mask: Tensor) -> Tensor:

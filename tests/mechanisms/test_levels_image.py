@@ -42,7 +42,7 @@ def swatch():
 
 
 def _decoder_outputs(shape):
-    loc = hnp.arrays(np.float32, shape, elements=st.floats(-100, 100, width=32))
+    loc = hnp.arrays(np.float32, shape, elements=st.floats(-1000, 1000, width=32))
     log_scale = hnp.arrays(np.float32, shape, elements=st.floats(-20, 8, width=32))
     return st.tuples(loc, log_scale)
 
@@ -55,8 +55,8 @@ def pictures_and_decoders(draw):
     # decoder outputs anywhere, and some near the picture's own levels (the usual case)
     near = draw(st.booleans())
     loc, log_scale = draw(_decoder_outputs((s, c, h, w)))
-    if near:
-        loc = (picture[None] / 255.0 + loc / 1000).astype(np.float32)
+    if near:  # (and so |loc| <= levels.NEAREST_EDGE_LOC: quantise's one-edge path; far ones take the other)
+        loc = (picture[None] / 255.0 + loc / 10_000).astype(np.float32)
     return picture, loc, log_scale
 
 
@@ -309,14 +309,15 @@ def test_a_plugin_model_that_decodes_nan_is_one_line_naming_it():
         m.assign(ps, torch.zeros(1, 3, 8, 8))
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_quantise_decides_membership_at_the_very_edges_as_abduction_does(seed):
+@pytest.mark.parametrize("seed, offset", [(0, 0.0), (1, 0.0), (2, 0.0), (3, 700.0)])
+def test_quantise_decides_membership_at_the_very_edges_as_abduction_does(seed, offset):
     """A noise exactly on a bin's lower edge is that level, one float below is the level
-    under it: for every level, random locations and scales (the first guess, from
-    ``loc + s * eps``, is off by a bin at many of these, and is corrected)."""
+    under it: for every level, random locations and scales (the value ``loc + s * eps``
+    sits on the edge, where rounding decides nothing and the edge itself must). With
+    locations of hundreds (``offset``) quantise takes its two-edge path."""
     g = torch.Generator().manual_seed(seed)
     k = torch.arange(1, 256, dtype=torch.uint8).repeat(40)
-    loc = torch.rand(k.shape, generator=g) * 1.4 - 0.2
+    loc = torch.rand(k.shape, generator=g) * 1.4 - 0.2 + offset
     log_scale = torch.rand(k.shape, generator=g) * 8 - 7
     lo, _ = levels.standardised_edges(k, loc, log_scale)
     assert torch.equal(levels.quantise(loc, log_scale, lo), k)
