@@ -86,16 +86,19 @@ def to_unit(levels: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
 def standardised_edges(levels: Tensor, loc: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
     """The bin of each level in noise units: ``((lo - loc) / s, (hi - loc) / s)``.
 
-    The one place the arithmetic of membership is written, so that sampling a
-    level (:func:`quantise`) and abducting its noise (:func:`abduct`) agree to
-    the last bit. The end bins give ``-inf`` and ``+inf``.
+    The arithmetic of membership, so that sampling a level (:func:`quantise`,
+    which repeats these very operations on the edge it checks) and abducting
+    its noise (:func:`abduct`) agree to the last bit (a test checks every
+    edge). The end bins give ``-inf`` and ``+inf``.
     """
     table = edges(loc.dtype, loc.device)
     idx = levels.long()
     scale = log_scale.exp()
-    lo = (table[idx] - loc) / scale
-    hi = (table[idx + 1] - loc) / scale
-    return lo, hi
+
+    def over_scale(d: Tensor) -> Tensor:  # d / scale, in place when d has the result's shape
+        return d.div_(scale) if d.shape == torch.broadcast_shapes(d.shape, scale.shape) else d / scale
+
+    return over_scale(torch.sub(table[idx], loc)), over_scale(torch.sub(table[idx + 1], loc))
 
 
 def _log_mass(a: Tensor, b: Tensor) -> Tensor:
