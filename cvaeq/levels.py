@@ -243,11 +243,11 @@ def abduct(levels: Tensor, loc: Tensor, log_scale: Tensor, r: Tensor) -> tuple[T
     a, b = standardised_edges(levels, loc, log_scale)
     shape = torch.broadcast_shapes(a.shape, r.shape)
     a, b, r = a.expand(shape), b.expand(shape), r.to(a.dtype).expand(shape)
-    q = torch.expm1(torch.sub(a, b)).neg_()  # 1 - e^-(b - a): 1 for an end bin (a = -inf or b = inf)
-    weight = torch.sigmoid(a.neg()).mul_(q)  # L = sigmoid(-a) q
+    q = torch.sub(a, b).expm1_().neg_()  # 1 - e^-(b - a): 1 for an end bin (a = -inf or b = inf)
+    weight = a.neg().sigmoid_().mul_(q)  # L = sigmoid(-a) q
     log_p = torch.sigmoid(b).mul_(weight).log_()  # log(sigmoid(b) - sigmoid(a))
     r_w = weight.mul_(r)
-    eps = torch.rsub(r_w, 1.0).div_(torch.exp(b.neg()).add_(r_w)).log_()  # log((1 - rL) / (e^-b + rL))
+    eps = torch.rsub(r_w, 1.0).div_(b.neg().exp_().add_(r_w)).log_()  # log((1 - rL) / (e^-b + rL))
     # into [a, b) as float numbers (only rounding can put it out); a bin empty in floats (a == b, a level
     # of probability 0) gets its top, outside: no particle can carry such a level
     eps = torch.clamp(eps, min=a, max=torch.nextafter(b, b.new_full((), -math.inf)), out=eps)
