@@ -11,11 +11,14 @@ for a member of one implementation.
 * :class:`ImageModel`: ``latent_dim``, the encoders ``factor_logits(x)``
   (q(factors | X), the engine's proposal for unknown factors) and
   ``z_posterior(x, classes)`` (q(Z | X, factors));
-* one decoder of p(X | factors, Z): :class:`PixelLogits` (``pixel_logits``,
-  Bernoulli logits; preferred: a confident pixel keeps a finite likelihood)
-  or :class:`PixelProbs` (``decode_probs``, probabilities). When a model has
-  both, ``decode_probs`` must be ``sigmoid(pixel_logits)``, and the logits are
-  used everywhere.
+* one decoder of p(X | factors, Z): for binary pictures :class:`PixelLogits`
+  (``pixel_logits``, Bernoulli logits; preferred: a confident pixel keeps a
+  finite likelihood) or :class:`PixelProbs` (``decode_probs``,
+  probabilities); when a model has both, ``decode_probs`` must be
+  ``sigmoid(pixel_logits)``, and the logits are used everywhere. For 8-bit
+  pictures (a model with ``pixel = "8bit"``) :class:`PixelLevels`
+  (``pixel_levels``, the discretised logistic's ``(loc, log_scale)`` of
+  :mod:`cvaeq.levels`).
 
 **Optional** (a model without them works everywhere, at its own speed):
 
@@ -27,12 +30,14 @@ for a member of one implementation.
   mechanism's pixel arithmetic (default float32).
 
 Shapes: ``classes`` are ``int64 [S, F]`` in the world's factor order
-(``world.names``); images are float 0/1 ``[S, H, W]`` of the world's
-``image_shape``; ``z`` is ``[S, latent_dim]``.
+(``world.names``); images are float ``[S, *image_shape]`` of the world's
+``image_shape`` (0/1 for binary worlds, levels / 255 for 8-bit ones); ``z``
+is ``[S, latent_dim]``.
 
-A new pixel kind (an 8-bit decoder, say) declares its decoder here as a
-Protocol beside these two, and adds it to :data:`DECODERS` and the adapter's
-:meth:`~ImageModelAdapter.probs_of`: the one place that knows the decoder paths.
+A new pixel kind declares its decoder here as a Protocol beside these
+(:class:`PixelLevels` is the 8-bit one), and adds it to :data:`DECODERS` and
+the adapter's :meth:`~ImageModelAdapter.probs_of`: the one place that knows
+the decoder paths.
 
 **The adapter.** :class:`ImageModelAdapter` decides once, when it is built,
 which decoder a model is called through (:attr:`~ImageModelAdapter.decoder`)
@@ -75,7 +80,7 @@ from torch import Tensor
 
 from .errors import MechanismError
 
-__all__ = ["ImageModel", "PixelLogits", "PixelProbs", "SplitEncoder", "PixelPrecision", "ImageModelAdapter",
+__all__ = ["ImageModel", "PixelLogits", "PixelProbs", "PixelLevels", "SplitEncoder", "PixelPrecision", "ImageModelAdapter",
            "Encoding", "missing_members", "adapt"]
 
 
@@ -114,6 +119,18 @@ class PixelProbs(Protocol):
 
 
 @runtime_checkable
+class PixelLevels(Protocol):
+    """The decoder of 8-bit pictures (a model whose ``pixel`` is ``"8bit"``)."""
+
+    pixel: str
+
+    def pixel_levels(self, classes: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``(loc, log_scale)``, each float ``[S, *image_shape]``, loc on the [0, 1]
+        scale: the discretised logistic of every pixel and channel (:mod:`cvaeq.levels`)."""
+        ...
+
+
+@runtime_checkable
 class SplitEncoder(Protocol):
     """Optional: both encoders as heads on shared image features.
 
@@ -141,8 +158,15 @@ class PixelPrecision(Protocol):
     pixel_dtype: torch.dtype
 
 
-#: The decoders, in the order the adapter prefers them: (member, ``decoder`` name).
+#: The binary decoders, in the order the adapter prefers them: (member, ``decoder`` name).
 DECODERS = (("pixel_logits", "logits"), ("decode_probs", "probs"))
+#: The 8-bit decoder: (member, ``decoder`` name).
+LEVELS_DECODER = ("pixel_levels", "levels")
+
+
+def pixel_of(model: object) -> str:
+    """The pixel kind a model decodes: its ``pixel`` attribute, else ``"binary"``."""
+    return str(getattr(model, "pixel", "binary"))
 
 
 def _has(model: object, member: str) -> bool:
@@ -151,8 +175,12 @@ def _has(model: object, member: str) -> bool:
 
 def missing_members(image_model: object) -> str | None:
     """What ``image_model`` lacks of the required members, as ``"name()"``
-    (the decoder may be ``pixel_logits`` or ``decode_probs``), or None."""
-    if not any(_has(image_model, m) for m, _ in DECODERS):
+    (the decoder may be ``pixel_logits`` or ``decode_probs``; an 8-bit
+    model's is ``pixel_levels``), or None."""
+    if pixel_of(image_model) == "8bit":
+        if not _has(image_model, LEVELS_DECODER[0]):
+            return "pixel_levels()"
+    elif not any(_has(image_model, m) for m, _ in DECODERS):
         return "pixel_logits() or decode_probs()"
     for member in ("factor_logits", "z_posterior"):
         if not _has(image_model, member):
@@ -248,7 +276,7 @@ class ImageModelAdapter:
     :param model: an object with the required members (:func:`missing_members`);
         a plugin's (or a user's) model is checked in use
         (:class:`~cvaeq.mechanisms.checked.CheckedImageModel`).
-    :param shape: ``(H, W)``, the world's ``image_shape`` (what the checks expect).
+    :param shape: the world's ``image_shape`` (what the checks expect).
     :param pixel_dtype: the image mechanism's pixel precision (None: the
         model's ``pixel_dtype``, else float32).
     :param repeat_last_decode: hand back the last decoder output when asked
@@ -263,7 +291,7 @@ class ImageModelAdapter:
 
     model: Any
 
-    def __init__(self, model: Any, shape: tuple[int, int], *, pixel_dtype: torch.dtype | None = None,
+    def __init__(self, model: Any, shape: tuple[int, ...], *, pixel_dtype: torch.dtype | None = None,
                  repeat_last_decode: bool = False) -> None:
         if isinstance(model, ImageModelAdapter):
             model = model.model  # the other adapter's model (a plugin's already checked)
@@ -276,9 +304,13 @@ class ImageModelAdapter:
         self.model = model if is_builtin(model) else CheckedImageModel(model, shape)
         self.shape = tuple(shape)
         self.latent_dim = int(model.latent_dim)
-        #: ``"logits"`` (``pixel_logits``) or ``"probs"`` (``decode_probs``): what :meth:`decode` gives
-        self.decoder = next(name for member, name in DECODERS if _has(model, member))
-        self._decode = getattr(self.model, "pixel_logits" if self.decoder == "logits" else "decode_probs")
+        #: the pixel kind decoded: ``"binary"`` or ``"8bit"``
+        self.pixel = pixel_of(model)
+        #: ``"logits"`` (``pixel_logits``), ``"probs"`` (``decode_probs``) or, for
+        #: 8-bit pictures, ``"levels"`` (``pixel_levels``): what :meth:`decode` gives
+        member, self.decoder = LEVELS_DECODER if self.pixel == "8bit" else next(
+            (m, name) for m, name in DECODERS if _has(model, m))
+        self._decode = getattr(self.model, member)
         #: whether the encoders are read through :class:`SplitEncoder`
         self.split = all(_has(model, m) for m in ("features", "factor_logits_of", "z_posterior_of"))
         self.pixel_dtype = pixel_dtype or getattr(model, "pixel_dtype", None) or torch.float32
@@ -288,8 +320,9 @@ class ImageModelAdapter:
     def __repr__(self) -> str:
         return f"ImageModelAdapter({self.model!r}, decoder={self.decoder!r}, split={self.split})"
 
-    def decode(self, classes: Tensor, z: Tensor) -> Tensor:
-        """``[S, H, W]`` what the decoder gives: logits (``decoder == "logits"``) or probabilities."""
+    def decode(self, classes: Tensor, z: Tensor) -> Any:
+        """What the decoder gives, ``[S, *image_shape]``: logits (``decoder == "logits"``),
+        probabilities, or an 8-bit decoder's ``(loc, log_scale)``."""
         last = self._last
         if (last is not None and last[0].shape == classes.shape and last[1].shape == z.shape
                 and last[1].dtype == z.dtype and torch.equal(last[0], classes) and torch.equal(last[1], z)):
@@ -299,8 +332,13 @@ class ImageModelAdapter:
             self._last = (classes.clone(), z.clone(), out)
         return out
 
-    def probs_of(self, decoded: Tensor) -> Tensor:
-        """Pixel probabilities of what :meth:`decode` gave (the logits' sigmoid, in their precision)."""
+    def probs_of(self, decoded: Any) -> Tensor:
+        """Pixel probabilities of what :meth:`decode` gave (the logits' sigmoid, in their
+        precision); for 8-bit pictures the mean picture on the [0, 1] scale."""
+        if self.decoder == "levels":
+            from .levels import mean_unit
+
+            return mean_unit(*decoded)
         return torch.sigmoid(decoded) if self.decoder == "logits" else decoded
 
     def pixel_probs(self, classes: Tensor, z: Tensor) -> Tensor:
@@ -311,6 +349,8 @@ class ImageModelAdapter:
         """``[S, H, W]`` bool: the pixels of the decoded mean image above one half
         (a positive logit, exactly, when the decoder gives logits)."""
         decoded = self.decode(classes, z)
+        if self.decoder == "levels":
+            return self.probs_of(decoded) > 0.5
         return decoded > 0 if self.decoder == "logits" else decoded > 0.5
 
     def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
@@ -327,7 +367,7 @@ class ImageModelAdapter:
                         split=self.model if self.split else None)
 
 
-def adapt(model: Any, shape: tuple[int, int], **kwargs: Any) -> ImageModelAdapter:
+def adapt(model: Any, shape: tuple[int, ...], **kwargs: Any) -> ImageModelAdapter:
     """``model`` as an :class:`ImageModelAdapter` (itself when it is one and no option is given)."""
     if isinstance(model, ImageModelAdapter) and not kwargs:
         return model

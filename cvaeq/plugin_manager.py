@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "cvaeq.default_plugins.stories",
     "cvaeq.default_plugins.mechanisms",
     "cvaeq.default_plugins.image_models",
+    "cvaeq.default_plugins.image_mechanisms",
 )
 
 

@@ -45,3 +45,30 @@ def test_a_notebook_shows_the_answers_warnings():
     assert "warning" not in a._repr_html_()
     warned = replace(a, warnings=("the model can hardly explain the evidence: ESS 1.2 of 200 <b>",))
     assert "warning: the model can hardly explain the evidence: ESS 1.2 of 200 &lt;b&gt;" in warned._repr_html_()
+
+
+def test_a_colour_answer_shows_colour_pictures_inline():
+    import base64
+    import re
+
+    from cvaeq.plugins import get_plugin_manager
+    from cvaeq.story import story_from_text
+
+    from .eightbit import STORY, SwatchModel, SwatchPlugin, render
+
+    plugin = SwatchPlugin()
+    get_plugin_manager().register(plugin, name="swatch-world")
+    try:
+        a = ask("P(X | do(hue=green), X=img)", image=render(np.array([[0, 1]]))[0], model=SwatchModel(),
+                story=story_from_text(STORY), samples=20, seed=0)
+    finally:
+        get_plugin_manager().unregister(plugin)
+    html = a._repr_html_()
+    blobs = [base64.b64decode(b) for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
+    assert len(blobs) == 3
+    modes = [Image.open(io.BytesIO(b)).mode for b in blobs]
+    assert modes == ["RGB", "RGB", "RGB"]
+    evidence = np.asarray(Image.open(io.BytesIO(blobs[0])))[::2, ::2]  # shown twice the size
+    np.testing.assert_array_equal(evidence, render(np.array([[0, 1]]))[0].transpose(1, 2, 0))
+    grid = np.asarray(Image.open(io.BytesIO(a._repr_png_())))
+    assert grid.shape == (3 * 8 + 2 * 2, 8 * 8 + 7 * 2, 3)

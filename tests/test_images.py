@@ -208,3 +208,159 @@ def test_a_palette_png_without_its_palette_is_refused(tmp_path):
 def test_an_image_of_another_type_is_a_data_error(spec, message):
     with pytest.raises(DataError, match=f"the image must be a file name, factors text or a numpy array, {message}"):
         load_image(spec)
+
+
+# ------------------------------------------------- grey and colour (8-bit) worlds
+
+
+@pytest.fixture
+def swatch():
+    """The tiny 8-bit RGB world of tests/eightbit.py, registered for one test."""
+    from cvaeq.plugins import get_plugin_manager
+
+    from .eightbit import WORLD, SwatchPlugin
+
+    plugin = SwatchPlugin()
+    get_plugin_manager().register(plugin, name="swatch-world")
+    try:
+        yield WORLD
+    finally:
+        get_plugin_manager().unregister(plugin)
+
+
+def _grey_world():
+    from cvaeq.world import Factor, World
+
+    def render(classes):
+        return np.stack([np.full((5, 6), 40 * int(c[0]), np.uint8) for c in classes])
+
+    return World("greyish", (Factor("level", values=[0, 1, 2]),), image_shape=(5, 6), render=render, pixel="8bit")
+
+
+def _picture(seed=0, shape=(3, 8, 8)):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_an_rgb_png_gives_the_worlds_levels_byte_for_byte(tmp_path, swatch):
+    picture = _picture()
+    path = tmp_path / "p.png"
+    Image.fromarray(picture.transpose(1, 2, 0), "RGB").save(path)
+    got = load_image(path, swatch)
+    assert got.dtype == np.uint8 and got.shape == (3, 8, 8)
+    np.testing.assert_array_equal(got, picture)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P"])
+def test_opaque_rgba_and_palette_pngs_are_their_colours(tmp_path, swatch, mode):
+    picture = np.repeat(np.repeat(np.array([[[10, 200], [90, 255]]], np.uint8), 4, 1), 4, 2)  # few colours
+    picture = np.concatenate([picture, picture[:, ::-1], picture[:, :, ::-1]])
+    path = tmp_path / "p.png"
+    rgb = picture.transpose(1, 2, 0)
+    if mode == "P":  # a palette of exactly the picture's colours, pixels as indices
+        colours, index = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+        im = Image.fromarray(index.reshape(8, 8).astype(np.uint8), "P")
+        im.putpalette(colours.astype(np.uint8).ravel().tolist())
+    else:
+        im = Image.fromarray(rgb, "RGB").convert(mode)
+    im.save(path)
+    np.testing.assert_array_equal(load_image(path, swatch), picture)
+
+
+def test_a_grey_png_in_a_colour_world_has_three_equal_channels(tmp_path, swatch):
+    grey = _picture(shape=(8, 8))
+    path = tmp_path / "g.png"
+    Image.fromarray(grey, "L").save(path)
+    np.testing.assert_array_equal(load_image(path, swatch), np.stack([grey] * 3))
+
+
+def test_a_grey_world_takes_grey_pngs_and_rgb_ones_whose_channels_agree(tmp_path):
+    world = _grey_world()
+    grey = _picture(shape=(5, 6))
+    Image.fromarray(grey, "L").save(tmp_path / "g.png")
+    Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(tmp_path / "rgb.png")
+    colour = np.stack([grey, grey, 255 - grey], -1)
+    Image.fromarray(colour, "RGB").save(tmp_path / "c.png")
+    for name in ("g.png", "rgb.png"):
+        got = load_image(tmp_path / name, world)
+        assert got.shape == (5, 6) and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, grey)
+    with pytest.raises(DataError, match="the PNG has colours; this world's pictures are grey"):
+        load_image(tmp_path / "c.png", world)
+
+
+def test_8bit_pngs_that_cannot_be_read_without_guessing_are_refused(tmp_path, swatch):
+    rgba = np.concatenate([_picture().transpose(1, 2, 0), np.full((8, 8, 1), 255, np.uint8)], -1)
+    rgba[2, 3, 3] = 100
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "see-through.png")
+    with pytest.raises(DataError, match="transparent in places; give an opaque picture"):
+        load_image(tmp_path / "see-through.png", swatch)
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(tmp_path / "deep.png")
+    with pytest.raises(DataError, match="16 bits per channel"):
+        load_image(tmp_path / "deep.png", swatch)
+    # 48-bit colour, which PIL would read as 8-bit RGB without a word: refused from its header
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(8 * 6) for _ in range(8))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))  # 16 bits, colour
+    (tmp_path / "rgb48.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(rows))
+                                        + chunk(b"IEND", b""))
+    with pytest.raises(DataError, match="16 bits per channel"):
+        load_image(tmp_path / "rgb48.png", swatch)
+    Image.fromarray(_picture(shape=(9, 8, 3)), "RGB").save(tmp_path / "big.png")
+    with pytest.raises(DataError, match="the image is 9×8; this world needs a colour \\(RGB\\) 8×8 picture"):
+        load_image(tmp_path / "big.png", swatch)
+
+
+@pytest.mark.parametrize("size", [(10_000, 10_000), (65, 64)])
+def test_a_huge_png_is_refused_from_its_header_in_an_8bit_world(tmp_path, swatch, size, recwarn):
+    with pytest.raises(DataError, match="the image is|cannot read the PNG"):
+        load_image(_png_header_only(tmp_path, *size), swatch)
+    assert not recwarn.list
+
+
+def test_8bit_arrays_and_npy_files_channels_first_or_last(tmp_path, swatch):
+    picture = _picture()
+    np.testing.assert_array_equal(load_image(picture, swatch), picture)
+    np.testing.assert_array_equal(load_image(picture.transpose(1, 2, 0).astype(np.int64), swatch), picture)
+    np.save(tmp_path / "p.npy", picture.transpose(1, 2, 0))
+    np.testing.assert_array_equal(load_image(tmp_path / "p.npy", swatch), picture)
+    with pytest.raises(DataError, match="dtype float64; give integer levels 0..255 \\(np.rint"):
+        load_image(picture / 255.0, swatch)
+    with pytest.raises(DataError, match="levels 300..300 are off 0..255"):
+        load_image(np.full((3, 8, 8), 300), swatch)
+    with pytest.raises(DataError, match="the image is 8×8; this world needs levels of shape 3×8×8"):
+        load_image(np.zeros((8, 8), np.uint8), swatch)
+
+
+def test_an_8bit_npy_header_claiming_a_huge_shape_is_refused_before_reading(tmp_path, swatch):
+    import io
+
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (10**6, 10**6, 3)})
+    (tmp_path / "huge.npy").write_bytes(f.getvalue() + b"\x00" * 64)
+    with pytest.raises(DataError, match="the image is 1000000×1000000×3; this world needs levels"):
+        load_image(tmp_path / "huge.npy", swatch)
+
+
+def test_factors_render_an_8bit_world(swatch):
+    from .eightbit import render as swatch_render
+
+    got = load_image("hue=blue,size=6", swatch)
+    np.testing.assert_array_equal(got, swatch_render(np.array([[2, 2]]))[0])
+    assert got.dtype == np.uint8 and got.shape == (3, 8, 8)
+
+
+def test_data_show_writes_an_8bit_worlds_picture_as_its_levels(tmp_path, swatch):
+    from cvaeq.data.grid import show_image
+
+    from .eightbit import render as swatch_render
+
+    path = show_image(["hue=green", "size=2"], tmp_path / "g.png", world="swatch")
+    with Image.open(path) as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im).transpose(2, 0, 1), swatch_render(np.array([[1, 0]]))[0])
+    np.testing.assert_array_equal(load_image(path, swatch), swatch_render(np.array([[1, 0]]))[0])

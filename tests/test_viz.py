@@ -58,7 +58,7 @@ def test_same_pixels_same_bytes(tmp_path):
 
 @pytest.mark.parametrize(
     "image, message",
-    [(np.full((64, 64), 1.5), r"\[0, 1\]"), (np.full((64, 64), np.nan), r"\[0, 1\]"), (np.zeros(64), "2-dimensional")],
+    [(np.full((64, 64), 1.5), r"\[0, 1\]"), (np.full((64, 64), np.nan), r"\[0, 1\]"), (np.zeros(64), r"\(H, W\) or \(C, H, W\)"), (np.zeros((2, 4, 4)), "C = 1 or 3")],
 )
 def test_bad_images_are_refused(image, message):
     with pytest.raises(DataError, match=message):
@@ -97,3 +97,32 @@ def test_docstring_examples():
 
     result = doctest.testmod(cvaeq.viz)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_colour_and_grey_channel_first_pictures_come_out_as_rgb_and_grey_pngs(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    colour = rng.integers(0, 256, (3, 5, 7)) / 255
+    with Image.open(save_image(colour, tmp_path / "c.png", scale=2)) as im:
+        assert im.mode == "RGB" and im.size == (14, 10)
+        np.testing.assert_array_equal(np.asarray(im)[::2, ::2], np.rint(colour * 255).transpose(1, 2, 0))
+    grey = rng.random((1, 5, 7))
+    with Image.open(save_image(grey, tmp_path / "g.png")) as im:
+        assert im.mode == "L"
+        np.testing.assert_array_equal(np.asarray(im), to_pixels(grey[0]))
+    tiles = grid(rng.random((3, 3, 5, 7)), columns=2)  # (N, C, H, W) colour
+    assert tiles.shape == (2 * 5 + GAP, 2 * 7 + GAP, 3) and (tiles[5:5 + GAP] == GAP_LEVEL).all()
+    np.testing.assert_array_equal(grid(grey[None]), to_pixels(grey[0]))  # (N, 1, H, W) is grey
+
+
+def test_binary_pictures_give_the_same_png_bytes_as_before(tmp_path):
+    # the docs' pictures are goldens (tests/test_golden.py); here the encoding itself:
+    # a 0/1 (H, W) picture is a grey PNG of 0/255, and scaling repeats each pixel
+    img = (np.random.default_rng(2).random((6, 4)) > 0.5).astype(float)
+    big = np.kron(to_pixels(img), np.ones((3, 3), np.uint8))
+    from PIL import Image
+
+    with Image.open(save_image(img, tmp_path / "b.png", scale=3)) as im:
+        assert im.mode == "L"
+        np.testing.assert_array_equal(np.asarray(im), big)

@@ -180,5 +180,11 @@ def show_image(factors: Mapping[str, int] | Sequence[str], out: str | os.PathLik
     """Render the image of ``world`` named by ``factors`` and write it to ``out`` as a PNG.
 
     Same as ``cvaeq data show shape=heart scale=1 orientation=0 posX=0.5 posY=0.5 --out heart.png``.
+    An 8-bit world's picture is written as its levels: a grey PNG (C = 1) or an RGB one (C = 3).
     """
+    world = get_world(world)
+    if world.pixel == "8bit":
+        from ..viz import save_image, unit
+
+        return save_image(unit(image_of(factors, world), "8bit"), out)
     return save_png(image_of(factors, world), out)

@@ -129,7 +129,12 @@ class Result:
         return (s.double() * w).sum(0)
 
     def mean_image(self, target: str = "X") -> Tensor:
-        """The weighted mean image ``[H, W]`` (pixel probabilities of the answer)."""
+        """The weighted mean image ``[H, W]`` or ``[C, H, W]`` on the [0, 1] scale
+        (binary: the pixel probabilities of the answer; 8-bit: the mean level / 255)."""
+        s = self._target(target)
+        if s.dtype == torch.uint8:  # 8-bit levels: one weighted sum over particles in float32 (off by < 1e-5), / 255
+            flat = self.weights.to(torch.float32) @ s.reshape(s.shape[0], -1).to(torch.float32)
+            return flat.reshape(s.shape[1:]).div_(255)
         return self.mean(target).float()
 
     def sample_images(self, n: int, target: str = "X") -> Tensor:

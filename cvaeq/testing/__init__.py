@@ -16,6 +16,11 @@ abducted noise posterior matches rejection sampling, ``abduct`` weighs as
 ``log_prob`` does whatever the order of calls, and every value a
 mechanism gives is of the type, shape and range the engine takes (the check
 the core makes of a plugin's mechanisms at run time).
+
+Image mechanisms (``register_image_mechanisms``) have their own checks,
+:data:`IMAGE_CHECKS` (:mod:`cvaeq.testing.images`): the abducted pixel
+noise replays any picture byte for byte under any decoder output, and a
+pixel's probabilities sum to 1.
 """
 
 from .checks import (
@@ -30,6 +35,12 @@ from .checks import (
     check_posterior_matches_rejection,
     check_replay_reproduces_factual,
     check_values_follow_the_protocol,
+)
+from .images import (
+    IMAGE_CHECKS,
+    check_image_log_prob_is_normalised,
+    check_image_mechanism,
+    check_image_replay_gives_the_picture_back,
 )
 from .scms import SCMSpec, enumerate_marginals, random_scm, random_tables, scm_specs
 from .wrappers import bare
@@ -46,6 +57,10 @@ __all__ = [
     "check_values_follow_the_protocol",
     "check_log_prob_matches_table",
     "check_abduction_weighs_as_log_prob",
+    "IMAGE_CHECKS",
+    "check_image_mechanism",
+    "check_image_replay_gives_the_picture_back",
+    "check_image_log_prob_is_normalised",
     "SCMSpec",
     "scm_specs",
     "random_scm",

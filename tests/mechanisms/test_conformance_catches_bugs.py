@@ -106,3 +106,40 @@ def test_abduction_check_catches_a_weight_kept_between_calls():
 
     with pytest.raises(AssertionError, match="weighs otherwise than log_prob"):
         check_abduction_weighs_as_log_prob(lambda parents, probs: LastWeight(parents, probs), max_examples=5)
+
+
+# ------------------------------------------------------------ image mechanisms
+
+
+def _broken_levels(change):
+    """The discretised-logistic image mechanism with one method replaced by ``change``."""
+    from cvaeq.mechanisms.levels_image import discretised_logistic_image
+
+    def factory(**params):
+        m = discretised_logistic_image(**params)
+        change(m)
+        return m
+
+    factory.pixel = "8bit"
+    return factory
+
+
+def test_the_image_checks_catch_noise_that_does_not_replay_the_picture():
+    from cvaeq.testing import check_image_replay_gives_the_picture_back
+
+    def prior_noise(m):  # abduction that ignores the picture
+        m.abduct = lambda value, parents: (m.noise_prior(value.shape[0]).sample(), m.log_prob(value, parents))
+
+    with pytest.raises(AssertionError, match="changed the picture"):
+        check_image_replay_gives_the_picture_back(_broken_levels(prior_noise), max_examples=5)
+
+
+def test_the_image_checks_catch_a_likelihood_that_does_not_sum_to_one():
+    from cvaeq import levels
+    from cvaeq.testing import check_image_log_prob_is_normalised
+
+    def half(m):  # one bin's width forgotten: every level's probability halved, say
+        m.log_prob = lambda value, parents: (levels.log_prob(value, *m.params(parents)) - 0.7).flatten(1).sum(-1)
+
+    with pytest.raises(AssertionError, match="sum to"):
+        check_image_log_prob_is_normalised(_broken_levels(half), max_examples=5)

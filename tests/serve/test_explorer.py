@@ -151,3 +151,61 @@ def test_the_page_shows_the_answers_warnings():
     page = (SERVE / "static" / "index.html").read_text()
     script = (SERVE / "static" / "explorer.js").read_text()
     assert '<p id="warnings"' in page and "a.warnings" in script
+
+
+# ------------------------------------------------------------ colour pictures
+
+
+@pytest.fixture
+def swatch_explorer():
+    """An explorer of the tiny 8-bit RGB world of tests/eightbit.py with its hand-written model."""
+    from cvaeq.plugins import get_plugin_manager
+    from cvaeq.story import story_from_text
+
+    from ..eightbit import STORY, SwatchModel, SwatchPlugin
+
+    plugin = SwatchPlugin()
+    get_plugin_manager().register(plugin, name="swatch-world")
+    try:
+        yield Explorer(model=SwatchModel(), story=story_from_text(STORY))
+    finally:
+        get_plugin_manager().unregister(plugin)
+
+
+def test_a_colour_world_shows_colour_pictures_and_the_truth_beside_the_models(swatch_explorer):
+    import base64
+    import io
+
+    from PIL import Image
+    from starlette.testclient import TestClient
+
+    from cvaeq.serve.app import create_app
+
+    from ..eightbit import render
+
+    ex = swatch_explorer
+    out = ex.ask("P(X | do(hue=blue), X=img)", {"factors": {"hue": "red", "size": "4"}}, seed=0)
+    pictures = out.pictures
+    assert set(pictures) == {"evidence", "samples", "mean", "truth"}
+    assert pictures["evidence"].shape == pictures["mean"].shape == pictures["truth"].shape == (3, 8, 8)
+    assert all(float(p.min()) >= 0 and float(p.max()) <= 1 for p in pictures.values())
+    np.testing.assert_array_equal(np.rint(pictures["evidence"] * 255), render(np.array([[0, 1]]))[0])
+    d = out.to_dict()
+    assert "iou" not in d["truth"] and 0 <= d["truth"]["l1"] < 0.05  # the model's mean picture near the truth
+    # an uploaded RGB PNG is read as the world's levels
+    buf = io.BytesIO()
+    Image.fromarray(render(np.array([[1, 2]]))[0].transpose(1, 2, 0), "RGB").save(buf, format="PNG")
+    got, classes = ex.evidence({"png": base64.b64encode(buf.getvalue()).decode()})
+    assert classes is None and np.array_equal(got, render(np.array([[1, 2]]))[0])
+    # the decoder view: the mean picture of the levels, colour, on the [0, 1] scale
+    decoded = ex.decode({"hue": "green", "size": "6"}, [0.0])
+    assert decoded.shape == (3, 8, 8) and abs(decoded - render(np.array([[1, 2]]))[0] / 255).max() < 0.01
+    # served as RGB PNGs
+    with TestClient(create_app(ex), base_url="http://127.0.0.1:8000") as client:
+        r = client.post("/api/query", json={"query": "P(X | do(hue=blue), X=img)",
+                                            "image": {"factors": {"hue": "red", "size": "4"}}, "seed": 0})
+        assert r.status_code == 200, r.text
+        for name in ("evidence", "mean", "samples", "truth"):
+            png = client.get(r.json()["images"][name])
+            assert png.status_code == 200
+            assert Image.open(io.BytesIO(png.content)).mode == "RGB"
