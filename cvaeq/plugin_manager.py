@@ -12,7 +12,7 @@ available" errors; registering a name twice is a
 :class:`~cvaeq.errors.PluginError`.
 
 >>> sorted(name for name, _ in get_plugin_manager().list_name_plugin())[:1]
-['cvaeq.default_plugins.image_models']
+['cvaeq.default_plugins.image_mechanisms']
 """
 
 from __future__ import annotations
