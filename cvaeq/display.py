@@ -3,7 +3,8 @@
 Jupyter calls :meth:`Answer._repr_html_ <cvaeq.query.answer.Answer._repr_html_>`
 (and ``_repr_png_``) and :meth:`Story._repr_svg_ <cvaeq.story.Story._repr_svg_>`,
 which call the functions here: the same pictures as ``cvaeq query --out``
-(evidence, sample grid, mean image; inline PNGs) and the same numbers as its
+(evidence, sample grid, mean image; inline PNGs, grey or colour as the
+world's pictures are) and the same numbers as its
 table (a probability table per factor target, with bars), so a notebook user
 sees at once what the command line writes into files.
 
@@ -42,7 +43,7 @@ def answer_png(answer: Any) -> bytes | None:
         return None
     from .viz import grid, png_bytes
 
-    return png_bytes(grid(answer.sample_images))
+    return png_bytes(grid(answer.pictures()["samples"]))
 
 
 def _table(name: str, dist: dict[str, float]) -> str:
@@ -67,11 +68,11 @@ def answer_html(answer: Any) -> str:
              f" &nbsp; model: {escape(str(source))}</p>"]
     parts += [f"<p style='color:#8a4b00'>warning: {escape(w)}</p>" for w in getattr(answer, "warnings", ())]
     if answer.mean_image is not None:
-        pics = []
-        if answer.evidence_image is not None:
-            pics.append(_img(png_bytes(to_pixels(answer.evidence_image), SCALE), "evidence"))
-        pics.append(_img(png_bytes(to_pixels(answer.mean_image), SCALE), "mean image"))
-        pics.append(_img(png_bytes(grid(answer.sample_images)), "sampled images"))
+        pictures, pics = answer.pictures(), []  # on the [0, 1] scale: grey or colour PNGs alike
+        if "evidence" in pictures:
+            pics.append(_img(png_bytes(to_pixels(pictures["evidence"]), SCALE), "evidence"))
+        pics.append(_img(png_bytes(to_pixels(pictures["mean"]), SCALE), "mean image"))
+        pics.append(_img(png_bytes(grid(pictures["samples"])), "sampled images"))
         parts.append("<div>" + "".join(pics) + "</div>")
         parts.append("<p>q(factors | X) reads the mean image as: "
                      + escape(", ".join(f"{f}={v}" for f, v in answer.predicted.items())) + "</p>")

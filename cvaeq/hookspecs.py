@@ -72,6 +72,37 @@ def register_mechanisms(register: Callable[[str, Callable[..., object]], None]) 
     """
 
 
+# ------------------------------------------------------------ image mechanisms
+
+
+@hookspec
+def register_image_mechanisms(register: Callable[[str, Callable[..., object]], None]) -> None:
+    """Contribute image mechanisms: how a picture's pixels follow from the image model and their noise.
+
+    Call ``register(name, factory)`` once per mechanism. ``factory`` has an
+    attribute ``pixel``, the pixel kind it models (``"binary"`` or
+    ``"8bit"``, :data:`cvaeq.world.PIXEL_KINDS`), and
+    ``factory(image_model=model, parents=(...), factors=(...), shape=image_shape)``
+    returns the mechanism of the image node X (the protocol of
+    :mod:`cvaeq.mechanisms.base`, with ``intervenable = False``, exact
+    ``abduct`` and ``log_prob``, and ``propose`` from the model's
+    q(factors | X) and q(Z | X, factors)). The SCM builder picks, for a
+    model, the mechanism its attribute ``image_mechanism`` names, else the
+    built-in one of its pixel kind; a mechanism whose ``pixel`` is not the
+    world's is a :class:`~cvaeq.errors.MechanismError`. Registering a name
+    twice is a :class:`~cvaeq.errors.PluginError` naming both plugins.
+
+    The built-in image mechanisms are ``bernoulli`` (binary pixels,
+    ``1[U < p]`` with ``U ~ Uniform(0, 1)``) and ``discretised_logistic``
+    (8-bit levels, the bin of ``loc + s * eps`` with ``eps ~ Logistic(0, 1)``,
+    :mod:`cvaeq.levels`); both abduct their noise exactly.
+
+    >>> @hookimpl
+    ... def register_image_mechanisms(register):
+    ...     register("discretised_gaussian", discretised_gaussian_image)   # .pixel = "8bit"
+    """
+
+
 # ---------------------------------------------------------------------- worlds
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "quantise",
     "abduct",
     "sample_noise",
+    "mean_unit",
     "bits_per_dim",
     "to_unit",
 ]
@@ -167,6 +168,21 @@ def abduct(levels: Tensor, loc: Tensor, log_scale: Tensor, r: Tensor) -> tuple[T
     below_hi = torch.nextafter(b, torch.full_like(b, -math.inf))
     eps = torch.minimum(torch.maximum(eps, a), torch.maximum(below_hi, a))
     return eps, lb + torch.log(-torch.expm1((la - lb).clamp(max=0.0)))
+
+
+def mean_unit(loc: Tensor, log_scale: Tensor) -> Tensor:
+    """The mean level of each pixel and channel, on the [0, 1] scale (mean level / 255).
+
+    ``E[level] = sum_{k=1}^{255} P(level >= k)``, and ``P(level >= k)`` is the
+    logistic's upper tail at bin ``k``'s lower edge: a closed form, no sampling.
+
+    >>> import torch
+    >>> round(float(mean_unit(torch.tensor(0.5), torch.tensor(-3.0))), 4)
+    0.5
+    """
+    inner = edges(loc.dtype, loc.device)[1:-1]  # the 255 lower edges of levels 1..255
+    z = (loc.unsqueeze(-1) - inner) * torch.exp(-log_scale).unsqueeze(-1)
+    return torch.sigmoid(z).sum(-1) / (LEVELS - 1)
 
 
 def sample_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None = None,

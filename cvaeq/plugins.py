@@ -12,8 +12,8 @@ told why it is missing. Registering a name twice is a
 where it enters the core: a mechanism's values
 (:mod:`cvaeq.mechanisms.checked`), a world's images
 (:meth:`cvaeq.world.World.render_checked`) and laws (the story reads them).
-The core records which plugin supplied every world, image-model family, story
-and mechanism family.
+The core records which plugin supplied every world, image-model family, story,
+mechanism family and image mechanism.
 
 >>> sorted(get_mechanisms())[:2]
 ['bernoulli_image', 'gaussian_latent']
@@ -45,6 +45,10 @@ __all__ = [
     "get_world_plugins",
     "get_image_models",
     "get_image_model_plugins",
+    "get_image_mechanisms",
+    "get_image_mechanism",
+    "image_mechanism_for",
+    "ImageMechanism",
     "MechanismFamily",
     "describe_plugins",
     "DEFAULT_PLUGINS",
@@ -56,6 +60,7 @@ DEFAULT_PLUGINS = (
     "cvaeq.default_plugins.stories",
     "cvaeq.default_plugins.mechanisms",
     "cvaeq.default_plugins.image_models",
+    "cvaeq.default_plugins.image_mechanisms",
 )
 
 class _PluginManager(pluggy.PluginManager):
@@ -299,6 +304,92 @@ def get_image_model_plugins() -> dict[str, str]:
             _collect("register_image_models", "image model", _check_family).items()}
 
 
+def _check_image_mechanism(factory: Any) -> str | None:
+    from .world import PIXEL_KINDS
+
+    if not callable(factory):
+        return f"is {type(factory).__name__}, not a callable factory"
+    if getattr(factory, "pixel", None) not in PIXEL_KINDS:
+        return f"has no attribute pixel naming its pixel kind ({', '.join(PIXEL_KINDS)})"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageMechanism:
+    """A registered image mechanism: its name, factory, pixel kind and the plugin that supplied it."""
+
+    name: str
+    factory: Callable[..., Any]
+    pixel: str
+    plugin: str
+
+    def __call__(self, **params: Any) -> Any:
+        """Build the image node's mechanism: ``factory(**params)``; a plugin's
+        factory that raises is a PluginError naming it."""
+        if self.plugin in DEFAULT_PLUGINS:
+            return self.factory(**params)
+        from .errors import CvaeqError
+
+        try:
+            return self.factory(**params)
+        except CvaeqError:
+            raise
+        except Exception as e:
+            raise PluginError(f"plugin {self.plugin!r} (image mechanism {self.name!r}): building it raised "
+                              f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; fix or uninstall the plugin"
+                              ) from None
+
+
+def get_image_mechanisms() -> dict[str, ImageMechanism]:
+    """Every registered image mechanism by name.
+
+    >>> {n: m.pixel for n, m in sorted(get_image_mechanisms().items())}
+    {'bernoulli': 'binary', 'discretised_logistic': '8bit'}
+    """
+    return {
+        name: ImageMechanism(name, factory, factory.pixel, plugin)
+        for name, (factory, plugin) in
+        _collect("register_image_mechanisms", "image mechanism", _check_image_mechanism).items()
+    }
+
+
+def get_image_mechanism(name: str) -> ImageMechanism:
+    """One image mechanism by name; unknown names are a MechanismError listing the known ones."""
+    found = get_image_mechanisms()
+    if name not in found and skipped("image mechanism", name):
+        raise PluginError(f"image mechanism {name!r} is not available: {skipped('image mechanism', name)}")
+    if name not in found:
+        raise MechanismError(f"unknown image mechanism {name!r}; known: {', '.join(sorted(found))} "
+                             "(install the plugin that provides it, see `cvaeq plugins`)")
+    return found[name]
+
+
+def image_mechanism_for(image_model: Any, world: Any) -> ImageMechanism:
+    """The image mechanism of ``image_model`` in ``world``: the one the model
+    names (its attribute ``image_mechanism``), else the built-in one of its
+    pixel kind (attribute ``pixel``, absent: ``"binary"``); the model's and
+    the mechanism's pixel kind must be the world's (a MechanismError otherwise).
+
+    >>> from cvaeq.world import get_world
+    >>> image_mechanism_for(object(), get_world("dsprites")).name
+    'bernoulli'
+    """
+    from .mechanisms.image_mechanisms import PIXEL_MECHANISMS
+
+    pixel = getattr(image_model, "pixel", "binary")
+    if pixel != world.pixel:
+        raise MechanismError(f"the image model decodes {pixel} pixels but world {world.name!r} has {world.pixel} "
+                             f"pixels; use a model trained on that world")
+    name = getattr(image_model, "image_mechanism", None) or PIXEL_MECHANISMS.get(pixel)
+    if not isinstance(name, str):
+        raise MechanismError(f"no image mechanism for {pixel!r} pixels; name one with the model's image_mechanism")
+    mechanism = get_image_mechanism(name)
+    if mechanism.pixel != world.pixel:
+        raise MechanismError(f"image mechanism {name!r} models {mechanism.pixel} pixels but world {world.name!r} "
+                             f"has {world.pixel} pixels")
+    return mechanism
+
+
 def describe_plugins() -> dict[str, Any]:
     """What ``cvaeq plugins`` prints: every plugin and its hooks, every contribution and its plugin.
 
@@ -316,5 +407,6 @@ def describe_plugins() -> dict[str, Any]:
         "worlds": dict(sorted(get_world_plugins().items())),
         "image_models": dict(sorted(get_image_model_plugins().items())),
         "mechanisms": mechanisms,
+        "image_mechanisms": {n: m.plugin for n, m in sorted(get_image_mechanisms().items())},
         "stories": dict(sorted(get_story_plugins().items())),
     }

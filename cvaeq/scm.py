@@ -197,9 +197,12 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
         one the SCM has no image node X (factor-level queries only).
 
     Each factor's family is the story's ``mechanism`` for it (default
-    ``"gumbel_max"``), built as ``factory(parents=..., probs=table)``.
+    ``"gumbel_max"``), built as ``factory(parents=..., probs=table)``. The
+    image's mechanism is the registered image mechanism of the model's pixel
+    kind (``bernoulli`` for binary worlds, ``discretised_logistic`` for 8-bit
+    ones; :func:`cvaeq.plugins.image_mechanism_for`).
     """
-    from .plugins import get_mechanism_family
+    from .plugins import get_mechanism_family, image_mechanism_for
     from .story import IMAGE, LATENT
 
     factor_logits = dict(factor_logits or {})
@@ -222,7 +225,7 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     mechanisms[LATENT] = get_mechanism_family("gaussian_latent")(dim=latent_dim)
     graph = story.graph
     if image_model is not None:
-        mechanisms[IMAGE] = get_mechanism_family("bernoulli_image")(
+        mechanisms[IMAGE] = image_mechanism_for(image_model, story.world)(
             image_model=image_model, parents=story.graph.parents(IMAGE), factors=FACTORS,
             shape=story.world.image_shape,
         )

@@ -706,3 +706,88 @@ def test_register_image_models_a_family_that_misbehaves_is_one_line_naming_it(re
                                   "--device", "cpu"])
     _one_line_exit_2(r, "plugin 'toy-wobbly' (image-model family 'wobbly')", words)
     assert not (tmp_path / "m.safetensors").exists()
+
+
+# ----------------------------------------------------------- image mechanisms
+
+
+def _pixel_model(pixel=None, mechanism=None):
+    class Model:
+        latent_dim = 1
+
+    if pixel:
+        Model.pixel = pixel
+    if mechanism:
+        Model.image_mechanism = mechanism
+    return Model()
+
+
+def test_register_image_mechanisms_builtins_and_the_choice_by_pixel_kind():
+    from cvaeq.world import get_world
+
+    found = plugins.get_image_mechanisms()
+    assert {n: (m.pixel, m.plugin) for n, m in found.items() if n in ("bernoulli", "discretised_logistic")} == {
+        "bernoulli": ("binary", "cvaeq.default_plugins.image_mechanisms"),
+        "discretised_logistic": ("8bit", "cvaeq.default_plugins.image_mechanisms"),
+    }
+    dsprites = get_world("dsprites")
+    assert plugins.image_mechanism_for(_pixel_model(), dsprites).name == "bernoulli"  # no pixel: binary
+    with pytest.raises(MechanismError, match="decodes 8bit pixels but world 'dsprites' has binary pixels"):
+        plugins.image_mechanism_for(_pixel_model("8bit"), dsprites)
+    with pytest.raises(MechanismError, match="'discretised_logistic' models 8bit pixels but world 'dsprites'"):
+        plugins.image_mechanism_for(_pixel_model("binary", "discretised_logistic"), dsprites)
+    with pytest.raises(MechanismError, match="unknown image mechanism 'nope'; known: bernoulli, discretised_logistic"):
+        plugins.image_mechanism_for(_pixel_model("binary", "nope"), dsprites)
+
+
+def test_register_image_mechanisms_a_plugins_mechanism_is_picked_when_the_model_names_it(register_plugin):
+    from cvaeq.mechanisms.image import bernoulli_image
+    from cvaeq.world import get_world
+
+    built = []
+
+    def sharp(**params):
+        built.append(params)
+        return bernoulli_image(**params)
+
+    sharp.pixel = "binary"
+
+    class Sharp:
+        @hookimpl
+        def register_image_mechanisms(self, register):
+            register("sharp", sharp)
+
+    register_plugin(Sharp(), "sharp-pixels")
+    chosen = plugins.image_mechanism_for(_pixel_model(mechanism="sharp"), get_world("dsprites"))
+    assert (chosen.name, chosen.plugin, chosen.pixel) == ("sharp", "sharp-pixels", "binary")
+    assert plugins.describe_plugins()["image_mechanisms"]["sharp"] == "sharp-pixels"
+    r = CliRunner().invoke(main, ["plugins"])
+    assert "sharp                 sharp-pixels" in r.output.splitlines()
+    assert "discretised_logistic  cvaeq.default_plugins.image_mechanisms" in r.output.splitlines()
+
+
+def test_register_image_mechanisms_twice_or_without_a_pixel_kind(register_plugin, capsys):
+    def nokind(**params):
+        return None
+
+    class Bad:
+        @hookimpl
+        def register_image_mechanisms(self, register):
+            register("nokind", nokind)
+
+    register_plugin(Bad(), "no-kind")
+    assert "nokind" not in plugins.get_image_mechanisms()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "registered image mechanism 'nokind', which has no attribute pixel" in err
+    with pytest.raises(PluginError, match="image mechanism 'nokind' is not available"):
+        plugins.get_image_mechanism("nokind")
+
+    class Clash:
+        @hookimpl
+        def register_image_mechanisms(self, register):
+            register("bernoulli", nokind)
+
+    nokind.pixel = "binary"
+    register_plugin(Clash(), "clash")
+    with pytest.raises(PluginError, match="'bernoulli' is registered twice .*'clash'"):
+        plugins.get_image_mechanisms()

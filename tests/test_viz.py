@@ -58,7 +58,7 @@ def test_same_pixels_same_bytes(tmp_path):
 
 @pytest.mark.parametrize(
     "image, message",
-    [(np.full((64, 64), 1.5), r"\[0, 1\]"), (np.full((64, 64), np.nan), r"\[0, 1\]"), (np.zeros(64), "2-dimensional")],
+    [(np.full((64, 64), 1.5), r"\[0, 1\]"), (np.full((64, 64), np.nan), r"\[0, 1\]"), (np.zeros(64), r"\(H, W\) or \(C, H, W\)"), (np.zeros((2, 4, 4)), "C = 1 or 3")],
 )
 def test_bad_images_are_refused(image, message):
     with pytest.raises(DataError, match=message):

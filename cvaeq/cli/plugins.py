@@ -1,5 +1,5 @@
 """``cvaeq plugins``: the installed plugins, and which one supplied each world,
-image-model family, mechanism and story."""
+image-model family, mechanism, image mechanism and story."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from . import main
 
 __all__ = ["plugins_command"]
 
-_SECTIONS = (("world", "worlds"), ("image model", "image_models"), ("mechanism", "mechanisms"), ("story", "stories"))
+_SECTIONS = (("world", "worlds"), ("image model", "image_models"), ("mechanism", "mechanisms"),
+             ("image mechanism", "image_mechanisms"), ("story", "stories"))
 
 
 @main.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plugins_command(as_json: bool) -> None:
-    """List every world, image-model family, mechanism family and story with the plugin that supplied it."""
+    """List every world, image-model family, mechanism family, image mechanism and story with the plugin that supplied it."""
     info = describe_plugins()
     if as_json:
         click.echo(json.dumps(info, indent=2))

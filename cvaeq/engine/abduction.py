@@ -165,6 +165,9 @@ def abduct(
             value = fixed[v]
             if can_abduct(m) and v in weigh_only:
                 log_w = log_w + m.log_prob(value, pv).double()
+            elif callable(getattr(m, "abduct_with_log_prob", None)):  # noise and weight from one decoding
+                noise[v], lw = m.abduct_with_log_prob(value, pv)
+                log_w = log_w + lw.double()
             elif can_abduct(m):  # abduct, then log_prob: the image decodes once for both
                 noise[v] = m.abduct(value, pv)
                 log_w = log_w + m.log_prob(value, pv).double()

@@ -102,8 +102,12 @@ class Result:
         return (s.double() * w).sum(0)
 
     def mean_image(self, target: str = "X") -> Tensor:
-        """The weighted mean image ``[H, W]`` (pixel probabilities of the answer)."""
-        return self.mean(target).float()
+        """The weighted mean image ``[H, W]`` or ``[C, H, W]`` on the [0, 1] scale
+        (binary: the pixel probabilities of the answer; 8-bit: the mean level / 255)."""
+        mean = self.mean(target)
+        if self._target(target).dtype == torch.uint8:  # 8-bit levels
+            mean = mean / 255
+        return mean.float()
 
     def sample_images(self, n: int, target: str = "X") -> Tensor:
         """The ``n`` highest-weight sampled images ``[n, H, W]`` (after resampling: the first ``n``)."""

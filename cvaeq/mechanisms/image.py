@@ -332,8 +332,12 @@ def _binary_sign(value: Tensor, dtype: torch.dtype = torch.float64) -> Tensor | 
 
 def missing_members(image_model: object) -> str | None:
     """What ``image_model`` lacks of the :class:`ImageModel` protocol, as
-    ``"name()"`` (the decoder may be ``pixel_logits`` or ``decode_probs``), or None."""
-    if not any(callable(getattr(image_model, m, None)) for m in ("pixel_logits", "decode_probs")):
+    ``"name()"`` (the decoder may be ``pixel_logits`` or ``decode_probs``; an
+    8-bit model's, ``pixel = "8bit"``, is ``pixel_levels``), or None."""
+    if getattr(image_model, "pixel", "binary") == "8bit":
+        if not callable(getattr(image_model, "pixel_levels", None)):
+            return "pixel_levels()"
+    elif not any(callable(getattr(image_model, m, None)) for m in ("pixel_logits", "decode_probs")):
         return "pixel_logits() or decode_probs()"
     for member in ("factor_logits", "z_posterior"):
         if not callable(getattr(image_model, member, None)):

@@ -137,11 +137,16 @@ def read_factors(image_model: Any, image, world) -> dict[str, str]:
     """The factors q(factors | X) reads off an image: ``{factor: value label}``
     in ``world``'s order and labels.
 
-    A grey image (a mean) is first thresholded at 1/2, as the encoder reads
-    black-and-white images.
+    In a binary world a grey image (a mean) is first thresholded at 1/2, as
+    the encoder reads black-and-white images; in an 8-bit world the encoder
+    reads it on the [0, 1] scale (uint8 levels are divided by 255).
     """
-    x = torch.as_tensor(np.asarray(image), dtype=torch.float32)
-    x = (x > 0.5).float().reshape(1, *x.shape[-2:])
+    a = np.asarray(image)
+    x = torch.as_tensor(a, dtype=torch.float32)
+    if getattr(world, "pixel", "binary") == "8bit":
+        x = (x / 255 if a.dtype == np.uint8 else x).reshape(1, *world.image_shape)
+    else:
+        x = (x > 0.5).float().reshape(1, *x.shape[-2:])
     with torch.no_grad():
         logits = image_model.factor_logits(x)
     return {f: world.label(f, int(torch.argmax(logits[f][0]))) for f in world.names}
@@ -165,7 +170,11 @@ class Answer:
         the probability that they all hold; else None.
     :ivar latent: ``{"Z": {"mean": [...], "sd": [...]}}`` when Z is a target.
     :ivar evidence_image, sample_images, mean_image: arrays when X is a target
-        (``(64, 64)`` 0/1, ``(n, 64, 64)`` 0/1, ``(64, 64)`` probabilities).
+        (binary world: ``(64, 64)`` 0/1, ``(n, 64, 64)`` 0/1, ``(64, 64)``
+        probabilities; 8-bit world: uint8 levels ``image_shape`` and ``(n,
+        *image_shape)``, and the mean on the [0, 1] scale).
+    :ivar pixel: the world's pixel kind, ``"binary"`` or ``"8bit"``
+        (:meth:`pictures` gives every picture on the [0, 1] scale).
     :ivar predicted: the factors q(factors | X) reads off the mean image.
     :ivar images: ``{"evidence", "samples", "mean"}`` → PNG paths, once written.
     :ivar model: the checkpoint used, or None for the story's true tables.
@@ -193,6 +202,16 @@ class Answer:
     story: str = "default"
     result: Result | None = field(default=None, repr=False, compare=False)
     warnings: tuple[str, ...] = ()
+    pixel: str = "binary"
+
+    def pictures(self) -> dict[str, np.ndarray]:
+        """``{"evidence", "samples", "mean"}`` → the pictures of an X answer on the
+        [0, 1] scale (8-bit levels divided by 255), those the answer has; what
+        the PNGs, the notebook and the explorer show."""
+        from ..viz import unit
+
+        shown = {"evidence": self.evidence_image, "samples": self.sample_images, "mean": self.mean_image}
+        return {k: unit(v, self.pixel) for k, v in shown.items() if v is not None}
 
     def save_images(self, out: str | os.PathLike) -> "Answer":
         """Write the pictures of an X answer into the folder ``out``; returns the
@@ -203,11 +222,12 @@ class Answer:
         from ..viz import save_grid, save_image
 
         out = _checked_out(out)
+        pictures = self.pictures()
         paths: dict[str, str] = {}
-        if self.evidence_image is not None:
-            paths["evidence"] = str(save_image(self.evidence_image, out / IMAGE_FILES["evidence"]))
-        paths["samples"] = str(save_grid(self.sample_images, out / IMAGE_FILES["samples"]))
-        paths["mean"] = str(save_image(self.mean_image, out / IMAGE_FILES["mean"]))
+        if "evidence" in pictures:
+            paths["evidence"] = str(save_image(pictures["evidence"], out / IMAGE_FILES["evidence"]))
+        paths["samples"] = str(save_grid(pictures["samples"], out / IMAGE_FILES["samples"]))
+        paths["mean"] = str(save_image(pictures["mean"], out / IMAGE_FILES["mean"]))
         return replace(self, images=paths)
 
     def to_dict(self) -> dict[str, Any]:
@@ -475,7 +495,8 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
     for v, value in r.evidence.items():
         if v == IMAGE:
             evidence_image = np.asarray(value)
-            evidence[v] = torch.as_tensor(evidence_image, dtype=torch.float32)
+            levels = mech.story.world.pixel == "8bit"  # X is uint8 levels there, float 0/1 in a binary world
+            evidence[v] = torch.as_tensor(evidence_image, dtype=None if levels else torch.float32)
         else:
             evidence[v] = torch.tensor(value)
     if r.multiworld:
@@ -488,7 +509,7 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
         return Answer(
             query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=ess,
             model=mech.name, story=mech.story.name, result=result,
-            warnings=evidence_warnings(ess, samples, bool(evidence or observed)), **parts,
+            warnings=evidence_warnings(ess, samples, bool(evidence or observed)), pixel=mech.story.world.pixel, **parts,
         )
     interventions = {f: torch.tensor(c) for f, c in r.interventions.items()}
     with torch.no_grad():
@@ -498,7 +519,7 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
     return Answer(
         query=r.text, kind=r.kind, targets=r.targets, samples=samples, ess=ess,
         model=mech.name, story=mech.story.name, result=result,
-        warnings=evidence_warnings(ess, samples, bool(evidence)), **parts,
+        warnings=evidence_warnings(ess, samples, bool(evidence)), pixel=mech.story.world.pixel, **parts,
     )
 
 

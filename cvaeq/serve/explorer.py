@@ -77,9 +77,13 @@ class Explored:
     :ivar observed: ``{factor: value}`` of its factor evidence.
     :ivar factors: for an image question: ``{factor: {value: p}}`` in the answer's worlds.
     :ivar evidence_factors: the evidence's factors when it was picked by them, else None.
-    :ivar truth_image: the true counterfactual's mean image ``(H, W)``, or None.
+    :ivar truth_image: the true counterfactual's mean image ``(H, W)`` or ``(C, H, W)``
+        on the [0, 1] scale, or None.
     :ivar truth_factors: ``{factor: {value: p}}`` of the true counterfactual, or None.
-    :ivar iou: IoU of the model's thresholded mean image against the thresholded truth.
+    :ivar iou: IoU of the model's thresholded mean image against the thresholded truth
+        (binary worlds).
+    :ivar l1: mean absolute difference per pixel and channel of the model's mean
+        picture and the true one, on the [0, 1] scale (8-bit worlds).
     :ivar observed_image: whether the question observes the image (``X=img``).
     :ivar truth_note: why there is no true counterfactual where one was expected, or None.
     """
@@ -92,16 +96,17 @@ class Explored:
     truth_image: np.ndarray | None = field(default=None, repr=False)
     truth_factors: dict[str, dict[str, float]] | None = None
     iou: float | None = None
+    l1: float | None = None
     observed_image: bool = False
     truth_note: str | None = None
 
     @property
     def pictures(self) -> dict[str, np.ndarray]:
         """``{"evidence", "samples", "mean", "truth"}`` → arrays, those the answer has."""
-        a = self.answer
-        out = {"evidence": a.evidence_image, "samples": a.sample_images, "mean": a.mean_image,
-               "truth": self.truth_image}
-        return {k: v for k, v in out.items() if v is not None}
+        out = self.answer.pictures()  # on the [0, 1] scale, grey or colour
+        if self.truth_image is not None:
+            out["truth"] = self.truth_image
+        return out
 
     def to_dict(self, image_urls: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The answer's JSON (``cvaeq query --json``'s, with ``images`` naming ``image_urls``
@@ -120,7 +125,8 @@ class Explored:
         if self.evidence_factors is not None:
             d["evidence_factors"] = self.evidence_factors
         if self.truth_factors is not None:
-            d["truth"] = {"iou": self.iou, "factors": self.truth_factors, "particles": TRUTH_PARTICLES}
+            score = {"iou": self.iou} if self.l1 is None else {"l1": self.l1}
+            d["truth"] = {**score, "factors": self.truth_factors, "particles": TRUTH_PARTICLES}
         if self.truth_note is not None:
             d["truth_note"] = self.truth_note
         return d
@@ -290,7 +296,7 @@ class Explorer:
             blob = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             raise DataError("png is not base64 text; send the PNG file's bytes base64-encoded") from None
-        return decode_png(blob, self.world.image_shape, "the uploaded PNG"), None
+        return decode_png(blob, self.world.image_shape, "the uploaded PNG", self.world.pixel), None
 
     # ------------------------------------------------------------ questions
 
@@ -406,11 +412,17 @@ class Explorer:
         rows = truth.classes[0]
         weights = np.full(len(rows), 1.0 / len(rows))
         truth_factors = {f: _distribution(rows[:, i], weights, world, f) for i, f in enumerate(world.names)}
+        if world.pixel == "8bit":  # the renderer's levels, as the model's mean picture: on the [0, 1] scale
+            image = np.asarray(truth.mean_image[0], dtype=np.float64)
+            image = image / 255 if image.max(initial=0) > 1 else image
+            l1 = float(np.abs(np.asarray(out.answer.mean_image, dtype=np.float64) - image).mean())
+            return replace(out, truth_image=image, truth_factors=truth_factors, l1=round(l1, 6))
         score = float(iou(binarise(out.answer.mean_image)[None], truth.image)[0])
         return replace(out, truth_image=truth.mean_image[0], truth_factors=truth_factors, iou=round(score, 6))
 
     def decode(self, factors: Mapping[str, Any], z: Sequence[float]) -> np.ndarray:
-        """The decoder's pixel probabilities ``(H, W)`` for ``factors`` and latent ``z``:
+        """The decoder's pixel probabilities ``(H, W)`` (8-bit: its mean picture
+        ``image_shape`` on the [0, 1] scale) for ``factors`` and latent ``z``:
         the seed's notebook sliders, p(X | factors, Z) of the loaded model."""
         if not self.has_model:
             raise QueryError(NEEDS_MODEL)
@@ -426,7 +438,13 @@ class Explorer:
         from ..evaluation.run import pixel_probs
 
         c = torch.tensor([[classes[f] for f in self.world.names]], dtype=torch.int64)
+        z = torch.tensor([values], dtype=torch.float32)
+        model = self.mechanisms.image_model
         with self.lock, torch.no_grad():
-            probs = pixel_probs(self.mechanisms.image_model, c, torch.tensor([values], dtype=torch.float32))
+            if getattr(model, "pixel", "binary") == "8bit":  # the mean level / 255 of each pixel and channel
+                from ..levels import mean_unit
+
+                return mean_unit(*model.pixel_levels(c, z))[0].double().clamp(0, 1).numpy()
+            probs = pixel_probs(model, c, z)
         return probs[0].double().clamp(0, 1).numpy()
 

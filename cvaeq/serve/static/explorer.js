@@ -166,7 +166,9 @@ async function showAnswer(a) {
   const dag = a.dag === shownDag ? Promise.resolve()
     : fetch(a.dag).then((r) => r.text()).then((svg) => { $("dag").innerHTML = svg; shownDag = a.dag; });
   await Promise.all(["evidence", "truth", "mean", "samples"].map((n) => showPicture(n, images[n])));
-  $("iou").textContent = a.truth ? `(IoU with the model's: ${a.truth.iou.toFixed(3)})` : "";
+  // binary worlds: IoU of the thresholded pictures; grey and colour worlds: mean |difference| per pixel and channel
+  $("iou").textContent = !a.truth ? "" : a.truth.l1 !== undefined
+    ? `(L1 to the model's: ${a.truth.l1.toFixed(4)})` : `(IoU with the model's: ${a.truth.iou.toFixed(3)})`;
   $("truth-note").textContent = a.truth_note || "";
   $("predicted").textContent = a.predicted
     ? "q(factors | X) reads the mean image as: " + Object.entries(a.predicted).map(([k, v]) => `${k}=${v}`).join(", ")

@@ -1,0 +1,252 @@
+"""The image X with 8-bit pixels: a discretised logistic per pixel and channel, exact abduction.
+
+``X_j = the level whose bin holds loc_j + exp(log_scale_j) * eps_j`` with
+``eps ~ Logistic(0, 1)`` one per pixel and channel, and ``(loc, log_scale)``
+from the image model's ``pixel_levels(classes, z)`` (the arithmetic is
+:mod:`cvaeq.levels`). It is the Bernoulli rule of
+:class:`~cvaeq.mechanisms.image.BernoulliImage` with 256 bins instead of two:
+given an observed picture the noise posterior is the standard logistic cut to
+each pixel's bin, sampled exactly (:func:`cvaeq.levels.abduct`); the
+counterfactual pixel is the bin of the same noise under the new parents, and a
+null intervention gives back the evidence byte for byte.
+
+Values of X are uint8 levels ``[S, *image_shape]`` (``(C, H, W)`` or
+``(H, W)``); the image model reads pictures as float in [0, 1]
+(:func:`cvaeq.levels.to_unit`). The amortised proposals q(factors | X) and
+q(Z | X, factors) are the Bernoulli mechanism's, fed the picture on that scale.
+
+>>> import torch
+>>> class Grey:                      # a two-factor-free model: every pixel mid-grey
+...     latent_dim, pixel = 1, "8bit"
+...     def pixel_levels(self, classes, z):
+...         loc = torch.full((len(z), 2, 2), 0.5)
+...         return loc, torch.full_like(loc, -3.0)
+...     def factor_logits(self, x): return {}
+...     def z_posterior(self, x, classes): return torch.zeros(len(x), 1), torch.ones(len(x), 1)
+>>> m = discretised_logistic_image(Grey(), factors=(), shape=(2, 2))
+>>> picture = torch.tensor([[10, 128], [128, 250]], dtype=torch.uint8).expand(3, 2, 2)
+>>> parents = {"Z": torch.zeros(3, 1)}
+>>> noise, log_p = m.abduct_with_log_prob(picture, parents)
+>>> bool(torch.equal(m.assign(parents, noise), picture)), log_p.shape
+(True, torch.Size([3]))
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from .. import levels
+from ..errors import MechanismError
+from .image import BernoulliImage, FactorProposal, LatentProposal
+
+__all__ = ["DiscretisedLogisticImage", "discretised_logistic_image", "LogisticNoise"]
+
+#: ``pixel_levels``: parent values -> ``(loc, log_scale)``, each float ``[S, *shape]``.
+Levels = Callable[[Mapping[str, Tensor]], tuple[Tensor, Tensor]]
+
+
+class LogisticNoise(torch.distributions.Distribution):
+    """Standard logistic noise ``[S, *shape]``, one per pixel and channel
+    (:func:`cvaeq.levels.sample_noise`), as one event per particle."""
+
+    arg_constraints: dict = {}
+    support = torch.distributions.constraints.real
+
+    def __init__(self, num_particles: int, shape: tuple[int, ...]) -> None:
+        self.shape_ = (num_particles, *shape)
+        super().__init__(torch.Size([num_particles]), torch.Size(shape), validate_args=False)
+
+    def sample(self, sample_shape=torch.Size()) -> Tensor:
+        return levels.sample_noise((*sample_shape, *self.shape_))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        # log f(e) = -|e| - 2 log(1 + exp(-|e|)), summed over a picture
+        a = value.abs()
+        return (-a - 2 * torch.log1p(torch.exp(-a))).flatten(value.dim() - len(self.event_shape)).sum(-1)
+
+
+class DiscretisedLogisticImage:
+    """8-bit pixels: the level whose bin holds ``loc + exp(log_scale) * eps``, ``eps ~ Logistic(0, 1)``.
+
+    :param parents: parent names: the factors (in ``factors`` order) and the latent.
+    :param pixel_levels: ``pixel_levels(parents) -> (loc, log_scale)``, each
+        float ``[S, *shape]``, ``loc`` on the [0, 1] scale of pixel values.
+    :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``
+        (``x`` float in [0, 1]).
+    :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, F]) -> (loc, scale)``.
+    :param factors: the factor parents, in the column order of ``classes``
+        (default: the parents other than ``latent``).
+    :param latent: the latent parent's name (``None`` if the image has none).
+    :param shape: the world's ``image_shape``: ``(C, H, W)`` or ``(H, W)``.
+
+    Two ways to abduct (see :mod:`cvaeq.mechanisms.base`):
+    :meth:`abduct_with_log_prob` gives the noise and ``log p(X | parents)``
+    from one decoding; :meth:`abduct` and :meth:`log_prob` give each alone
+    (each decodes).
+    """
+
+    intervenable = False
+    pixel = "8bit"
+
+    def __init__(
+        self,
+        parents: Sequence[str],
+        pixel_levels: Levels,
+        *,
+        factor_logits: FactorProposal | None = None,
+        z_posterior: LatentProposal | None = None,
+        factors: Sequence[str] | None = None,
+        latent: str | None = "Z",
+        shape: tuple[int, ...] = (3, 64, 64),
+    ) -> None:
+        if not callable(pixel_levels):
+            raise MechanismError("DiscretisedLogisticImage needs pixel_levels(parents) -> (loc, log_scale)")
+        self.parents = tuple(parents)
+        self.pixel_levels = pixel_levels
+        self.factor_logits = factor_logits
+        self.z_posterior = z_posterior
+        self.factors = tuple(factors) if factors is not None else tuple(p for p in self.parents if p != latent)
+        self.latent = latent
+        self.shape = tuple(int(v) for v in shape)
+        self.event_dim = len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"DiscretisedLogisticImage(parents={self.parents}, shape={self.shape})"
+
+    def noise_prior(self, num_particles: int) -> torch.distributions.Distribution:
+        return LogisticNoise(num_particles, self.shape)
+
+    def params(self, parents: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(loc, log_scale)`` of every pixel and channel for the parents' values."""
+        return self.pixel_levels(parents)
+
+    def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
+        loc, log_scale = self.params(parents)
+        return levels.quantise(loc, log_scale, noise)
+
+    def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """``log p(X = value | parents)`` ``[S]`` (float64), the sum over pixels and channels."""
+        loc, log_scale = self.params(parents)
+        return _summed(levels.log_prob(_levels_of(value, self.shape), loc, log_scale))
+
+    def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
+        """The noise drawn from its exact posterior ``p(eps | X = value, parents)``."""
+        return self.abduct_with_log_prob(value, parents)[0]
+
+    def abduct_with_log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(noise, log p(X = value | parents))`` from one decoding: the noise
+        from its exact posterior, and the particles' importance weight
+        (``[S]``, float64)."""
+        loc, log_scale = self.params(parents)
+        x = _levels_of(value, self.shape)
+        eps, log_p = levels.abduct(x, loc, log_scale, torch.rand(loc.shape, dtype=loc.dtype))
+        return eps, _summed(log_p)
+
+    def propose(
+        self, value: Tensor, unknown: Sequence[str], known: Mapping[str, Tensor]
+    ) -> tuple[dict[str, Tensor], Tensor] | None:
+        """Sample the unknown parents from q(factors | X), then q(Z | X, factors),
+        reading the picture on the [0, 1] scale (the Bernoulli mechanism's
+        proposal code, :meth:`BernoulliImage.propose`)."""
+        return BernoulliImage.propose(self, unit_scale(value), unknown, known)  # type: ignore[arg-type]
+
+
+def unit_scale(value: Tensor) -> Tensor:
+    """Levels as float in [0, 1]; one picture expanded over particles stays
+    expanded (converted once, and the proposals see it is one picture)."""
+    if value.dim() > 1 and value.shape[0] > 1 and value.stride(0) == 0:
+        return levels.to_unit(value[:1]).expand(value.shape)
+    return levels.to_unit(value)
+
+
+def _levels_of(value: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """The picture's levels, checked: uint8 (or whole numbers 0..255) of the image shape.
+    One picture expanded over particles is handed on as that one picture (it broadcasts)."""
+    if tuple(value.shape[-len(shape):]) != shape:
+        raise MechanismError(f"an 8-bit picture of shape {tuple(value.shape)}; the world's pictures are {shape}")
+    if value.dim() > len(shape) and value.shape[0] > 1 and value.stride(0) == 0:
+        value = value[:1]
+    if value.dtype != torch.uint8:
+        if value.is_floating_point() and not bool((value == value.round()).all()):
+            raise MechanismError("an 8-bit picture holds whole levels 0..255, not fractions; "
+                                 "give uint8 levels (cvaeq.levels)")
+        if bool(((value < 0) | (value > 255)).any()):
+            raise MechanismError("an 8-bit picture holds levels 0..255")
+        value = value.to(torch.uint8)
+    return value
+
+
+def _summed(per_pixel: Tensor) -> Tensor:
+    return per_pixel.flatten(1).sum(-1, dtype=torch.float64)
+
+
+def discretised_logistic_image(
+    image_model=None,
+    *,
+    pixel_levels: Levels | None = None,
+    parents: Sequence[str] | None = None,
+    factors: Sequence[str] | None = None,
+    latent: str | None = "Z",
+    shape: tuple[int, ...] = (3, 64, 64),
+) -> DiscretisedLogisticImage:
+    """Factory of the ``discretised_logistic`` image mechanism.
+
+    Either an 8-bit image model (``pixel_levels(classes, z) -> (loc,
+    log_scale)``, ``factor_logits(x)``, ``z_posterior(x, classes)``,
+    ``latent_dim``), or a bare ``pixel_levels(parents)`` callable (no
+    proposals). ``factors`` default to the parents other than ``latent``.
+    A plugin's model has its answers checked (shapes, no NaN) where they enter.
+    """
+    if (image_model is None) == (pixel_levels is None):
+        raise MechanismError("discretised_logistic_image needs an 8-bit image model or a pixel_levels function, "
+                             "one of them")
+    if factors is None:
+        if parents is None:
+            raise MechanismError("discretised_logistic_image needs its factors or its parents")
+        factors = tuple(p for p in parents if p != latent)
+    factors = tuple(factors)
+    if parents is None:
+        parents = factors + ((latent,) if latent else ())
+    shape = tuple(int(v) for v in shape)
+    if image_model is None:
+        return DiscretisedLogisticImage(parents, pixel_levels, factors=factors, latent=latent, shape=shape)
+    for member in ("pixel_levels", "factor_logits", "z_posterior"):
+        if not callable(getattr(image_model, member, None)):
+            raise MechanismError(f"the 8-bit image model has no {member}(); it must give pixel_levels(classes, z), "
+                                 "factor_logits(x) and z_posterior(x, classes)")
+    from .checked import CheckedImageModel, is_builtin
+
+    checked = not is_builtin(image_model)
+    proposals = CheckedImageModel(image_model, shape[-2:]) if checked else image_model
+    decode = image_model.pixel_levels
+
+    def levels_of(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        classes = torch.stack([ps[f].long() for f in factors], -1) if factors else None
+        num = classes.shape[0] if classes is not None else ps[latent].shape[0]
+        if classes is None:
+            classes = torch.zeros(num, 0, dtype=torch.long)
+        z = ps[latent] if latent else torch.zeros(num, image_model.latent_dim)
+        out = decode(classes, z)
+        if checked:
+            _check_levels(image_model, out, (num, *shape))
+        return out
+
+    return DiscretisedLogisticImage(
+        parents, levels_of, factor_logits=proposals.factor_logits, z_posterior=proposals.z_posterior,
+        factors=factors, latent=latent, shape=shape,
+    )
+
+
+def _check_levels(model, out, expected: tuple[int, ...]) -> None:
+    """A plugin model's ``(loc, log_scale)``: two float tensors of the pictures' shape, no NaN."""
+    from ..errors import plugin_error
+    from .checked import _who_made
+
+    ok = isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)
+    if not ok or any(tuple(t.shape) != expected or not t.is_floating_point() for t in out):
+        raise plugin_error(_who_made(model), f"pixel_levels() must return (loc, log_scale), each float {list(expected)}")
+    if any(bool(torch.isnan(t).any()) for t in out):
+        raise plugin_error(_who_made(model), "pixel_levels() returned NaN")
