@@ -43,7 +43,7 @@ import torch
 
 from .. import levels as lv
 from ..engine import abduct_groups, group_mean, predict_groups
-from ..story import LATENT
+from ..story import IMAGE, LATENT
 from .metrics import factor_correct, given_factor
 from .truth import counterfactual_of_particles, story_particles
 
@@ -160,20 +160,27 @@ def _batch(mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, trut
     # composition through the engine: every particle's picture, fed back one drawn by weight
     cur, gc = x, g
     for step in range(1, steps + 1):
+        prev = cur
         if step > 1:
             gc = abduct_groups(scm, {"X": cur}, k)
         pictures = predict_groups(gc, {})["X"]  # [B, K, C, H, W] uint8
         differ = (pictures != x[:, None]).reshape(len(x), -1).double().mean(1)
-        if step in (1, steps):
-            add(f"comp.{step}", differ.numpy())
+        if step == 1:
+            add("comp.1", differ.numpy())
         pick = torch.multinomial(gc.weights.float(), 1).squeeze(1)
         cur = pictures[torch.arange(len(x)), pick]
-    # composition through the decoder alone (no pixel noise): its mean picture, rounded to levels, fed back
+        # A step whose drawn picture is its input is a fixed point: every later step abducts on this
+        # same picture and replays it (as for binary worlds, run.py), so the chain's end is this step.
+        if step == steps or torch.equal(cur, prev):
+            add(f"comp.{steps}", differ.numpy())
+            break
+    # composition through the decoder alone (no pixel noise): its mean picture, rounded to levels, fed back;
+    # later steps only weigh (factors, Z) by the picture (no pixel noise drawn)
     mean = _decoder_mean(model, g, names)
     for step in range(1, steps + 1):
         if step > 1:
             levels = torch.round(mean.clamp(0, 1) * (lv.LEVELS - 1)).to(torch.uint8)
-            mean = _decoder_mean(model, abduct_groups(scm, {"X": levels}, k), names)
+            mean = _decoder_mean(model, abduct_groups(scm, {"X": levels}, k, weigh_only=(IMAGE,)), names)
         if step in (1, steps):
             add(f"comp_dec_l1.{step}", l1(mean.numpy(), xs))
             add(f"comp_dec_psnr.{step}", psnr(mean.numpy(), xs))
