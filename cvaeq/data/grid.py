@@ -152,7 +152,7 @@ def _metadata(world: World, n: int) -> str:
 
 
 def image_of(factors: Mapping[str, int] | Sequence[str], world: World | str | None = None) -> np.ndarray:
-    """The ``(H, W)`` uint8 0/1 image of one set of factor classes of ``world`` (default dSprites).
+    """The uint8 image (``image_shape``: 0/1, or 8-bit levels) of one set of factor classes of ``world`` (default dSprites).
 
     ``factors`` is a mapping ``{factor: class}`` or ``name=value`` strings as
     on the command line (values snapped to the grid; a bad name or value is a
@@ -180,5 +180,12 @@ def show_image(factors: Mapping[str, int] | Sequence[str], out: str | os.PathLik
     """Render the image of ``world`` named by ``factors`` and write it to ``out`` as a PNG.
 
     Same as ``cvaeq data show shape=heart scale=1 orientation=0 posX=0.5 posY=0.5 --out heart.png``.
+    An 8-bit world's picture is written as it is (grey, or RGB for three channels).
     """
-    return save_png(image_of(factors, world), out)
+    world = get_world(world)
+    image = image_of(factors, world)
+    if world.pixel == "8bit":
+        from ..viz import save_image
+
+        return save_image(image / 255.0, out)
+    return save_png(image, out)

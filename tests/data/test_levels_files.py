@@ -52,3 +52,20 @@ def test_the_loader_gives_channels_and_levels_over_255():
     assert torch.equal(batch, x)
     with pytest.raises(Exception, match="pixel must be 'binary' or '8bit'"):
         FactorImages(imgs, classes, pixel="16bit")
+
+
+def test_data_show_writes_the_colour_picture_as_rgb(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from cvaeq.cli import main
+
+    out = tmp_path / "p.png"
+    result = CliRunner().invoke(main, ["data", "show", "--world", "colour_pendulum", "angle=0", "light=10",
+                                       "shadow_length=3", "shadow_position=10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as im:
+        assert im.mode == "RGB" and im.size == (64, 64)
+        pixels = np.asarray(im).transpose(2, 0, 1)
+    classes = WORLD.row(WORLD.parse_factors(["angle=0", "light=10", "shadow_length=3", "shadow_position=10"]))
+    assert np.array_equal(pixels, WORLD.render_checked(classes)[0])

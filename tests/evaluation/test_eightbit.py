@@ -55,3 +55,11 @@ def test_l1_and_psnr_are_per_pixel_and_channel_on_the_unit_scale():
     b[0, 0, 0, 0] = 1.0  # one channel of one pixel fully off: 1/48 of the picture
     assert l1(a, b).tolist() == [1 / 48, 0.0]
     assert psnr(a, b)[0] == pytest.approx(10 * math.log10(48)) and psnr(a, b)[1] == 100.0
+
+
+def test_the_table_of_an_8bit_world_shows_its_own_figures(scores):
+    from cvaeq.cli.eval import summary
+
+    text = summary(scores)
+    assert "bits/dim" in text and "cf PSNR (dB)" in text and "IoU" not in text
+    assert "composition (bytes that differ) 1: 0.0000  10: 0.0000" in text
