@@ -1,7 +1,7 @@
 """The neural networks of the causal VAE: a shared image trunk, the factor
 heads q(factors | X), the latent encoder q(Z | X, factors) and the decoder
-p(X | factors, Z), for any world whose images are binary with sides that are
-multiples of 16.
+p(X | factors, Z), for any world whose images are binary, or 8-bit levels in
+C channels, with sides that are multiples of 16.
 
 Built from matrix products only, for throughput on a CPU (convolutions with
 few channels are slow there, especially backwards). Two architectures share
@@ -39,6 +39,12 @@ one base (:class:`CVAENet`; ``CVAENet(config, world)`` builds the one
   before the window existed, and of worlds without position factors): the
   trunk reads all patches of the image, and the decoder's MLP emits every
   8x8 cell of the image from all the factors' one-hots.
+
+8-bit pictures (``world.pixel == "8bit"``, C channels, e.g. the colour
+pendulum's 3×64×64): the full-image networks only; the trunk's patches hold
+all C channels (``16 C`` numbers), the moments are those of the picture's
+darkness, and the cell MLP emits a discretised logistic's loc and log_scale
+per pixel and channel (:meth:`CVAENet.pixel_levels`) instead of a logit.
 
 Both have q(factors | X), an MLP head on the trunk features with one softmax
 per factor (113 logits in dSprites), and q(Z | X, factors), an MLP on the
