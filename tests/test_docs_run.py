@@ -91,6 +91,8 @@ NOT_RUN = {
     ("docs/plugins.md", "register_stories(register: "): "a hook's signature (tests/test_hookspecs_documented.py)",
     ("docs/plugins.md", "register_worlds(register: "): "a hook's signature (tests/test_hookspecs_documented.py)",
     ("docs/plugins.md", "register_image_models(register: "): "a hook's signature (tests/test_hookspecs_documented.py)",
+    ("docs/plugins.md", "register_image_mechanisms(register: "): "a hook's signature "
+                                                                 "(tests/test_hookspecs_documented.py)",
     ("docs/plugins.md", "from pathlib import Path\nfrom cvaeq import hookimpl\nfrom .world"):
         "the package's __init__.py, a relative import (plugins/cvaeq-pong/tests/test_docs.py compares it)",
 }
