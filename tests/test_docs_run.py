@@ -91,7 +91,8 @@ NOT_RUN = {
     ("docs/plugins.md", "register_stories(register: "): "a hook's signature (tests/test_hookspecs_documented.py)",
     ("docs/plugins.md", "register_worlds(register: "): "a hook's signature (tests/test_hookspecs_documented.py)",
     ("docs/plugins.md", "register_image_models(register: "): "a hook's signature (tests/test_hookspecs_documented.py)",
-    ("docs/plugins.md", "register_image_mechanisms(register: "): "a hook's signature (tests/test_hookspecs_documented.py)",
+    ("docs/plugins.md", "register_image_mechanisms(register: "): "a hook's signature "
+                                                                 "(tests/test_hookspecs_documented.py)",
     ("docs/plugins.md", "from pathlib import Path\nfrom cvaeq import hookimpl\nfrom .world"):
         "the package's __init__.py, a relative import (plugins/cvaeq-pong/tests/test_docs.py compares it)",
 }
@@ -160,6 +161,8 @@ SLOW = {
     ("docs/plugins.md", "$ cvaeq eval --model pong"): "scores the pong model as shown (20 s)",
     ("docs/weights.md", "$ cvaeq train --n 500000"): "trains",
     ("docs/weights.md", "$ cvaeq train --story pendulum"): "trains",
+    ("docs/weights.md", "$ cvaeq data build --world colour_pendulum"): "renders the colour pendulum's grid "
+                                                                        "(3 minutes) and trains",
     ("docs/weights.md", "$ cvaeq eval"): "scores the shipped model",
     ("docs/models.md", "$ cvaeq eval"): "scores two models",
     ("docs/models.md", "$ cvaeq train --family seed_mlp"): "trains the seed's MLP (a 15.8 M-parameter model)",

@@ -128,7 +128,7 @@ def test_register_stories_records_the_plugin(register_plugin, tmp_path):
     register_plugin(Stories(), "tilted-stories")
     assert get_stories()["tilted"] == str(path)
     assert get_story_plugins() == {"default": "cvaeq.default_plugins.stories", "pendulum": "cvaeq.default_plugins.stories",
-                                   "tilted": "tilted-stories"}
+                                   "colour_pendulum": "cvaeq.default_plugins.stories", "tilted": "tilted-stories"}
 
 
 def test_register_stories_twice_is_a_plugin_error(register_plugin):
@@ -184,7 +184,8 @@ def test_cvaeq_plugins_lists_every_mechanism_and_its_plugin(register_plugin):
     data = json.loads(CliRunner().invoke(main, ["plugins", "--json"]).output)
     assert data["mechanisms"]["coin"] == "toy-coin"
     assert {"name": "toy-coin", "hooks": ["register_mechanisms"]} in data["plugins"]
-    assert data["stories"] == {"default": "cvaeq.default_plugins.stories", "pendulum": "cvaeq.default_plugins.stories"}
+    assert data["stories"] == {"default": "cvaeq.default_plugins.stories", "pendulum": "cvaeq.default_plugins.stories",
+                               "colour_pendulum": "cvaeq.default_plugins.stories"}
 
 
 def test_a_family_with_only_noise_and_assign_answers_queries(register_plugin):
@@ -233,7 +234,7 @@ def test_register_worlds_records_the_plugin_and_a_story_can_name_it(register_plu
     register_plugin(Tiles(), "toy-tiles")
     assert get_world("tiles") is world
     assert plugins.get_world_plugins() == {"dsprites": "cvaeq.default_plugins.worlds", "pendulum": "cvaeq.default_plugins.worlds",
-                                              "tiles": "toy-tiles"}
+                                              "colour_pendulum": "cvaeq.default_plugins.worlds", "tiles": "toy-tiles"}
     story = story_from_text('world = "tiles"\n[factors.colour]\nprobs = [0.5, 0.5]\n'
                             '[factors.x]\nparents = ["colour"]\n[factors.x.probs]\nred = [1, 0, 0, 0]\nblue = [0, 0, 0.5, 0.5]\n')
     assert story.world is world and story.factors == ("colour", "x")
@@ -247,7 +248,7 @@ def test_register_worlds_twice_and_unknown_names(register_plugin):
     from cvaeq.story import story_from_text
     from cvaeq.world import get_world
 
-    with pytest.raises(DataError, match="unknown world 'nowhere'; known: dsprites"):
+    with pytest.raises(DataError, match="unknown world 'nowhere'; known: colour_pendulum, dsprites"):
         get_world("nowhere")
     with pytest.raises(StoryError, match="unknown world 'nowhere'"):
         story_from_text('world = "nowhere"\n')

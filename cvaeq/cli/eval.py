@@ -11,7 +11,7 @@ import click
 from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_THREADS, MAX_TV_PARTICLES
 from .group import FilePath, main
 
-__all__ = ["eval_command", "summary"]
+__all__ = ["eval_command", "summary", "summary_levels"]
 
 
 def _fmt(x) -> str:
@@ -20,6 +20,8 @@ def _fmt(x) -> str:
 
 def summary(r: dict) -> str:
     """A readable table of :func:`cvaeq.evaluation.evaluate`'s result."""
+    if r.get("pixel") == "8bit":
+        return summary_levels(r)
     factors = list(r["factor_accuracy"])  # the world's factor names, in its order
     width = max([12] + [len(f) + 2 for f in factors])
 
@@ -59,6 +61,44 @@ def summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def summary_levels(r: dict) -> str:
+    """The table of an 8-bit world's result (docs/evaluation.md, "The metrics of 8-bit worlds")."""
+    factors = list(r["factor_accuracy"])
+    width = max([12] + [len(f) + 2 for f in factors])
+
+    def row(title: str, values: dict, fmt=_fmt) -> str:
+        return f"{title:16}" + "".join(f"{fmt(values[f]):>{width}}" for f in factors)
+
+    def db(x) -> str:
+        return "n/a" if x is None else f"{x:.2f}"
+
+    cf, bits = r["counterfactual"], r["bits_per_dim"]
+    lines = [
+        f"model      {r['model']}   (world {r['world']}, 8-bit pictures)",
+        f"images     {r['n']} (uniform over the world's grid), {r['samples']} particles each, seed {r['seed']}",
+        "",
+        f"NLL        {_fmt(bits['nll'])} bits/dim   (-ELBO {_fmt(bits['elbo'])}; {_fmt(r['nll_nats'])} nats/picture)",
+        f"NLL | f    {_fmt(bits['nll_given_factors'])} bits/dim   (the true factors given)",
+        f"recon L1   {_fmt(r['recon_l1'])}",
+        "",
+        f"{'':16}" + "".join(f"{f:>{width}}" for f in factors),
+        row("accuracy", r["factor_accuracy"]),
+        row("cf L1 to truth", cf["l1"]),
+        row("  (story, K)", cf["l1_story"]),
+        row("cf PSNR (dB)", cf["psnr"], db),
+        row("  (story, K)", cf["psnr_story"], db),
+        row("effectiveness", cf["effectiveness"]),
+        "",
+        f"cf L1 mean {_fmt(cf['l1_mean'])}   cf PSNR mean {db(cf['psnr_mean'])} dB",
+        f"composition (bytes that differ) 1: {_fmt(cf['composition']['1'])}  10: {_fmt(cf['composition']['10'])}"
+        f"   decoder L1 1: {_fmt(cf['composition_decoder_l1']['1'])}  10: {_fmt(cf['composition_decoder_l1']['10'])}"
+        f"   (PSNR {db(cf['composition_decoder_psnr']['1'])} / {db(cf['composition_decoder_psnr']['10'])} dB)",
+        f"TV         interventional {_fmt(r['tv']['interventional'])}   "
+        f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",
+    ]
+    return "\n".join(lines)
+
+
 def _shipped_for(story: str, model) -> str:
     """The checkpoint shipped for ``story``; a one-line error when there is none or --model is given too."""
     from ..errors import CvaeqError
@@ -79,7 +119,7 @@ def _shipped_for(story: str, model) -> str:
 @click.option("--model", "model", type=FilePath(dir_okay=False), default=None,
               help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].")
 @click.option("--story", default=None, metavar="NAME|PATH",
-              help="Evaluate the checkpoint shipped for this story (default, pendulum) instead of --model.")
+              help="Evaluate the checkpoint shipped for this story (default, pendulum, colour_pendulum) instead of --model.")
 @click.option("--n", "n", type=click.IntRange(1, MAX_EVAL_IMAGES), default=200, show_default=True,
               help="Test images, drawn uniformly from the full grid of the model's world.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the images, interventions and particles.")

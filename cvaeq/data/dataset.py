@@ -31,17 +31,21 @@ __all__ = ["FactorImages", "make_loader"]
 
 
 class FactorImages(Dataset):
-    """Pairs ``(image, classes)``: float32 ``(1, H, W)`` in [0, 1], int64 ``(F,)``.
+    """Pairs ``(image, classes)``: float32 ``(C, H, W)`` in [0, 1], int64 ``(F,)``.
 
-    :param images: uint8 ``(n, H, W)`` array with one image per row of
+    Binary images become 0.0/1.0; 8-bit levels ``v`` become ``v / 255``
+    (:func:`cvaeq.levels.to_unit`, exact to invert: ``round(x * 255)``).
+
+    :param images: uint8 ``(n, H, W)`` or ``(n, C, H, W)`` array with one image per row of
         ``classes`` (a numpy memmap is fine), or a :class:`Grid` (or the path
         of a grid file), from which each row's image is looked up by the grid
         index of its classes in the grid's world (so a resampled dataset needs
         only its classes and the grid).
     :param classes: ``(n, F)`` int factor classes in the world's factor order.
+    :param pixel: ``"binary"`` or ``"8bit"``, the images' pixel kind (a Grid's is its world's).
     """
 
-    def __init__(self, images: np.ndarray | Grid | str | os.PathLike, classes: np.ndarray):
+    def __init__(self, images: np.ndarray | Grid | str | os.PathLike, classes: np.ndarray, pixel: str = "binary"):
         if isinstance(images, (str, os.PathLike)):
             images = load_grid(images)
         classes = np.ascontiguousarray(classes, dtype=np.int64)
@@ -50,14 +54,20 @@ class FactorImages(Dataset):
         if isinstance(images, Grid):
             self._rows = images.rows_of(images.world.indices_of(classes))  # checks every image exists
             self._fetch = images.rows
+            pixel = images.world.pixel
         else:
             if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
                 raise DataError("images must be a uint8 array (n, H, W) or a Grid; convert to float per batch, not up front")
-            if images.ndim != 3 or len(images) != len(classes):
-                raise DataError(f"images have shape {images.shape}, expected ({len(classes)}, H, W) to match classes")
+            if images.ndim not in (3, 4) or len(images) != len(classes):
+                raise DataError(f"images have shape {images.shape}, expected ({len(classes)}, H, W) or "
+                                f"({len(classes)}, C, H, W) to match classes")
             self._rows = np.arange(len(classes))
             self._fetch = images.__getitem__
+        if pixel not in ("binary", "8bit"):
+            raise DataError(f"pixel must be 'binary' or '8bit', got {pixel!r}")
         self.classes = classes
+        #: divide the uint8 values by this: 1 (0/1 pixels) or 255 (levels)
+        self._scale = 255.0 if pixel == "8bit" else 1.0
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -65,7 +75,11 @@ class FactorImages(Dataset):
     def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.asarray(idx, dtype=np.int64)
         imgs = np.ascontiguousarray(self._fetch(self._rows[idx]))
-        x = torch.from_numpy(imgs).to(torch.float32).unsqueeze(1)
+        x = torch.from_numpy(imgs).to(torch.float32)
+        if self._scale != 1.0:
+            x = x / self._scale
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
         return x, torch.from_numpy(self.classes[idx])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,15 +101,16 @@ def make_loader(
     sampler: Sampler | None = None,
     drop_last: bool = False,
     num_workers: int = 0,
+    pixel: str = "binary",
 ) -> DataLoader:
-    """A DataLoader of ``(float32 (B, 1, H, W), int64 (B, F))`` batches.
+    """A DataLoader of ``(float32 (B, C, H, W), int64 (B, F))`` batches (``pixel``: :class:`FactorImages`).
 
     ``shuffle`` uses a generator seeded with ``seed`` (same seed, same order).
     Pass ``sampler`` to shard, e.g.
     ``DistributedSampler(range(len(classes)), seed=seed)`` (it needs only the
     length); it replaces ``shuffle`` (call its ``set_epoch`` each epoch). See :class:`FactorImages` for ``images``.
     """
-    dataset = FactorImages(images, classes)
+    dataset = FactorImages(images, classes, pixel)
     generator = torch.Generator().manual_seed(int(seed))
     return DataLoader(
         dataset,

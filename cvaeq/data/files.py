@@ -5,7 +5,10 @@ Every world's files share the real dSprites dataset's layout, an ``.npz`` holdin
 ========================  ===========================  ==========================
 member                    dtype, shape                 what
 ========================  ===========================  ==========================
-``imgs``                  uint8 ``(N, H, W)``          binary images, 0/1
+``imgs``                  uint8 ``(N, *image_shape)``  binary images, 0/1, or
+                                                       8-bit levels 0..255
+                                                       (``(N, H, W)`` or
+                                                       ``(N, C, H, W)``)
 ``latents_classes``       int64 ``(N, C + F)``         the world's constant
                                                        columns (dSprites: color),
                                                        then its F factors
@@ -14,15 +17,17 @@ member                    dtype, shape                 what
 ``metadata``              object (real file only)      pickled dict: never read
 ========================  ===========================  ==========================
 
-``(H, W)``, the factors and the constant columns come from the file's world
-(:class:`~cvaeq.world.World`; ``metadata_json`` records its name, and files
-without one are dSprites files).
+The image shape, the pixel kind, the factors and the constant columns come
+from the file's world (:class:`~cvaeq.world.World`; ``metadata_json`` records
+its name, and files without one are dSprites files). An 8-bit world's images
+are stored as they are, one byte per pixel and channel (the colour
+pendulum's 64×64×3: 12,288 bytes a picture, 341 MB for its 27,783).
 
 Loading never unpickles (``allow_pickle=False``; the real file's pickled
 ``metadata`` is skipped unread: cvaeq knows that metadata already). Members
 stored uncompressed (the rendered grid) are memory-mapped, so opening the
 3 GB grid costs nothing; compressed images (the real file) are decompressed
-once, in chunks, and kept bit-packed (0.38 GB instead of 3 GB). Images leave
+once, in chunks, and binary ones kept bit-packed (0.38 GB instead of 3 GB). Images leave
 a :class:`Grid` as uint8 and are converted to float only per batch.
 
 Writing goes through :class:`NpzWriter`, which streams members chunk by chunk
@@ -293,13 +298,13 @@ class Grid:
         return self._row_of is None
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, H, W)`` uint8 0/1 images of the given rows."""
+        """``(n, *image_shape)`` uint8 images of the given rows (0/1, or levels 0..255 in an 8-bit world)."""
         rows = np.asarray(rows, dtype=np.int64)
         # Sorted access is much faster on a memory map; undo the sort afterwards.
         order = np.argsort(rows, kind="stable")
         got = self._imgs[rows[order]]
         if self._packed:
-            got = np.unpackbits(got, axis=-1, count=self.world.image_shape[1])
+            got = np.unpackbits(got, axis=-1, count=self.world.image_shape[-1])
         out = np.empty_like(got)
         out[order] = got
         return out
@@ -323,7 +328,7 @@ class Grid:
         return rows
 
     def images_at(self, indices: np.ndarray) -> np.ndarray:
-        """``(n, H, W)`` uint8 0/1 images of the given grid indices."""
+        """``(n, *image_shape)`` uint8 images of the given grid indices."""
         return self.rows(self.rows_of(indices))
 
 
@@ -392,7 +397,7 @@ def load_grid(path: str | os.PathLike | None = None, world: World | str | None =
         row_of = np.full(n_images, -1, dtype=np.int64)
         row_of[indices] = np.arange(n)
 
-    imgs, packed = _open_images(path, members["imgs"], n, world.image_shape)
+    imgs, packed = _open_images(path, members["imgs"], n, world)
     return Grid(path, classes, indices, metadata, world, imgs, packed, row_of)
 
 
@@ -417,26 +422,29 @@ def _check_classes(path: Path, lc: np.ndarray, lv: np.ndarray, world: World) -> 
     return classes
 
 
-def _open_images(path: Path, m: _Member, n: int, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
+def _open_images(path: Path, m: _Member, n: int, world: World) -> tuple[np.ndarray, bool]:
+    shape = tuple(world.image_shape)
+    binary = world.pixel == "binary"
     if m.data_offset is not None:
         imgs = np.memmap(path, dtype=np.uint8, mode="r", offset=m.data_offset, shape=m.shape)
-        _check_binary(path, imgs[: min(n, 256)])
+        if binary:
+            _check_binary(path, imgs[: min(n, 256)])
         return imgs, False
-    # Compressed: decompress in chunks, keep bit-packed (8x smaller than uint8).
-    h, w = shape
-    packed = np.empty((n, h, (w + 7) // 8), dtype=np.uint8)
+    # Compressed: decompress in chunks; binary images are kept bit-packed (8x smaller than uint8).
+    *lead, w = shape
+    out = np.empty((n, *lead, (w + 7) // 8) if binary else (n, *shape), dtype=np.uint8)
     with zipfile.ZipFile(path) as zf, zf.open("imgs.npy") as f:
         version = np.lib.format.read_magic(f)
         (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
         for start, chunk in _read_chunks(path, f, n, shape):
-            if start == 0:
+            if binary and start == 0:
                 _check_binary(path, chunk[:256])
-            packed[start : start + len(chunk)] = np.packbits(chunk, axis=-1)
-    return packed, True
+            out[start : start + len(chunk)] = np.packbits(chunk, axis=-1) if binary else chunk
+    return out, binary
 
 
-def _read_chunks(path: Path, f, n: int, shape: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
-    per = shape[0] * shape[1]
+def _read_chunks(path: Path, f, n: int, shape: tuple[int, ...]) -> Iterator[tuple[int, np.ndarray]]:
+    per = int(np.prod(shape))
     for start in range(0, n, _CHUNK):
         count = min(_CHUNK, n - start)
         buf = f.read(count * per)

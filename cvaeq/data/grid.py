@@ -152,7 +152,7 @@ def _metadata(world: World, n: int) -> str:
 
 
 def image_of(factors: Mapping[str, int] | Sequence[str], world: World | str | None = None) -> np.ndarray:
-    """The ``(H, W)`` uint8 0/1 image of one set of factor classes of ``world`` (default dSprites).
+    """The uint8 image (``image_shape``: 0/1, or 8-bit levels) of one set of factor classes of ``world`` (default dSprites).
 
     ``factors`` is a mapping ``{factor: class}`` or ``name=value`` strings as
     on the command line (values snapped to the grid; a bad name or value is a

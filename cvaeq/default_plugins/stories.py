@@ -1,4 +1,4 @@
-"""The built-in stories ``default`` (the dSprites world's ``default.toml``) and ``pendulum``."""
+"""The built-in stories ``default`` (the dSprites world's ``default.toml``), ``pendulum`` and ``colour_pendulum``."""
 
 from ..hookspecs import hookimpl
 
@@ -12,3 +12,6 @@ def register_stories(register):
     from ..worlds.pendulum import STORY_PATH as PENDULUM
 
     register(STORY_NAME, str(PENDULUM))
+    from ..worlds.colour_pendulum import STORY_NAME as COLOUR, STORY_PATH as COLOUR_PATH
+
+    register(COLOUR, str(COLOUR_PATH))

@@ -1,4 +1,4 @@
-"""The built-in worlds ``dsprites`` and ``pendulum``, registered like any third-party world."""
+"""The built-in worlds ``dsprites``, ``pendulum`` and ``colour_pendulum``, registered like any third-party world."""
 
 from ..hookspecs import hookimpl
 
@@ -11,3 +11,6 @@ def register_worlds(register):
     from ..worlds.pendulum import WORLD as PENDULUM
 
     register(PENDULUM)
+    from ..worlds.colour_pendulum import WORLD as COLOUR_PENDULUM
+
+    register(COLOUR_PENDULUM)

@@ -326,6 +326,8 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
     check_count(seed, "seed", MAX_SEED, low=0)
     check_count(tv_particles, "tv_particles", MAX_TV_PARTICLES)
     mech = model_to_score(model)
+    if mech.story.world.pixel == "8bit":  # pictures of levels: their own scores (docs/evaluation.md)
+        return _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx)
     batch = batch or max(1, BATCH_PARTICLES // samples)
     rank, world_size = (dist_ctx.rank, dist_ctx.world_size) if dist_ctx is not None else (0, 1)
     starts = list(range(0, n, batch))
@@ -408,6 +410,20 @@ def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, 
         "tv": {"interventional": tv["interventional"], "counterfactual": tv["counterfactual"],
                "queries": len(tv["queries"])},
     }
+
+
+def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx) -> dict:
+    """:func:`evaluate` of a model of an 8-bit world (:mod:`.eightbit`), on the same test images and interventions."""
+    from ..errors import CvaeqError
+    from .eightbit import evaluate_levels
+
+    if dist_ctx is not None and dist_ctx.world_size > 1:
+        raise CvaeqError("cvaeq eval of an 8-bit world runs in one process; launch it without torchrun")
+    scm = build_scm(mech.story, mech.factor_logits, image_model=mech.image_model)
+    classes = draw_heldout(n, seed, mech.story)
+    values = intervention_values(classes, seed, mech.story.world)
+    return evaluate_levels(mech, scm, classes, values, samples, seed, batch or max(1, BATCH_PARTICLES // samples),
+                           truth_particles, tv_particles, progress, COMPOSITION_STEPS)
 
 
 def _finite(x: float) -> float | None:

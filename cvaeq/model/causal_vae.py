@@ -55,7 +55,14 @@ def _check_size(config: ArchConfig, world: Any) -> None:
 
 
 class CausalVAEFamily:
-    """The ``causal_vae`` image-model family (:mod:`cvaeq.model.family`)."""
+    """The ``causal_vae`` image-model family (:mod:`cvaeq.model.family`).
+
+    It decodes binary pictures (Bernoulli logits) and 8-bit ones (a
+    discretised logistic per pixel and channel, full-image networks only).
+    """
+
+    #: the pixel kinds its models decode (:func:`cvaeq.model.family.check_pixel_kind`)
+    pixel_kinds = ("binary", "8bit")
 
     def build(self, world: Any, latent_dim: int, arch: Mapping[str, Any]) -> CausalVAE:
         """A new :class:`CausalVAE` for ``world``; bad keys or values are a one-line CvaeqError."""

@@ -8,9 +8,11 @@ string metadata holds:
 
 * ``format`` = ``"cvaeq-checkpoint"`` and ``version`` = ``"1"``;
 * ``meta``: JSON with the story's text, its world's name (``world``), the
-  image-model family (``family``, :mod:`cvaeq.model.family`), the factors'
-  parents, the architecture (``arch``, the family's ``arch_of``), the training config, the data seed, the epoch,
-  the history of per-epoch figures and the optimizer's hyper-parameters;
+  image-model family (``family``, :mod:`cvaeq.model.family`), the pictures'
+  pixel kind (``pixel``: ``"binary"`` or ``"8bit"``) and ``channels``, the
+  factors' parents, the architecture (``arch``, the family's ``arch_of``), the
+  training config, the data seed, the epoch, the history of per-epoch figures
+  and the optimizer's hyper-parameters;
 * ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of
   ``meta``, so any edit to the file is detected.
 
@@ -18,7 +20,10 @@ Loading parses only JSON and raw tensor bytes, so it never runs code from the
 file: it rebuilds the model with the recorded family's ``build(world,
 latent_dim, arch)`` and checks every tensor's name and shape against the
 built module before copying. Files written before worlds and families
-(no ``world``/``family`` keys) load as dSprites causal VAEs. A truncated, foreign or tampered file raises
+(no ``world``/``family`` keys) load as dSprites causal VAEs, and files written
+before 8-bit pictures (no ``pixel``/``channels``) as binary, one channel. A
+file whose pixel kind or channels are not its world's, or whose family does
+not decode that kind, is refused. A truncated, foreign or tampered file raises
 :class:`~cvaeq.errors.CheckpointError`. Files are written atomically (temp
 file, then rename): killing a writer never leaves a half-written checkpoint.
 
@@ -34,8 +39,8 @@ file, then rename): killing a writer never leaves a half-written checkpoint.
 >>> ckpt = load_checkpoint(path)
 >>> ckpt.story.latent_dim, ckpt.model.latent_dim, ckpt.meta["epoch"]
 (6, 6, 0)
->>> ckpt.meta["world"], ckpt.family
-('dsprites', 'causal_vae')
+>>> ckpt.meta["world"], ckpt.family, ckpt.pixel, ckpt.channels
+('dsprites', 'causal_vae', 'binary', 1)
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from safetensors.torch import save as st_save
 from ..errors import CheckpointError, CvaeqError, PluginError
 from ..limits import MAX_CHECKPOINT_BYTES, checked_file, read_limited
 from ..paths import atomic_path
-from .family import DEFAULT_FAMILY, get_family
+from .family import DEFAULT_FAMILY, check_pixel_kind, get_family
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_metadata", "export_checkpoint", "FORMAT", "VERSION"]
 
@@ -97,6 +102,16 @@ class Checkpoint:
     def family(self) -> str:
         """The image-model family's registered name."""
         return str(self.meta.get("family", DEFAULT_FAMILY))
+
+    @property
+    def pixel(self) -> str:
+        """The pictures' pixel kind: ``"binary"`` (and files written before 8-bit pictures) or ``"8bit"``."""
+        return str(self.meta.get("pixel", "binary"))
+
+    @property
+    def channels(self) -> int:
+        """The pictures' channels: 1 (and files written before 8-bit pictures) or 3."""
+        return int(self.meta.get("channels", 1))
 
     @property
     def epoch(self) -> int:
@@ -167,6 +182,8 @@ def save_checkpoint(
         "story_name": story.name,
         "world": story.world.name,
         "family": family,
+        "pixel": story.world.pixel,
+        "channels": story.world.channels,
         "factor_parents": {f: list(story.parents(f)) for f in story.world.names},
         "arch": arch,
         # the causal VAE's options, also where files written before families kept them
@@ -288,6 +305,12 @@ def _check_meta(path: Path, meta: Any) -> None:
     for key in ("story_name", "world", "family"):
         if key in meta and not (isinstance(meta[key], str) and len(meta[key]) <= 256):
             raise bad(key, "is not a name")
+    from ..world import PIXEL_KINDS
+
+    if "pixel" in meta and meta["pixel"] not in PIXEL_KINDS:
+        raise bad("pixel", f"is not a pixel kind ({', '.join(PIXEL_KINDS)})")
+    if "channels" in meta and meta["channels"] not in (1, 3):
+        raise bad("channels", "is not 1 or 3")
     for key in ("arch", "train_config", "factor_parents"):
         if key in meta and not isinstance(meta[key], dict):
             raise bad(key, "is not a JSON object")
@@ -342,7 +365,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         if meta.get("world", world.name) != world.name:
             raise CheckpointError(f"{path}: records world {meta['world']!r} but its story is about world "
                                   f"{world.name!r}; the file is inconsistent, re-train it")
-        family = get_family(meta.get("family", DEFAULT_FAMILY))
+        pixel, channels = meta.get("pixel", "binary"), meta.get("channels", 1)
+        if (pixel, channels) != (world.pixel, world.channels):
+            raise CheckpointError(f"{path}: records {pixel} pictures of {channels} channel(s) but its world "
+                                  f"{world.name!r} has {world.pixel} pictures of {world.channels}; the file is "
+                                  "inconsistent, re-train it")
+        family_name = meta.get("family", DEFAULT_FAMILY)
+        family = get_family(family_name)
+        check_pixel_kind(family, family_name, world)
         arch = meta["arch"] if "family" in meta else _legacy_arch(meta)
         if not isinstance(arch, dict):
             raise CheckpointError(f"{path}: the recorded architecture is not a JSON object")

@@ -7,6 +7,11 @@ Model (the SCM's image mechanism, plus the auxiliary classifier):
                                                       (WindowBernoulli for the window decoder)
     factor ~ q(factors | X)   observed, log-likelihood scaled by ``aux_weight``
 
+In an 8-bit world (``world.pixel == "8bit"``, e.g. the colour pendulum) X is
+instead the world's C x H x W levels 0..255, each pixel and channel a
+discretised logistic (:class:`LevelPixels`, :mod:`cvaeq.levels`) whose loc and
+log_scale the decoder gives; the images enter the networks as levels / 255.
+
 Guide: ``Z ~ N(loc, scale)`` from q(Z | X, factors). The factors are observed
 in training (supervised), so the ELBO is that of log p(X | factors) plus the
 weighted classification log-likelihood of q(factors | X) — the classifier
@@ -48,7 +53,8 @@ from torch.nn import functional as F
 
 from .networks import ArchConfig, CVAENet, FullImageNet, WindowNet
 
-__all__ = ["CausalVAE", "WindowCausalVAE", "FullImageCausalVAE", "WindowBernoulli", "classification_loglik",
+__all__ = ["CausalVAE", "WindowCausalVAE", "FullImageCausalVAE", "WindowBernoulli", "LevelPixels", "level_log_prob",
+           "classification_loglik",
            "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
 
 #: Weight of the classification log-likelihood relative to the image ELBO.
@@ -114,6 +120,63 @@ class WindowBernoulli(dist.TorchDistribution):
             return torch.bernoulli(torch.sigmoid(logits).expand(sample_shape + logits.shape))
 
 
+#: The end bins' outer edges in training (:func:`level_log_prob`), on the [0, 1] scale.
+_FAR = 1.0e4
+
+
+def level_log_prob(levels: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """:func:`cvaeq.levels.log_prob` with gradients everywhere: the end bins
+    run to -/+ 10^4 instead of -/+ infinity.
+
+    With infinite edges the gradient of an end bin's mass has ``0 * inf``
+    terms (the edge in noise units, ``(-inf - loc) / s``, differentiated by
+    the scale) and training stops on NaN. At 10^4 the mass a logistic of
+    scale at most 1 (the decoder's clamp) leaves beyond it is below
+    ``e^-9999``, zero in every float, so the value is the same.
+    """
+    from .. import levels as lv
+
+    idx = levels.long()
+    table = lv.edges(loc.dtype, loc.device).clamp(-_FAR, _FAR)
+    scale = log_scale.exp()
+    return lv._log_mass((table[idx] - loc) / scale, (table[idx + 1] - loc) / scale)
+
+
+class LevelPixels(dist.TorchDistribution):
+    """8-bit pictures whose pixels and channels are independent discretised
+    logistics (:mod:`cvaeq.levels`): p(X | factors, Z) of the 8-bit decoder.
+
+    ``log_prob(levels)`` is :func:`cvaeq.levels.log_prob` summed over the
+    event (every pixel and channel); the training likelihood.
+
+    :param loc: ``(S, *event)`` locations on the [0, 1] scale.
+    :param log_scale: ``(S, *event)`` log-scales, the same shape.
+
+    >>> import torch
+    >>> d = LevelPixels(torch.full((2, 3, 8), 0.5), torch.full((2, 3, 8), -4.0))
+    >>> x = d.sample()
+    >>> x.dtype, tuple(d.log_prob(x).shape)
+    (torch.uint8, (2,))
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.independent(constraints.integer_interval(0, 255), 1)
+
+    def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor):
+        self.loc, self.log_scale = loc, log_scale
+        super().__init__(loc.shape[:1], loc.shape[1:], validate_args=False)
+
+    def log_prob(self, levels: torch.Tensor) -> torch.Tensor:
+        return level_log_prob(levels, self.loc, self.log_scale).flatten(1).sum(-1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        from .. import levels as lv
+
+        with torch.no_grad():
+            shape = torch.Size(sample_shape) + self.loc.shape
+            return lv.quantise(self.loc, self.log_scale, lv.sample_noise(shape, dtype=self.loc.dtype))
+
+
 class CausalVAE(CVAENet):
     """The networks plus the Pyro ``model``/``guide`` and the training loss.
 
@@ -150,14 +213,25 @@ class CausalVAE(CVAENet):
             return None
         return {f: (g, getattr(self, f"equivalent_{f}")) for f, g in self._equivalent_given.items()}
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """Images as the networks read them: ``(S, H, W)`` binary, ``(S, C, H, W)`` levels / 255."""
+        if self.pixel == "binary":
+            return x.reshape(-1, *self.image_shape)
+        return x.reshape(-1, self.channels, *self.image_shape)
+
     def model(self, x: torch.Tensor, classes: torch.Tensor) -> None:
         """p(Z) p(X | factors, Z), and the weighted classifier as an observed site."""
-        x = x.reshape(-1, *self.image_shape)
+        x = self._input(x)
         s = x.shape[0]
         with pyro.plate("images", s):
             z = pyro.sample("Z", dist.Normal(x.new_zeros(s, self.latent_dim), 1.0).to_event(1))
-            logits = self.decode_blocks(classes, z)  # pixels in block order: no reordering copy
-            self.observe(logits, x, classes)
+            if self.pixel == "binary":
+                logits = self.decode_blocks(classes, z)  # pixels in block order: no reordering copy
+                self.observe(logits, x, classes)
+            else:  # 8-bit: the levels, in the decoder's block order
+                loc, log_scale = self.level_blocks(classes, z)
+                levels = torch.round(self.to_level_blocks(x) * 255.0).long()
+                pyro.sample("X", LevelPixels(loc, log_scale), obs=levels)
             flat = self.factor_logits_flat(self._feats)
             ll = classification_loglik(self.layout.split(flat), classes, self.equivalent())
             pyro.factor("q_factors", self.aux_weight * sum(ll.values()))
@@ -166,7 +240,7 @@ class CausalVAE(CVAENet):
 
     def guide(self, x: torch.Tensor, classes: torch.Tensor) -> None:
         """q(Z | X, factors)."""
-        x = x.reshape(-1, *self.image_shape)
+        x = self._input(x)
         self._feats = self.features(x)
         loc, scale = self.z_params(self._feats, self.onehot(classes))
         with pyro.plate("images", x.shape[0]):

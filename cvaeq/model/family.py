@@ -17,6 +17,14 @@ models it builds are ``torch.nn.Module`` objects that implement
   DDP, training reads that step's parts from ``model._parts`` when the model
   leaves them there.
 
+A family declares the pixel kinds its models decode as ``pixel_kinds``
+(a tuple of :data:`cvaeq.world.PIXEL_KINDS` names; a family that declares
+none decodes ``("binary",)``, as every family written before 8-bit pictures);
+training or loading one for a world of another kind is a one-line error
+(:func:`check_pixel_kind`). A model of 8-bit pictures has ``pixel = "8bit"``
+and gives ``pixel_levels(classes, z) -> (loc, log_scale)`` instead of
+Bernoulli logits.
+
 Checkpoints hold the module's ``state_dict`` as safetensors and
 ``arch_of(model)`` as JSON: loading calls ``build(world, latent_dim, arch)``
 and checks every tensor's name and shape against the built module before
@@ -27,7 +35,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, runtime_checkable
 
-__all__ = ["ImageModelFamily", "CheckedFamily", "get_family", "parse_arch_option", "DEFAULT_FAMILY"]
+__all__ = ["ImageModelFamily", "CheckedFamily", "get_family", "parse_arch_option", "check_pixel_kind",
+           "pixel_kinds", "DEFAULT_FAMILY"]
 
 #: The family of a checkpoint that names none.
 DEFAULT_FAMILY = "causal_vae"
@@ -110,6 +119,34 @@ class CheckedFamily:
         except (TypeError, ValueError) as e:
             raise self._fail(f"arch_of() returned what a checkpoint cannot record as JSON ({e})") from None
         return dict(arch)
+
+
+def pixel_kinds(family: Any) -> tuple[str, ...]:
+    """The pixel kinds ``family`` decodes: its ``pixel_kinds``, else ``("binary",)``."""
+    kinds = getattr(family, "pixel_kinds", None)
+    if kinds is None:
+        return ("binary",)
+    if isinstance(kinds, str):
+        return (kinds,)
+    return tuple(str(k) for k in kinds)
+
+
+def check_pixel_kind(family: Any, name: str, world: Any) -> None:
+    """A one-line CvaeqError unless ``family`` (registered as ``name``) decodes ``world``'s pixel kind.
+
+    >>> from cvaeq.world import get_world
+    >>> check_pixel_kind(object(), "mine", get_world("colour_pendulum"))
+    Traceback (most recent call last):
+    ...
+    cvaeq.errors.CvaeqError: image-model family 'mine' decodes binary pictures, and world 'colour_pendulum' has 8bit pictures; use a family that decodes them (causal_vae decodes binary and 8bit)
+    """
+    from ..errors import CvaeqError
+
+    kinds = pixel_kinds(family)
+    if world.pixel not in kinds:
+        raise CvaeqError(f"image-model family {name!r} decodes {' and '.join(kinds)} pictures, and world "
+                         f"{world.name!r} has {world.pixel} pictures; use a family that decodes them "
+                         "(causal_vae decodes binary and 8bit)")
 
 
 def get_family(name: str | None = None) -> ImageModelFamily:

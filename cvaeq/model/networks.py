@@ -1,7 +1,7 @@
 """The neural networks of the causal VAE: a shared image trunk, the factor
 heads q(factors | X), the latent encoder q(Z | X, factors) and the decoder
-p(X | factors, Z), for any world whose images are binary with sides that are
-multiples of 16.
+p(X | factors, Z), for any world whose images are binary, or 8-bit levels in
+C channels, with sides that are multiples of 16.
 
 Built from matrix products only, for throughput on a CPU (convolutions with
 few channels are slow there, especially backwards). Two architectures share
@@ -39,6 +39,12 @@ one base (:class:`CVAENet`; ``CVAENet(config, world)`` builds the one
   before the window existed, and of worlds without position factors): the
   trunk reads all patches of the image, and the decoder's MLP emits every
   8x8 cell of the image from all the factors' one-hots.
+
+8-bit pictures (``world.pixel == "8bit"``, C channels, e.g. the colour
+pendulum's 3×64×64): the full-image networks only; the trunk's patches hold
+all C channels (``16 C`` numbers), the moments are those of the picture's
+darkness, and the cell MLP emits a discretised logistic's loc and log_scale
+per pixel and channel (:meth:`CVAENet.pixel_levels`) instead of a logit.
 
 Both have q(factors | X), an MLP head on the trunk features with one softmax
 per factor (113 logits in dSprites), and q(Z | X, factors), an MLP on the
@@ -254,7 +260,18 @@ class CVAENet(nn.Module):
         self.latent_dim = config.latent_dim
         #: the one-hot layout of all the world's factors
         self.layout = FactorLayout(world)
-        h_img, w_img = self.image_shape = tuple(world.image_shape)
+        #: the pixel kind the decoder models (``"binary"``: Bernoulli logits; ``"8bit"``: a discretised
+        #: logistic's loc and log_scale per pixel and channel, :meth:`pixel_levels`) and the channels
+        self.pixel = world.pixel
+        self.channels = world.channels
+        if self.pixel == "binary" and self.channels != 1:
+            raise CvaeqError(f"the causal VAE decodes binary pictures of one channel; world {world.name!r} has "
+                             f"{self.channels}")
+        #: ``(H, W)``: the plane of the picture (each of its ``channels``)
+        h_img, w_img = self.image_shape = tuple(world.image_shape[-2:])
+        if self.pixel != "binary" and config.window:
+            raise CvaeqError(f"the causal VAE's window networks decode binary pictures only; world {world.name!r} "
+                             f"has {self.pixel} pictures: use window=0")
         if h_img % 16 or w_img % 16 or h_img < 16 or w_img < 16:
             raise CvaeqError(f"the causal VAE's networks need image sides that are multiples of 16 (16, 32, 48, "
                              f"64, ...); world {world.name!r} has {h_img}x{w_img} images")
@@ -263,7 +280,7 @@ class CVAENet(nn.Module):
         dc, zd = config.dec_channels, config.latent_dim
         # trunk: 4x4 patches -> 2x2 merge -> hidden, over trunk_shape (the image or a crop of it)
         th, tw = self.trunk_shape
-        self.patch = nn.Linear(16, c1)
+        self.patch = nn.Linear(16 * self.channels, c1)
         self.patch_pos = nn.Parameter(torch.zeros((th // 4) * (tw // 4), c1))
         self._setup_patch_order()
         self.merge = nn.Linear(4 * c1, c2)
@@ -293,11 +310,18 @@ class CVAENet(nn.Module):
             layers += [nn.Linear(dh, dh), nn.SiLU()]
         self.dec_mlp = nn.Sequential(*layers, nn.Linear(dh, n_cells * dc))
         self.cell_pos = nn.Parameter(torch.zeros(n_cells, dc))
+        #: numbers the cell MLP emits per pixel: a logit (binary), or loc and log_scale per channel (8-bit)
+        self.per_pixel = 1 if self.pixel == "binary" else 2 * self.channels
         self.cell = nn.Sequential(
-            nn.SiLU(), nn.Linear(dc, config.cell_hidden), nn.SiLU(), nn.Linear(config.cell_hidden, 64)
+            nn.SiLU(), nn.Linear(dc, config.cell_hidden), nn.SiLU(), nn.Linear(config.cell_hidden, 64 * self.per_pixel)
         )
         with torch.no_grad():  # start near the mean pixel (~5% on): a faster, calmer start
-            self.cell[-1].bias.fill_(-3.0)
+            if self.pixel == "binary":
+                self.cell[-1].bias.fill_(-3.0)
+            else:  # 8-bit: loc near a light background, a wide scale
+                bias = self.cell[-1].bias.view(2, self.channels * 64)
+                bias[0].fill_(0.8)
+                bias[1].fill_(-2.0)
         self._setup_output()
 
     # -- what the two architectures decide ----------------------------------
@@ -347,6 +371,8 @@ class CVAENet(nn.Module):
         """``(S, F)`` trunk features of images (learned features, image moments
         and any extra features of the architecture), shared by both encoders."""
         s = x.shape[0]
+        if self.channels != 1 or self.pixel != "binary":
+            return self._features_8bit(x)
         x = x.reshape(s, *self.image_shape)
         moments = self.moments(x)
         x, extra = self.trunk_input(x, moments)
@@ -357,6 +383,20 @@ class CVAENet(nn.Module):
         h = F.silu(self.patch(p) + self.patch_positions())
         h = F.silu(self.merge(h.view(s, rows * cols, 4 * h.shape[-1])))
         return torch.cat([F.silu(self.fc(h.flatten(1))), moments, *extra], 1)
+
+    def _features_8bit(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` of ``(S, C, H, W)`` pictures of levels / 255: 4x4 patches of every channel
+        (``16 C`` numbers each); the moments are those of the picture's darkness (one minus the mean
+        over the channels), the full-image networks' trunk (window=0)."""
+        s, c = x.shape[0], self.channels
+        x = x.reshape(s, c, *self.image_shape)
+        moments = self.moments(1.0 - x.mean(1))
+        rows, cols = x.shape[-2] // 8, x.shape[-1] // 8
+        p = (x.reshape(s, c, rows, 2, 4, cols, 2, 4).permute(0, 2, 5, 3, 6, 1, 4, 7)
+             .reshape(s, 4 * rows * cols, 16 * c))
+        h = F.silu(self.patch(p) + self.patch_positions())
+        h = F.silu(self.merge(h.view(s, rows * cols, 4 * h.shape[-1])))
+        return torch.cat([F.silu(self.fc(h.flatten(1))), moments], 1)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
         """``(S, 74)`` (or ``(S, 140)`` with ``centroid_correction``) image moments: log mass, centroid (2),
@@ -436,14 +476,48 @@ class CVAENet(nn.Module):
         """``(S, *decoded_shape)`` the decoder's logits, in pixel order."""
         return self.from_blocks(self.decode_blocks(classes, z), *self.decoded_shape)
 
+    # -- 8-bit pictures ----------------------------------------------------
+    #: the clamp of the decoder's log-scale (on the [0, 1] scale of levels): from e^-8 (a bin of
+    #: 1/255 then holds 99.4% of a pixel's mass, so a sure pixel costs 0.008 bits) to e^0 (flat)
+    LOG_SCALE_RANGE = (-8.0, 0.0)
+
+    def level_blocks(self, classes: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """loc and log_scale ``(S, cells, C * 64)`` of an 8-bit decoder in block order: each 8x8-pixel
+        cell's channels, then its pixels row by row (:meth:`to_level_blocks`); log_scale clamped to
+        :attr:`LOG_SCALE_RANGE`. The likelihood, a sum, needs no other order (training)."""
+        out = self.decode_blocks(classes, z).view(z.shape[0], self.cell_pos.shape[0], 2, self.channels * 64)
+        return out[:, :, 0], out[:, :, 1].clamp(*self.LOG_SCALE_RANGE)
+
+    def to_level_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """``(S, cells, C * 64)`` pictures ``(S, C, H, W)`` in :meth:`level_blocks`' order."""
+        (h, w), c = self.image_shape, self.channels
+        return (x.reshape(-1, c, h // 8, 8, w // 8, 8).permute(0, 2, 4, 1, 3, 5)
+                .reshape(-1, (h // 8) * (w // 8), c * 64))
+
+    def from_level_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
+        """``(S, C, H, W)`` from :meth:`level_blocks`' order."""
+        (h, w), c = self.image_shape, self.channels
+        return blocks.reshape(-1, h // 8, w // 8, c, 8, 8).permute(0, 3, 1, 4, 2, 5).reshape(-1, c, h, w)
+
+    def pixel_levels(self, classes: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """loc and log_scale ``(S, C, H, W)`` of p(X | factors, Z) for an 8-bit world: each pixel and
+        channel is the discretised logistic of :mod:`cvaeq.levels` (loc on the [0, 1] scale)."""
+        if self.pixel != "8bit":
+            raise CvaeqError(f"this causal VAE decodes {self.pixel} pictures: use pixel_logits, not pixel_levels")
+        loc, log_scale = self.level_blocks(classes, z)
+        return self.from_level_blocks(loc), self.from_level_blocks(log_scale)
+
     # -- the image-model protocol (cvaeq.image_model) -------------------
     def pixel_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``(S, H, W)`` Bernoulli logits of p(X | factors, Z); the engine's
-        stable route to the likelihood (``ImageModel``'s optional member)."""
+        stable route to the likelihood (``ImageModel``'s optional member).
+        Binary pictures only (an 8-bit model gives :meth:`pixel_levels`)."""
+        if self.pixel != "binary":
+            raise CvaeqError(f"this causal VAE decodes {self.pixel} pictures: use pixel_levels, not Bernoulli logits")
         return self.decoded_logits(classes, z)
 
     def decode_probs(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``(S, H, W)`` Bernoulli pixel probabilities of p(X | factors, Z)."""
+        """``(S, H, W)`` Bernoulli pixel probabilities of p(X | factors, Z) (binary pictures only)."""
         return torch.sigmoid(self.pixel_logits(classes, z))
 
     def factor_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

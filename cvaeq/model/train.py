@@ -44,7 +44,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .cvae import ORIENTATION_LOSSES
 from .denormals import flush_denormals
 from .factors import fit_factor_logits
-from .family import DEFAULT_FAMILY, get_family
+from .family import DEFAULT_FAMILY, check_pixel_kind, get_family
 from .validation import validation_scores
 from .history import epoch_ticks, loss_png_path, plot_history
 from .training_data import eval_seed, load_training_data
@@ -235,7 +235,9 @@ def _new(config: TrainConfig, out: Path, say) -> _Run:
 
     story = load_story(config.story)
     torch.manual_seed(config.seed)
-    model = get_family(config.family).build(story.world, story.latent_dim, {**config.arch, **_options(config)})
+    family = get_family(config.family)
+    check_pixel_kind(family, config.family, story.world)
+    model = family.build(story.world, story.latent_dim, {**config.arch, **_options(config)})
     _record_model(config, model)
     return _Run(config, out, story, model, say)
 
@@ -314,7 +316,8 @@ def _fit(run: _Run, held: dict, progress: bool) -> None:
     opt = _optimizer(run)
     sampler = DistributedSampler(range(config.n), num_replicas=run.processes, rank=run.rank, shuffle=True,
                                  seed=config.seed, drop_last=True)
-    loader = make_loader(run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True)
+    loader = make_loader(run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True,
+                         pixel=run.story.world.pixel)
     t_run = time.monotonic() - sum(h.get("seconds", 0.0) for h in run.history)  # time limits count earlier runs too
     last_epoch_s = run.history[-1].get("seconds", 0.0) if run.history else 0.0
     for epoch in range(run.start_epoch, config.epochs):
@@ -409,8 +412,13 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
                     data_seed=config.seed)
     plot_history(run.history, loss_png_path(run.out))
     acc = " ".join(f"{f}={a:.3f}" for f, a in evu["accuracy"].items())
+    if "bits_per_dim" in evu:  # an 8-bit world: the likelihood in the literature's unit, and the L1 of the mean picture
+        recon = (f"held-out {ev['bits_per_dim']:.4f} bits/dim (story), {evu['bits_per_dim']:.4f} (uniform grid); "
+                 f"uniform grid: recon L1 {evu['recon_l1']:.4f}")
+    else:
+        recon = f"uniform grid: recon IoU {evu['recon_iou']:.3f}"
     run.say(f"epoch {epoch + 1}: train -ELBO {train_elbo:.2f}, held-out -ELBO {ev['elbo_nats']:.2f} nats/image "
-            f"(story), {evu['elbo_nats']:.2f} (uniform grid); uniform grid: recon IoU {evu['recon_iou']:.3f}, "
+            f"(story), {evu['elbo_nats']:.2f} (uniform grid); {recon}, "
             f"accuracy {acc}; {seen * run.processes / seconds:.0f} images/s -> {run.out}")
 
 

@@ -31,6 +31,11 @@ def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: to
     equivalent classes), ``<factor>_exact`` for each such factor (the exact
     class; dSprites: ``orientation_exact``) and ``recon_iou`` (IoU of the
     decoded mean image at Z's posterior mean, thresholded at 0.5, with the input).
+    In an 8-bit world (``world.pixel == "8bit"``; images uint8 levels) the
+    images enter as ``levels / 255``, and instead of ``recon_iou`` it gives
+    ``recon_l1`` (mean absolute difference, per pixel and channel on [0, 1],
+    of the decoder's ``loc`` at Z's posterior mean, clamped to [0, 1], from
+    the input) and ``bits_per_dim`` (``elbo_nats`` in bits per pixel and channel).
 
     :param world: the :class:`~cvaeq.world.World` of the classes (None: the model's ``world``).
     """
@@ -46,10 +51,14 @@ def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: to
     n = len(classes)
     totals: dict[str, float] = {}
     inter = union = 0.0
+    levels = world.pixel == "8bit"
+    l1 = 0.0
     correct = {f: 0 for f in names}
     exact = {f: 0 for f in equivalent}
     for start in range(0, n, batch):
         x = torch.from_numpy(images[start : start + batch]).to(device).float()
+        if levels:
+            x = x / 255.0
         y = torch.from_numpy(classes[start : start + batch]).to(device)
         _, parts = model.loss(x, y)
         b = len(y)
@@ -68,6 +77,10 @@ def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: to
                 ok = pred == yc[:, i]
             correct[f] += int(ok.sum())
         loc, _ = model.z_posterior(x, y)
+        if levels:  # the decoder's loc at Z's posterior mean (cvaeq.image_model's 8-bit decoder path)
+            mean = decoder.decode(y, loc)[0].clamp(0.0, 1.0)
+            l1 += float((mean - x.reshape(mean.shape)).abs().mean(dim=tuple(range(1, mean.dim()))).sum())
+            continue
         rec = decoder.pixels_on(y, loc)
         xb = x.reshape(rec.shape) > 0.5
         inter += float((rec & xb).sum())
@@ -77,5 +90,12 @@ def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: to
     out: dict[str, Any] = {key: total / n for key, total in totals.items()}
     out["accuracy"] = {f: correct[f] / n for f in names}
     out.update({f"{f}_exact": exact[f] / n for f in equivalent})
+    if levels:
+        from ..levels import bits_per_dim
+
+        out["recon_l1"] = l1 / n
+        if "elbo_nats" in out:
+            out["bits_per_dim"] = bits_per_dim(out["elbo_nats"], int(np.prod(world.image_shape)))
+        return out
     out["recon_iou"] = inter / max(union, 1.0)
     return out

@@ -60,7 +60,7 @@ def test_load_story_by_path_and_unknown_name(tmp_path):
     p = tmp_path / "mine.toml"
     p.write_text(_text())
     assert load_story(p).source == str(p)
-    with pytest.raises(StoryError, match="unknown story 'nope'; known: default"):
+    with pytest.raises(StoryError, match="unknown story 'nope'; known: colour_pendulum, default"):
         load_story("nope")
     with pytest.raises(StoryError, match="no such story file"):
         load_story(tmp_path / "absent.toml")

@@ -51,7 +51,7 @@ def test_a_bare_name_that_is_only_a_file_is_that_file(here):
 
 def test_a_folder_is_not_a_story(here):
     (here / "notes").mkdir()
-    with pytest.raises(StoryError, match="'notes' is a folder, not a story; known stories: default"):
+    with pytest.raises(StoryError, match="'notes' is a folder, not a story; known stories: colour_pendulum, default"):
         load_story("notes")
     with pytest.raises(StoryError, match="folder"):
         load_story("./notes")

@@ -76,3 +76,18 @@ def test_pendulum_light_scores_the_shipped_models_answer_against_the_truth(tmp_p
     model_e, true_e = (float(v) for v in re.search(r"= ([\d.]+)\s+\(the truth: ([\d.]+);", text).groups())
     assert abs(model_e - true_e) < 1.0 and true_e > 12  # the light moved left: the shadow went right
     assert sorted(p.name for p in out.iterdir()) == ["evidence.png", "mean.png", "samples.png", "truth.png"]
+
+
+def test_colour_pendulum_scores_the_shipped_models_mean_picture_against_the_truth(tmp_path, monkeypatch, capsys):
+    import re
+
+    out = tmp_path / "colour"
+    assert run_script("colour_pendulum.py", monkeypatch, "--out", out, "--samples", 40) == 0
+    text = capsys.readouterr().out
+    l1, db, l1_still, db_still = (float(v) for v in re.search(
+        r"L1 ([\d.]+), PSNR ([\d.]+) dB \(doing nothing: L1 ([\d.]+), PSNR ([\d.]+) dB\)", text).groups())
+    assert l1 < 0.02 and db > 25 and l1_still > 2 * l1 and db_still < db  # the light and the shadow moved
+    assert re.search(r"P\(X \| X=img\): 0 of \d+ bytes differ", text)  # exact abduction
+    model_e, true_e = (float(v) for v in re.search(r"= ([\d.]+)\s+\(the truth: ([\d.]+);", text).groups())
+    assert abs(model_e - true_e) < 1.0 and true_e > 12  # the light moved left: the shadow went right
+    assert sorted(p.name for p in out.iterdir()) == ["evidence.png", "mean.png", "samples.png", "truth.png"]

@@ -59,6 +59,9 @@ def _weight(key: str, value: Any) -> float:
 class SeedMLPFamily:
     """The ``seed_mlp`` family (:class:`cvaeq.model.family.ImageModelFamily`)."""
 
+    #: the seed's MLP decodes Bernoulli pixels: binary pictures only
+    pixel_kinds = ("binary",)
+
     def build(self, world: Any, latent_dim: int, arch: Mapping[str, Any]) -> SeedMLP:
         """An untrained :class:`SeedMLP` for ``world``; Z has ``arch["z_dim"]``
         dimensions if given, else ``latent_dim`` (the story's)."""

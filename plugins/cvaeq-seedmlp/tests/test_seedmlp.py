@@ -148,3 +148,13 @@ def test_arch_values_may_be_text():
     """As a command line gives them (``--arch hidden=8,aux_weight=0.5``)."""
     m = SeedMLPFamily().build(BARS, 2, {"hidden": "8", "aux_weight": "0.5"})
     assert (m.hidden, m.aux_weight) == (8, 0.5)
+
+
+def test_the_seed_mlp_decodes_binary_pictures_only():
+    from cvaeq.errors import CvaeqError
+    from cvaeq.model.family import check_pixel_kind
+    from cvaeq.world import get_world
+    from cvaeq_seedmlp.family import SeedMLPFamily
+
+    with pytest.raises(CvaeqError, match="'seed_mlp' decodes binary pictures"):
+        check_pixel_kind(SeedMLPFamily(), "seed_mlp", get_world("colour_pendulum"))
