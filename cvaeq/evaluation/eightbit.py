@@ -45,7 +45,8 @@ from .. import levels as lv
 from ..engine import abduct_groups, group_mean, predict_groups
 from ..image_model import ImageModelAdapter
 from ..story import IMAGE, LATENT
-from .metrics import factor_correct, given_factor
+from .metrics import factor_correct, finite_or_none, given_factor
+from .streams import BATCH_STREAM, STORY_STREAM, sub_seed
 from .truth import counterfactual_of_particles, story_particles
 
 __all__ = ["evaluate_levels", "l1", "psnr", "to_unit"]
@@ -102,7 +103,6 @@ def _decoder_mean(model, g, names) -> torch.Tensor:
 
 def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tensor, k: int) -> torch.Tensor:
     """``[B]`` importance-sampled ``-log p(x | f)`` (nats) with the true factors and K draws of q(z | x, f)."""
-    b = x.shape[0]
     loc, scale = model.z_posterior(lv.to_unit(x), classes)
     q = torch.distributions.Normal(loc.double(), scale.double())
     z = q.sample((k,))  # [K, B, D]
@@ -117,15 +117,19 @@ def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tens
 
 def _batch(mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, truth_particles: int,
            steps: int, add) -> None:
-    from .run import STORY_STREAM, _sub
-
-    story, world = mech.story, mech.story.world
+    """Score one batch of test images: each part adds its rows with ``add`` (in this order: the random stream)."""
+    world = mech.story.world
     # the model as cvaeq calls it (cvaeq.image_model): its 8-bit decoder gives (loc, log_scale)
-    model, names = ImageModelAdapter(mech.image_model, world.image_shape), world.names
+    model = ImageModelAdapter(mech.image_model, world.image_shape)
     x = torch.from_numpy(world.render_checked(np.asarray(classes, dtype=np.int64)))  # uint8 levels [B, C, H, W]
-    x_unit = lv.to_unit(x)
-    xs = to_unit(x.numpy())
-    # q(factors | x), the reconstruction and the likelihood
+    g = _reading_and_likelihood(model, scm, world, x, classes, k, add)
+    _counterfactuals(mech.story, model, g, classes, values, k, seed, truth_particles, add)
+    _composition(scm, model, world.names, g, x, k, steps, add)
+
+
+def _reading_and_likelihood(model, scm, world, x: torch.Tensor, classes: np.ndarray, k: int, add):
+    """q(factors | x)'s accuracy, the reconstruction, and the likelihood; returns the abduction's groups."""
+    names, x_unit, xs = world.names, lv.to_unit(x), to_unit(x.numpy())
     read = _read(model, x_unit, names)
     for i, f in enumerate(names):
         given = None if given_factor(world, f) is None else classes[:, world.index(given_factor(world, f))]
@@ -138,9 +142,15 @@ def _batch(mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, trut
     add("elbo", -g.log_weights.mean(1).numpy())
     with torch.random.fork_rng(devices=[]):
         add("nll_given_factors", _likelihood_given_factors(model, world, x, torch.from_numpy(classes), k).numpy())
-    # counterfactuals against the story's truth
-    truth_noise = story_particles(story, classes, truth_particles, _sub(seed, STORY_STREAM, 0))
-    ideal_noise = story_particles(story, classes, k, _sub(seed, STORY_STREAM, 1))
+    return g
+
+
+def _counterfactuals(story, model, g, classes: np.ndarray, values: dict, k: int, seed: int,
+                     truth_particles: int, add) -> None:
+    """Each factor's counterfactual against the story's truth: L1, PSNR, the story's own, effectiveness."""
+    world, names = story.world, story.world.names
+    truth_noise = story_particles(story, classes, truth_particles, sub_seed(seed, STORY_STREAM, 0))
+    ideal_noise = story_particles(story, classes, k, sub_seed(seed, STORY_STREAM, 1))
     for i, f in enumerate(names):
         v = values[f]
         truth = counterfactual_of_particles(story, truth_noise, {f: v})
@@ -159,7 +169,12 @@ def _batch(mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, trut
         given = None if g_f is None else np.repeat(truth.mode(g_f), kk)
         ok = factor_correct(world, f, got, np.repeat(v, kk), given).reshape(b, kk)
         add(f"eff.{f}", (g.weights.numpy() * ok).sum(1))
-    # composition through the engine: every particle's picture, fed back one drawn by weight
+
+
+def _composition(scm, model, names, g, x: torch.Tensor, k: int, steps: int, add) -> None:
+    """Composition through the engine (pictures that differ from the evidence) and through the decoder alone."""
+    xs = to_unit(x.numpy())
+    # through the engine: every particle's picture, fed back one drawn by weight
     cur, gc = x, g
     for step in range(1, steps + 1):
         prev = cur
@@ -198,11 +213,10 @@ def evaluate_levels(mech, scm, classes: np.ndarray, values: dict, samples: int, 
     """
     from tqdm import tqdm
 
-    from .run import BATCH_STREAM, _finite, _sub
     from .tv import tv_scores
 
     world = mech.story.world
-    names, n = world.names, len(classes)
+    n = len(classes)
     rows: dict[str, list] = {}
 
     def add(key, value):
@@ -211,17 +225,25 @@ def evaluate_levels(mech, scm, classes: np.ndarray, values: dict, samples: int, 
     with torch.no_grad(), torch.random.fork_rng(devices=[]), \
             tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar:
         for lo in range(0, n, batch):
-            torch.default_generator.manual_seed(_sub(seed, lo, BATCH_STREAM))
+            torch.default_generator.manual_seed(sub_seed(seed, lo, BATCH_STREAM))
             sl = slice(lo, lo + batch)
-            _batch(mech, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples, _sub(seed, lo),
+            _batch(mech, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples, sub_seed(seed, lo),
                    truth_particles, steps, add)
             bar.update(len(classes[sl]))
+
+    tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
+    return _report(mech, rows, tv, n, samples, seed, steps)
+
+
+def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: int, steps: int) -> dict:
+    """The JSON of :func:`evaluate_levels` from the scores' rows."""
+    world = mech.story.world
+    names = world.names
 
     def mean(key):
         return float(np.concatenate(rows[key]).mean())
 
     dims = int(np.prod(world.image_shape))
-    tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
     per = {key: {f: mean(f"{key}.{f}") for f in names} for key in ("l1", "psnr", "l1_story", "psnr_story", "eff")}
     nll, elbo, nll_f = mean("nll"), mean("elbo"), mean("nll_given_factors")
     return {
@@ -231,11 +253,11 @@ def evaluate_levels(mech, scm, classes: np.ndarray, values: dict, samples: int, 
         "n": n,
         "samples": samples,
         "seed": seed,
-        "nll_nats": _finite(nll),
-        "elbo_nats": _finite(elbo),
-        "nll_given_factors_nats": _finite(nll_f),
-        "bits_per_dim": {"nll": _finite(lv.bits_per_dim(nll, dims)), "elbo": _finite(lv.bits_per_dim(elbo, dims)),
-                         "nll_given_factors": _finite(lv.bits_per_dim(nll_f, dims))},
+        "nll_nats": finite_or_none(nll),
+        "elbo_nats": finite_or_none(elbo),
+        "nll_given_factors_nats": finite_or_none(nll_f),
+        "bits_per_dim": {key: finite_or_none(lv.bits_per_dim(v, dims))
+                         for key, v in (("nll", nll), ("elbo", elbo), ("nll_given_factors", nll_f))},
         "recon_l1": mean("recon_l1"),
         "factor_accuracy": {f: mean(f"acc.{f}") for f in names},
         "counterfactual": {

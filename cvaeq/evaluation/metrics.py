@@ -110,3 +110,8 @@ def total_variation(p: Mapping[int, float], q: Mapping[int, float]) -> float:
     """``0.5 * sum |p - q|`` of two distributions given as ``{class: probability}``."""
     keys = set(p) | set(q)
     return 0.5 * float(sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys))
+
+
+def finite_or_none(x: float) -> float | None:
+    """JSON has no infinity: an infinite NLL (some image impossible under the model) is null."""
+    return float(x) if np.isfinite(x) else None

@@ -37,6 +37,9 @@ from ..story import IMAGE, LATENT
 from ..walk import Weigh, around, walk
 from ..engine import abduct_groups, group_mean, predict_groups
 from .heldout import draw_heldout, render_float
+from .metrics import finite_or_none as _finite
+from .streams import BATCH_STREAM, STORY_STREAM
+from .streams import sub_seed as _sub
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .truth import counterfactual_of_particles, story_particles
 from .tv import TV_PARTICLES, tv_scores
@@ -62,10 +65,6 @@ BATCH_PARTICLES = 1000
 #: The pixel arithmetic of evaluation's image mechanism: float32, as a query's
 #: since 2026-12-07 (:class:`~cvaeq.mechanisms.image.BernoulliImage`).
 PIXEL_DTYPE = torch.float32
-#: Tags the random stream of a batch (:func:`_sub`), apart from its sub-tasks' seeds.
-BATCH_STREAM = 0xBA7C
-#: Tags the seeds of a batch's story abductions (:func:`_counterfactuals`).
-STORY_STREAM = 0x5707
 
 
 def model_to_score(model: Any = None) -> LoadedModel:
@@ -261,11 +260,6 @@ def _composition(mech: LoadedModel, scm, model: ImageModelAdapter, g, x: torch.T
     scores.add(f"comp_dec_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))
 
 
-def _sub(seed: int, *parts: int) -> int:
-    """A seed for one sub-task, derived from the batch's seed (distinct per sub-task)."""
-    return int(np.random.default_rng([seed, *parts]).integers(2**31))
-
-
 def _batch(mech: LoadedModel, scm, model: ImageModelAdapter, classes: np.ndarray, values: dict, k: int, seed: int,
            truth_particles: int, scores: _Scores) -> None:
     x = render_float(classes, mech.story.world)
@@ -426,6 +420,3 @@ def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particle
                            truth_particles, tv_particles, progress, COMPOSITION_STEPS)
 
 
-def _finite(x: float) -> float | None:
-    """JSON has no infinity: an infinite NLL (some image impossible under the model) is null."""
-    return float(x) if np.isfinite(x) else None

@@ -260,6 +260,29 @@ class CVAENet(nn.Module):
         self.latent_dim = config.latent_dim
         #: the one-hot layout of all the world's factors
         self.layout = FactorLayout(world)
+        self._take_pictures(world, config)
+        h_img, w_img = self.image_shape
+        self._setup_geometry()
+        c1, c2, h = config.patch_channels, config.merge_channels, config.hidden
+        zd = config.latent_dim
+        # trunk: 4x4 patches -> 2x2 merge -> hidden, over trunk_shape (the image or a crop of it)
+        th, tw = self.trunk_shape
+        self.patch = nn.Linear(16 * self.channels, c1)
+        self.patch_pos = nn.Parameter(torch.zeros((th // 4) * (tw // 4), c1))
+        self._setup_patch_order()
+        self.merge = nn.Linear(4 * c1, c2)
+        self.fc = nn.Linear((th // 8) * (tw // 8) * c2, h)
+        self._setup_moments(h_img, w_img, config)
+        hf = h + N_MOMENTS + (2 + 4 * N_FREQS) * config.centroid_correction + self.n_extra_features
+        # q(factors | X)
+        self.factor_head = nn.Sequential(nn.Linear(hf, h), nn.SiLU(), nn.Linear(h, self.layout.dim))
+        # q(Z | X, factors)
+        self.z_head = nn.Sequential(nn.Linear(hf + self.layout.dim, h), nn.SiLU(), nn.Linear(h, 2 * zd))
+        self._setup_decoder(config)
+        self._setup_output()
+
+    def _take_pictures(self, world, config: ArchConfig) -> None:
+        """The pictures' kind, channels and plane, checked against what these networks decode."""
         #: the pixel kind the decoder models (``"binary"``: Bernoulli logits; ``"8bit"``: a discretised
         #: logistic's loc and log_scale per pixel and channel, :meth:`pixel_levels`) and the channels
         self.pixel = world.pixel
@@ -275,16 +298,9 @@ class CVAENet(nn.Module):
         if h_img % 16 or w_img % 16 or h_img < 16 or w_img < 16:
             raise CvaeqError(f"the causal VAE's networks need image sides that are multiples of 16 (16, 32, 48, "
                              f"64, ...); world {world.name!r} has {h_img}x{w_img} images")
-        self._setup_geometry()
-        c1, c2, h = config.patch_channels, config.merge_channels, config.hidden
-        dc, zd = config.dec_channels, config.latent_dim
-        # trunk: 4x4 patches -> 2x2 merge -> hidden, over trunk_shape (the image or a crop of it)
-        th, tw = self.trunk_shape
-        self.patch = nn.Linear(16 * self.channels, c1)
-        self.patch_pos = nn.Parameter(torch.zeros((th // 4) * (tw // 4), c1))
-        self._setup_patch_order()
-        self.merge = nn.Linear(4 * c1, c2)
-        self.fc = nn.Linear((th // 8) * (tw // 8) * c2, h)
+
+    def _setup_moments(self, h_img: int, w_img: int, config: ArchConfig) -> None:
+        """The fixed tables the image moments are read with, and the centroid correction."""
         cu = (torch.arange(w_img, dtype=torch.float32) + 0.5) / (w_img / 2) - 1
         cv = (torch.arange(h_img, dtype=torch.float32) + 0.5) / (h_img / 2) - 1
         gu, gv = cu.repeat(h_img), cv.repeat_interleave(w_img)  # x and y of each pixel, in [-1, 1]
@@ -296,12 +312,10 @@ class CVAENet(nn.Module):
         if config.centroid_correction:
             # learned map from the heart-like skew of the image to its centroid's offset
             self.centroid_shift = nn.Parameter(torch.zeros(2, 2))
-        hf = h + N_MOMENTS + (2 + 4 * N_FREQS) * config.centroid_correction + self.n_extra_features
-        # q(factors | X)
-        self.factor_head = nn.Sequential(nn.Linear(hf, h), nn.SiLU(), nn.Linear(h, self.layout.dim))
-        # q(Z | X, factors)
-        self.z_head = nn.Sequential(nn.Linear(hf + self.layout.dim, h), nn.SiLU(), nn.Linear(h, 2 * zd))
-        # p(X | factors, Z): MLP -> a feature per 8x8-pixel cell -> shared cell MLP -> pixels
+
+    def _setup_decoder(self, config: ArchConfig) -> None:
+        """p(X | factors, Z): MLP -> a feature per 8x8-pixel cell -> shared cell MLP -> pixels."""
+        dc, zd = config.dec_channels, config.latent_dim
         dh = config.dec_hidden
         dh_img, dw_img = self.decoded_shape
         n_cells = (dh_img // 8) * (dw_img // 8)
@@ -322,7 +336,6 @@ class CVAENet(nn.Module):
                 bias = self.cell[-1].bias.view(2, self.channels * 64)
                 bias[0].fill_(0.8)
                 bias[1].fill_(-2.0)
-        self._setup_output()
 
     # -- what the two architectures decide ----------------------------------
     #: ``(H, W)`` the trunk reads, and ``(H, W)`` the decoder draws

@@ -40,62 +40,73 @@ def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: to
     :param world: the :class:`~cvaeq.world.World` of the classes (None: the model's ``world``).
     """
     world = world if world is not None else model.world
-    names = world.names
-    decoder = ImageModelAdapter(model, world.image_shape)
-    equivalent = {f: (world.index(g), world.index(f), np.asarray(table, dtype=bool))
-                  for f, (g, table) in world.equivalent.items()}
+    tally = _Tally(world, ImageModelAdapter(model, world.image_shape))
     was_training = model.training
     model.eval()
     gen_state = torch.get_rng_state()
     torch.manual_seed(seed)
-    n = len(classes)
-    totals: dict[str, float] = {}
-    inter = union = 0.0
-    levels = world.pixel == "8bit"
-    l1 = 0.0
-    correct = {f: 0 for f in names}
-    exact = {f: 0 for f in equivalent}
-    for start in range(0, n, batch):
+    for start in range(0, len(classes), batch):
         x = torch.from_numpy(images[start : start + batch]).to(device).float()
-        if levels:
+        if tally.levels:
             x = x / 255.0
         y = torch.from_numpy(classes[start : start + batch]).to(device)
         _, parts = model.loss(x, y)
-        b = len(y)
         for key in ("elbo_nats", "aux_nll"):
             if key in parts:
-                totals[key] = totals.get(key, 0.0) + float(parts[key]) * b
-        logits = model.factor_logits(x)
-        yc = classes[start : start + batch]
-        for i, f in enumerate(names):
-            pred = logits[f].argmax(-1).cpu().numpy()
-            if f in equivalent:
-                g, _, table = equivalent[f]
-                ok = table[yc[:, g], pred, yc[:, i]]
-                exact[f] += int((pred == yc[:, i]).sum())
-            else:
-                ok = pred == yc[:, i]
-            correct[f] += int(ok.sum())
-        loc, _ = model.z_posterior(x, y)
-        if levels:  # the decoder's loc at Z's posterior mean (cvaeq.image_model's 8-bit decoder path)
-            mean = decoder.decode(y, loc)[0].clamp(0.0, 1.0)
-            l1 += float((mean - x.reshape(mean.shape)).abs().mean(dim=tuple(range(1, mean.dim()))).sum())
-            continue
-        rec = decoder.pixels_on(y, loc)
-        xb = x.reshape(rec.shape) > 0.5
-        inter += float((rec & xb).sum())
-        union += float((rec | xb).sum())
+                tally.totals[key] = tally.totals.get(key, 0.0) + float(parts[key]) * len(y)
+        tally.read(model.factor_logits(x), classes[start : start + batch])
+        tally.reconstruct(x, y, model.z_posterior(x, y)[0])
     torch.set_rng_state(gen_state)
     model.train(was_training)
-    out: dict[str, Any] = {key: total / n for key, total in totals.items()}
-    out["accuracy"] = {f: correct[f] / n for f in names}
-    out.update({f"{f}_exact": exact[f] / n for f in equivalent})
-    if levels:
-        from ..levels import bits_per_dim
+    return tally.scores(len(classes))
 
-        out["recon_l1"] = l1 / n
-        if "elbo_nats" in out:
-            out["bits_per_dim"] = bits_per_dim(out["elbo_nats"], int(np.prod(world.image_shape)))
+
+class _Tally:
+    """The sums behind :func:`validation_scores`, batch by batch."""
+
+    def __init__(self, world, decoder: ImageModelAdapter) -> None:
+        self.world, self.decoder = world, decoder
+        self.levels = world.pixel == "8bit"
+        self.equivalent = {f: (world.index(g), world.index(f), np.asarray(table, dtype=bool))
+                           for f, (g, table) in world.equivalent.items()}
+        self.totals: dict[str, float] = {}
+        self.correct = {f: 0 for f in world.names}
+        self.exact = {f: 0 for f in self.equivalent}
+        self.inter = self.union = self.l1 = 0.0
+
+    def read(self, logits: dict, yc: np.ndarray) -> None:
+        """q(factors | X)'s argmax against the true classes ``yc`` (modulo equivalent classes)."""
+        for i, f in enumerate(self.world.names):
+            pred = logits[f].argmax(-1).cpu().numpy()
+            if f in self.equivalent:
+                g, _, table = self.equivalent[f]
+                ok = table[yc[:, g], pred, yc[:, i]]
+                self.exact[f] += int((pred == yc[:, i]).sum())
+            else:
+                ok = pred == yc[:, i]
+            self.correct[f] += int(ok.sum())
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor, loc: torch.Tensor) -> None:
+        """The decoded picture at Z's posterior mean against ``x``: IoU sums, or (8-bit) the L1 sum."""
+        if self.levels:  # the decoder's loc (cvaeq.image_model's 8-bit decoder path)
+            mean = self.decoder.decode(y, loc)[0].clamp(0.0, 1.0)
+            self.l1 += float((mean - x.reshape(mean.shape)).abs().mean(dim=tuple(range(1, mean.dim()))).sum())
+            return
+        rec = self.decoder.pixels_on(y, loc)
+        xb = x.reshape(rec.shape) > 0.5
+        self.inter += float((rec & xb).sum())
+        self.union += float((rec | xb).sum())
+
+    def scores(self, n: int) -> dict[str, Any]:
+        out: dict[str, Any] = {key: total / n for key, total in self.totals.items()}
+        out["accuracy"] = {f: self.correct[f] / n for f in self.world.names}
+        out.update({f"{f}_exact": self.exact[f] / n for f in self.equivalent})
+        if self.levels:
+            from ..levels import bits_per_dim
+
+            out["recon_l1"] = self.l1 / n
+            if "elbo_nats" in out:
+                out["bits_per_dim"] = bits_per_dim(out["elbo_nats"], int(np.prod(self.world.image_shape)))
+            return out
+        out["recon_iou"] = self.inter / max(self.union, 1.0)
         return out
-    out["recon_iou"] = inter / max(union, 1.0)
-    return out

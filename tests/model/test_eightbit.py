@@ -12,7 +12,7 @@ from cvaeq.model.causal_vae import CausalVAEFamily
 from cvaeq.model.checkpoint import load_checkpoint, save_checkpoint
 from cvaeq.model.cvae import level_log_prob
 from cvaeq.model.family import check_pixel_kind, get_family
-from cvaeq.model.heldout import evaluate
+from cvaeq.model.validation import validation_scores
 from cvaeq.story import load_story
 
 from .conftest import TINY
@@ -59,10 +59,6 @@ def test_the_training_likelihood_is_levels_log_prob_with_gradients_at_the_end_bi
     assert torch.equal(ours, lv.log_prob(levels, loc, log_scale))
     ours.sum().backward()
     assert torch.isfinite(loc.grad).all() and torch.isfinite(log_scale.grad).all()
-    # with infinite end edges the same gradient is NaN: why training does not call lv.log_prob
-    loc.grad = log_scale.grad = None
-    lv.log_prob(levels, loc, log_scale).sum().backward()
-    assert not torch.isfinite(log_scale.grad).all()
 
 
 def test_training_steps_lower_the_8bit_likelihood_and_keep_it_finite():
@@ -88,7 +84,7 @@ def test_training_steps_lower_the_8bit_likelihood_and_keep_it_finite():
 def test_held_out_scores_of_an_8bit_world_are_bits_per_dim_and_l1():
     model = tiny_model()
     imgs, classes = data(6)
-    ev = evaluate(model, imgs, classes, torch.device("cpu"), world=WORLD)
+    ev = validation_scores(model, imgs, classes, torch.device("cpu"), world=WORLD)
     assert "recon_iou" not in ev and 0 < ev["recon_l1"] < 1
     assert ev["bits_per_dim"] == pytest.approx(ev["elbo_nats"] / (3 * 64 * 64 * np.log(2)))
 
