@@ -148,7 +148,7 @@ def decode_png(blob: bytes, shape: tuple[int, ...] = (64, 64), source: str = "th
             if im.mode == "P" or "transparency" in im.info:
                 # a palette's colours, or a transparency key (tRNS: one grey level or colour
                 # drawn see-through), as an alpha channel the check below reads
-                im = im.convert("RGBA")
+                im = im.convert("RGBA")  # type: ignore[assignment]  # an Image, read like the file
             a = np.asarray(im)
     except UnidentifiedImageError:
         raise DataError(f"{source}: cannot read the PNG (not a PNG file); give {_FORMS}") from None

@@ -62,7 +62,7 @@ class FactorImages(Dataset):
                 raise DataError(f"images have shape {images.shape}, expected ({len(classes)}, H, W) or "
                                 f"({len(classes)}, C, H, W) to match classes")
             self._rows = np.arange(len(classes))
-            self._fetch = images.__getitem__
+            self._fetch = images.__getitem__  # type: ignore[assignment]  # rows of the array
         if pixel not in ("binary", "8bit"):
             raise DataError(f"pixel must be 'binary' or '8bit', got {pixel!r}")
         self.classes = classes
@@ -73,14 +73,14 @@ class FactorImages(Dataset):
         return len(self.classes)
 
     def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = np.asarray(idx, dtype=np.int64)
-        imgs = np.ascontiguousarray(self._fetch(self._rows[idx]))
+        rows = np.asarray(idx, dtype=np.int64)
+        imgs = np.ascontiguousarray(self._fetch(self._rows[rows]))
         x = torch.from_numpy(imgs).to(torch.float32)
         if self._scale != 1.0:
             x = x / self._scale
         if x.dim() == 3:
             x = x.unsqueeze(1)
-        return x, torch.from_numpy(self.classes[idx])
+        return x, torch.from_numpy(self.classes[rows])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.__getitems__([int(i)])

@@ -141,7 +141,7 @@ def _propose(scm: SCM, ev: Mapping[str, Tensor], log_w: Tensor) -> tuple[dict[st
         unknown = [p for p in scm.graph.parents(c) if p not in fixed and p not in scm.interventions]
         if not unknown:
             continue
-        proposed = scm.mechanisms[c].propose(ev[c], unknown, dict(fixed))
+        proposed = scm.mechanisms[c].propose(ev[c], unknown, dict(fixed))  # type: ignore[attr-defined]  # can_propose checked it
         if proposed is None:
             continue
         values, log_q = proposed

@@ -153,7 +153,7 @@ def target_facts(scm: SCM, nodes: Mapping[str, str]) -> tuple[dict[str, int], di
     the class count of each categorical node, and the numbers of a numeric
     factor's classes from the SCM's world (for expectations)."""
     world = getattr(scm, "world", None)
-    sizes = {key: int(scm.mechanisms[node].size) for key, node in nodes.items()
+    sizes = {key: int(getattr(scm.mechanisms[node], "size")) for key, node in nodes.items()
              if getattr(scm.mechanisms[node], "size", None) is not None}
     grids = {key: torch.as_tensor(world.values[node], dtype=torch.float64)
              for key, node in nodes.items() if world is not None and node in world.numeric}
@@ -167,7 +167,7 @@ def infer_scenarios(
     num_particles: int = 1000,
     seed: int = 0,
     *,
-    scenario_evidence: Sequence[tuple[str, Mapping[str, object], object]] = (),
+    scenario_evidence: Sequence[tuple[str, Mapping[str, object], int]] = (),
     resample_below: float = 0.5,
     fallback_samples: int = FALLBACK_SAMPLES,
 ) -> Result:

@@ -256,7 +256,7 @@ def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: i
         "nll_nats": finite_or_none(nll),
         "elbo_nats": finite_or_none(elbo),
         "nll_given_factors_nats": finite_or_none(nll_f),
-        "bits_per_dim": {key: finite_or_none(lv.bits_per_dim(v, dims))
+        "bits_per_dim": {key: finite_or_none(float(lv.bits_per_dim(v, dims)))
                          for key, v in (("nll", nll), ("elbo", elbo), ("nll_given_factors", nll_f))},
         "recon_l1": mean("recon_l1"),
         "factor_accuracy": {f: mean(f"acc.{f}") for f in names},

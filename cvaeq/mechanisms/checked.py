@@ -248,7 +248,7 @@ class CheckedImageModel:
 
     _METHODS = ("pixel_logits", "decode_probs", "factor_logits", "z_posterior", "factor_logits_of", "z_posterior_of")
 
-    def __init__(self, inner: Any, shape: tuple[int, int]) -> None:
+    def __init__(self, inner: Any, shape: tuple[int, ...]) -> None:
         self.inner = inner
         self.shape = tuple(shape)
         self.who = _who_made(inner)

@@ -117,7 +117,7 @@ class BernoulliImage:
             raise MechanismError("BernoulliImage needs decode (pixel probabilities) or logits")
         self.parents = tuple(parents)
         self.logits = logits
-        self.decode = decode if logits is None else (lambda ps: self._probs_of(logits(ps)))
+        self.decode: Decode = decode if logits is None else (lambda ps: self._probs_of(logits(ps)))  # type: ignore[assignment]  # one of the two is given (bernoulli_image checks)
         self.encoder = encoder
         self.factor_logits = factor_logits if encoder is None else encoder.model.factor_logits
         self.z_posterior = z_posterior if encoder is None else encoder.model.z_posterior
@@ -139,7 +139,8 @@ class BernoulliImage:
 
     def _raw(self, parents: Mapping[str, Tensor]) -> Tensor:
         """What the network gives: logits if the mechanism has them, else probabilities."""
-        return self._once_per_run(self.logits if self.logits is not None else self.decode, parents)
+        fn: Decode = self.logits if self.logits is not None else self.decode
+        return self._once_per_run(fn, parents)
 
     def _once_per_run(self, fn: Decode, parents: Mapping[str, Tensor]) -> Tensor:
         """``fn(parents)``, evaluated once per run of consecutive particles with

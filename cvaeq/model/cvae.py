@@ -44,6 +44,8 @@ orientation given the shape) as ``log sum_{j ~ k} q(j | X)`` over the classes
 
 from __future__ import annotations
 
+from typing import cast
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -113,11 +115,11 @@ class WindowBernoulli(dist.TorchDistribution):
         b = self.net.background
         return inside - ones_outside * F.softplus(-b) - (h * w - wh * ww - ones_outside) * F.softplus(b)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
             logits = self.net.place_window(self.net.from_blocks(self.window_logits, *self.net.window_shape),
                                            self.classes)
-            return torch.bernoulli(torch.sigmoid(logits).expand(sample_shape + logits.shape))
+            return torch.bernoulli(torch.sigmoid(logits).expand(torch.Size(sample_shape) + logits.shape))
 
 
 
@@ -160,7 +162,7 @@ class LevelPixels(dist.TorchDistribution):
     def log_prob(self, levels: torch.Tensor) -> torch.Tensor:
         return level_log_prob(levels, self.loc, self.log_scale).flatten(1).sum(-1)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size()) -> torch.Tensor:
         from .. import levels as lv
 
         with torch.no_grad():
@@ -225,7 +227,7 @@ class CausalVAE(CVAENet):
                 pyro.sample("X", LevelPixels(loc, log_scale), obs=levels)
             flat = self.factor_logits_flat(self._feats)
             ll = classification_loglik(self.layout.split(flat), classes, self.equivalent())
-            pyro.factor("q_factors", self.aux_weight * sum(ll.values()))
+            pyro.factor("q_factors", self.aux_weight * cast(torch.Tensor, sum(ll.values())))
             self._aux = {f: -v.detach() for f, v in ll.items()}
             self._flat = flat.detach()
 

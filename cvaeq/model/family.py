@@ -76,7 +76,7 @@ class CheckedFamily:
     def __init__(self, inner: Any, name: str, plugin: str) -> None:
         self.inner, self.name, self.plugin = inner, name, plugin
 
-    @property
+    @property  # type: ignore[misc]  # a proxy's class is its inner family's
     def __class__(self):  # isinstance(family, PluginsOwnClass) keeps working
         return type(self.inner)
 

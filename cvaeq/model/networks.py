@@ -69,7 +69,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -244,6 +245,16 @@ class CVAENet(nn.Module):
     :param world: the :class:`~cvaeq.world.World` (None: the default world).
     """
 
+    #: ``{window?: subclass}``, set on the class whose construction dispatches
+    _variants: ClassVar[dict[bool, type]]
+    # buffers and modules whose types torch's ``__getattr__`` does not say
+    monomials: torch.Tensor
+    centroid_freqs: torch.Tensor
+    steps: torch.Tensor
+    patch_order: torch.Tensor
+    centroid_shift: nn.Parameter
+    cell: nn.Sequential
+
     def __new__(cls, config: ArchConfig | None = None, *args, **kwargs):
         variants = cls.__dict__.get("_variants")
         if variants is not None and config is not None:
@@ -329,11 +340,13 @@ class CVAENet(nn.Module):
         self.cell = nn.Sequential(
             nn.SiLU(), nn.Linear(dc, config.cell_hidden), nn.SiLU(), nn.Linear(config.cell_hidden, 64 * self.per_pixel)
         )
+        last = self.cell[-1]
+        assert isinstance(last, nn.Linear)
         with torch.no_grad():  # start near the mean pixel (~5% on): a faster, calmer start
             if self.pixel == "binary":
-                self.cell[-1].bias.fill_(-3.0)
+                last.bias.fill_(-3.0)
             else:  # 8-bit: loc near a light background, a wide scale
-                bias = self.cell[-1].bias.view(2, self.channels * 64)
+                bias = last.bias.view(2, self.channels * 64)
                 bias[0].fill_(0.8)
                 bias[1].fill_(-2.0)
 
@@ -482,7 +495,8 @@ class CVAENet(nn.Module):
         """``(S, h, w)`` images from :meth:`to_blocks`' order (square when ``h`` is not given)."""
         s = blocks.shape[0]
         if h is None:
-            h = w = math.isqrt(blocks.shape[-1])
+            h = math.isqrt(blocks.shape[-1])
+        w = h if w is None else w
         return blocks.reshape(s, h // 8, w // 8, 8, 8).transpose(2, 3).reshape(s, h, w)
 
     def decoded_logits(self, classes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

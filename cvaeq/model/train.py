@@ -171,7 +171,7 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
         run = _setup(config, out, resume, init, dist_ctx, log)
         if run.start_epoch >= config.epochs:
             run.say(f"{resume} already has {run.start_epoch} epochs (asked for {config.epochs}); nothing to do")
-            return Path(resume)
+            return Path(out if resume is None else resume)
         held = _load_data(run, progress)
         _fit(run, held, progress)
         return run.out
@@ -314,8 +314,10 @@ def _fit(run: _Run, held: dict, progress: bool) -> None:
     model.to(run.device).train()
     net = run.dist_ctx.wrap(model) if run.dist_ctx is not None else model
     opt = _optimizer(run)
-    sampler = DistributedSampler(range(config.n), num_replicas=run.processes, rank=run.rank, shuffle=True,
-                                 seed=config.seed, drop_last=True)
+    assert run.images is not None and run.classes is not None  # _load_data gave them
+    sampler: DistributedSampler = DistributedSampler(
+        range(config.n), num_replicas=run.processes, rank=run.rank, shuffle=True,  # type: ignore[arg-type]
+        seed=config.seed, drop_last=True)  # any sized sequence: only its length is read
     loader = make_loader(run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True,
                          pixel=run.story.world.pixel)
     t_run = time.monotonic() - sum(h.get("seconds", 0.0) for h in run.history)  # time limits count earlier runs too
@@ -394,10 +396,10 @@ def _check_finite(run: _Run, loss: torch.Tensor, parts: dict, epoch: int, step: 
 def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, seen: int, seconds: float) -> None:
     """Score the held-out sets, append the epoch to the history, write the checkpoint and the loss curve."""
     config = run.config
-    evs = {name: validation_scores(run.model, *data, run.device, seed=config.seed, world=run.story.world)
-           for name, data in held.items()}
+    evs = {name: validation_scores(run.model, images, classes, run.device, seed=config.seed, world=run.story.world)
+           for name, (images, classes) in held.items()}
     ev, evu = evs["eval"], evs["eval_uniform"]
-    record = {
+    record: dict[str, Any] = {
         "epoch": epoch + 1,
         "train_elbo_nats": train_elbo,
         "images_per_s": seen * run.processes / seconds,
@@ -407,6 +409,7 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
     if config.orientation_loss is not None:
         record["orientation_loss"] = config.orientation_loss
     run.history.append({**record, "eval": ev, "eval_uniform": evu})
+    assert run.factor_logits is not None  # fitted before the first epoch
     save_checkpoint(run.out, run.model, run.story, run.factor_logits, family=config.family,
                     train_config=asdict(config), epoch=epoch + 1, history=run.history, optimizer=opt,
                     data_seed=config.seed)

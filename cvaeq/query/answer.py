@@ -338,7 +338,8 @@ def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_imag
     """The parts of an answer, keyed by each target's text (a bare name without ``@``)."""
     world = mech.story.world
     if r.events:
-        return {"probability": round(result.probability({v.key: v.value for v in r.variables}), DIGITS)}
+        events = {v.key: v.value for v in r.variables if v.value is not None}  # an event's targets all have one
+        return {"probability": round(result.probability(events), DIGITS)}
     if r.difference:
         left, right = r.variables
         return {"expectation": {r.targets[0]: round(result.expected_difference(left.key, right.key), DIGITS)}}
@@ -473,7 +474,7 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
         else:
             evidence[v] = torch.tensor(value)
     targets = {v.key: (v.variable, _tensors(v.scenario)) for v in r.variables}
-    observed = [(v.variable, _tensors(v.scenario), v.value) for v in r.scenario_evidence]
+    observed = [(v.variable, _tensors(v.scenario), v.value) for v in r.scenario_evidence if v.value is not None]
     with torch.no_grad():
         result = infer_scenarios(scm, targets, evidence, num_particles=samples, seed=seed, scenario_evidence=observed)
         parts = _summarise(r, result, mech, evidence_image)

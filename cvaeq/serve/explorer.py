@@ -442,8 +442,8 @@ class Explorer:
                 raise DataError(f"each z must be a number from {-Z_BOUND:g} to {Z_BOUND:g}, got {v!r}")
             values.append(float(v))
         c = torch.tensor([[classes[f] for f in self.world.names]], dtype=torch.int64)
-        z = torch.tensor([values], dtype=torch.float32)
+        assert self.image_model is not None  # has_model
         with self.lock, torch.no_grad():
-            probs = self.image_model.pixel_probs(c, z)
+            probs = self.image_model.pixel_probs(c, torch.tensor([values], dtype=torch.float32))
         return probs[0].double().clamp(0, 1).numpy()
 
