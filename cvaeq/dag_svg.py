@@ -73,6 +73,7 @@ def _ports(graph: CausalGraph, pos) -> dict[tuple[str, str], tuple[float, float,
     """Each edge's ends: from the bottom of its source to the top of its target (a little
     short, for the arrowhead), the arrows of a node spread over its width in the order of
     the nodes at their other ends, so that they do not all meet in one point."""
+
     def spread(node: str, others: list[str]) -> dict[str, float]:
         x, _, w = pos[node]
         others = sorted(others, key=lambda o: pos[o][0])
@@ -81,12 +82,14 @@ def _ports(graph: CausalGraph, pos) -> dict[tuple[str, str], tuple[float, float,
 
     out_x = {n: spread(n, list(graph.children(n))) for n in graph.order}
     in_x = {n: spread(n, list(graph.parents(n))) for n in graph.order}
-    return {(u, v): (out_x[u][v], pos[u][1] + NODE_H / 2, in_x[v][u], pos[v][1] - NODE_H / 2 - 2)
-            for u, v in graph.edges}
+    return {
+        (u, v): (out_x[u][v], pos[u][1] + NODE_H / 2, in_x[v][u], pos[v][1] - NODE_H / 2 - 2) for u, v in graph.edges
+    }
 
 
-def dag_svg(graph: CausalGraph, intervened: Iterable[str] = (), observed: Iterable[str] = (),
-            title: str = "causal graph") -> str:
+def dag_svg(
+    graph: CausalGraph, intervened: Iterable[str] = (), observed: Iterable[str] = (), title: str = "causal graph"
+) -> str:
     """The SVG text of ``graph`` with the arrows into ``intervened`` nodes drawn cut.
 
     :param graph: the story's :class:`~cvaeq.graph.CausalGraph`.

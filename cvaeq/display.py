@@ -32,9 +32,11 @@ def png_data_url(blob: bytes) -> str:
 
 
 def _img(blob: bytes, caption: str) -> str:
-    return (f'<figure style="display:inline-block;margin:0 12px 0 0;text-align:center">'
-            f'<img src="{png_data_url(blob)}" style="image-rendering:pixelated;border:1px solid #999" '
-            f'alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>')
+    return (
+        f'<figure style="display:inline-block;margin:0 12px 0 0;text-align:center">'
+        f'<img src="{png_data_url(blob)}" style="image-rendering:pixelated;border:1px solid #999" '
+        f'alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+    )
 
 
 def answer_png(answer: Any) -> bytes | None:
@@ -50,8 +52,10 @@ def _table(name: str, dist: dict[str, float]) -> str:
     rows = [f"<tr><th style='text-align:left'>{escape(name)}</th><th>probability</th><th></th></tr>"]
     shown = {v: p for v, p in dist.items() if len(dist) <= 6 or p >= 5e-5}
     for v, p in shown.items():
-        rows.append(f"<tr><td>{escape(v)}</td><td style='font-family:monospace'>{p:.4f}</td>"
-                    f"<td><div style='background:#1e88e5;height:10px;width:{round(200 * p)}px'></div></td></tr>")
+        rows.append(
+            f"<tr><td>{escape(v)}</td><td style='font-family:monospace'>{p:.4f}</td>"
+            f"<td><div style='background:#1e88e5;height:10px;width:{round(200 * p)}px'></div></td></tr>"
+        )
     if len(shown) < len(dist):
         rows.append(f"<tr><td colspan=3>({len(dist) - len(shown)} more values below 0.0001 not shown)</td></tr>")
     return "<table style='display:inline-table;margin-right:16px;vertical-align:top'>" + "".join(rows) + "</table>"
@@ -63,9 +67,11 @@ def answer_html(answer: Any) -> str:
     from .viz import grid, png_bytes, to_pixels
 
     source = answer.model if answer.model else f"story {answer.story!r} (true tables)"
-    parts = [f"<div class='cvaeq-answer'><p><code>{escape(answer.query)}</code><br>"
-             f"rung: {escape(answer.rung)} &nbsp; samples: {answer.samples} &nbsp; ESS: {answer.ess:.1f}"
-             f" &nbsp; model: {escape(str(source))}</p>"]
+    parts = [
+        f"<div class='cvaeq-answer'><p><code>{escape(answer.query)}</code><br>"
+        f"rung: {escape(answer.rung)} &nbsp; samples: {answer.samples} &nbsp; ESS: {answer.ess:.1f}"
+        f" &nbsp; model: {escape(str(source))}</p>"
+    ]
     parts += [f"<p style='color:#8a4b00'>warning: {escape(w)}</p>" for w in getattr(answer, "warnings", ())]
     if answer.mean_image is not None:
         pictures, pics = answer.pictures(), []  # on the [0, 1] scale: grey or colour PNGs alike
@@ -74,8 +80,11 @@ def answer_html(answer: Any) -> str:
         pics.append(_img(png_bytes(to_pixels(pictures["mean"]), SCALE), "mean image"))
         pics.append(_img(png_bytes(grid(pictures["samples"])), "sampled images"))
         parts.append("<div>" + "".join(pics) + "</div>")
-        parts.append("<p>q(factors | X) reads the mean image as: "
-                     + escape(", ".join(f"{f}={v}" for f, v in answer.predicted.items())) + "</p>")
+        parts.append(
+            "<p>q(factors | X) reads the mean image as: "
+            + escape(", ".join(f"{f}={v}" for f, v in answer.predicted.items()))
+            + "</p>"
+        )
     if answer.distribution:
         parts.append("<div>" + "".join(_table(t, d) for t, d in answer.distribution.items()) + "</div>")
     for t, e in answer.expectation.items():
@@ -83,8 +92,10 @@ def answer_html(answer: Any) -> str:
     if answer.probability is not None:
         parts.append(f"<p>probability: <code>{answer.probability:.4f}</code></p>")
     for t, stats in answer.latent.items():
-        rows = "".join(f"<tr><td>{i}</td><td>{m:.4f}</td><td>{s:.4f}</td></tr>"
-                       for i, (m, s) in enumerate(zip(stats["mean"], stats["sd"])))
+        rows = "".join(
+            f"<tr><td>{i}</td><td>{m:.4f}</td><td>{s:.4f}</td></tr>"
+            for i, (m, s) in enumerate(zip(stats["mean"], stats["sd"]))
+        )
         parts.append(f"<table><tr><th>{escape(t)} dim</th><th>mean</th><th>sd</th></tr>{rows}</table>")
     parts.append("</div>")
     return "".join(parts)

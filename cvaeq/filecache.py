@@ -40,14 +40,14 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from .errors import CheckpointError, CvaeqError
 
-__all__ = ["FileIdentity", "FileCache", "file_identity", "clear", "CHECKPOINTS", "STORED_STORIES", "RACY_NS",
-           "KEPT"]
+__all__ = ["FileIdentity", "FileCache", "file_identity", "clear", "CHECKPOINTS", "STORED_STORIES", "RACY_NS", "KEPT"]
 
 T = TypeVar("T")
 
@@ -102,8 +102,9 @@ class FileCache(Generic[T]):
         try:
             return file_identity(path)
         except (OSError, RuntimeError) as e:  # gone since it was checked, or a symlink loop
-            raise self.error(f"{path}: cannot read the {self.what} file "
-                             f"({getattr(e, 'strerror', None) or e})") from None
+            raise self.error(
+                f"{path}: cannot read the {self.what} file ({getattr(e, 'strerror', None) or e})"
+            ) from None
 
     def get(self, path: str | os.PathLike, load: Callable[[Path], T]) -> T:
         """What ``load`` makes of the file at ``path``: kept from an earlier read

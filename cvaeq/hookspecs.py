@@ -51,7 +51,8 @@ def register_mechanisms(register: Callable[[str, Callable[..., object]], None]) 
     ``assign(parents, noise)``; optionally ``size``, ``intervenable``,
     ``log_prob``, ``abduct`` (the noise and its log-weight together, an
     :class:`~cvaeq.mechanisms.base.Abduction`), ``abduct_noise`` and
-    ``propose``). Registering a name twice (in one plugin or across plugins) is a :class:`~cvaeq.errors.PluginError` naming
+    ``propose``). Registering a name twice (in one plugin or across plugins) is a
+    :class:`~cvaeq.errors.PluginError` naming
     both plugins.
 
     A family meant for story factors (picked per factor with

@@ -73,15 +73,26 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from .errors import MechanismError
 
-__all__ = ["ImageModel", "PixelLogits", "PixelProbs", "PixelLevels", "SplitEncoder", "PixelPrecision", "ImageModelAdapter",
-           "Encoding", "missing_members", "adapt"]
+__all__ = [
+    "ImageModel",
+    "PixelLogits",
+    "PixelProbs",
+    "PixelLevels",
+    "SplitEncoder",
+    "PixelPrecision",
+    "ImageModelAdapter",
+    "Encoding",
+    "missing_members",
+    "adapt",
+]
 
 
 @runtime_checkable
@@ -214,8 +225,14 @@ class Encoding:
     :param split: a :class:`SplitEncoder` to read the features with (or None).
     """
 
-    def __init__(self, x: Tensor, *, factor_logits: Callable | None = None, z_posterior: Callable | None = None,
-                 split: SplitEncoder | None = None) -> None:
+    def __init__(
+        self,
+        x: Tensor,
+        *,
+        factor_logits: Callable | None = None,
+        z_posterior: Callable | None = None,
+        split: SplitEncoder | None = None,
+    ) -> None:
         self.x = x
         self._factor_logits, self._z_posterior, self._split = factor_logits, z_posterior, split
         n = x.shape[0]
@@ -291,8 +308,14 @@ class ImageModelAdapter:
 
     model: Any
 
-    def __init__(self, model: Any, shape: tuple[int, ...], *, pixel_dtype: torch.dtype | None = None,
-                 repeat_last_decode: bool = False) -> None:
+    def __init__(
+        self,
+        model: Any,
+        shape: tuple[int, ...],
+        *,
+        pixel_dtype: torch.dtype | None = None,
+        repeat_last_decode: bool = False,
+    ) -> None:
         if isinstance(model, ImageModelAdapter):
             model = model.model  # the other adapter's model (a plugin's already checked)
         missing = missing_members(model)
@@ -308,8 +331,9 @@ class ImageModelAdapter:
         self.pixel = pixel_of(model)
         #: ``"logits"`` (``pixel_logits``), ``"probs"`` (``decode_probs``) or, for
         #: 8-bit pictures, ``"levels"`` (``pixel_levels``): what :meth:`decode` gives
-        member, self.decoder = LEVELS_DECODER if self.pixel == "8bit" else next(
-            (m, name) for m, name in DECODERS if _has(model, m))
+        member, self.decoder = (
+            LEVELS_DECODER if self.pixel == "8bit" else next((m, name) for m, name in DECODERS if _has(model, m))
+        )
         self._decode = getattr(self.model, member)
         #: whether the encoders are read through :class:`SplitEncoder`
         self.split = all(_has(model, m) for m in ("features", "factor_logits_of", "z_posterior_of"))
@@ -324,8 +348,14 @@ class ImageModelAdapter:
         """What the decoder gives, ``[S, *image_shape]``: logits (``decoder == "logits"``),
         probabilities, or an 8-bit decoder's ``(loc, log_scale)``."""
         last = self._last
-        if (last is not None and last[0].shape == classes.shape and last[1].shape == z.shape
-                and last[1].dtype == z.dtype and torch.equal(last[0], classes) and torch.equal(last[1], z)):
+        if (
+            last is not None
+            and last[0].shape == classes.shape
+            and last[1].shape == z.shape
+            and last[1].dtype == z.dtype
+            and torch.equal(last[0], classes)
+            and torch.equal(last[1], z)
+        ):
             return last[2]
         out = self._decode(classes, z)
         if self.repeat_last_decode:
@@ -363,8 +393,12 @@ class ImageModelAdapter:
 
     def encode(self, x: Tensor) -> Encoding:
         """The images ``x`` read once for both encoders (:class:`Encoding`)."""
-        return Encoding(x, factor_logits=self.model.factor_logits, z_posterior=self.model.z_posterior,
-                        split=self.model if self.split else None)
+        return Encoding(
+            x,
+            factor_logits=self.model.factor_logits,
+            z_posterior=self.model.z_posterior,
+            split=self.model if self.split else None,
+        )
 
 
 def adapt(model: Any, shape: tuple[int, ...], **kwargs: Any) -> ImageModelAdapter:
@@ -372,4 +406,3 @@ def adapt(model: Any, shape: tuple[int, ...], **kwargs: Any) -> ImageModelAdapte
     if isinstance(model, ImageModelAdapter) and not kwargs:
         return model
     return ImageModelAdapter(model, shape, **kwargs)
-

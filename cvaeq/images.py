@@ -103,8 +103,7 @@ def binarise(array: np.ndarray, source: str = "image", shape: tuple[int, ...] = 
         return (a == 255).astype(np.uint8)
     shown = ", ".join(f"{v:g}" for v in sorted(values)[:5]) + (", ..." if len(values) > 5 else "")
     raise DataError(
-        f"{source}: the image is not black and white (values {shown}); "
-        "cvaeq needs pixels that are all 0/1 or all 0/255"
+        f"{source}: the image is not black and white (values {shown}); cvaeq needs pixels that are all 0/1 or all 0/255"
     )
 
 
@@ -113,8 +112,9 @@ def _read_png(path: Path, shape: tuple[int, ...], pixel: str = "binary") -> np.n
     return decode_png(blob, shape, str(path), pixel)
 
 
-def decode_png(blob: bytes, shape: tuple[int, ...] = (64, 64), source: str = "the PNG",
-               pixel: str = "binary") -> np.ndarray:
+def decode_png(
+    blob: bytes, shape: tuple[int, ...] = (64, 64), source: str = "the PNG", pixel: str = "binary"
+) -> np.ndarray:
     """The ``shape`` uint8 image of the PNG file's bytes ``blob`` (0/1 in a binary
     world, levels 0..255 of ``(C, H, W)`` or ``(H, W)`` when ``pixel="8bit"``),
     checked as a ``--image`` PNG file is (the web explorer's uploads come this
@@ -140,11 +140,15 @@ def decode_png(blob: bytes, shape: tuple[int, ...] = (64, 64), source: str = "th
             im = Image.open(io.BytesIO(blob), formats=["PNG"])
         with im:
             if (im.height, im.width) != tuple(shape):
-                raise DataError(f"{source}: the image is {im.height}×{im.width}; "
-                                f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image")
+                raise DataError(
+                    f"{source}: the image is {im.height}×{im.width}; "
+                    f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image"
+                )
             if im.mode in ("P", "PA") and im.palette is None:
-                raise DataError(f"{source}: the PNG is a palette image without its palette (no PLTE chunk); "
-                                "save it again as a black-and-white PNG")
+                raise DataError(
+                    f"{source}: the PNG is a palette image without its palette (no PLTE chunk); "
+                    "save it again as a black-and-white PNG"
+                )
             if im.mode == "P" or "transparency" in im.info:
                 # a palette's colours, or a transparency key (tRNS: one grey level or colour
                 # drawn see-through), as an alpha channel the check below reads
@@ -185,11 +189,14 @@ def _decode_png_levels(blob: bytes, shape: tuple[int, ...], source: str) -> np.n
             im = Image.open(io.BytesIO(blob), formats=["PNG"])
         with im:
             if (im.height, im.width) != tuple(shape[-2:]):  # from the header, before decoding
-                raise DataError(f"{source}: the image is {im.height}×{im.width}; "
-                                f"this world needs {want} {_hw(shape)} picture")
+                raise DataError(
+                    f"{source}: the image is {im.height}×{im.width}; this world needs {want} {_hw(shape)} picture"
+                )
             if im.mode in ("P", "PA") and im.palette is None:
-                raise DataError(f"{source}: the PNG is a palette image without its palette (no PLTE chunk); "
-                                "save it again as a grey or RGB PNG")
+                raise DataError(
+                    f"{source}: the PNG is a palette image without its palette (no PLTE chunk); "
+                    "save it again as a grey or RGB PNG"
+                )
             # 16 bits per channel: PIL reads grey ones as "I;16" and cuts colour ones to 8 bits unasked;
             # the header's bit depth (byte 24: after the signature and IHDR's length, type, width, height) says
             if im.mode.startswith("I") or im.mode == "F" or (len(blob) > 24 and blob[24] == 16):
@@ -230,9 +237,11 @@ def _layout(got: tuple[int, ...], shape: tuple[int, ...], source: str) -> str:
         return "chw"
     if got == (*hw, channels):
         return "hwc"
-    raise DataError(f"{source}: the image is {'×'.join(map(str, got)) or 'a scalar'}; this world needs "
-                    f"levels of shape {'×'.join(map(str, shape))}" + (f" (or {hw[0]}×{hw[1]}×{channels})"
-                                                                   if len(shape) == 3 else ""))
+    raise DataError(
+        f"{source}: the image is {'×'.join(map(str, got)) or 'a scalar'}; this world needs "
+        f"levels of shape {'×'.join(map(str, shape))}"
+        + (f" (or {hw[0]}×{hw[1]}×{channels})" if len(shape) == 3 else "")
+    )
 
 
 def as_levels(array: np.ndarray, source: str = "image", shape: tuple[int, ...] = (3, 64, 64)) -> np.ndarray:
@@ -273,8 +282,10 @@ def _read_npy(path: Path, shape: tuple[int, ...], pixel: str = "binary") -> np.n
         if pixel == "8bit":  # decided from the header, before reading the data
             _layout(tuple(claimed), tuple(shape), str(path))
         elif tuple(claimed) != tuple(shape):
-            raise DataError(f"{path}: the image is {'×'.join(map(str, claimed)) or 'a scalar'}; "
-                            f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image")
+            raise DataError(
+                f"{path}: the image is {'×'.join(map(str, claimed)) or 'a scalar'}; "
+                f"cvaeq needs a {shape[0]}×{shape[1]} black-and-white image"
+            )
         f.seek(0)
         a = np.load(f, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -299,9 +310,10 @@ def load_image(spec: str | os.PathLike | np.ndarray, world: World | str | None =
             return as_levels(spec, "the image array", shape)
         return binarise(spec, "the image array", shape)
     if not isinstance(spec, (str, os.PathLike)):
-        raise DataError(f"the image must be a file name, factors text or a numpy array, got {type(spec).__name__}; "
-                        f"give {_FORMS}" + (" (np.asarray() turns a list into an array)"
-                                            if isinstance(spec, (list, tuple)) else ""))
+        raise DataError(
+            f"the image must be a file name, factors text or a numpy array, got {type(spec).__name__}; "
+            f"give {_FORMS}" + (" (np.asarray() turns a list into an array)" if isinstance(spec, (list, tuple)) else "")
+        )
     text = os.fspath(spec)
     if not isinstance(text, str):  # a PathLike of bytes
         raise DataError(f"the image's file name must be text, got {type(text).__name__}; give {_FORMS}")

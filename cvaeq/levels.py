@@ -185,7 +185,7 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
     for _ in range(LEVELS):
         lo_, s_, e_ = (t.index_select(0, at) for t in flat)
         k = g.index_select(0, at)
-        k = (k + (e_ >= ((k + 0.5) / top - lo_) / s_).to(k.dtype) - (e_ < ((k - 0.5) / top - lo_) / s_).to(k.dtype))
+        k = k + (e_ >= ((k + 0.5) / top - lo_) / s_).to(k.dtype) - (e_ < ((k - 0.5) / top - lo_) / s_).to(k.dtype)
         k = k.clamp_(0, top)  # the end bins reach to infinity
         g.index_copy_(0, at, k)
         off = (e_ < ((k - 0.5) / top - lo_) / s_) & (k > 0) | (e_ >= ((k + 0.5) / top - lo_) / s_) & (k < top)
@@ -294,8 +294,9 @@ def mean_unit(loc: Tensor, log_scale: Tensor) -> Tensor:
     return torch.sigmoid(z).sum(-1) / (LEVELS - 1)
 
 
-def sample_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None = None,
-                 dtype: torch.dtype = torch.float32) -> Tensor:
+def sample_noise(
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Standard logistic noise, ``logit(u)`` for ``u`` uniform: the prior of every pixel's noise."""
     u = torch.rand(shape, generator=generator, dtype=torch.float64)
     tiny = torch.finfo(torch.float64).tiny

@@ -100,8 +100,9 @@ BYTES_PER_WORLD_PIXEL = 5
 BYTES_PER_VALUE = 8
 
 
-def checked_file(path: str | os.PathLike, what: str, max_bytes: int, error: type[CvaeqError] = DataError,
-                 hint: str = "") -> Path:
+def checked_file(
+    path: str | os.PathLike, what: str, max_bytes: int, error: type[CvaeqError] = DataError, hint: str = ""
+) -> Path:
     """``path`` if it is a regular file of at most ``max_bytes``; else ``error``
     naming ``what`` it should have been (``hint``: what to do when it is missing)."""
     path = Path(path)
@@ -120,8 +121,9 @@ def checked_file(path: str | os.PathLike, what: str, max_bytes: int, error: type
     return path
 
 
-def read_limited(path: str | os.PathLike, what: str, max_bytes: int, error: type[CvaeqError] = DataError,
-                 hint: str = "") -> bytes:
+def read_limited(
+    path: str | os.PathLike, what: str, max_bytes: int, error: type[CvaeqError] = DataError, hint: str = ""
+) -> bytes:
     """The bytes of a :func:`checked_file`, read no further than ``max_bytes``.
 
     Reads what the file holds (its size when opened, plus one byte to notice
@@ -181,8 +183,9 @@ def checked_output(path: str | os.PathLike, what: str = "output", error: type[Cv
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            raise error(f"{path}: a link to nothing ({os.readlink(path)}); cvaeq does not write through it; "
-                        f"{where}") from None
+            raise error(
+                f"{path}: a link to nothing ({os.readlink(path)}); cvaeq does not write through it; {where}"
+            ) from None
         except (OSError, ValueError) as e:
             raise error(f"{path}: cannot write there ({getattr(e, 'strerror', None) or e}); {where}") from None
         if stat.S_ISREG(st.st_mode):
@@ -190,8 +193,10 @@ def checked_output(path: str | os.PathLike, what: str = "output", error: type[Cv
     if stat.S_ISDIR(st.st_mode):
         raise error(f"{path}: is a folder; give a file name for the {what}")
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: not a regular file (a device, pipe or socket); cvaeq writes its {what} only to a "
-                    f"new name or a regular file; {where}")
+        raise error(
+            f"{path}: not a regular file (a device, pipe or socket); cvaeq writes its {what} only to a "
+            f"new name or a regular file; {where}"
+        )
     return path
 
 
@@ -213,8 +218,9 @@ def checked_folder(path: str | os.PathLike, what: str = "output", error: type[Cv
             raise error(f"{path}: a link to nothing ({os.readlink(path)}); give a folder for the {what}") from None
         return path
     except (OSError, ValueError) as e:
-        raise error(f"{path}: cannot write there ({getattr(e, 'strerror', None) or e}); "
-                    f"give a folder for the {what}") from None
+        raise error(
+            f"{path}: cannot write there ({getattr(e, 'strerror', None) or e}); give a folder for the {what}"
+        ) from None
     if not stat.S_ISDIR(st.st_mode):
         kind = "a file" if stat.S_ISREG(st.st_mode) else "a device, pipe or socket"
         raise error(f"{path}: is {kind}, not a folder; give a folder (new or existing) for the {what}")
@@ -239,8 +245,9 @@ def check_count(value, name: str, bound: int, low: int = 1, error: type[CvaeqErr
     return int(value)
 
 
-def question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 0, values: int = 0, nodes: int = 0,
-                  worlds: int = 1) -> int:
+def question_cost(
+    particles: int, *, pixels: int = 0, image_worlds: int = 0, values: int = 0, nodes: int = 0, worlds: int = 1
+) -> int:
     """The memory (bytes) a question is expected to take at its peak, from its work.
 
     :param particles: the particles (``--samples``).
@@ -268,9 +275,17 @@ def question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 0, val
     return int(particles) * (int(pixels) * per_pixel + BYTES_PER_VALUE * held)
 
 
-def check_question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 0, values: int = 0,
-                        nodes: int = 0, worlds: int = 1, error: type[CvaeqError] = CvaeqError,
-                        budget: int | None = None) -> int:
+def check_question_cost(
+    particles: int,
+    *,
+    pixels: int = 0,
+    image_worlds: int = 0,
+    values: int = 0,
+    nodes: int = 0,
+    worlds: int = 1,
+    error: type[CvaeqError] = CvaeqError,
+    budget: int | None = None,
+) -> int:
     """:func:`question_cost`, if it is within ``budget`` (default
     :data:`MAX_QUESTION_BYTES`); else ``error`` saying the cost, the bound and
     the most particles that would fit. Call it before any work starts.
@@ -288,14 +303,24 @@ def check_question_cost(particles: int, *, pixels: int = 0, image_worlds: int = 
         return cost
     per_particle = max(question_cost(1, **kw), 1)
     fit = budget // per_particle
-    work = (f"{particles:,} particles, each decoding a {pixels:,}-pixel image in {image_worlds} world"
-            f"{'s' if image_worlds != 1 else ''}") if image_worlds and pixels else (
-            f"{particles:,} particles in {worlds} world{'s' if worlds != 1 else ''}")
+    work = (
+        (
+            f"{particles:,} particles, each decoding a {pixels:,}-pixel image in {image_worlds} world"
+            f"{'s' if image_worlds != 1 else ''}"
+        )
+        if image_worlds and pixels
+        else (f"{particles:,} particles in {worlds} world{'s' if worlds != 1 else ''}")
+    )
     more = worlds > 2 or image_worlds > 2  # a question about several worlds may drop some
-    todo = (f"ask for at most {fit:,} samples" + (", or about fewer worlds" if more else "")) if fit >= 1 else (
-        "ask about fewer worlds")
-    raise error(f"this question would take about {_size(cost)} ({work}), more than the {_size(budget)} one "
-                f"question may use; {todo}")
+    todo = (
+        (f"ask for at most {fit:,} samples" + (", or about fewer worlds" if more else ""))
+        if fit >= 1
+        else ("ask about fewer worlds")
+    )
+    raise error(
+        f"this question would take about {_size(cost)} ({work}), more than the {_size(budget)} one "
+        f"question may use; {todo}"
+    )
 
 
 def _size(n: int) -> str:

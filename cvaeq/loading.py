@@ -24,9 +24,10 @@ building those too. :func:`clear_cache` empties the file caches.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import filecache
 from .errors import CheckpointError, QueryError
@@ -34,8 +35,16 @@ from .limits import MAX_CHECKPOINT_BYTES, checked_file
 from .scm import SCM, build_scm
 from .story import Story, load_story
 
-__all__ = ["LoadedModel", "load_model", "Mechanisms", "load_mechanisms", "shipped_checkpoint", "clear_cache",
-           "WEIGHTS", "CACHE_SIZE"]
+__all__ = [
+    "LoadedModel",
+    "load_model",
+    "Mechanisms",
+    "load_mechanisms",
+    "shipped_checkpoint",
+    "clear_cache",
+    "WEIGHTS",
+    "CACHE_SIZE",
+]
 
 #: Where checkpoints installed with the package live.
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -49,14 +58,14 @@ def clear_cache() -> None:
     filecache.clear()
 
 
-def _read_checkpoint(path: Path) -> "LoadedModel":
+def _read_checkpoint(path: Path) -> LoadedModel:
     from .model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     return LoadedModel(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
 
 
-def shipped_checkpoint(story: "Story | None" = None) -> Path | None:
+def shipped_checkpoint(story: Story | None = None) -> Path | None:
     """The checkpoint installed with the package, if any.
 
     Without ``story``: ``cvaeq/weights/default.safetensors`` (the dSprites
@@ -126,7 +135,8 @@ class LoadedModel:
         scm = self._scms.get(key)
         if scm is None:
             scm = self._scms.setdefault(
-                key, build_scm(self.story, self.factor_logits, self.image_model if key else None))
+                key, build_scm(self.story, self.factor_logits, self.image_model if key else None)
+            )
         return scm
 
 
@@ -134,8 +144,7 @@ class LoadedModel:
 Mechanisms = LoadedModel
 
 
-def load_model(model: Any = None, story: str | os.PathLike | Story | None = None,
-               image: bool = False) -> LoadedModel:
+def load_model(model: Any = None, story: str | os.PathLike | Story | None = None, image: bool = False) -> LoadedModel:
     """A :class:`LoadedModel` from a checkpoint path, a loaded checkpoint, an image model or a story.
 
     :param model: None (the shipped checkpoint if installed, else the story),
@@ -162,8 +171,9 @@ def load_model(model: Any = None, story: str | os.PathLike | Story | None = None
         if story is not None:
             raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
         path = Path(model)
-        checked_file(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError,
-                     "pass a .safetensors file from cvaeq train")
+        checked_file(
+            path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError, "pass a .safetensors file from cvaeq train"
+        )
         mech = filecache.CHECKPOINTS.get(path, _read_checkpoint)
         return mech if mech.name == str(path) else replace(mech, name=str(path))
     if all(hasattr(model, a) for a in ("model", "story", "factor_logits")):  # a loaded checkpoint

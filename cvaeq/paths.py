@@ -53,8 +53,13 @@ def cache_path(filename: str) -> Path:
     """
     from .errors import CvaeqError
 
-    if (not filename or filename.startswith(".") or any(c in filename for c in "/\\\0")
-            or Path(filename).name != filename or len(filename) > 255):
+    if (
+        not filename
+        or filename.startswith(".")
+        or any(c in filename for c in "/\\\0")
+        or Path(filename).name != filename
+        or len(filename) > 255
+    ):
         raise CvaeqError(f"{filename!r} is not a plain file name; cvaeq writes only inside its cache folder")
     return home() / filename
 
@@ -107,8 +112,10 @@ def atomic_path(final: str | os.PathLike, suffix: str = ""):
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
     except (FileExistsError, NotADirectoryError):
-        raise DataError(f"{final}: cannot write there: a part of its folder {final.parent} is a file, "
-                         "not a folder; choose another path") from None
+        raise DataError(
+            f"{final}: cannot write there: a part of its folder {final.parent} is a file, "
+            "not a folder; choose another path"
+        ) from None
     except OSError as e:
         raise DataError(f"{final}: cannot write there ({e.strerror}); choose another path") from None
     except ValueError:  # a NUL byte in the name
@@ -169,8 +176,9 @@ def output_lock(*finals: str | os.PathLike):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CvaeqError(f"{first}: another process is writing it (lock {lock}); wait for it to finish "
-                             "or choose another output") from None
+            raise CvaeqError(
+                f"{first}: another process is writing it (lock {lock}); wait for it to finish or choose another output"
+            ) from None
         for final in map(Path, finals):
             for stale in final.parent.glob(f".{final.name}.*.tmp"):
                 with contextlib.suppress(FileNotFoundError):

@@ -113,8 +113,11 @@ def _load_entry_points() -> None:
         unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or () if c.spec is None)
         if unknown:  # e.g. written for a newer cvaeq: skip it rather than fail every command
             pm.unregister(plugin)
-            warn(ep.name, "implements hooks this cvaeq does not have",
-                 PluginError(f"{', '.join(unknown)}; upgrade cvaeq or the plugin"))
+            warn(
+                ep.name,
+                "implements hooks this cvaeq does not have",
+                PluginError(f"{', '.join(unknown)}; upgrade cvaeq or the plugin"),
+            )
 
 
 _NAMED = object()
@@ -124,8 +127,9 @@ class _Duplicate(PluginError):
     """A name registered twice: an error for every command that reads the registry."""
 
 
-def collect(hook_name: str, what: str, check: Callable[[Any], str | None] = lambda thing: None
-            ) -> dict[str, tuple[Any, str]]:
+def collect(
+    hook_name: str, what: str, check: Callable[[Any], str | None] = lambda thing: None
+) -> dict[str, tuple[Any, str]]:
     """Call every implementation of a ``register_*`` hook; ``{name: (thing, plugin)}``.
 
     ``check(thing)`` says what is wrong with a registered thing (None: nothing);
@@ -142,8 +146,11 @@ def collect(hook_name: str, what: str, check: Callable[[Any], str | None] = lamb
             if thing is _NAMED:  # register(thing): the thing carries its name (worlds)
                 name, thing = getattr(name, "name", None), name
             if not isinstance(name, str) or not name:
-                warn(_plugin, f"registered a {what} without a name ({_shown(thing)})",
-                      f"call register({'world' if what == 'world' else 'NAME, ' + what.replace(' ', '_')})")
+                warn(
+                    _plugin,
+                    f"registered a {what} without a name ({_shown(thing)})",
+                    f"call register({'world' if what == 'world' else 'NAME, ' + what.replace(' ', '_')})",
+                )
                 return
             problem = check(thing)
             if problem:

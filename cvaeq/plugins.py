@@ -106,8 +106,10 @@ class MechanismFamily:
         except CvaeqError:
             raise
         except Exception as e:
-            raise PluginError(f"plugin {self.plugin!r} (mechanism {self.name!r}): building it raised "
-                              f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; fix or uninstall the plugin") from None
+            raise PluginError(
+                f"plugin {self.plugin!r} (mechanism {self.name!r}): building it raised "
+                f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; fix or uninstall the plugin"
+            ) from None
         return CheckedMechanism(built, self.name, self.plugin)
 
 
@@ -134,14 +136,16 @@ def get_mechanism_family(name: str) -> MechanismFamily:
 
 def get_image_models() -> dict[str, Any]:
     """Registered image-model families by name."""
-    return {name: family for name, (family, _) in
-            collect("register_image_models", "image model", _check_family).items()}
+    return {
+        name: family for name, (family, _) in collect("register_image_models", "image model", _check_family).items()
+    }
 
 
 def get_image_model_plugins() -> dict[str, str]:
     """Registered image-model family names and the plugin that supplied each."""
-    return {name: plugin for name, (_, plugin) in
-            collect("register_image_models", "image model", _check_family).items()}
+    return {
+        name: plugin for name, (_, plugin) in collect("register_image_models", "image model", _check_family).items()
+    }
 
 
 def _check_image_mechanism(factory: Any) -> str | None:
@@ -175,9 +179,10 @@ class ImageMechanism:
         except CvaeqError:
             raise
         except Exception as e:
-            raise PluginError(f"plugin {self.plugin!r} (image mechanism {self.name!r}): building it raised "
-                              f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; fix or uninstall the plugin"
-                              ) from None
+            raise PluginError(
+                f"plugin {self.plugin!r} (image mechanism {self.name!r}): building it raised "
+                f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; fix or uninstall the plugin"
+            ) from None
 
 
 def get_image_mechanisms() -> dict[str, ImageMechanism]:
@@ -188,8 +193,9 @@ def get_image_mechanisms() -> dict[str, ImageMechanism]:
     """
     return {
         name: ImageMechanism(name, factory, factory.pixel, plugin)
-        for name, (factory, plugin) in
-        collect("register_image_mechanisms", "image mechanism", _check_image_mechanism).items()
+        for name, (factory, plugin) in collect(
+            "register_image_mechanisms", "image mechanism", _check_image_mechanism
+        ).items()
     }
 
 
@@ -199,8 +205,10 @@ def get_image_mechanism(name: str) -> ImageMechanism:
     if name not in found and skipped("image mechanism", name):
         raise PluginError(f"image mechanism {name!r} is not available: {skipped('image mechanism', name)}")
     if name not in found:
-        raise MechanismError(f"unknown image mechanism {name!r}; known: {', '.join(sorted(found))} "
-                             "(install the plugin that provides it, see `cvaeq plugins`)")
+        raise MechanismError(
+            f"unknown image mechanism {name!r}; known: {', '.join(sorted(found))} "
+            "(install the plugin that provides it, see `cvaeq plugins`)"
+        )
     return found[name]
 
 
@@ -218,15 +226,19 @@ def image_mechanism_for(image_model: Any, world: Any) -> ImageMechanism:
 
     pixel = getattr(image_model, "pixel", "binary")
     if pixel != world.pixel:
-        raise MechanismError(f"the image model decodes {pixel} pixels but world {world.name!r} has {world.pixel} "
-                             f"pixels; use a model trained on that world")
+        raise MechanismError(
+            f"the image model decodes {pixel} pixels but world {world.name!r} has {world.pixel} "
+            f"pixels; use a model trained on that world"
+        )
     name = getattr(image_model, "image_mechanism", None) or PIXEL_MECHANISMS.get(pixel)
     if not isinstance(name, str):
         raise MechanismError(f"no image mechanism for {pixel!r} pixels; name one with the model's image_mechanism")
     mechanism = get_image_mechanism(name)
     if mechanism.pixel != world.pixel:
-        raise MechanismError(f"image mechanism {name!r} models {mechanism.pixel} pixels but world {world.name!r} "
-                             f"has {world.pixel} pixels")
+        raise MechanismError(
+            f"image mechanism {name!r} models {mechanism.pixel} pixels but world {world.name!r} "
+            f"has {world.pixel} pixels"
+        )
     return mechanism
 
 

@@ -28,7 +28,8 @@ text answer and the explorer) all read it from :func:`rung`.
 
 from __future__ import annotations
 
-from typing import Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Literal
 
 __all__ = ["Rung", "RUNGS", "rung", "scenario_key"]
 

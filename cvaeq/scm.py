@@ -22,7 +22,7 @@ the node's name, the noise site is :data:`NOISE_PREFIX` + name.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import pyro.distributions as dist
 import torch
@@ -31,11 +31,20 @@ from torch import Tensor
 
 from .errors import GraphError, MechanismError
 from .graph import CausalGraph
-from .mechanisms.base import Mechanism
 from .image_model import ImageModel
+from .mechanisms.base import Mechanism
 from .walk import NOISE_PREFIX, PyroSites, noise_site, value_site, walk
 
-__all__ = ["SCM", "NoisePriors", "NOISE_PREFIX", "noise_site", "value_site", "build_scm", "scm_from_story", "DEFAULT_MECHANISM"]
+__all__ = [
+    "SCM",
+    "NoisePriors",
+    "NOISE_PREFIX",
+    "noise_site",
+    "value_site",
+    "build_scm",
+    "scm_from_story",
+    "DEFAULT_MECHANISM",
+]
 
 #: The mechanism family of a story factor that names none.
 DEFAULT_MECHANISM = "gumbel_max"
@@ -132,7 +141,7 @@ class SCM:
         self.world = world
         self.noise_priors = noise_priors if noise_priors is not None else NoisePriors()
 
-    def with_interventions(self, interventions: Mapping[str, Tensor]) -> "SCM":
+    def with_interventions(self, interventions: Mapping[str, Tensor]) -> SCM:
         """The same graph and mechanisms under ``interventions`` (checked ones:
         :func:`cvaeq.engine.intervene` is the way to get here), sharing this
         SCM's noise priors, which the interventions do not change."""
@@ -215,11 +224,15 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     graph = story.graph
     if image_model is not None:
         mechanisms[IMAGE] = image_mechanism_for(image_model, story.world)(
-            image_model=image_model, parents=story.graph.parents(IMAGE), factors=FACTORS,
+            image_model=image_model,
+            parents=story.graph.parents(IMAGE),
+            factors=FACTORS,
             shape=story.world.image_shape,
         )
     else:
-        graph = CausalGraph([(u, v) for u, v in graph.edges if v != IMAGE], nodes=[n for n in graph.order if n != IMAGE])
+        graph = CausalGraph(
+            [(u, v) for u, v in graph.edges if v != IMAGE], nodes=[n for n in graph.order if n != IMAGE]
+        )
     return SCM(graph, mechanisms, world=story.world)
 
 

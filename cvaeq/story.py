@@ -121,11 +121,15 @@ class Story:
         True
         """
         return (
-            self.name == other.name and self.world.name == other.world.name
-            and self.latent_dim == other.latent_dim and self.mechanisms == other.mechanisms
+            self.name == other.name
+            and self.world.name == other.world.name
+            and self.latent_dim == other.latent_dim
+            and self.mechanisms == other.mechanisms
             and set(self.tables) == set(other.tables)
-            and all(self.parents(f) == other.parents(f) and np.array_equal(self.tables[f], other.tables[f])
-                    for f in self.tables)
+            and all(
+                self.parents(f) == other.parents(f) and np.array_equal(self.tables[f], other.tables[f])
+                for f in self.tables
+            )
         )
 
     def log_prob(self, classes: np.ndarray) -> np.ndarray:
@@ -184,8 +188,9 @@ def story_source(source: str | os.PathLike) -> tuple[str, str]:
     if isinstance(source, os.PathLike):
         return "file", os.fspath(source)
     if not isinstance(source, str):
-        raise StoryError(f"a story is a registered name or a path to a TOML file, not {type(source).__name__} "
-                         f"{source!r}")
+        raise StoryError(
+            f"a story is a registered name or a path to a TOML file, not {type(source).__name__} {source!r}"
+        )
     text = source
     seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
     if any(sep in text for sep in seps) or text.endswith(".toml"):
@@ -194,8 +199,10 @@ def story_source(source: str | os.PathLike) -> tuple[str, str]:
     here = Path(text)
     if text in stories:
         if here.is_file():
-            raise StoryError(f"{text!r} is both a registered story and a file in the working folder; "
-                             f"write ./{text} for the file, or rename the file to use the registered story")
+            raise StoryError(
+                f"{text!r} is both a registered story and a file in the working folder; "
+                f"write ./{text} for the file, or rename the file to use the registered story"
+            )
         return "registered", str(stories[text])
     if here.is_file():
         return "file", text
@@ -265,10 +272,10 @@ def _header(doc: dict[str, Any], source: str) -> tuple[World, dict[str, Any], in
     if unknown_keys:
         raise StoryError(f"{source}: unknown key {unknown_keys[0]!r}; a story's keys are {', '.join(TOP_KEYS)}")
     if not isinstance(doc.get("name", ""), str):
-        raise StoryError(f"{source}: name must be a string, e.g. name = \"mine\"")
+        raise StoryError(f'{source}: name must be a string, e.g. name = "mine"')
     world_name = doc.get("world", DEFAULT_WORLD)
     if not isinstance(world_name, str):
-        raise StoryError(f"{source}: world must be the name of a world, e.g. \"{DEFAULT_WORLD}\"")
+        raise StoryError(f'{source}: world must be the name of a world, e.g. "{DEFAULT_WORLD}"')
     try:
         world = get_world(world_name)
     except CvaeqError as e:
@@ -279,8 +286,9 @@ def _header(doc: dict[str, Any], source: str) -> tuple[World, dict[str, Any], in
         raise StoryError(f"{source}: no [factors] table; declare each of {', '.join(names)} as [factors.NAME]")
     unknown = [f for f in factors if f not in world.sizes]
     if unknown:
-        raise StoryError(f"{source}: unknown factor {unknown[0]!r}; the factors of world {world.name!r} "
-                         f"are {', '.join(names)}")
+        raise StoryError(
+            f"{source}: unknown factor {unknown[0]!r}; the factors of world {world.name!r} are {', '.join(names)}"
+        )
     missing = [f for f in names if f not in factors]
     if missing:
         raise StoryError(f"{source}: factor {missing[0]!r} is not declared; add a [factors.{missing[0]}] table")
@@ -290,8 +298,9 @@ def _header(doc: dict[str, Any], source: str) -> tuple[World, dict[str, Any], in
     return world, factors, latent_dim
 
 
-def _parents_and_mechanisms(world: World, factors: dict[str, Any], fail
-                            ) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+def _parents_and_mechanisms(
+    world: World, factors: dict[str, Any], fail
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """Each factor's parents, and the mechanism family of those that name one."""
     names, sizes = world.names, world.sizes
     parents: dict[str, tuple[str, ...]] = {}
@@ -314,7 +323,7 @@ def _parents_and_mechanisms(world: World, factors: dict[str, Any], fail
         parents[f] = tuple(ps)
         if "mechanism" in spec:
             if not isinstance(spec["mechanism"], str) or not spec["mechanism"]:
-                raise fail(f, "mechanism must be the name of a mechanism family, e.g. \"gumbel_max\"")
+                raise fail(f, 'mechanism must be the name of a mechanism family, e.g. "gumbel_max"')
             mechanisms[f] = spec["mechanism"]
     return parents, mechanisms
 
@@ -370,7 +379,7 @@ def _numbers_only(value) -> bool:
 
 def _array(f, probs, shape, fail) -> np.ndarray:
     if not _numbers_only(probs):
-        raise fail(f, "probs must be numbers (nested lists of equal lengths), or \"uniform\"")
+        raise fail(f, 'probs must be numbers (nested lists of equal lengths), or "uniform"')
     try:
         table = np.asarray(probs, dtype=np.float64)
     except (ValueError, TypeError):
@@ -386,11 +395,21 @@ def _law_value(world: World, name: str, law, args: list[float], fail, f: str) ->
     try:
         value = law.fn(*args)
     except Exception as e:  # the plugin's bug: one line naming it, not a traceback
-        raise fail(f, f"law {name!r} of world {world.name!r} failed at {tuple(args)}: {type(e).__name__}: {e}; "
-                      "fix the world's plugin") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
-        raise fail(f, f"law {name!r} of world {world.name!r} gave {value!r} at {tuple(args)}, not a finite number; "
-                      "fix the world's plugin")
+        raise fail(
+            f,
+            f"law {name!r} of world {world.name!r} failed at {tuple(args)}: {type(e).__name__}: {e}; "
+            "fix the world's plugin",
+        ) from None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+    ):
+        raise fail(
+            f,
+            f"law {name!r} of world {world.name!r} gave {value!r} at {tuple(args)}, not a finite number; "
+            "fix the world's plugin",
+        )
     return float(value)
 
 
@@ -427,9 +446,11 @@ def _normal(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...]
     return table
 
 
-def _normal_numbers(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail
-                    ) -> tuple[float, float, float, dict[str, Any], dict[str, Any]]:
+def _normal_numbers(
+    world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail
+) -> tuple[float, float, float, dict[str, Any], dict[str, Any]]:
     """``[normal]``'s ``sd``, ``mean``, ``floor``, ``coef`` and ``offset``, checked (not yet the offsets' labels)."""
+
     def number(value, what: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise fail(f, f"{what} in [normal] must be a finite number, got {value!r}")
@@ -467,10 +488,16 @@ def _normal_law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, 
         return None
     laws = dict(world.laws)
     if not isinstance(spec["law"], str):
-        what = "a table" if isinstance(spec["law"], dict) else ("a list" if isinstance(spec["law"], list)
-                                                              else type(spec["law"]).__name__)
-        raise fail(f, f"law in [normal] must be the name of a law in quotes, e.g. law = \"NAME\", got {what}; "
-                      f"world {world.name!r} has laws: {', '.join(sorted(laws)) or 'none'}")
+        what = (
+            "a table"
+            if isinstance(spec["law"], dict)
+            else ("a list" if isinstance(spec["law"], list) else type(spec["law"]).__name__)
+        )
+        raise fail(
+            f,
+            f'law in [normal] must be the name of a law in quotes, e.g. law = "NAME", got {what}; '
+            f"world {world.name!r} has laws: {', '.join(sorted(laws)) or 'none'}",
+        )
     if spec["law"] not in laws:
         known = ", ".join(sorted(laws)) or "none"
         raise fail(f, f"unknown law {spec['law']!r} in [normal]; world {world.name!r} has laws: {known}")
@@ -490,8 +517,11 @@ def _normal_row(world: World, f: str, grid: np.ndarray, mean: float, sd: float, 
         log_w = -0.5 * (distance / sd) ** 2
         far = not np.exp(log_w).sum() > 0
     if not np.isfinite(mean) or (far and not grid[0] - half <= mean <= grid[-1] + half):
-        raise fail(f, f"the normal's mean {mean:g} is so far off the grid ({world.factor(f).domain}) that every "
-                      f"value has probability 0 at sd {sd:g}; move the mean onto the grid or widen sd")
+        raise fail(
+            f,
+            f"the normal's mean {mean:g} is so far off the grid ({world.factor(f).domain}) that every "
+            f"value has probability 0 at sd {sd:g}; move the mean onto the grid or widen sd",
+        )
     if np.isfinite(log_w.max()):
         # in log space, shifted by the largest: a narrow sd whose weights all
         # underflow still puts its mass on the grid values nearest the mean

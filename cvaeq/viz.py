@@ -77,11 +77,12 @@ def grid(images, columns: int = 8, gap: int = GAP) -> np.ndarray:
     n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
     cols = min(columns, n)
     rows = math.ceil(n / cols)
-    out = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, *((3,) if colour else ())),
-                  GAP_LEVEL, dtype=np.uint8)
+    out = np.full(
+        (rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, *((3,) if colour else ())), GAP_LEVEL, dtype=np.uint8
+    )
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
-        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = to_pixels(image)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = to_pixels(image)
     return out
 
 

@@ -32,14 +32,33 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # torch and pyro are imported where used: `import cvaeq` loads neither (the story's sampler walks too)
+if (
+    TYPE_CHECKING
+):  # torch and pyro are imported where used: `import cvaeq` loads neither (the story's sampler walks too)
     from torch import Tensor
 
-__all__ = ["walk", "Site", "Walked", "Policy", "Forward", "PyroSites", "Replay", "ReplayChanged", "Weigh", "View",
-           "Root", "around", "batched", "NOISE_PREFIX", "noise_site", "value_site"]
+__all__ = [
+    "walk",
+    "Site",
+    "Walked",
+    "Policy",
+    "Forward",
+    "PyroSites",
+    "Replay",
+    "ReplayChanged",
+    "Weigh",
+    "View",
+    "Root",
+    "around",
+    "batched",
+    "NOISE_PREFIX",
+    "noise_site",
+    "value_site",
+]
 
 
 class Walkable(Protocol):
@@ -156,6 +175,8 @@ class Forward(Policy):
 
 #: Prefix of every noise site: node ``v``'s exogenous noise is the site ``"N_" + v``.
 NOISE_PREFIX = "N_"
+
+
 def noise_site(node: str) -> str:
     """Name of the Pyro sample site holding node ``node``'s exogenous noise."""
     return NOISE_PREFIX + node
@@ -181,8 +202,9 @@ class PyroSites(Policy):
     def visit(self, site: Site) -> None:
         m = site.mechanism
         site.noise = self._noise(site)
-        value = self.pyro.deterministic(value_site(site.node), m.assign(site.parents, site.noise),
-                                        event_dim=m.event_dim)
+        value = self.pyro.deterministic(
+            value_site(site.node), m.assign(site.parents, site.noise), event_dim=m.event_dim
+        )
         site.value = batched(value, m.event_dim, site.num)  # an outer poutine.do may give a constant
 
     def intervened(self, site: Site) -> None:
@@ -212,8 +234,9 @@ class ReplayChanged(Policy):
 
     def visit(self, site: Site) -> None:
         if site.node in self.changed:
-            site.value = batched(site.mechanism.assign(site.parents, self.noise[site.node]),
-                                 site.mechanism.event_dim, site.num)
+            site.value = batched(
+                site.mechanism.assign(site.parents, self.noise[site.node]), site.mechanism.event_dim, site.num
+            )
         else:
             site.value = self.values[site.node]
 
@@ -225,8 +248,9 @@ class Weigh(Policy):
     parents)`` for the nodes in ``likelihood``, none otherwise (values
     conditioned on)."""
 
-    def __init__(self, values: Mapping[str, Any], terms: Mapping[str, Tensor] = {},
-                 likelihood: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, values: Mapping[str, Any], terms: Mapping[str, Tensor] = {}, likelihood: tuple[str, ...] = ()
+    ) -> None:
         self.values, self.terms, self.likelihood = values, terms, likelihood
 
     def visit(self, site: Site) -> None:

@@ -28,17 +28,27 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import DataError, PluginError, plugin_error
 from .plugin_manager import collect, skipped
 
-__all__ = ["Factor", "Law", "World", "get_world", "get_worlds", "get_world_plugins", "DEFAULT_WORLD", "MAX_FACTORS",
-           "MAX_FACTOR_SIZE"]
+__all__ = [
+    "Factor",
+    "Law",
+    "World",
+    "get_world",
+    "get_worlds",
+    "get_world_plugins",
+    "DEFAULT_WORLD",
+    "MAX_FACTORS",
+    "MAX_FACTOR_SIZE",
+]
 
 #: The world of a story or checkpoint that names none (every file written before worlds).
 DEFAULT_WORLD = "dsprites"
@@ -230,13 +240,17 @@ class World:
             raise DataError(f"world {self.name!r}: a factor name is used twice")
         reserved = {"X", "Z", "img"} & set(names)
         if reserved:
-            raise DataError(f"world {self.name!r}: factor name {sorted(reserved)[0]!r} is reserved (image, latent, binding)")
+            raise DataError(
+                f"world {self.name!r}: factor name {sorted(reserved)[0]!r} is reserved (image, latent, binding)"
+            )
         object.__setattr__(self, "factors", factors)
         shape = tuple(int(v) for v in self.image_shape)
         plausible = len(shape) in (2, 3) and all(1 <= v <= 4096 for v in shape[-2:])
         if not plausible or (len(shape) == 3 and shape[0] not in (1, 3)):
-            raise DataError(f"world {self.name!r}: image_shape {self.image_shape} is not a plausible (H, W) "
-                            "or (C, H, W) with C = 1 or 3")
+            raise DataError(
+                f"world {self.name!r}: image_shape {self.image_shape} is not a plausible (H, W) "
+                "or (C, H, W) with C = 1 or 3"
+            )
         object.__setattr__(self, "image_shape", shape)
         if self.pixel not in PIXEL_KINDS:
             raise DataError(f"world {self.name!r}: pixel {self.pixel!r} is not one of {', '.join(PIXEL_KINDS)}")
@@ -398,8 +412,9 @@ class World:
             if not clean:
                 bad = (images != 0) & (images != 1)  # NaN is neither
                 shown = ", ".join(f"{v:g}" for v in np.unique(images[bad])[:4].tolist())
-                raise self._plugin_error(f"render gave pixel values {shown}; a renderer draws 0/1 images "
-                                         "(uint8 0 and 1, not 0/255)")
+                raise self._plugin_error(
+                    f"render gave pixel values {shown}; a renderer draws 0/1 images (uint8 0 and 1, not 0/255)"
+                )
         return images.astype(np.uint8, copy=False)
 
     def _plugin_error(self, what: str):

@@ -25,11 +25,19 @@ def data() -> None:
 
 @data.command()
 @click.option("--world", "world_name", metavar="NAME", default=None, help=WORLD_HELP)
-@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the grid (default: $CVAEQ_HOME/dsprites_rendered_64x64.npz for dSprites, "
-                   "$CVAEQ_HOME/WORLD_rendered.npz for another world).")
-@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
-              help="Processes rendering in parallel (default 1; try the number of idle cores).")
+@click.option(
+    "--out",
+    type=FilePath(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the grid (default: $CVAEQ_HOME/dsprites_rendered_64x64.npz for dSprites, "
+    "$CVAEQ_HOME/WORLD_rendered.npz for another world).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=None,
+    help="Processes rendering in parallel (default 1; try the number of idle cores).",
+)
 def build(world_name: str | None, out: Path | None, workers: int | None) -> None:
     """Render every image of a world's grid (dSprites: 737,280) to an .npz in the real file's layout."""
     from ..data.grid import build_grid
@@ -41,8 +49,12 @@ def build(world_name: str | None, out: Path | None, workers: int | None) -> None
 @data.command()
 @click.argument("factors", nargs=-1, required=True)
 @click.option("--world", "world_name", metavar="NAME", default=None, help=WORLD_HELP)
-@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), required=True,
-              help="PNG file to write (the world's image size, black and white).")
+@click.option(
+    "--out",
+    type=FilePath(dir_okay=False, path_type=Path),
+    required=True,
+    help="PNG file to write (the world's image size, black and white).",
+)
 def show(factors: tuple[str, ...], world_name: str | None, out: Path) -> None:
     """Write the image named by FACTORS, e.g. shape=heart scale=1 orientation=0 posX=0.5 posY=0.5.
 
@@ -58,18 +70,35 @@ def show(factors: tuple[str, ...], world_name: str | None, out: Path) -> None:
 
 
 @data.command()
-@click.option("--story", default=None, metavar="NAME|PATH",
-              help="A story name or a path to a story TOML file (default: the world's default story).")
-@click.option("--world", "world_name", metavar="NAME", default=None,
-              help="The world whose default story to draw from, when --story is not given (default: dsprites).")
+@click.option(
+    "--story",
+    default=None,
+    metavar="NAME|PATH",
+    help="A story name or a path to a story TOML file (default: the world's default story).",
+)
+@click.option(
+    "--world",
+    "world_name",
+    metavar="NAME",
+    default=None,
+    help="The world whose default story to draw from, when --story is not given (default: dsprites).",
+)
 @click.option("--n", "n", type=click.IntRange(1, MAX_IMAGES), required=True, help="Number of images to draw.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), required=True, help="Random seed (same seed, same file).")
-@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), default=None,
-              help="Output .npz (default: $CVAEQ_HOME/resampled-STORY-nN-sSEED.npz).")
-@click.option("--npz", "grid", type=FilePath(dir_okay=False, path_type=Path), default=None,
-              help="Grid file to take images from (default: the world's cached grid if any, else render them).")
-def resample(story: str | None, world_name: str | None, n: int, seed: int, out: Path | None,
-             grid: Path | None) -> None:
+@click.option(
+    "--out",
+    type=FilePath(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output .npz (default: $CVAEQ_HOME/resampled-STORY-nN-sSEED.npz).",
+)
+@click.option(
+    "--npz",
+    "grid",
+    type=FilePath(dir_okay=False, path_type=Path),
+    default=None,
+    help="Grid file to take images from (default: the world's cached grid if any, else render them).",
+)
+def resample(story: str | None, world_name: str | None, n: int, seed: int, out: Path | None, grid: Path | None) -> None:
     """Draw N factor tuples from a causal story and write their grid images."""
     from ..data.resample import resample as draw
     from ..data.resample import save_resampled
@@ -85,8 +114,10 @@ def resample(story: str | None, world_name: str | None, n: int, seed: int, out: 
         story = world.default_story
     loaded = load_story(story)
     if world_name is not None and loaded.world.name != world_name:
-        raise CvaeqError(f"story {loaded.name!r} is about world {loaded.world.name!r}, not --world {world_name}; "
-                         "leave out --world or pick a story of that world")
+        raise CvaeqError(
+            f"story {loaded.name!r} is about world {loaded.world.name!r}, not --world {world_name}; "
+            "leave out --world or pick a story of that world"
+        )
     if out is not None:
         from ..limits import checked_output
 

@@ -110,27 +110,64 @@ def _shipped_for(story: str, model) -> str:
     loaded = load_story(story)
     path = shipped_checkpoint(loaded)
     if path is None:
-        raise CvaeqError(f"no checkpoint is shipped for story {loaded.name!r}; train one with "
-                         f"`cvaeq train --story {story}` and pass it with --model")
+        raise CvaeqError(
+            f"no checkpoint is shipped for story {loaded.name!r}; train one with "
+            f"`cvaeq train --story {story}` and pass it with --model"
+        )
     return str(path)
 
 
 @main.command("eval")
-@click.option("--model", "model", type=FilePath(dir_okay=False), default=None,
-              help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].")
-@click.option("--story", default=None, metavar="NAME|PATH",
-              help="Evaluate the checkpoint shipped for this story (default, pendulum, colour_pendulum) instead of --model.")
-@click.option("--n", "n", type=click.IntRange(1, MAX_EVAL_IMAGES), default=200, show_default=True,
-              help="Test images, drawn uniformly from the full grid of the model's world.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the images, interventions and particles.")
-@click.option("--samples", type=click.IntRange(1, MAX_PARTICLES), default=100, show_default=True,
-              help="Particles per image (proposal draws for the NLL; counterfactual particles); "
-                   "the default is what `cvaeq query` answers an image query with.")
-@click.option("--tv-particles", type=click.IntRange(1, MAX_TV_PARTICLES), default=20_000, show_default=True,
-              help="Particles per counterfactual query of the TV score.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
-              help="CPU threads for torch [default: CVAEQ_THREADS, else the CPUs this process may use "
-                   "(affinity, cgroup quota), never the load (cvaeq.threads)]; 1 is fastest on a busy machine.")
+@click.option(
+    "--model",
+    "model",
+    type=FilePath(dir_okay=False),
+    default=None,
+    help="Checkpoint to evaluate, of any registered image-model family [default: the shipped one].",
+)
+@click.option(
+    "--story",
+    default=None,
+    metavar="NAME|PATH",
+    help="Evaluate the checkpoint shipped for this story (default, pendulum, colour_pendulum) instead of --model.",
+)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(1, MAX_EVAL_IMAGES),
+    default=200,
+    show_default=True,
+    help="Test images, drawn uniformly from the full grid of the model's world.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Seed of the images, interventions and particles.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(1, MAX_PARTICLES),
+    default=100,
+    show_default=True,
+    help="Particles per image (proposal draws for the NLL; counterfactual particles); "
+    "the default is what `cvaeq query` answers an image query with.",
+)
+@click.option(
+    "--tv-particles",
+    type=click.IntRange(1, MAX_TV_PARTICLES),
+    default=20_000,
+    show_default=True,
+    help="Particles per counterfactual query of the TV score.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    default=None,
+    help="CPU threads for torch [default: CVAEQ_THREADS, else the CPUs this process may use "
+    "(affinity, cgroup quota), never the load (cvaeq.threads)]; 1 is fastest on a busy machine.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json, quiet):
@@ -156,8 +193,16 @@ def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json,
         ctx = init_distributed("cpu")  # evaluation runs on the CPU: gloo
     started = time.perf_counter()
     try:
-        result = evaluate(mech, n=n, seed=seed, samples=samples, tv_particles=tv_particles,
-                          progress=not quiet and (ctx is None or ctx.rank == 0), dist_ctx=ctx, threads=threads)
+        result = evaluate(
+            mech,
+            n=n,
+            seed=seed,
+            samples=samples,
+            tv_particles=tv_particles,
+            progress=not quiet and (ctx is None or ctx.rank == 0),
+            dist_ctx=ctx,
+            threads=threads,
+        )
     finally:
         if ctx is not None:
             ctx.close()

@@ -12,14 +12,20 @@ from .group import main
 
 __all__ = ["plugins_command"]
 
-_SECTIONS = (("world", "worlds"), ("image model", "image_models"), ("mechanism", "mechanisms"),
-             ("image mechanism", "image_mechanisms"), ("story", "stories"))
+_SECTIONS = (
+    ("world", "worlds"),
+    ("image model", "image_models"),
+    ("mechanism", "mechanisms"),
+    ("image mechanism", "image_mechanisms"),
+    ("story", "stories"),
+)
 
 
 @main.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plugins_command(as_json: bool) -> None:
-    """List every world, image-model family, mechanism family, image mechanism and story with the plugin that supplied it."""
+    """List every world, image-model family, mechanism family, image mechanism and story
+    with the plugin that supplied it."""
     info = describe_plugins()
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -57,10 +57,14 @@ class FactorImages(Dataset):
             pixel = images.world.pixel
         else:
             if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-                raise DataError("images must be a uint8 array (n, H, W) or a Grid; convert to float per batch, not up front")
+                raise DataError(
+                    "images must be a uint8 array (n, H, W) or a Grid; convert to float per batch, not up front"
+                )
             if images.ndim not in (3, 4) or len(images) != len(classes):
-                raise DataError(f"images have shape {images.shape}, expected ({len(classes)}, H, W) or "
-                                f"({len(classes)}, C, H, W) to match classes")
+                raise DataError(
+                    f"images have shape {images.shape}, expected ({len(classes)}, H, W) or "
+                    f"({len(classes)}, C, H, W) to match classes"
+                )
             self._rows = np.arange(len(classes))
             self._fetch = images.__getitem__  # type: ignore[assignment]  # rows of the array
         if pixel not in ("binary", "8bit"):

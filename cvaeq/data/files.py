@@ -52,9 +52,9 @@ import json
 import os
 import struct
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -74,7 +74,6 @@ __all__ = [
 ]
 
 
-
 def required(world: World) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
     """Members every grid file of ``world`` must have, with dtype and trailing shape."""
     columns = len(world.file_constants) + len(world.factors)
@@ -83,6 +82,7 @@ def required(world: World) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         "latents_classes": (np.dtype(np.int64), (columns,)),
         "latents_values": (np.dtype(np.float64), (columns,)),
     }
+
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so equal arrays give equal bytes
 _CHUNK = 8192  # images per chunk when decompressing
@@ -104,7 +104,7 @@ class NpzWriter:
     def __init__(self, fileobj):
         self._zip = zipfile.ZipFile(fileobj, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
 
-    def __enter__(self) -> "NpzWriter":
+    def __enter__(self) -> NpzWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -148,8 +148,9 @@ def layout_arrays(classes: np.ndarray, world: World | None = None) -> tuple[np.n
     n = len(classes)
     consts = world.file_constants
     lc = np.concatenate([np.zeros((n, len(consts)), np.int64), classes], axis=1)
-    lv = np.concatenate([np.tile(np.array([v for _, v in consts], dtype=np.float64), (n, 1)),
-                         world.values_of(classes)], axis=1)
+    lv = np.concatenate(
+        [np.tile(np.array([v for _, v in consts], dtype=np.float64), (n, 1)), world.values_of(classes)], axis=1
+    )
     return lc, lv
 
 
@@ -235,8 +236,9 @@ _MAX_METADATA = 16 << 20
 _MAX_RATIO = 1032
 
 
-def _check_claim(path: Path, name: str, info: zipfile.ZipInfo, dtype: np.dtype, shape: tuple[int, ...],
-                 header_len: int, size: int) -> None:
+def _check_claim(
+    path: Path, name: str, info: zipfile.ZipInfo, dtype: np.dtype, shape: tuple[int, ...], header_len: int, size: int
+) -> None:
     """Refuse a member whose header claims more data than its bytes can hold, before anything is read:
     the zip's sizes must match the ``.npy`` header, and a compressed member can expand at most
     :data:`_MAX_RATIO` times."""
@@ -246,11 +248,15 @@ def _check_claim(path: Path, name: str, info: zipfile.ZipInfo, dtype: np.dtype, 
         raise DataError(f"{path}: member {name!r} claims a negative shape {shape}")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if info.file_size != header_len + nbytes:
-        raise DataError(f"{path}: member {name!r} claims shape {shape} ({nbytes:,} bytes) but holds "
-                        f"{max(info.file_size - header_len, 0):,}; the file is corrupt, rebuild it")
+        raise DataError(
+            f"{path}: member {name!r} claims shape {shape} ({nbytes:,} bytes) but holds "
+            f"{max(info.file_size - header_len, 0):,}; the file is corrupt, rebuild it"
+        )
     if info.file_size > max(info.compress_size, 1) * _MAX_RATIO or info.compress_size > size:
-        raise DataError(f"{path}: member {name!r} claims {info.file_size:,} bytes from {info.compress_size:,} "
-                        "compressed ones, more than any real file; the file is corrupt")
+        raise DataError(
+            f"{path}: member {name!r} claims {info.file_size:,} bytes from {info.compress_size:,} "
+            "compressed ones, more than any real file; the file is corrupt"
+        )
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -354,21 +360,33 @@ def load_grid(path: str | os.PathLike | None = None, world: World | str | None =
     given = None if world is None else get_world(world)
     path = Path(path) if path is not None else default_grid_path(given.name if given else None)
     name = given.name if given else "dsprites"
-    checked_file(path, "grid", MAX_GRID_BYTES, DataError,
-                 f"run `cvaeq data build --world {name}` to render it"
-                 + (", or pass --npz PATH to the real dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-                    if name == "dsprites" else ""))
+    checked_file(
+        path,
+        "grid",
+        MAX_GRID_BYTES,
+        DataError,
+        f"run `cvaeq data build --world {name}` to render it"
+        + (
+            ", or pass --npz PATH to the real dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+            if name == "dsprites"
+            else ""
+        ),
+    )
     members = _members(path)
     metadata = read_metadata(path) if "metadata_json" in members else {}
     named = metadata.get("world") if isinstance(metadata, dict) else None
     if given is not None and named is not None and named != given.name:
-        raise DataError(f"{path}: a grid file of world {named!r}, not {given.name!r}; "
-                        f"build one with `cvaeq data build --world {given.name}`")
+        raise DataError(
+            f"{path}: a grid file of world {named!r}, not {given.name!r}; "
+            f"build one with `cvaeq data build --world {given.name}`"
+        )
     world = given or get_world(named if isinstance(named, str) else None)
     for name, (dtype, tail) in required(world).items():
         if name not in members:
-            raise DataError(f"{path}: no {name!r} array (found: {', '.join(sorted(members)) or 'none'}); "
-                            f"not a {world.name} grid file")
+            raise DataError(
+                f"{path}: no {name!r} array (found: {', '.join(sorted(members)) or 'none'}); "
+                f"not a {world.name} grid file"
+            )
         m = members[name]
         if m.dtype != dtype:
             raise DataError(f"{path}: {name!r} has dtype {m.dtype}, expected {dtype}")
@@ -407,9 +425,7 @@ def _check_classes(path: Path, lc: np.ndarray, lv: np.ndarray, world: World) -> 
     bad = (lc < 0) | (lc >= sizes)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(
-            f"{path}: latents_classes[{row}, {col}] = {lc[row, col]} is outside 0..{sizes[col] - 1}"
-        )
+        raise DataError(f"{path}: latents_classes[{row}, {col}] = {lc[row, col]} is outside 0..{sizes[col] - 1}")
     classes = np.ascontiguousarray(lc[:, c:])
     expect = world.values_of(classes)
     off = ~np.isclose(lv[:, c:], expect, atol=1e-6)

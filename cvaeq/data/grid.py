@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -69,8 +69,9 @@ def build_grid(
 
     workers = default_workers() if workers is None else check_count(workers, "workers", MAX_WORKERS)
     lc, lv = layout_arrays(world.classes_array_of(np.arange(n, dtype=np.int64)), world)
-    bar = tqdm(total=n, unit="img", unit_scale=True, desc=f"rendering {world.name}", file=sys.stderr,
-               disable=not progress)
+    bar = tqdm(
+        total=n, unit="img", unit_scale=True, desc=f"rendering {world.name}", file=sys.stderr, disable=not progress
+    )
     ranges = [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
 
     def chunks() -> Iterator[np.ndarray]:
@@ -152,7 +153,8 @@ def _metadata(world: World, n: int) -> str:
 
 
 def image_of(factors: Mapping[str, int] | Sequence[str], world: World | str | None = None) -> np.ndarray:
-    """The uint8 image (``image_shape``: 0/1, or 8-bit levels) of one set of factor classes of ``world`` (default dSprites).
+    """The uint8 image (``image_shape``: 0/1, or 8-bit levels) of one set of factor classes
+    of ``world`` (default dSprites).
 
     ``factors`` is a mapping ``{factor: class}`` or ``name=value`` strings as
     on the command line (values snapped to the grid; a bad name or value is a
@@ -175,8 +177,9 @@ def save_png(image: np.ndarray, out: str | os.PathLike) -> Path:
     return out
 
 
-def show_image(factors: Mapping[str, int] | Sequence[str], out: str | os.PathLike,
-               world: World | str | None = None) -> Path:
+def show_image(
+    factors: Mapping[str, int] | Sequence[str], out: str | os.PathLike, world: World | str | None = None
+) -> Path:
     """Render the image of ``world`` named by ``factors`` and write it to ``out`` as a PNG.
 
     Same as ``cvaeq data show shape=heart scale=1 orientation=0 posX=0.5 posY=0.5 --out heart.png``.

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -80,8 +80,9 @@ def resample(story, n: int, seed: int) -> Resampled:
     return Resampled(story.text, story.name, int(seed), classes, story.world.indices_of(classes), story.world)
 
 
-def images_for(indices: np.ndarray, grid: Grid | None = None, world: World | str | None = None,
-               chunk: int = _CHUNK) -> Iterator[np.ndarray]:
+def images_for(
+    indices: np.ndarray, grid: Grid | None = None, world: World | str | None = None, chunk: int = _CHUNK
+) -> Iterator[np.ndarray]:
     """uint8 images of grid ``indices`` of ``world`` in chunks: read from ``grid``, or rendered.
 
     ``world`` defaults to the grid's (else dSprites). Each chunk's distinct

@@ -12,6 +12,7 @@ def register_stories(register):
     from ..worlds.pendulum import STORY_PATH as PENDULUM
 
     register(STORY_NAME, str(PENDULUM))
-    from ..worlds.colour_pendulum import STORY_NAME as COLOUR, STORY_PATH as COLOUR_PATH
+    from ..worlds.colour_pendulum import STORY_NAME as COLOUR
+    from ..worlds.colour_pendulum import STORY_PATH as COLOUR_PATH
 
     register(COLOUR, str(COLOUR_PATH))

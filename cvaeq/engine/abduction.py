@@ -33,7 +33,7 @@ and a counterfactual's descendants are drawn ``S`` times, not ESS times.
 
 from __future__ import annotations
 
-from typing import Collection, Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 from torch import Tensor
@@ -74,8 +74,9 @@ def batch_evidence(scm: SCM, evidence: Mapping[str, object], num_particles: int)
     return out
 
 
-def fallback_abduct(scm: SCM, node: str, value: Tensor, parents: Mapping[str, Tensor],
-                    samples: int = FALLBACK_SAMPLES) -> tuple[Tensor, Tensor]:
+def fallback_abduct(
+    scm: SCM, node: str, value: Tensor, parents: Mapping[str, Tensor], samples: int = FALLBACK_SAMPLES
+) -> tuple[Tensor, Tensor]:
     """Noise for a mechanism with only ``noise_prior`` and ``assign``: ``(noise, log_weight)``.
 
     Likelihood weighting over the noise: ``samples`` prior draws per particle;
@@ -120,8 +121,9 @@ class Abduce(Forward):
             site.noise, lw = abduction(m, value, site.parents)
             site.log_weight = lw.double()
         else:
-            site.noise, site.log_weight = fallback_abduct(self.scm, site.node, value, site.parents,
-                                                          self.fallback_samples)
+            site.noise, site.log_weight = fallback_abduct(
+                self.scm, site.node, value, site.parents, self.fallback_samples
+            )
         site.value = value
 
     def intervened(self, site: Site) -> None:
@@ -181,8 +183,7 @@ def abduct(
     fixed, log_w = _propose(scm, ev, torch.zeros(S, dtype=torch.float64))
     walked = walk(scm, Abduce(scm, fixed, weigh_only, fallback_samples), S, log_w)
     log_w = walked.log_weight
-    particles = Particles(noise=walked.noise, values=walked.values, log_weights=log_w,
-                          ess=effective_sample_size(log_w))
+    particles = Particles(noise=walked.noise, values=walked.values, log_weights=log_w, ess=effective_sample_size(log_w))
     if particles.ess < resample_below * S:
         particles = rejuvenate(scm, particles.resample())
     return particles
@@ -218,5 +219,10 @@ def rejuvenate(scm: SCM, particles: Particles) -> Particles:
     redrawn from its prior. Weights and values are unchanged.
     """
     noise = walk(scm, Rejuvenate(scm, particles), particles.num_particles).noise
-    return Particles(noise=noise, values=particles.values, log_weights=particles.log_weights,
-                     ess=particles.ess, resampled=particles.resampled)
+    return Particles(
+        noise=noise,
+        values=particles.values,
+        log_weights=particles.log_weights,
+        ess=particles.ess,
+        resampled=particles.resampled,
+    )

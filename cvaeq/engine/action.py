@@ -13,7 +13,7 @@ applies them. The factual SCM is left as it was.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from torch import Tensor
 

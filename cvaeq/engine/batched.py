@@ -29,8 +29,8 @@ so the same particles give the importance-sampled likelihood of each set
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Collection, Mapping
 
 import torch
 from torch import Tensor
@@ -70,7 +70,7 @@ class GroupParticles:
         whose particles are all impossible, so that its answer is still defined)."""
         return group_weights(self.particles.log_weights.reshape(self.groups, self.per_group))
 
-    def select(self, lo: int, hi: int) -> "GroupParticles":
+    def select(self, lo: int, hi: int) -> GroupParticles:
         """Groups ``lo .. hi - 1`` alone (their particles, weights and likelihoods):
         one abduction of several evidence sets' groups, predicted under a
         different intervention per block of groups."""
@@ -78,9 +78,13 @@ class GroupParticles:
             raise QueryError(f"groups {lo}..{hi - 1} are not among the {self.groups} groups")
         rows = slice(lo * self.per_group, hi * self.per_group)
         p = self.particles
-        part = Particles(noise={n: v[rows] for n, v in p.noise.items()},
-                         values={n: v[rows] for n, v in p.values.items()},
-                         log_weights=p.log_weights[rows], ess=p.ess, resampled=p.resampled)
+        part = Particles(
+            noise={n: v[rows] for n, v in p.noise.items()},
+            values={n: v[rows] for n, v in p.values.items()},
+            log_weights=p.log_weights[rows],
+            ess=p.ess,
+            resampled=p.resampled,
+        )
         return GroupParticles(self.scm, part, self.log_weights[lo:hi], hi - lo, self.per_group)
 
     def log_marginal(self) -> Tensor:
@@ -88,8 +92,15 @@ class GroupParticles:
         return torch.logsumexp(self.log_weights, dim=1) - math.log(self.per_group)
 
 
-def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int, resample_below: float = 0.5,
-                  *, fallback_samples: int = FALLBACK_SAMPLES, weigh_only: Collection[str] = ()) -> GroupParticles:
+def abduct_groups(
+    scm: SCM,
+    evidence: Mapping[str, Tensor],
+    per_group: int,
+    resample_below: float = 0.5,
+    *,
+    fallback_samples: int = FALLBACK_SAMPLES,
+    weigh_only: Collection[str] = (),
+) -> GroupParticles:
     """Abduct ``K = per_group`` particles for each of ``B`` evidence sets.
 
     :param evidence: ``{node: [B, ...]}``, one value per set (a class, or an
@@ -109,8 +120,9 @@ def abduct_groups(scm: SCM, evidence: Mapping[str, Tensor], per_group: int, resa
     (b,) = sizes
     with torch.no_grad():
         batched = {k: v.repeat_interleave(per_group, 0) for k, v in values.items()}
-        particles = abduct(scm, batched, b * per_group, resample_below=0.0, fallback_samples=fallback_samples,
-                           weigh_only=weigh_only)
+        particles = abduct(
+            scm, batched, b * per_group, resample_below=0.0, fallback_samples=fallback_samples, weigh_only=weigh_only
+        )
         log_w = particles.log_weights.reshape(b, per_group)
         w = group_weights(log_w)
         low = (1.0 / (w * w).sum(1)) < resample_below * per_group

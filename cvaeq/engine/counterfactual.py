@@ -30,8 +30,8 @@ samples.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -153,10 +153,16 @@ def target_facts(scm: SCM, nodes: Mapping[str, str]) -> tuple[dict[str, int], di
     the class count of each categorical node, and the numbers of a numeric
     factor's classes from the SCM's world (for expectations)."""
     world = getattr(scm, "world", None)
-    sizes = {key: int(getattr(scm.mechanisms[node], "size")) for key, node in nodes.items()
-             if getattr(scm.mechanisms[node], "size", None) is not None}
-    grids = {key: torch.as_tensor(world.values[node], dtype=torch.float64)
-             for key, node in nodes.items() if world is not None and node in world.numeric}
+    sizes = {
+        key: int(scm.mechanisms[node].size)  # type: ignore[attr-defined]  # a categorical node's (checked below)
+        for key, node in nodes.items()
+        if getattr(scm.mechanisms[node], "size", None) is not None
+    }
+    grids = {
+        key: torch.as_tensor(world.values[node], dtype=torch.float64)
+        for key, node in nodes.items()
+        if world is not None and node in world.numeric
+    }
     return sizes, grids
 
 
@@ -237,11 +243,19 @@ def infer(
     :param num_particles, seed, resample_below, fallback_samples: as for :func:`infer_scenarios`.
     """
     do = dict(interventions or {})
-    return infer_scenarios(scm, {t: (t, do) for t in targets}, evidence, num_particles, seed,
-                           resample_below=resample_below, fallback_samples=fallback_samples)
+    return infer_scenarios(
+        scm,
+        {t: (t, do) for t in targets},
+        evidence,
+        num_particles,
+        seed,
+        resample_below=resample_below,
+        fallback_samples=fallback_samples,
+    )
 
 
-def infer_worlds(scm: SCM, targets, evidence=None, num_particles: int = 1000, seed: int = 0, *,
-                 world_evidence=(), **options) -> Result:
+def infer_worlds(
+    scm: SCM, targets, evidence=None, num_particles: int = 1000, seed: int = 0, *, world_evidence=(), **options
+) -> Result:
     """The former name of :func:`infer_scenarios` (``world_evidence`` is its ``scenario_evidence``)."""
     return infer_scenarios(scm, targets, evidence, num_particles, seed, scenario_evidence=world_evidence, **options)

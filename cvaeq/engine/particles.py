@@ -13,8 +13,15 @@ from torch import Tensor
 
 from ..errors import QueryError
 
-__all__ = ["Particles", "effective_sample_size", "normalised", "group_weights", "systematic_indices",
-           "resample_groups", "checked_seed"]
+__all__ = [
+    "Particles",
+    "effective_sample_size",
+    "normalised",
+    "group_weights",
+    "systematic_indices",
+    "resample_groups",
+    "checked_seed",
+]
 
 
 def checked_seed(seed: object) -> int:

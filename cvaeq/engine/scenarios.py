@@ -21,7 +21,7 @@ size says how many were left).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -68,8 +68,10 @@ def intervened_scms(scm: SCM, scenarios: Iterable[Mapping[str, object]]) -> dict
 def predict_scenarios(scms: Mapping[tuple, SCM | None], particles: Particles) -> dict[tuple, dict[str, Tensor]]:
     """The prediction step, once per distinct scenario, over the same particles:
     ``{scenario key: {node: values [S, ...]}}``."""
-    return {key: particles.values if intervened is None else predict_changes(intervened, particles)
-            for key, intervened in scms.items()}
+    return {
+        key: particles.values if intervened is None else predict_changes(intervened, particles)
+        for key, intervened in scms.items()
+    }
 
 
 def weigh_scenario_evidence(

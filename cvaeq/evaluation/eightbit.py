@@ -115,8 +115,9 @@ def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tens
     return -(torch.logsumexp(log_w, 0) - math.log(k))
 
 
-def _batch(mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, truth_particles: int,
-           steps: int, add) -> None:
+def _batch(
+    mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, truth_particles: int, steps: int, add
+) -> None:
     """Score one batch of test images: each part adds its rows with ``add`` (in this order: the random stream)."""
     world = mech.story.world
     # the model as cvaeq calls it (cvaeq.image_model): its 8-bit decoder gives (loc, log_scale)
@@ -145,8 +146,9 @@ def _reading_and_likelihood(model, scm, world, x: torch.Tensor, classes: np.ndar
     return g
 
 
-def _counterfactuals(story, model, g, classes: np.ndarray, values: dict, k: int, seed: int,
-                     truth_particles: int, add) -> None:
+def _counterfactuals(
+    story, model, g, classes: np.ndarray, values: dict, k: int, seed: int, truth_particles: int, add
+) -> None:
     """Each factor's counterfactual against the story's truth: L1, PSNR, the story's own, effectiveness."""
     world, names = story.world, story.world.names
     truth_noise = story_particles(story, classes, truth_particles, sub_seed(seed, STORY_STREAM, 0))
@@ -203,8 +205,19 @@ def _composition(scm, model, names, g, x: torch.Tensor, k: int, steps: int, add)
             add(f"comp_dec_psnr.{step}", psnr(mean.numpy(), xs))
 
 
-def evaluate_levels(mech, scm, classes: np.ndarray, values: dict, samples: int, seed: int, batch: int,
-                    truth_particles: int, tv_particles: int, progress: bool, steps: int) -> dict:
+def evaluate_levels(
+    mech,
+    scm,
+    classes: np.ndarray,
+    values: dict,
+    samples: int,
+    seed: int,
+    batch: int,
+    truth_particles: int,
+    tv_particles: int,
+    progress: bool,
+    steps: int,
+) -> dict:
     """The scores of an 8-bit world's model (module docstring); what ``cvaeq eval --json`` prints for it.
 
     Called by :func:`cvaeq.evaluation.evaluate` with its test images
@@ -215,20 +228,31 @@ def evaluate_levels(mech, scm, classes: np.ndarray, values: dict, samples: int, 
 
     from .tv import tv_scores
 
-    world = mech.story.world
     n = len(classes)
     rows: dict[str, list] = {}
 
     def add(key, value):
         rows.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
 
-    with torch.no_grad(), torch.random.fork_rng(devices=[]), \
-            tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar:
+    with (
+        torch.no_grad(),
+        torch.random.fork_rng(devices=[]),
+        tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar,
+    ):
         for lo in range(0, n, batch):
             torch.default_generator.manual_seed(sub_seed(seed, lo, BATCH_STREAM))
             sl = slice(lo, lo + batch)
-            _batch(mech, scm, classes[sl], {f: v[sl] for f, v in values.items()}, samples, sub_seed(seed, lo),
-                   truth_particles, steps, add)
+            _batch(
+                mech,
+                scm,
+                classes[sl],
+                {f: v[sl] for f, v in values.items()},
+                samples,
+                sub_seed(seed, lo),
+                truth_particles,
+                steps,
+                add,
+            )
             bar.update(len(classes[sl]))
 
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
@@ -256,8 +280,10 @@ def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: i
         "nll_nats": finite_or_none(nll),
         "elbo_nats": finite_or_none(elbo),
         "nll_given_factors_nats": finite_or_none(nll_f),
-        "bits_per_dim": {key: finite_or_none(float(lv.bits_per_dim(v, dims)))
-                         for key, v in (("nll", nll), ("elbo", elbo), ("nll_given_factors", nll_f))},
+        "bits_per_dim": {
+            key: finite_or_none(float(lv.bits_per_dim(v, dims)))
+            for key, v in (("nll", nll), ("elbo", elbo), ("nll_given_factors", nll_f))
+        },
         "recon_l1": mean("recon_l1"),
         "factor_accuracy": {f: mean(f"acc.{f}") for f in names},
         "counterfactual": {
@@ -272,6 +298,9 @@ def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: i
             "composition_decoder_l1": {str(s): mean(f"comp_dec_l1.{s}") for s in (1, steps)},
             "composition_decoder_psnr": {str(s): mean(f"comp_dec_psnr.{s}") for s in (1, steps)},
         },
-        "tv": {"interventional": tv["interventional"], "counterfactual": tv["counterfactual"],
-               "queries": len(tv["queries"])},
+        "tv": {
+            "interventional": tv["interventional"],
+            "counterfactual": tv["counterfactual"],
+            "queries": len(tv["queries"]),
+        },
     }

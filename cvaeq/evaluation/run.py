@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from .. import loading
+from ..engine import abduct_groups, group_mean, predict_groups
 from ..errors import CheckpointError
 from ..image_model import ImageModelAdapter
 from ..loading import LoadedModel, load_model
@@ -35,17 +36,23 @@ from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import IMAGE, LATENT
 from ..walk import Weigh, around, walk
-from ..engine import abduct_groups, group_mean, predict_groups
 from .heldout import draw_heldout, render_float
+from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .metrics import finite_or_none as _finite
 from .streams import BATCH_STREAM, STORY_STREAM
 from .streams import sub_seed as _sub
-from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .truth import counterfactual_of_particles, story_particles
 from .tv import TV_PARTICLES, tv_scores
 
-__all__ = ["evaluate", "model_to_score", "intervention_values",
-           "COMPOSITION_STEPS", "TRUTH_PARTICLES", "SAMPLES", "BATCH_PARTICLES"]
+__all__ = [
+    "evaluate",
+    "model_to_score",
+    "intervention_values",
+    "COMPOSITION_STEPS",
+    "TRUTH_PARTICLES",
+    "SAMPLES",
+    "BATCH_PARTICLES",
+]
 
 #: Default particles per image: those ``cvaeq query`` answers an image query
 #: with (:data:`cvaeq.query.answer.IMAGE_SAMPLES`), so the scores are those
@@ -133,8 +140,9 @@ class _Scores:
         return float(v.mean())
 
 
-def _factors_and_likelihood(mech: LoadedModel, scm, model: ImageModelAdapter, x: torch.Tensor,
-                            classes: np.ndarray, k: int, scores: _Scores):
+def _factors_and_likelihood(
+    mech: LoadedModel, scm, model: ImageModelAdapter, x: torch.Tensor, classes: np.ndarray, k: int, scores: _Scores
+):
     """Accuracy of q(factors | x), reconstruction IoU, NLL and -ELBO; returns the particles of x."""
     world = mech.story.world
     read = _read(model, x, world.names)
@@ -153,8 +161,9 @@ def _factors_and_likelihood(mech: LoadedModel, scm, model: ImageModelAdapter, x:
     return g
 
 
-def _likelihood_given_factors(model: ImageModelAdapter, world, x: torch.Tensor, classes: torch.Tensor,
-                              k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _likelihood_given_factors(
+    model: ImageModelAdapter, world, x: torch.Tensor, classes: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B]`` importance-sampled ``-log p(x | f)`` and ``-ELBO`` with the true factors ``f``
     and ``K`` draws from q(z | x, f): the conditional VAE's own likelihood, as the seed project (the MLP CVAE
     cvaeq started from) reported it."""
@@ -167,16 +176,29 @@ def _likelihood_given_factors(model: ImageModelAdapter, world, x: torch.Tensor, 
     image = bernoulli_image(model, factors=world.names, latent=LATENT, shape=world.image_shape)
     # the walk of the image's parents (given: the factors, and Z with its weight
     # log p(z) - log q(z)) and the image, weighed by the SCM's own likelihood
-    given = {f: flat_c[:, i] for i, f in enumerate(world.names)} | {LATENT: z.reshape(k * b, -1).float(),
-                                                                     IMAGE: x.repeat(k, 1, 1)}
+    given = {f: flat_c[:, i] for i, f in enumerate(world.names)} | {
+        LATENT: z.reshape(k * b, -1).float(),
+        IMAGE: x.repeat(k, 1, 1),
+    }
     terms = {LATENT: (prior.log_prob(z) - q.log_prob(z)).sum(-1).reshape(k * b)}
     log_w = walk(around(IMAGE, image), Weigh(given, terms, likelihood=(IMAGE,)), k * b).log_weight.view(k, b)
     nll = -(torch.logsumexp(log_w, 0) - np.log(k))
     return nll, -log_w.mean(0)
 
 
-def _counterfactuals(mech: LoadedModel, scm, model: ImageModelAdapter, g, x: torch.Tensor, classes: np.ndarray, values: dict, k: int,
-                     seed: int, truth_particles: int, scores: _Scores) -> None:
+def _counterfactuals(
+    mech: LoadedModel,
+    scm,
+    model: ImageModelAdapter,
+    g,
+    x: torch.Tensor,
+    classes: np.ndarray,
+    values: dict,
+    k: int,
+    seed: int,
+    truth_particles: int,
+    scores: _Scores,
+) -> None:
     """Per factor: cf IoU against the truth, effectiveness, reversibility, and their story references.
 
     The story's noise is abducted once per batch for the truth and once for its
@@ -260,8 +282,17 @@ def _composition(mech: LoadedModel, scm, model: ImageModelAdapter, g, x: torch.T
     scores.add(f"comp_dec_l1.{COMPOSITION_STEPS}", l1(cur.numpy(), x.numpy()))
 
 
-def _batch(mech: LoadedModel, scm, model: ImageModelAdapter, classes: np.ndarray, values: dict, k: int, seed: int,
-           truth_particles: int, scores: _Scores) -> None:
+def _batch(
+    mech: LoadedModel,
+    scm,
+    model: ImageModelAdapter,
+    classes: np.ndarray,
+    values: dict,
+    k: int,
+    seed: int,
+    truth_particles: int,
+    scores: _Scores,
+) -> None:
     x = render_float(classes, mech.story.world)
     g = _factors_and_likelihood(mech, scm, model, x, classes, k, scores)
     _counterfactuals(mech, scm, model, g, x, classes, values, k, seed, truth_particles, scores)
@@ -280,9 +311,19 @@ def _gather(rows: dict[int, dict[str, list]]) -> dict[int, dict[str, list]]:
     return merged
 
 
-def evaluate(model=None, n: int = 200, seed: int = 0, samples: int = SAMPLES, *, batch: int | None = None,
-             truth_particles: int = TRUTH_PARTICLES, tv_particles: int = TV_PARTICLES,
-             progress: bool = True, dist_ctx=None, threads: int | None = None) -> dict | None:
+def evaluate(
+    model=None,
+    n: int = 200,
+    seed: int = 0,
+    samples: int = SAMPLES,
+    *,
+    batch: int | None = None,
+    truth_particles: int = TRUTH_PARTICLES,
+    tv_particles: int = TV_PARTICLES,
+    progress: bool = True,
+    dist_ctx=None,
+    threads: int | None = None,
+) -> dict | None:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
     :param model: what :func:`model_to_score` takes: a checkpoint path
@@ -338,8 +379,16 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
     return _report(mech, scores, tv, n, samples, seed)
 
 
-def _score_batches(mech: LoadedModel, n: int, seed: int, samples: int, batch: int, truth_particles: int,
-                   mine: list[int], progress: bool) -> dict[int, dict[str, list]]:
+def _score_batches(
+    mech: LoadedModel,
+    n: int,
+    seed: int,
+    samples: int,
+    batch: int,
+    truth_particles: int,
+    mine: list[int],
+    progress: bool,
+) -> dict[int, dict[str, list]]:
     """``{first image: score rows}`` of the batches starting at ``mine``."""
     world = mech.story.world
     # one adapter for this call: its decoder chain's mean image reuses what the abduction just decoded
@@ -348,17 +397,34 @@ def _score_batches(mech: LoadedModel, n: int, seed: int, samples: int, batch: in
     classes = draw_heldout(n, seed, mech.story)
     values = intervention_values(classes, seed, world)
     rows: dict[int, dict[str, list]] = {}
-    with torch.no_grad(), torch.random.fork_rng(devices=[]), \
-            tqdm(total=sum(len(classes[lo:lo + batch]) for lo in mine), desc="eval", unit="img",
-                 disable=not progress, leave=False) as bar:
+    with (
+        torch.no_grad(),
+        torch.random.fork_rng(devices=[]),
+        tqdm(
+            total=sum(len(classes[lo : lo + batch]) for lo in mine),
+            desc="eval",
+            unit="img",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         for lo in mine:
             # every batch's random numbers come from (seed, its first image) alone, so a
             # batch gives the same scores whichever process of a torchrun launch runs it
             torch.default_generator.manual_seed(_sub(seed, lo, BATCH_STREAM))  # CPU only, as in engine.infer
             sl = slice(lo, lo + batch)
             part = _Scores()
-            _batch(mech, scm, model, classes[sl], {f: v[sl] for f, v in values.items()}, samples,
-                   _sub(seed, lo), truth_particles, part)
+            _batch(
+                mech,
+                scm,
+                model,
+                classes[sl],
+                {f: v[sl] for f, v in values.items()},
+                samples,
+                _sub(seed, lo),
+                truth_particles,
+                part,
+            )
             rows[lo] = part.rows
             bar.update(len(classes[sl]))
     return rows
@@ -380,7 +446,11 @@ def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, 
         return float(np.mean(list(d.values())))
 
     return {
-        "model": mech.name, "world": mech.story.world.name, "n": n, "samples": samples, "seed": seed,
+        "model": mech.name,
+        "world": mech.story.world.name,
+        "n": n,
+        "samples": samples,
+        "seed": seed,
         "nll_nats": _finite(scores.mean("nll")),
         "elbo_nats": _finite(scores.mean("elbo")),
         "nll_given_factors_nats": _finite(scores.mean("nll_given_factors")),
@@ -388,10 +458,14 @@ def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, 
         "recon_iou": scores.mean("recon_iou"),
         "factor_accuracy": _means(scores, "acc", names),
         "counterfactual": {
-            "iou": cf_iou, "iou_mean": mean_of(cf_iou),
-            "iou_story": ideal, "iou_story_mean": mean_of(ideal),
-            "soft_iou": soft, "soft_iou_mean": mean_of(soft),
-            "l1_truth": l1_truth, "l1_truth_mean": mean_of(l1_truth),
+            "iou": cf_iou,
+            "iou_mean": mean_of(cf_iou),
+            "iou_story": ideal,
+            "iou_story_mean": mean_of(ideal),
+            "soft_iou": soft,
+            "soft_iou_mean": mean_of(soft),
+            "l1_truth": l1_truth,
+            "l1_truth_mean": mean_of(l1_truth),
             "effectiveness": _means(scores, "eff", names),
             "composition": {str(s): scores.mean(f"comp.{s}") for s in steps},
             "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in steps},
@@ -401,8 +475,11 @@ def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, 
             "reversibility_by_factor": rev,
             "reversibility_story": _means(scores, "rev_story", names),
         },
-        "tv": {"interventional": tv["interventional"], "counterfactual": tv["counterfactual"],
-               "queries": len(tv["queries"])},
+        "tv": {
+            "interventional": tv["interventional"],
+            "counterfactual": tv["counterfactual"],
+            "queries": len(tv["queries"]),
+        },
     }
 
 
@@ -416,7 +493,16 @@ def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particle
     scm = build_scm(mech.story, mech.factor_logits, image_model=mech.image_model)
     classes = draw_heldout(n, seed, mech.story)
     values = intervention_values(classes, seed, mech.story.world)
-    return evaluate_levels(mech, scm, classes, values, samples, seed, batch or max(1, BATCH_PARTICLES // samples),
-                           truth_particles, tv_particles, progress, COMPOSITION_STEPS)
-
-
+    return evaluate_levels(
+        mech,
+        scm,
+        classes,
+        values,
+        samples,
+        seed,
+        batch or max(1, BATCH_PARTICLES // samples),
+        truth_particles,
+        tv_particles,
+        progress,
+        COMPOSITION_STEPS,
+    )

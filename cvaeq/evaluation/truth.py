@@ -38,8 +38,15 @@ from ..scm import build_scm
 from ..world import World
 from .metrics import THRESHOLD
 
-__all__ = ["TrueCounterfactual", "true_counterfactual_for", "true_counterfactual", "true_counterfactual_of",
-           "story_particles", "counterfactual_of_particles", "render_unique"]
+__all__ = [
+    "TrueCounterfactual",
+    "true_counterfactual_for",
+    "true_counterfactual",
+    "true_counterfactual_of",
+    "story_particles",
+    "counterfactual_of_particles",
+    "render_unique",
+]
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,7 @@ def _distinct_renders(world: World, classes: np.ndarray) -> tuple[np.ndarray, np
     return world.render_checked(classes[first]), inverse.reshape(-1)
 
 
-def true_counterfactual_for(do, factual, story="default", particles: int = 256,
-                            seed: int = 0) -> TrueCounterfactual:
+def true_counterfactual_for(do, factual, story="default", particles: int = 256, seed: int = 0) -> TrueCounterfactual:
     """The true counterfactual of one factual world: what the story itself says
     the world would have been under ``do`` (``cvaeq.true_counterfactual_for``).
 
@@ -122,9 +128,10 @@ def true_counterfactual_for(do, factual, story="default", particles: int = 256,
     facts = _classes(world, factual, "factual", every=True)
     interventions = _classes(world, do, "do", every=False)
     if not interventions:
-        raise QueryError("do names no factor; write e.g. do=\"shape=square\"")
-    return true_counterfactual_of(story, world.row(facts), {f: np.array([c]) for f, c in interventions.items()},
-                                  particles, seed)
+        raise QueryError('do names no factor; write e.g. do="shape=square"')
+    return true_counterfactual_of(
+        story, world.row(facts), {f: np.array([c]) for f, c in interventions.items()}, particles, seed
+    )
 
 
 def _classes(world: World, spec, what: str, every: bool) -> dict[str, int]:
@@ -134,7 +141,7 @@ def _classes(world: World, spec, what: str, every: bool) -> dict[str, int]:
     elif isinstance(spec, Mapping):
         items = [f"{k}={v}" for k, v in spec.items()]
     else:
-        raise QueryError(f"{what} must be text such as \"shape=square\" or a mapping, not {type(spec).__name__}")
+        raise QueryError(f'{what} must be text such as "shape=square" or a mapping, not {type(spec).__name__}')
     if every:
         return world.parse_factors(items)
     out: dict[str, int] = {}
@@ -148,8 +155,9 @@ def _classes(world: World, spec, what: str, every: bool) -> dict[str, int]:
     return out
 
 
-def true_counterfactual(story, factual: np.ndarray, factor: str, values: np.ndarray,
-                        num_particles: int = 128, seed: int = 0) -> TrueCounterfactual:
+def true_counterfactual(
+    story, factual: np.ndarray, factor: str, values: np.ndarray, num_particles: int = 128, seed: int = 0
+) -> TrueCounterfactual:
     """The story's counterfactual of each factual world under ``do(factor = values[i])``.
 
     :param story: the :class:`~cvaeq.story.Story` (ground truth).
@@ -162,8 +170,9 @@ def true_counterfactual(story, factual: np.ndarray, factor: str, values: np.ndar
     return true_counterfactual_of(story, factual, {factor: values}, num_particles, seed)
 
 
-def true_counterfactual_of(story, factual: np.ndarray, interventions: Mapping[str, np.ndarray],
-                           num_particles: int = 128, seed: int = 0) -> TrueCounterfactual:
+def true_counterfactual_of(
+    story, factual: np.ndarray, interventions: Mapping[str, np.ndarray], num_particles: int = 128, seed: int = 0
+) -> TrueCounterfactual:
     """:func:`true_counterfactual` under several interventions at once:
     ``do(f = interventions[f][i] for each f)`` in world ``i`` (what a query's
     ``do(a=..., b=...)`` asks; the web explorer shows it beside the model's answer)."""
@@ -187,8 +196,9 @@ def story_particles(story, factual: np.ndarray, num_particles: int = 128, seed: 
         return abduct_groups(scm, evidence, num_particles)
 
 
-def counterfactual_of_particles(story, g: GroupParticles,
-                                interventions: Mapping[str, np.ndarray]) -> TrueCounterfactual:
+def counterfactual_of_particles(
+    story, g: GroupParticles, interventions: Mapping[str, np.ndarray]
+) -> TrueCounterfactual:
     """The :class:`TrueCounterfactual` of the worlds whose noise ``g`` holds
     (:func:`story_particles`) under ``do(f = interventions[f][i])`` in world ``i``.
     Prediction draws no random numbers: the same particles give each

@@ -161,13 +161,16 @@ def _counterfactual(scm, queries: list[TVQuery], num_particles: int, seed: int) 
         w = g.weights
         for row, i in enumerate(idx):
             t = queries[i].target
-            probs = torch.zeros(int(scm.mechanisms[t].size), dtype=torch.float64).index_add_(0, out[t][row].long(), w[row])
+            probs = torch.zeros(int(scm.mechanisms[t].size), dtype=torch.float64).index_add_(
+                0, out[t][row].long(), w[row]
+            )
             answers[i] = {k: float(p) for k, p in enumerate(probs)}
     return cast(list[dict[int, float]], answers)  # every query is in one group, so every answer is set
 
 
-def tv_scores(story, factor_logits, *, num_particles: int = TV_PARTICLES, seed: int = 0,
-              queries: list[TVQuery] | None = None) -> dict:
+def tv_scores(
+    story, factor_logits, *, num_particles: int = TV_PARTICLES, seed: int = 0, queries: list[TVQuery] | None = None
+) -> dict:
     """``{"interventional": mean TV, "counterfactual": mean TV, "queries": [...]}``.
 
     :param story: the story (ground truth, and the graph of the model's SCM).

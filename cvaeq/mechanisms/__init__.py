@@ -4,7 +4,7 @@ The protocol is in :mod:`cvaeq.mechanisms.base`; the built-in families
 (registered by :mod:`cvaeq.default_plugins.mechanisms`) are here.
 """
 
-from .base import Abduction, Mechanism, abduction, can_abduct, checked_value, can_log_prob, can_propose, is_intervenable
+from .base import Abduction, Mechanism, abduction, can_abduct, can_log_prob, can_propose, checked_value, is_intervenable
 from .gaussian import GaussianLatent, gaussian_latent
 from .gumbel import GumbelMax, gumbel_max
 from .image import BernoulliImage, ImageModel, bernoulli_image

@@ -56,15 +56,25 @@ function, :func:`checked_value`.
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from ..errors import QueryError
 
-__all__ = ["Mechanism", "Abduction", "abduction", "abducted_noise", "checked_value", "can_abduct", "can_log_prob", "can_propose",
-           "is_intervenable"]
+__all__ = [
+    "Mechanism",
+    "Abduction",
+    "abduction",
+    "abducted_noise",
+    "checked_value",
+    "can_abduct",
+    "can_log_prob",
+    "can_propose",
+    "is_intervenable",
+]
 
 
 class Abduction(NamedTuple):

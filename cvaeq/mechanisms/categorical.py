@@ -7,7 +7,7 @@ A categorical family is built from a probability table ``probs`` of shape
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor

@@ -69,9 +69,12 @@ def is_builtin(obj: Any) -> bool:
 
 def check_built(m: Any, family: str, plugin: str) -> None:
     """What a family's factory returned has the protocol's required members."""
+
     def bad(what: str) -> PluginError:
-        return PluginError(f"plugin {plugin!r} (mechanism {family!r}): the factory returned "
-                           f"{type(m).__name__}, which {what}; see cvaeq.mechanisms.base")
+        return PluginError(
+            f"plugin {plugin!r} (mechanism {family!r}): the factory returned "
+            f"{type(m).__name__}, which {what}; see cvaeq.mechanisms.base"
+        )
 
     for member in ("noise_prior", "assign"):
         if not callable(getattr(m, member, None)):
@@ -158,8 +161,9 @@ class CheckedMechanism:
                 return self._noise(name, out, s)
             if isinstance(out, Tensor):  # the contract before 2026-12-07: the noise alone, the weight from log_prob
                 if not callable(getattr(self.inner, "log_prob", None)):
-                    raise self._fail("abduct() returned the noise alone and there is no log_prob(); "
-                                     "return (noise, log_weight)")
+                    raise self._fail(
+                        "abduct() returned the noise alone and there is no log_prob(); return (noise, log_weight)"
+                    )
                 noise, log_weight = out, self.log_prob(value, parents)
             elif isinstance(out, tuple) and len(out) == 2:
                 noise, log_weight = out[0], self._log_density(name, out[1], s)
@@ -177,7 +181,10 @@ class CheckedMechanism:
             return out
 
         checked: dict[str, Callable[..., Any]] = {
-            "log_prob": log_prob, "abduct": abduct, "abduct_noise": abduct, "propose": propose
+            "log_prob": log_prob,
+            "abduct": abduct,
+            "abduct_noise": abduct,
+            "propose": propose,
         }
         return checked[name]
 
@@ -188,13 +195,17 @@ class CheckedMechanism:
             raise self._fail(f"{name}() returned {type(value).__name__}, not a torch tensor")
         event_dim = self.inner.event_dim
         if value.dim() not in (event_dim, event_dim + 1) or (value.dim() == event_dim + 1 and value.shape[0] != s):
-            raise self._fail(f"{name}() returned shape {tuple(value.shape)}; expected {s} particles first "
-                             f"and {event_dim} dimension(s) per value")
+            raise self._fail(
+                f"{name}() returned shape {tuple(value.shape)}; expected {s} particles first "
+                f"and {event_dim} dimension(s) per value"
+            )
         size = getattr(self.inner, "size", None)
         if size is not None:
             if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-                raise self._fail(f"{name}() returned {str(value.dtype).replace('torch.', '')} values "
-                                 f"(e.g. {_some(value)}), not int64 classes 0..{size - 1}")
+                raise self._fail(
+                    f"{name}() returned {str(value.dtype).replace('torch.', '')} values "
+                    f"(e.g. {_some(value)}), not int64 classes 0..{size - 1}"
+                )
             if value.dtype != torch.int64:
                 value = value.long()
             out = (value < 0) | (value >= size)
@@ -272,7 +283,9 @@ class CheckedImageModel:
 
     def _pixels(self, name: str, out: Any, s: int) -> Tensor:
         if not isinstance(out, Tensor) or tuple(out.shape) != (s, *self.shape):
-            raise self._fail(f"{name}() returned {_shape_of(out)}; expected float [{s}, {self.shape[0]}, {self.shape[1]}]")
+            raise self._fail(
+                f"{name}() returned {_shape_of(out)}; expected float [{s}, {self.shape[0]}, {self.shape[1]}]"
+            )
         if not out.is_floating_point() or bool(torch.isnan(out).any()):
             raise self._fail(f"{name}() returned {'NaN' if out.is_floating_point() else out.dtype} pixels")
         return out
@@ -280,6 +293,7 @@ class CheckedImageModel:
     def _pixel_logits(self, fn):
         def pixel_logits(classes: Tensor, z: Tensor) -> Tensor:
             return self._pixels("pixel_logits", self._call("pixel_logits", fn, classes, z), int(classes.shape[0]))
+
         return pixel_logits
 
     def _decode_probs(self, fn):
@@ -288,6 +302,7 @@ class CheckedImageModel:
             if bool(((out < 0) | (out > 1)).any()):
                 raise self._fail("decode_probs() returned pixel probabilities outside [0, 1]")
             return out
+
         return decode_probs
 
     def _factor_logits(self, fn, name: str = "factor_logits"):
@@ -302,6 +317,7 @@ class CheckedImageModel:
                 if not t.is_floating_point() or bool(torch.isnan(t).any()):
                     raise self._fail(f"{name}() gave {f!r} NaN or non-float logits")
             return out
+
         return factor_logits
 
     def _z_posterior(self, fn, name: str = "z_posterior"):
@@ -312,11 +328,14 @@ class CheckedImageModel:
                 raise self._fail(f"{name}() returned {type(out).__name__}; expected (loc, scale) tensors")
             loc, scale = out
             if loc.dim() != 2 or loc.shape[0] != s or scale.shape != loc.shape:
-                raise self._fail(f"{name}() returned loc {tuple(loc.shape)} and scale {tuple(scale.shape)}; "
-                                 f"expected both [{s}, latent_dim]")
+                raise self._fail(
+                    f"{name}() returned loc {tuple(loc.shape)} and scale {tuple(scale.shape)}; "
+                    f"expected both [{s}, latent_dim]"
+                )
             if not (bool(torch.isfinite(loc).all()) and bool(torch.isfinite(scale).all()) and bool((scale > 0).all())):
                 raise self._fail(f"{name}() returned a NaN or infinite loc, or a scale that is not > 0")
             return out
+
         return z_posterior
 
     def _factor_logits_of(self, fn):  # the split encoder's head (cvaeq.image_model.SplitEncoder)

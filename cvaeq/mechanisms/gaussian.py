@@ -12,7 +12,7 @@ True
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import pyro.distributions as dist
 import torch

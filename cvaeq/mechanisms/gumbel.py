@@ -17,7 +17,7 @@ draw ``g_j ~ Gumbel(l_j)`` truncated to ``<= M`` for ``j != k`` by
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pyro.distributions as dist
 import torch
@@ -78,9 +78,9 @@ class GumbelMax:
         # Gumbel(0, 1) draws as -log(-log U): column 0 for the maximum.
         g = _gumbel((logits.shape[0], logits.shape[1] + 1), logits.dtype)
         top = rows(self._lse, self.parents, parents, value.shape[0]) + g[:, :1]
-        l = logits if self._finite else torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))
+        finite = logits if self._finite else torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))
         # g_j <- -log(exp(-top) + exp(-g_j)) = top - softplus(top - g_j): truncated to <= top
-        noise = (top - torch.nn.functional.softplus(top - (l + g[:, 1:]))).scatter_(-1, k, top) - l
+        noise = (top - torch.nn.functional.softplus(top - (finite + g[:, 1:]))).scatter_(-1, k, top) - finite
         if not self._finite:  # classes of probability 0 never win; their noise keeps its prior
             noise = torch.where(torch.isfinite(logits), noise, g[:, 1:])
         return _ensure_wins(logits, noise, k)

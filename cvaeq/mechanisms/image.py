@@ -17,7 +17,7 @@ the decoder path); :func:`bernoulli_image` turns one into the mechanism.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pyro.distributions as dist
 import torch
@@ -248,8 +248,11 @@ class BernoulliImage:
         num = value.shape[0]
         x = value.float()
         # the images read once (each run of identical ones), handed from q(factors | X) to q(Z | X, factors)
-        enc = self.encoder.encode(x) if self.encoder is not None else Encoding(
-            x, factor_logits=self.factor_logits, z_posterior=self.z_posterior)
+        enc = (
+            self.encoder.encode(x)
+            if self.encoder is not None
+            else Encoding(x, factor_logits=self.factor_logits, z_posterior=self.z_posterior)
+        )
         log_q = torch.zeros(num, dtype=torch.float64)
         out: dict[str, Tensor] = {}
         if need_factors:
@@ -334,8 +337,14 @@ def bernoulli_image(
 
         logits = decoded if model.decoder == "logits" else None
         return BernoulliImage(
-            parents, None if logits else decoded, logits=logits, encoder=model, factors=factors, latent=latent,
-            shape=shape, dtype=model.pixel_dtype,
+            parents,
+            None if logits else decoded,
+            logits=logits,
+            encoder=model,
+            factors=factors,
+            latent=latent,
+            shape=shape,
+            dtype=model.pixel_dtype,
         )
     if decode is None:
         raise MechanismError("bernoulli_image needs an image model or a decode function")

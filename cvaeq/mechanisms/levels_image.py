@@ -33,7 +33,7 @@ q(Z | X, factors) are the Bernoulli mechanism's, fed the picture on that scale.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -182,14 +182,15 @@ def unit_scale(value: Tensor) -> Tensor:
 def _levels_of(value: Tensor, shape: tuple[int, ...]) -> Tensor:
     """The picture's levels, checked: uint8 (or whole numbers 0..255) of the image shape.
     One picture expanded over particles is handed on as that one picture (it broadcasts)."""
-    if tuple(value.shape[-len(shape):]) != shape:
+    if tuple(value.shape[-len(shape) :]) != shape:
         raise MechanismError(f"an 8-bit picture of shape {tuple(value.shape)}; the world's pictures are {shape}")
     if value.dim() > len(shape) and value.shape[0] > 1 and value.stride(0) == 0:
         value = value[:1]
     if value.dtype != torch.uint8:
         if value.is_floating_point() and not bool((value == value.round()).all()):
-            raise MechanismError("an 8-bit picture holds whole levels 0..255, not fractions; "
-                                 "give uint8 levels (cvaeq.levels)")
+            raise MechanismError(
+                "an 8-bit picture holds whole levels 0..255, not fractions; give uint8 levels (cvaeq.levels)"
+            )
         if bool(((value < 0) | (value > 255)).any()):
             raise MechanismError("an 8-bit picture holds levels 0..255")
         value = value.to(torch.uint8)
@@ -218,8 +219,9 @@ def discretised_logistic_image(
     A plugin's model has its answers checked (shapes, no NaN) where they enter.
     """
     if (image_model is None) == (pixel_levels is None):
-        raise MechanismError("discretised_logistic_image needs an 8-bit image model or a pixel_levels function, "
-                             "one of them")
+        raise MechanismError(
+            "discretised_logistic_image needs an 8-bit image model or a pixel_levels function, one of them"
+        )
     if factors is None:
         if parents is None:
             raise MechanismError("discretised_logistic_image needs its factors or its parents")
@@ -233,8 +235,10 @@ def discretised_logistic_image(
     if not parents:
         raise MechanismError("an 8-bit image model's mechanism needs parents: the factors and the latent")
     if getattr(image_model, "pixel", "binary") != "8bit":
-        raise MechanismError("the discretised_logistic image mechanism needs an 8-bit image model "
-                             "(pixel = \"8bit\", pixel_levels(classes, z))")
+        raise MechanismError(
+            "the discretised_logistic image mechanism needs an 8-bit image model "
+            '(pixel = "8bit", pixel_levels(classes, z))'
+        )
     from .checked import is_builtin
 
     # the adapter decides the decoder path and checks the required members (cvaeq.image_model)
@@ -254,7 +258,12 @@ def discretised_logistic_image(
         return out
 
     return DiscretisedLogisticImage(
-        parents, levels_of, encoder=model, factors=factors, latent=latent, shape=shape,
+        parents,
+        levels_of,
+        encoder=model,
+        factors=factors,
+        latent=latent,
+        shape=shape,
     )
 
 
@@ -265,8 +274,9 @@ def _check_levels(model, out, expected: tuple[int, ...]) -> None:
 
     ok = isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)
     if not ok or any(tuple(t.shape) != expected or not t.is_floating_point() for t in out):
-        raise plugin_error(_who_made(model),
-                           f"pixel_levels() must return (loc, log_scale), each float {list(expected)}")
+        raise plugin_error(
+            _who_made(model), f"pixel_levels() must return (loc, log_scale), each float {list(expected)}"
+        )
     # a sum is NaN when any value is (one pass; +inf and -inf together also give NaN, and are as wrong)
     if any(bool(torch.isnan(t.sum())) for t in out):
         raise plugin_error(_who_made(model), "pixel_levels() returned NaN")

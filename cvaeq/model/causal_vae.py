@@ -18,8 +18,9 @@ two ``window_factors`` gets the full-image networks (``window=0``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -50,8 +51,10 @@ def _check_size(config: ArchConfig, world: Any) -> None:
     finally:
         torch.set_rng_state(state)
     if n > MAX_PARAMETERS:
-        raise CvaeqError(f"causal_vae arch: these sizes make {n:,} parameters, more than the {MAX_PARAMETERS:,} "
-                         "allowed; choose smaller sizes")
+        raise CvaeqError(
+            f"causal_vae arch: these sizes make {n:,} parameters, more than the {MAX_PARAMETERS:,} "
+            "allowed; choose smaller sizes"
+        )
 
 
 class CausalVAEFamily:
@@ -74,13 +77,18 @@ class CausalVAEFamily:
         if arch.pop("latent_dim", latent_dim) != latent_dim:
             raise CvaeqError("causal_vae arch: latent_dim is set by the story (its latent_dim); leave it out")
         aux_weight = arch.pop("aux_weight", DEFAULT_AUX_WEIGHT)
-        if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or not (
-                math.isfinite(aux_weight) and aux_weight >= 0):
+        if (
+            isinstance(aux_weight, bool)
+            or not isinstance(aux_weight, (int, float))
+            or not (math.isfinite(aux_weight) and aux_weight >= 0)
+        ):
             raise CvaeqError(f"causal_vae arch: aux_weight must be a number >= 0, got {aux_weight!r}")
         orientation_loss = arch.pop("orientation_loss", "exact")
         if orientation_loss not in ORIENTATION_LOSSES:
-            raise CvaeqError(f"causal_vae arch: orientation_loss must be one of {', '.join(ORIENTATION_LOSSES)}, "
-                             f"got {orientation_loss!r}")
+            raise CvaeqError(
+                f"causal_vae arch: orientation_loss must be one of {', '.join(ORIENTATION_LOSSES)}, "
+                f"got {orientation_loss!r}"
+            )
         # a world's hints: its switches, and network sizes that suit its images (checked like the user's)
         sizes = {k: v for k, v in world.model_arch.items() if k in _size_keys() and k not in SWITCHES}
         arch = {**sizes, **arch}
@@ -94,10 +102,14 @@ class CausalVAEFamily:
         hints = {k: int(bool(world.model_arch[k])) for k in SWITCHES if k in world.model_arch}
         if window_factors(world) is None:
             if arch.get("window"):
-                raise CvaeqError(f"causal_vae arch: window=1 needs two position factors, and world {world.name!r} "
-                                 "names none (model_arch['window_factors']); use window=0")
+                raise CvaeqError(
+                    f"causal_vae arch: window=1 needs two position factors, and world {world.name!r} "
+                    "names none (model_arch['window_factors']); use window=0"
+                )
             hints["window"] = 0
-        config = ArchConfig(**{**ArchConfig(latent_dim=latent_dim).to_dict(), **hints, **arch, "latent_dim": latent_dim})
+        config = ArchConfig(
+            **{**ArchConfig(latent_dim=latent_dim).to_dict(), **hints, **arch, "latent_dim": latent_dim}
+        )
         _check_size(config, world)
         return CausalVAE(config, aux_weight=float(aux_weight), orientation_loss=orientation_loss, world=world)
 

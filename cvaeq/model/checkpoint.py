@@ -63,7 +63,15 @@ from ..limits import MAX_CHECKPOINT_BYTES, checked_file, read_limited
 from ..paths import atomic_path
 from .family import DEFAULT_FAMILY, check_pixel_kind, get_family
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_metadata", "export_checkpoint", "FORMAT", "VERSION"]
+__all__ = [
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_metadata",
+    "export_checkpoint",
+    "FORMAT",
+    "VERSION",
+]
 
 #: Options of the causal VAE that files written before families kept at the top level of ``meta``.
 _LEGACY_OPTIONS = ("aux_weight", "orientation_loss")
@@ -137,7 +145,9 @@ def _optim_tensors(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
                 tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{idx}.{key}"] = value
-    groups = json.loads(json.dumps(state["param_groups"], default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    groups = json.loads(
+        json.dumps(state["param_groups"], default=lambda o: list(o) if isinstance(o, tuple) else str(o))
+    )
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
@@ -204,15 +214,19 @@ def save_checkpoint(
         os.fsync(f.fileno())
     return path
 
-def _tensors_to_save(path, model: Any, story, factor_logits: dict[str, Any],
-                     optimizer: torch.optim.Optimizer | None) -> tuple[dict[str, torch.Tensor], dict | None]:
+
+def _tensors_to_save(
+    path, model: Any, story, factor_logits: dict[str, Any], optimizer: torch.optim.Optimizer | None
+) -> tuple[dict[str, torch.Tensor], dict | None]:
     """The checkpoint's tensors (the model's weights, every factor's table, the optimizer's state) and
     the optimizer's other state; weights that are not finite are a CheckpointError (nothing is written)."""
     tensors: dict[str, torch.Tensor] = {}
     for name, t in model.state_dict().items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{path}: not written: the weights {name!r} are not finite (training diverged); "
-                                  "the file keeps what it held")
+            raise CheckpointError(
+                f"{path}: not written: the weights {name!r} are not finite (training diverged); "
+                "the file keeps what it held"
+            )
         tensors[f"model.{name}"] = t.detach().cpu().contiguous()
     for f in story.world.names:
         tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
@@ -224,8 +238,9 @@ def _tensors_to_save(path, model: Any, story, factor_logits: dict[str, Any],
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    blob = read_limited(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError,
-                        f"train one with `cvaeq train --out {path}`")
+    blob = read_limited(
+        path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError, f"train one with `cvaeq train --out {path}`"
+    )
     foreign = f"{path}: not a cvaeq checkpoint (expected a .safetensors file written by `cvaeq train`)"
     if len(blob) < 8:
         raise CheckpointError(f"{path}: truncated checkpoint ({len(blob)} bytes); re-train or re-download it")
@@ -242,7 +257,9 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(foreign)
     if info.get("version") != str(VERSION):
-        raise CheckpointError(f"{path}: checkpoint format version {info.get('version')!r}; this cvaeq reads version {VERSION}")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {info.get('version')!r}; this cvaeq reads version {VERSION}"
+        )
     try:
         tensors = st_load(blob)
     except Exception:  # safetensors raises its own error type on any malformed payload
@@ -328,8 +345,11 @@ def _check_meta(path: Path, meta: Any) -> None:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
             raise bad("history", "has an epoch whose seconds are not a finite number >= 0")
     optim = meta.get("optimizer")
-    if optim is not None and not (isinstance(optim, dict) and isinstance(optim.get("param_groups"), list)
-                                  and isinstance(optim.get("scalars", {}), dict)):
+    if optim is not None and not (
+        isinstance(optim, dict)
+        and isinstance(optim.get("param_groups"), list)
+        and isinstance(optim.get("scalars", {}), dict)
+    ):
         raise bad("optimizer", "is not an optimizer's state")
 
 
@@ -363,20 +383,24 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         story = story_from_text(meta["story_text"], source=f"{path} (stored story)")
         world = story.world
         if meta.get("world", world.name) != world.name:
-            raise CheckpointError(f"{path}: records world {meta['world']!r} but its story is about world "
-                                  f"{world.name!r}; the file is inconsistent, re-train it")
+            raise CheckpointError(
+                f"{path}: records world {meta['world']!r} but its story is about world "
+                f"{world.name!r}; the file is inconsistent, re-train it"
+            )
         pixel, channels = meta.get("pixel", "binary"), meta.get("channels", 1)
         if (pixel, channels) != (world.pixel, world.channels):
-            raise CheckpointError(f"{path}: records {pixel} pictures of {channels} channel(s) but its world "
-                                  f"{world.name!r} has {world.pixel} pictures of {world.channels}; the file is "
-                                  "inconsistent, re-train it")
+            raise CheckpointError(
+                f"{path}: records {pixel} pictures of {channels} channel(s) but its world "
+                f"{world.name!r} has {world.pixel} pictures of {world.channels}; the file is "
+                "inconsistent, re-train it"
+            )
         family_name = meta.get("family", DEFAULT_FAMILY)
         family = get_family(family_name)
         check_pixel_kind(family, family_name, world)
         arch = meta["arch"] if "family" in meta else _legacy_arch(meta)
         if not isinstance(arch, dict):
             raise CheckpointError(f"{path}: the recorded architecture is not a JSON object")
-        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         # the recorded architecture is built on the meta device (no memory) and checked against the
         # tensors actually in the file before the model is built for real
         expected = {k: tuple(v.shape) for k, v in _build_on_meta(family, world, story.latent_dim, arch).items()}
@@ -408,6 +432,15 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     shipping; it loads and answers queries the same, but cannot be resumed."""
     ckpt = load_checkpoint(src)
     meta = ckpt.meta
-    return save_checkpoint(dst, ckpt.model, ckpt.story, ckpt.factor_logits, family=ckpt.family,
-                           train_config=meta["train_config"],
-                           epoch=ckpt.epoch, history=meta["history"], optimizer=None, data_seed=meta["data_seed"])
+    return save_checkpoint(
+        dst,
+        ckpt.model,
+        ckpt.story,
+        ckpt.factor_logits,
+        family=ckpt.family,
+        train_config=meta["train_config"],
+        epoch=ckpt.epoch,
+        history=meta["history"],
+        optimizer=None,
+        data_seed=meta["data_seed"],
+    )

@@ -55,9 +55,17 @@ from torch.nn import functional as F
 
 from .networks import ArchConfig, CVAENet, FullImageNet, WindowNet
 
-__all__ = ["CausalVAE", "WindowCausalVAE", "FullImageCausalVAE", "WindowBernoulli", "LevelPixels", "level_log_prob",
-           "classification_loglik",
-           "DEFAULT_AUX_WEIGHT", "ORIENTATION_LOSSES"]
+__all__ = [
+    "CausalVAE",
+    "WindowCausalVAE",
+    "FullImageCausalVAE",
+    "WindowBernoulli",
+    "LevelPixels",
+    "level_log_prob",
+    "classification_loglik",
+    "DEFAULT_AUX_WEIGHT",
+    "ORIENTATION_LOSSES",
+]
 
 #: Weight of the classification log-likelihood relative to the image ELBO.
 DEFAULT_AUX_WEIGHT = 10.0
@@ -65,8 +73,11 @@ DEFAULT_AUX_WEIGHT = 10.0
 ORIENTATION_LOSSES = ("exact", "symmetric")
 
 
-def classification_loglik(logits: dict[str, torch.Tensor], classes: torch.Tensor,
-                          equivalent: dict[str, tuple[int, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+def classification_loglik(
+    logits: dict[str, torch.Tensor],
+    classes: torch.Tensor,
+    equivalent: dict[str, tuple[int, torch.Tensor]] | None = None,
+) -> dict[str, torch.Tensor]:
     """``{factor: (S,)}`` log q(true class | X); ``logits`` in the classes' column order.
 
     With ``equivalent``, ``{factor: (column of the given factor, bool table
@@ -110,17 +121,18 @@ class WindowBernoulli(dist.TorchDistribution):
         (h, w), (wh, ww) = self.net.image_shape, self.net.window_shape
         window = self.net.window_of(x, self.classes)
         inside = -F.binary_cross_entropy_with_logits(
-            self.window_logits, self.net.to_blocks(window), reduction="none").sum(-1)
+            self.window_logits, self.net.to_blocks(window), reduction="none"
+        ).sum(-1)
         ones_outside = x.reshape(-1, h * w).sum(-1) - window.reshape(-1, wh * ww).sum(-1)
         b = self.net.background
         return inside - ones_outside * F.softplus(-b) - (h * w - wh * ww - ones_outside) * F.softplus(b)
 
     def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
-            logits = self.net.place_window(self.net.from_blocks(self.window_logits, *self.net.window_shape),
-                                           self.classes)
+            logits = self.net.place_window(
+                self.net.from_blocks(self.window_logits, *self.net.window_shape), self.classes
+            )
             return torch.bernoulli(torch.sigmoid(logits).expand(torch.Size(sample_shape) + logits.shape))
-
 
 
 def level_log_prob(levels: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -181,8 +193,9 @@ class CausalVAE(CVAENet):
     :class:`FullImageCausalVAE` as ``config.window`` says.
     """
 
-    def __init__(self, config: ArchConfig, aux_weight: float = DEFAULT_AUX_WEIGHT,
-                 orientation_loss: str = "exact", world=None):
+    def __init__(
+        self, config: ArchConfig, aux_weight: float = DEFAULT_AUX_WEIGHT, orientation_loss: str = "exact", world=None
+    ):
         super().__init__(config, world)
         self.aux_weight = float(aux_weight)
         if orientation_loss not in ORIENTATION_LOSSES:

@@ -63,8 +63,15 @@ def _basis(factor, degree: int) -> torch.Tensor:
     return torch.stack(polys[:degree], dim=1)
 
 
-def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], degree: int = 3,
-                  l2: float = 1e-6, iters: int = 100, world=None) -> np.ndarray:
+def loglinear_fit(
+    counts: np.ndarray,
+    factor: str,
+    parents: tuple[str, ...],
+    degree: int = 3,
+    l2: float = 1e-6,
+    iters: int = 100,
+    world=None,
+) -> np.ndarray:
     """Maximum-likelihood probabilities ``[*parent sizes, size]`` for ``counts``
     under a smooth log-linear model mixed with a uniform floor.
 
@@ -86,8 +93,15 @@ def loglinear_fit(counts: np.ndarray, factor: str, parents: tuple[str, ...], deg
     bias = torch.zeros(shape[-1], dtype=torch.float64, requires_grad=True)
     mats = [torch.zeros(phi.shape[1], psi.shape[1], dtype=torch.float64, requires_grad=True) for phi in phis]
     floor = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([bias, floor, *mats], lr=1.0, max_iter=iters, tolerance_grad=1e-7,
-                            tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [bias, floor, *mats],
+        lr=1.0,
+        max_iter=iters,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def probs() -> torch.Tensor:
         out = bias.expand(shape)
@@ -163,8 +177,10 @@ def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: in
     world = story.world
     classes = np.asarray(classes, dtype=np.int64)
     if classes.ndim != 2 or classes.shape[1] != len(world.names) or len(classes) < 10:
-        raise DataError(f"need (n >= 10, {len(world.names)}) factor classes of world {world.name!r} to fit the "
-                        f"factor mechanisms, got {classes.shape}")
+        raise DataError(
+            f"need (n >= 10, {len(world.names)}) factor classes of world {world.name!r} to fit the "
+            f"factor mechanisms, got {classes.shape}"
+        )
     test = np.random.default_rng(seed).random(len(classes)) < holdout
     out = {}
     for f in world.names:

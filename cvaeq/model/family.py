@@ -33,10 +33,18 @@ copying, so a file never decides what code runs.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ImageModelFamily", "CheckedFamily", "get_family", "parse_arch_option", "check_pixel_kind",
-           "pixel_kinds", "DEFAULT_FAMILY"]
+__all__ = [
+    "ImageModelFamily",
+    "CheckedFamily",
+    "get_family",
+    "parse_arch_option",
+    "check_pixel_kind",
+    "pixel_kinds",
+    "DEFAULT_FAMILY",
+]
 
 #: The family of a checkpoint that names none.
 DEFAULT_FAMILY = "causal_vae"
@@ -138,23 +146,24 @@ def check_pixel_kind(family: Any, name: str, world: Any) -> None:
     >>> check_pixel_kind(object(), "mine", get_world("colour_pendulum"))
     Traceback (most recent call last):
     ...
-    cvaeq.errors.CvaeqError: image-model family 'mine' decodes binary pictures, and world 'colour_pendulum' has 8bit pictures; use a family that decodes them (causal_vae decodes binary and 8bit)
+    cvaeq.errors.CvaeqError: image-model family 'mine' decodes binary pictures, and world 'colour_pendulum' has ...
     """
     from ..errors import CvaeqError
 
     kinds = pixel_kinds(family)
     if world.pixel not in kinds:
-        raise CvaeqError(f"image-model family {name!r} decodes {' and '.join(kinds)} pictures, and world "
-                         f"{world.name!r} has {world.pixel} pictures; use a family that decodes them "
-                         "(causal_vae decodes binary and 8bit)")
+        raise CvaeqError(
+            f"image-model family {name!r} decodes {' and '.join(kinds)} pictures, and world "
+            f"{world.name!r} has {world.pixel} pictures; use a family that decodes them "
+            "(causal_vae decodes binary and 8bit)"
+        )
 
 
 def get_family(name: str | None = None) -> ImageModelFamily:
     """A registered family by name (None: :data:`DEFAULT_FAMILY`); unknown names
     are a CvaeqError listing the registered ones. A plugin's family comes
     wrapped in :class:`CheckedFamily`."""
-    from ..errors import CvaeqError
-    from ..errors import PluginError
+    from ..errors import CvaeqError, PluginError
     from ..plugins import DEFAULT_PLUGINS, get_image_model_plugins, get_image_models, skipped
 
     name = DEFAULT_FAMILY if name is None else name
@@ -162,8 +171,10 @@ def get_family(name: str | None = None) -> ImageModelFamily:
     if name not in families and isinstance(name, str) and skipped("image model", name):
         raise PluginError(f"image-model family {name!r} is not available: {skipped('image model', name)}")
     if name not in families:
-        raise CvaeqError(f"unknown image-model family {name!r}; known: {', '.join(sorted(families))} "
-                         "(install the plugin that provides it, see `cvaeq plugins`)")
+        raise CvaeqError(
+            f"unknown image-model family {name!r}; known: {', '.join(sorted(families))} "
+            "(install the plugin that provides it, see `cvaeq plugins`)"
+        )
     plugin = get_image_model_plugins()[name]
     return families[name] if plugin in DEFAULT_PLUGINS else CheckedFamily(families[name], name, plugin)
 

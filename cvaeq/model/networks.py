@@ -68,8 +68,8 @@ torch.Size([1, 64, 64])
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -78,8 +78,18 @@ from torch import nn
 
 from ..errors import CheckpointError, CvaeqError
 
-__all__ = ["ArchConfig", "CVAENet", "FullImageNet", "WindowNet", "FactorLayout", "onehot", "parse_arch",
-           "split_logits", "window_factors", "SWITCHES"]
+__all__ = [
+    "ArchConfig",
+    "CVAENet",
+    "FullImageNet",
+    "WindowNet",
+    "FactorLayout",
+    "onehot",
+    "parse_arch",
+    "split_logits",
+    "window_factors",
+    "SWITCHES",
+]
 
 #: Centroid frequencies, and the image moments plus centroid Fourier features
 #: appended to the trunk features (see :meth:`CVAENet.moments`).
@@ -138,14 +148,15 @@ class ArchConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ArchConfig":
+    def from_dict(cls, d: dict) -> ArchConfig:
         names = {f.name for f in fields(cls)}
         if isinstance(d, dict):  # switches added later are off in configs written before them
             d = {**{k: 0 for k in _SWITCHES}, **d}
         if not isinstance(d, dict) or set(d) != names:
             raise CheckpointError(f"architecture config must have exactly the keys {sorted(names)}, got {d!r}")
-        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k in _SWITCHES else 1)
-                 for k, v in d.items())
+        ok = all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k in _SWITCHES else 1) for k, v in d.items()
+        )
         if not ok:
             raise CheckpointError(f"architecture sizes must be positive integers, got {d!r}")
         return cls(**d)
@@ -299,16 +310,21 @@ class CVAENet(nn.Module):
         self.pixel = world.pixel
         self.channels = world.channels
         if self.pixel == "binary" and self.channels != 1:
-            raise CvaeqError(f"the causal VAE decodes binary pictures of one channel; world {world.name!r} has "
-                             f"{self.channels}")
+            raise CvaeqError(
+                f"the causal VAE decodes binary pictures of one channel; world {world.name!r} has {self.channels}"
+            )
         #: ``(H, W)``: the plane of the picture (each of its ``channels``)
         h_img, w_img = self.image_shape = tuple(world.image_shape[-2:])
         if self.pixel != "binary" and config.window:
-            raise CvaeqError(f"the causal VAE's window networks decode binary pictures only; world {world.name!r} "
-                             f"has {self.pixel} pictures: use window=0")
+            raise CvaeqError(
+                f"the causal VAE's window networks decode binary pictures only; world {world.name!r} "
+                f"has {self.pixel} pictures: use window=0"
+            )
         if h_img % 16 or w_img % 16 or h_img < 16 or w_img < 16:
-            raise CvaeqError(f"the causal VAE's networks need image sides that are multiples of 16 (16, 32, 48, "
-                             f"64, ...); world {world.name!r} has {h_img}x{w_img} images")
+            raise CvaeqError(
+                f"the causal VAE's networks need image sides that are multiples of 16 (16, 32, 48, "
+                f"64, ...); world {world.name!r} has {h_img}x{w_img} images"
+            )
 
     def _setup_moments(self, h_img: int, w_img: int, config: ArchConfig) -> None:
         """The fixed tables the image moments are read with, and the centroid correction."""
@@ -317,8 +333,9 @@ class CVAENet(nn.Module):
         gu, gv = cu.repeat(h_img), cv.repeat_interleave(w_img)  # x and y of each pixel, in [-1, 1]
         monomials = [gu, gv, gu * gu, gu * gv, gv * gv, gu**3, gu * gu * gv, gu * gv * gv, gv**3]
         self.register_buffer("monomials", torch.stack(monomials, 1), persistent=False)
-        self.register_buffer("centroid_freqs", math.pi * torch.arange(1, N_FREQS + 1, dtype=torch.float32),
-                             persistent=False)
+        self.register_buffer(
+            "centroid_freqs", math.pi * torch.arange(1, N_FREQS + 1, dtype=torch.float32), persistent=False
+        )
         self.register_buffer("steps", torch.arange(max(h_img, w_img)), persistent=False)
         if config.centroid_correction:
             # learned map from the heart-like skew of the image to its centroid's offset
@@ -418,8 +435,7 @@ class CVAENet(nn.Module):
         x = x.reshape(s, c, *self.image_shape)
         moments = self.moments(1.0 - x.mean(1))
         rows, cols = x.shape[-2] // 8, x.shape[-1] // 8
-        p = (x.reshape(s, c, rows, 2, 4, cols, 2, 4).permute(0, 2, 5, 3, 6, 1, 4, 7)
-             .reshape(s, 4 * rows * cols, 16 * c))
+        p = x.reshape(s, c, rows, 2, 4, cols, 2, 4).permute(0, 2, 5, 3, 6, 1, 4, 7).reshape(s, 4 * rows * cols, 16 * c)
         h = F.silu(self.patch(p) + self.patch_positions())
         h = F.silu(self.merge(h.view(s, rows * cols, 4 * h.shape[-1])))
         return torch.cat([F.silu(self.fc(h.flatten(1))), moments], 1)
@@ -436,7 +452,9 @@ class CVAENet(nn.Module):
         m = (x @ self.monomials) / mass  # raw moments u, v, uu, uv, vv, uuu, uuv, uvv, vvv
         u, v, uu, uv, vv, uuu, uuv, uvv, vvv = m.unbind(1)
         central = [
-            uu - u * u, uv - u * v, vv - v * v,
+            uu - u * u,
+            uv - u * v,
+            vv - v * v,
             uuu - 3 * u * uu + 2 * u**3,
             uuv - 2 * u * uv - v * uu + 2 * u * u * v,
             uvv - 2 * v * uv - u * vv + 2 * u * v * v,
@@ -448,8 +466,11 @@ class CVAENet(nn.Module):
         freqs = self.centroid_freqs
         centroid = torch.stack([u, v], 1)
         phase = centroid[:, :, None] * freqs  # (S, 2, F)
-        out = [torch.stack([torch.log(mass[:, 0]) - 5.0, u, v, *scaled], 1), phase.sin().flatten(1),
-               phase.cos().flatten(1)]
+        out = [
+            torch.stack([torch.log(mass[:, 0]) - 5.0, u, v, *scaled], 1),
+            phase.sin().flatten(1),
+            phase.cos().flatten(1),
+        ]
         if self.config.centroid_correction:
             # A heart's centroid is off its position along its axis, by an amount
             # proportional to its scale. The first harmonic of the third moments
@@ -481,7 +502,9 @@ class CVAENet(nn.Module):
         order: 8x8-pixel cells row by row, each its 8x8 pixels (:meth:`to_blocks`).
         The likelihood, a sum over pixels, needs no other order (training)."""
         s = z.shape[0]
-        cells = self.dec_mlp(torch.cat([self.decoder_inputs(classes, z.dtype), z], 1)).view(s, self.cell_pos.shape[0], -1)
+        cells = self.dec_mlp(torch.cat([self.decoder_inputs(classes, z.dtype), z], 1)).view(
+            s, self.cell_pos.shape[0], -1
+        )
         return self.cell(cells + self.cell_pos).view(s, -1)
 
     @staticmethod
@@ -518,8 +541,7 @@ class CVAENet(nn.Module):
     def to_level_blocks(self, x: torch.Tensor) -> torch.Tensor:
         """``(S, cells, C * 64)`` pictures ``(S, C, H, W)`` in :meth:`level_blocks`' order."""
         (h, w), c = self.image_shape, self.channels
-        return (x.reshape(-1, c, h // 8, 8, w // 8, 8).permute(0, 2, 4, 1, 3, 5)
-                .reshape(-1, (h // 8) * (w // 8), c * 64))
+        return x.reshape(-1, c, h // 8, 8, w // 8, 8).permute(0, 2, 4, 1, 3, 5).reshape(-1, (h // 8) * (w // 8), c * 64)
 
     def from_level_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
         """``(S, C, H, W)`` from :meth:`level_blocks`' order."""
@@ -610,8 +632,10 @@ class WindowNet(CVAENet):
         world = self.world
         names = window_factors(world)
         if names is None:
-            raise CvaeqError(f"the causal VAE's window networks need two position factors, and world "
-                             f"{world.name!r} names none (model_arch['window_factors']); use window=0")
+            raise CvaeqError(
+                f"the causal VAE's window networks need two position factors, and world "
+                f"{world.name!r} names none (model_arch['window_factors']); use window=0"
+            )
         h, w = self.image_shape
         #: the (row, column) position factors, their columns, and pixels per class
         self.position_factors = names
@@ -625,8 +649,10 @@ class WindowNet(CVAENet):
             n = world.sizes[name]
             stride = (side - win) // (n - 1) if n > 1 else 0
             if n > 1 and stride < 1:
-                raise CvaeqError(f"the causal VAE's window networks place a {win}-pixel window by {name}, whose "
-                                 f"{n} classes cannot each move it a pixel in {side}; use window=0")
+                raise CvaeqError(
+                    f"the causal VAE's window networks place a {win}-pixel window by {name}, whose "
+                    f"{n} classes cannot each move it a pixel in {side}; use window=0"
+                )
             strides.append(stride)
         self.strides = tuple(strides)
         self.trunk_shape, self.decoded_shape = self.crop_shape, self.window_shape

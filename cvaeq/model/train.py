@@ -32,9 +32,10 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,12 +46,20 @@ from .cvae import ORIENTATION_LOSSES
 from .denormals import flush_denormals
 from .factors import fit_factor_logits
 from .family import DEFAULT_FAMILY, check_pixel_kind, get_family
-from .validation import validation_scores
 from .history import epoch_ticks, loss_png_path, plot_history
 from .training_data import eval_seed, load_training_data
+from .validation import validation_scores
 
-__all__ = ["TrainConfig", "train", "load_training_data", "validation_scores", "pick_device", "plot_history",
-           "loss_png_path", "epoch_ticks"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "load_training_data",
+    "validation_scores",
+    "pick_device",
+    "plot_history",
+    "loss_png_path",
+    "epoch_ticks",
+]
 
 #: TrainConfig fields that are options of the causal VAE, handed to its family's
 #: ``build`` in ``arch`` when set (``cvaeq train --aux-weight/--orientation-loss``).
@@ -89,22 +98,30 @@ class TrainConfig:
     def validate(self) -> None:
         from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, check_count
 
-        for name, bound in (("n", MAX_IMAGES), ("epochs", MAX_EPOCHS), ("batch", MAX_BATCH),
-                            ("eval_n", MAX_EVAL_IMAGES)):
+        for name, bound in (
+            ("n", MAX_IMAGES),
+            ("epochs", MAX_EPOCHS),
+            ("batch", MAX_BATCH),
+            ("eval_n", MAX_EVAL_IMAGES),
+        ):
             check_count(getattr(self, name), f"--{name.replace('_', '-')}", bound)
         check_count(self.seed, "--seed", MAX_SEED, low=0)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise CvaeqError(f"--lr must be a positive number, got {self.lr}")
-        if self.aux_weight is not None and (isinstance(self.aux_weight, bool) or not isinstance(
-                self.aux_weight, (int, float)) or not (math.isfinite(self.aux_weight) and self.aux_weight >= 0)):
+        if self.aux_weight is not None and (
+            isinstance(self.aux_weight, bool)
+            or not isinstance(self.aux_weight, (int, float))
+            or not (math.isfinite(self.aux_weight) and self.aux_weight >= 0)
+        ):
             raise CvaeqError(f"--aux-weight must be a finite number >= 0, got {self.aux_weight}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise CvaeqError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.uniform < 1.0:
             raise CvaeqError(f"--uniform must be a fraction in [0, 1), got {self.uniform}")
         if self.orientation_loss is not None and self.orientation_loss not in ORIENTATION_LOSSES:
-            raise CvaeqError(f"--orientation-loss must be one of {', '.join(ORIENTATION_LOSSES)}, "
-                             f"got {self.orientation_loss!r}")
+            raise CvaeqError(
+                f"--orientation-loss must be one of {', '.join(ORIENTATION_LOSSES)}, got {self.orientation_loss!r}"
+            )
         if self.time_limit is not None and not self.time_limit > 0:
             raise CvaeqError(f"--time-limit must be a positive number of minutes, got {self.time_limit}")
         get_family(self.family)  # unknown: a one-line error listing the registered families
@@ -140,9 +157,16 @@ class _Run:
     classes: np.ndarray | None = None
 
 
-def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None,
-          progress: bool = True, log=None, dist_ctx=None, init: str | Path | None = None,
-          threads: int | None = None) -> Path:
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    log=None,
+    dist_ctx=None,
+    init: str | Path | None = None,
+    threads: int | None = None,
+) -> Path:
     """Train (or resume) and checkpoint after every epoch; returns the checkpoint path.
 
     :param init: start a new run from this checkpoint's networks (its
@@ -166,8 +190,7 @@ def train(config: TrainConfig, out: str | Path, resume: str | Path | None = None
     writes = dist_ctx is None or dist_ctx.rank == 0  # rank 0 alone writes
     from ..threads import threads_for
 
-    with threads_for(threads), output_lock(out, loss_png_path(out)) if writes else nullcontext(), \
-            flush_denormals():
+    with threads_for(threads), output_lock(out, loss_png_path(out)) if writes else nullcontext(), flush_denormals():
         run = _setup(config, out, resume, init, dist_ctx, log)
         if run.start_epoch >= config.epochs:
             run.say(f"{resume} already has {run.start_epoch} epochs (asked for {config.epochs}); nothing to do")
@@ -212,8 +235,17 @@ def _resumed(config: TrainConfig, out: Path, resume, say) -> _Run:
         config.orientation_loss = getattr(ckpt.model, "orientation_loss", None)
     config.validate()
     say(f"resuming from {resume} at epoch {ckpt.epoch}")
-    return _Run(config, out, ckpt.story, ckpt.model, say, start_epoch=ckpt.epoch, history=list(ckpt.meta["history"]),
-                optim_state=ckpt.optimizer_state, factor_logits=ckpt.factor_logits)
+    return _Run(
+        config,
+        out,
+        ckpt.story,
+        ckpt.model,
+        say,
+        start_epoch=ckpt.epoch,
+        history=list(ckpt.meta["history"]),
+        optim_state=ckpt.optimizer_state,
+        factor_logits=ckpt.factor_logits,
+    )
 
 
 def _options(config: TrainConfig) -> dict:
@@ -248,12 +280,19 @@ def _initial(config: TrainConfig, out: Path, init, say) -> _Run:
 
     ckpt = load_checkpoint(init)
     story = load_story(config.story)
-    same = (story.world.name == ckpt.story.world.name and story.latent_dim == ckpt.story.latent_dim
-            and all(story.parents(f) == ckpt.story.parents(f) and np.array_equal(story.tables[f], ckpt.story.tables[f])
-                    for f in story.world.names))
+    same = (
+        story.world.name == ckpt.story.world.name
+        and story.latent_dim == ckpt.story.latent_dim
+        and all(
+            story.parents(f) == ckpt.story.parents(f) and np.array_equal(story.tables[f], ckpt.story.tables[f])
+            for f in story.world.names
+        )
+    )
     if not same:
-        raise CvaeqError(f"--init {init}: its story {ckpt.story.name!r} is not --story {config.story!r}; "
-                         "fine-tune on the story it was trained on")
+        raise CvaeqError(
+            f"--init {init}: its story {ckpt.story.name!r} is not --story {config.story!r}; "
+            "fine-tune on the story it was trained on"
+        )
     model = ckpt.model
     for key, value in _options(config).items():
         if key == "aux_weight" and hasattr(model, key):
@@ -270,12 +309,17 @@ def _load_data(run: _Run, progress: bool) -> dict:
     tables, and return the held-out sets (rank 0 only): ``{name: (images, classes)}``."""
     config, story = run.config, run.story
     if config.n // run.processes < config.batch:
-        raise CvaeqError(f"--n {config.n} is smaller than one batch per process ({config.batch} x {run.processes}); "
-                         "lower --batch or raise --n")
-    images, classes, source, n_story = load_training_data(story, config.n, config.seed, progress and run.rank == 0,
-                                                          uniform=config.uniform)
-    run.say(f"training data: {n_story} images of story {story.name!r} and {config.n - n_story} uniform over the "
-            f"grid (seed {config.seed}, {source})")
+        raise CvaeqError(
+            f"--n {config.n} is smaller than one batch per process ({config.batch} x {run.processes}); "
+            "lower --batch or raise --n"
+        )
+    images, classes, source, n_story = load_training_data(
+        story, config.n, config.seed, progress and run.rank == 0, uniform=config.uniform
+    )
+    run.say(
+        f"training data: {n_story} images of story {story.name!r} and {config.n - n_story} uniform over the "
+        f"grid (seed {config.seed}, {source})"
+    )
     if run.factor_logits is None:
         if n_story < 10:
             raise CvaeqError(f"only {n_story} training images follow the story; lower --uniform or raise --n")
@@ -283,8 +327,10 @@ def _load_data(run: _Run, progress: bool) -> dict:
     run.images, run.classes = images, classes
     if run.rank != 0:
         return {}
-    return {name: load_training_data(story, config.eval_n, eval_seed(config.seed), False, uniform=u)[:2]
-            for name, u in (("eval", 0.0), ("eval_uniform", 1.0))}
+    return {
+        name: load_training_data(story, config.eval_n, eval_seed(config.seed), False, uniform=u)[:2]
+        for name, u in (("eval", 0.0), ("eval_uniform", 1.0))
+    }
 
 
 def _optimizer(run: _Run) -> torch.optim.Optimizer:
@@ -295,8 +341,10 @@ def _optimizer(run: _Run) -> torch.optim.Optimizer:
         try:
             opt.load_state_dict(run.optim_state)
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
-            raise CheckpointError(f"the checkpoint's optimizer state does not fit its model ({type(e).__name__}); "
-                                  "it cannot be resumed: start a new run with --init") from None
+            raise CheckpointError(
+                f"the checkpoint's optimizer state does not fit its model ({type(e).__name__}); "
+                "it cannot be resumed: start a new run with --init"
+            ) from None
         for st in opt.state.values():
             for k, v in st.items():
                 if isinstance(v, torch.Tensor) and k != "step":
@@ -316,10 +364,16 @@ def _fit(run: _Run, held: dict, progress: bool) -> None:
     opt = _optimizer(run)
     assert run.images is not None and run.classes is not None  # _load_data gave them
     sampler: DistributedSampler = DistributedSampler(
-        range(config.n), num_replicas=run.processes, rank=run.rank, shuffle=True,  # type: ignore[arg-type]
-        seed=config.seed, drop_last=True)  # any sized sequence: only its length is read
-    loader = make_loader(run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True,
-                         pixel=run.story.world.pixel)
+        range(config.n),  # type: ignore[arg-type]  # any sized sequence: only its length is read
+        num_replicas=run.processes,
+        rank=run.rank,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=True,
+    )
+    loader = make_loader(
+        run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True, pixel=run.story.world.pixel
+    )
     t_run = time.monotonic() - sum(h.get("seconds", 0.0) for h in run.history)  # time limits count earlier runs too
     last_epoch_s = run.history[-1].get("seconds", 0.0) if run.history else 0.0
     for epoch in range(run.start_epoch, config.epochs):
@@ -356,8 +410,15 @@ def _train_epoch(run: _Run, net, opt, loader, epoch: int, t_run: float, progress
     steps = len(loader)
     t0 = time.monotonic()
     total, seen = 0.0, 0
-    bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
-               file=sys.stderr, disable=not (progress and run.rank == 0), dynamic_ncols=True)
+    bar = tqdm(
+        loader,
+        total=steps,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        unit="batch",
+        file=sys.stderr,
+        disable=not (progress and run.rank == 0),
+        dynamic_ncols=True,
+    )
     for i, (x, y) in enumerate(bar):
         for g in opt.param_groups:
             g["lr"] = _lr_at(config, epoch + i / steps, time.monotonic() - t_run)
@@ -375,8 +436,9 @@ def _train_epoch(run: _Run, net, opt, loader, epoch: int, t_run: float, progress
             if config.time_limit:
                 left = min(left, max(60 * config.time_limit - (time.monotonic() - t_run), 0.0))
             extra = {"aux": f"{parts['aux_nll']:.3f}"} if "aux_nll" in parts else {}
-            bar.set_postfix(elbo=f"{total / seen:.2f}", **extra, img_s=f"{rate:.0f}", eta=_fmt_time(left),
-                            refresh=False)
+            bar.set_postfix(
+                elbo=f"{total / seen:.2f}", **extra, img_s=f"{rate:.0f}", eta=_fmt_time(left), refresh=False
+            )
     bar.close()
     return total / seen, seen, time.monotonic() - t0
 
@@ -389,15 +451,19 @@ def _check_finite(run: _Run, loss: torch.Tensor, parts: dict, epoch: int, step: 
         return
     bad = float(loss.detach()) if not bool(torch.isfinite(loss.detach())) else value
     kept = f"{run.out} keeps its last good epoch" if run.out.exists() else f"nothing was written to {run.out}"
-    raise CvaeqError(f"training diverged: the loss is {bad} at epoch {epoch + 1}, step {step + 1}; {kept}; "
-                     "lower --lr (or --aux-weight) and start again")
+    raise CvaeqError(
+        f"training diverged: the loss is {bad} at epoch {epoch + 1}, step {step + 1}; {kept}; "
+        "lower --lr (or --aux-weight) and start again"
+    )
 
 
 def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, seen: int, seconds: float) -> None:
     """Score the held-out sets, append the epoch to the history, write the checkpoint and the loss curve."""
     config = run.config
-    evs = {name: validation_scores(run.model, images, classes, run.device, seed=config.seed, world=run.story.world)
-           for name, (images, classes) in held.items()}
+    evs = {
+        name: validation_scores(run.model, images, classes, run.device, seed=config.seed, world=run.story.world)
+        for name, (images, classes) in held.items()
+    }
     ev, evu = evs["eval"], evs["eval_uniform"]
     record: dict[str, Any] = {
         "epoch": epoch + 1,
@@ -410,19 +476,32 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
         record["orientation_loss"] = config.orientation_loss
     run.history.append({**record, "eval": ev, "eval_uniform": evu})
     assert run.factor_logits is not None  # fitted before the first epoch
-    save_checkpoint(run.out, run.model, run.story, run.factor_logits, family=config.family,
-                    train_config=asdict(config), epoch=epoch + 1, history=run.history, optimizer=opt,
-                    data_seed=config.seed)
+    save_checkpoint(
+        run.out,
+        run.model,
+        run.story,
+        run.factor_logits,
+        family=config.family,
+        train_config=asdict(config),
+        epoch=epoch + 1,
+        history=run.history,
+        optimizer=opt,
+        data_seed=config.seed,
+    )
     plot_history(run.history, loss_png_path(run.out))
     acc = " ".join(f"{f}={a:.3f}" for f, a in evu["accuracy"].items())
     if "bits_per_dim" in evu:  # an 8-bit world: the likelihood in the literature's unit, and the L1 of the mean picture
-        recon = (f"held-out {ev['bits_per_dim']:.4f} bits/dim (story), {evu['bits_per_dim']:.4f} (uniform grid); "
-                 f"uniform grid: recon L1 {evu['recon_l1']:.4f}")
+        recon = (
+            f"held-out {ev['bits_per_dim']:.4f} bits/dim (story), {evu['bits_per_dim']:.4f} (uniform grid); "
+            f"uniform grid: recon L1 {evu['recon_l1']:.4f}"
+        )
     else:
         recon = f"uniform grid: recon IoU {evu['recon_iou']:.3f}"
-    run.say(f"epoch {epoch + 1}: train -ELBO {train_elbo:.2f}, held-out -ELBO {ev['elbo_nats']:.2f} nats/image "
-            f"(story), {evu['elbo_nats']:.2f} (uniform grid); {recon}, "
-            f"accuracy {acc}; {seen * run.processes / seconds:.0f} images/s -> {run.out}")
+    run.say(
+        f"epoch {epoch + 1}: train -ELBO {train_elbo:.2f}, held-out -ELBO {ev['elbo_nats']:.2f} nats/image "
+        f"(story), {evu['elbo_nats']:.2f} (uniform grid); {recon}, "
+        f"accuracy {acc}; {seen * run.processes / seconds:.0f} images/s -> {run.out}"
+    )
 
 
 def _lr_at(config: TrainConfig, epoch: float, seconds: float = 0.0) -> float:
@@ -438,4 +517,3 @@ def _lr_at(config: TrainConfig, epoch: float, seconds: float = 0.0) -> float:
 def _fmt_time(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-

@@ -11,6 +11,7 @@ from the story and uniformly over the world's grid, with their images.
 from __future__ import annotations
 
 import sys
+
 import numpy as np
 
 __all__ = ["load_training_data", "eval_seed"]
@@ -21,8 +22,9 @@ def eval_seed(seed: int) -> int:
     return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
 
 
-def load_training_data(story, n: int, seed: int, progress: bool = True,
-                       uniform: float = 0.0) -> tuple[np.ndarray, np.ndarray, str, int]:
+def load_training_data(
+    story, n: int, seed: int, progress: bool = True, uniform: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, str, int]:
     """uint8 images ``(n, H, W)`` of the story's world, classes ``(n, F)``,
     where the images came from, and how many of the first rows follow the story.
 
@@ -52,8 +54,15 @@ def load_training_data(story, n: int, seed: int, progress: bool = True,
     grid = cached_grid(world)
     source = f"grid file {grid.path}" if grid is not None else "rendered"
     images = np.empty((n, *world.image_shape), dtype=np.uint8)
-    bar = tqdm(total=n, desc=f"images ({source})", unit="img", unit_scale=True, file=sys.stderr,
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=n,
+        desc=f"images ({source})",
+        unit="img",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     start = 0
     with bar:
         for chunk in images_for(world.indices_of(classes), grid, world):

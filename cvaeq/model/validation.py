@@ -23,8 +23,9 @@ __all__ = ["validation_scores"]
 
 
 @torch.no_grad()
-def validation_scores(model, images: np.ndarray, classes: np.ndarray, device: torch.device,
-                      batch: int = 500, seed: int = 0, world=None) -> dict:
+def validation_scores(
+    model, images: np.ndarray, classes: np.ndarray, device: torch.device, batch: int = 500, seed: int = 0, world=None
+) -> dict:
     """Validation figures: ``elbo_nats`` (-ELBO of log p(X | factors), nats/image,
     one particle), ``aux_nll`` (when the model's loss reports it),
     ``accuracy`` per factor of q(factors | X)'s argmax (modulo the world's
@@ -67,8 +68,10 @@ class _Tally:
     def __init__(self, world, decoder: ImageModelAdapter) -> None:
         self.world, self.decoder = world, decoder
         self.levels = world.pixel == "8bit"
-        self.equivalent = {f: (world.index(g), world.index(f), np.asarray(table, dtype=bool))
-                           for f, (g, table) in world.equivalent.items()}
+        self.equivalent = {
+            f: (world.index(g), world.index(f), np.asarray(table, dtype=bool))
+            for f, (g, table) in world.equivalent.items()
+        }
         self.totals: dict[str, float] = {}
         self.correct = {f: 0 for f in world.names}
         self.exact = {f: 0 for f in self.equivalent}

@@ -14,8 +14,27 @@ True
 
 from .parser import caret, parse
 from .resolution import Kind, ResolvedQuery, Rung, ScenarioVariable, resolve
-from .syntax import (RESERVED, Assignment, At, Binding, Condition, Difference, Do, E, Event, Name, Number, P, Query,
-                     Value, diff, do, event, img, observe)
+from .syntax import (
+    RESERVED,
+    Assignment,
+    At,
+    Binding,
+    Condition,
+    Difference,
+    Do,
+    E,
+    Event,
+    Name,
+    Number,
+    P,
+    Query,
+    Value,
+    diff,
+    do,
+    event,
+    img,
+    observe,
+)
 
 __all__ = [
     "parse",

@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ from ..errors import QueryError
 from ..limits import check_question_cost
 from ..loading import Mechanisms, load_mechanisms, shipped_checkpoint
 from ..rung import Rung, scenario_key
-from ..story import IMAGE, LATENT, Story, load_story
+from ..story import IMAGE, LATENT, Story
 from .parser import parse
 from .resolution import ResolvedQuery, resolve
 
@@ -224,7 +225,7 @@ class Answer:
         """The former name of :attr:`rung`."""
         return self.rung
 
-    def save_images(self, out: str | os.PathLike) -> "Answer":
+    def save_images(self, out: str | os.PathLike) -> Answer:
         """Write the pictures of an X answer into the folder ``out``; returns the
         answer with their paths in ``images``. Each file is written atomically
         and only after the whole answer was computed."""
@@ -312,8 +313,9 @@ class Answer:
                 lines += [f"{name} image: {path}" for name, path in self.images.items()]
             else:
                 lines.append("images: not written (pass --out DIR)")
-            lines.append("q(factors | X) reads off the mean image: "
-                         + ", ".join(f"{f}={v}" for f, v in self.predicted.items()))
+            lines.append(
+                "q(factors | X) reads off the mean image: " + ", ".join(f"{f}={v}" for f, v in self.predicted.items())
+            )
         return "\n".join(lines)
 
 
@@ -403,8 +405,10 @@ def _z_needs_image(r: ResolvedQuery, mech: Mechanisms) -> bool:
     """
     if not any(v.variable == LATENT for v in r.variables) or mech.image_model is None:
         return False
-    return (mech.story.graph.order[-1] != IMAGE
-            or int(getattr(mech.image_model, "latent_dim", mech.story.latent_dim)) != mech.story.latent_dim)
+    return (
+        mech.story.graph.order[-1] != IMAGE
+        or int(getattr(mech.image_model, "latent_dim", mech.story.latent_dim)) != mech.story.latent_dim
+    )
 
 
 def question_work(r: ResolvedQuery, scm, world) -> dict[str, int]:
@@ -429,9 +433,16 @@ def question_work(r: ResolvedQuery, scm, world) -> dict[str, int]:
         size = getattr(m, "size", None)
         dim = getattr(m, "dim", None)
         # a class's noise has one Gumbel per class; a vector (Z) holds its noise and its value
-        values += int(size) if isinstance(size, int) and size > 0 else 2 * (dim if isinstance(dim, int) and dim > 0 else 1)
-    return {"pixels": pixels, "image_worlds": (1 + reaching) if image else 0, "values": values,
-            "nodes": nodes, "worlds": 1 + len(intervened)}
+        values += (
+            int(size) if isinstance(size, int) and size > 0 else 2 * (dim if isinstance(dim, int) and dim > 0 else 1)
+        )
+    return {
+        "pixels": pixels,
+        "image_worlds": (1 + reaching) if image else 0,
+        "values": values,
+        "nodes": nodes,
+        "worlds": 1 + len(intervened),
+    }
 
 
 def answer_query(r: ResolvedQuery, mech: Mechanisms, samples: int | None = None, seed: int = 0) -> Answer:
@@ -480,9 +491,16 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
         parts = _summarise(r, result, mech, evidence_image)
     ess = round(float(result.ess), 6)
     return Answer(
-        query=r.text, rung=r.rung, targets=r.targets, samples=samples, ess=ess,
-        model=mech.name, story=mech.story.name, result=result,
-        warnings=evidence_warnings(ess, samples, bool(evidence or observed)), pixel=mech.story.world.pixel,
+        query=r.text,
+        rung=r.rung,
+        targets=r.targets,
+        samples=samples,
+        ess=ess,
+        model=mech.name,
+        story=mech.story.name,
+        result=result,
+        warnings=evidence_warnings(ess, samples, bool(evidence or observed)),
+        pixel=mech.story.world.pixel,
         **parts,
     )
 

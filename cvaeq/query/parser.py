@@ -47,8 +47,29 @@ _SHOW = {
     "$END": "the end of the query",
     "<END-OF-FILE>": "the end of the query",
 }
-_ORDER = ["P", "E", "PN", "PS", "PNS", "LPAR", "LSQB", "NAME", "NUMBER", "BINDING", "DO", "EQUAL", "COMMA",
-          "VBAR", "RPAR", "RSQB", "AT", "MINUS", "SEMICOLON", "$END", "<END-OF-FILE>"]
+_ORDER = [
+    "P",
+    "E",
+    "PN",
+    "PS",
+    "PNS",
+    "LPAR",
+    "LSQB",
+    "NAME",
+    "NUMBER",
+    "BINDING",
+    "DO",
+    "EQUAL",
+    "COMMA",
+    "VBAR",
+    "RPAR",
+    "RSQB",
+    "AT",
+    "MINUS",
+    "SEMICOLON",
+    "$END",
+    "<END-OF-FILE>",
+]
 
 
 @lru_cache(maxsize=1)
@@ -184,12 +205,16 @@ def _shortcut(name: Token, settings: list[Assignment], text: str) -> Query:
     x, y, x2, y2 = settings
     form = f"{name}(x, y; x', y')"
     if x.variable != x2.variable:
-        message = (f"{form} sets one treatment twice: got {x.variable} and then {x2.variable} "
-                   f"(write {x.variable}=... in both places)")
+        message = (
+            f"{form} sets one treatment twice: got {x.variable} and then {x2.variable} "
+            f"(write {x.variable}=... in both places)"
+        )
         raise _error(QuerySyntaxError, message, x2.column, text)
     if y.variable != y2.variable:
-        message = (f"{form} names one outcome twice: got {y.variable} and then {y2.variable} "
-                   f"(write {y.variable}=... in both places)")
+        message = (
+            f"{form} names one outcome twice: got {y.variable} and then {y2.variable} "
+            f"(write {y.variable}=... in both places)"
+        )
         raise _error(QuerySyntaxError, message, y2.column, text)
     if x.variable == y.variable:
         message = f"{form}: the treatment and the outcome are both {x.variable}; the outcome must be another variable"
@@ -220,9 +245,7 @@ def parse(text: str) -> Query:
     if not isinstance(text, str):
         raise QuerySyntaxError(f"a query must be text, got {type(text).__name__}")
     if not text.strip():
-        raise _error(
-            QuerySyntaxError, "empty query; write P(target | conditions) or E[target | conditions]", 1, text
-        )
+        raise _error(QuerySyntaxError, "empty query; write P(target | conditions) or E[target | conditions]", 1, text)
     if len(text) > MAX_QUERY_LENGTH:
         raise QuerySyntaxError(
             f"the query is {len(text):,} characters long; at most {MAX_QUERY_LENGTH:,} are allowed "
@@ -301,7 +324,7 @@ def _syntax_error(e: UnexpectedInput, text: str) -> QueryError:
         return _error(QuerySyntaxError, message, e.column, text)
     assert isinstance(e, UnexpectedCharacters)
     char = text[_position(e)]
-    if "NUMBER" in accepts and (char.isdigit() or char in "-.") :
+    if "NUMBER" in accepts and (char.isdigit() or char in "-."):
         word = _NOT_A_NUMBER.match(text, _position(e))
         shown = word.group(0) if word else char
         if any(c.isdigit() and not c.isascii() for c in shown):
@@ -312,7 +335,11 @@ def _syntax_error(e: UnexpectedInput, text: str) -> QueryError:
             why = "a number is digits 0-9 with an optional '.' and exponent (1, 0.5, -1e-3)"
         return _error(QuerySyntaxError, f"{shown!r} is not a number{after}: {why}", e.column, text)
     if not char.isascii():
-        return _error(QuerySyntaxError, f"unexpected character {char!r}{after}: the query language is ASCII "
-                      "(names A-Z, a-z, 0-9, _; digits 0-9)", e.column, text)
+        return _error(
+            QuerySyntaxError,
+            f"unexpected character {char!r}{after}: the query language is ASCII (names A-Z, a-z, 0-9, _; digits 0-9)",
+            e.column,
+            text,
+        )
     expected = _expected(accepts)
     return _error(QuerySyntaxError, f"unexpected character {char!r}{after}; expected {expected}", e.column, text)

@@ -27,8 +27,10 @@ factual scenario, the target is in another).
 
 >>> from cvaeq.story import load_story
 >>> r = resolve(parse("P(posY | do(scale=0.52), shape=heart)"), load_story("default"))
->>> r.rung, r.interventions, r.evidence, r.variables
-('counterfactual', {'scale': 0}, {'shape': 2}, (ScenarioVariable(key='posY', variable='posY', scenario={'scale': 0}, value=None),))
+>>> r.rung, r.interventions, r.evidence
+('counterfactual', {'scale': 0}, {'shape': 2})
+>>> r.variables
+(ScenarioVariable(key='posY', variable='posY', scenario={'scale': 0}, value=None),)
 >>> resolve(parse("P(shape)"), load_story("default")).rung
 'observational'
 """
@@ -37,9 +39,9 @@ from __future__ import annotations
 
 import difflib
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -116,7 +118,7 @@ class ResolvedQuery:
         (keyed by their names; no ``@``, events or difference)."""
         return not (self.events or self.difference) and all(v.key == v.variable for v in self.variables)
 
-    def with_targets(self, names: tuple[str, ...]) -> "ResolvedQuery":
+    def with_targets(self, names: tuple[str, ...]) -> ResolvedQuery:
         """A :attr:`plain` query asking ``names`` (known variables) beside its targets, in the same scenario."""
         if not self.plain:
             raise QueryError(f"{self.text}: only a query without @, events or a difference takes more targets")
@@ -170,9 +172,7 @@ def _evidence(written, story: Story, bindings, fail) -> dict[str, int | object]:
     for a in written:
         _known(a.variable, known, a.column, fail)
         if a.variable == LATENT:
-            raise fail(
-                "Z is latent and cannot be observed; give evidence on X (X=img) or on factors", a.column
-            )
+            raise fail("Z is latent and cannot be observed; give evidence on X (X=img) or on factors", a.column)
         value = _image(a, bindings, fail) if a.variable == IMAGE else _factor_class(a, world, fail)
         if a.variable in seen:
             first = seen[a.variable]
@@ -244,9 +244,11 @@ def _valued(v: ScenarioVariable, a, role: str, world, fail) -> ScenarioVariable:
     """``v`` with the class ``a.value`` names: an event (``role``) or an observation."""
     if v.variable in (IMAGE, LATENT):
         what = "the image X" if v.variable == IMAGE else "the latent Z"
-        raise fail(f"{role} on {what} in a world is not supported: {what} has no values to compare; "
-                   f"name factors ({', '.join(world.names)}) in events and in evidence about other worlds",
-                   a.column)
+        raise fail(
+            f"{role} on {what} in a world is not supported: {what} has no values to compare; "
+            f"name factors ({', '.join(world.names)}) in events and in evidence about other worlds",
+            a.column,
+        )
     value = _factor_class(Assignment(v.variable, a.value, column=a.column), world, fail)
     valued = ScenarioVariable(v.key, v.variable, v.scenario, value)
     if v.scenario is not _TOP:  # (a target without @ is checked once in its scenario: _in_scenario)
@@ -257,8 +259,11 @@ def _valued(v: ScenarioVariable, a, role: str, world, fail) -> ScenarioVariable:
 def _check_own_do(v: ScenarioVariable, a, role: str, world, fail) -> None:
     """An event or an observation contradicting its own scenario's do() is impossible."""
     if v.variable in v.scenario and v.scenario[v.variable] != v.value:
-        raise fail(f"impossible {role}: {v.key} is {world.label(v.variable, v.scenario[v.variable])} "
-                   f"by its own do(), never {a.value.to_text()}", a.column)
+        raise fail(
+            f"impossible {role}: {v.key} is {world.label(v.variable, v.scenario[v.variable])} "
+            f"by its own do(), never {a.value.to_text()}",
+            a.column,
+        )
 
 
 def _target_variables(query: Query, world, fail) -> tuple[list[tuple[ScenarioVariable, object]], bool, bool]:
@@ -289,9 +294,11 @@ def _target_variables(query: Query, world, fail) -> tuple[list[tuple[ScenarioVar
             written.append((v, t))
     images = [v for v in variables if v.variable == IMAGE]
     if len(images) > 1:
-        raise fail("one image target per query: the answer draws the pictures of one world; "
-                   f"ask {images[0].key} and {images[1].key} in two queries (same --seed: the same particles)",
-                   columns[[v.key for v in variables].index(images[1].key)] if len(columns) == len(variables) else None)
+        raise fail(
+            "one image target per query: the answer draws the pictures of one world; "
+            f"ask {images[0].key} and {images[1].key} in two queries (same --seed: the same particles)",
+            columns[[v.key for v in variables].index(images[1].key)] if len(columns) == len(variables) else None,
+        )
     difference = any(isinstance(t, Difference) for t in query.targets)
     return written, all(events) and bool(events), difference
 
@@ -301,11 +308,14 @@ def _check_target(v: ScenarioVariable, t, column, earlier, kind: str, world, fai
     if kind == "E" and v.variable not in world.numeric:
         what = f"categorical: ask P({v.key} ...)" if v.variable in world.sizes else "not a number"
         raise fail(f"E[] needs a numeric factor ({', '.join(world.numeric)}); {v.key} is {what}", column)
-    if any(o.variable == v.variable and o.scenario == v.scenario and (o.scenario is _TOP) == (v.scenario is _TOP)
-           for o in earlier):
+    if any(
+        o.variable == v.variable and o.scenario == v.scenario and (o.scenario is _TOP) == (v.scenario is _TOP)
+        for o in earlier
+    ):
         if isinstance(t, Difference):
-            raise fail(f"{t.to_text()} is {v.key} minus itself: always 0; "
-                       "subtract the variable in another world", column)
+            raise fail(
+                f"{t.to_text()} is {v.key} minus itself: always 0; subtract the variable in another world", column
+            )
         twice = " (or its world written twice)" if v.key != v.variable else ""
         raise fail(f"target {v.key} is listed twice{twice}; name each target once", column)
 
@@ -332,19 +342,25 @@ def _scenario_evidence(query: Query, world, fail) -> tuple[ScenarioVariable, ...
             if o.variable == v.variable and o.scenario == v.scenario:
                 if o.value == v.value:
                     raise fail(f"{v.key} is observed twice; give each observation once", a.column)
-                raise fail(f"contradictory evidence: {v.key} has two values; a variable has one value in a world",
-                           a.column)
+                raise fail(
+                    f"contradictory evidence: {v.key} has two values; a variable has one value in a world", a.column
+                )
         observed.append(v)
     return tuple(observed)
 
 
 def _names_a_scenario(query: Query) -> bool:
     """Whether a target or an observation is written in a scenario, ``v @ do(...)``."""
+
     def at(v) -> bool:
         return isinstance(v, At)
 
     for t in query.targets:
-        if at(t) or (isinstance(t, Event) and at(t.target)) or (isinstance(t, Difference) and (at(t.left) or at(t.right))):
+        if (
+            at(t)
+            or (isinstance(t, Event) and at(t.target))
+            or (isinstance(t, Difference) and (at(t.left) or at(t.right)))
+        ):
             return True
     return any(at(a.variable) for a in query.evidence)
 
@@ -400,7 +416,11 @@ def _check_possible(written: tuple[Assignment, ...], evidence: dict, story: Stor
     SIZES, label = story.world.sizes, story.world.label
     observed = {f: c for f, c in evidence.items() if f in SIZES}
     for a in written:
-        if isinstance(a.variable, str) and a.variable in observed and not _possible({a.variable: observed[a.variable]}, story):
+        if (
+            isinstance(a.variable, str)
+            and a.variable in observed
+            and not _possible({a.variable: observed[a.variable]}, story)
+        ):
             raise fail(
                 f"impossible evidence: {a.variable}={label(a.variable, observed[a.variable])} has probability 0 "
                 f"under story {story.name!r}; no factual world matches it",

@@ -383,7 +383,9 @@ def _split(args: tuple) -> tuple[tuple[Target, ...], tuple[Condition, ...]]:
         n += 1
     targets, conditions = tuple(args[:n]), tuple(args[n:])
     if any(_is_target(a) for a in conditions):
-        raise QueryError("give the targets (strings) first, then the conditions; a target may also be an At or an Event")
+        raise QueryError(
+            "give the targets (strings) first, then the conditions; a target may also be an At or an Event"
+        )
     return targets, conditions
 
 

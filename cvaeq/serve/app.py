@@ -119,8 +119,10 @@ async def _body_json(request: Request) -> Any:
     try:
         return json.loads(b"".join(chunks).decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise BadRequest(f"the request body is not JSON ({e}); send an object like "
-                         '{"query": "P(X | do(...), X=img)", "image": {"factors": {...}}}') from None
+        raise BadRequest(
+            f"the request body is not JSON ({e}); send an object like "
+            '{"query": "P(X | do(...), X=img)", "image": {"factors": {...}}}'
+        ) from None
 
 
 def _answer_id(body: dict) -> str:
@@ -173,15 +175,20 @@ class _Endpoints:
         unknown = sorted(set(body) - {"query", "image", "samples", "seed"})
         if unknown:
             raise BadRequest(f"unknown field {unknown[0]!r}; a question has query, image, samples and seed")
-        explored: Explored = await self.lanes.ask(body.get("query"), body.get("image"), body.get("samples"),
-                                                  body.get("seed"))
+        explored: Explored = await self.lanes.ask(
+            body.get("query"), body.get("image"), body.get("samples"), body.get("seed")
+        )
         key = _answer_id(body)
         shown = explored.pictures
         self.pictures.add(key, shown)
         urls = {name: f"/api/answers/{key}/{name}.png" for name in PICTURES if name in shown}
         d = explored.to_dict(urls)
-        d["dag"] = "/api/dag.svg?do=" + ",".join(explored.interventions) + "&seen=" + ",".join(
-            (["X"] if explored.observed_image else []) + list(explored.observed))
+        d["dag"] = (
+            "/api/dag.svg?do="
+            + ",".join(explored.interventions)
+            + "&seen="
+            + ",".join((["X"] if explored.observed_image else []) + list(explored.observed))
+        )
         return JSONResponse(d, headers=SECURITY_HEADERS)
 
     async def answer_picture(self, request: Request) -> Response:
@@ -217,6 +224,7 @@ def _png(array, name: str) -> bytes:
 
 # ------------------------------------------------- errors: one JSON line each, the server keeps serving
 
+
 async def _bad_request(request: Request, exc: BadRequest) -> Response:
     return _error(str(exc), exc.status)
 
@@ -241,23 +249,33 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         message = f"{request.method} is not allowed on {request.url.path[:200]}; use {allowed or 'another method'}"
     else:
         message = str(exc.detail)
-    return _error(message, exc.status_code, {"Allow": exc.headers["Allow"]} if exc.headers and
-                  "Allow" in exc.headers else None)
+    return _error(
+        message, exc.status_code, {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     # a bug: its traceback goes to the server's log; the client gets one line, never a path
-    return _error(f"internal error ({type(exc).__name__}); the server keeps serving: please report it "
-                  "with the question that caused it", 500)
+    return _error(
+        f"internal error ({type(exc).__name__}); the server keeps serving: please report it "
+        "with the question that caused it",
+        500,
+    )
 
 
-_HANDLERS: dict[Any, Any] = {BadRequest: _bad_request, CvaeqError: _user_error, Busy: _busy,
-                             HTTPException: _http_error, Exception: _server_error}
+_HANDLERS: dict[Any, Any] = {
+    BadRequest: _bad_request,
+    CvaeqError: _user_error,
+    Busy: _busy,
+    HTTPException: _http_error,
+    Exception: _server_error,
+}
 _HANDLERS |= {e: _environment_error for e in ENVIRONMENT_ERRORS}
 
 
-def create_app(explorer: Explorer | None = None, *, bound: str | None = None, allow_hosts: Iterable[str] = (),
-               **kwargs) -> Starlette:
+def create_app(
+    explorer: Explorer | None = None, *, bound: str | None = None, allow_hosts: Iterable[str] = (), **kwargs
+) -> Starlette:
     """The app answering for ``explorer`` (default: ``Explorer(**kwargs)``, e.g. ``model=``, ``story=``, ``seed=``).
 
     :param bound: the address the server listens on (its Host names are answered, :class:`~.guard.HostPolicy`).
@@ -273,8 +291,12 @@ def create_app(explorer: Explorer | None = None, *, bound: str | None = None, al
         finally:
             await run_in_threadpool(lanes.close)
 
-    app = Starlette(routes=_Endpoints(ex, lanes).routes(), exception_handlers=dict(_HANDLERS), lifespan=lifespan,
-                    middleware=[Middleware(Guard, policy=HostPolicy(bound, allow_hosts))])
+    app = Starlette(
+        routes=_Endpoints(ex, lanes).routes(),
+        exception_handlers=dict(_HANDLERS),
+        lifespan=lifespan,
+        middleware=[Middleware(Guard, policy=HostPolicy(bound, allow_hosts))],
+    )
     app.router.redirect_slashes = False  # a redirect would name the Host header back to the client
     app.state.explorer = ex
     app.state.lanes = lanes

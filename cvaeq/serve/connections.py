@@ -35,7 +35,15 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from ..errors import CvaeqError
 from .guard import SECURITY_HEADERS
 
-__all__ = ["BoundedH11", "server_config", "listen", "MAX_CONNECTIONS", "REQUEST_TIMEOUT_S", "KEEP_ALIVE_S", "BODY_TIMEOUT_S"]
+__all__ = [
+    "BoundedH11",
+    "server_config",
+    "listen",
+    "MAX_CONNECTIONS",
+    "REQUEST_TIMEOUT_S",
+    "KEEP_ALIVE_S",
+    "BODY_TIMEOUT_S",
+]
 
 #: Most connections open at once (a browser opens about 6 to a server).
 MAX_CONNECTIONS = 64
@@ -86,8 +94,14 @@ class BoundedH11(H11Protocol):
         excess = len(self.connections) - self.max_connections
         if excess <= 0:
             return
-        idle = sorted((c for c in self.connections if c is not self and isinstance(c, BoundedH11) and c._idle()
-                       and not c.transport.is_closing()), key=lambda c: c._since)
+        idle = sorted(
+            (
+                c
+                for c in self.connections
+                if c is not self and isinstance(c, BoundedH11) and c._idle() and not c.transport.is_closing()
+            ),
+            key=lambda c: c._since,
+        )
         for c in idle[:excess]:
             c._close()
             self.connections.discard(c)
@@ -108,12 +122,18 @@ class BoundedH11(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         body = json.dumps({"error": f"{msg} (malformed HTTP, or a request line or headers over 16 KiB)"}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
         try:
-            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
-                          h11.Data(data=body), h11.EndOfMessage()):
+            for event in (
+                h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
                 self.transport.write(self.conn.send(event))
         except h11.LocalProtocolError:  # a response had begun already: nothing more can be said
             pass
@@ -125,10 +145,19 @@ def server_config(app, *, max_connections: int = MAX_CONNECTIONS, request_timeou
     no access log, a short graceful shutdown."""
     import uvicorn
 
-    protocol = type("BoundedH11", (BoundedH11,), {"max_connections": max_connections,
-                                                   "request_timeout": request_timeout})
-    return uvicorn.Config(app, http=protocol, ws="none", lifespan="on", log_level="warning", access_log=False,
-                          timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=2)
+    protocol = type(
+        "BoundedH11", (BoundedH11,), {"max_connections": max_connections, "request_timeout": request_timeout}
+    )
+    return uvicorn.Config(
+        app,
+        http=protocol,
+        ws="none",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=2,
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -35,8 +35,9 @@ import binascii
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,13 +46,21 @@ from ..errors import DataError, QueryError
 from ..image_model import ImageModelAdapter
 from ..loading import load_model
 from ..query import parse, resolve
-from ..query.answer import (DEFAULT_SAMPLES, IMAGE_SAMPLES, NEEDS_MODEL, Answer, answer_query, image_target,
-                            question_scm)
+from ..query.answer import DEFAULT_SAMPLES, IMAGE_SAMPLES, NEEDS_MODEL, Answer, answer_query, image_target, question_scm
 from ..rung import scenario_key
 from ..story import IMAGE
 
-__all__ = ["Explorer", "Explored", "Question", "MAX_QUERY_CHARS", "MAX_SERVE_SAMPLES", "MAX_SERVE_IMAGE_SAMPLES",
-           "MAX_SERVE_PICTURES", "TRUTH_PARTICLES", "Z_BOUND"]
+__all__ = [
+    "Explorer",
+    "Explored",
+    "Question",
+    "MAX_QUERY_CHARS",
+    "MAX_SERVE_SAMPLES",
+    "MAX_SERVE_IMAGE_SAMPLES",
+    "MAX_SERVE_PICTURES",
+    "TRUTH_PARTICLES",
+    "Z_BOUND",
+]
 
 #: Longest query text the explorer reads.
 MAX_QUERY_CHARS = 2000
@@ -179,12 +188,18 @@ class Explorer:
         self.story = self.loaded.story
         self.world = self.story.world
         #: the image model as the decoder view calls it (None: no image model)
-        self.image_model = (None if self.loaded.image_model is None
-                            else ImageModelAdapter(self.loaded.image_model, self.world.image_shape))
+        self.image_model = (
+            None
+            if self.loaded.image_model is None
+            else ImageModelAdapter(self.loaded.image_model, self.world.image_shape)
+        )
         self.seed = int(seed)
         #: how a worker process makes the same explorer (None: it cannot, the model or story is an object)
-        self.spec = ({"model": model, "story": story, "seed": self.seed}
-                     if all(v is None or isinstance(v, (str, os.PathLike)) for v in (model, story)) else None)
+        self.spec = (
+            {"model": model, "story": story, "seed": self.seed}
+            if all(v is None or isinstance(v, (str, os.PathLike)) for v in (model, story))
+            else None
+        )
         self.lock = threading.Lock()
         self._evidence: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
 
@@ -232,17 +247,22 @@ class Explorer:
             "model": self.model_name,
             "has_model": self.has_model,
             "image_shape": list(w.image_shape),
-            "factors": [{"name": f.name, "numeric": f.numeric, "values": [f.label(k) for k in range(f.size)]}
-                        for f in w.factors],
+            "factors": [
+                {"name": f.name, "numeric": f.numeric, "values": [f.label(k) for k in range(f.size)]} for f in w.factors
+            ],
             "graph": {"nodes": list(self.story.graph.order), "edges": [list(e) for e in self.story.graph.edges]},
             "latent_dim": self.story.latent_dim,
             "query": query,
             "evidence": evidence,
             "seed": self.seed,
             "samples": IMAGE_SAMPLES,
-            "limits": {"query_chars": MAX_QUERY_CHARS, "samples": MAX_SERVE_SAMPLES,
-                       "image_samples": MAX_SERVE_IMAGE_SAMPLES, "pictures": MAX_SERVE_PICTURES,
-                       "z_bound": Z_BOUND},
+            "limits": {
+                "query_chars": MAX_QUERY_CHARS,
+                "samples": MAX_SERVE_SAMPLES,
+                "image_samples": MAX_SERVE_IMAGE_SAMPLES,
+                "pictures": MAX_SERVE_PICTURES,
+                "z_bound": Z_BOUND,
+            },
         }
 
     def dag(self, intervened: Sequence[str] = (), observed: Sequence[str] = ()) -> str:
@@ -306,8 +326,7 @@ class Explorer:
 
     # ------------------------------------------------------------ questions
 
-    def prepare(self, text: str, image: Any = None, samples: int | None = None,
-                seed: int | None = None) -> Question:
+    def prepare(self, text: str, image: Any = None, samples: int | None = None, seed: int | None = None) -> Question:
         """Read and check a question without answering it (the refusals that need no
         computing: syntax, names, bounds); :attr:`Question.pictures` says what it costs."""
         if not isinstance(text, str) or not text.strip():
@@ -325,7 +344,9 @@ class Explorer:
         image_question = any(v.variable == IMAGE for v in r.variables)
         # a question about Z decodes pictures only when it must be asked with the image node
         # (cvaeq.query.answer.question_scm decides it, as for the CLI and ask())
-        uses_image = image_question or IMAGE in r.evidence or (self.has_model and IMAGE in question_scm(r, self.loaded).nodes)
+        uses_image = (
+            image_question or IMAGE in r.evidence or (self.has_model and IMAGE in question_scm(r, self.loaded).nodes)
+        )
         if samples is not None:
             bound = MAX_SERVE_IMAGE_SAMPLES if uses_image else MAX_SERVE_SAMPLES
             check_count(samples, "samples", bound, error=QueryError)
@@ -339,7 +360,8 @@ class Explorer:
             raise QueryError(
                 f"this question decodes {pictures:,} pictures ({particles:,} particles x {decoded} worlds with an "
                 f"image); the explorer decodes at most {MAX_SERVE_PICTURES:,} per question: ask with "
-                f"samples at most {MAX_SERVE_PICTURES // decoded:,}, or about fewer worlds")
+                f"samples at most {MAX_SERVE_PICTURES // decoded:,}, or about fewer worlds"
+            )
         return Question(text, image, samples, seed, r, classes, image_question, pictures)
 
     def ask(self, text: str, image: Any = None, samples: int | None = None, seed: int | None = None) -> Explored:
@@ -361,8 +383,9 @@ class Explorer:
         factors: dict[str, dict[str, float]] = {}
         if asked is not r:
             factors = {f: answer.distribution[f] for f in world.names}
-            answer = replace(answer, targets=r.targets,
-                             distribution={t: d for t, d in answer.distribution.items() if t in r.targets})
+            answer = replace(
+                answer, targets=r.targets, distribution={t: d for t, d in answer.distribution.items() if t in r.targets}
+            )
         classes = q.classes
         out = Explored(
             answer=answer,
@@ -372,8 +395,7 @@ class Explorer:
             evidence_factors=None if classes is None else {f: world.label(f, c) for f, c in classes.items()},
             observed_image=IMAGE in r.evidence,
         )
-        if (classes is not None and q.image_question and r.plain and r.interventions
-                and IMAGE in r.evidence):
+        if classes is not None and q.image_question and r.plain and r.interventions and IMAGE in r.evidence:
             out = self._with_truth(out, classes, r, q.seed)
         return out
 
@@ -395,9 +417,11 @@ class Explorer:
             return factual, None
         differ = ", ".join(f"{f}={world.label(f, c)}" for f, c in given.items() if c != classes[f])
         drawn = ", ".join(f"{f}={world.label(f, classes[f])}" for f, c in given.items() if c != classes[f])
-        return None, (f"no true counterfactual: the evidence {differ} contradicts the image, which the world "
-                      f"draws with {drawn} (in the story an image is drawn from its factors, so no factual "
-                      "world has both)")
+        return None, (
+            f"no true counterfactual: the evidence {differ} contradicts the image, which the world "
+            f"draws with {drawn} (in the story an image is drawn from its factors, so no factual "
+            "world has both)"
+        )
 
     def _with_truth(self, out: Explored, classes: Mapping[str, int], r, seed: int) -> Explored:
         """``out`` with the story's true counterfactual of the rendered evidence beside it,
@@ -412,8 +436,9 @@ class Explorer:
         interventions = r.interventions
         factual = world.row(known)
         with self.lock:
-            truth = true_counterfactual_of(self.story, factual, {f: np.array([c]) for f, c in interventions.items()},
-                                           TRUTH_PARTICLES, seed)
+            truth = true_counterfactual_of(
+                self.story, factual, {f: np.array([c]) for f, c in interventions.items()}, TRUTH_PARTICLES, seed
+            )
         rows = truth.classes[0]
         weights = np.full(len(rows), 1.0 / len(rows))
         truth_factors = {f: _distribution(rows[:, i], weights, world, f) for i, f in enumerate(world.names)}
@@ -446,4 +471,3 @@ class Explorer:
         with self.lock, torch.no_grad():
             probs = self.image_model.pixel_probs(c, torch.tensor([values], dtype=torch.float32))
         return probs[0].double().clamp(0, 1).numpy()
-

@@ -33,10 +33,12 @@ from starlette.responses import JSONResponse
 __all__ = ["HostPolicy", "Guard", "SECURITY_HEADERS", "error_response", "host_name", "is_loopback", "is_wildcard"]
 
 #: Headers of every response: no framing, no sniffing, nothing from elsewhere, no inline script.
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-                    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                               "style-src 'self'; script-src 'self'",
-                    "Referrer-Policy": "no-referrer"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+    "Referrer-Policy": "no-referrer",
+}
 _RAW_HEADERS = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
 #: Host names that are this machine whatever it is bound to.
 LOOPBACK_NAMES = ("localhost",)
@@ -46,8 +48,9 @@ JSON_TYPE = "application/json"
 
 def error_response(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
     """``{"error": message}`` on one line, with :data:`SECURITY_HEADERS` (and ``headers``)."""
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status,
-                        headers=SECURITY_HEADERS | (headers or {}))
+    return JSONResponse(
+        {"error": " ".join(str(message).split())}, status_code=status, headers=SECURITY_HEADERS | (headers or {})
+    )
 
 
 def host_name(header: str) -> str:
@@ -139,7 +142,8 @@ class Guard:
                 have = {k.lower() for k, _ in message.get("headers", [])}
                 message = dict(message)
                 message["headers"] = list(message.get("headers", [])) + [
-                    (k, v) for k, v in _RAW_HEADERS if k not in have]
+                    (k, v) for k, v in _RAW_HEADERS if k not in have
+                ]
             await send(message)
 
         refusal = self.refusal(scope)
@@ -157,7 +161,9 @@ class Guard:
             return error_response(
                 f"this server does not answer the Host name {shown!r} (another site's page may be reaching it "
                 f"through DNS rebinding); it answers {self.policy.names()}; "
-                f"start it with --allow-host NAME to answer another name", 421)
+                f"start it with --allow-host NAME to answer another name",
+                421,
+            )
         method, path = scope["method"], scope["path"]
         origin = headers.get("origin")
         site = headers.get("sec-fetch-site")
@@ -165,14 +171,19 @@ class Guard:
         if origin is not None and (writes or path.startswith("/api/")):
             own = f"{scope.get('scheme', 'http')}://{host.strip().lower()}"
             if origin.strip().lower() != own:
-                return error_response(f"cross-origin request refused: a page of {origin[:100]!r} may not use "
-                                      "this server; open the explorer's own page", 403)
+                return error_response(
+                    f"cross-origin request refused: a page of {origin[:100]!r} may not use "
+                    "this server; open the explorer's own page",
+                    403,
+                )
         if site is not None and (writes or path.startswith("/api/")) and site not in ("same-origin", "none"):
-            return error_response("cross-site request refused (Sec-Fetch-Site: "
-                                  f"{site[:40]}); open the explorer's own page", 403)
+            return error_response(
+                f"cross-site request refused (Sec-Fetch-Site: {site[:40]}); open the explorer's own page", 403
+            )
         if method == "POST":
             media = headers.get("content-type", "").partition(";")[0].strip().lower()
             if media != JSON_TYPE:
-                return error_response(f"send the question as JSON with Content-Type: {JSON_TYPE} "
-                                      f"(got {media[:60] or 'none'!r})", 415)
+                return error_response(
+                    f"send the question as JSON with Content-Type: {JSON_TYPE} (got {media[:60] or 'none'!r})", 415
+                )
         return None

@@ -115,8 +115,9 @@ class _Worker:
     def __init__(self, spec: dict, threads: int):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve_one, args=(child, spec, threads), daemon=True,
-                                   name="cvaeq-serve-big-question")
+        self.process = ctx.Process(
+            target=_serve_one, args=(child, spec, threads), daemon=True, name="cvaeq-serve-big-question"
+        )
         self.process.start()
         child.close()
 
@@ -175,8 +176,10 @@ class Lanes:
             finally:
                 self._small -= 1
         if self._big >= self.big_waiting:
-            raise Busy(f"the server is answering {self._big} large questions (over {LANE_PICTURES:,} pictures or "
-                       f"{LANE_PARTICLES:,} particles); ask again later, or with fewer samples")
+            raise Busy(
+                f"the server is answering {self._big} large questions (over {LANE_PICTURES:,} pictures or "
+                f"{LANE_PARTICLES:,} particles); ask again later, or with fewer samples"
+            )
         self._big += 1
         try:
             async with self._big_lock:
@@ -206,8 +209,7 @@ class Lanes:
         if kind == "refused":
             raise QueryError(value)
         if kind == "died":
-            raise Busy("the worker answering large questions stopped (out of memory?); ask again with fewer "
-                       "samples")
+            raise Busy("the worker answering large questions stopped (out of memory?); ask again with fewer samples")
         if kind == "memory":
             raise MemoryError(value)
         raise OSError(value)

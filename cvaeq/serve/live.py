@@ -19,8 +19,10 @@ from contextlib import contextmanager
 
 __all__ = ["live_server", "browser", "chromium_path", "missing", "HOW_TO_INSTALL"]
 
-HOW_TO_INSTALL = ("the browser tests need Chromium and Playwright: apt-get install chromium (Debian/Ubuntu) "
-                  "and pip install -e \".[test]\", or set CVAEQ_CHROMIUM=/path/to/chromium")
+HOW_TO_INSTALL = (
+    "the browser tests need Chromium and Playwright: apt-get install chromium (Debian/Ubuntu) "
+    'and pip install -e ".[test]", or set CVAEQ_CHROMIUM=/path/to/chromium'
+)
 
 
 def chromium_path() -> str | None:

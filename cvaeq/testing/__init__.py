@@ -25,11 +25,11 @@ pixel's probabilities sum to 1.
 
 from .checks import (
     CHECKS,
+    check_abduction_weighs_as_log_prob,
     check_do_sets_value,
     check_factual_intervention_changes_nothing,
     check_interventional_matches_enumeration,
     check_log_prob_matches_table,
-    check_abduction_weighs_as_log_prob,
     check_mechanism_family,
     check_non_descendants_keep_factual,
     check_posterior_matches_rejection,

@@ -45,6 +45,7 @@ def _factor(scm: SCM, v: str) -> Any:
     optional members ``size`` and ``log_prob`` that the checks below use."""
     return scm.mechanisms[v]
 
+
 def _property(max_examples: int):
     """Hypothesis settings for the checks: derandomised (reproducible in CI), no database."""
     phases = tuple(Phase) if SHRINK else tuple(p for p in Phase if p is not Phase.shrink)
@@ -207,8 +208,9 @@ def check_interventional_matches_enumeration(family, max_examples: int = 10, num
     run()
 
 
-def check_posterior_matches_rejection(family, max_examples: int = 8, num_particles: int = 3000,
-                                      num_prior: int = 40000) -> None:
+def check_posterior_matches_rejection(
+    family, max_examples: int = 8, num_particles: int = 3000, num_prior: int = 40000
+) -> None:
     """Counterfactuals from abduction match rejection sampling of the noise.
 
     Rejection: draw noise from the prior, keep the draws that reproduce the
@@ -308,7 +310,10 @@ def check_abduction_weighs_as_log_prob(family, max_examples: int = 10) -> None:
                 first = abduction(m, value, parents)
                 other = abduction(m, value.flip(0), {q: p.flip(0) for q, p in parents.items()})
                 noise = abducted_noise(m, value, parents)
-            for a, val, par in ((first, value, parents), (other, value.flip(0), {q: p.flip(0) for q, p in parents.items()})):
+            for a, val, par in (
+                (first, value, parents),
+                (other, value.flip(0), {q: p.flip(0) for q, p in parents.items()}),
+            ):
                 want = m.log_prob(val, par).double()
                 assert torch.equal(a.log_weight.double(), want), f"abduct() of {v} weighs otherwise than log_prob()"
             assert torch.equal(m.assign(parents, noise), value), f"abduct_noise() of {v} does not replay its value"
@@ -341,7 +346,9 @@ def check_values_follow_the_protocol(family, max_examples: int = 12, num_particl
         for v in scm.nodes:
             m = _factor(scm, v)
             size = getattr(m, "size", None)
-            assert size == tables[v].shape[-1], f"the mechanism of {v} has size {size!r}, its table {tables[v].shape[-1]}"
+            assert size == tables[v].shape[-1], (
+                f"the mechanism of {v} has size {size!r}, its table {tables[v].shape[-1]}"
+            )
             assert getattr(m, "event_dim", None) == 0, f"the mechanism of {v} is not categorical (event_dim 0)"
             wrapped[v] = CheckedMechanism(m, str(label), "under test")
             wrapped[v].node = v
@@ -358,7 +365,8 @@ def check_values_follow_the_protocol(family, max_examples: int = 12, num_particl
             raise AssertionError(str(e)) from None
         for v in scm.nodes:
             assert world[v].dtype == torch.int64 and tuple(world[v].shape) == (num_particles,), (
-                f"{v}: values {world[v].dtype} {tuple(world[v].shape)}, expected int64 ({num_particles},)")
+                f"{v}: values {world[v].dtype} {tuple(world[v].shape)}, expected int64 ({num_particles},)"
+            )
 
     run()
 

@@ -17,7 +17,7 @@ outputs, confident ones included.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -26,8 +26,12 @@ from hypothesis import strategies as st
 
 from ..mechanisms.base import abduction
 
-__all__ = ["IMAGE_CHECKS", "check_image_mechanism", "check_image_replay_gives_the_picture_back",
-           "check_image_log_prob_is_normalised"]
+__all__ = [
+    "IMAGE_CHECKS",
+    "check_image_mechanism",
+    "check_image_replay_gives_the_picture_back",
+    "check_image_log_prob_is_normalised",
+]
 
 
 def _factory(mechanism: str | Callable) -> Callable:
@@ -71,20 +75,29 @@ class _RandomModel:
 def _build(factory, seed: int, particles: int = 3):
     rng = np.random.default_rng(seed)
     pixel = factory.pixel
-    shape = (int(rng.choice([1, 3])), int(rng.integers(1, 5)), int(rng.integers(1, 5))) if pixel == "8bit" \
+    shape = (
+        (int(rng.choice([1, 3])), int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        if pixel == "8bit"
         else (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    )
     model = _RandomModel(pixel, shape, particles, rng)
     m = factory(image_model=model, parents=("f", "Z"), factors=("f",), shape=shape)
     parents = {"f": torch.zeros(particles, dtype=torch.long), "Z": torch.zeros(particles, 1)}
     top = 255 if pixel == "8bit" else 1
-    picture = torch.as_tensor(rng.integers(0, top + 1, (particles, *shape)),
-                              dtype=torch.uint8 if pixel == "8bit" else torch.float32)
+    picture = torch.as_tensor(
+        rng.integers(0, top + 1, (particles, *shape)), dtype=torch.uint8 if pixel == "8bit" else torch.float32
+    )
     return m, parents, picture
 
 
 def _property(max_examples: int):
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 
 
 def check_image_replay_gives_the_picture_back(mechanism, max_examples: int = 40) -> None:
@@ -120,7 +133,7 @@ def check_image_log_prob_is_normalised(mechanism, max_examples: int = 20) -> Non
     @given(st.integers(0, 2**32 - 1))
     def run(seed):
         rng = np.random.default_rng(seed)
-        pixel = getattr(factory, "pixel")  # every image-mechanism factory says its pixel kind
+        pixel = factory.pixel  # type: ignore[attr-defined]  # every image-mechanism factory says its pixel kind
         values = 256 if pixel == "8bit" else 2
         shape = (1, 1, 1) if pixel == "8bit" else (1, 1)
         model = _RandomModel(pixel, shape, 1, rng)

@@ -63,7 +63,7 @@ def make_world(size: int = SIZE) -> World:
         model_arch={"window": 0},
         laws=PENDULUM.laws,
         description=f"colour pendulum: the pendulum drawn in colour, anti-aliased; {size}x{size} RGB, 8-bit, "
-                    "27,783 images",
+        "27,783 images",
     )
 
 

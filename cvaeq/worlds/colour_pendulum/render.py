@@ -35,7 +35,7 @@ True
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -100,11 +100,13 @@ def make_render(size: int = SIZE, supersample: int = SUPERSAMPLE) -> Callable[[n
         classes = np.asarray(classes, dtype=np.int64).reshape(-1, 4)
         out = np.empty((len(classes), 3, size, size), dtype=np.uint8)
         for start in range(0, len(classes), _CHUNK):
-            out[start:start + _CHUNK] = render_chunk(classes[start:start + _CHUNK])
+            out[start : start + _CHUNK] = render_chunk(classes[start : start + _CHUNK])
         return out
 
-    render.__doc__ = (f"uint8 RGB pictures ``(N, 3, {size}, {size})`` of ``(N, 4)`` classes "
-                      "(angle, light, shadow_length, shadow_position), anti-aliased.")
+    render.__doc__ = (
+        f"uint8 RGB pictures ``(N, 3, {size}, {size})`` of ``(N, 4)`` classes "
+        "(angle, light, shadow_length, shadow_position), anti-aliased."
+    )
     return render
 
 

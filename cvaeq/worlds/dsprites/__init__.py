@@ -40,7 +40,8 @@ def _load_real(path: Path):
 WORLD = World(
     name="dsprites",
     factors=tuple(
-        Factor("shape", labels=SHAPES, values=VALUES["shape"]) if f == "shape"
+        Factor("shape", labels=SHAPES, values=VALUES["shape"])
+        if f == "shape"
         else Factor(f, values=VALUES[f], unit="radians" if f == "orientation" else "")
         for f in FACTORS
     ),

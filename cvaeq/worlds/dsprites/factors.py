@@ -103,9 +103,7 @@ def snap(factor: str, value: float) -> int:
     grid = VALUES[factor]
     step = grid[1] - grid[0]
     if not np.isfinite(value) or value < grid[0] - step / 2 or value > grid[-1] + step / 2:
-        raise DataError(
-            f"{factor}={value:g} is off the domain; allowed: {grid[0]:g} to {grid[-1]:g}"
-        )
+        raise DataError(f"{factor}={value:g} is off the domain; allowed: {grid[0]:g} to {grid[-1]:g}")
     return int(np.argmin(np.abs(grid - value)))
 
 

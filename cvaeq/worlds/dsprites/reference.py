@@ -53,9 +53,7 @@ def load_frames(path: str | Path | None = None) -> np.ndarray:
 
     path = Path(path) if path is not None else reference_path()
     if not path.is_file():
-        raise DataError(
-            f"reference GIF {path} not found; set CVAEQ_REFERENCE_GIF to the dSprites GIF"
-        )
+        raise DataError(f"reference GIF {path} not found; set CVAEQ_REFERENCE_GIF to the dSprites GIF")
     frames = []
     with Image.open(path) as im:
         for i in range(getattr(im, "n_frames", 1)):  # PIL types n_frames on animated formats only
@@ -138,9 +136,7 @@ def best_matches_near(frames: np.ndarray, radius: int = 1):
         kx, ky = _guess_pos(frame)
         pos = np.array([(kx + x, ky + y) for x in offsets for y in offsets], dtype=np.int64)
         pos = np.unique(np.clip(pos, 0, SIZES["posX"] - 1), axis=0)
-        cand = np.concatenate(
-            [np.repeat(base, len(pos), axis=0), np.tile(pos, (len(base), 1))], axis=1
-        )
+        cand = np.concatenate([np.repeat(base, len(pos), axis=0), np.tile(pos, (len(base), 1))], axis=1)
         score = iou(render(cand), frame[None])
         j = int(score.argmax())
         best[i] = score[j]

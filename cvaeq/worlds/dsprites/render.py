@@ -163,8 +163,7 @@ def render(classes: np.ndarray) -> np.ndarray:
     if len(classes) and ((classes < 0).any() or (classes >= sizes).any()):
         bad = int(np.argmax(((classes < 0) | (classes >= sizes)).any(axis=1)))
         raise DataError(
-            f"factor classes out of range in row {bad}: {classes[bad].tolist()}; "
-            f"allowed: 0..{(sizes - 1).tolist()}"
+            f"factor classes out of range in row {bad}: {classes[bad].tolist()}; allowed: 0..{(sizes - 1).tolist()}"
         )
     n = len(classes)
     rows = np.zeros((n, IMAGE_SIZE), dtype=np.uint64)
@@ -177,9 +176,7 @@ def render(classes: np.ndarray) -> np.ndarray:
     for shape in np.unique(uniq[:, 0]):
         sel = uniq[:, 0] == shape
         u = uniq[sel]
-        runs[sel] = _row_runs(
-            int(shape), VALUES["scale"][u[:, 1]], _angle(u[:, 2]), centre_px(u[:, 3])
-        )
+        runs[sel] = _row_runs(int(shape), VALUES["scale"][u[:, 1]], _angle(u[:, 2]), centre_px(u[:, 3]))
     cx = centre_px(classes[:, 3])[:, None, None]
     # Pixel c is inside a run (a, b) when a < c + 0.5 - cx < b.
     edges = runs[inverse] + cx - 0.5

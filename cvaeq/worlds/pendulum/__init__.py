@@ -45,11 +45,15 @@ WORLD = World(
     # the causal VAE's full-image networks (no window_factors).
     model_arch={"window": 0},
     laws={
-        "shadow_length": Law(("angle", "light"), geometry.shadow_length,
-                             "the shadow's length: max(3, |projection of the rod's point 9.5 along - of the pivot|)"),
-        "shadow_position": Law(("angle", "light"), geometry.shadow_position,
-                               "the shadow's centre: the midpoint of those two projections"),
+        "shadow_length": Law(
+            ("angle", "light"),
+            geometry.shadow_length,
+            "the shadow's length: max(3, |projection of the rod's point 9.5 along - of the pivot|)",
+        ),
+        "shadow_position": Law(
+            ("angle", "light"), geometry.shadow_position, "the shadow's centre: the midpoint of those two projections"
+        ),
     },
     description="pendulum: angle and light cast the shadow (shadow_length, shadow_position); 64x64 binary, "
-                "27,783 images",
+    "27,783 images",
 )

@@ -31,9 +31,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["X_RANGE", "Y_RANGE", "PIVOT", "ROD", "BALL_RADIUS", "LIGHT_Y", "LIGHT_RADIUS", "GROUND", "SHADOW_REACH",
-           "MIN_SHADOW", "light_x", "ball_centre", "ground_projection", "shadow", "shadow_length",
-           "shadow_position"]
+__all__ = [
+    "X_RANGE",
+    "Y_RANGE",
+    "PIVOT",
+    "ROD",
+    "BALL_RADIUS",
+    "LIGHT_Y",
+    "LIGHT_RADIUS",
+    "GROUND",
+    "SHADOW_REACH",
+    "MIN_SHADOW",
+    "light_x",
+    "ball_centre",
+    "ground_projection",
+    "shadow",
+    "shadow_length",
+    "shadow_position",
+]
 
 #: The canvas: x from 0 to 20, y from -1 (bottom) to 21 (top).
 X_RANGE = (0.0, 20.0)

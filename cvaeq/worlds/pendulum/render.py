@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .factors import VALUES
-from .geometry import (BALL_RADIUS, GROUND, LIGHT_RADIUS, LIGHT_Y, PIVOT, ROD, X_RANGE, Y_RANGE, ball_centre)
+from .geometry import BALL_RADIUS, GROUND, LIGHT_RADIUS, LIGHT_Y, PIVOT, ROD, X_RANGE, Y_RANGE, ball_centre
 
 __all__ = ["render", "SIZE", "ROD_HALF_WIDTH", "SHADOW_HALF_HEIGHT", "pixel_x", "pixel_y"]
 
@@ -53,7 +53,7 @@ def render(classes: np.ndarray) -> np.ndarray:
     classes = np.asarray(classes, dtype=np.int64)
     out = np.empty((len(classes), SIZE, SIZE), dtype=np.uint8)
     for start in range(0, len(classes), _CHUNK):
-        out[start:start + _CHUNK] = _render(classes[start:start + _CHUNK])
+        out[start : start + _CHUNK] = _render(classes[start : start + _CHUNK])
     return out
 
 

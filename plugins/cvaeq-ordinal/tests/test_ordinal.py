@@ -58,7 +58,9 @@ def test_gumbel_max_is_not_monotone_where_ordinal_is():
 
 
 def test_a_story_can_pick_ordinal_per_factor(registered):
-    text = load_story().text.replace('[factors.scale]\nparents = ["shape"]', '[factors.scale]\nmechanism = "ordinal"\nparents = ["shape"]')
+    text = load_story().text.replace(
+        '[factors.scale]\nparents = ["shape"]', '[factors.scale]\nmechanism = "ordinal"\nparents = ["shape"]'
+    )
     scm = build_scm(story_from_text(text))
     assert isinstance(scm.mechanisms["scale"], cvaeq_ordinal.Ordinal)
     # a heart that was made small would have been at least as big as a square

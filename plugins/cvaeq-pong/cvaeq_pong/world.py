@@ -76,7 +76,15 @@ WORLD = World(
     default_story=STORY_NAME,
     # Two objects, so no single window holds the picture: the causal VAE's
     # full-image networks (no window_factors), sized for 768 simple images.
-    model_arch={"window": 0, "patch_channels": 8, "merge_channels": 16, "hidden": 64, "dec_channels": 16,
-                "cell_hidden": 32, "dec_hidden": 128, "dec_layers": 1},
+    model_arch={
+        "window": 0,
+        "patch_channels": 8,
+        "merge_channels": 16,
+        "hidden": 64,
+        "dec_channels": 16,
+        "cell_hidden": 32,
+        "dec_hidden": 128,
+        "dec_layers": 1,
+    },
     description="pong: a round or square ball (ballX, ballY) above a paddle (paddleX); 64x64 binary, 768 images",
 )

@@ -36,7 +36,10 @@ def test_the_world_shown_is_the_world():
     assert all(shown.factor(f).labels == real.factor(f).labels for f in real.names)
     assert all(np.array_equal(shown.values[f], real.values[f]) for f in real.names)
     assert (shown.default_story, dict(shown.model_arch), shown.description) == (
-        real.default_story, dict(real.model_arch), real.description)
+        real.default_story,
+        dict(real.model_arch),
+        real.description,
+    )
 
 
 def test_the_story_shown_is_the_story():

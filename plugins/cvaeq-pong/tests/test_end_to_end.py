@@ -19,8 +19,15 @@ from cvaeq.story import load_story
 
 WORLD = cvaeq_pong.WORLD
 #: Networks small enough to learn pong in about 190 steps of 32 images (half a minute of a CPU).
-SMALL = {"patch_channels": 8, "merge_channels": 16, "hidden": 64, "dec_channels": 16,
-         "cell_hidden": 32, "dec_hidden": 128, "dec_layers": 1}
+SMALL = {
+    "patch_channels": 8,
+    "merge_channels": 16,
+    "hidden": 64,
+    "dec_channels": 16,
+    "cell_hidden": 32,
+    "dec_hidden": 128,
+    "dec_layers": 1,
+}
 #: The factual picture: a square ball at column 1, row 4, the paddle right under it.
 FACTUAL = {"ball": "square", "ballX": 1, "ballY": 4, "paddleX": 1}
 
@@ -103,37 +110,94 @@ def test_the_cli_end_to_end(checkpoint, tmp_path):
     r = runner.invoke(main, ["plugins"])
     assert r.exit_code == 0 and "pong" in r.output and "cvaeq-pong" in r.output
     png = tmp_path / "pong.png"
-    r = runner.invoke(main, ["data", "show", "--world", "pong", "ball=square", "ballX=1", "ballY=4",
-                             "paddleX=1", "--out", str(png)])
+    r = runner.invoke(
+        main, ["data", "show", "--world", "pong", "ball=square", "ballX=1", "ballY=4", "paddleX=1", "--out", str(png)]
+    )
     assert r.exit_code == 0, r.output
     assert (load_image(png, WORLD) == picture(**FACTUAL)).all()
-    r = runner.invoke(main, ["query", "P(X | do(ballY=0), X=img)", "--model", str(checkpoint),
-                             "--image", "ball=square,ballX=1,ballY=4,paddleX=1", "--samples", "32",
-                             "--out", str(tmp_path / "answer"), "--json"])
+    r = runner.invoke(
+        main,
+        [
+            "query",
+            "P(X | do(ballY=0), X=img)",
+            "--model",
+            str(checkpoint),
+            "--image",
+            "ball=square,ballX=1,ballY=4,paddleX=1",
+            "--samples",
+            "32",
+            "--out",
+            str(tmp_path / "answer"),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     answer = json.loads(r.output)
     assert answer["rung"] == "counterfactual" and answer["predicted"]["ballY"] == "0"
     with Image.open(answer["images"]["mean"]) as png:  # grey: the probability of each pixel
         mean = np.asarray(png.convert("L")) / 255
     assert mean.shape == (64, 64) and iou(mean, picture(**{**FACTUAL, "ballY": 0})) > 0.85
-    r = runner.invoke(main, ["query", "P(X | do(ballY=0), X=img)", "--model", str(checkpoint),
-                             "--image", "ball=square,ballX=1,ballY=9,paddleX=1"])
+    r = runner.invoke(
+        main,
+        [
+            "query",
+            "P(X | do(ballY=0), X=img)",
+            "--model",
+            str(checkpoint),
+            "--image",
+            "ball=square,ballX=1,ballY=9,paddleX=1",
+        ],
+    )
     assert r.exit_code == 2 and "ballY" in r.output
 
 
 def test_the_cli_trains_on_the_story(registered, tmp_path):
     out = tmp_path / "cli.safetensors"
-    r = CliRunner().invoke(main, ["train", "--story", "pong", "--n", "64", "--epochs", "1", "--batch", "32",
-                                  "--eval-n", "16", "--arch", "hidden=16,dec_hidden=16,dec_layers=1",
-                                  "--device", "cpu", "--quiet", "--out", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--story",
+            "pong",
+            "--n",
+            "64",
+            "--epochs",
+            "1",
+            "--batch",
+            "32",
+            "--eval-n",
+            "16",
+            "--arch",
+            "hidden=16,dec_hidden=16,dec_layers=1",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert load_model(out, None).story.world is WORLD
 
 
 @pytest.mark.slow
 def test_the_cli_evaluates_the_model_against_the_rendered_truth(checkpoint):
-    r = CliRunner().invoke(main, ["eval", "--model", str(checkpoint), "--n", "20", "--samples", "20",
-                                  "--tv-particles", "2000", "--quiet", "--json"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--model",
+            str(checkpoint),
+            "--n",
+            "20",
+            "--samples",
+            "20",
+            "--tv-particles",
+            "2000",
+            "--quiet",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     scores = json.loads(r.output)
     assert scores["world"] == "pong"

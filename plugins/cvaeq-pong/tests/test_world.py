@@ -105,8 +105,9 @@ def test_a_factor_query_from_the_story_truth(registered):
     np.testing.assert_allclose(got, load_story("pong").tables["paddleX"][7], atol=0.01)
     # counterfactual: the ball was at column 1 with the paddle under it; had the ball been
     # at column 6, the paddle would have chased it there, and the ball's row stays as it was
-    a = ask("P(paddleX, ballY | do(ballX=6), ball=square, ballX=1, ballY=4, paddleX=1)",
-            story="pong", samples=4000, seed=0)
+    a = ask(
+        "P(paddleX, ballY | do(ballX=6), ball=square, ballX=1, ballY=4, paddleX=1)", story="pong", samples=4000, seed=0
+    )
     assert a.distribution["ballY"]["4"] == 1.0
     assert max(a.distribution["paddleX"], key=a.distribution["paddleX"].get) == "6"
     assert sum(p for k, p in a.distribution["paddleX"].items() if int(k) >= 4) > 0.8

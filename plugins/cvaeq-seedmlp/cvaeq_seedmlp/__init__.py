@@ -27,8 +27,15 @@ from cvaeq import hookimpl
 from .family import ARCH_KEYS, SeedMLPFamily
 from .model import DEFAULT_AUX_WEIGHT, DEFAULT_HIDDEN, SeedMLP
 
-__all__ = ["SeedMLP", "SeedMLPFamily", "ARCH_KEYS", "DEFAULT_HIDDEN", "DEFAULT_AUX_WEIGHT",
-           "register_image_models", "FAMILY"]
+__all__ = [
+    "SeedMLP",
+    "SeedMLPFamily",
+    "ARCH_KEYS",
+    "DEFAULT_HIDDEN",
+    "DEFAULT_AUX_WEIGHT",
+    "register_image_models",
+    "FAMILY",
+]
 
 #: The name checkpoints record and ``cvaeq train --family`` takes.
 FAMILY = "seed_mlp"

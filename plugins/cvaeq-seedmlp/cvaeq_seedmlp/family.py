@@ -73,8 +73,14 @@ class SeedMLPFamily:
         hidden = _positive_int("hidden", arch.get("hidden", DEFAULT_HIDDEN))
         z_dim = _positive_int("z_dim", arch.get("z_dim", latent_dim))
         aux_weight = _weight("aux_weight", arch.get("aux_weight", DEFAULT_AUX_WEIGHT))
-        return SeedMLP(world.names, [world.sizes[f] for f in world.names], world.image_shape,
-                       z_dim=z_dim, hidden=hidden, aux_weight=aux_weight)
+        return SeedMLP(
+            world.names,
+            [world.sizes[f] for f in world.names],
+            world.image_shape,
+            z_dim=z_dim,
+            hidden=hidden,
+            aux_weight=aux_weight,
+        )
 
     def arch_of(self, model: SeedMLP) -> dict[str, Any]:
         """``{"hidden", "z_dim", "aux_weight"}``: with the same world, rebuilds the same shapes."""

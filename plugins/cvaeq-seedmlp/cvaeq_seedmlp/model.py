@@ -84,8 +84,16 @@ class SeedMLP(nn.Module):
     #: The registered family name that checkpoints record (``save_checkpoint`` reads it).
     family = "seed_mlp"
 
-    def __init__(self, names: Sequence[str], sizes: Sequence[int], image_shape: tuple[int, int], *,
-                 z_dim: int, hidden: int = DEFAULT_HIDDEN, aux_weight: float = DEFAULT_AUX_WEIGHT) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        sizes: Sequence[int],
+        image_shape: tuple[int, int],
+        *,
+        z_dim: int,
+        hidden: int = DEFAULT_HIDDEN,
+        aux_weight: float = DEFAULT_AUX_WEIGHT,
+    ) -> None:
         super().__init__()
         self.names = tuple(names)
         self.sizes = tuple(int(s) for s in sizes)
@@ -169,8 +177,13 @@ class SeedMLP(nn.Module):
             elbo = self._elbo.differentiable_loss(self.model, self.guide, x, classes) / s
         flat = self._factor_logits_flat(x)
         classes = classes.long()
-        aux = sum(F.cross_entropy(logits, classes[:, i], reduction="sum")
-                  for i, logits in enumerate(flat.split(self.sizes, dim=-1))) / s
+        aux = (
+            sum(
+                F.cross_entropy(logits, classes[:, i], reduction="sum")
+                for i, logits in enumerate(flat.split(self.sizes, dim=-1))
+            )
+            / s
+        )
         self._flat = flat.detach()
         self._parts = {"elbo_nats": float(elbo.detach()), "aux_nll": float(aux.detach())}
         return elbo + self.aux_weight * aux, self._parts

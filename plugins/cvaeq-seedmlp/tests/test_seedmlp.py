@@ -26,16 +26,19 @@ def _bars(classes):
 
 
 #: A tiny world that is not dSprites: two factors, 6x8 images.
-BARS = World("bars", (Factor("width", values=[1.0, 2.0]), Factor("x", values=[0.0, 1.0, 2.0, 3.0, 4.0])),
-             image_shape=(6, 8), render=_bars)
+BARS = World(
+    "bars",
+    (Factor("width", values=[1.0, 2.0]), Factor("x", values=[0.0, 1.0, 2.0, 3.0, 4.0])),
+    image_shape=(6, 8),
+    render=_bars,
+)
 
 
 def _all_classes(world):
     return world.classes_array_of(np.arange(world.n_images))
 
 
-@pytest.mark.parametrize("module", [cvaeq_seedmlp, cvaeq_seedmlp.family, cvaeq_seedmlp.model],
-                         ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [cvaeq_seedmlp, cvaeq_seedmlp.family, cvaeq_seedmlp.model], ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -53,6 +56,7 @@ def test_dsprites_build_is_the_seed_architecture():
     m = SeedMLPFamily().build(world, 6, {"z_dim": 50})
     pixels, onehots = 64 * 64, sum(world.sizes.values())
     assert onehots == 113
+
     def widths(seq):
         return [(layer.in_features, layer.out_features) for layer in seq if isinstance(layer, torch.nn.Linear)]
 
@@ -121,6 +125,7 @@ def test_arch_of_rebuilds_the_same_model():
     arch = fam.arch_of(m)
     assert arch == {"hidden": 12, "z_dim": 7, "aux_weight": 2.5}
     import json
+
     again = fam.build(BARS, 3, json.loads(json.dumps(arch)))  # a checkpoint stores it as JSON
     assert again.aux_weight == 2.5 and fam.arch_of(again) == arch
     assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
@@ -129,15 +134,18 @@ def test_arch_of_rebuilds_the_same_model():
     assert torch.equal(again.pixel_logits(classes, z), m.pixel_logits(classes, z))
 
 
-@pytest.mark.parametrize("arch, words", [
-    ({"width": 3}, "unknown key 'width'"),
-    ({"hidden": 0}, "hidden must be an integer >= 1"),
-    ({"hidden": 2.5}, "hidden must be an integer >= 1"),
-    ({"z_dim": True}, "z_dim must be an integer >= 1"),
-    ({"aux_weight": -1}, "aux_weight must be a number >= 0"),
-    ({"aux_weight": "lots"}, "aux_weight must be a number >= 0"),
-    ({"aux_weight": float("nan")}, "aux_weight must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "arch, words",
+    [
+        ({"width": 3}, "unknown key 'width'"),
+        ({"hidden": 0}, "hidden must be an integer >= 1"),
+        ({"hidden": 2.5}, "hidden must be an integer >= 1"),
+        ({"z_dim": True}, "z_dim must be an integer >= 1"),
+        ({"aux_weight": -1}, "aux_weight must be a number >= 0"),
+        ({"aux_weight": "lots"}, "aux_weight must be a number >= 0"),
+        ({"aux_weight": float("nan")}, "aux_weight must be a number >= 0"),
+    ],
+)
 def test_bad_arch_is_one_line(arch, words):
     with pytest.raises(CvaeqError, match=words) as e:
         SeedMLPFamily().build(BARS, 2, arch)

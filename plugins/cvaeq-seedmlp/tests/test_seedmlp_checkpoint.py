@@ -32,7 +32,9 @@ def tiny_checkpoint(registered, tmp_path_factory):
         opt.step()
     model.eval()
     tables = {f: np.log(story.table(f)) for f in world.names}
-    path = save_checkpoint(tmp_path_factory.mktemp("seed") / "seed.safetensors", model, story, tables, train_config={"n": 64}, epoch=1)
+    path = save_checkpoint(
+        tmp_path_factory.mktemp("seed") / "seed.safetensors", model, story, tables, train_config={"n": 64}, epoch=1
+    )
     return path, model
 
 

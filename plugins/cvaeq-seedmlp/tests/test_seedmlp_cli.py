@@ -15,9 +15,33 @@ from cvaeq_seedmlp import SeedMLP
 def trained(registered, tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "seed.safetensors"
     before = torch.get_num_threads()
-    res = CliRunner().invoke(main, ["train", "--family", "seed_mlp", "--arch", "hidden=16,z_dim=5", "--n", "128",
-                                    "--epochs", "1", "--batch", "64", "--eval-n", "16", "--device", "cpu",
-                                    "--threads", "1", "--seed", "0", "--out", str(out), "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--family",
+            "seed_mlp",
+            "--arch",
+            "hidden=16,z_dim=5",
+            "--n",
+            "128",
+            "--epochs",
+            "1",
+            "--batch",
+            "64",
+            "--eval-n",
+            "16",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     torch.set_num_threads(before)
     assert res.exit_code == 0, res.output
     return out, res
@@ -34,8 +58,20 @@ def test_train_family_seed_mlp_writes_a_seed_mlp_checkpoint(trained):
 
 
 def test_bad_arch_is_exit_2_one_line(registered, tmp_path):
-    res = CliRunner().invoke(main, ["train", "--family", "seed_mlp", "--arch", "channels=4", "--n", "50",
-                                    "--out", str(tmp_path / "m.safetensors")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--family",
+            "seed_mlp",
+            "--arch",
+            "channels=4",
+            "--n",
+            "50",
+            "--out",
+            str(tmp_path / "m.safetensors"),
+        ],
+    )
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
     assert "unknown key 'channels'" in res.stderr
 
@@ -43,8 +79,24 @@ def test_bad_arch_is_exit_2_one_line(registered, tmp_path):
 def test_eval_scores_a_seed_mlp_checkpoint(trained):
     out, _ = trained
     before = torch.get_num_threads()
-    res = CliRunner().invoke(main, ["eval", "--model", str(out), "--json", "--n", "2", "--samples", "4",
-                                    "--tv-particles", "200", "--threads", "1", "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--model",
+            str(out),
+            "--json",
+            "--n",
+            "2",
+            "--samples",
+            "4",
+            "--tv-particles",
+            "200",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+    )
     torch.set_num_threads(before)
     assert res.exit_code == 0, res.output
     figures = json.loads(res.stdout)

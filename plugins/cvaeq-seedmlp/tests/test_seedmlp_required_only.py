@@ -58,8 +58,15 @@ def test_it_answers_an_image_query(model):
 def test_it_is_evaluated(model):
     from cvaeq.evaluation import evaluate
 
-    r = evaluate(LoadedModel(load_story("default"), None, model), n=2, samples=4, tv_particles=200,
-                 truth_particles=16, progress=False, threads=1)
+    r = evaluate(
+        LoadedModel(load_story("default"), None, model),
+        n=2,
+        samples=4,
+        tv_particles=200,
+        truth_particles=16,
+        progress=False,
+        threads=1,
+    )
     assert set(r["factor_accuracy"]) == {"shape", "scale", "orientation", "posX", "posY"}
     assert 0 <= r["counterfactual"]["iou_mean"] <= 1 and 0 <= r["recon_iou"] <= 1
     assert r["nll_nats"] is None or np.isfinite(r["nll_nats"])
@@ -69,12 +76,19 @@ def test_it_draws_the_explorers_decoder_view(model):
     from cvaeq.serve.explorer import Explorer
 
     ex = Explorer(model=model, story="default")
-    probs = ex.decode({"shape": "heart", "scale": "1", "orientation": "0", "posX": "0.5", "posY": "0.5"},
-                      [0.0] * model.latent_dim)
+    probs = ex.decode(
+        {"shape": "heart", "scale": "1", "orientation": "0", "posX": "0.5", "posY": "0.5"}, [0.0] * model.latent_dim
+    )
     assert probs.shape == (64, 64) and bool(((probs >= 0) & (probs <= 1)).all())
     adapter = ImageModelAdapter(model, (64, 64))
-    classes = torch.tensor([[ex.factor_classes({"shape": "heart", "scale": "1", "orientation": "0", "posX": "0.5",
-                                                "posY": "0.5"})[f] for f in ex.world.names]])
+    classes = torch.tensor(
+        [
+            [
+                ex.factor_classes({"shape": "heart", "scale": "1", "orientation": "0", "posX": "0.5", "posY": "0.5"})[f]
+                for f in ex.world.names
+            ]
+        ]
+    )
     want = adapter.pixel_probs(classes, torch.zeros(1, model.latent_dim))[0].double().numpy()
     assert np.array_equal(probs, want)
 
@@ -85,8 +99,10 @@ def test_two_models_alternated_answer_as_each_alone(model):
     from cvaeq.query.answer import ask
 
     torch.manual_seed(1)
-    other = RequiredOnly(SeedMLPFamily().build(get_world("dsprites"), 6, {"hidden": 16}).eval().requires_grad_(False),
-                         "pixel_logits" if hasattr(model, "pixel_logits") else "decode_probs")
+    other = RequiredOnly(
+        SeedMLPFamily().build(get_world("dsprites"), 6, {"hidden": 16}).eval().requires_grad_(False),
+        "pixel_logits" if hasattr(model, "pixel_logits") else "decode_probs",
+    )
     story = load_story("default")
 
     def answer(m):
