@@ -138,7 +138,7 @@ def train_command(
 
     from ..errors import CvaeqError
     from ..model.family import DEFAULT_FAMILY, parse_arch_option
-    from ..model.train import TrainConfig, train
+    from ..model.train import TrainConfig
 
     if arch is not None and (init or resume):
         raise CvaeqError(
@@ -164,6 +164,13 @@ def train_command(
         time_limit=time_limit,
         arch=parse_arch_option(arch) if arch is not None else {},
     )
+    _run(config, out, resume, init, threads, distributed, device, quiet)
+
+
+def _run(config, out, resume, init, threads, distributed, device, quiet) -> None:
+    """Train (under torchrun, one process of it), saying where the checkpoint is if interrupted."""
+    from ..model.train import train
+
     ctx = None
     if distributed:
         from ..model.distributed import init_distributed

@@ -346,6 +346,30 @@ def cached_grid(world: World | str | None = None) -> Grid | None:
     return load_grid(path, world) if path.is_file() else None
 
 
+def _check_members(path: Path, members: dict, world: World) -> int:
+    """The number of images of a grid file whose arrays are each of the dtype, shape and order ``world`` needs."""
+    for name, (dtype, tail) in required(world).items():
+        if name not in members:
+            raise DataError(
+                f"{path}: no {name!r} array (found: {', '.join(sorted(members)) or 'none'}); "
+                f"not a {world.name} grid file"
+            )
+        m = members[name]
+        if m.dtype != dtype:
+            raise DataError(f"{path}: {name!r} has dtype {m.dtype}, expected {dtype}")
+        if len(m.shape) != 1 + len(tail) or m.shape[1:] != tail:
+            raise DataError(f"{path}: {name!r} has shape {m.shape}, expected (N, {', '.join(map(str, tail))})")
+        if m.fortran:
+            raise DataError(f"{path}: {name!r} is stored in Fortran order; expected C order")
+    n = members["imgs"].shape[0]
+    for name in ("latents_classes", "latents_values"):
+        if members[name].shape[0] != n:
+            raise DataError(f"{path}: {name!r} has {members[name].shape[0]} rows but 'imgs' has {n}")
+    if n == 0:
+        raise DataError(f"{path}: holds no images")
+    return n
+
+
 def load_grid(path: str | os.PathLike | None = None, world: World | str | None = None) -> Grid:
     """Open a grid file of ``world``: its rendered grid, a real data file, or a subset.
 
@@ -381,25 +405,7 @@ def load_grid(path: str | os.PathLike | None = None, world: World | str | None =
             f"build one with `cvaeq data build --world {given.name}`"
         )
     world = given or get_world(named if isinstance(named, str) else None)
-    for name, (dtype, tail) in required(world).items():
-        if name not in members:
-            raise DataError(
-                f"{path}: no {name!r} array (found: {', '.join(sorted(members)) or 'none'}); "
-                f"not a {world.name} grid file"
-            )
-        m = members[name]
-        if m.dtype != dtype:
-            raise DataError(f"{path}: {name!r} has dtype {m.dtype}, expected {dtype}")
-        if len(m.shape) != 1 + len(tail) or m.shape[1:] != tail:
-            raise DataError(f"{path}: {name!r} has shape {m.shape}, expected (N, {', '.join(map(str, tail))})")
-        if m.fortran:
-            raise DataError(f"{path}: {name!r} is stored in Fortran order; expected C order")
-    n = members["imgs"].shape[0]
-    for name in ("latents_classes", "latents_values"):
-        if members[name].shape[0] != n:
-            raise DataError(f"{path}: {name!r} has {members[name].shape[0]} rows but 'imgs' has {n}")
-    if n == 0:
-        raise DataError(f"{path}: holds no images")
+    n = _check_members(path, members, world)
 
     # Small arrays: read normally, never unpickling (the pickled metadata is not touched).
     with np.load(path, allow_pickle=False) as z:

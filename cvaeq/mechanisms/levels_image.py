@@ -232,6 +232,13 @@ def discretised_logistic_image(
     shape = tuple(int(v) for v in shape)
     if pixel_levels is not None:
         return DiscretisedLogisticImage(parents, pixel_levels, factors=factors, latent=latent, shape=shape)
+    return _of_model(image_model, tuple(parents), factors, latent, shape)
+
+
+def _of_model(
+    image_model, parents: tuple[str, ...], factors: tuple[str, ...], latent: str | None, shape: tuple[int, ...]
+) -> DiscretisedLogisticImage:
+    """The mechanism of an 8-bit image model, called through its adapter (:mod:`cvaeq.image_model`)."""
     if not parents:
         raise MechanismError("an 8-bit image model's mechanism needs parents: the factors and the latent")
     if getattr(image_model, "pixel", "binary") != "8bit":
@@ -257,14 +264,7 @@ def discretised_logistic_image(
             _check_levels(inner, out, (num, *shape))
         return out
 
-    return DiscretisedLogisticImage(
-        parents,
-        levels_of,
-        encoder=model,
-        factors=factors,
-        latent=latent,
-        shape=shape,
-    )
+    return DiscretisedLogisticImage(parents, levels_of, encoder=model, factors=factors, latent=latent, shape=shape)
 
 
 def _check_levels(model, out, expected: tuple[int, ...]) -> None:

@@ -93,15 +93,7 @@ def loglinear_fit(
     bias = torch.zeros(shape[-1], dtype=torch.float64, requires_grad=True)
     mats = [torch.zeros(phi.shape[1], psi.shape[1], dtype=torch.float64, requires_grad=True) for phi in phis]
     floor = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS(
-        [bias, floor, *mats],
-        lr=1.0,
-        max_iter=iters,
-        tolerance_grad=1e-7,
-        tolerance_change=1e-10,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    opt = _lbfgs([bias, floor, *mats], iters)
 
     def probs() -> torch.Tensor:
         out = bias.expand(shape)
@@ -126,6 +118,19 @@ def loglinear_fit(
         torch.set_num_threads(threads)
     with torch.no_grad():
         return probs().numpy()
+
+
+def _lbfgs(params: list[torch.Tensor], iters: int) -> torch.optim.LBFGS:
+    """The optimiser of :func:`loglinear_fit`: L-BFGS with a strong-Wolfe line search."""
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=iters,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
 
 def floor_fit(counts: np.ndarray, floor: float, threshold: float) -> np.ndarray:
