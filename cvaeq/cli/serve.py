@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from ..limits import MAX_SEED, MAX_THREADS
@@ -80,6 +82,14 @@ def serve(
     sock = listen(host, port)  # an address in use is an OSError: one line, exit 2
     address, bound = sock.getsockname()[:2]
     server = uvicorn.Server(server_config(create_app(explorer, bound=address, allow_hosts=allow_hosts)))
+
+    def stop(signum, frame) -> None:
+        # Ctrl-C from the moment the address is printed until uvicorn takes the signal over: stop as soon as
+        # it has started. (A KeyboardInterrupt raised there could land in a finalizer, where Python prints
+        # "Exception ignored" and goes on, and the server would then run on.)
+        server.should_exit = True
+
+    previous = signal.signal(signal.SIGINT, stop)
     if not is_loopback(address):
         where = "every network interface of this machine" if is_wildcard(address) else f"the address {address}"
         click.echo(
@@ -100,5 +110,6 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, previous)
         sock.close()
     click.echo("cvaeq explorer stopped")
