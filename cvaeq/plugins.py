@@ -123,15 +123,20 @@ def get_mechanisms() -> dict[str, MechanismFamily]:
 
 def get_mechanism_family(name: str) -> MechanismFamily:
     """One mechanism family by name; unknown names are a MechanismError listing the known ones."""
-    families = get_mechanisms()
-    if name not in families and skipped("mechanism", name):
-        raise PluginError(f"mechanism {name!r} is not available: {skipped('mechanism', name)}")
-    if name not in families:
+    return _by_name(get_mechanisms(), "mechanism", name)
+
+
+def _by_name(found: dict[str, Any], what: str, name: str) -> Any:
+    """``found[name]``; else why not: a PluginError when a plugin registered it and broke
+    it, a MechanismError listing the known names otherwise."""
+    if name not in found and skipped(what, name):
+        raise PluginError(f"{what} {name!r} is not available: {skipped(what, name)}")
+    if name not in found:
         raise MechanismError(
-            f"unknown mechanism {name!r}; known: {', '.join(sorted(families))} "
+            f"unknown {what} {name!r}; known: {', '.join(sorted(found))} "
             "(install the plugin that provides it, see `cvaeq plugins`)"
         )
-    return families[name]
+    return found[name]
 
 
 def get_image_models() -> dict[str, Any]:
@@ -201,15 +206,7 @@ def get_image_mechanisms() -> dict[str, ImageMechanism]:
 
 def get_image_mechanism(name: str) -> ImageMechanism:
     """One image mechanism by name; unknown names are a MechanismError listing the known ones."""
-    found = get_image_mechanisms()
-    if name not in found and skipped("image mechanism", name):
-        raise PluginError(f"image mechanism {name!r} is not available: {skipped('image mechanism', name)}")
-    if name not in found:
-        raise MechanismError(
-            f"unknown image mechanism {name!r}; known: {', '.join(sorted(found))} "
-            "(install the plugin that provides it, see `cvaeq plugins`)"
-        )
-    return found[name]
+    return _by_name(get_image_mechanisms(), "image mechanism", name)
 
 
 def image_mechanism_for(image_model: Any, world: Any) -> ImageMechanism:
