@@ -251,6 +251,7 @@ def _of_model(
     # the adapter decides the decoder path and checks the required members (cvaeq.image_model)
     model = image_model if isinstance(image_model, ImageModelAdapter) else ImageModelAdapter(image_model, shape)
     inner = image_model.model if isinstance(image_model, ImageModelAdapter) else image_model
+    inner = getattr(inner, "inner", inner)  # the plugin's own model behind the adapter's checks
     checked = not is_builtin(inner)
     decode = model.decode
     first = parents[0]

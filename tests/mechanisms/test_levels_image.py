@@ -191,10 +191,14 @@ def test_a_plugin_models_bad_decoder_output_is_one_line_naming_it():
             loc, ls = super().pixel_levels(classes, z)
             return loc[..., :4], ls
 
-    m = discretised_logistic_image(Broken(), factors=("hue", "size"), shape=(3, 8, 8))
+    from cvaeq.image_model import ImageModelAdapter
+
     ps = {"hue": torch.tensor([0]), "size": torch.tensor([1]), "Z": torch.zeros(1, 1)}
-    with pytest.raises(PluginError, match=r"image model Broken\).*pixel_levels\(\) must return \(loc, log_scale\)"):
-        m.assign(ps, torch.zeros(1, 3, 8, 8))
+    # the model bare, or already behind its adapter (whose checks wrap it): its output is checked either way
+    for model in (Broken(), ImageModelAdapter(Broken(), (3, 8, 8))):
+        m = discretised_logistic_image(model, factors=("hue", "size"), shape=(3, 8, 8))
+        with pytest.raises(PluginError, match=r"image model Broken\).*pixel_levels\(\) must return \(loc, log_sc"):
+            m.assign(ps, torch.zeros(1, 3, 8, 8))
 
 
 def test_build_scm_gives_an_8bit_world_the_discretised_logistic_image(swatch):
