@@ -201,7 +201,7 @@ def missing_members(image_model: object) -> str | None:
     return None
 
 
-def _runs(x: Tensor) -> tuple[Tensor, Tensor]:
+def consecutive_runs(x: Tensor) -> tuple[Tensor, Tensor]:
     """``(new, run)``: which rows of ``x`` start a run of identical consecutive
     images, and each row's run index."""
     flat = x.reshape(x.shape[0], -1)
@@ -242,7 +242,7 @@ class Encoding:
         if n > 1 and x.stride(0) == 0:
             self._run, self._distinct = "one", x[:1]
         elif n > 1:
-            new, run = _runs(x)
+            new, run = consecutive_runs(x)
             if not bool(new.all()):
                 self._run, self._distinct = run, x[new]
         self._features: Tensor | None = None

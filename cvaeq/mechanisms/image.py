@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pyro.distributions as dist
 import torch
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import MechanismError
-from ..image_model import Encoding, ImageModel, ImageModelAdapter, missing_members
+from ..image_model import Encoding, ImageModel, ImageModelAdapter, consecutive_runs, missing_members
 from .base import Abduction
 
 __all__ = ["ImageModel", "BernoulliImage", "bernoulli_image", "missing_members"]
@@ -143,18 +144,7 @@ class BernoulliImage:
         return self._once_per_run(fn, parents)
 
     def _once_per_run(self, fn: Decode, parents: Mapping[str, Tensor]) -> Tensor:
-        """``fn(parents)``, evaluated once per run of consecutive particles with
-        identical parent values (a resampled particle's copies are consecutive)."""
-        cols = [parents[p].reshape(parents[p].shape[0], -1).double() for p in self.parents if p in parents]
-        if not cols or cols[0].shape[0] < 2:
-            return fn(parents)
-        rows = torch.cat(cols, 1)
-        new = torch.ones(rows.shape[0], dtype=torch.bool)
-        new[1:] = (rows[1:] != rows[:-1]).any(1)
-        if bool(new.all()):
-            return fn(parents)
-        run = torch.cumsum(new.long(), 0) - 1
-        return fn({k: v[new] if k in self.parents else v for k, v in parents.items()})[run]
+        return once_per_run(fn, parents, self.parents)
 
     def _probs_of(self, raw: Tensor) -> Tensor:
         """Probabilities for the noise, from logits, kept off 0 and 1 so that
@@ -276,6 +266,38 @@ class BernoulliImage:
         return out, log_q
 
 
+def image_parents(
+    factors: Sequence[str] | None, parents: Sequence[str] | None, latent: str | None, missing: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An image mechanism's ``(factors, parents)`` from whichever is given: the
+    factors default to the parents other than ``latent``, the parents to the
+    factors and ``latent``; with neither, a MechanismError saying ``missing``."""
+    if factors is None:
+        if parents is None:
+            raise MechanismError(missing)
+        factors = tuple(p for p in parents if p != latent)
+    factors = tuple(factors)
+    if parents is None:
+        parents = factors + ((latent,) if latent else ())
+    return factors, tuple(parents)
+
+
+def once_per_run(fn: Callable[[Mapping[str, Tensor]], Any], parents: Mapping[str, Tensor], names: Sequence[str]) -> Any:
+    """``fn(parents)``, evaluated once per run of consecutive particles with
+    identical values of the parents ``names`` (a resampled particle's copies
+    are consecutive, and so are the counterfactual worlds of one heavy
+    particle), and spread back to every particle; ``fn`` may give a tensor or
+    a tuple of them (an 8-bit decoder's ``(loc, log_scale)``)."""
+    cols = [parents[p].reshape(parents[p].shape[0], -1).double() for p in names if p in parents]
+    if not cols or cols[0].shape[0] < 2:
+        return fn(parents)
+    new, run = consecutive_runs(torch.cat(cols, 1))
+    if bool(new.all()):
+        return fn(parents)
+    out = fn({k: v[new] if k in names else v for k, v in parents.items()})
+    return tuple(t[run] for t in out) if isinstance(out, tuple) else out[run]
+
+
 def _categorical_draw(logits: Tensor) -> tuple[Tensor, Tensor]:
     """One class per row of ``logits [S, size]`` and its float64 log-probability:
     the very numbers of ``pyro.distributions.Categorical(logits=logits)``'s
@@ -319,13 +341,9 @@ def bernoulli_image(
     model = None
     if image_model is not None:  # the adapter decides the decoder path, once (and checks the members)
         model = image_model if isinstance(image_model, ImageModelAdapter) else ImageModelAdapter(image_model, shape)
-    if factors is None:
-        if parents is None:
-            raise MechanismError("bernoulli_image needs its factors or its parents (the world's factor names)")
-        factors = tuple(p for p in parents if p != latent)
-    factors = tuple(factors)
-    if parents is None:
-        parents = factors + ((latent,) if latent else ())
+    factors, parents = image_parents(
+        factors, parents, latent, "bernoulli_image needs its factors or its parents (the world's factor names)"
+    )
     if model is not None:
         if decode is not None:
             raise MechanismError("give an image model or a decode function, not both")

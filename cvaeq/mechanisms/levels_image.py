@@ -42,7 +42,7 @@ from .. import levels
 from ..errors import MechanismError
 from ..image_model import ImageModelAdapter
 from .base import Abduction
-from .image import BernoulliImage, FactorProposal, LatentProposal
+from .image import BernoulliImage, FactorProposal, LatentProposal, image_parents, once_per_run
 
 __all__ = ["DiscretisedLogisticImage", "discretised_logistic_image", "LogisticNoise"]
 
@@ -127,18 +127,8 @@ class DiscretisedLogisticImage:
         """``(loc, log_scale)`` of every pixel and channel for the parents' values,
         decoded once per run of consecutive particles with identical parents
         (a resampled particle's copies are consecutive, and so are the
-        counterfactual worlds of one heavy particle)."""
-        cols = [parents[p].reshape(parents[p].shape[0], -1).double() for p in self.parents if p in parents]
-        if not cols or cols[0].shape[0] < 2:
-            return self.pixel_levels(parents)
-        rows = torch.cat(cols, 1)
-        new = torch.ones(rows.shape[0], dtype=torch.bool)
-        new[1:] = (rows[1:] != rows[:-1]).any(1)
-        if bool(new.all()):
-            return self.pixel_levels(parents)
-        run = torch.cumsum(new.long(), 0) - 1
-        loc, log_scale = self.pixel_levels({k: v[new] if k in self.parents else v for k, v in parents.items()})
-        return loc.index_select(0, run), log_scale.index_select(0, run)
+        counterfactual worlds of one heavy particle: :func:`~cvaeq.mechanisms.image.once_per_run`)."""
+        return once_per_run(self.pixel_levels, parents, self.parents)
 
     def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
         loc, log_scale = self.params(parents)
@@ -222,17 +212,13 @@ def discretised_logistic_image(
         raise MechanismError(
             "discretised_logistic_image needs an 8-bit image model or a pixel_levels function, one of them"
         )
-    if factors is None:
-        if parents is None:
-            raise MechanismError("discretised_logistic_image needs its factors or its parents")
-        factors = tuple(p for p in parents if p != latent)
-    factors = tuple(factors)
-    if parents is None:
-        parents = factors + ((latent,) if latent else ())
+    factors, parents = image_parents(
+        factors, parents, latent, "discretised_logistic_image needs its factors or its parents"
+    )
     shape = tuple(int(v) for v in shape)
     if pixel_levels is not None:
         return DiscretisedLogisticImage(parents, pixel_levels, factors=factors, latent=latent, shape=shape)
-    return _of_model(image_model, tuple(parents), factors, latent, shape)
+    return _of_model(image_model, parents, factors, latent, shape)
 
 
 def _of_model(
