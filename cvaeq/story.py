@@ -284,7 +284,7 @@ def _header(doc: dict[str, Any], source: str) -> tuple[World, dict[str, Any], in
     factors = doc.get("factors")
     if not isinstance(factors, dict):
         raise StoryError(f"{source}: no [factors] table; declare each of {', '.join(names)} as [factors.NAME]")
-    unknown = [f for f in factors if f not in world.sizes]
+    unknown = [f for f in factors if f not in world.names]
     if unknown:
         raise StoryError(
             f"{source}: unknown factor {unknown[0]!r}; the factors of world {world.name!r} are {', '.join(names)}"

@@ -1,9 +1,11 @@
 """Worlds: the factors, the image and the renderer, as data handed to the core.
 
 A :class:`World` declares what a family of images is made of: its factors
-(categorical with labels, or numeric with a grid of values, in a fixed
-order), the image's shape, and a **renderer** from factor classes to images,
-which is the ground truth of every counterfactual. Optionally: a loader for a
+(categorical with labels, numeric with a grid of values, or continuous on an
+interval, in a fixed order), the image's shape, and a **renderer** from factor
+classes to images, which is the ground truth of every counterfactual. A world
+of real labelled pictures has no renderer (``render=None``): its pictures come
+from files (``data``), and none of its counterfactuals has a known true picture. Optionally: a loader for a
 real dataset file, the name of its default story, hints for the image model
 that suits it, and the classes of a factor that draw the same image.
 
@@ -22,6 +24,18 @@ one by name. dSprites is the built-in world ``"dsprites"``.
 ('0.5', 1, 2)
 >>> w.indices_of(np.array([[1, 2]])).tolist(), w.classes_array_of(np.array([5])).tolist()
 ([5], [[1, 2]])
+
+A continuous factor takes any number in ``[low, high]``; its values are
+float64 (numpy ``(N,)``, torch ``[S]``) where a grid factor's are int64 classes:
+
+>>> t = Factor("thickness", low=0.0, high=10.0, unit="px")
+>>> t.continuous, t.numeric, t.parse("2.3"), t.label(2.3)
+(True, True, 2.3, '2.3')
+>>> digits = World("digits", (Factor("digit", labels=tuple("0123456789")), t), image_shape=(28, 28), pixel="8bit")
+>>> digits.has_renderer, digits.continuous, digits.discrete, digits.sizes
+(False, ('thickness',), ('digit',), {'digit': 10})
+>>> digits.check_factors(np.array([[7, 2.5]])).dtype
+dtype('float64')
 """
 
 from __future__ import annotations
@@ -68,18 +82,28 @@ class Factor:
     :param values: a numeric factor's grid (strictly increasing), or, with
         ``labels``, the numbers a data file records for each class.
     :param unit: a numeric factor's unit, named in errors (e.g. ``"radians"``).
+    :param low, high: a **continuous** factor's interval (give both, and no
+        labels or values): it takes any number ``low <= v <= high``, has no
+        classes, and its values are float64.
     """
 
     name: str
     labels: tuple[str, ...] | None = None
     values: np.ndarray | None = None
     unit: str = ""
+    low: float | None = None
+    high: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise DataError(f"factor name {self.name!r} must be an identifier (letters, digits, _)")
+        if self.low is not None or self.high is not None:
+            self._init_continuous()
+            return
         if self.labels is None and self.values is None:
-            raise DataError(f"factor {self.name!r}: give labels (categorical) or values (numeric)")
+            raise DataError(
+                f"factor {self.name!r}: give labels (categorical), values (numeric grid) or low and high (continuous)"
+            )
         if self.labels is not None:
             labels = tuple(str(s) for s in self.labels)
             if len(set(labels)) != len(labels) or not labels:
@@ -94,12 +118,31 @@ class Factor:
             if self.labels is not None and len(values) != len(self.labels):
                 raise DataError(f"factor {self.name!r}: {len(values)} values for {len(self.labels)} labels")
             object.__setattr__(self, "values", values)
-        if not 1 <= self.size <= MAX_FACTOR_SIZE:
+        if not 1 <= self.size <= MAX_FACTOR_SIZE:  # (a continuous factor returned above)
             raise DataError(f"factor {self.name!r} has {self.size} classes; at most {MAX_FACTOR_SIZE}")
+
+    def _init_continuous(self) -> None:
+        if self.labels is not None or self.values is not None:
+            raise DataError(f"factor {self.name!r}: a continuous factor (low, high) has no labels or values")
+        try:
+            low, high = float(self.low), float(self.high)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise DataError(f"factor {self.name!r}: low and high must both be numbers") from None
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise DataError(f"factor {self.name!r}: low and high must be finite numbers with low < high")
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    @property
+    def continuous(self) -> bool:
+        """True for a factor that takes any number in ``[low, high]`` (float64 values, no classes)."""
+        return self.low is not None
 
     @property
     def size(self) -> int:
-        """Number of classes."""
+        """Number of classes (a continuous factor has none: a DataError)."""
+        if self.continuous:
+            raise DataError(f"factor {self.name!r} is continuous ({self.domain}): it has no classes")
         return len(self.labels) if self.labels is not None else len(self._numbers)
 
     @property
@@ -116,6 +159,8 @@ class Factor:
     @property
     def grid(self) -> np.ndarray:
         """The numbers of the classes: the grid, or a categorical factor's recorded values (else 0, 1, ...)."""
+        if self.continuous:
+            raise DataError(f"factor {self.name!r} is continuous ({self.domain}): it has no grid")
         return self.values if self.values is not None else np.arange(self.size, dtype=np.float64)
 
     @property
@@ -123,17 +168,27 @@ class Factor:
         """What values the factor takes, in words: its labels, or its range and unit."""
         if self.labels is not None:
             return ", ".join(self.labels)
-        return f"{self._numbers[0]:g} to {self._numbers[-1]:g}" + (f" {self.unit}" if self.unit else "")
+        unit = f" {self.unit}" if self.unit else ""
+        if self.continuous:
+            return f"any number from {self.low:g} to {self.high:g}{unit}"
+        return f"{self._numbers[0]:g} to {self._numbers[-1]:g}{unit}"
 
-    def label(self, cls: int) -> str:
-        """A class as written in the query language: a name, or a number (6 significant digits)."""
+    def label(self, cls: float) -> str:
+        """A class (or a continuous value) as written in the query language:
+        a name, or a number (6 significant digits)."""
+        if self.continuous:
+            return f"{float(cls):.6g}"
+        cls = int(cls)
         if self.labels is not None:
             return self.labels[cls]
         return f"{self._numbers[cls]:.6g}"
 
     def snap(self, value: float) -> int:
         """Class of the grid value nearest ``value``; off the domain (beyond half
-        a grid step past either end) is a DataError."""
+        a grid step past either end) is a DataError. A continuous factor has no
+        classes: its value is :meth:`checked` instead."""
+        if self.continuous:
+            raise DataError(f"{self.name} is continuous: it has no grid to snap to")
         if self.labels is not None:
             raise DataError(f"{self.name} takes a name ({', '.join(self.labels)}), not a number")
         grid = self._numbers
@@ -142,18 +197,28 @@ class Factor:
             raise DataError(f"{self.name}={value:g} is off the domain; allowed: {self.domain}")
         return int(np.argmin(np.abs(grid - value)))
 
-    def parse(self, text: str) -> int:
-        """Class of a value written by a user: a label, or a number snapped to the grid."""
+    def checked(self, value: float) -> float:
+        """A continuous factor's ``value`` as a float in ``[low, high]``; a DataError otherwise."""
+        if not self.continuous:
+            raise DataError(f"{self.name} is not continuous; its values are classes ({self.domain})")
+        value = float(value)
+        if not (math.isfinite(value) and self.low <= value <= self.high):  # type: ignore[operator]
+            raise DataError(f"{self.name}={value:g} is off the domain; allowed: {self.domain}")
+        return value
+
+    def parse(self, text: str) -> int | float:
+        """A value written by a user: the class of a label, or of a number
+        snapped to the grid; a continuous factor's number itself (a float)."""
         text = str(text).strip()
         if self.labels is not None:
             if text in self.labels:
                 return self.labels.index(text)
             raise DataError(f"unknown {self.name} {text!r}; allowed: {', '.join(self.labels)}")
-        import re
-
         # ASCII decimals only, as documented: float() would also take "١", "1_0", "nan" and "infinity"
         if not re.fullmatch(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", text):
             raise DataError(f"{self.name} takes a number (ASCII digits, e.g. 0.5 or 1e-1), got {text!r}")
+        if self.continuous:
+            return self.checked(float(text))
         return self.snap(float(text))
 
 
@@ -189,7 +254,11 @@ class World:
         with C = 1 (grey) or 3 (RGB); ``(H, W)`` means C = 1.
     :param render: ``render(classes int64 (N, F)) -> uint8 (N, *image_shape)``
         images: deterministic, the ground truth of every counterfactual.
-        Binary worlds draw 0/1; 8-bit worlds draw levels 0..255.
+        Binary worlds draw 0/1; 8-bit worlds draw levels 0..255. ``None`` for
+        a world of real labelled pictures (:attr:`has_renderer` is False): it
+        has no true counterfactual, and every place that reads the truth says
+        so. A world with a continuous factor has no grid to render and must
+        have ``render=None``.
     :param pixel: the pixel kind: ``"binary"`` (0/1 pixels, the Bernoulli
         image mechanism) or ``"8bit"`` (levels 0..255 per pixel and channel,
         the discretised-logistic mechanism of :mod:`cvaeq.levels`).
@@ -210,12 +279,14 @@ class World:
         command prints it today).
     :param laws: ``{name: Law}``: deterministic functions of factor values
         that stories may use as a factor's mean (the shadow's projection).
+    :param data: a renderer-less world's labelled pictures shipped with it:
+        the folder its loader (:mod:`cvaeq.data`) reads.
     """
 
     name: str
     factors: tuple[Factor, ...]
     image_shape: tuple[int, ...]
-    render: Callable[[np.ndarray], np.ndarray]
+    render: Callable[[np.ndarray], np.ndarray] | None = None
     pixel: str = "binary"
     default_story: str | None = None
     model_arch: Mapping[str, Any] = field(default_factory=dict)
@@ -224,6 +295,7 @@ class World:
     file_constants: tuple[tuple[str, float], ...] = ()
     description: str = ""
     laws: Mapping[str, Law] = field(default_factory=dict)
+    data: Path | None = None
     # set by __post_init__ (a frozen dataclass: through object.__setattr__)
     _by_name: dict[str, Factor] = field(init=False, repr=False)
     _sizes: np.ndarray = field(init=False, repr=False)
@@ -254,13 +326,18 @@ class World:
         object.__setattr__(self, "image_shape", shape)
         if self.pixel not in PIXEL_KINDS:
             raise DataError(f"world {self.name!r}: pixel {self.pixel!r} is not one of {', '.join(PIXEL_KINDS)}")
-        if not callable(self.render):
-            raise DataError(f"world {self.name!r}: render must be callable")
+        if self.render is not None and not callable(self.render):
+            raise DataError(f"world {self.name!r}: render must be callable, or None for a world of labelled files")
+        if self.render is not None and any(f.continuous for f in factors):
+            raise DataError(
+                f"world {self.name!r}: a world with a continuous factor has no grid to render; give render=None "
+                "and its labelled pictures as data"
+            )
         for law_name, law in dict(self.laws).items():
             if not isinstance(law, Law) or not callable(law.fn) or not all(a in names for a in law.args):
                 raise DataError(f"world {self.name!r}: law {law_name!r} must be a Law over this world's factors")
         object.__setattr__(self, "_by_name", {f.name: f for f in factors})
-        sizes = np.array([f.size for f in factors], dtype=np.int64)
+        sizes = np.array([0 if f.continuous else f.size for f in factors], dtype=np.int64)
         object.__setattr__(self, "_bases", np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64))
         object.__setattr__(self, "_sizes", sizes)
 
@@ -271,6 +348,12 @@ class World:
     def channels(self) -> int:
         """Colour channels of its pictures: 1 (binary or grey) or 3 (RGB)."""
         return self.image_shape[0] if len(self.image_shape) == 3 else 1
+
+    @property
+    def has_renderer(self) -> bool:
+        """Whether its pictures are drawn by a renderer (so every counterfactual
+        has a true picture) rather than read from labelled files."""
+        return self.render is not None
 
     @property
     def max_level(self) -> int:
@@ -286,13 +369,23 @@ class World:
 
     @property
     def sizes(self) -> dict[str, int]:
-        """``{factor: number of classes}``."""
-        return {f.name: f.size for f in self.factors}
+        """``{factor: number of classes}`` of its discrete factors (a continuous one has no classes)."""
+        return {f.name: f.size for f in self.factors if not f.continuous}
+
+    @property
+    def continuous(self) -> tuple[str, ...]:
+        """Names of its continuous factors (float64 values), in column order."""
+        return tuple(f.name for f in self.factors if f.continuous)
+
+    @property
+    def discrete(self) -> tuple[str, ...]:
+        """Names of its factors with classes (categorical or on a grid), in column order."""
+        return tuple(f.name for f in self.factors if not f.continuous)
 
     @property
     def values(self) -> dict[str, np.ndarray]:
-        """``{factor: numbers of its classes}`` (:attr:`Factor.grid`)."""
-        return {f.name: f.grid for f in self.factors}
+        """``{factor: numbers of its classes}`` (:attr:`Factor.grid`) of its discrete factors."""
+        return {f.name: f.grid for f in self.factors if not f.continuous}
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -310,21 +403,21 @@ class World:
         """Column of factor ``name`` in a classes array."""
         return self.names.index(self.factor(name).name)
 
-    def label(self, name: str, cls: int) -> str:
-        """Class ``cls`` of factor ``name`` as written in queries."""
-        return self.factor(name).label(int(cls))
+    def label(self, name: str, cls: float) -> str:
+        """Class ``cls`` (a continuous factor: the value) of factor ``name`` as written in queries."""
+        return self.factor(name).label(cls)
 
     def snap(self, name: str, value: float) -> int:
         """Class of the grid value of numeric factor ``name`` nearest ``value``."""
         return self.factor(name).snap(value)
 
-    def parse_value(self, name: str, text: str) -> int:
-        """Class of ``text`` (a label or a number) for factor ``name``."""
+    def parse_value(self, name: str, text: str) -> int | float:
+        """Class of ``text`` (a label or a number) for factor ``name``; a continuous factor's number."""
         return self.factor(name).parse(text)
 
-    def parse_factors(self, items: Sequence[str]) -> dict[str, int]:
-        """Classes from ``name=value`` items naming every factor once, as on the command line."""
-        out: dict[str, int] = {}
+    def parse_factors(self, items: Sequence[str]) -> dict[str, Any]:
+        """Classes (continuous: values) from ``name=value`` items naming every factor once, as on the command line."""
+        out: dict[str, Any] = {}  # int classes; floats for continuous factors
         for item in items:
             name, sep, value = str(item).partition("=")
             if not sep:
@@ -338,24 +431,58 @@ class World:
             raise DataError(f"missing factor(s): {', '.join(missing)}; give all of {', '.join(self.names)}")
         return out
 
-    def row(self, classes: Mapping[str, int]) -> np.ndarray:
-        """``(1, F)`` int64 classes array of a ``{factor: class}`` mapping."""
+    def row(self, classes: Mapping[str, float]) -> np.ndarray:
+        """``(1, F)`` array of a ``{factor: class or value}`` mapping: int64
+        classes, or float64 where the world has a continuous factor."""
+        if self.continuous:
+            return self.check_factors(np.array([[float(classes[f]) for f in self.names]], dtype=np.float64))
         return np.array([[int(classes[f]) for f in self.names]], dtype=np.int64)
 
+    def check_factors(self, factors: np.ndarray) -> np.ndarray:
+        """``(N, F)`` factor values checked: float64 where the world has a
+        continuous factor (its discrete columns whole classes in range, its
+        continuous ones in ``[low, high]``), else :meth:`check_classes`'s int64."""
+        if not self.continuous:
+            return self.check_classes(factors)
+        factors = np.asarray(factors, dtype=np.float64)
+        if factors.ndim != 2 or factors.shape[1] != len(self.factors):
+            raise DataError(
+                f"expected factor values of shape (N, {len(self.factors)}) in the order "
+                f"{', '.join(self.names)}; got shape {factors.shape}"
+            )
+        for i, f in enumerate(self.factors):
+            col = factors[:, i]
+            if f.continuous:
+                bad = ~np.isfinite(col) | (col < f.low) | (col > f.high)
+                if bad.any():
+                    raise DataError(f"{f.name}={col[bad][0]:g} is off the domain; allowed: {f.domain}")
+            elif ((col != np.round(col)) | (col < 0) | (col >= f.size) | ~np.isfinite(col)).any():
+                raise DataError(f"{f.name} classes must be whole numbers in [0, {f.size})")
+        return factors
+
     # ------------------------------------------------------------ the grid
+
+    def _grid_only(self) -> None:
+        if self.continuous:
+            raise DataError(
+                f"world {self.name!r} has continuous factors ({', '.join(self.continuous)}): it has no grid of images"
+            )
 
     @property
     def n_images(self) -> int:
         """Images in the full grid (the product of the factor sizes)."""
+        self._grid_only()
         return int(np.prod(self._sizes))
 
     @property
     def bases(self) -> np.ndarray:
         """Index bases: an image's grid index is ``classes @ bases`` (last factor fastest)."""
+        self._grid_only()
         return self._bases
 
     def check_classes(self, classes: np.ndarray) -> np.ndarray:
         """``classes`` as int64 ``(N, F)``, each in range; a DataError otherwise."""
+        self._grid_only()
         classes = np.asarray(classes)
         if classes.ndim != 2 or classes.shape[1] != len(self.factors):
             raise DataError(
@@ -374,11 +501,19 @@ class World:
 
     def classes_array_of(self, indices: np.ndarray) -> np.ndarray:
         """``(N, F)`` classes of grid indices (inverse of :meth:`indices_of`)."""
+        self._grid_only()
         indices = np.asarray(indices, dtype=np.int64)
         return (indices[:, None] // self._bases) % self._sizes
 
     def values_of(self, classes: np.ndarray) -> np.ndarray:
-        """``(N, F)`` float64 numbers of ``(N, F)`` classes."""
+        """``(N, F)`` float64 numbers of ``(N, F)`` classes (a continuous column is its value)."""
+        if self.continuous:
+            values = self.check_factors(classes)
+            cols = [
+                values[:, i] if f.continuous else f.grid[values[:, i].astype(np.int64)]
+                for i, f in enumerate(self.factors)
+            ]
+            return np.stack(cols, axis=1)
         classes = np.asarray(classes, dtype=np.int64)
         return np.stack([f.grid[classes[:, i]] for i, f in enumerate(self.factors)], axis=1)
 
@@ -394,6 +529,11 @@ class World:
         """
         from .errors import call_plugin
 
+        if self.render is None:
+            raise DataError(
+                f"world {self.name!r} has no renderer: its pictures are real labelled files, so no picture can be "
+                "drawn from factors and no counterfactual has a known true picture"
+            )
         classes = self.check_classes(classes)
         images = np.asarray(call_plugin(self._plugin_error, "render", self.render, classes))
         if images.shape != (len(classes), *self.image_shape):

@@ -152,7 +152,7 @@ def _metadata(world: World, n: int) -> str:
     )
 
 
-def image_of(factors: Mapping[str, int] | Sequence[str], world: World | str | None = None) -> np.ndarray:
+def image_of(factors: Mapping[str, float] | Sequence[str], world: World | str | None = None) -> np.ndarray:
     """The uint8 image (``image_shape``: 0/1, or 8-bit levels) of one set of factor classes
     of ``world`` (default dSprites).
 
@@ -178,7 +178,7 @@ def save_png(image: np.ndarray, out: str | os.PathLike) -> Path:
 
 
 def show_image(
-    factors: Mapping[str, int] | Sequence[str], out: str | os.PathLike, world: World | str | None = None
+    factors: Mapping[str, float] | Sequence[str], out: str | os.PathLike, world: World | str | None = None
 ) -> Path:
     """Render the image of ``world`` named by ``factors`` and write it to ``out`` as a PNG.
 

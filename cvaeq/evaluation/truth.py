@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -144,7 +145,7 @@ def _classes(world: World, spec, what: str, every: bool) -> dict[str, int]:
         raise QueryError(f'{what} must be text such as "shape=square" or a mapping, not {type(spec).__name__}')
     if every:
         return world.parse_factors(items)
-    out: dict[str, int] = {}
+    out: dict[str, Any] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
