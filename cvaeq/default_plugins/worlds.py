@@ -1,4 +1,4 @@
-"""The built-in worlds ``dsprites``, ``pendulum`` and ``colour_pendulum``, registered like any third-party world."""
+"""The built-in worlds ``dsprites``, ``pendulum``, ``colour_pendulum`` and ``morphomnist``, registered like any third-party world."""
 
 from ..hookspecs import hookimpl
 
@@ -14,3 +14,6 @@ def register_worlds(register):
     from ..worlds.colour_pendulum import WORLD as COLOUR_PENDULUM
 
     register(COLOUR_PENDULUM)
+    from ..worlds.morphomnist import WORLD as MORPHOMNIST
+
+    register(MORPHOMNIST)
