@@ -1,4 +1,4 @@
-"""The built-in worlds ``dsprites``, ``pendulum``, ``colour_pendulum`` and ``morphomnist``, registered like any third-party world."""
+"""The built-in worlds ``dsprites``, ``pendulum``, ``colour_pendulum`` and ``morphomnist``, registered like others."""
 
 from ..hookspecs import hookimpl
 
