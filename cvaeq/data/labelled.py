@@ -43,7 +43,16 @@ import numpy as np
 from ..errors import DataError
 from ..world import World, get_world
 
-__all__ = ["LabelledPictures", "load_labelled", "held_out_mask", "training_parts", "PARTS"]
+__all__ = [
+    "LabelledPictures",
+    "load_labelled",
+    "held_out_mask",
+    "training_parts",
+    "show_picture",
+    "no_truth",
+    "require_renderer",
+    "PARTS",
+]
 
 #: The parts a set of labelled pictures splits into.
 PARTS = ("train", "test")
@@ -216,3 +225,40 @@ def training_parts(world: World | str, source: str | os.PathLike | None = None) 
     """
     pics = load_labelled(source, world)
     return {part: pics.split(part).tensors() for part in PARTS}
+
+
+def no_truth(world: World) -> str:
+    """The sentence every face shows for a world without a renderer, in place of a true picture.
+
+    >>> no_truth(get_world("morphomnist"))  # doctest: +NORMALIZE_WHITESPACE
+    "world 'morphomnist' has no renderer: its pictures are real labelled files, so no picture can be drawn
+    from factors and no counterfactual has a known true picture"
+    """
+    return (
+        f"world {world.name!r} has no renderer: its pictures are real labelled files, so no picture can be drawn "
+        "from factors and no counterfactual has a known true picture"
+    )
+
+
+def require_renderer(world: World, doing: str, instead: str = "") -> None:
+    """A DataError saying why ``doing`` needs a renderer ``world`` lacks, and what to do ``instead``."""
+    if not world.has_renderer:
+        raise DataError(f"{doing}: {no_truth(world)}" + (f"; {instead}" if instead else ""))
+
+
+def show_picture(
+    index: int, out: str | os.PathLike, world: World | str, source: str | os.PathLike | None = None
+) -> tuple[Path, dict]:
+    """Write the labelled picture at row index ``index`` to ``out`` as a PNG; its path and its factors.
+
+    ``cvaeq data show --world morphomnist --index 7001 --out digit.png``: a
+    real picture from the files (default: the world's shipped ones), for a
+    world that cannot draw one from factors. Grey or RGB as the world's pictures are.
+    """
+    from ..viz import save_image, unit
+
+    world = get_world(world)
+    pics = load_labelled(source, world)
+    at = pics.row(index)
+    path = save_image(unit(pics.images[at], world.pixel), out)
+    return path, {f: world.label(f, v) for f, v in pics.factors_of(index).items()}
