@@ -74,7 +74,7 @@ def image_from_factors(spec: str, world: World | str | None = None) -> np.ndarra
     """The image ``world`` renders for ``"shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"``."""
     world = get_world(world)
     if not world.has_renderer:
-        from .data.labelled import require_renderer
+        from .data.renderless import require_renderer
 
         require_renderer(
             world,

@@ -191,7 +191,7 @@ def resample(story: str | None, world_name: str | None, n: int, seed: int, out: 
     from ..world import get_world
 
     if world_name is not None:
-        from ..data.labelled import require_renderer
+        from ..data.renderless import require_renderer
 
         require_renderer(
             get_world(world_name),
@@ -204,7 +204,7 @@ def resample(story: str | None, world_name: str | None, n: int, seed: int, out: 
             raise CvaeqError(f"world {world.name!r} has no default story; pass --story NAME|PATH")
         story = world.default_story
     loaded = load_story(story)
-    from ..data.labelled import require_renderer
+    from ..data.renderless import require_renderer
 
     require_renderer(
         loaded.world,

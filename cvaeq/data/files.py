@@ -84,6 +84,7 @@ from ..errors import DataError
 from ..limits import MAX_GRID_BYTES, checked_file
 from ..paths import atomic_path, default_grid_path
 from ..world import World, get_world
+from .picture_set import LabelledPictures
 
 __all__ = [
     "Grid",
@@ -507,7 +508,7 @@ def _check_binary(path: Path, sample: np.ndarray) -> None:
 # --------------------------------------------------------------------------- labelled pictures
 
 
-def write_labelled(path: str | os.PathLike, pictures) -> Path:
+def write_labelled(path: str | os.PathLike, pictures: LabelledPictures) -> Path:
     """Write :class:`~cvaeq.data.labelled.LabelledPictures` to an ``.npz``, atomically (layout in the module doc).
 
     >>> import tempfile, pathlib
@@ -531,15 +532,13 @@ def write_labelled(path: str | os.PathLike, pictures) -> Path:
     return Path(path)
 
 
-def read_labelled(path: str | os.PathLike, world: World | str | None = None):
+def read_labelled(path: str | os.PathLike, world: World | str | None = None) -> LabelledPictures:
     """The :class:`~cvaeq.data.labelled.LabelledPictures` of a file :func:`write_labelled` wrote
     (or any grid file of a world without continuous factors: rows are then its row numbers).
 
     ``world=None``: the world the file names. Checked as :func:`load_grid`
     checks a grid file: headers first, sizes bounded, nothing unpickled.
     """
-    from .labelled import LabelledPictures
-
     path = checked_file(
         path, "labelled pictures (.npz)", MAX_GRID_BYTES, DataError, "write one with `cvaeq data import`"
     )

@@ -62,7 +62,7 @@ def build_grid(
     from tqdm import tqdm
 
     world = get_world(world)
-    from .labelled import require_renderer
+    from .renderless import require_renderer
 
     require_renderer(
         world, "cannot render a grid", f"its labelled files convert with `cvaeq data import --world {world.name}`"
@@ -166,7 +166,7 @@ def image_of(factors: Mapping[str, float] | Sequence[str], world: World | str | 
     :class:`~cvaeq.errors.DataError`).
     """
     world = get_world(world)
-    from .labelled import require_renderer
+    from .renderless import require_renderer
 
     require_renderer(
         world,

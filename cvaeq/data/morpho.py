@@ -35,7 +35,7 @@ from ..errors import DataError
 from ..limits import MAX_IMAGES
 from ..world import World
 from .idx import read_idx
-from .labelled import LabelledPictures
+from .picture_set import LabelledPictures
 from .table import read_table
 
 __all__ = ["read_morpho", "is_morpho", "morpho_files", "MORPHO_EXTRA"]

@@ -39,7 +39,7 @@ from ..errors import DataError
 from ..images import decode_png
 from ..limits import MAX_IMAGE_BYTES, read_limited
 from ..world import World
-from .labelled import LabelledPictures
+from .picture_set import LabelledPictures
 from .table import read_table
 
 __all__ = ["read_pictures", "FACTORS_CSV"]
