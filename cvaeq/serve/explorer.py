@@ -557,7 +557,7 @@ class Explorer:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not -Z_BOUND <= v <= Z_BOUND:
                 raise DataError(f"each z must be a number from {-Z_BOUND:g} to {Z_BOUND:g}, got {v!r}")
             values.append(float(v))
-        c = torch.tensor([[classes[f] for f in self.world.names]], dtype=torch.int64)
+        c = torch.from_numpy(self.world.row(classes))  # int64 classes; float64 values where a factor is continuous
         assert self.image_model is not None  # has_model
         with self.lock, torch.no_grad():
             probs = self.image_model.pixel_probs(c, torch.tensor([values], dtype=torch.float32))

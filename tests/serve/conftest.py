@@ -1,6 +1,6 @@
 """Fixtures of the explorer's tests: the pong plugin's world, and a tiny untrained
 image model of it (its answers are poor, but every path of the page runs on a
-world that is not dSprites)."""
+world that is not dSprites); and an explorer of a world without a renderer."""
 
 import numpy as np
 import pytest
@@ -38,3 +38,37 @@ def pong_checkpoint(pong, tmp_path):
     model = get_family("causal_vae").build(story.world, story.latent_dim, SMALL)
     tables = {f: np.log(story.table(f)) for f in story.factors}
     return save_checkpoint(tmp_path / "pong.safetensors", model, story, tables, train_config={"n": 0}, epoch=0)
+
+
+@pytest.fixture
+def files_explorer(tmp_path):
+    """An explorer of ``swatch_files``: the 8-bit swatch world of tests/eightbit.py without its renderer,
+    its nine pictures PNG files with a factors.csv (rows 6-8 held out), and its hand-written model."""
+    from cvaeq import hookimpl
+    from cvaeq.plugins import get_plugin_manager
+    from cvaeq.story import story_from_text
+    from cvaeq.world import World
+
+    from cvaeq.serve.explorer import Explorer
+    from cvaeq.viz import png_bytes
+
+    from ..eightbit import ALL, HUES, SIZES, STORY, WORLD, SwatchModel, render
+
+    lines = ["file,hue,size"]
+    for i, (h, s) in enumerate(ALL):
+        (tmp_path / f"p{i}.png").write_bytes(png_bytes(render(np.array([[h, s]]))[0].transpose(1, 2, 0)))
+        lines.append(f"p{i}.png,{list(HUES)[h]},{SIZES[s]}")
+    (tmp_path / "factors.csv").write_text("\n".join(lines) + "\n")
+    world = World("swatch_files", WORLD.factors, WORLD.image_shape, pixel="8bit", data=tmp_path, test_rows=range(6, 9))
+
+    class Plugin:
+        @hookimpl
+        def register_worlds(self, register):
+            register(world)
+
+    plugin = Plugin()
+    get_plugin_manager().register(plugin, name="swatch-files-world")
+    try:
+        yield Explorer(model=SwatchModel(), story=story_from_text(STORY.replace('"swatch"', '"swatch_files"')))
+    finally:
+        get_plugin_manager().unregister(plugin)

@@ -1,50 +1,20 @@
 """The explorer of a world without a renderer: evidence from its labelled files,
 and a sentence, not a picture, where the true counterfactual would be.
 
-The world is a renderer-less copy of the 8-bit ``swatch`` world of
-tests/eightbit.py, its nine pictures written as PNG files with a factors.csv
-(rows 6-8 held out), answered by its hand-written model.
+The world (the ``files_explorer`` fixture of conftest.py) is a renderer-less
+copy of the 8-bit ``swatch`` world of tests/eightbit.py, its nine pictures
+written as PNG files with a factors.csv (rows 6-8 held out), answered by its
+hand-written model.
 """
 
 import numpy as np
 import pytest
 
 from cvaeq.errors import DataError
-from cvaeq.serve.explorer import Explorer
-from cvaeq.viz import png_bytes
 
-from ..eightbit import ALL, HUES, SIZES, STORY, SwatchModel, render
+from ..eightbit import ALL, render
 
 NOTE = "world 'swatch_files' has no renderer: its pictures are real labelled files"
-
-
-@pytest.fixture
-def files_explorer(tmp_path):
-    from cvaeq import hookimpl
-    from cvaeq.plugins import get_plugin_manager
-    from cvaeq.story import story_from_text
-    from cvaeq.world import World
-
-    from ..eightbit import WORLD
-
-    lines = ["file,hue,size"]
-    for i, (h, s) in enumerate(ALL):
-        (tmp_path / f"p{i}.png").write_bytes(png_bytes(render(np.array([[h, s]]))[0].transpose(1, 2, 0)))
-        lines.append(f"p{i}.png,{list(HUES)[h]},{SIZES[s]}")
-    (tmp_path / "factors.csv").write_text("\n".join(lines) + "\n")
-    world = World("swatch_files", WORLD.factors, WORLD.image_shape, pixel="8bit", data=tmp_path, test_rows=range(6, 9))
-
-    class Plugin:
-        @hookimpl
-        def register_worlds(self, register):
-            register(world)
-
-    plugin = Plugin()
-    get_plugin_manager().register(plugin, name="swatch-files-world")
-    try:
-        yield Explorer(model=SwatchModel(), story=story_from_text(STORY.replace('"swatch"', '"swatch_files"')))
-    finally:
-        get_plugin_manager().unregister(plugin)
 
 
 def test_describe_says_there_is_no_truth_and_which_pictures_there_are(files_explorer):
