@@ -42,33 +42,17 @@ def pong_checkpoint(pong, tmp_path):
 
 @pytest.fixture
 def files_explorer(tmp_path):
-    """An explorer of ``swatch_files``: the 8-bit swatch world of tests/eightbit.py without its renderer,
+    """An explorer of ``swatch_files`` (tests/eightbit.py): the 8-bit swatch world without its renderer,
     its nine pictures PNG files with a factors.csv (rows 6-8 held out), and its hand-written model."""
-    from cvaeq import hookimpl
     from cvaeq.plugins import get_plugin_manager
-    from cvaeq.story import story_from_text
-    from cvaeq.world import World
-
     from cvaeq.serve.explorer import Explorer
-    from cvaeq.viz import png_bytes
+    from cvaeq.story import story_from_text
 
-    from ..eightbit import ALL, HUES, SIZES, STORY, WORLD, SwatchModel, render
+    from ..eightbit import FILES_STORY, FilesPlugin, SwatchModel, files_world
 
-    lines = ["file,hue,size"]
-    for i, (h, s) in enumerate(ALL):
-        (tmp_path / f"p{i}.png").write_bytes(png_bytes(render(np.array([[h, s]]))[0].transpose(1, 2, 0)))
-        lines.append(f"p{i}.png,{list(HUES)[h]},{SIZES[s]}")
-    (tmp_path / "factors.csv").write_text("\n".join(lines) + "\n")
-    world = World("swatch_files", WORLD.factors, WORLD.image_shape, pixel="8bit", data=tmp_path, test_rows=range(6, 9))
-
-    class Plugin:
-        @hookimpl
-        def register_worlds(self, register):
-            register(world)
-
-    plugin = Plugin()
+    plugin = FilesPlugin(files_world(tmp_path))
     get_plugin_manager().register(plugin, name="swatch-files-world")
     try:
-        yield Explorer(model=SwatchModel(), story=story_from_text(STORY.replace('"swatch"', '"swatch_files"')))
+        yield Explorer(model=SwatchModel(), story=story_from_text(FILES_STORY))
     finally:
         get_plugin_manager().unregister(plugin)
