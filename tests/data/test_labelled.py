@@ -407,3 +407,34 @@ def test_a_shipped_copy_in_a_temp_folder_reads_like_the_original(tmp_path):
         shutil.copy(p, tmp_path / p.name)
     a, b = load_labelled(tmp_path, WORLD), load_labelled(world=WORLD)
     assert np.array_equal(a.images, b.images) and np.array_equal(a.factors, b.factors)
+
+
+# ----------------------------------------------------------------------------- what training reads
+
+
+def test_training_data_of_a_renderer_less_world_is_its_labelled_parts():
+    from cvaeq.model.training_data import labelled_training_data
+
+    images, factors, source, m = labelled_training_data(WORLD, 100, seed=0)
+    pics = load_labelled(world=WORLD)
+    assert m == 100 and images.shape == (100, 28, 28) and factors.dtype == np.float64
+    # rows drawn from the train part only, in row order, each picture with its own factors
+    picked = [np.flatnonzero((pics.images[:7000] == im).all(axis=(1, 2)))[0] for im in images[:5]]
+    assert picked == sorted(picked) and all(p < 7000 for p in picked)
+    assert np.array_equal(factors[:5], pics.factors[picked])
+    again = labelled_training_data(WORLD, 100, seed=0)
+    assert np.array_equal(again[0], images) and np.array_equal(again[1], factors)  # same seed, same rows
+    test_images, test_factors, test_source, m = labelled_training_data(WORLD, 5000, seed=0, part="test")
+    assert m == 1000 and np.array_equal(test_images, pics.images[7000:]) and "test part, rows 7000-7999" in test_source
+
+
+def test_load_training_data_reads_the_files_of_a_renderer_less_story():
+    from types import SimpleNamespace
+
+    from cvaeq.model.training_data import load_training_data
+
+    story = SimpleNamespace(world=WORLD, name="morphomnist")  # what load_training_data reads of a story
+    images, factors, source, n_story = load_training_data(story, 50, seed=1, progress=False, uniform=0.25)
+    assert images.shape == (50, 28, 28) and n_story == 50 and "train part" in source  # no uniform draws: none exist
+    held = load_training_data(story, 5000, seed=1, progress=False, part="test")
+    assert len(held[0]) == 1000
