@@ -54,7 +54,7 @@ def build(world_name: str | None, out: Path | None, workers: int | None) -> None
 @click.option("--world", "world_name", metavar="NAME", default=None, help=WORLD_HELP)
 @click.option(
     "--index",
-    type=click.IntRange(0, None),
+    type=click.IntRange(0, MAX_IMAGES - 1),
     default=None,
     help="Show the labelled picture at this row index of the files instead (a world without a renderer: "
     "its only pictures; morphomnist rows 0-7999, 7000-7999 held out).",
