@@ -62,8 +62,8 @@ def load_labelled(
     :param source: a folder (Morpho-MNIST layout, or PNGs with ``factors.csv``),
         a ``PREFIX-morpho.csv`` file, a ``factors.csv`` file, or an ``.npz``
         data file; None: the world's shipped files (:attr:`~cvaeq.world.World.data`).
-    :param world: the world (default: the data file's, else dSprites... which
-        has no labelled files; name it).
+    :param world: the world the pictures are of: required, except for an
+        ``.npz`` data file, which names its own.
     :param prefix: the Morpho-MNIST prefix (``t10k``, ``train``) when a folder holds several.
     """
     given = None if world is None else get_world(world)
@@ -97,7 +97,8 @@ def training_parts(world: World | str, source: str | os.PathLike | None = None) 
     ``[N, *image_shape]`` and float64 factor values ``[N, F]`` in the world's
     order (int64 classes for a world without continuous factors); the parts
     are :meth:`LabelledPictures.split`'s. ``source``: as :func:`load_labelled`
-    (default: the world's shipped files). What a training run of such a world reads.
+    (default: the world's shipped files). ``cvaeq train`` reads the same parts
+    as arrays (:func:`cvaeq.model.training_data.labelled_training_data`).
 
     >>> parts = training_parts("morphomnist")
     >>> {k: (tuple(x.shape), y.dtype) for k, (x, y) in parts.items()}
