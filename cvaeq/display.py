@@ -80,6 +80,8 @@ def answer_html(answer: Any) -> str:
         pics.append(_img(png_bytes(to_pixels(pictures["mean"]), SCALE), "mean image"))
         pics.append(_img(png_bytes(grid(pictures["samples"])), "sampled images"))
         parts.append("<div>" + "".join(pics) + "</div>")
+        if getattr(answer, "truth_note", None):  # a world without a renderer: no true picture to show
+            parts.append(f"<p style='color:#555'>{escape(answer.truth_note)}</p>")
         parts.append(
             "<p>q(factors | X) reads the mean image as: "
             + escape(", ".join(f"{f}={v}" for f, v in answer.predicted.items()))

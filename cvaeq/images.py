@@ -73,6 +73,15 @@ def looks_like_factors(spec: str) -> bool:
 def image_from_factors(spec: str, world: World | str | None = None) -> np.ndarray:
     """The image ``world`` renders for ``"shape=heart,scale=1,orientation=0,posX=0.5,posY=0.5"``."""
     world = get_world(world)
+    if not world.has_renderer:
+        from .data.renderless import require_renderer
+
+        require_renderer(
+            world,
+            "cannot draw the evidence from factors",
+            f"give the picture as a .png or .npy file (`cvaeq data show --world {world.name} --index N --out "
+            "x.png` writes one from its files)",
+        )
     items = [s.strip() for s in spec.replace(";", ",").split(",") if s.strip()]
     classes = world.parse_factors(items)
     return world.render_checked(world.row(classes))[0].astype(np.uint8)

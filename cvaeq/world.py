@@ -280,7 +280,10 @@ class World:
     :param laws: ``{name: Law}``: deterministic functions of factor values
         that stories may use as a factor's mean (the shadow's projection).
     :param data: a renderer-less world's labelled pictures shipped with it:
-        the folder its loader (:mod:`cvaeq.data`) reads.
+        the folder its loader (:mod:`cvaeq.data.labelled`) reads.
+    :param test_rows: the row indices of its labelled pictures held out for
+        testing (never trained on), e.g. ``range(7000, 8000)``; None: the
+        last tenth of the rows (:func:`cvaeq.data.labelled.held_out_mask`).
     """
 
     name: str
@@ -296,6 +299,7 @@ class World:
     description: str = ""
     laws: Mapping[str, Law] = field(default_factory=dict)
     data: Path | None = None
+    test_rows: range | None = None
     # set by __post_init__ (a frozen dataclass: through object.__setattr__)
     _by_name: dict[str, Factor] = field(init=False, repr=False)
     _sizes: np.ndarray = field(init=False, repr=False)
@@ -333,6 +337,8 @@ class World:
                 f"world {self.name!r}: a world with a continuous factor has no grid to render; give render=None "
                 "and its labelled pictures as data"
             )
+        if self.test_rows is not None and not (isinstance(self.test_rows, range) and self.test_rows.step == 1):
+            raise DataError(f"world {self.name!r}: test_rows must be a range of row indices (e.g. range(7000, 8000))")
         for law_name, law in dict(self.laws).items():
             if not isinstance(law, Law) or not callable(law.fn) or not all(a in names for a in law.args):
                 raise DataError(f"world {self.name!r}: law {law_name!r} must be a Law over this world's factors")

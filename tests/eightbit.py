@@ -7,6 +7,11 @@ hue picks the size. The model (no training): ``loc`` is the true picture on the
 [0, 1] scale, shifted by ``0.003 * z``, ``log_scale`` -4 (a scale of about five
 levels); q(factors | X) matches the picture against the nine templates;
 q(Z | X, factors) is the prior.
+
+``files_world(folder)``: the same world without its renderer, its nine
+pictures written into ``folder`` as PNG files with a factors.csv (rows 6-8
+held out), and ``FILES_STORY`` its story: what a world of real labelled
+pictures looks like to the rest of cvaeq.
 """
 
 from __future__ import annotations
@@ -76,3 +81,29 @@ class SwatchModel(torch.nn.Module):
 
     def z_posterior(self, x, classes):
         return torch.zeros(len(x), 1), torch.ones(len(x), 1)
+
+
+FILES_STORY = STORY.replace('"swatch"', '"swatch_files"')
+
+
+def files_world(folder) -> World:
+    """``swatch_files``: the swatch world with no renderer, its nine pictures PNG files in ``folder``."""
+    from cvaeq.viz import png_bytes
+
+    lines = ["file,hue,size"]
+    for i, (h, s) in enumerate(ALL):
+        (folder / f"p{i}.png").write_bytes(png_bytes(render(np.array([[h, s]]))[0].transpose(1, 2, 0)))
+        lines.append(f"p{i}.png,{list(HUES)[h]},{SIZES[s]}")
+    (folder / "factors.csv").write_text("\n".join(lines) + "\n")
+    return World("swatch_files", WORLD.factors, WORLD.image_shape, pixel="8bit", data=folder, test_rows=range(6, 9))
+
+
+class FilesPlugin:
+    """Registers a ``files_world``."""
+
+    def __init__(self, world: World):
+        self.world = world
+
+    @hookimpl
+    def register_worlds(self, register):
+        register(self.world)

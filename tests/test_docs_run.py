@@ -71,6 +71,7 @@ NOT_RUN = {
                                                         "are run in queries.md's other blocks and test_worlds.py)",
     ("docs/serve.md", '{"world": "dsprites"'): "an excerpt of GET /api/world with '...' (tests/serve/test_app.py)",
     ("docs/stories.md", "shape ──► scale"): "a drawing of the story's graph",
+    ("docs/data.md", "my-pictures/"): "a drawing of a folder of labelled pictures (the example after it makes one)",
     ("docs/plugins.md", "plugins/cvaeq-pong/"): "a drawing of the plugin's folder",
     ("docs/plugins.md", "warning: plugin 'cvaeq-broken'"): "the form of a warning (tests/test_plugins.py makes one)",
     ("docs/data.md", "from cvaeq.data import load_grid\ngrid = load_grid()"):

@@ -30,6 +30,28 @@ stored uncompressed (the rendered grid) are memory-mapped, so opening the
 once, in chunks, and binary ones kept bit-packed (0.38 GB instead of 3 GB). Images leave
 a :class:`Grid` as uint8 and are converted to float only per batch.
 
+A world with a continuous factor has no grid classes; its files (written by
+``cvaeq data import``, :func:`write_labelled`) hold its factor values as
+float64 columns instead of ``latents_classes``/``latents_values``:
+
+========================  ===========================  ==========================
+member                    dtype, shape                 what
+========================  ===========================  ==========================
+``imgs``                  uint8 ``(N, *image_shape)``  the pictures
+``factors``               float64 ``(N, F)``           the F factors' values in
+                                                       the world's order
+                                                       (categorical columns:
+                                                       whole classes)
+``rows``                  int64 ``(N,)``               each picture's row index
+                                                       in its source (decides
+                                                       the held-out test part)
+``metadata_json``         0-d unicode                  JSON text: world, source
+========================  ===========================  ==========================
+
+Labelled pictures of a world without continuous factors are written in the
+grid layout above, with the ``rows`` member added. :func:`read_labelled`
+reads either back as :class:`~cvaeq.data.labelled.LabelledPictures`.
+
 Writing goes through :class:`NpzWriter`, which streams members chunk by chunk
 into an uncompressed zip (so a 3 GB array never sits in memory), with fixed
 timestamps (so the same arrays give the same bytes), atomically.
@@ -62,6 +84,7 @@ from ..errors import DataError
 from ..limits import MAX_GRID_BYTES, checked_file
 from ..paths import atomic_path, default_grid_path
 from ..world import World, get_world
+from .picture_set import LabelledPictures
 
 __all__ = [
     "Grid",
@@ -71,6 +94,8 @@ __all__ = [
     "read_metadata",
     "write_images",
     "layout_arrays",
+    "write_labelled",
+    "read_labelled",
 ]
 
 
@@ -478,3 +503,78 @@ def _read_chunks(path: Path, f, n: int, shape: tuple[int, ...]) -> Iterator[tupl
 def _check_binary(path: Path, sample: np.ndarray) -> None:
     if sample.size and sample.max() > 1:
         raise DataError(f"{path}: 'imgs' holds values up to {sample.max()}; expected 0/1 images")
+
+
+# --------------------------------------------------------------------------- labelled pictures
+
+
+def write_labelled(path: str | os.PathLike, pictures: LabelledPictures) -> Path:
+    """Write :class:`~cvaeq.data.labelled.LabelledPictures` to an ``.npz``, atomically (layout in the module doc).
+
+    >>> import tempfile, pathlib
+    >>> from cvaeq.data.labelled import load_labelled
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.npz"
+    >>> pics = load_labelled(world="morphomnist")
+    >>> _ = write_labelled(path, pics)
+    >>> back = read_labelled(path)
+    >>> back.world.name, len(back), bool((back.factors == pics.factors).all())
+    ('morphomnist', 8000, True)
+    """
+    world = pictures.world
+    metadata = {"world": world.name, "source": pictures.source, "part": pictures.part, "layout": "labelled"}
+    if not world.continuous:
+        return write_images(path, pictures.images, pictures.factors, metadata, {"rows": pictures.rows}, world)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f, NpzWriter(f) as w:
+        w.add("imgs", pictures.images)
+        w.add("factors", np.ascontiguousarray(pictures.factors, dtype=np.float64))
+        w.add("rows", np.ascontiguousarray(pictures.rows, dtype=np.int64))
+        w.add("metadata_json", np.array(json.dumps(metadata, sort_keys=True)))
+    return Path(path)
+
+
+def read_labelled(path: str | os.PathLike, world: World | str | None = None) -> LabelledPictures:
+    """The :class:`~cvaeq.data.labelled.LabelledPictures` of a file :func:`write_labelled` wrote
+    (or any grid file of a world without continuous factors: rows are then its row numbers).
+
+    ``world=None``: the world the file names. Checked as :func:`load_grid`
+    checks a grid file: headers first, sizes bounded, nothing unpickled.
+    """
+    path = checked_file(
+        path, "labelled pictures (.npz)", MAX_GRID_BYTES, DataError, "write one with `cvaeq data import`"
+    )
+    members = _members(path)
+    metadata = read_metadata(path) if "metadata_json" in members else {}
+    named = metadata.get("world") if isinstance(metadata, dict) else None
+    given = None if world is None else get_world(world)
+    if given is not None and named is not None and named != given.name:
+        raise DataError(f"{path}: pictures of world {named!r}, not {given.name!r}")
+    world = given or get_world(named if isinstance(named, str) else None)
+    source = str(metadata.get("source") or path) if isinstance(metadata, dict) else str(path)
+    if not world.continuous:
+        grid = load_grid(path, world)
+        rows = _small(path, members, "rows", np.int64, (len(grid),)) if "rows" in members else np.arange(len(grid))
+        return LabelledPictures(world, grid.rows(np.arange(len(grid))), grid.classes, rows, source)
+    n = members["imgs"].shape[0] if "imgs" in members else 0
+    want = {
+        "imgs": (np.uint8, (n, *world.image_shape)),
+        "factors": (np.float64, (n, len(world.factors))),
+        "rows": (np.int64, (n,)),
+    }
+    got = {name: _small(path, members, name, dtype, shape) for name, (dtype, shape) in want.items()}
+    if n == 0:
+        raise DataError(f"{path}: holds no pictures")
+    return LabelledPictures(world, got["imgs"], got["factors"], got["rows"], source)
+
+
+def _small(path: Path, members: dict, name: str, dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Member ``name``, checked from its header to be ``dtype`` of ``shape`` in C order, then read."""
+    m = members.get(name)
+    if m is None:
+        raise DataError(
+            f"{path}: no {name!r} array (found: {', '.join(sorted(members)) or 'none'}); "
+            "write the file with `cvaeq data import`"
+        )
+    if m.dtype != np.dtype(dtype) or m.shape != tuple(shape) or m.fortran:
+        raise DataError(f"{path}: {name!r} is {m.dtype} {m.shape}, expected {np.dtype(dtype)} {tuple(shape)}")
+    with np.load(path, allow_pickle=False) as z:
+        return z[name]

@@ -62,6 +62,11 @@ def build_grid(
     from tqdm import tqdm
 
     world = get_world(world)
+    from .renderless import require_renderer
+
+    require_renderer(
+        world, "cannot render a grid", f"its labelled files convert with `cvaeq data import --world {world.name}`"
+    )
     out = Path(out) if out is not None else cache_path(grid_filename(world.name))
     checked_output(out, "grid")  # before any work (atomic_path checks it again)
     n = world.n_images if n is None else min(int(n), world.n_images)
@@ -161,6 +166,13 @@ def image_of(factors: Mapping[str, float] | Sequence[str], world: World | str | 
     :class:`~cvaeq.errors.DataError`).
     """
     world = get_world(world)
+    from .renderless import require_renderer
+
+    require_renderer(
+        world,
+        "cannot draw a picture from factors",
+        f"show a real one from its files with `cvaeq data show --world {world.name} --index N`",
+    )
     if not isinstance(factors, Mapping):
         factors = world.parse_factors(list(factors))
     return world.render_checked(world.row(factors))[0]

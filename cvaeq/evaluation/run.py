@@ -361,6 +361,9 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
     check_count(seed, "seed", MAX_SEED, low=0)
     check_count(tv_particles, "tv_particles", MAX_TV_PARTICLES)
     mech = model_to_score(model)
+    from ..data.renderless import require_renderer
+
+    require_renderer(mech.story.world, "cvaeq eval scores counterfactuals against the true ones")
     if mech.story.world.pixel == "8bit":  # pictures of levels: their own scores (docs/evaluation.md)
         return _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx)
     batch = batch or max(1, BATCH_PARTICLES // samples)

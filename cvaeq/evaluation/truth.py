@@ -15,6 +15,10 @@ story's counterfactual particles of the rendered images, thresholded at 0.5
 perfect model gets IoU 1 against it; comparing per particle instead would
 charge even a perfect model for the counterfactual's inherent randomness.
 
+A world without a renderer (``morphomnist``: real labelled pictures) has no
+true counterfactual picture; every function here that renders one raises a
+:class:`~cvaeq.errors.DataError` saying so (:func:`cvaeq.data.labelled.no_truth`).
+
 >>> import numpy as np
 >>> from cvaeq.story import load_story
 >>> story = load_story()
@@ -72,6 +76,13 @@ class TrueCounterfactual:
         return counts.argmax(1)
 
 
+def _truth_exists(world: World) -> None:
+    """A DataError saying plainly that ``world`` has no true counterfactual, if it has no renderer."""
+    from ..data.renderless import require_renderer
+
+    require_renderer(world, "no true counterfactual")
+
+
 def render_unique(world: World, classes: np.ndarray) -> np.ndarray:
     """Render ``(M, F)`` classes, each distinct grid image once: ``(M, H, W)`` uint8."""
     images, inverse = _distinct_renders(world, classes)
@@ -81,6 +92,7 @@ def render_unique(world: World, classes: np.ndarray) -> np.ndarray:
 def _distinct_renders(world: World, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(U, H, W)`` the distinct grid images of ``(M, F)`` classes, each rendered
     once, and ``(M,)`` which of them each row is."""
+    _truth_exists(world)
     _, first, inverse = np.unique(world.indices_of(classes), return_index=True, return_inverse=True)
     return world.render_checked(classes[first]), inverse.reshape(-1)
 
@@ -124,6 +136,7 @@ def true_counterfactual_for(do, factual, story="default", particles: int = 256, 
 
     story = story if isinstance(story, Story) else load_story(story)
     world = story.world
+    _truth_exists(world)
     check_count(particles, "particles", MAX_PARTICLES, error=QueryError)
     check_count(seed, "seed", MAX_SEED, low=0, error=QueryError)
     facts = _classes(world, factual, "factual", every=True)

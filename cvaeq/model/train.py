@@ -328,7 +328,7 @@ def _load_data(run: _Run, progress: bool) -> dict:
     if run.rank != 0:
         return {}
     return {
-        name: load_training_data(story, config.eval_n, eval_seed(config.seed), False, uniform=u)[:2]
+        name: load_training_data(story, config.eval_n, eval_seed(config.seed), False, uniform=u, part="test")[:2]
         for name, u in (("eval", 0.0), ("eval_uniform", 1.0))
     }
 

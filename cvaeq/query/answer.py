@@ -189,6 +189,9 @@ class Answer:
     :ivar result: the engine's :class:`~cvaeq.engine.Result` (weighted samples).
     :ivar warnings: what makes the answer untrustworthy, one line each (see
         :func:`evidence_warnings`); empty when nothing does.
+    :ivar truth_note: for a counterfactual picture of a world without a
+        renderer, the sentence saying it has no true counterfactual
+        (:func:`cvaeq.data.renderless.no_truth`); else None.
     """
 
     query: str
@@ -210,6 +213,7 @@ class Answer:
     result: Result | None = field(default=None, repr=False, compare=False)
     warnings: tuple[str, ...] = ()
     pixel: str = "binary"
+    truth_note: str | None = None
 
     def pictures(self) -> dict[str, np.ndarray]:
         """``{"evidence", "samples", "mean"}`` → the pictures of an X answer on the
@@ -261,6 +265,8 @@ class Answer:
         d["ess"] = self.ess
         if self.warnings:
             d["warnings"] = list(self.warnings)
+        if self.truth_note:
+            d["truth_note"] = self.truth_note
         d["model"] = self.model
         d["story"] = self.story
         return d
@@ -269,7 +275,7 @@ class Answer:
         """One JSON object: ``query``, ``rung``, ``distribution`` / ``expectation``
         / ``mean`` and ``sd`` / ``images`` and ``predicted``, ``samples``, ``ess``,
         ``model``, ``story``; and ``warnings`` (a list of lines) when the
-        answer has any."""
+        answer has any, ``truth_note`` when it has no true counterfactual."""
         return json.dumps(self.to_dict(), indent=indent)
 
     def _repr_html_(self) -> str:
@@ -291,6 +297,7 @@ class Answer:
         source = self.model if self.model else f"story {self.story!r} (true tables)"
         lines = [self.query, f"rung: {self.rung}   samples: {self.samples}   ESS: {self.ess:.1f}   model: {source}"]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"note: {self.truth_note}"] if self.truth_note else []
         for t, dist in self.distribution.items():
             width = max(len(t), *(len(v) for v in dist))
             lines += ["", f"{t:<{width}}  probability"]
@@ -501,8 +508,18 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
         result=result,
         warnings=evidence_warnings(ess, samples, bool(evidence or observed)),
         pixel=mech.story.world.pixel,
+        truth_note=_truth_note(r, mech.story.world),
         **parts,
     )
+
+
+def _truth_note(r: ResolvedQuery, world) -> str | None:
+    """Why a counterfactual picture of a world without a renderer has no truth beside it, or None."""
+    if world.has_renderer or not image_target(r.targets) or r.rung != "counterfactual":
+        return None
+    from ..data.renderless import no_truth
+
+    return no_truth(world)
 
 
 def _tensors(scenario: Mapping[str, int]) -> dict[str, torch.Tensor]:

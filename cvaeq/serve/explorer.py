@@ -9,12 +9,16 @@ so an answer's JSON is the CLI's. Around it, what a page needs:
 * :meth:`Explorer.describe`: the world's factors and values, the story's DAG,
   a first question — everything the page's controls are generated from;
 * the evidence as data, never as a file name: the world's factors (rendered
-  by the world's renderer) or the bytes of a PNG (:func:`cvaeq.images.decode_png`);
+  by the world's renderer), a row of the world's labelled pictures (a world
+  of real pictures, :mod:`cvaeq.data.labelled`) or the bytes of a PNG
+  (:func:`cvaeq.images.decode_png`);
 * for an image question, the distribution of every factor in the answer's
   worlds (the page's bar charts) and, when the evidence is a rendering of
   known factors and the question intervenes, the story's **true
   counterfactual** (:func:`cvaeq.evaluation.truth.true_counterfactual_of`)
-  with the IoU of the model's thresholded mean image against it;
+  with the IoU of the model's thresholded mean image against it; a world
+  without a renderer has none, and the answer's ``truth_note`` says so
+  (:func:`cvaeq.data.renderless.no_truth`);
 * :meth:`Explorer.decode`: the decoder's picture of chosen factors and Z.
 
 One lock serialises the engine: :func:`cvaeq.engine.infer` seeds torch's
@@ -170,6 +174,26 @@ def _distribution(classes: np.ndarray, weights: np.ndarray, world, factor: str) 
     return {world.label(factor, k): round(float(p), 10) for k, p in enumerate(probs)}
 
 
+def _middle(f) -> str:
+    """A factor's middle value as written in queries (a continuous one: the middle of its interval)."""
+    return f.label((f.low + f.high) / 2) if f.continuous else f.label(f.size // 2)
+
+
+def _other(f, step: int | None = None) -> str:
+    """Another value than :func:`_middle` of a factor, for a first question's ``do()``."""
+    if f.continuous:
+        return f.label(f.low + (f.high - f.low) * 0.75)
+    step = max(1, f.size // 4) if step is None else step
+    return f.label((f.size // 2 + step) % f.size)
+
+
+def _describe_factor(f) -> dict[str, Any]:
+    """A factor as the page's controls are made from it: its values (a continuous one: its interval)."""
+    if f.continuous:
+        return {"name": f.name, "numeric": True, "continuous": True, "low": f.low, "high": f.high, "values": []}
+    return {"name": f.name, "numeric": f.numeric, "values": [f.label(k) for k in range(f.size)]}
+
+
 class Explorer:
     """A loaded model (or a story's true tables) answering the questions of a page.
 
@@ -202,6 +226,7 @@ class Explorer:
         )
         self.lock = threading.Lock()
         self._evidence: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self._labelled = None  # the world's labelled pictures, read on first use (a world of files)
 
     @property
     def model_name(self) -> str | None:
@@ -225,14 +250,17 @@ class Explorer:
         factor's interventional distribution under the first factor.
         """
         w, story = self.world, self.story
-        evidence = {f.name: f.label(f.size // 2) for f in w.factors}
+        evidence = {f.name: _middle(f) for f in w.factors}
+        if not w.has_renderer and self._pictures() is not None:  # a real picture's measured factors
+            evidence = self._pictures().factors_of(self.first_row)
+            evidence = {f: w.label(f, v) for f, v in evidence.items()}
         leaves = [f for f in story.factors if not set(story.graph.children(f)) & set(w.names)]
         chosen = w.factor((leaves or list(story.factors))[-1])
-        other = chosen.label((chosen.size // 2 + max(1, chosen.size // 4)) % chosen.size)
+        other = _other(chosen)
         if self.has_model:
             return f"P(X | do({chosen.name}={other}), X=img)", evidence
         first = w.factor(story.factors[0])
-        other = first.label((first.size // 2 + 1) % first.size)
+        other = _other(first, 1)
         return f"P({chosen.name} | do({first.name}={other}))", evidence
 
     def describe(self) -> dict[str, Any]:
@@ -247,13 +275,13 @@ class Explorer:
             "model": self.model_name,
             "has_model": self.has_model,
             "image_shape": list(w.image_shape),
-            "factors": [
-                {"name": f.name, "numeric": f.numeric, "values": [f.label(k) for k in range(f.size)]} for f in w.factors
-            ],
+            "factors": [_describe_factor(f) for f in w.factors],
+            "has_renderer": w.has_renderer,
             "graph": {"nodes": list(self.story.graph.order), "edges": [list(e) for e in self.story.graph.edges]},
             "latent_dim": self.story.latent_dim,
             "query": query,
             "evidence": evidence,
+            **self._describe_pictures(),
             "seed": self.seed,
             "samples": IMAGE_SAMPLES,
             "limits": {
@@ -264,6 +292,43 @@ class Explorer:
                 "z_bound": Z_BOUND,
             },
         }
+
+    def _pictures(self):
+        """The world's shipped labelled pictures (:func:`cvaeq.data.labelled.load_labelled`), or None."""
+        if self.world.data is None:
+            return None
+        if self._labelled is None:
+            from ..data.labelled import load_labelled
+
+            with self.lock:
+                if self._labelled is None:
+                    self._labelled = load_labelled(None, self.world)
+        return self._labelled
+
+    @property
+    def first_row(self) -> int:
+        """The row of the labelled pictures a first question is about: the first held-out one."""
+        pics = self._pictures()
+        assert pics is not None
+        return int(pics.split("test").rows[0])
+
+    def _describe_pictures(self) -> dict[str, Any]:
+        """For a world without a renderer: why it has no truth and, with labelled files, their rows."""
+        if self.world.has_renderer:
+            return {}
+        from ..data.picture_set import held_out_mask
+        from ..data.renderless import no_truth
+
+        out: dict[str, Any] = {"truth_note": no_truth(self.world)}
+        pics = self._pictures()
+        if pics is not None:
+            test = pics.rows[held_out_mask(self.world, pics.rows)]
+            out["pictures"] = {
+                "rows": [int(pics.rows.min()), int(pics.rows.max())],
+                "test_rows": [int(test.min()), int(test.max())] if len(test) else None,
+                "first": self.first_row,
+            }
+        return out
 
     def dag(self, intervened: Sequence[str] = (), observed: Sequence[str] = ()) -> str:
         """The story's DAG as SVG, the arrows into ``intervened`` nodes cut (:mod:`cvaeq.dag_svg`)."""
@@ -301,14 +366,26 @@ class Explorer:
         """The image ``img`` stands for, and its factor classes when known.
 
         :param image: None; ``{"factors": {name: value}}`` (rendered by the
-            world); or ``{"png": base64 text}`` (a PNG file's bytes, checked as
+            world); ``{"row": N}`` (picture N of the world's labelled files: a
+            world without a renderer; its factors are the measured ones); or
+            ``{"png": base64 text}`` (a PNG file's bytes, checked as
             ``--image`` files are). Never a file name.
         """
         if image is None:
             return None, None
-        if not isinstance(image, Mapping) or len(image) != 1 or not {"factors", "png"} & set(image):
-            raise DataError('the image must be {"factors": {name: value, ...}} or {"png": base64 text}')
+        if not isinstance(image, Mapping) or len(image) != 1 or not {"factors", "png", "row"} & set(image):
+            raise DataError('the image must be {"factors": {name: value, ...}}, {"row": N} or {"png": base64 text}')
+        if "row" in image:
+            return self._row_evidence(image["row"])
         if "factors" in image:
+            if not self.world.has_renderer:
+                from ..data.renderless import require_renderer
+
+                require_renderer(
+                    self.world,
+                    "the evidence cannot be drawn from factors",
+                    'give a picture of its files ({"row": N}) or a PNG ({"png": base64 text})',
+                )
             classes = self.factor_classes(image["factors"])
             return self.render(classes), classes
         from ..images import decode_png
@@ -323,6 +400,16 @@ class Explorer:
         except (binascii.Error, ValueError):
             raise DataError("png is not base64 text; send the PNG file's bytes base64-encoded") from None
         return decode_png(blob, self.world.image_shape, "the uploaded PNG", self.world.pixel), None
+
+    def _row_evidence(self, row: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Picture ``row`` of the world's labelled files and its measured factors."""
+        pics = self._pictures()
+        if pics is None:
+            raise DataError(f"world {self.world.name!r} ships no labelled pictures; give its factors or a PNG")
+        if isinstance(row, bool) or not isinstance(row, int):
+            raise DataError(f"row must be a whole number, the row index of a picture of the files, got {row!r}")
+        at = pics.row(row)
+        return pics.images[at].copy(), pics.factors_of(row)
 
     # ------------------------------------------------------------ questions
 
@@ -395,6 +482,10 @@ class Explorer:
             evidence_factors=None if classes is None else {f: world.label(f, c) for f, c in classes.items()},
             observed_image=IMAGE in r.evidence,
         )
+        if q.image_question and r.plain and r.interventions and IMAGE in r.evidence and not world.has_renderer:
+            from ..data.renderless import no_truth
+
+            return replace(out, truth_note=no_truth(world))
         if classes is not None and q.image_question and r.plain and r.interventions and IMAGE in r.evidence:
             out = self._with_truth(out, classes, r, q.seed)
         return out
@@ -466,7 +557,7 @@ class Explorer:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not -Z_BOUND <= v <= Z_BOUND:
                 raise DataError(f"each z must be a number from {-Z_BOUND:g} to {Z_BOUND:g}, got {v!r}")
             values.append(float(v))
-        c = torch.tensor([[classes[f] for f in self.world.names]], dtype=torch.int64)
+        c = torch.from_numpy(self.world.row(classes))  # int64 classes; float64 values where a factor is continuous
         assert self.image_model is not None  # has_model
         with self.lock, torch.no_grad():
             probs = self.image_model.pixel_probs(c, torch.tensor([values], dtype=torch.float32))

@@ -268,3 +268,34 @@ def test_a_model_of_another_world_gets_its_own_controls_pictures_and_decoder(pon
         assert p.eval_on_selector_all("#z-controls input", "els => els.length") == ex.story.latent_dim
         assert problems == []
         context.close()
+
+
+def test_a_world_without_a_renderer_shows_its_files_pictures_and_says_it_has_no_truth(files_explorer, chromium):
+    from ..eightbit import HUES, SIZES
+
+    with live.live_server(create_app(files_explorer)) as base:
+        context, p, problems = open_page(chromium, base)
+        # no factor controls for the evidence (nothing can be drawn): a picture of the files, by row
+        assert p.eval_on_selector_all("#evidence-controls [data-factor]", "els => els.length") == 0
+        assert p.input_value("#ev-row") == "6"
+        assert "has no renderer" in p.text_content("#evidence-source")
+        # the first question is a counterfactual of that picture: a sentence where the truth would be
+        assert window_last(p)["evidence_factors"] == {"hue": "blue", "size": "2"}
+        assert "has no renderer" in p.text_content("#truth-note") and not p.is_visible("#img-truth")
+        assert p.is_visible("#img-evidence") and p.is_visible("#img-mean")
+        p.fill("#ev-row", "2")
+        p.dispatch_event("#ev-row", "change")
+        want = {"hue": list(HUES)[0], "size": str(SIZES[2])}
+        p.wait_for_function(
+            "(w) => window.cvaeq.last && JSON.stringify(window.cvaeq.last.evidence_factors) === w",
+            arg='{"hue":"%s","size":"%s"}' % (want["hue"], want["size"]),
+            timeout=60_000,
+        )
+        assert "picture 2 of the world's files" in p.text_content("#evidence-source")
+        assert problems == []
+        context.close()
+
+
+def window_last(page):
+    """The last answer's JSON as the page holds it."""
+    return page.evaluate("() => window.cvaeq.last")

@@ -11,7 +11,7 @@ const $ = (id) => document.getElementById(id);
 window.cvaeq = { answers: 0, timings: [], lastError: null };
 
 let world = null;
-let evidenceMode = "factors"; // or "png"
+let evidenceMode = "factors"; // or "png" (a world without a renderer: its files' pictures, {row: N}, for "factors")
 let uploaded = null;          // a data: URL of the uploaded PNG
 let busy = false, again = false, startedAt = 0, pendingSince = 0;
 let lastBody = null;          // the last question sent: the same one again is not re-asked (same seed, same answer)
@@ -27,12 +27,21 @@ function el(tag, attrs = {}, children = []) {
 }
 
 // One control per factor: a select for a categorical factor, a slider over the
-// grid for a numeric one; value() reads it as written in queries.
+// grid for a numeric one, a slider over the interval for a continuous one;
+// value() reads it as written in queries.
+const short = (x) => String(Number(Number(x).toPrecision(4)));
+
 function factorControl(prefix, f, onInput) {
   const wrap = el("label", { class: "control", "data-factor": f.name });
   wrap.append(el("span", { class: "name", text: f.name }));
   let input;
-  if (!f.numeric) {
+  if (f.continuous) {
+    input = el("input", { id: `${prefix}-${f.name}`, type: "range", min: String(f.low), max: String(f.high),
+                          step: String((f.high - f.low) / 240) });
+    const out = el("output", { id: `${prefix}-${f.name}-value` });
+    input.addEventListener("input", () => { out.textContent = short(input.value); });
+    wrap.append(input, out);
+  } else if (!f.numeric) {
     input = el("select", { id: `${prefix}-${f.name}` });
     f.values.forEach((v, i) => input.append(el("option", { value: String(i), text: v })));
     wrap.append(input);
@@ -49,6 +58,12 @@ function factorControl(prefix, f, onInput) {
 
 function setFactor(prefix, f, label) {
   const input = $(`${prefix}-${f.name}`);
+  if (f.continuous && input) {
+    input.value = String(label);
+    const out = $(`${prefix}-${f.name}-value`);
+    if (out) out.textContent = short(input.value);
+    return;
+  }
   const i = f.values.indexOf(String(label));
   if (i < 0 || !input) return;
   input.value = String(i);
@@ -57,6 +72,7 @@ function setFactor(prefix, f, label) {
 }
 
 function getFactor(prefix, f) {
+  if (f.continuous) return short($(`${prefix}-${f.name}`).value);
   return f.values[+$(`${prefix}-${f.name}`).value];
 }
 
@@ -87,6 +103,7 @@ function controlsFromAnswer(a) {
 function imageField(query) {
   if (!/\bimg\b/.test(query)) return null;
   if (evidenceMode === "png" && uploaded) return { png: uploaded };
+  if (!world.has_renderer) return { row: +$("ev-row").value };  // nothing can be drawn: a picture of its files
   const factors = {};
   for (const f of world.factors) factors[f.name] = getFactor("ev", f);
   return { factors };
@@ -253,8 +270,11 @@ async function init() {
   const model = world.model ? `model ${world.model.split("/").pop()}` : "no image model: the story's true tables (factor questions only)";
   $("about").textContent = `world ${world.world} · story ${world.story} · ${model}`;
   const ev = $("evidence-controls"), dov = $("do-controls");
+  if (!world.has_renderer) rowControl(ev);
   for (const f of world.factors) {
-    ev.append(factorControl("ev", f, (e) => { evidenceMode = "factors"; showSource(); fromControls(e); }));
+    if (world.has_renderer) {
+      ev.append(factorControl("ev", f, (e) => { evidenceMode = "factors"; showSource(); fromControls(e); }));
+    }
     const box = el("input", { type: "checkbox", id: `do-${f.name}` });
     box.addEventListener("change", fromControls);
     const c = factorControl("dov", f, (e) => { $(`do-${f.name}`).checked = true; fromControls(e); });
@@ -308,10 +328,33 @@ async function init() {
   request();
 }
 
+// A world without a renderer: the evidence is a picture of its labelled files, by row.
+function rowControl(ev) {
+  const p = world.pictures;
+  $("evidence-hint").textContent = p
+    ? "Pick a picture of the world's labelled files by its row, or upload a PNG."
+    : "Upload a PNG: this world draws no pictures and ships none.";
+  if (!p) return;
+  const wrap = el("label", { class: "control" }, [el("span", { class: "name", text: "picture" })]);
+  const input = el("input", { id: "ev-row", type: "number", min: String(p.rows[0]), max: String(p.rows[1]),
+                              step: "1", value: String(p.first) });
+  input.addEventListener("change", (e) => { evidenceMode = "factors"; showSource(); fromControls(e); });
+  wrap.append(input);
+  ev.append(wrap);
+  if (p.test_rows) ev.append(el("span", { class: "hint", text: `held out: ${p.test_rows[0]}-${p.test_rows[1]}` }));
+}
+
 function showSource() {
   $("use-factors").hidden = evidenceMode !== "png";
+  $("use-factors").textContent = world.has_renderer ? "use the factors again" : "use the files' picture again";
+  const uploadedNote = "img is the uploaded PNG (its factors are unknown: no true counterfactual).";
+  if (!world.has_renderer) {  // said plainly: no picture can be drawn, so no true counterfactual
+    const which = evidenceMode === "png" ? uploadedNote : `img is picture ${$("ev-row") ? $("ev-row").value : "?"} of the world's files.`;
+    $("evidence-source").textContent = `${which} ${world.truth_note}.`;
+    return;
+  }
   $("evidence-source").textContent = evidenceMode === "png"
-    ? "img is the uploaded PNG (its factors are unknown: no true counterfactual)."
+    ? uploadedNote
     : "img is the world's rendering of these factors (so the true counterfactual is known).";
 }
 

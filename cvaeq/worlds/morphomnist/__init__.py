@@ -49,4 +49,5 @@ WORLD = World(
     default_story=STORY_NAME,
     description="Morpho-MNIST: real grey digits with a measured stroke thickness and intensity (no renderer)",
     data=DATA,
+    test_rows=TEST_ROWS,
 )
