@@ -18,85 +18,161 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
+def _with_ci(x, ci, fmt=_fmt) -> str:
+    """A figure and its interval, ``0.9810 [0.9620, 0.9950]`` (the figure alone where it has none)."""
+    return fmt(x) if not ci else f"{fmt(x)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _ci(r: dict, *path: str):
+    """The interval of the figure at ``path`` in ``r['ci']`` (None where the result has none: an old one)."""
+    node = r.get("ci")
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _intervals_line(r: dict) -> str:
+    about = r.get("ci_about")
+    if not about:
+        return ""
+    tv = about.get("n_tv", {})
+    return (
+        f"[lo, hi]   {about['level']:.0%} {about['method']} intervals: {about['resamples']} resamples of the "
+        f"n = {about['n']} test pictures (TV: of its {tv.get('interventional', 0)} + "
+        f"{tv.get('counterfactual', 0)} queries)"
+    )
+
+
 def summary(r: dict) -> str:
     """A readable table of :func:`cvaeq.evaluation.evaluate`'s result."""
     if r.get("pixel") == "8bit":
         return summary_levels(r)
     factors = list(r["factor_accuracy"])  # the world's factor names, in its order
-    width = max([12] + [len(f) + 2 for f in factors])
+    width = max([12 if "ci" not in r else 26] + [len(f) + 2 for f in factors])
 
-    def row(title: str, values: dict) -> str:
-        return f"{title:16}" + "".join(f"{_fmt(values[f]):>{width}}" for f in factors)
+    def row(title: str, values: dict, *path: str) -> str:
+        return f"{title:16}" + "".join(f"{_with_ci(values[f], _ci(r, *path, f)):>{width}}" for f in factors)
+
+    def fig(*path: str) -> str:
+        node = r
+        for key in path:
+            node = node[key]
+        return _with_ci(node, _ci(r, *path))
 
     cf = r["counterfactual"]
     lines = [
         f"model      {r['model']}   (world {r['world']})",
         f"images     {r['n']} (uniform over the world's grid), {r['samples']} particles each, seed {r['seed']}",
         "",
-        f"NLL        {_fmt(r['nll_nats'])} nats/image   (-ELBO {_fmt(r['elbo_nats'])})",
-        f"NLL | f    {_fmt(r['nll_given_factors_nats'])} nats/image   (-ELBO {_fmt(r['elbo_given_factors_nats'])}; "
+        f"NLL        {fig('nll_nats')} nats/image   (-ELBO {fig('elbo_nats')})",
+        f"NLL | f    {fig('nll_given_factors_nats')} nats/image   (-ELBO {fig('elbo_given_factors_nats')}; "
         "the true factors given)",
-        f"recon IoU  {_fmt(r['recon_iou'])}",
+        f"recon IoU  {fig('recon_iou')}",
         "",
         f"{'':16}" + "".join(f"{f:>{width}}" for f in factors),
-        row("accuracy", r["factor_accuracy"]),
-        row("cf IoU", cf["iou"]),
-        row("  (story, K)", cf["iou_story"]),
-        row("cf soft IoU", cf["soft_iou"]),
-        row("cf L1 to truth", cf["l1_truth"]),
-        row("effectiveness", cf["effectiveness"]),
-        row("reversibility", cf["reversibility_by_factor"]),
-        row("  (story)", cf["reversibility_story"]),
+        row("accuracy", r["factor_accuracy"], "factor_accuracy"),
+        row("cf IoU", cf["iou"], "counterfactual", "iou"),
+        row("  (story, K)", cf["iou_story"], "counterfactual", "iou_story"),
+        row("cf soft IoU", cf["soft_iou"], "counterfactual", "soft_iou"),
+        row("cf L1 to truth", cf["l1_truth"], "counterfactual", "l1_truth"),
+        row("effectiveness", cf["effectiveness"], "counterfactual", "effectiveness"),
+        row("reversibility", cf["reversibility_by_factor"], "counterfactual", "reversibility_by_factor"),
+        row("  (story)", cf["reversibility_story"], "counterfactual", "reversibility_story"),
+        *_proxy_rows(r, row),
         "",
-        f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})"
-        f"   composition 1: {_fmt(cf['composition']['1'])}"
-        f"  10: {_fmt(cf['composition']['10'])}   (decoder 1: {_fmt(cf['composition_decoder']['1'])}"
-        f"  10: {_fmt(cf['composition_decoder']['10'])})   reversibility {_fmt(cf['reversibility'])}",
-        f"cf L1 mean {_fmt(cf['l1_truth_mean'])}   composition L1 1: {_fmt(cf['composition_l1']['1'])}"
-        f"  10: {_fmt(cf['composition_l1']['10'])}   (decoder 1: {_fmt(cf['composition_decoder_l1']['1'])}"
-        f"  10: {_fmt(cf['composition_decoder_l1']['10'])})",
-        f"TV         interventional {_fmt(r['tv']['interventional'])}   "
-        f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",
+        f"cf IoU mean {fig('counterfactual', 'iou_mean')} (story, K: {fig('counterfactual', 'iou_story_mean')})",
+        f"composition 1: {fig('counterfactual', 'composition', '1')}"
+        f"  10: {fig('counterfactual', 'composition', '10')}"
+        f"   (decoder 1: {fig('counterfactual', 'composition_decoder', '1')}"
+        f"  10: {fig('counterfactual', 'composition_decoder', '10')})",
+        f"reversibility {fig('counterfactual', 'reversibility')}",
+        f"cf L1 mean {fig('counterfactual', 'l1_truth_mean')}",
+        f"composition L1 1: {fig('counterfactual', 'composition_l1', '1')}"
+        f"  10: {fig('counterfactual', 'composition_l1', '10')}"
+        f"   (decoder 1: {fig('counterfactual', 'composition_decoder_l1', '1')}"
+        f"  10: {fig('counterfactual', 'composition_decoder_l1', '10')})",
+        f"TV         interventional {fig('tv', 'interventional')}   "
+        f"counterfactual {fig('tv', 'counterfactual')}   ({r['tv']['queries']} queries)",
+        *_proxy_lines(r),
+        _intervals_line(r),
     ]
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line is not None)
 
 
 def summary_levels(r: dict) -> str:
     """The table of an 8-bit world's result (docs/evaluation.md, "The metrics of 8-bit worlds")."""
     factors = list(r["factor_accuracy"])
-    width = max([12] + [len(f) + 2 for f in factors])
-
-    def row(title: str, values: dict, fmt=_fmt) -> str:
-        return f"{title:16}" + "".join(f"{fmt(values[f]):>{width}}" for f in factors)
+    width = max([12 if "ci" not in r else 26] + [len(f) + 2 for f in factors])
 
     def db(x) -> str:
         return "n/a" if x is None else f"{x:.2f}"
 
-    cf, bits = r["counterfactual"], r["bits_per_dim"]
+    def row(title: str, values: dict, *path: str, fmt=_fmt) -> str:
+        return f"{title:16}" + "".join(f"{_with_ci(values[f], _ci(r, *path, f), fmt):>{width}}" for f in factors)
+
+    def fig(*path: str, fmt=_fmt) -> str:
+        node = r
+        for key in path:
+            node = node[key]
+        return _with_ci(node, _ci(r, *path), fmt)
+
+    cf = r["counterfactual"]
     lines = [
         f"model      {r['model']}   (world {r['world']}, 8-bit pictures)",
         f"images     {r['n']} (uniform over the world's grid), {r['samples']} particles each, seed {r['seed']}",
         "",
-        f"NLL        {_fmt(bits['nll'])} bits/dim   (-ELBO {_fmt(bits['elbo'])}; {_fmt(r['nll_nats'])} nats/picture)",
-        f"NLL | f    {_fmt(bits['nll_given_factors'])} bits/dim   (the true factors given)",
-        f"recon L1   {_fmt(r['recon_l1'])}",
+        f"NLL        {fig('bits_per_dim', 'nll')} bits/dim   (-ELBO {fig('bits_per_dim', 'elbo')}; "
+        f"{fig('nll_nats')} nats/picture)",
+        f"NLL | f    {fig('bits_per_dim', 'nll_given_factors')} bits/dim   (the true factors given)",
+        f"recon L1   {fig('recon_l1')}",
         "",
         f"{'':16}" + "".join(f"{f:>{width}}" for f in factors),
-        row("accuracy", r["factor_accuracy"]),
-        row("cf L1 to truth", cf["l1"]),
-        row("  (story, K)", cf["l1_story"]),
-        row("cf PSNR (dB)", cf["psnr"], db),
-        row("  (story, K)", cf["psnr_story"], db),
-        row("effectiveness", cf["effectiveness"]),
+        row("accuracy", r["factor_accuracy"], "factor_accuracy"),
+        row("cf L1 to truth", cf["l1"], "counterfactual", "l1"),
+        row("  (story, K)", cf["l1_story"], "counterfactual", "l1_story"),
+        row("cf PSNR (dB)", cf["psnr"], "counterfactual", "psnr", fmt=db),
+        row("  (story, K)", cf["psnr_story"], "counterfactual", "psnr_story", fmt=db),
+        row("effectiveness", cf["effectiveness"], "counterfactual", "effectiveness"),
+        *_proxy_rows(r, row),
         "",
-        f"cf L1 mean {_fmt(cf['l1_mean'])}   cf PSNR mean {db(cf['psnr_mean'])} dB",
-        f"composition (bytes that differ) 1: {_fmt(cf['composition']['1'])}  10: {_fmt(cf['composition']['10'])}"
-        f"   decoder L1 1: {_fmt(cf['composition_decoder_l1']['1'])}  10: {_fmt(cf['composition_decoder_l1']['10'])}"
-        f"   (PSNR {db(cf['composition_decoder_psnr']['1'])} / {db(cf['composition_decoder_psnr']['10'])} dB)",
-        f"TV         interventional {_fmt(r['tv']['interventional'])}   "
-        f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",
+        f"cf L1 mean {fig('counterfactual', 'l1_mean')}   cf PSNR mean {fig('counterfactual', 'psnr_mean', fmt=db)} dB",
+        f"composition (bytes that differ) 1: {fig('counterfactual', 'composition', '1')}"
+        f"  10: {fig('counterfactual', 'composition', '10')}",
+        f"composition, decoder L1 1: {fig('counterfactual', 'composition_decoder_l1', '1')}"
+        f"  10: {fig('counterfactual', 'composition_decoder_l1', '10')}"
+        f"   (PSNR {fig('counterfactual', 'composition_decoder_psnr', '1', fmt=db)}"
+        f" / {fig('counterfactual', 'composition_decoder_psnr', '10', fmt=db)} dB)",
+        f"TV         interventional {fig('tv', 'interventional')}   "
+        f"counterfactual {fig('tv', 'counterfactual')}   ({r['tv']['queries']} queries)",
+        *_proxy_lines(r),
+        _intervals_line(r),
     ]
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _proxy_rows(r: dict, row) -> list[str]:
+    """The predictors' effectiveness beside the true figures (``--proxies``), as table rows."""
+    p = r.get("proxies")
+    if not p:
+        return []
+    return [
+        row("eff. predictors", p["effectiveness"], "proxies", "effectiveness"),
+        row("  (on the truth)", p["effectiveness_truth"], "proxies", "effectiveness_truth"),
+        row("  (floor)", p["floor"], "proxies", "floor"),
+    ]
+
+
+def _proxy_lines(r: dict) -> list[str]:
+    p = r.get("proxies")
+    if not p:
+        return []
+    return [
+        "eff. predictors: cvaeq's anti-causal predictors read the model's counterfactuals (accuracy; MAE for a "
+        "continuous factor); on the truth: the same predictors read the true counterfactual pictures; floor: "
+        f"the predictors on real held-out pictures ({p['about']})"
+    ]
 
 
 def _shipped_for(story: str, model) -> str:

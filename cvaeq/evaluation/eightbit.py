@@ -259,24 +259,14 @@ def evaluate_levels(
     return _report(mech, rows, tv, n, samples, seed, steps)
 
 
-def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: int, steps: int) -> dict:
-    """The JSON of :func:`evaluate_levels` from the scores' rows."""
-    world = mech.story.world
+def _figures(world, mean, steps: int) -> dict:
+    """The figures of :func:`evaluate_levels` (every float of its JSON but the TV) from ``mean(key)``,
+    the mean over test pictures of a score row (called again per bootstrap resample, :mod:`.bootstrap`)."""
     names = world.names
-
-    def mean(key):
-        return float(np.concatenate(rows[key]).mean())
-
     dims = int(np.prod(world.image_shape))
     per = {key: {f: mean(f"{key}.{f}") for f in names} for key in ("l1", "psnr", "l1_story", "psnr_story", "eff")}
     nll, elbo, nll_f = mean("nll"), mean("elbo"), mean("nll_given_factors")
     return {
-        "model": mech.name,
-        "world": world.name,
-        "pixel": world.pixel,
-        "n": n,
-        "samples": samples,
-        "seed": seed,
         "nll_nats": finite_or_none(nll),
         "elbo_nats": finite_or_none(elbo),
         "nll_given_factors_nats": finite_or_none(nll_f),
@@ -298,9 +288,30 @@ def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: i
             "composition_decoder_l1": {str(s): mean(f"comp_dec_l1.{s}") for s in (1, steps)},
             "composition_decoder_psnr": {str(s): mean(f"comp_dec_psnr.{s}") for s in (1, steps)},
         },
+    }
+
+
+def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: int, steps: int) -> dict:
+    """The JSON of :func:`evaluate_levels` from the scores' rows, with every figure's interval."""
+    from .bootstrap import with_intervals
+
+    world = mech.story.world
+
+    def mean(key):
+        return float(np.concatenate(rows[key]).mean())
+
+    out = {
+        "model": mech.name,
+        "world": world.name,
+        "pixel": world.pixel,
+        "n": n,
+        "samples": samples,
+        "seed": seed,
+        **_figures(world, mean, steps),
         "tv": {
             "interventional": tv["interventional"],
             "counterfactual": tv["counterfactual"],
             "queries": len(tv["queries"]),
         },
     }
+    return with_intervals(out, lambda m: _figures(world, m, steps), rows, tv, seed)

@@ -37,6 +37,7 @@ from ..scm import build_scm
 from ..story import IMAGE, LATENT
 from ..walk import Weigh, around, walk
 from .heldout import draw_heldout, render_float
+from .bootstrap import with_intervals
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .metrics import finite_or_none as _finite
 from .streams import BATCH_STREAM, STORY_STREAM
@@ -430,33 +431,26 @@ def _score_batches(
     return rows
 
 
-def _means(scores: _Scores, prefix: str, names) -> dict[str, float]:
-    """``{factor: mean of the prefix.factor rows}``."""
-    return {f: scores.mean(f"{prefix}.{f}") for f in names}
-
-
-def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, seed: int) -> dict:
-    """The JSON-ready dict of :func:`evaluate` from the gathered scores."""
-    names = mech.story.world.names
-    cf_iou, soft, l1_truth = _means(scores, "cf", names), _means(scores, "soft", names), _means(scores, "l1", names)
-    ideal, rev = _means(scores, "cf_story", names), _means(scores, "rev", names)
+def _figures(names, mean) -> dict:
+    """The figures of :func:`evaluate` (every float of its JSON but the TV), from ``mean(key)``:
+    the mean over test images of a score row (called again per bootstrap resample, :mod:`.bootstrap`)."""
     steps = (1, COMPOSITION_STEPS)
+
+    def per(prefix: str) -> dict[str, float]:
+        return {f: mean(f"{prefix}.{f}") for f in names}
 
     def mean_of(d: dict) -> float:
         return float(np.mean(list(d.values())))
 
+    cf_iou, soft, l1_truth = per("cf"), per("soft"), per("l1")
+    ideal, rev = per("cf_story"), per("rev")
     return {
-        "model": mech.name,
-        "world": mech.story.world.name,
-        "n": n,
-        "samples": samples,
-        "seed": seed,
-        "nll_nats": _finite(scores.mean("nll")),
-        "elbo_nats": _finite(scores.mean("elbo")),
-        "nll_given_factors_nats": _finite(scores.mean("nll_given_factors")),
-        "elbo_given_factors_nats": _finite(scores.mean("elbo_given_factors")),
-        "recon_iou": scores.mean("recon_iou"),
-        "factor_accuracy": _means(scores, "acc", names),
+        "nll_nats": _finite(mean("nll")),
+        "elbo_nats": _finite(mean("elbo")),
+        "nll_given_factors_nats": _finite(mean("nll_given_factors")),
+        "elbo_given_factors_nats": _finite(mean("elbo_given_factors")),
+        "recon_iou": mean("recon_iou"),
+        "factor_accuracy": per("acc"),
         "counterfactual": {
             "iou": cf_iou,
             "iou_mean": mean_of(cf_iou),
@@ -466,21 +460,35 @@ def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, 
             "soft_iou_mean": mean_of(soft),
             "l1_truth": l1_truth,
             "l1_truth_mean": mean_of(l1_truth),
-            "effectiveness": _means(scores, "eff", names),
-            "composition": {str(s): scores.mean(f"comp.{s}") for s in steps},
-            "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in steps},
-            "composition_l1": {str(s): scores.mean(f"comp_l1.{s}") for s in steps},
-            "composition_decoder_l1": {str(s): scores.mean(f"comp_dec_l1.{s}") for s in steps},
+            "effectiveness": per("eff"),
+            "composition": {str(s): mean(f"comp.{s}") for s in steps},
+            "composition_decoder": {str(s): mean(f"comp_dec.{s}") for s in steps},
+            "composition_l1": {str(s): mean(f"comp_l1.{s}") for s in steps},
+            "composition_decoder_l1": {str(s): mean(f"comp_dec_l1.{s}") for s in steps},
             "reversibility": mean_of(rev),
             "reversibility_by_factor": rev,
-            "reversibility_story": _means(scores, "rev_story", names),
+            "reversibility_story": per("rev_story"),
         },
+    }
+
+
+def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, seed: int) -> dict:
+    """The JSON-ready dict of :func:`evaluate` from the gathered scores, with every figure's interval."""
+    names = mech.story.world.names
+    out = {
+        "model": mech.name,
+        "world": mech.story.world.name,
+        "n": n,
+        "samples": samples,
+        "seed": seed,
+        **_figures(names, scores.mean),
         "tv": {
             "interventional": tv["interventional"],
             "counterfactual": tv["counterfactual"],
             "queries": len(tv["queries"]),
         },
     }
+    return with_intervals(out, lambda mean: _figures(names, mean), scores.rows, tv, seed)
 
 
 def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx) -> dict:
