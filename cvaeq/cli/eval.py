@@ -11,7 +11,7 @@ import click
 from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_THREADS, MAX_TV_PARTICLES
 from .group import FilePath, main
 
-__all__ = ["eval_command", "summary", "summary_levels"]
+__all__ = ["eval_command", "summary", "summary_levels", "summary_truthfree"]
 
 
 def _fmt(x) -> str:
@@ -47,6 +47,8 @@ def _intervals_line(r: dict) -> str:
 
 def summary(r: dict) -> str:
     """A readable table of :func:`cvaeq.evaluation.evaluate`'s result."""
+    if r.get("renderer") is False:
+        return summary_truthfree(r)
     if r.get("pixel") == "8bit":
         return summary_levels(r)
     factors = list(r["factor_accuracy"])  # the world's factor names, in its order
@@ -152,6 +154,53 @@ def summary_levels(r: dict) -> str:
     return "\n".join(line for line in lines if line is not None)
 
 
+def summary_truthfree(r: dict) -> str:
+    """The table of a world without a renderer: the truth-free figures only, and why (docs/evaluation.md)."""
+    tf = r["truthfree"]
+    factors = list(tf["floor"])
+    width = max([26] + [len(f) + 2 for f in factors])
+
+    def fig(*path: str) -> str:
+        node = r
+        for key in path:
+            node = node[key]
+        return _with_ci(node, _ci(r, *path))
+
+    def row(title: str, *path: str) -> str:
+        return f"{title:24}" + "".join(f"{fig(*path, f):>{width}}" for f in factors)
+
+    measure = tf["measure"]
+    about = tf["predictors"]
+    lines = [
+        f"model      {r['model']}   (world {r['world']}, {r['pixel']} pictures)",
+        f"no truth   {r['truth']}",
+        f"images     {r['n']} held-out labelled pictures, {r['samples']} particles each, seed {r['seed']}",
+        "",
+        f"NLL        {fig('truthfree', 'bits_per_dim')} bits/dim   ({fig('truthfree', 'nll_nats')} nats/picture)",
+        "",
+        "effectiveness: cvaeq's predictors read every counterfactual picture under do(row) against each factor's "
+        "counterfactual value in the SCM",
+        f"{'':24}" + "".join(f"{f + ' (' + measure[f] + ')':>{width}}" for f in factors),
+        *[row(f"do({f})", "truthfree", "effectiveness", f) for f in factors],
+        row("floor (real held out)", "truthfree", "floor"),
+        row("reversibility L1", "truthfree", "reversibility_l1"),
+        "",
+        f"composition L1, engine 1: {fig('truthfree', 'composition_l1', '1')}"
+        f"  10: {fig('truthfree', 'composition_l1', '10')}",
+        f"composition L1, decoder 1: {fig('truthfree', 'composition_decoder_l1', '1')}"
+        f"  10: {fig('truthfree', 'composition_decoder_l1', '10')}",
+        f"reversibility L1 mean {fig('truthfree', 'reversibility_l1_mean')}",
+        f"predictors: trained on {about['trained_on']} labelled pictures, floor on {about['held_out']} held out "
+        f"(n = {r['ci_about'].get('n_floor')}); conditioned on "
+        + (", ".join(f"{f}: {', '.join(c)}" for f, c in about["conditioned_on"].items() if c) or "nothing"),
+        "",
+        "targets",
+        *[f"  {'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {_fmt(t['value'])}" for t in r["targets"]],
+        _intervals_line(r),
+    ]
+    return "\n".join(lines)
+
+
 def _proxy_rows(r: dict, row) -> list[str]:
     """The predictors' effectiveness beside the true figures (``--proxies``), as table rows."""
     p = r.get("proxies")
@@ -244,9 +293,16 @@ def _shipped_for(story: str, model) -> str:
     help="CPU threads for torch [default: CVAEQ_THREADS, else the CPUs this process may use "
     "(affinity, cgroup quota), never the load (cvaeq.threads)]; 1 is fastest on a busy machine.",
 )
+@click.option(
+    "--proxies",
+    is_flag=True,
+    help="On a world with a renderer, also the figures that need none: cvaeq's anti-causal predictors read the "
+    "model's and the true counterfactuals (trained once, about a minute, then read from the cache). "
+    "A world without a renderer always gets these, and only these.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json, quiet):
+def eval_command(model, story, n, seed, samples, tv_particles, threads, proxies, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
     true (rendered) counterfactuals (IoU, L1), axiomatic soundness
     (effectiveness, composition, reversibility), and TV to the story.
@@ -278,6 +334,7 @@ def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json,
             progress=not quiet and (ctx is None or ctx.rank == 0),
             dist_ctx=ctx,
             threads=threads,
+            proxies=proxies,
         )
     finally:
         if ctx is not None:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from .. import loading
 from ..engine import abduct_groups, group_mean, predict_groups
-from ..errors import CheckpointError
+from ..errors import CheckpointError, CvaeqError
 from ..image_model import ImageModelAdapter
 from ..loading import LoadedModel, load_model
 from ..mechanisms.image import bernoulli_image
@@ -43,6 +43,7 @@ from .metrics import finite_or_none as _finite
 from .streams import BATCH_STREAM, STORY_STREAM
 from .streams import sub_seed as _sub
 from .truth import counterfactual_of_particles, story_particles
+from .truthfree import PREDICTOR_SEED, PROXY_STREAM, add_proxies, evaluate_truthfree, proxy_figures, truthfree_batch
 from .tv import TV_PARTICLES, tv_scores
 
 __all__ = [
@@ -293,11 +294,17 @@ def _batch(
     seed: int,
     truth_particles: int,
     scores: _Scores,
+    pred=None,
 ) -> None:
     x = render_float(classes, mech.story.world)
     g = _factors_and_likelihood(mech, scm, model, x, classes, k, scores)
     _counterfactuals(mech, scm, model, g, x, classes, values, k, seed, truth_particles, scores)
     _composition(mech, scm, model, g, x, k, scores)
+    if pred is not None:  # --proxies: the predictors' figures beside the true ones, on their own random stream
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(_sub(seed, PROXY_STREAM))
+            truthfree_batch(mech.story.world, mech.story, scm, model, pred, x, classes, values, k, seed,
+                            COMPOSITION_STEPS, scores.add, g=g)
 
 
 def _gather(rows: dict[int, dict[str, list]]) -> dict[int, dict[str, list]]:
@@ -324,6 +331,7 @@ def evaluate(
     progress: bool = True,
     dist_ctx=None,
     threads: int | None = None,
+    proxies: bool = False,
 ) -> dict | None:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
@@ -345,16 +353,23 @@ def evaluate(
         returns the same dict as one process would (the others return None).
     :param threads: torch's CPU threads for the call (None: as ``cvaeq eval``
         picks them, :mod:`cvaeq.threads`; the caller's count is restored after).
+    :param proxies: on a world with a renderer, also the figures that need none
+        (:mod:`.truthfree`: cvaeq's anti-causal predictors, trained or read from
+        their cache, read the model's and the true counterfactuals), under
+        ``"proxies"``. A world without a renderer gets only those, always.
+        A :class:`~cvaeq.evaluation.predictors.Predictors` object: those predictors.
 
     Usage: ``evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]``.
     """
     from ..threads import threads_for
 
     with threads_for(threads):
-        return _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx)
+        return _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, proxies)
 
 
-def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx) -> dict | None:
+def _evaluate(
+    model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, proxies=False
+) -> dict | None:
     from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_TV_PARTICLES, check_count
 
     check_count(n, "n", MAX_EVAL_IMAGES)
@@ -362,12 +377,23 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
     check_count(seed, "seed", MAX_SEED, low=0)
     check_count(tv_particles, "tv_particles", MAX_TV_PARTICLES)
     mech = model_to_score(model)
-    if mech.story.world.pixel == "8bit":  # pictures of levels: their own scores (docs/evaluation.md)
-        return _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx)
+    world = mech.story.world
+    if not world.has_renderer:  # no truth: the figures that need none (docs/evaluation.md)
+        if dist_ctx is not None and dist_ctx.world_size > 1:
+            raise CvaeqError("cvaeq eval of a world without a renderer runs in one process; launch it without torchrun")
+        return evaluate_truthfree(
+            mech, n, seed, samples, batch or max(1, BATCH_PARTICLES // samples), COMPOSITION_STEPS, progress,
+            predictors=_given_predictors(proxies),
+        )
+    pred = (_given_predictors(proxies) or _predictors(mech, progress)) if proxies else None
+    if world.pixel == "8bit":  # pictures of levels: their own scores (docs/evaluation.md)
+        return _evaluate_levels(
+            mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred
+        )
     batch = batch or max(1, BATCH_PARTICLES // samples)
     rank, world_size = (dist_ctx.rank, dist_ctx.world_size) if dist_ctx is not None else (0, 1)
     starts = list(range(0, n, batch))
-    rows = _score_batches(mech, n, seed, samples, batch, truth_particles, starts[rank::world_size], progress)
+    rows = _score_batches(mech, n, seed, samples, batch, truth_particles, starts[rank::world_size], progress, pred)
     if world_size > 1:
         rows = _gather(rows)
         if rank != 0:
@@ -377,7 +403,22 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
         for key, values in rows[lo].items():
             scores.rows.setdefault(key, []).extend(values)
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
-    return _report(mech, scores, tv, n, samples, seed)
+    return _report(mech, scores, tv, n, samples, seed, pred)
+
+
+def _given_predictors(proxies):
+    """``proxies`` when it is a :class:`~.predictors.Predictors` object (tests, or predictors trained
+    elsewhere), else None (True/False: cvaeq's own, from the cache)."""
+    from .predictors import Predictors
+
+    return proxies if isinstance(proxies, Predictors) else None
+
+
+def _predictors(mech: LoadedModel, progress: bool):
+    """cvaeq's anti-causal predictors of the model's world (:mod:`.predictors`): from the cache, else trained."""
+    from .predictors import predictors_for
+
+    return predictors_for(mech.story, seed=PREDICTOR_SEED, progress=progress)
 
 
 def _score_batches(
@@ -389,6 +430,7 @@ def _score_batches(
     truth_particles: int,
     mine: list[int],
     progress: bool,
+    pred=None,
 ) -> dict[int, dict[str, list]]:
     """``{first image: score rows}`` of the batches starting at ``mine``."""
     world = mech.story.world
@@ -425,6 +467,7 @@ def _score_batches(
                 _sub(seed, lo),
                 truth_particles,
                 part,
+                pred,
             )
             rows[lo] = part.rows
             bar.update(len(classes[sl]))
@@ -472,26 +515,35 @@ def _figures(names, mean) -> dict:
     }
 
 
-def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, seed: int) -> dict:
+def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, seed: int, pred=None) -> dict:
     """The JSON-ready dict of :func:`evaluate` from the gathered scores, with every figure's interval."""
-    names = mech.story.world.names
+    world = mech.story.world
+    names = world.names
+
+    def figures(mean) -> dict:
+        out = _figures(names, mean)
+        if pred is not None:
+            out["proxies"] = proxy_figures(world, mean, COMPOSITION_STEPS)
+        return out
+
     out = {
         "model": mech.name,
         "world": mech.story.world.name,
         "n": n,
         "samples": samples,
         "seed": seed,
-        **_figures(names, scores.mean),
+        **figures(scores.mean),
         "tv": {
             "interventional": tv["interventional"],
             "counterfactual": tv["counterfactual"],
             "queries": len(tv["queries"]),
         },
     }
-    return with_intervals(out, lambda mean: _figures(names, mean), scores.rows, tv, seed)
+    out = with_intervals(out, figures, scores.rows, tv, seed)
+    return out if pred is None else add_proxies(out, pred, world)
 
 
-def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx) -> dict:
+def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred=None) -> dict:
     """:func:`evaluate` of a model of an 8-bit world (:mod:`.eightbit`), on the same test images and interventions."""
     from ..errors import CvaeqError
     from .eightbit import evaluate_levels
@@ -513,4 +565,5 @@ def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particle
         tv_particles,
         progress,
         COMPOSITION_STEPS,
+        pred,
     )
