@@ -300,7 +300,7 @@ def training_pictures(story, seed: int = 0, n_train: int = TRAIN_PICTURES, n_tes
         tr = story.sample(n_train, np.random.default_rng([seed, 0x7A1]))
         te = story.sample(n_test, np.random.default_rng([seed, 0x7E5]))
         return (world.render_checked(tr), tr.astype(np.float64)), (world.render_checked(te), te.astype(np.float64))
-    if world.load_real is None or world.data is None:
+    if world.load_real is None:
         raise DataError(
             f"world {world.name!r} has neither a renderer nor labelled data it can load; predictors need pictures"
         )

@@ -12,9 +12,11 @@ soundness of counterfactual image models"; Melistas et al., NeurIPS 2024,
   cvaeq's anti-causal predictors (:mod:`.predictors`) and compared with each
   factor's counterfactual value in the SCM: ``v`` for ``f``, the value the
   story's mechanisms replay downstream for its descendants (their noise
-  abducted from the evidence's labels), the evidence's own label for the
-  others. Accuracy for a categorical factor, MAE for a continuous one, beside
-  the **floor**: the same predictors on real held-out pictures.
+  abducted from the evidence's labels: one value for invertible mechanisms,
+  a distribution for Gumbel-max ones, whose particle ``k`` is paired with
+  the model's particle ``k``), the evidence's own label for the others.
+  Accuracy for a categorical factor, MAE for a continuous one, beside the
+  **floor**: the same predictors on real held-out pictures.
 * **composition**: the null intervention (abduction on ``x``, no ``do``,
   prediction) applied once and ten times, one predicted picture fed back
   each time; L1 to ``x``. Through the engine (the abducted pixel noise
@@ -133,7 +135,9 @@ def _read_scores(pred, world, pictures, tgt: Mapping[str, np.ndarray]) -> dict[s
 
 def _decoder_picture(world, model, g) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoder's weighted mean picture over the abducted (factors, Z), on [0, 1], and the
-    picture fed back as evidence (binary: thresholded at 0.5; 8-bit: rounded to levels)."""
+    picture fed back as evidence (8-bit: the mean of the clamped ``loc``, rounded to levels when
+    fed back; binary: the mean probability thresholded at 0.5, both scored and fed back, as
+    ``composition_decoder_l1`` of binary worlds)."""
     v = g.particles.values
     factors = _factor_matrix(world, v)
     if world.pixel == "8bit":
@@ -144,7 +148,8 @@ def _decoder_picture(world, model, g) -> tuple[torch.Tensor, torch.Tensor]:
         return mean, torch.round(mean * world.max_level).to(torch.uint8)
     probs = model.pixel_probs(factors, v[LATENT].float())
     mean = group_mean(g, probs.reshape(g.groups, g.per_group, *probs.shape[1:]))
-    return mean, (mean > 0.5).float()
+    binary = (mean > 0.5).float()  # a binary picture like the data, as composition_decoder_l1 is scored
+    return binary, binary
 
 
 def truthfree_batch(
@@ -186,7 +191,11 @@ def truthfree_batch(
         if world.has_renderer:  # the proxy's reading of the true counterfactual pictures
             from .truth import render_unique
 
-            classes = np.stack([tgt[c].reshape(b * k) for c in names], -1).astype(np.int64)
+            # the story's own K-particle answer, drawn apart from the targets as a model's particles are:
+            # where a descendant's counterfactual is spread over classes, a perfect answer matches its
+            # paired target only as often as two draws agree, and this is that ceiling
+            own = story_targets(story, factual, {f: v}, k, sub_seed(seed, PROXY_STREAM, i, 1))
+            classes = np.stack([own[c].reshape(b * k) for c in names], -1).astype(np.int64)
             truth = _read_scores(pred, world, render_unique(world, classes), tgt)
             for r in names:
                 add(f"tf.eff_truth.{f}.{r}", truth[r].mean(1))
