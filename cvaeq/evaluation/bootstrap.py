@@ -128,8 +128,12 @@ def figure_intervals(
     :returns: the same tree with each float leaf replaced by ``[lo, hi]`` (None
         where a resampled figure is not finite, e.g. an infinite NLL).
     """
-    flat = {k: np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in v]) if isinstance(v, list)
-            else np.asarray(v, np.float64).reshape(-1) for k, v in rows.items()}
+    flat = {
+        k: np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in v])
+        if isinstance(v, list)
+        else np.asarray(v, np.float64).reshape(-1)
+        for k, v in rows.items()
+    }
     sizes = {len(v) for v in flat.values()}
     if len(sizes) != 1:
         raise ValueError(f"every row must hold one value per picture; got sizes {sorted(sizes)}")
@@ -180,11 +184,17 @@ def with_intervals(
     figures' resample the TV queries of their kind (they are means over queries, not pictures).
     """
     ci = figure_intervals(figures, rows, resamples=resamples, level=level, seed=seed)
-    about: dict[str, Any] = {"method": METHOD, "over": "test pictures", "resamples": resamples, "level": level,
-                             "n": report["n"]}
+    about: dict[str, Any] = {
+        "method": METHOD,
+        "over": "test pictures",
+        "resamples": resamples,
+        "level": level,
+        "n": report["n"],
+    }
     if tv is not None:
-        per_kind = {kind: [q["tv"] for q in tv["queries"] if q["kind"] == kind]
-                    for kind in ("interventional", "counterfactual")}
+        per_kind = {
+            kind: [q["tv"] for q in tv["queries"] if q["kind"] == kind] for kind in ("interventional", "counterfactual")
+        }
         ci["tv"] = interval_tree(per_kind, resamples=resamples, level=level, seed=seed)
         about["n_tv"] = {kind: len(v) for kind, v in per_kind.items()}
     return {**report, "ci": ci, "ci_about": about}

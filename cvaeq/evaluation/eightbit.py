@@ -302,7 +302,6 @@ def _figures(world, mean, steps: int) -> dict:
 def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: int, steps: int, pred=None) -> dict:
     """The JSON of :func:`evaluate_levels` from the scores' rows, with every figure's interval."""
     from .bootstrap import with_intervals
-
     from .truthfree import add_proxies, proxy_figures
 
     world = mech.story.world

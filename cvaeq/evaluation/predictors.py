@@ -41,6 +41,7 @@ file is never read. The same seed gives the same predictors on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -109,7 +110,10 @@ class _Net(nn.Module):
         with torch.no_grad():
             feats = self.trunk(torch.zeros(1, channels, *shape)).shape[1]
         self.heads = nn.ModuleDict(
-            {f: nn.Sequential(nn.Linear(feats + cond, 128), nn.ReLU(), nn.Linear(128, out)) for f, (cond, out) in heads.items()}
+            {
+                f: nn.Sequential(nn.Linear(feats + cond, 128), nn.ReLU(), nn.Linear(128, out))
+                for f, (cond, out) in heads.items()
+            }
         )
 
     def forward(self, x: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -236,7 +240,7 @@ class Predictors:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
                 meta = json.loads(header["cvaeq_predictors"])
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle is not a dict)
         except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as e:
             raise CheckpointError(f"{path}: not a cvaeq predictors file ({e})") from None
         try:
@@ -270,9 +274,7 @@ def _cond_width(world, conditions: tuple[str, ...]) -> int:
 
 
 def _net_for(world, readers: Mapping[str, _Reader]) -> _Net:
-    heads = {
-        f: (_cond_width(world, r.conditions), 1 if r.continuous else world.sizes[f]) for f, r in readers.items()
-    }
+    heads = {f: (_cond_width(world, r.conditions), 1 if r.continuous else world.sizes[f]) for f, r in readers.items()}
     return _Net(world.channels, tuple(world.image_shape[-2:]), heads)
 
 
@@ -331,9 +333,7 @@ def _key(story, train, test, seed: int, epochs: int) -> str:
     return h.hexdigest()[:32]
 
 
-def train_predictors(
-    story, train, test, *, seed: int = 0, epochs: int = EPOCHS, progress: bool = True
-) -> Predictors:
+def train_predictors(story, train, test, *, seed: int = 0, epochs: int = EPOCHS, progress: bool = True) -> Predictors:
     """Train one predictor per factor of ``story.world`` on ``train = (pictures, values)`` and
     measure the floor on ``test`` (the same layout; :func:`training_pictures`)."""
     from tqdm import tqdm
@@ -346,7 +346,9 @@ def train_predictors(
     if len(x_tr) < 2:
         raise DataError("predictors need at least two training pictures")
     cond_stats = {
-        f: (float(v_tr[:, i].mean()), float(v_tr[:, i].std() or 1.0)) for i, f in enumerate(names) if world.factor(f).continuous
+        f: (float(v_tr[:, i].mean()), float(v_tr[:, i].std() or 1.0))
+        for i, f in enumerate(names)
+        if world.factor(f).continuous
     }
     readers = {}
     for f in names:
@@ -364,7 +366,9 @@ def train_predictors(
     for i, f in enumerate(names):
         r = readers[f]
         y = v_tr[:, i]
-        targets[f] = torch.from_numpy((y - r.mean) / r.sd).float() if r.continuous else torch.from_numpy(y.astype(np.int64))
+        targets[f] = (
+            torch.from_numpy((y - r.mean) / r.sd).float() if r.continuous else torch.from_numpy(y.astype(np.int64))
+        )
         g = given_factor(world, f)
         givens[f] = None if g is None else torch.from_numpy(v_tr[:, names.index(g)].astype(np.int64))
     opt = torch.optim.Adam(net.parameters(), lr=LR)
@@ -389,8 +393,14 @@ def train_predictors(
                 opt.step()
                 bar.update(1)
     net.eval()
-    pred.meta = {"world": world.name, "arch": ARCH_VERSION, "seed": seed, "epochs": epochs,
-                 "n_train": int(len(x_tr)), "n_test": int(len(test[0]))}
+    pred.meta = {
+        "world": world.name,
+        "arch": ARCH_VERSION,
+        "seed": seed,
+        "epochs": epochs,
+        "n_train": int(len(x_tr)),
+        "n_test": int(len(test[0])),
+    }
     value, ci = _floor(pred, story, test, seed)
     pred.floor, pred.floor_ci, pred.floor_n = value, ci, int(len(test[0]))
     return pred
@@ -441,8 +451,7 @@ def predictors_for(
     pred = train_predictors(story, train, test, seed=seed, epochs=epochs, progress=progress)
     pred.meta["key"] = key
     if cache:
-        try:
+        # a cache that cannot be written (or a non-file in its place, left alone) costs a retraining, nothing else
+        with contextlib.suppress(OSError, DataError):
             pred.save(path)
-        except (OSError, DataError):
-            pass  # a cache that cannot be written (or a non-file in its place, left alone) costs a retraining
     return pred

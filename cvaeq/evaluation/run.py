@@ -36,8 +36,8 @@ from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import IMAGE, LATENT
 from ..walk import Weigh, around, walk
-from .heldout import draw_heldout, render_float
 from .bootstrap import with_intervals
+from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .metrics import finite_or_none as _finite
 from .streams import BATCH_STREAM, STORY_STREAM
@@ -303,8 +303,21 @@ def _batch(
     if pred is not None:  # --proxies: the predictors' figures beside the true ones, on their own random stream
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(_sub(seed, PROXY_STREAM))
-            truthfree_batch(mech.story.world, mech.story, scm, model, pred, x, classes, values, k, seed,
-                            COMPOSITION_STEPS, scores.add, g=g)
+            truthfree_batch(
+                mech.story.world,
+                mech.story,
+                scm,
+                model,
+                pred,
+                x,
+                classes,
+                values,
+                k,
+                seed,
+                COMPOSITION_STEPS,
+                scores.add,
+                g=g,
+            )
 
 
 def _gather(rows: dict[int, dict[str, list]]) -> dict[int, dict[str, list]]:
@@ -382,14 +395,18 @@ def _evaluate(
         if dist_ctx is not None and dist_ctx.world_size > 1:
             raise CvaeqError("cvaeq eval of a world without a renderer runs in one process; launch it without torchrun")
         return evaluate_truthfree(
-            mech, n, seed, samples, batch or max(1, BATCH_PARTICLES // samples), COMPOSITION_STEPS, progress,
+            mech,
+            n,
+            seed,
+            samples,
+            batch or max(1, BATCH_PARTICLES // samples),
+            COMPOSITION_STEPS,
+            progress,
             predictors=_given_predictors(proxies),
         )
     pred = (_given_predictors(proxies) or _predictors(mech, progress)) if proxies else None
     if world.pixel == "8bit":  # pictures of levels: their own scores (docs/evaluation.md)
-        return _evaluate_levels(
-            mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred
-        )
+        return _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred)
     batch = batch or max(1, BATCH_PARTICLES // samples)
     rank, world_size = (dist_ctx.rank, dist_ctx.world_size) if dist_ctx is not None else (0, 1)
     starts = list(range(0, n, batch))
@@ -543,7 +560,9 @@ def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, 
     return out if pred is None else add_proxies(out, pred, world)
 
 
-def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred=None) -> dict:
+def _evaluate_levels(
+    mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred=None
+) -> dict:
     """:func:`evaluate` of a model of an 8-bit world (:mod:`.eightbit`), on the same test images and interventions."""
     from ..errors import CvaeqError
     from .eightbit import evaluate_levels

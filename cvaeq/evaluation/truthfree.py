@@ -42,7 +42,6 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from .. import levels as lv
 from ..engine import abduct_groups, group_mean, predict_groups
 from ..errors import DataError
 from ..scm import build_scm
@@ -266,8 +265,13 @@ def targets(world, story, tf: dict, floor: Mapping[str, float]) -> list[dict]:
             got = tf["effectiveness"][f][r]
             if world.factor(r).continuous:
                 limit = TARGET_RATIO * floor[r]
-                out.append({"target": f"under do({f}), {r} MAE <= {TARGET_RATIO} x floor ({limit:.4g})",
-                            "value": got, "pass": bool(got <= limit)})
+                out.append(
+                    {
+                        "target": f"under do({f}), {r} MAE <= {TARGET_RATIO} x floor ({limit:.4g})",
+                        "value": got,
+                        "pass": bool(got <= limit),
+                    }
+                )
             elif r != f and r not in descendants[f]:
                 out.append({"target": f"under do({f}), {r} kept >= {KEPT}", "value": got, "pass": bool(got >= KEPT)})
     comp = tf["composition_l1"]
@@ -319,7 +323,9 @@ def evaluate_truthfree(
     pred = predictors or predictors_for(story, seed=PREDICTOR_SEED, data=(train, test), progress=progress)
     pictures, labels = np.asarray(test[0]), np.asarray(test[1], dtype=np.float64)
     if n > len(pictures):
-        raise DataError(f"--n {n}: world {world.name!r} holds out {len(pictures)} labelled pictures; ask for at most that")
+        raise DataError(
+            f"--n {n}: world {world.name!r} holds out {len(pictures)} labelled pictures; ask for at most that"
+        )
     pictures, labels = pictures[:n], labels[:n]
     drawn = story.sample(n, np.random.default_rng([seed, 0xD0]))  # the interventions' values, from the story
     do_values = {f: np.asarray(drawn[:, i]) for i, f in enumerate(world.names)}
@@ -341,10 +347,27 @@ def evaluate_truthfree(
             x = torch.from_numpy(pictures[sl].copy())
             if world.pixel != "8bit":
                 x = x.float()
-            factual = np.stack([labels[sl, i] if world.factor(f).continuous else labels[sl, i].astype(np.int64)
-                                for i, f in enumerate(world.names)], -1)
-            truthfree_batch(world, story, scm, model, pred, x, factual,
-                            {f: v[sl] for f, v in do_values.items()}, samples, sub_seed(seed, lo), steps, add)
+            factual = np.stack(
+                [
+                    labels[sl, i] if world.factor(f).continuous else labels[sl, i].astype(np.int64)
+                    for i, f in enumerate(world.names)
+                ],
+                -1,
+            )
+            truthfree_batch(
+                world,
+                story,
+                scm,
+                model,
+                pred,
+                x,
+                factual,
+                {f: v[sl] for f, v in do_values.items()},
+                samples,
+                sub_seed(seed, lo),
+                steps,
+                add,
+            )
             bar.update(len(pictures[sl]))
 
     def figures(mean):
@@ -403,8 +426,10 @@ def add_proxies(report: dict, pred, world) -> dict:
     p["floor"] = dict(pred.floor)
     p["measure"] = _measures(world)
     p["predictors"] = _about(pred)
-    p["about"] = (f"predictors trained on {pred.meta.get('n_train')} pictures drawn from the story, "
-                  f"floor on {pred.floor_n} held out")
+    p["about"] = (
+        f"predictors trained on {pred.meta.get('n_train')} pictures drawn from the story, "
+        f"floor on {pred.floor_n} held out"
+    )
     report["ci"]["proxies"]["floor"] = dict(pred.floor_ci)
     report["ci_about"]["n_floor"] = pred.floor_n
     return report

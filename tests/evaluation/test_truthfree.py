@@ -163,3 +163,31 @@ def test_an_8bit_world_gets_its_proxies_and_exact_composition_through_the_engine
     assert set(r["proxies"]["effectiveness"]) == set(story.world.names)
     json.dumps(r)  # every figure and interval is plain JSON
     assert "eff. predictors" in summary(r)
+
+
+def test_targets_of_a_world_with_continuous_factors_compare_mae_with_one_and_a_half_floors():
+    from cvaeq.evaluation.truthfree import targets
+
+    from .toyworlds import CONTINUOUS, SquaresStory
+
+    floor = {"kind": 0.99, "size": 0.2, "bright": 10.0}
+    eff = {
+        "size": {"kind": 0.97, "size": 0.29, "bright": 16.0},  # size within 1.5 x 0.2; bright not (15)
+        "bright": {"kind": 0.90, "size": 0.31, "bright": 14.0},  # kind not kept (0.90 < 0.95); size not (0.30)
+        "kind": {"kind": 0.99, "size": 0.1, "bright": 5.0},
+    }
+    tf = {"effectiveness": eff, "composition_l1": {"1": 0.0, "10": 0.0}}
+    lines = {t["target"]: t["pass"] for t in targets(CONTINUOUS, SquaresStory(), tf, floor)}
+    assert lines == {
+        "under do(kind), size MAE <= 1.5 x floor (0.3)": True,
+        "under do(kind), bright MAE <= 1.5 x floor (15)": True,
+        "under do(size), kind kept >= 0.95": True,
+        "under do(size), size MAE <= 1.5 x floor (0.3)": True,
+        "under do(size), bright MAE <= 1.5 x floor (15)": False,
+        "under do(bright), kind kept >= 0.95": False,
+        "under do(bright), size MAE <= 1.5 x floor (0.3)": False,
+        "under do(bright), bright MAE <= 1.5 x floor (15)": True,
+        "composition through the engine exactly 0": True,
+    }
+    tf["composition_l1"] = {"1": 0.0, "10": 1e-9}
+    assert not targets(CONTINUOUS, SquaresStory(), tf, floor)[-1]["pass"]
