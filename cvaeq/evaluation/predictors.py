@@ -28,9 +28,11 @@ held-out ones: the **floor** is their accuracy / MAE on real held-out
 pictures with their true labels, the best a counterfactual can be read as.
 A world with a renderer: pictures of factors drawn from the story
 (:data:`TRAIN_PICTURES`, and :data:`TEST_PICTURES` held out, drawn with other
-seeds); a world of labelled files: its shipped data (``world.load_real(world.data)``),
-the last eighth of the rows held out (Morpho-MNIST: rows 7000-7999, the
-model's test part too).
+seeds); a world of labelled files: the train and held-out test parts of its
+labelled pictures (:func:`cvaeq.data.labelled.training_parts`; Morpho-MNIST:
+rows 0-6999 and 7000-7999, the model's parts too), or, for a world with its
+own reader, ``world.load_real(world.data)`` with ``world.test_rows`` (else the
+last eighth of the rows) held out.
 
 **Files.** Saved as safetensors (tensors and a JSON header; never a pickle)
 under the cache folder (:func:`cache_dir`) keyed by a hash of everything that
@@ -295,23 +297,36 @@ def training_pictures(story, seed: int = 0, n_train: int = TRAIN_PICTURES, n_tes
     in the world's factor order (classes of discrete factors as whole numbers).
 
     A world with a renderer: factors drawn from the story (two seeded streams) and rendered.
-    A world of labelled files: ``world.load_real(world.data)``, the last eighth of the rows held out.
+    A world of labelled files: the train and test parts of :func:`cvaeq.data.labelled.training_parts`
+    (Morpho-MNIST: rows 0-6999 and 7000-7999); a world with its own reader, ``world.load_real(world.data)``
+    with ``world.test_rows`` held out (without them, the last eighth of the rows).
     """
     world = story.world
     if world.has_renderer:
         tr = story.sample(n_train, np.random.default_rng([seed, 0x7A1]))
         te = story.sample(n_test, np.random.default_rng([seed, 0x7E5]))
         return (world.render_checked(tr), tr.astype(np.float64)), (world.render_checked(te), te.astype(np.float64))
-    if world.load_real is None:
-        raise DataError(
-            f"world {world.name!r} has neither a renderer nor labelled data it can load; predictors need pictures"
-        )
+    if world.load_real is None:  # the shared reader of labelled files (cvaeq.data.labelled) and its parts
+        try:
+            from ..data.labelled import training_parts
+        except ImportError:
+            raise DataError(
+                f"world {world.name!r} has neither a renderer nor a reader of its labelled pictures; "
+                "predictors need pictures"
+            ) from None
+        parts = training_parts(world)
+        return tuple((np.asarray(x), np.asarray(v, dtype=np.float64)) for x, v in (parts["train"], parts["test"]))
     images, values = world.load_real(world.data)
     images, values = np.asarray(images), np.asarray(values, dtype=np.float64)
-    cut = len(images) - len(images) // 8
-    if cut < 1 or cut == len(images):
+    held = getattr(world, "test_rows", None)  # the rows the world holds out, else its last eighth
+    test = np.zeros(len(images), bool)
+    if held is not None:
+        test[[i for i in held if i < len(images)]] = True
+    else:
+        test[len(images) - len(images) // 8 :] = True
+    if test.all() or not test.any():
         raise DataError(f"world {world.name!r}: {len(images)} labelled pictures are too few to hold some out")
-    return (images[:cut], values[:cut]), (images[cut:], values[cut:])
+    return (images[~test], values[~test]), (images[test], values[test])
 
 
 def _key(story, train, test, seed: int, epochs: int) -> str:
