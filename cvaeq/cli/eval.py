@@ -157,8 +157,8 @@ def summary_levels(r: dict) -> str:
 def summary_truthfree(r: dict) -> str:
     """The table of a world without a renderer: the truth-free figures only, and why (docs/evaluation.md)."""
     tf = r["truthfree"]
-    factors = list(tf["floor"])
-    width = max([26] + [len(f) + 2 for f in factors])
+    factors = list(tf["effectiveness"])  # the world's factors, in its order (sorted by a JSON round trip)
+    measure = tf["measure"]
 
     def fig(*path: str) -> str:
         node = r
@@ -166,10 +166,15 @@ def summary_truthfree(r: dict) -> str:
             node = node[key]
         return _with_ci(node, _ci(r, *path))
 
+    tables = [("truthfree", "effectiveness", f) for f in factors] + [
+        ("truthfree", "floor"),
+        ("truthfree", "reversibility_l1"),
+    ]
+    width = 2 + max([len(f"{f} ({measure[f]})") for f in factors] + [len(fig(*t, f)) for t in tables for f in factors])
+
     def row(title: str, *path: str) -> str:
         return f"{title:24}" + "".join(f"{fig(*path, f):>{width}}" for f in factors)
 
-    measure = tf["measure"]
     about = tf["predictors"]
     lines = [
         f"model      {r['model']}   (world {r['world']}, {r['pixel']} pictures)",

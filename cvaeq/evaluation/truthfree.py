@@ -385,14 +385,14 @@ def evaluate_truthfree(
         "seed": seed,
         "truthfree": {
             **tf,
-            "floor": dict(pred.floor),
+            "floor": {f: pred.floor[f] for f in world.names},
             "measure": _measures(world),
             "predictors": _about(pred),
         },
         "targets": targets(world, story, tf, pred.floor),
     }
     out = with_intervals(report, lambda mean: {"truthfree": figures(mean)}, rows, None, seed)
-    out["ci"]["truthfree"]["floor"] = dict(pred.floor_ci)
+    out["ci"]["truthfree"]["floor"] = {f: pred.floor_ci[f] for f in world.names}
     out["ci_about"]["n_floor"] = pred.floor_n
     return out
 
@@ -423,13 +423,13 @@ def proxy_figures(world, mean: Callable[[str], float], steps: int) -> dict:
 def add_proxies(report: dict, pred, world) -> dict:
     """``report`` (with its intervals) given the predictors' floor, what they measure and how they were trained."""
     p = report["proxies"]
-    p["floor"] = dict(pred.floor)
+    p["floor"] = {f: pred.floor[f] for f in world.names}
     p["measure"] = _measures(world)
     p["predictors"] = _about(pred)
     p["about"] = (
         f"predictors trained on {pred.meta.get('n_train')} pictures drawn from the story, "
         f"floor on {pred.floor_n} held out"
     )
-    report["ci"]["proxies"]["floor"] = dict(pred.floor_ci)
+    report["ci"]["proxies"]["floor"] = {f: pred.floor_ci[f] for f in world.names}
     report["ci_about"]["n_floor"] = pred.floor_n
     return report
