@@ -39,6 +39,7 @@ __all__ = [
     "RESAMPLES",
     "LEVEL",
     "resample_counts",
+    "resample_chunks",
     "resampled_means",
     "percentile_interval",
     "mean_interval",
@@ -55,13 +56,25 @@ RESAMPLES = 1000
 LEVEL = 0.95
 
 
-def resample_counts(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
-    """``(resamples, n)`` int64: how many times each of ``n`` pictures is drawn in each resample
-    (``n`` draws with replacement: a multinomial of ``n`` trials over ``n`` equal cells)."""
+#: Resamples drawn at a time: the counts of one chunk are ``CHUNK x n`` integers (40 MB at the largest
+#: ``--n``, 100,000), so memory stays bounded whatever ``n`` and ``resamples`` are.
+CHUNK = 50
+
+
+def resample_chunks(n: int, resamples: int = RESAMPLES, seed: int = 0):
+    """The counts of :func:`resample_counts`, ``CHUNK`` resamples at a time (the same draws, in order)."""
     if n < 1 or resamples < 1:
         raise ValueError(f"a bootstrap needs at least one picture and one resample, got n={n}, {resamples}")
     rng = np.random.default_rng([seed, 0xB007])
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.int64)
+    cells = np.full(n, 1.0 / n)
+    for lo in range(0, resamples, CHUNK):
+        yield rng.multinomial(n, cells, size=min(CHUNK, resamples - lo)).astype(np.int64)
+
+
+def resample_counts(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """``(resamples, n)`` int64: how many times each of ``n`` pictures is drawn in each resample
+    (``n`` draws with replacement: a multinomial of ``n`` trials over ``n`` equal cells)."""
+    return np.concatenate(list(resample_chunks(n, resamples, seed)))
 
 
 def resampled_means(values, counts: np.ndarray, weights=None) -> np.ndarray:
@@ -108,7 +121,8 @@ def mean_interval(
 ) -> tuple[float, float] | None:
     """The percentile bootstrap interval of the (weighted) mean of ``values`` ``(n,)``."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
-    return percentile_interval(resampled_means(v, resample_counts(len(v), resamples, seed), weights), level)
+    means = np.concatenate([resampled_means(v, c, weights) for c in resample_chunks(len(v), resamples, seed)])
+    return percentile_interval(means, level)
 
 
 def figure_intervals(
@@ -137,8 +151,11 @@ def figure_intervals(
     sizes = {len(v) for v in flat.values()}
     if len(sizes) != 1:
         raise ValueError(f"every row must hold one value per picture; got sizes {sorted(sizes)}")
-    counts = resample_counts(sizes.pop(), resamples, seed)
-    boot = {k: resampled_means(v, counts) for k, v in flat.items()}
+    parts: dict[str, list] = {k: [] for k in flat}
+    for counts in resample_chunks(sizes.pop(), resamples, seed):  # CHUNK resamples at a time: bounded memory
+        for k, v in flat.items():
+            parts[k].append(resampled_means(v, counts))
+    boot = {k: np.concatenate(v) for k, v in parts.items()}
     trees = [figures(lambda key, b=b: float(boot[key][b])) for b in range(resamples)]
     return _leafwise(trees, level)
 

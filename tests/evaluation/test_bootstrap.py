@@ -19,6 +19,15 @@ def test_each_resample_draws_n_pictures_with_replacement():
     assert not (c == resample_counts(7, 50, seed=4)).all()
 
 
+def test_resamples_drawn_in_chunks_are_the_draws_of_one_call():
+    import cvaeq.evaluation.bootstrap as B
+
+    n, resamples = 9, 3 * B.CHUNK + 7  # three full chunks and a part
+    one = np.random.default_rng([4, 0xB007]).multinomial(n, np.full(n, 1 / n), size=resamples)
+    assert (resample_counts(n, resamples, seed=4) == one).all()
+    assert all(len(c) <= B.CHUNK for c in B.resample_chunks(n, resamples, seed=4))
+
+
 def test_the_interval_of_a_normal_mean_has_the_textbook_width():
     # planted: 400 draws of N(2, 1); the 95% interval of the mean is 2 +- 1.96/sqrt(400) = +-0.098
     v = np.random.default_rng(0).normal(2.0, 1.0, 400)
