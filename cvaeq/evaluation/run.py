@@ -16,6 +16,11 @@ On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
   (IoU and L1 after 1 and 10 null interventions), reversibility;
 * ``tv``: factor-level total variation to the story (:mod:`.tv`).
 
+Every figure carries its 95% bootstrap interval over the test images
+(:mod:`.bootstrap`; ``ci`` beside the figures). A world without a renderer
+has no truth: it gets the figures of :mod:`.truthfree` only; ``proxies``
+adds them beside the true ones on a world with a renderer.
+
 See docs/evaluation.md for the definitions.
 """
 
@@ -344,7 +349,7 @@ def evaluate(
     progress: bool = True,
     dist_ctx=None,
     threads: int | None = None,
-    proxies: bool = False,
+    proxies: Any = False,
 ) -> dict | None:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
