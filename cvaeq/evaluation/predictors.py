@@ -351,8 +351,6 @@ def _key(story, train, test, seed: int, epochs: int) -> str:
 def train_predictors(story, train, test, *, seed: int = 0, epochs: int = EPOCHS, progress: bool = True) -> Predictors:
     """Train one predictor per factor of ``story.world`` on ``train = (pictures, values)`` and
     measure the floor on ``test`` (the same layout; :func:`training_pictures`)."""
-    from tqdm import tqdm
-
     world = story.world
     names = world.names
     x_tr, v_tr = _as_input(train[0], world), np.asarray(train[1], dtype=np.float64)
@@ -365,21 +363,46 @@ def train_predictors(story, train, test, *, seed: int = 0, epochs: int = EPOCHS,
         for i, f in enumerate(names)
         if world.factor(f).continuous
     }
-    readers = {}
-    for f in names:
-        continuous = world.factor(f).continuous
-        r = _Reader(f, continuous, _children(story, f) if continuous else ())
-        if continuous:
-            r.mean, r.sd = cond_stats[f]
-        readers[f] = r
+    readers = _readers(story, cond_stats)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(np.random.default_rng([seed, 0x9E7]).integers(2**31)))
         net = _net_for(world, readers)
     pred = Predictors(world, net, readers, cond_stats, {"value": {}, "ci": {}, "n": 0}, {})
+    _fit(pred, x_tr, v_tr, seed, epochs, progress)
+    pred.meta = {
+        "world": world.name,
+        "arch": ARCH_VERSION,
+        "seed": seed,
+        "epochs": epochs,
+        "n_train": int(len(x_tr)),
+        "n_test": int(len(test[0])),
+    }
+    value, ci = _floor(pred, story, test, seed)
+    pred.floor, pred.floor_ci, pred.floor_n = value, ci, int(len(test[0]))
+    return pred
+
+
+def _readers(story, cond_stats: Mapping[str, tuple[float, float]]) -> dict[str, _Reader]:
+    """Each factor's head: a classifier reading the picture alone, or a regressor given its children."""
+    readers = {}
+    for f in story.world.names:
+        continuous = story.world.factor(f).continuous
+        r = _Reader(f, continuous, _children(story, f) if continuous else ())
+        if continuous:
+            r.mean, r.sd = cond_stats[f]
+        readers[f] = r
+    return readers
+
+
+def _fit(pred: Predictors, x_tr: torch.Tensor, v_tr: np.ndarray, seed: int, epochs: int, progress: bool) -> None:
+    """Adam on the sum of the heads' losses, in seeded batches; a progress bar over the steps."""
+    from tqdm import tqdm
+
+    world, net, names = pred.world, pred.net, pred.world.names
     cond = pred._conds({c: v_tr[:, i] for i, c in enumerate(names)}, len(x_tr))
     targets, givens = {}, {}
     for i, f in enumerate(names):
-        r = readers[f]
+        r = pred.readers[f]
         y = v_tr[:, i]
         targets[f] = (
             torch.from_numpy((y - r.mean) / r.sd).float() if r.continuous else torch.from_numpy(y.astype(np.int64))
@@ -397,7 +420,7 @@ def train_predictors(story, train, test, *, seed: int = 0, epochs: int = EPOCHS,
                 idx = order[lo : lo + BATCH]
                 out = net(x_tr[idx], {f: c[idx] for f, c in cond.items()})
                 loss = torch.zeros(())
-                for f, r in readers.items():
+                for f, r in pred.readers.items():
                     if r.continuous:
                         loss = loss + nn.functional.mse_loss(out[f][:, 0], targets[f][idx])
                     else:
@@ -408,17 +431,6 @@ def train_predictors(story, train, test, *, seed: int = 0, epochs: int = EPOCHS,
                 opt.step()
                 bar.update(1)
     net.eval()
-    pred.meta = {
-        "world": world.name,
-        "arch": ARCH_VERSION,
-        "seed": seed,
-        "epochs": epochs,
-        "n_train": int(len(x_tr)),
-        "n_test": int(len(test[0])),
-    }
-    value, ci = _floor(pred, story, test, seed)
-    pred.floor, pred.floor_ci, pred.floor_n = value, ci, int(len(test[0]))
-    return pred
 
 
 def _floor(pred: Predictors, story, test, seed: int) -> tuple[dict, dict]:

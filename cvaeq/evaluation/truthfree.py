@@ -171,41 +171,53 @@ def truthfree_batch(
 
     :param g: the abduction on ``x`` when the caller has it (the true figures' own), else made here.
     """
-    names = world.names
-    xs = _unit(world, x.numpy())
-    b = len(x)
-    rows = torch.arange(b)
     if g is None:
         g = abduct_groups(scm, {IMAGE: x}, k)
     add("tf.nll", -g.log_marginal().numpy())
-    w = g.weights.numpy()
-    for i, f in enumerate(names):
-        v = np.asarray(do_values[f])
-        tgt = story_targets(story, factual, {f: v}, k, sub_seed(seed, PROXY_STREAM, i))
-        out = predict_groups(g, {f: _tensor(world, f, v)})
-        pictures = out[IMAGE].reshape(b * k, *out[IMAGE].shape[2:])
-        scores = _read_scores(pred, world, pictures.numpy(), tgt)
-        for r in names:
-            add(f"tf.eff.{f}.{r}", (w * scores[r]).sum(1))
-        if world.has_renderer:  # the proxy's reading of the true counterfactual pictures
-            from .truth import render_unique
+    for i, f in enumerate(world.names):
+        _intervened(world, story, scm, pred, g, x, factual, (i, f), np.asarray(do_values[f]), k, seed, add)
+    _composition(world, scm, model, g, x, k, steps, add)
 
-            # the story's own K-particle answer, drawn apart from the targets as a model's particles are:
-            # where a descendant's counterfactual is spread over classes, a perfect answer matches its
-            # paired target only as often as two draws agree, and this is that ceiling
-            own = story_targets(story, factual, {f: v}, k, sub_seed(seed, PROXY_STREAM, i, 1))
-            classes = np.stack([own[c].reshape(b * k) for c in names], -1).astype(np.int64)
-            truth = _read_scores(pred, world, render_unique(world, classes), tgt)
-            for r in names:
-                add(f"tf.eff_truth.{f}.{r}", truth[r].mean(1))
-        # reversibility: one counterfactual picture drawn by weight, and back to what that particle abducted
-        pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
-        drawn = out[IMAGE][rows, pick]
-        back = g.particles.values[f].reshape(b, k)[rows, pick]
-        g2 = abduct_groups(scm, {IMAGE: drawn}, k)
-        mean = group_mean(g2, predict_groups(g2, {f: back})[IMAGE]).numpy()
-        add(f"tf.rev.{f}", _l1(_unit(world, mean), xs))
-    # composition through the engine: the weighted mean picture of each step, one drawn picture fed back
+
+def _intervened(world, story, scm, pred, g, x, factual, which, v: np.ndarray, k: int, seed: int, add) -> None:
+    """Under ``do(f = v)`` (``which = (i, f)``, the ``i``-th factor): every factor's effectiveness (and,
+    with a renderer, the proxy's reading of the true counterfactual pictures), and the round trip back
+    to the abducted value. ``seed``: the batch's."""
+    i, f = which
+    names = world.names
+    b = len(x)
+    rows = torch.arange(b)
+    tgt = story_targets(story, factual, {f: v}, k, sub_seed(seed, PROXY_STREAM, i))
+    out = predict_groups(g, {f: _tensor(world, f, v)})
+    scores = _read_scores(pred, world, out[IMAGE].reshape(b * k, *out[IMAGE].shape[2:]).numpy(), tgt)
+    w = g.weights.numpy()
+    for r in names:
+        add(f"tf.eff.{f}.{r}", (w * scores[r]).sum(1))
+    if world.has_renderer:  # the proxy's reading of the true counterfactual pictures
+        from .truth import render_unique
+
+        # the story's own K-particle answer, drawn apart from the targets as a model's particles are:
+        # where a descendant's counterfactual is spread over classes, a perfect answer matches its
+        # paired target only as often as two draws agree, and this is that ceiling
+        own = story_targets(story, factual, {f: v}, k, sub_seed(seed, PROXY_STREAM, i, 1))
+        classes = np.stack([own[c].reshape(b * k) for c in names], -1).astype(np.int64)
+        truth = _read_scores(pred, world, render_unique(world, classes), tgt)
+        for r in names:
+            add(f"tf.eff_truth.{f}.{r}", truth[r].mean(1))
+    # reversibility: one counterfactual picture drawn by weight, and back to what that particle abducted
+    pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
+    drawn = out[IMAGE][rows, pick]
+    back = g.particles.values[f].reshape(b, k)[rows, pick]
+    g2 = abduct_groups(scm, {IMAGE: drawn}, k)
+    mean = group_mean(g2, predict_groups(g2, {f: back})[IMAGE]).numpy()
+    add(f"tf.rev.{f}", _l1(_unit(world, mean), _unit(world, x.numpy())))
+
+
+def _composition(world, scm, model, g, x: torch.Tensor, k: int, steps: int, add) -> None:
+    """The null intervention's chain through the engine and through the decoder alone: L1 to ``x``."""
+    xs = _unit(world, x.numpy())
+    rows = torch.arange(len(x))
+    # through the engine: the weighted mean picture of each step, one drawn picture fed back
     cur, gc = x, g
     for step in range(1, steps + 1):
         if step > 1:
@@ -218,7 +230,7 @@ def truthfree_batch(
         if step < steps and torch.equal(cur, prev):  # a fixed point: every later step gives this picture back
             add(f"tf.comp.{steps}", _l1(_unit(world, group_mean(gc, pics).numpy()), xs))
             break
-    # composition through the decoder alone: no pixel noise replayed
+    # through the decoder alone: no pixel noise replayed
     mean, fed = _decoder_picture(world, model, g)
     for step in range(1, steps + 1):
         if step > 1:
@@ -313,9 +325,6 @@ def evaluate_truthfree(
     :param data: ``(train, test)`` as :func:`~cvaeq.evaluation.predictors.training_pictures` gives
         (default: the world's shipped data).
     """
-    from tqdm import tqdm
-
-    from ..image_model import ImageModelAdapter
     from .predictors import predictors_for, training_pictures
 
     story, world = mech.story, mech.story.world
@@ -326,49 +335,9 @@ def evaluate_truthfree(
         raise DataError(
             f"--n {n}: world {world.name!r} holds out {len(pictures)} labelled pictures; ask for at most that"
         )
-    pictures, labels = pictures[:n], labels[:n]
     drawn = story.sample(n, np.random.default_rng([seed, 0xD0]))  # the interventions' values, from the story
     do_values = {f: np.asarray(drawn[:, i]) for i, f in enumerate(world.names)}
-    model = ImageModelAdapter(mech.image_model, world.image_shape)
-    scm = build_scm(story, mech.factor_logits, image_model=model)
-    rows: dict[str, list] = {}
-
-    def add(key, value):
-        rows.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
-
-    with (
-        torch.no_grad(),
-        torch.random.fork_rng(devices=[]),
-        tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar,
-    ):
-        for lo in range(0, n, batch):
-            torch.default_generator.manual_seed(sub_seed(seed, lo, BATCH_STREAM))
-            sl = slice(lo, lo + batch)
-            x = torch.from_numpy(pictures[sl].copy())
-            if world.pixel != "8bit":
-                x = x.float()
-            factual = np.stack(
-                [
-                    labels[sl, i] if world.factor(f).continuous else labels[sl, i].astype(np.int64)
-                    for i, f in enumerate(world.names)
-                ],
-                -1,
-            )
-            truthfree_batch(
-                world,
-                story,
-                scm,
-                model,
-                pred,
-                x,
-                factual,
-                {f: v[sl] for f, v in do_values.items()},
-                samples,
-                sub_seed(seed, lo),
-                steps,
-                add,
-            )
-            bar.update(len(pictures[sl]))
+    rows = _score_pictures(mech, pred, pictures[:n], labels[:n], do_values, samples, seed, batch, steps, progress)
 
     def figures(mean):
         return truthfree_figures(world, mean, steps, pred.floor, truth=False)
@@ -395,6 +364,40 @@ def evaluate_truthfree(
     out["ci"]["truthfree"]["floor"] = {f: pred.floor_ci[f] for f in world.names}
     out["ci_about"]["n_floor"] = pred.floor_n
     return out
+
+
+def _score_pictures(mech, pred, pictures, labels, do_values, samples, seed, batch, steps, progress) -> dict:
+    """``{row key: [per-batch values]}`` of the truth-free figures of the test pictures, batch by batch,
+    each batch's random numbers from (seed, its first picture) alone, as for every world."""
+    from tqdm import tqdm
+
+    from ..image_model import ImageModelAdapter
+
+    story, world = mech.story, mech.story.world
+    model = ImageModelAdapter(mech.image_model, world.image_shape)
+    scm = build_scm(story, mech.factor_logits, image_model=model)
+    rows: dict[str, list] = {}
+
+    def add(key, value):
+        rows.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
+
+    n = len(pictures)
+    kinds = [world.factor(f).continuous for f in world.names]
+    with (
+        torch.no_grad(),
+        torch.random.fork_rng(devices=[]),
+        tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar,
+    ):
+        for lo in range(0, n, batch):
+            torch.default_generator.manual_seed(sub_seed(seed, lo, BATCH_STREAM))
+            sl = slice(lo, lo + batch)
+            x = torch.from_numpy(pictures[sl].copy())
+            x = x if world.pixel == "8bit" else x.float()
+            factual = np.stack([col if c else col.astype(np.int64) for col, c in zip(labels[sl].T, kinds)], -1)
+            do = {f: v[sl] for f, v in do_values.items()}
+            truthfree_batch(world, story, scm, model, pred, x, factual, do, samples, sub_seed(seed, lo), steps, add)
+            bar.update(len(x))
+    return rows
 
 
 def _about(pred) -> dict:
