@@ -37,11 +37,12 @@ def _intervals_line(r: dict) -> str:
     about = r.get("ci_about")
     if not about:
         return ""
-    tv = about.get("n_tv", {})
+    tv = about.get("n_tv")
+    queries = f" (TV: of its {tv['interventional']} + {tv['counterfactual']} queries)" if tv else ""
+    floor = f"; the floor: of its n = {about['n_floor']} held-out pictures" if "n_floor" in about else ""
     return (
         f"[lo, hi]   {about['level']:.0%} {about['method']} intervals: {about['resamples']} resamples of the "
-        f"n = {about['n']} test pictures (TV: of its {tv.get('interventional', 0)} + "
-        f"{tv.get('counterfactual', 0)} queries)"
+        f"n = {about['n']} test pictures{queries}{floor}"
     )
 
 

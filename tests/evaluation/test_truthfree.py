@@ -82,6 +82,10 @@ def test_the_targets_are_pass_fail_lines(files_scores):
     text = summary(files_scores)
     assert "no renderer" in text and "PASS  composition through the engine exactly 0" in text
     assert "do(kind)" in text and "floor (real held out)" in text and "[" in text
+    assert text.splitlines()[-1] == (
+        "[lo, hi]   95% percentile bootstrap intervals: 1000 resamples of the n = 12 test pictures; "
+        "the floor: of its n = 60 held-out pictures"
+    )
 
 
 def test_a_decoder_that_ignores_a_factor_fails_its_effectiveness_and_its_target(stories, pred, files_scores):
