@@ -1,4 +1,5 @@
-"""``cvaeq eval``: score a trained model against the rendered world's ground truth."""
+"""``cvaeq eval``: score a trained model against the rendered world's ground truth (or, for a
+world without a renderer, with the figures that need none), every figure with its interval."""
 
 from __future__ import annotations
 
@@ -311,7 +312,11 @@ def _shipped_for(story: str, model) -> str:
 def eval_command(model, story, n, seed, samples, tv_particles, threads, proxies, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
     true (rendered) counterfactuals (IoU, L1), axiomatic soundness
-    (effectiveness, composition, reversibility), and TV to the story.
+    (effectiveness, composition, reversibility), and TV to the story; every
+    figure with its 95% bootstrap interval over the test pictures. A world
+    without a renderer has no true counterfactual: it gets the figures that
+    need none (cvaeq's anti-causal predictors beside their floor, composition,
+    reversibility, bits/dim, pass/fail targets), and only those.
 
     Under torchrun (``torchrun --nproc-per-node N -m cvaeq -- eval ...``; the
     ``--`` keeps torchrun from taking ``--n`` for one of its own options) each
