@@ -1,4 +1,5 @@
-"""``cvaeq eval``: score a trained model against the rendered world's ground truth."""
+"""``cvaeq eval``: score a trained model against the rendered world's ground truth (or, for a
+world without a renderer, with the figures that need none), every figure with its interval."""
 
 from __future__ import annotations
 
@@ -11,92 +12,223 @@ import click
 from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_THREADS, MAX_TV_PARTICLES
 from .group import FilePath, main
 
-__all__ = ["eval_command", "summary", "summary_levels"]
+__all__ = ["eval_command", "summary", "summary_levels", "summary_truthfree"]
 
 
 def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
+def _with_ci(x, ci, fmt=_fmt) -> str:
+    """A figure and its interval, ``0.9810 [0.9620, 0.9950]`` (the figure alone where it has none)."""
+    return fmt(x) if not ci else f"{fmt(x)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _ci(r: dict, *path: str):
+    """The interval of the figure at ``path`` in ``r['ci']`` (None where the result has none: an old one)."""
+    node = r.get("ci")
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _intervals_line(r: dict) -> str:
+    about = r.get("ci_about")
+    if not about:
+        return ""
+    tv = about.get("n_tv")
+    queries = f" (TV: of its {tv['interventional']} + {tv['counterfactual']} queries)" if tv else ""
+    floor = f"; the floor: of its n = {about['n_floor']} held-out pictures" if "n_floor" in about else ""
+    return (
+        f"[lo, hi]   {about['level']:.0%} {about['method']} intervals: {about['resamples']} resamples of the "
+        f"n = {about['n']} test pictures{queries}{floor}"
+    )
+
+
 def summary(r: dict) -> str:
     """A readable table of :func:`cvaeq.evaluation.evaluate`'s result."""
+    if r.get("renderer") is False:
+        return summary_truthfree(r)
     if r.get("pixel") == "8bit":
         return summary_levels(r)
     factors = list(r["factor_accuracy"])  # the world's factor names, in its order
-    width = max([12] + [len(f) + 2 for f in factors])
+    width = max([12 if "ci" not in r else 26] + [len(f) + 2 for f in factors])
 
-    def row(title: str, values: dict) -> str:
-        return f"{title:16}" + "".join(f"{_fmt(values[f]):>{width}}" for f in factors)
+    def row(title: str, values: dict, *path: str) -> str:
+        return f"{title:16}" + "".join(f"{_with_ci(values[f], _ci(r, *path, f)):>{width}}" for f in factors)
+
+    def fig(*path: str) -> str:
+        node = r
+        for key in path:
+            node = node[key]
+        return _with_ci(node, _ci(r, *path))
 
     cf = r["counterfactual"]
     lines = [
         f"model      {r['model']}   (world {r['world']})",
         f"images     {r['n']} (uniform over the world's grid), {r['samples']} particles each, seed {r['seed']}",
         "",
-        f"NLL        {_fmt(r['nll_nats'])} nats/image   (-ELBO {_fmt(r['elbo_nats'])})",
-        f"NLL | f    {_fmt(r['nll_given_factors_nats'])} nats/image   (-ELBO {_fmt(r['elbo_given_factors_nats'])}; "
+        f"NLL        {fig('nll_nats')} nats/image   (-ELBO {fig('elbo_nats')})",
+        f"NLL | f    {fig('nll_given_factors_nats')} nats/image   (-ELBO {fig('elbo_given_factors_nats')}; "
         "the true factors given)",
-        f"recon IoU  {_fmt(r['recon_iou'])}",
+        f"recon IoU  {fig('recon_iou')}",
         "",
         f"{'':16}" + "".join(f"{f:>{width}}" for f in factors),
-        row("accuracy", r["factor_accuracy"]),
-        row("cf IoU", cf["iou"]),
-        row("  (story, K)", cf["iou_story"]),
-        row("cf soft IoU", cf["soft_iou"]),
-        row("cf L1 to truth", cf["l1_truth"]),
-        row("effectiveness", cf["effectiveness"]),
-        row("reversibility", cf["reversibility_by_factor"]),
-        row("  (story)", cf["reversibility_story"]),
+        row("accuracy", r["factor_accuracy"], "factor_accuracy"),
+        row("cf IoU", cf["iou"], "counterfactual", "iou"),
+        row("  (story, K)", cf["iou_story"], "counterfactual", "iou_story"),
+        row("cf soft IoU", cf["soft_iou"], "counterfactual", "soft_iou"),
+        row("cf L1 to truth", cf["l1_truth"], "counterfactual", "l1_truth"),
+        row("effectiveness", cf["effectiveness"], "counterfactual", "effectiveness"),
+        row("reversibility", cf["reversibility_by_factor"], "counterfactual", "reversibility_by_factor"),
+        row("  (story)", cf["reversibility_story"], "counterfactual", "reversibility_story"),
+        *_proxy_rows(r, row),
         "",
-        f"cf IoU mean {_fmt(cf['iou_mean'])} (story, K: {_fmt(cf['iou_story_mean'])})"
-        f"   composition 1: {_fmt(cf['composition']['1'])}"
-        f"  10: {_fmt(cf['composition']['10'])}   (decoder 1: {_fmt(cf['composition_decoder']['1'])}"
-        f"  10: {_fmt(cf['composition_decoder']['10'])})   reversibility {_fmt(cf['reversibility'])}",
-        f"cf L1 mean {_fmt(cf['l1_truth_mean'])}   composition L1 1: {_fmt(cf['composition_l1']['1'])}"
-        f"  10: {_fmt(cf['composition_l1']['10'])}   (decoder 1: {_fmt(cf['composition_decoder_l1']['1'])}"
-        f"  10: {_fmt(cf['composition_decoder_l1']['10'])})",
-        f"TV         interventional {_fmt(r['tv']['interventional'])}   "
-        f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",
+        f"cf IoU mean {fig('counterfactual', 'iou_mean')} (story, K: {fig('counterfactual', 'iou_story_mean')})",
+        f"composition 1: {fig('counterfactual', 'composition', '1')}"
+        f"  10: {fig('counterfactual', 'composition', '10')}"
+        f"   (decoder 1: {fig('counterfactual', 'composition_decoder', '1')}"
+        f"  10: {fig('counterfactual', 'composition_decoder', '10')})",
+        f"reversibility {fig('counterfactual', 'reversibility')}",
+        f"cf L1 mean {fig('counterfactual', 'l1_truth_mean')}",
+        f"composition L1 1: {fig('counterfactual', 'composition_l1', '1')}"
+        f"  10: {fig('counterfactual', 'composition_l1', '10')}"
+        f"   (decoder 1: {fig('counterfactual', 'composition_decoder_l1', '1')}"
+        f"  10: {fig('counterfactual', 'composition_decoder_l1', '10')})",
+        f"TV         interventional {fig('tv', 'interventional')}   "
+        f"counterfactual {fig('tv', 'counterfactual')}   ({r['tv']['queries']} queries)",
+        *_proxy_lines(r),
+        _intervals_line(r),
     ]
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line is not None)
 
 
 def summary_levels(r: dict) -> str:
     """The table of an 8-bit world's result (docs/evaluation.md, "The metrics of 8-bit worlds")."""
     factors = list(r["factor_accuracy"])
-    width = max([12] + [len(f) + 2 for f in factors])
-
-    def row(title: str, values: dict, fmt=_fmt) -> str:
-        return f"{title:16}" + "".join(f"{fmt(values[f]):>{width}}" for f in factors)
+    width = max([12 if "ci" not in r else 26] + [len(f) + 2 for f in factors])
 
     def db(x) -> str:
         return "n/a" if x is None else f"{x:.2f}"
 
-    cf, bits = r["counterfactual"], r["bits_per_dim"]
+    def row(title: str, values: dict, *path: str, fmt=_fmt) -> str:
+        return f"{title:16}" + "".join(f"{_with_ci(values[f], _ci(r, *path, f), fmt):>{width}}" for f in factors)
+
+    def fig(*path: str, fmt=_fmt) -> str:
+        node = r
+        for key in path:
+            node = node[key]
+        return _with_ci(node, _ci(r, *path), fmt)
+
+    cf = r["counterfactual"]
     lines = [
         f"model      {r['model']}   (world {r['world']}, 8-bit pictures)",
         f"images     {r['n']} (uniform over the world's grid), {r['samples']} particles each, seed {r['seed']}",
         "",
-        f"NLL        {_fmt(bits['nll'])} bits/dim   (-ELBO {_fmt(bits['elbo'])}; {_fmt(r['nll_nats'])} nats/picture)",
-        f"NLL | f    {_fmt(bits['nll_given_factors'])} bits/dim   (the true factors given)",
-        f"recon L1   {_fmt(r['recon_l1'])}",
+        f"NLL        {fig('bits_per_dim', 'nll')} bits/dim   (-ELBO {fig('bits_per_dim', 'elbo')}; "
+        f"{fig('nll_nats')} nats/picture)",
+        f"NLL | f    {fig('bits_per_dim', 'nll_given_factors')} bits/dim   (the true factors given)",
+        f"recon L1   {fig('recon_l1')}",
         "",
         f"{'':16}" + "".join(f"{f:>{width}}" for f in factors),
-        row("accuracy", r["factor_accuracy"]),
-        row("cf L1 to truth", cf["l1"]),
-        row("  (story, K)", cf["l1_story"]),
-        row("cf PSNR (dB)", cf["psnr"], db),
-        row("  (story, K)", cf["psnr_story"], db),
-        row("effectiveness", cf["effectiveness"]),
+        row("accuracy", r["factor_accuracy"], "factor_accuracy"),
+        row("cf L1 to truth", cf["l1"], "counterfactual", "l1"),
+        row("  (story, K)", cf["l1_story"], "counterfactual", "l1_story"),
+        row("cf PSNR (dB)", cf["psnr"], "counterfactual", "psnr", fmt=db),
+        row("  (story, K)", cf["psnr_story"], "counterfactual", "psnr_story", fmt=db),
+        row("effectiveness", cf["effectiveness"], "counterfactual", "effectiveness"),
+        *_proxy_rows(r, row),
         "",
-        f"cf L1 mean {_fmt(cf['l1_mean'])}   cf PSNR mean {db(cf['psnr_mean'])} dB",
-        f"composition (bytes that differ) 1: {_fmt(cf['composition']['1'])}  10: {_fmt(cf['composition']['10'])}"
-        f"   decoder L1 1: {_fmt(cf['composition_decoder_l1']['1'])}  10: {_fmt(cf['composition_decoder_l1']['10'])}"
-        f"   (PSNR {db(cf['composition_decoder_psnr']['1'])} / {db(cf['composition_decoder_psnr']['10'])} dB)",
-        f"TV         interventional {_fmt(r['tv']['interventional'])}   "
-        f"counterfactual {_fmt(r['tv']['counterfactual'])}   ({r['tv']['queries']} queries)",
+        f"cf L1 mean {fig('counterfactual', 'l1_mean')}   cf PSNR mean {fig('counterfactual', 'psnr_mean', fmt=db)} dB",
+        f"composition (bytes that differ) 1: {fig('counterfactual', 'composition', '1')}"
+        f"  10: {fig('counterfactual', 'composition', '10')}",
+        f"composition, decoder L1 1: {fig('counterfactual', 'composition_decoder_l1', '1')}"
+        f"  10: {fig('counterfactual', 'composition_decoder_l1', '10')}"
+        f"   (PSNR {fig('counterfactual', 'composition_decoder_psnr', '1', fmt=db)}"
+        f" / {fig('counterfactual', 'composition_decoder_psnr', '10', fmt=db)} dB)",
+        f"TV         interventional {fig('tv', 'interventional')}   "
+        f"counterfactual {fig('tv', 'counterfactual')}   ({r['tv']['queries']} queries)",
+        *_proxy_lines(r),
+        _intervals_line(r),
+    ]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def summary_truthfree(r: dict) -> str:
+    """The table of a world without a renderer: the truth-free figures only, and why (docs/evaluation.md)."""
+    tf = r["truthfree"]
+    factors = list(tf["effectiveness"])  # the world's factors, in its order (sorted by a JSON round trip)
+    measure = tf["measure"]
+
+    def fig(*path: str) -> str:
+        node = r
+        for key in path:
+            node = node[key]
+        return _with_ci(node, _ci(r, *path))
+
+    tables = [("truthfree", "effectiveness", f) for f in factors] + [
+        ("truthfree", "floor"),
+        ("truthfree", "reversibility_l1"),
+    ]
+    width = 2 + max([len(f"{f} ({measure[f]})") for f in factors] + [len(fig(*t, f)) for t in tables for f in factors])
+
+    def row(title: str, *path: str) -> str:
+        return f"{title:24}" + "".join(f"{fig(*path, f):>{width}}" for f in factors)
+
+    about = tf["predictors"]
+    lines = [
+        f"model      {r['model']}   (world {r['world']}, {r['pixel']} pictures)",
+        f"no truth   {r['truth']}",
+        f"images     {r['n']} held-out labelled pictures, {r['samples']} particles each, seed {r['seed']}",
+        "",
+        f"NLL        {fig('truthfree', 'bits_per_dim')} bits/dim   ({fig('truthfree', 'nll_nats')} nats/picture)",
+        "",
+        "effectiveness: cvaeq's predictors read every counterfactual picture under do(row) against each factor's "
+        "counterfactual value in the SCM",
+        f"{'':24}" + "".join(f"{f + ' (' + measure[f] + ')':>{width}}" for f in factors),
+        *[row(f"do({f})", "truthfree", "effectiveness", f) for f in factors],
+        row("floor (real held out)", "truthfree", "floor"),
+        row("reversibility L1", "truthfree", "reversibility_l1"),
+        "",
+        f"composition L1, engine 1: {fig('truthfree', 'composition_l1', '1')}"
+        f"  10: {fig('truthfree', 'composition_l1', '10')}",
+        f"composition L1, decoder 1: {fig('truthfree', 'composition_decoder_l1', '1')}"
+        f"  10: {fig('truthfree', 'composition_decoder_l1', '10')}",
+        f"reversibility L1 mean {fig('truthfree', 'reversibility_l1_mean')}",
+        f"predictors: trained on {about['trained_on']} labelled pictures, floor on {about['held_out']} held out "
+        f"(n = {r['ci_about'].get('n_floor')}); conditioned on "
+        + (", ".join(f"{f}: {', '.join(c)}" for f, c in about["conditioned_on"].items() if c) or "nothing"),
+        "",
+        "targets",
+        *[f"  {'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {_fmt(t['value'])}" for t in r["targets"]],
+        _intervals_line(r),
     ]
     return "\n".join(lines)
+
+
+def _proxy_rows(r: dict, row) -> list[str]:
+    """The predictors' effectiveness beside the true figures (``--proxies``), as table rows."""
+    p = r.get("proxies")
+    if not p:
+        return []
+    return [
+        row("eff. predictors", p["effectiveness"], "proxies", "effectiveness"),
+        row("  (on the truth)", p["effectiveness_truth"], "proxies", "effectiveness_truth"),
+        row("  (floor)", p["floor"], "proxies", "floor"),
+    ]
+
+
+def _proxy_lines(r: dict) -> list[str]:
+    p = r.get("proxies")
+    if not p:
+        return []
+    return [
+        "eff. predictors: cvaeq's anti-causal predictors read the model's counterfactuals (accuracy; MAE for a "
+        "continuous factor); on the truth: the same predictors read the true counterfactual pictures; floor: "
+        f"the predictors on real held-out pictures ({p['about']})"
+    ]
 
 
 def _shipped_for(story: str, model) -> str:
@@ -168,12 +300,23 @@ def _shipped_for(story: str, model) -> str:
     help="CPU threads for torch [default: CVAEQ_THREADS, else the CPUs this process may use "
     "(affinity, cgroup quota), never the load (cvaeq.threads)]; 1 is fastest on a busy machine.",
 )
+@click.option(
+    "--proxies",
+    is_flag=True,
+    help="On a world with a renderer, also the figures that need none: cvaeq's anti-causal predictors read the "
+    "model's and the true counterfactuals (trained once, about a minute, then read from the cache). "
+    "A world without a renderer always gets these, and only these.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json, quiet):
+def eval_command(model, story, n, seed, samples, tv_particles, threads, proxies, as_json, quiet):
     """Score a model: likelihood, factor accuracy, counterfactuals against the
     true (rendered) counterfactuals (IoU, L1), axiomatic soundness
-    (effectiveness, composition, reversibility), and TV to the story.
+    (effectiveness, composition, reversibility), and TV to the story; every
+    figure with its 95% bootstrap interval over the test pictures. A world
+    without a renderer has no true counterfactual: it gets the figures that
+    need none (cvaeq's anti-causal predictors beside their floor, composition,
+    reversibility, bits/dim, pass/fail targets), and only those.
 
     Under torchrun (``torchrun --nproc-per-node N -m cvaeq -- eval ...``; the
     ``--`` keeps torchrun from taking ``--n`` for one of its own options) each
@@ -202,6 +345,7 @@ def eval_command(model, story, n, seed, samples, tv_particles, threads, as_json,
             progress=not quiet and (ctx is None or ctx.rank == 0),
             dist_ctx=ctx,
             threads=threads,
+            proxies=proxies,
         )
     finally:
         if ctx is not None:

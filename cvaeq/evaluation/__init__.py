@@ -7,7 +7,12 @@
   for arrays of worlds (what ``cvaeq eval`` scores against);
 * :func:`tv_scores` (:mod:`.tv`): factor-level total variation to the story;
 * :mod:`.metrics`: IoU, factor accuracy modulo the world's look-alike classes, total variation;
-* :mod:`.heldout`: the test images, uniform over the world's grid.
+* :mod:`.heldout`: the test images, uniform over the world's grid;
+* :mod:`.bootstrap`: the 95% percentile-bootstrap interval of every figure;
+* :mod:`.predictors`: cvaeq's anti-causal predictors (a classifier or regressor per factor);
+* :mod:`.truthfree`: the figures that need no renderer (effectiveness read by the
+  predictors, composition, reversibility, bits/dim): all a renderer-less world gets,
+  and ``--proxies`` beside the true figures.
 
 The image model is called through :class:`cvaeq.image_model.ImageModelAdapter` only.
 """

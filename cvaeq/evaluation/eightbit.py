@@ -116,7 +116,7 @@ def _likelihood_given_factors(model, world, x: torch.Tensor, classes: torch.Tens
 
 
 def _batch(
-    mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, truth_particles: int, steps: int, add
+    mech, scm, classes: np.ndarray, values: dict, k: int, seed: int, truth_particles: int, steps: int, add, pred=None
 ) -> None:
     """Score one batch of test images: each part adds its rows with ``add`` (in this order: the random stream)."""
     world = mech.story.world
@@ -126,6 +126,12 @@ def _batch(
     g = _reading_and_likelihood(model, scm, world, x, classes, k, add)
     _counterfactuals(mech.story, model, g, classes, values, k, seed, truth_particles, add)
     _composition(scm, model, world.names, g, x, k, steps, add)
+    if pred is not None:  # --proxies: the predictors' figures beside the true ones, on their own random stream
+        from .truthfree import PROXY_STREAM, truthfree_batch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(sub_seed(seed, PROXY_STREAM))
+            truthfree_batch(world, mech.story, scm, model, pred, x, classes, values, k, seed, steps, add, g=g)
 
 
 def _reading_and_likelihood(model, scm, world, x: torch.Tensor, classes: np.ndarray, k: int, add):
@@ -217,6 +223,7 @@ def evaluate_levels(
     tv_particles: int,
     progress: bool,
     steps: int,
+    pred=None,
 ) -> dict:
     """The scores of an 8-bit world's model (module docstring); what ``cvaeq eval --json`` prints for it.
 
@@ -252,31 +259,22 @@ def evaluate_levels(
                 truth_particles,
                 steps,
                 add,
+                pred,
             )
             bar.update(len(classes[sl]))
 
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
-    return _report(mech, rows, tv, n, samples, seed, steps)
+    return _report(mech, rows, tv, n, samples, seed, steps, pred)
 
 
-def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: int, steps: int) -> dict:
-    """The JSON of :func:`evaluate_levels` from the scores' rows."""
-    world = mech.story.world
+def _figures(world, mean, steps: int) -> dict:
+    """The figures of :func:`evaluate_levels` (every float of its JSON but the TV) from ``mean(key)``,
+    the mean over test pictures of a score row (called again per bootstrap resample, :mod:`.bootstrap`)."""
     names = world.names
-
-    def mean(key):
-        return float(np.concatenate(rows[key]).mean())
-
     dims = int(np.prod(world.image_shape))
     per = {key: {f: mean(f"{key}.{f}") for f in names} for key in ("l1", "psnr", "l1_story", "psnr_story", "eff")}
     nll, elbo, nll_f = mean("nll"), mean("elbo"), mean("nll_given_factors")
     return {
-        "model": mech.name,
-        "world": world.name,
-        "pixel": world.pixel,
-        "n": n,
-        "samples": samples,
-        "seed": seed,
         "nll_nats": finite_or_none(nll),
         "elbo_nats": finite_or_none(elbo),
         "nll_given_factors_nats": finite_or_none(nll_f),
@@ -298,9 +296,38 @@ def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: i
             "composition_decoder_l1": {str(s): mean(f"comp_dec_l1.{s}") for s in (1, steps)},
             "composition_decoder_psnr": {str(s): mean(f"comp_dec_psnr.{s}") for s in (1, steps)},
         },
+    }
+
+
+def _report(mech, rows: dict[str, list], tv: dict, n: int, samples: int, seed: int, steps: int, pred=None) -> dict:
+    """The JSON of :func:`evaluate_levels` from the scores' rows, with every figure's interval."""
+    from .bootstrap import with_intervals
+    from .truthfree import add_proxies, proxy_figures
+
+    world = mech.story.world
+
+    def mean(key):
+        return float(np.concatenate(rows[key]).mean())
+
+    def figures(m) -> dict:
+        out = _figures(world, m, steps)
+        if pred is not None:
+            out["proxies"] = proxy_figures(world, m, steps)
+        return out
+
+    out = {
+        "model": mech.name,
+        "world": world.name,
+        "pixel": world.pixel,
+        "n": n,
+        "samples": samples,
+        "seed": seed,
+        **figures(mean),
         "tv": {
             "interventional": tv["interventional"],
             "counterfactual": tv["counterfactual"],
             "queries": len(tv["queries"]),
         },
     }
+    out = with_intervals(out, figures, rows, tv, seed)
+    return out if pred is None else add_proxies(out, pred, world)

@@ -16,6 +16,11 @@ On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
   (IoU and L1 after 1 and 10 null interventions), reversibility;
 * ``tv``: factor-level total variation to the story (:mod:`.tv`).
 
+Every figure carries its 95% bootstrap interval over the test images
+(:mod:`.bootstrap`; ``ci`` beside the figures). A world without a renderer
+has no truth: it gets the figures of :mod:`.truthfree` only; ``proxies``
+adds them beside the true ones on a world with a renderer.
+
 See docs/evaluation.md for the definitions.
 """
 
@@ -29,19 +34,21 @@ from tqdm import tqdm
 
 from .. import loading
 from ..engine import abduct_groups, group_mean, predict_groups
-from ..errors import CheckpointError
+from ..errors import CheckpointError, CvaeqError
 from ..image_model import ImageModelAdapter
 from ..loading import LoadedModel, load_model
 from ..mechanisms.image import bernoulli_image
 from ..scm import build_scm
 from ..story import IMAGE, LATENT
 from ..walk import Weigh, around, walk
+from .bootstrap import with_intervals
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .metrics import finite_or_none as _finite
 from .streams import BATCH_STREAM, STORY_STREAM
 from .streams import sub_seed as _sub
 from .truth import counterfactual_of_particles, story_particles
+from .truthfree import PREDICTOR_SEED, PROXY_STREAM, add_proxies, evaluate_truthfree, proxy_figures, truthfree_batch
 from .tv import TV_PARTICLES, tv_scores
 
 __all__ = [
@@ -292,11 +299,30 @@ def _batch(
     seed: int,
     truth_particles: int,
     scores: _Scores,
+    pred=None,
 ) -> None:
     x = render_float(classes, mech.story.world)
     g = _factors_and_likelihood(mech, scm, model, x, classes, k, scores)
     _counterfactuals(mech, scm, model, g, x, classes, values, k, seed, truth_particles, scores)
     _composition(mech, scm, model, g, x, k, scores)
+    if pred is not None:  # --proxies: the predictors' figures beside the true ones, on their own random stream
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(_sub(seed, PROXY_STREAM))
+            truthfree_batch(
+                mech.story.world,
+                mech.story,
+                scm,
+                model,
+                pred,
+                x,
+                classes,
+                values,
+                k,
+                seed,
+                COMPOSITION_STEPS,
+                scores.add,
+                g=g,
+            )
 
 
 def _gather(rows: dict[int, dict[str, list]]) -> dict[int, dict[str, list]]:
@@ -323,6 +349,7 @@ def evaluate(
     progress: bool = True,
     dist_ctx=None,
     threads: int | None = None,
+    proxies: Any = False,
 ) -> dict | None:
     """Evaluate a model; returns the JSON-ready dict ``cvaeq eval --json`` prints.
 
@@ -344,16 +371,23 @@ def evaluate(
         returns the same dict as one process would (the others return None).
     :param threads: torch's CPU threads for the call (None: as ``cvaeq eval``
         picks them, :mod:`cvaeq.threads`; the caller's count is restored after).
+    :param proxies: on a world with a renderer, also the figures that need none
+        (:mod:`.truthfree`: cvaeq's anti-causal predictors, trained or read from
+        their cache, read the model's and the true counterfactuals), under
+        ``"proxies"``. A world without a renderer gets only those, always.
+        A :class:`~cvaeq.evaluation.predictors.Predictors` object: those predictors.
 
     Usage: ``evaluate("model.safetensors", n=200)["counterfactual"]["iou_mean"]``.
     """
     from ..threads import threads_for
 
     with threads_for(threads):
-        return _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx)
+        return _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, proxies)
 
 
-def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx) -> dict | None:
+def _evaluate(
+    model, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, proxies=False
+) -> dict | None:
     from ..limits import MAX_EVAL_IMAGES, MAX_PARTICLES, MAX_SEED, MAX_TV_PARTICLES, check_count
 
     check_count(n, "n", MAX_EVAL_IMAGES)
@@ -361,15 +395,27 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
     check_count(seed, "seed", MAX_SEED, low=0)
     check_count(tv_particles, "tv_particles", MAX_TV_PARTICLES)
     mech = model_to_score(model)
-    from ..data.renderless import require_renderer
-
-    require_renderer(mech.story.world, "cvaeq eval scores counterfactuals against the true ones")
-    if mech.story.world.pixel == "8bit":  # pictures of levels: their own scores (docs/evaluation.md)
-        return _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx)
+    world = mech.story.world
+    if not world.has_renderer:  # no truth: the figures that need none (docs/evaluation.md)
+        if dist_ctx is not None and dist_ctx.world_size > 1:
+            raise CvaeqError("cvaeq eval of a world without a renderer runs in one process; launch it without torchrun")
+        return evaluate_truthfree(
+            mech,
+            n,
+            seed,
+            samples,
+            batch or max(1, BATCH_PARTICLES // samples),
+            COMPOSITION_STEPS,
+            progress,
+            predictors=_given_predictors(proxies),
+        )
+    pred = (_given_predictors(proxies) or _predictors(mech, progress)) if proxies else None
+    if world.pixel == "8bit":  # pictures of levels: their own scores (docs/evaluation.md)
+        return _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred)
     batch = batch or max(1, BATCH_PARTICLES // samples)
     rank, world_size = (dist_ctx.rank, dist_ctx.world_size) if dist_ctx is not None else (0, 1)
     starts = list(range(0, n, batch))
-    rows = _score_batches(mech, n, seed, samples, batch, truth_particles, starts[rank::world_size], progress)
+    rows = _score_batches(mech, n, seed, samples, batch, truth_particles, starts[rank::world_size], progress, pred)
     if world_size > 1:
         rows = _gather(rows)
         if rank != 0:
@@ -379,7 +425,22 @@ def _evaluate(model, n, seed, samples, batch, truth_particles, tv_particles, pro
         for key, values in rows[lo].items():
             scores.rows.setdefault(key, []).extend(values)
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
-    return _report(mech, scores, tv, n, samples, seed)
+    return _report(mech, scores, tv, n, samples, seed, pred)
+
+
+def _given_predictors(proxies):
+    """``proxies`` when it is a :class:`~.predictors.Predictors` object (tests, or predictors trained
+    elsewhere), else None (True/False: cvaeq's own, from the cache)."""
+    from .predictors import Predictors
+
+    return proxies if isinstance(proxies, Predictors) else None
+
+
+def _predictors(mech: LoadedModel, progress: bool):
+    """cvaeq's anti-causal predictors of the model's world (:mod:`.predictors`): from the cache, else trained."""
+    from .predictors import predictors_for
+
+    return predictors_for(mech.story, seed=PREDICTOR_SEED, progress=progress)
 
 
 def _score_batches(
@@ -391,6 +452,7 @@ def _score_batches(
     truth_particles: int,
     mine: list[int],
     progress: bool,
+    pred=None,
 ) -> dict[int, dict[str, list]]:
     """``{first image: score rows}`` of the batches starting at ``mine``."""
     world = mech.story.world
@@ -427,39 +489,33 @@ def _score_batches(
                 _sub(seed, lo),
                 truth_particles,
                 part,
+                pred,
             )
             rows[lo] = part.rows
             bar.update(len(classes[sl]))
     return rows
 
 
-def _means(scores: _Scores, prefix: str, names) -> dict[str, float]:
-    """``{factor: mean of the prefix.factor rows}``."""
-    return {f: scores.mean(f"{prefix}.{f}") for f in names}
-
-
-def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, seed: int) -> dict:
-    """The JSON-ready dict of :func:`evaluate` from the gathered scores."""
-    names = mech.story.world.names
-    cf_iou, soft, l1_truth = _means(scores, "cf", names), _means(scores, "soft", names), _means(scores, "l1", names)
-    ideal, rev = _means(scores, "cf_story", names), _means(scores, "rev", names)
+def _figures(names, mean) -> dict:
+    """The figures of :func:`evaluate` (every float of its JSON but the TV), from ``mean(key)``:
+    the mean over test images of a score row (called again per bootstrap resample, :mod:`.bootstrap`)."""
     steps = (1, COMPOSITION_STEPS)
+
+    def per(prefix: str) -> dict[str, float]:
+        return {f: mean(f"{prefix}.{f}") for f in names}
 
     def mean_of(d: dict) -> float:
         return float(np.mean(list(d.values())))
 
+    cf_iou, soft, l1_truth = per("cf"), per("soft"), per("l1")
+    ideal, rev = per("cf_story"), per("rev")
     return {
-        "model": mech.name,
-        "world": mech.story.world.name,
-        "n": n,
-        "samples": samples,
-        "seed": seed,
-        "nll_nats": _finite(scores.mean("nll")),
-        "elbo_nats": _finite(scores.mean("elbo")),
-        "nll_given_factors_nats": _finite(scores.mean("nll_given_factors")),
-        "elbo_given_factors_nats": _finite(scores.mean("elbo_given_factors")),
-        "recon_iou": scores.mean("recon_iou"),
-        "factor_accuracy": _means(scores, "acc", names),
+        "nll_nats": _finite(mean("nll")),
+        "elbo_nats": _finite(mean("elbo")),
+        "nll_given_factors_nats": _finite(mean("nll_given_factors")),
+        "elbo_given_factors_nats": _finite(mean("elbo_given_factors")),
+        "recon_iou": mean("recon_iou"),
+        "factor_accuracy": per("acc"),
         "counterfactual": {
             "iou": cf_iou,
             "iou_mean": mean_of(cf_iou),
@@ -469,24 +525,49 @@ def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, 
             "soft_iou_mean": mean_of(soft),
             "l1_truth": l1_truth,
             "l1_truth_mean": mean_of(l1_truth),
-            "effectiveness": _means(scores, "eff", names),
-            "composition": {str(s): scores.mean(f"comp.{s}") for s in steps},
-            "composition_decoder": {str(s): scores.mean(f"comp_dec.{s}") for s in steps},
-            "composition_l1": {str(s): scores.mean(f"comp_l1.{s}") for s in steps},
-            "composition_decoder_l1": {str(s): scores.mean(f"comp_dec_l1.{s}") for s in steps},
+            "effectiveness": per("eff"),
+            "composition": {str(s): mean(f"comp.{s}") for s in steps},
+            "composition_decoder": {str(s): mean(f"comp_dec.{s}") for s in steps},
+            "composition_l1": {str(s): mean(f"comp_l1.{s}") for s in steps},
+            "composition_decoder_l1": {str(s): mean(f"comp_dec_l1.{s}") for s in steps},
             "reversibility": mean_of(rev),
             "reversibility_by_factor": rev,
-            "reversibility_story": _means(scores, "rev_story", names),
+            "reversibility_story": per("rev_story"),
         },
+    }
+
+
+def _report(mech: LoadedModel, scores: _Scores, tv: dict, n: int, samples: int, seed: int, pred=None) -> dict:
+    """The JSON-ready dict of :func:`evaluate` from the gathered scores, with every figure's interval."""
+    world = mech.story.world
+    names = world.names
+
+    def figures(mean) -> dict:
+        out = _figures(names, mean)
+        if pred is not None:
+            out["proxies"] = proxy_figures(world, mean, COMPOSITION_STEPS)
+        return out
+
+    out = {
+        "model": mech.name,
+        "world": mech.story.world.name,
+        "n": n,
+        "samples": samples,
+        "seed": seed,
+        **figures(scores.mean),
         "tv": {
             "interventional": tv["interventional"],
             "counterfactual": tv["counterfactual"],
             "queries": len(tv["queries"]),
         },
     }
+    out = with_intervals(out, figures, scores.rows, tv, seed)
+    return out if pred is None else add_proxies(out, pred, world)
 
 
-def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx) -> dict:
+def _evaluate_levels(
+    mech, n, seed, samples, batch, truth_particles, tv_particles, progress, dist_ctx, pred=None
+) -> dict:
     """:func:`evaluate` of a model of an 8-bit world (:mod:`.eightbit`), on the same test images and interventions."""
     from ..errors import CvaeqError
     from .eightbit import evaluate_levels
@@ -508,4 +589,5 @@ def _evaluate_levels(mech, n, seed, samples, batch, truth_particles, tv_particle
         tv_particles,
         progress,
         COMPOSITION_STEPS,
+        pred,
     )

@@ -127,3 +127,25 @@ def test_the_tv_to_the_story_is_the_known_answer(json_run, tmp_path):
     assert tv["queries"] == 40
     assert tv["interventional"] == pytest.approx(0.25 / 20, abs=1e-12)
     assert tv["counterfactual"] == 0.0
+
+
+def test_proxies_print_the_predictors_beside_the_true_figures(checkpoint, monkeypatch, tmp_path):
+    """``--proxies``: cvaeq's predictors (here tiny ones, from an empty cache folder) read the counterfactuals."""
+    from cvaeq.evaluation import predictors as P
+    from cvaeq.story import load_story
+
+    story = load_story()
+    tiny = P.training_pictures(story, 0, n_train=64, n_test=16)
+    real = P.predictors_for
+    monkeypatch.setattr(P, "predictors_for", lambda s, **kw: real(s, **{**kw, "data": tiny, "epochs": 1}))
+    monkeypatch.setenv("CVAEQ_CACHE", str(tmp_path))
+    before = torch.get_num_threads()
+    r = CliRunner().invoke(main, ["eval", "--model", str(checkpoint), "--proxies", "--json", *ARGS])
+    table = CliRunner().invoke(main, ["eval", "--model", str(checkpoint), "--proxies", *ARGS])
+    torch.set_num_threads(before)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert set(out["proxies"]["effectiveness"]) == set(FACTORS)
+    assert out["proxies"]["predictors"]["trained_on"] == 64 and out["ci_about"]["n_floor"] == 16
+    assert len(list((tmp_path / "predictors").glob("dsprites-*.safetensors"))) == 1  # kept for the next run
+    assert table.exit_code == 0 and "eff. predictors" in table.stdout and "(on the truth)" in table.stdout

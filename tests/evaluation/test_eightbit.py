@@ -62,4 +62,6 @@ def test_the_table_of_an_8bit_world_shows_its_own_figures(scores):
 
     text = summary(scores)
     assert "bits/dim" in text and "cf PSNR (dB)" in text and "IoU" not in text
-    assert "composition (bytes that differ) 1: 0.0000  10: 0.0000" in text
+    # exactly 0 on every picture: its interval is [0, 0] (the percentile bootstrap never leaves a constant)
+    assert "composition (bytes that differ) 1: 0.0000 [0.0000, 0.0000]  10: 0.0000 [0.0000, 0.0000]" in text
+    assert "95% percentile bootstrap intervals: 1000 resamples of the n = 3 test pictures" in text
