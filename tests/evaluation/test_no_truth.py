@@ -20,7 +20,7 @@ def test_a_world_with_a_renderer_still_renders_its_truth():
     assert np.array_equal(images, world.render(classes))
 
 
-def test_evaluating_a_model_of_a_renderer_less_world_says_why_in_one_line(tmp_path):
+def test_evaluating_a_model_of_a_renderer_less_world_gives_the_truth_free_figures_and_says_why(tmp_path):
     from cvaeq.evaluation import evaluate
     from cvaeq.loading import load_model
     from cvaeq.plugins import get_plugin_manager
@@ -32,7 +32,9 @@ def test_evaluating_a_model_of_a_renderer_less_world_says_why_in_one_line(tmp_pa
     get_plugin_manager().register(plugin, name="swatch-files-world")
     try:
         loaded = load_model(SwatchModel(), story_from_text(FILES_STORY), image=True)
-        with pytest.raises(DataError, match="^cvaeq eval scores counterfactuals against the true ones: world"):
+        with pytest.raises(DataError, match="holds out 3 labelled pictures; ask for at most that"):
             evaluate(loaded, n=4, samples=4, progress=False)
+        report = evaluate(loaded, n=3, samples=4, progress=False)
+        assert "renderer" in report["truth"] and "accuracy" not in report
     finally:
         get_plugin_manager().unregister(plugin)
