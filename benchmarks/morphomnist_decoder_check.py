@@ -63,7 +63,8 @@ def main() -> None:
     z = model.z_posterior(x, f)[0]
     digits = f[:, 0].long()
     print(f"load {os.getloadavg()[0]:.1f}; {len(x)} held-out digits")
-    print(f"evidence: {measures(model, x, digits)}; labels thickness {ft[:, 1].mean():.3f} intensity {ft[:, 2].mean():.1f}")
+    labels = f"labels thickness {ft[:, 1].mean():.3f} intensity {ft[:, 2].mean():.1f}"
+    print(f"evidence: {measures(model, x, digits)}; {labels}")
     columns = [x]
     for name, col, values in (("thickness", 1, args.thickness), ("intensity", 2, args.intensity)):
         for v in values:

@@ -6,7 +6,6 @@ from ..hookspecs import hookimpl
 @hookimpl
 def register_image_models(register):
     from ..model.causal_vae import CausalVAEFamily
-
     from ..model.conv_family import FAMILY, ConvCausalVAEFamily
 
     register("causal_vae", CausalVAEFamily())

@@ -106,7 +106,7 @@ class Checkpoint:
 
     model: Any
     story: Any
-    factor_logits: dict[str, torch.Tensor]
+    factor_logits: dict[str, Any]  # a table per factor, or a continuous one's {parameter: tensor}
     meta: dict
     optimizer_state: dict | None = None
     path: Path | None = None
@@ -426,7 +426,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         model = family.build(world, story.latent_dim, arch)
         model.load_state_dict(weights)
         model.eval()
-        factor_logits = {}
+        factor_logits: dict[str, Any] = {}
         sizes = world.sizes
         for f in world.names:
             if not _has_table(story, f):

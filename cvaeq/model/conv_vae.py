@@ -98,7 +98,7 @@ class ConvArch:
         return asdict(self)
 
     @staticmethod
-    def keys() -> tuple[str, ...]:
+    def names() -> tuple[str, ...]:
         return tuple(f.name for f in fields(ConvArch))
 
 
@@ -121,6 +121,7 @@ class FactorCoder(nn.Module):
 
     mean: torch.Tensor
     sd: torch.Tensor
+    offsets: torch.Tensor
 
     def __init__(self, world) -> None:
         super().__init__()
@@ -131,8 +132,8 @@ class FactorCoder(nn.Module):
         self.discrete_columns = [world.index(f) for f in self.discrete]
         self.continuous_columns = [world.index(f) for f in self.continuous]
         self.sizes = tuple(world.sizes[f] for f in self.discrete)
-        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64) if self.sizes else []
-        self.register_buffer("offsets", torch.as_tensor(offsets, dtype=torch.long), persistent=False)
+        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]) if self.sizes else np.zeros(0)
+        self.register_buffer("offsets", torch.as_tensor(offsets.astype(np.int64)), persistent=False)
         lows = [world.factor(f).low for f in self.continuous]
         highs = [world.factor(f).high for f in self.continuous]
         self.register_buffer("mean", torch.tensor([(a + b) / 2 for a, b in zip(lows, highs)], dtype=torch.float64))
@@ -219,9 +220,7 @@ class ConvCausalVAE(nn.Module):
         # q(Z | X, factors)
         self.z_head = nn.Sequential(nn.Linear(hid + self.coder.dim, hid), nn.SiLU(), nn.Linear(hid, 2 * zd))
         # p(X | factors, Z)
-        self.dec_fc = nn.Sequential(
-            nn.Linear(zd + self.coder.dim, hid), nn.SiLU(), nn.Linear(hid, cells), nn.SiLU()
-        )
+        self.dec_fc = nn.Sequential(nn.Linear(zd + self.coder.dim, hid), nn.SiLU(), nn.Linear(hid, cells), nn.SiLU())
         self.deconv1 = nn.ConvTranspose2d(2 * k, k, 4, stride=2, padding=1)
         self.film = nn.Linear(self.coder.dim, k)
         self.deconv2 = nn.ConvTranspose2d(k, 2 * c, 4, stride=2, padding=1)
@@ -371,7 +370,7 @@ def arch_from(world, latent_dim: int, arch: Mapping[str, Any]) -> tuple[ConvArch
     """A :class:`ConvArch` and ``aux_weight`` from ``arch`` (defaults for missing keys);
     bad keys or values are a one-line CvaeqError."""
     arch = dict(arch)
-    allowed = [k for k in ConvArch.keys() if k != "latent_dim"] + ["aux_weight"]
+    allowed = [k for k in ConvArch.names() if k != "latent_dim"] + ["aux_weight"]
     for key in arch:
         if key != "latent_dim" and key not in allowed:
             raise CvaeqError(f"conv_causal_vae arch: unknown key {key!r}; expected keys among {', '.join(allowed)}")

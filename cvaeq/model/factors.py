@@ -186,8 +186,7 @@ def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: in
     world = story.world
     classes = np.asarray(classes)
     if world.continuous:  # the discrete columns of float64 values are exact integer classes
-        classes = np.where(np.isin(np.arange(len(world.names)), [world.index(f) for f in world.continuous]),
-                           0, classes)
+        classes = np.where(np.isin(np.arange(len(world.names)), [world.index(f) for f in world.continuous]), 0, classes)
     classes = classes.astype(np.int64)
     if classes.ndim != 2 or classes.shape[1] != len(world.names) or len(classes) < 10:
         raise DataError(

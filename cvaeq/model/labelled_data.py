@@ -75,7 +75,7 @@ def labelled_split(
 
 def _open(path: Path) -> bytes:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:  # type: ignore[operator]
+    with opener(path, "rb") as f:
         return f.read(MAX_ROWS * 28 * 28 * 3 + 64)
 
 
@@ -130,7 +130,7 @@ class LabelledBatches:
         self.batch_size, self.sampler = batch_size, sampler
 
     def __len__(self) -> int:
-        return len(self.sampler) // self.batch_size  # type: ignore[arg-type]
+        return len(self.sampler) // self.batch_size
 
     def __iter__(self):
         import torch

@@ -366,7 +366,10 @@ def _load_labelled(run: _Run) -> dict:
     if run.new and hasattr(run.model, "standardise_factors"):
         run.model.standardise_factors(factors)  # a continuous factor's scale, from the training rows
     if run.factor_logits is None:
-        run.factor_logits = {**fit_factor_logits(factors, story, seed=config.seed), **fit_continuous_mechanisms(factors, story)}
+        run.factor_logits = {
+            **fit_factor_logits(factors, story, seed=config.seed),
+            **fit_continuous_mechanisms(factors, story),
+        }
     run.images, run.classes = images, factors
     return {"eval": held} if run.rank == 0 else {}
 

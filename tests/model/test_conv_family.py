@@ -10,11 +10,11 @@ from cvaeq.errors import CvaeqError
 from cvaeq.image_model import ImageModelAdapter
 from cvaeq.model import get_family
 from cvaeq.model.checkpoint import load_checkpoint
-from cvaeq.model.denormals import flush_denormals
-from cvaeq.threads import threads_for
 from cvaeq.model.conv_family import load_networks, networks_checkpoint, save_networks
+from cvaeq.model.denormals import flush_denormals
 from cvaeq.model.labelled_data import LabelledBatches, held_out_rows, labelled_split
 from cvaeq.model.train import TrainConfig, train
+from cvaeq.threads import threads_for
 from cvaeq.world import get_world
 
 from .morpho_story import NAME, morpho_story  # noqa: F401  (the fixture)
@@ -121,7 +121,7 @@ def test_a_few_steps_on_a_tiny_subset_lower_the_loss(digits):
 
 
 def test_the_pixel_kind_mismatch_is_a_one_line_error(tmp_path):
-    with pytest.raises(CvaeqError, match="family 'conv_causal_vae' decodes 8bit pictures, and world 'dsprites' has binary"):
+    with pytest.raises(CvaeqError, match="'conv_causal_vae' decodes 8bit pictures, and world 'dsprites' has binary"):
         train(TrainConfig(family="conv_causal_vae", n=64, device="cpu"), tmp_path / "m.safetensors",
               progress=False, log=_quiet)
     res = CliRunner().invoke(main, ["train", "--family", "conv_causal_vae", "--n", "64",
