@@ -41,8 +41,8 @@ def test_held_out_bits_per_dim_are_the_recorded_ones(shipped):
 def test_the_encoder_reads_the_held_out_digits(shipped):
     """q(digit | X) is right on >= 96% of the 1,000 held-out digits (the shipped networks: 97.0%;
     the binomial sd at 1,000 digits is 0.5%), and q(thickness | X), q(intensity | X) are off by
-    less than the bounds (shipped: 0.111 px and 2.76 grey levels; the data's sds are 0.9 px and
-    46 grey levels)."""
+    less than the bounds (shipped: 0.111 px and 2.76 grey levels; the training rows' sds are 0.64 px and
+    48.6 grey levels)."""
     *_, scores = shipped
     assert scores["accuracy"]["digit"] >= 0.96
     assert scores["mae"]["thickness"] < 0.13 and scores["mae"]["intensity"] < 3.5
