@@ -202,3 +202,42 @@ def test_labelled_batches_keep_float_factors():
     f = np.array([[1, 2.5, 100.0], [2, 3.5, 200.0], [3, 1.5, 90.0]])
     (x, y), = list(LabelledBatches(np.zeros((3, 28, 28), np.uint8), f, 2, [2, 0, 1]))
     assert y.dtype == torch.float64 and y[:, 1].tolist() == [1.5, 2.5] and x.shape == (2, 1, 28, 28)
+
+
+def test_an_encoding_without_the_split_reads_factor_normals_once_per_distinct_picture():
+    class Whole:  # the required members and factor_normals, no split encoder
+        latent_dim, pixel = 1, "8bit"
+        calls = []
+
+        def pixel_levels(self, factors, z):
+            return torch.zeros(len(z), 2, 2), torch.zeros(len(z), 2, 2)
+
+        def factor_logits(self, x):
+            return {}
+
+        def factor_normals(self, x):
+            self.calls.append(len(x))
+            return {"t": (x.flatten(1).sum(1), torch.zeros(len(x)))}
+
+        def z_posterior(self, x, factors):
+            return torch.zeros(len(x), 1), torch.ones(len(x), 1)
+
+    model = Whole()
+    adapter = ImageModelAdapter(model, (2, 2))
+    assert not adapter.split
+    x = torch.tensor([[[0.0, 1.0], [0.0, 0.0]]] * 3 + [[[1.0, 1.0], [1.0, 0.0]]])
+    loc, log_scale = adapter.encode(x).factor_normals()["t"]
+    assert loc.tolist() == [1.0, 1.0, 1.0, 3.0] and log_scale.shape == (4,) and model.calls == [2]
+
+
+def test_cvaeq_train_trains_on_the_labelled_files(morpho_story, tmp_path):  # noqa: F811
+    morpho_story(3)
+    out = tmp_path / "mm.safetensors"
+    res = CliRunner().invoke(main, ["train", "--story", NAME, "--n", "64", "--epochs", "1", "--batch", "32",
+                                    "--eval-n", "32", "--arch", "channels=4,hidden=16", "--threads", "1",
+                                    "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(out)
+    assert "training data: 64 labelled pictures of world 'morphomnist'" in res.stderr
+    assert "held out: 32 test pictures" in res.stderr and "bits/dim" in res.stderr and "MAE thickness=" in res.stderr
+    assert load_checkpoint(out).family == "conv_causal_vae"
