@@ -61,54 +61,16 @@ class ConvCausalVAEFamily:
         return model.arch_dict()
 
 
-@torch.no_grad()
-def held_out_scores(model: ConvCausalVAE, images: np.ndarray, factors: np.ndarray, batch: int = 500, seed: int = 0):
+def held_out_scores(model: ConvCausalVAE, images: np.ndarray, factors: np.ndarray, seed: int = 0) -> dict:
     """Figures of ``model`` on labelled pictures (uint8 ``(n, *image_shape)``, factors ``(n, F)``):
-
-    ``elbo_nats`` (-ELBO of log p(X | factors), nats per picture, one particle
-    of Z seeded by ``seed``), ``bits_per_dim`` (the same per pixel and
-    channel, in bits: an upper bound on -log2 p(X | factors) / dims),
-    ``accuracy`` of q(factor | X)'s argmax for each categorical factor,
-    ``mae`` of q(factor | X)'s mean for each continuous factor (its units),
-    and ``recon_l1`` (the decoder's mean picture at Z's posterior mean, on
-    [0, 1], against the picture).
+    training's :func:`~cvaeq.model.validation.validation_scores` on the CPU, the figures
+    ``cvaeq train`` records for a world of labelled files: ``elbo_nats`` (one draw of Z seeded by
+    ``seed``), ``bits_per_dim``, ``accuracy`` of each categorical factor, ``mae`` of each
+    continuous one (its units), ``recon_l1`` and ``aux_nll``.
     """
-    from ..levels import bits_per_dim, mean_unit
+    from .validation import validation_scores
 
-    world = model.world
-    was_training = model.training
-    model.eval()
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)
-    totals = {"elbo": 0.0, "l1": 0.0}
-    correct = {f: 0 for f in model.coder.discrete}
-    abs_err = {f: 0.0 for f in model.coder.continuous}
-    for start in range(0, len(images), batch):
-        x = torch.from_numpy(images[start : start + batch]).float() / 255.0
-        y = torch.from_numpy(np.asarray(factors[start : start + batch]))
-        _, parts = model.loss(x, y)
-        totals["elbo"] += parts["elbo_nats"] * len(y)
-        feats = model.features(x)
-        for i, (f, logits) in enumerate(model.factor_logits_of(feats).items()):
-            col = model.coder.discrete_columns[i]
-            correct[f] += int((logits.argmax(-1) == y[:, col].long()).sum())
-        for i, (f, (loc, _)) in enumerate(model.factor_normals_of(feats).items()):
-            col = model.coder.continuous_columns[i]
-            abs_err[f] += float((loc.double() - y[:, col].double()).abs().sum())
-        z = model.z_posterior_of(feats, y)[0]
-        mean = mean_unit(*model.pixel_levels(y, z))
-        totals["l1"] += float((mean - x.reshape(mean.shape)).abs().flatten(1).mean(1).sum())
-    torch.set_rng_state(state)
-    model.train(was_training)
-    n = len(images)
-    elbo = totals["elbo"] / n
-    return {
-        "elbo_nats": elbo,
-        "bits_per_dim": float(bits_per_dim(elbo, int(np.prod(world.image_shape)))),
-        "accuracy": {f: c / n for f, c in correct.items()},
-        "mae": {f: e / n for f, e in abs_err.items()},
-        "recon_l1": totals["l1"] / n,
-    }
+    return validation_scores(model, images, np.asarray(factors), torch.device("cpu"), seed=seed, world=model.world)
 
 
 def save_networks(path: str | os.PathLike, model: ConvCausalVAE, history: list) -> Path:
