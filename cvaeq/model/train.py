@@ -295,10 +295,9 @@ def _initial(config: TrainConfig, out: Path, init, say) -> _Run:
     same = (
         story.world.name == ckpt.story.world.name
         and story.latent_dim == ckpt.story.latent_dim
-        and all(
-            story.parents(f) == ckpt.story.parents(f) and np.array_equal(story.tables[f], ckpt.story.tables[f])
-            for f in story.world.names
-        )
+        and set(story.tables) == set(ckpt.story.tables)  # a continuous factor has no table
+        and all(story.parents(f) == ckpt.story.parents(f) for f in story.world.names)
+        and all(np.array_equal(story.tables[f], ckpt.story.tables[f]) for f in story.tables)
     )
     if not same:
         raise CvaeqError(

@@ -241,3 +241,15 @@ def test_cvaeq_train_trains_on_the_labelled_files(morpho_story, tmp_path):  # no
     assert "training data: 64 labelled pictures of world 'morphomnist'" in res.stderr
     assert "held out: 32 test pictures" in res.stderr and "bits/dim" in res.stderr and "MAE thickness=" in res.stderr
     assert load_checkpoint(out).family == "conv_causal_vae"
+
+
+def test_init_starts_a_new_labelled_run_from_a_checkpoints_networks(morpho_story, tmp_path):  # noqa: F811
+    morpho_story(3)
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    small = dict(n=64, epochs=1, batch=32, eval_n=32, device="cpu")
+    train(TrainConfig(story=NAME, arch=dict(SMALL), **small), first, progress=False, log=_quiet, threads=1)
+    train(TrainConfig(story=NAME, **small), second, init=first, progress=False, log=_quiet, threads=1)
+    a, b = load_checkpoint(first), load_checkpoint(second)
+    assert b.meta["train_config"]["init"]["file"] == "a.safetensors" and b.family == "conv_causal_vae"
+    # a fine-tuning run keeps the networks' standardisation (it is part of what they learned)
+    assert torch.equal(a.model.coder.mean, b.model.coder.mean) and torch.equal(a.model.coder.sd, b.model.coder.sd)
