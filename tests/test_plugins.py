@@ -234,7 +234,8 @@ def test_register_worlds_records_the_plugin_and_a_story_can_name_it(register_plu
     register_plugin(Tiles(), "toy-tiles")
     assert get_world("tiles") is world
     assert plugins.get_world_plugins() == {"dsprites": "cvaeq.default_plugins.worlds", "pendulum": "cvaeq.default_plugins.worlds",
-                                              "colour_pendulum": "cvaeq.default_plugins.worlds", "tiles": "toy-tiles"}
+                                              "colour_pendulum": "cvaeq.default_plugins.worlds",
+                                              "morphomnist": "cvaeq.default_plugins.worlds", "tiles": "toy-tiles"}
     story = story_from_text('world = "tiles"\n[factors.colour]\nprobs = [0.5, 0.5]\n'
                             '[factors.x]\nparents = ["colour"]\n[factors.x.probs]\nred = [1, 0, 0, 0]\nblue = [0, 0, 0.5, 0.5]\n')
     assert story.world is world and story.factors == ("colour", "x")
@@ -307,7 +308,7 @@ def test_register_image_models_records_the_plugin_and_get_family_finds_it(regist
     with pytest.raises(CvaeqError, match="unknown image-model family 'nope'; known: causal_vae, conv_causal_vae, linear"):
         get_family("nope")
     result = CliRunner().invoke(main, ["plugins"])
-    assert "linear       toy-models" in result.output.splitlines()
+    assert "linear           toy-models" in result.output.splitlines()
 
 
 def test_an_installed_plugin_with_an_unknown_hook_is_skipped_with_one_line(monkeypatch, capsys):
