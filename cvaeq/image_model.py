@@ -27,10 +27,15 @@ for a member of one implementation.
   features and two heads, so that an image's features are computed once for
   both encoders (an image query asks q(factors | X), then q(Z | X, factors));
 * :class:`PixelPrecision`: ``pixel_dtype``, the precision of the image
-  mechanism's pixel arithmetic (default float32).
+  mechanism's pixel arithmetic (default float32);
+* :class:`ContinuousEncoder`: ``factor_normals(x)`` (and, with the split
+  encoder, ``factor_normals_of(features)``), q(factor | X) of a world's
+  continuous factors, each a Normal in the factor's own units: the engine's
+  proposal for them (``factor_logits`` then gives the categorical ones).
 
 Shapes: ``classes`` are ``int64 [S, F]`` in the world's factor order
-(``world.names``); images are float ``[S, *image_shape]`` of the world's
+(``world.names``), or float64 ``[S, F]`` in a world with a continuous factor
+(its categorical columns exact integer classes); images are float ``[S, *image_shape]`` of the world's
 ``image_shape`` (0/1 for binary worlds, levels / 255 for 8-bit ones); ``z``
 is ``[S, latent_dim]``.
 
@@ -88,6 +93,7 @@ __all__ = [
     "PixelLevels",
     "SplitEncoder",
     "PixelPrecision",
+    "ContinuousEncoder",
     "ImageModelAdapter",
     "Encoding",
     "missing_members",
@@ -103,7 +109,8 @@ class ImageModel(Protocol):
     latent_dim: int
 
     def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
-        """q(factors | X): ``{factor: logits [S, size]}`` for every factor of the world."""
+        """q(factors | X): ``{factor: logits [S, size]}`` for every factor of the world
+        that has classes (continuous ones: :class:`ContinuousEncoder`)."""
         ...
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
@@ -169,6 +176,15 @@ class PixelPrecision(Protocol):
     pixel_dtype: torch.dtype
 
 
+@runtime_checkable
+class ContinuousEncoder(Protocol):
+    """Optional (a world with continuous factors): q(factor | X) of each continuous factor."""
+
+    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """``{factor: (loc [S], log_scale [S])}``: a Normal in the factor's own units."""
+        ...
+
+
 #: The binary decoders, in the order the adapter prefers them: (member, ``decoder`` name).
 DECODERS = (("pixel_logits", "logits"), ("decode_probs", "probs"))
 #: The 8-bit decoder: (member, ``decoder`` name).
@@ -223,6 +239,8 @@ class Encoding:
     :param factor_logits: q(factors | X) (or None: the model has none).
     :param z_posterior: q(Z | X, factors) (or None).
     :param split: a :class:`SplitEncoder` to read the features with (or None).
+    :param factor_normals: q(factor | X) of the continuous factors (or None: the model has none;
+        with ``split``, its ``factor_normals_of`` is read when it has one).
     """
 
     def __init__(
@@ -232,9 +250,11 @@ class Encoding:
         factor_logits: Callable | None = None,
         z_posterior: Callable | None = None,
         split: SplitEncoder | None = None,
+        factor_normals: Callable | None = None,
     ) -> None:
         self.x = x
         self._factor_logits, self._z_posterior, self._split = factor_logits, z_posterior, split
+        self._factor_normals = factor_normals
         n = x.shape[0]
         #: ``None`` (every row distinct), ``"one"`` (one image in every row) or each row's run index
         self._run: Tensor | str | None = None
@@ -277,6 +297,16 @@ class Encoding:
         else:
             raise MechanismError("the image model gives no q(factors | X) (factor_logits)")
         return {f: self._spread(v) for f, v in logits.items()}
+
+    def factor_normals(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """q(factor | X) of the continuous factors: ``{factor: (loc [S], log_scale [S])}``."""
+        if self._split is not None and _has(self._split, "factor_normals_of"):
+            normals = self._split.factor_normals_of(self.features())  # type: ignore[attr-defined]
+        elif self._factor_normals is not None:
+            normals = self._factor_normals(self._distinct)
+        else:
+            raise MechanismError("the image model gives no q(factor | X) of continuous factors (factor_normals)")
+        return {f: (self._spread(loc), self._spread(log_scale)) for f, (loc, log_scale) in normals.items()}
 
     def z_posterior(self, classes: Tensor) -> tuple[Tensor, Tensor]:
         """q(Z | X, factors): ``(loc, scale)`` ``[S, latent_dim]`` for ``classes [S, F]``."""
@@ -391,6 +421,13 @@ class ImageModelAdapter:
         """q(Z | X, factors) of every row (the model's own call)."""
         return self.model.z_posterior(x, classes)
 
+    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """q(factor | X) of the continuous factors of every row (the model's own call;
+        a MechanismError when the model gives none)."""
+        if not _has(self.model, "factor_normals"):
+            raise MechanismError("the image model gives no q(factor | X) of continuous factors (factor_normals)")
+        return self.model.factor_normals(x)
+
     def encode(self, x: Tensor) -> Encoding:
         """The images ``x`` read once for both encoders (:class:`Encoding`)."""
         return Encoding(
@@ -398,6 +435,7 @@ class ImageModelAdapter:
             factor_logits=self.model.factor_logits,
             z_posterior=self.model.z_posterior,
             split=self.model if self.split else None,
+            factor_normals=getattr(self.model, "factor_normals", None),
         )
 
 

@@ -305,10 +305,10 @@ def test_register_image_models_records_the_plugin_and_get_family_finds_it(regist
     assert get_family("linear").inner is family and isinstance(get_family("linear"), Family)  # checked, see below
     assert plugins.get_image_model_plugins()["linear"] == "toy-models"
     assert plugins.get_image_model_plugins()["causal_vae"] == "cvaeq.default_plugins.image_models"
-    with pytest.raises(CvaeqError, match="unknown image-model family 'nope'; known: causal_vae, linear"):
+    with pytest.raises(CvaeqError, match="unknown image-model family 'nope'; known: causal_vae, conv_causal_vae, linear"):
         get_family("nope")
     result = CliRunner().invoke(main, ["plugins"])
-    assert "linear       toy-models" in result.output.splitlines()
+    assert "linear           toy-models" in result.output.splitlines()
 
 
 def test_an_installed_plugin_with_an_unknown_hook_is_skipped_with_one_line(monkeypatch, capsys):

@@ -71,8 +71,8 @@ __all__ = ["train_command"]
 @click.option(
     "--family",
     default=None,
-    help="Registered image-model family of a new run (see `cvaeq plugins`) [causal_vae; with --init "
-    "or --resume, the checkpoint's].",
+    help="Registered image-model family of a new run (see `cvaeq plugins`) [causal_vae; conv_causal_vae "
+    "for a world with continuous factors; with --init or --resume, the checkpoint's].",
 )
 @click.option(
     "--arch",
@@ -137,7 +137,7 @@ def train_command(
     """
 
     from ..errors import CvaeqError
-    from ..model.family import DEFAULT_FAMILY, parse_arch_option
+    from ..model.family import parse_arch_option
     from ..model.train import TrainConfig
 
     if arch is not None and (init or resume):
@@ -159,7 +159,7 @@ def train_command(
         uniform=uniform,
         aux_weight=aux_weight,
         orientation_loss=orientation_loss,
-        family=family or DEFAULT_FAMILY,
+        family=family,
         device=device,
         time_limit=time_limit,
         arch=parse_arch_option(arch) if arch is not None else {},

@@ -69,6 +69,11 @@ class CausalVAEFamily:
 
     def build(self, world: Any, latent_dim: int, arch: Mapping[str, Any]) -> CausalVAE:
         """A new :class:`CausalVAE` for ``world``; bad keys or values are a one-line CvaeqError."""
+        if getattr(world, "continuous", ()):
+            raise CvaeqError(
+                f"causal_vae models worlds whose factors all have classes; world {world.name!r} has continuous "
+                f"factors ({', '.join(world.continuous)}): use --family conv_causal_vae"
+            )
         arch = dict(arch)
         allowed = _size_keys() + list(OPTIONS)
         for key in arch:

@@ -2,7 +2,10 @@
 
 A checkpoint is one ``.safetensors`` file. Its tensors are the model's
 weights (``model.<name>``), the fitted factor mechanisms (``factor.<name>``,
-log-probability tables ``[*parent sizes, size]``) and, for resuming, the
+log-probability tables ``[*parent sizes, size]``; in a world with continuous
+factors, a continuous factor's fitted mechanism, if the run fitted one, as
+``factor.<name>.<parameter>``, and no table for it or for a discrete factor
+with a continuous parent) and, for resuming, the
 optimizer's state (``optim.<param index>.<key>``). The safetensors header's
 string metadata holds:
 
@@ -49,6 +52,7 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,14 +97,16 @@ class Checkpoint:
     :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents
-        in the order ``story.parents(factor)``.
+        in the order ``story.parents(factor)``; a continuous factor's fitted
+        mechanism as ``{parameter: tensor}`` (absent when none was fitted: the
+        story's own).
     :ivar meta: the JSON metadata (``world``, ``family``, ``epoch``, ``history``, ``train_config``, ...).
     :ivar optimizer_state: a ``torch.optim.Adam.state_dict()``-shaped dict, or None.
     """
 
     model: Any
     story: Any
-    factor_logits: dict[str, torch.Tensor]
+    factor_logits: dict[str, Any]  # a table per factor, or a continuous one's {parameter: tensor}
     meta: dict
     optimizer_state: dict | None = None
     path: Path | None = None
@@ -229,12 +235,23 @@ def _tensors_to_save(
             )
         tensors[f"model.{name}"] = t.detach().cpu().contiguous()
     for f in story.world.names:
-        tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
+        value = factor_logits.get(f)
+        if isinstance(value, Mapping):  # a continuous factor's fitted mechanism: named parameters
+            for key, t in value.items():
+                tensors[f"factor.{f}.{key}"] = torch.as_tensor(np.asarray(t), dtype=torch.float64).contiguous()
+        elif value is not None or _has_table(story, f):
+            tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
     optim_info = None
     if optimizer is not None:
         opt_t, optim_info = _optim_tensors(optimizer.state_dict())
         tensors.update(opt_t)
     return tensors, optim_info
+
+
+def _has_table(story, factor: str) -> bool:
+    """Whether ``factor``'s mechanism is a table (a discrete factor whose parents are all discrete)."""
+    continuous = set(getattr(story.world, "continuous", ()))
+    return factor not in continuous and not continuous.intersection(story.parents(factor))
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -409,9 +426,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         model = family.build(world, story.latent_dim, arch)
         model.load_state_dict(weights)
         model.eval()
-        factor_logits = {}
+        factor_logits: dict[str, Any] = {}
         sizes = world.sizes
         for f in world.names:
+            if not _has_table(story, f):
+                params = {k[len(f"factor.{f}.") :]: v for k, v in tensors.items() if k.startswith(f"factor.{f}.")}
+                if params:
+                    factor_logits[f] = params
+                continue
             t = tensors.get(f"factor.{f}")
             shape = tuple(sizes[p] for p in story.parents(f)) + (sizes[f],)
             if t is None or tuple(t.shape) != shape:

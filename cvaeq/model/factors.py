@@ -178,9 +178,16 @@ def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: in
         e.g. the resampled training labels.
     :param story: supplies only its world and the graph (each factor's
         parents), never its tables.
+
+    In a world with continuous factors only the discrete factors whose
+    parents are all discrete get a table here (a continuous factor's
+    mechanism, and a discrete one's with a continuous parent, is not a table).
     """
     world = story.world
-    classes = np.asarray(classes, dtype=np.int64)
+    classes = np.asarray(classes)
+    if world.continuous:  # the discrete columns of float64 values are exact integer classes
+        classes = np.where(np.isin(np.arange(len(world.names)), [world.index(f) for f in world.continuous]), 0, classes)
+    classes = classes.astype(np.int64)
     if classes.ndim != 2 or classes.shape[1] != len(world.names) or len(classes) < 10:
         raise DataError(
             f"need (n >= 10, {len(world.names)}) factor classes of world {world.name!r} to fit the "
@@ -190,6 +197,8 @@ def fit_factor_logits(classes: np.ndarray, story, holdout: float = 0.2, seed: in
     out = {}
     for f in world.names:
         parents = tuple(story.parents(f))
+        if f in world.continuous or any(p in world.continuous for p in parents):
+            continue
         train_counts = contingency(classes[~test], f, parents, world)
         test_counts = contingency(classes[test], f, parents, world)
         prior = loglinear_fit(train_counts, f, parents, world=world)

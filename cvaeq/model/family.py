@@ -43,6 +43,7 @@ __all__ = [
     "parse_arch_option",
     "check_pixel_kind",
     "pixel_kinds",
+    "default_family",
     "DEFAULT_FAMILY",
 ]
 
@@ -129,6 +130,18 @@ class CheckedFamily:
         return dict(arch)
 
 
+def default_family(world: Any) -> str:
+    """The family a new run for ``world`` uses when none is named: ``conv_causal_vae``
+    (small 8-bit pictures with continuous factors) for a world with a continuous
+    factor, else :data:`DEFAULT_FAMILY`.
+
+    >>> from cvaeq.world import get_world
+    >>> default_family(get_world("morphomnist")), default_family(get_world("dsprites"))
+    ('conv_causal_vae', 'causal_vae')
+    """
+    return "conv_causal_vae" if getattr(world, "continuous", ()) else DEFAULT_FAMILY
+
+
 def pixel_kinds(family: Any) -> tuple[str, ...]:
     """The pixel kinds ``family`` decodes: its ``pixel_kinds``, else ``("binary",)``."""
     kinds = getattr(family, "pixel_kinds", None)
@@ -155,7 +168,7 @@ def check_pixel_kind(family: Any, name: str, world: Any) -> None:
         raise CvaeqError(
             f"image-model family {name!r} decodes {' and '.join(kinds)} pictures, and world "
             f"{world.name!r} has {world.pixel} pictures; use a family that decodes them "
-            "(causal_vae decodes binary and 8bit)"
+            "(causal_vae decodes binary and 8bit, conv_causal_vae 8bit)"
         )
 
 

@@ -17,6 +17,14 @@ from the world's whole grid, so the networks also learn the combinations the
 story makes rare; the factor mechanisms are fitted from the story's part
 only (:mod:`cvaeq.model.training_data`).
 
+A world without a renderer (real labelled pictures, e.g. ``morphomnist``)
+has no grid to resample: the run trains on its labelled files
+(:mod:`cvaeq.model.labelled_data`; rows before the held-out test rows, the
+first ``n`` of them), scores the held-out rows after every epoch, and fits
+the factor mechanisms it can from the training rows' labels (the discrete
+factors with discrete parents; a continuous factor's mechanism is the
+story's, see :func:`fit_continuous_mechanisms`).
+
 After every epoch, rank 0 scores two held-out sets, a resample of the story
 and images uniform over the grid (:func:`~cvaeq.model.validation.validation_scores`),
 writes the checkpoint atomically and redraws the loss curve
@@ -45,7 +53,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .cvae import ORIENTATION_LOSSES
 from .denormals import flush_denormals
 from .factors import fit_factor_logits
-from .family import DEFAULT_FAMILY, check_pixel_kind, get_family
+from .family import check_pixel_kind, default_family, get_family
 from .history import epoch_ticks, loss_png_path, plot_history
 from .training_data import eval_seed, load_training_data
 from .validation import validation_scores
@@ -92,8 +100,9 @@ class TrainConfig:
     #: set by ``init=``: where the starting weights came from (file name, its
     #: epochs and training config); None for a run from random weights
     init: dict | None = None
-    #: the registered image-model family that builds the model
-    family: str = DEFAULT_FAMILY
+    #: the registered image-model family that builds the model (None: the
+    #: world's, :func:`~cvaeq.model.family.default_family`)
+    family: str | None = None
 
     def validate(self) -> None:
         from ..limits import MAX_BATCH, MAX_EPOCHS, MAX_EVAL_IMAGES, MAX_IMAGES, MAX_SEED, check_count
@@ -124,7 +133,8 @@ class TrainConfig:
             )
         if self.time_limit is not None and not self.time_limit > 0:
             raise CvaeqError(f"--time-limit must be a positive number of minutes, got {self.time_limit}")
-        get_family(self.family)  # unknown: a one-line error listing the registered families
+        if self.family is not None:
+            get_family(self.family)  # unknown: a one-line error listing the registered families
 
 
 def pick_device(name: str) -> torch.device:
@@ -145,6 +155,7 @@ class _Run:
     story: Any
     model: Any
     say: Callable[[str], None]
+    new: bool = False  # a run from random weights (not resumed, not --init)
     rank: int = 0
     processes: int = 1
     dist_ctx: Any = None
@@ -267,11 +278,12 @@ def _new(config: TrainConfig, out: Path, say) -> _Run:
 
     story = load_story(config.story)
     torch.manual_seed(config.seed)
+    config.family = config.family or default_family(story.world)
     family = get_family(config.family)
     check_pixel_kind(family, config.family, story.world)
     model = family.build(story.world, story.latent_dim, {**config.arch, **_options(config)})
     _record_model(config, model)
-    return _Run(config, out, story, model, say)
+    return _Run(config, out, story, model, say, new=True)
 
 
 def _initial(config: TrainConfig, out: Path, init, say) -> _Run:
@@ -283,10 +295,9 @@ def _initial(config: TrainConfig, out: Path, init, say) -> _Run:
     same = (
         story.world.name == ckpt.story.world.name
         and story.latent_dim == ckpt.story.latent_dim
-        and all(
-            story.parents(f) == ckpt.story.parents(f) and np.array_equal(story.tables[f], ckpt.story.tables[f])
-            for f in story.world.names
-        )
+        and set(story.tables) == set(ckpt.story.tables)  # a continuous factor has no table
+        and all(story.parents(f) == ckpt.story.parents(f) for f in story.world.names)
+        and all(np.array_equal(story.tables[f], ckpt.story.tables[f]) for f in story.tables)
     )
     if not same:
         raise CvaeqError(
@@ -308,6 +319,8 @@ def _load_data(run: _Run, progress: bool) -> dict:
     """Put the training images and classes on ``run``, fit a new run's factor
     tables, and return the held-out sets (rank 0 only): ``{name: (images, classes)}``."""
     config, story = run.config, run.story
+    if not story.world.has_renderer:
+        return _load_labelled(run)
     if config.n // run.processes < config.batch:
         raise CvaeqError(
             f"--n {config.n} is smaller than one batch per process ({config.batch} x {run.processes}); "
@@ -331,6 +344,44 @@ def _load_data(run: _Run, progress: bool) -> dict:
         name: load_training_data(story, config.eval_n, eval_seed(config.seed), False, uniform=u, part="test")[:2]
         for name, u in (("eval", 0.0), ("eval_uniform", 1.0))
     }
+
+
+def _load_labelled(run: _Run) -> dict:
+    """:func:`_load_data` for a world without a renderer: its labelled files' training rows
+    (the first ``n``), and its held-out test rows (the first ``eval_n``) to score."""
+    from .labelled_data import labelled_split
+
+    config, story = run.config, run.story
+    (images, factors), held = labelled_split(story.world, n_train=config.n, n_test=config.eval_n)
+    if len(images) // run.processes < config.batch:
+        raise CvaeqError(
+            f"{len(images)} training pictures of world {story.world.name!r} are fewer than one batch per "
+            f"process ({config.batch} x {run.processes}); lower --batch"
+        )
+    run.say(
+        f"training data: {len(images)} labelled pictures of world {story.world.name!r} ({story.world.data}); "
+        f"held out: {len(held[0])} test pictures"
+    )
+    if run.new and hasattr(run.model, "standardise_factors"):
+        run.model.standardise_factors(factors)  # a continuous factor's scale, from the training rows
+    if run.factor_logits is None:
+        run.factor_logits = {
+            **fit_factor_logits(factors, story, seed=config.seed),
+            **fit_continuous_mechanisms(factors, story),
+        }
+    run.images, run.classes = images, factors
+    return {"eval": held} if run.rank == 0 else {}
+
+
+def fit_continuous_mechanisms(factors: np.ndarray, story) -> dict:
+    """The continuous factors' mechanisms fitted from training rows ``factors`` ``(N, F)``:
+    ``{factor: {parameter: tensor}}``, which the checkpoint stores as ``factor.<factor>.<parameter>``.
+
+    The seam for learning them from data when the story does not state them
+    (issue 24 §2); until that fit is joined here, a continuous factor's
+    mechanism is the story's own, and nothing is fitted (``{}``).
+    """
+    return {}
 
 
 def _optimizer(run: _Run) -> torch.optim.Optimizer:
@@ -364,16 +415,26 @@ def _fit(run: _Run, held: dict, progress: bool) -> None:
     opt = _optimizer(run)
     assert run.images is not None and run.classes is not None  # _load_data gave them
     sampler: DistributedSampler = DistributedSampler(
-        range(config.n),  # type: ignore[arg-type]  # any sized sequence: only its length is read
+        range(len(run.classes)),  # type: ignore[arg-type]  # any sized sequence: only its length is read
         num_replicas=run.processes,
         rank=run.rank,
         shuffle=True,
         seed=config.seed,
         drop_last=True,
     )
-    loader = make_loader(
-        run.images, run.classes, batch_size=config.batch, sampler=sampler, drop_last=True, pixel=run.story.world.pixel
-    )
+    if run.story.world.has_renderer:
+        loader: Any = make_loader(
+            run.images,
+            run.classes,
+            batch_size=config.batch,
+            sampler=sampler,
+            drop_last=True,
+            pixel=run.story.world.pixel,
+        )
+    else:  # labelled pictures: the factors keep their dtype (float64 with a continuous factor)
+        from .labelled_data import LabelledBatches
+
+        loader = LabelledBatches(run.images, run.classes, config.batch, sampler)
     t_run = time.monotonic() - sum(h.get("seconds", 0.0) for h in run.history)  # time limits count earlier runs too
     last_epoch_s = run.history[-1].get("seconds", 0.0) if run.history else 0.0
     for epoch in range(run.start_epoch, config.epochs):
@@ -464,7 +525,7 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
         name: validation_scores(run.model, images, classes, run.device, seed=config.seed, world=run.story.world)
         for name, (images, classes) in held.items()
     }
-    ev, evu = evs["eval"], evs["eval_uniform"]
+    ev, evu = evs["eval"], evs.get("eval_uniform")
     record: dict[str, Any] = {
         "epoch": epoch + 1,
         "train_elbo_nats": train_elbo,
@@ -474,7 +535,7 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
     }
     if config.orientation_loss is not None:
         record["orientation_loss"] = config.orientation_loss
-    run.history.append({**record, "eval": ev, "eval_uniform": evu})
+    run.history.append({**record, "eval": ev, **({"eval_uniform": evu} if evu is not None else {})})
     assert run.factor_logits is not None  # fitted before the first epoch
     save_checkpoint(
         run.out,
@@ -489,6 +550,9 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
         data_seed=config.seed,
     )
     plot_history(run.history, loss_png_path(run.out))
+    if evu is None:  # labelled pictures: the held-out test rows alone
+        run.say(_labelled_line(epoch, train_elbo, ev, seen * run.processes / seconds, run.out))
+        return
     acc = " ".join(f"{f}={a:.3f}" for f, a in evu["accuracy"].items())
     if "bits_per_dim" in evu:  # an 8-bit world: the likelihood in the literature's unit, and the L1 of the mean picture
         recon = (
@@ -501,6 +565,18 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
         f"epoch {epoch + 1}: train -ELBO {train_elbo:.2f}, held-out -ELBO {ev['elbo_nats']:.2f} nats/image "
         f"(story), {evu['elbo_nats']:.2f} (uniform grid); {recon}, "
         f"accuracy {acc}; {seen * run.processes / seconds:.0f} images/s -> {run.out}"
+    )
+
+
+def _labelled_line(epoch: int, train_elbo: float, ev: dict, rate: float, out: Path) -> str:
+    """The epoch's line for a world of labelled pictures (its held-out test rows)."""
+    acc = " ".join(f"{f}={a:.3f}" for f, a in ev["accuracy"].items())
+    mae = " ".join(f"{f}={a:.3g}" for f, a in ev.get("mae", {}).items())
+    return (
+        f"epoch {epoch + 1}: train -ELBO {train_elbo:.2f}, held-out -ELBO {ev['elbo_nats']:.2f} nats/image, "
+        f"{ev['bits_per_dim']:.4f} bits/dim; recon L1 {ev['recon_l1']:.4f}; accuracy {acc}"
+        + (f"; MAE {mae}" if mae else "")
+        + f"; {rate:.0f} images/s -> {out}"
     )
 
 

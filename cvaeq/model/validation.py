@@ -37,6 +37,10 @@ def validation_scores(
     ``recon_l1`` (mean absolute difference, per pixel and channel on [0, 1],
     of the decoder's ``loc`` at Z's posterior mean, clamped to [0, 1], from
     the input) and ``bits_per_dim`` (``elbo_nats`` in bits per pixel and channel).
+    In a world with continuous factors (``classes`` then float64 values) the
+    accuracy is of its categorical factors, and ``mae`` gives, per continuous
+    factor, the mean absolute error of q(factor | X)'s mean
+    (``factor_normals``) in the factor's units.
 
     :param world: the :class:`~cvaeq.world.World` of the classes (None: the model's ``world``).
     """
@@ -56,6 +60,8 @@ def validation_scores(
             if key in parts:
                 tally.totals[key] = tally.totals.get(key, 0.0) + float(parts[key]) * len(y)
         tally.read(model.factor_logits(x), classes[start : start + batch])
+        if tally.continuous:
+            tally.read_normals(tally.decoder.factor_normals(x), classes[start : start + batch])
         tally.reconstruct(x, y, model.z_posterior(x, y)[0])
     torch.set_rng_state(gen_state)
     model.train(was_training)
@@ -73,13 +79,16 @@ class _Tally:
             for f, (g, table) in world.equivalent.items()
         }
         self.totals: dict[str, float] = {}
-        self.correct = {f: 0 for f in world.names}
+        self.correct = {f: 0 for f in world.discrete}
+        self.continuous = tuple(world.continuous)
+        self.abs_err = {f: 0.0 for f in self.continuous}
         self.exact = {f: 0 for f in self.equivalent}
         self.inter = self.union = self.l1 = 0.0
 
     def read(self, logits: dict, yc: np.ndarray) -> None:
         """q(factors | X)'s argmax against the true classes ``yc`` (modulo equivalent classes)."""
-        for i, f in enumerate(self.world.names):
+        for f in self.world.discrete:
+            i = self.world.index(f)
             pred = logits[f].argmax(-1).cpu().numpy()
             if f in self.equivalent:
                 g, _, table = self.equivalent[f]
@@ -88,6 +97,12 @@ class _Tally:
             else:
                 ok = pred == yc[:, i]
             self.correct[f] += int(ok.sum())
+
+    def read_normals(self, normals: dict, values: np.ndarray) -> None:
+        """q(factor | X)'s means of the continuous factors against their true ``values``."""
+        for f in self.continuous:
+            loc = normals[f][0].detach().cpu().double().numpy()
+            self.abs_err[f] += float(np.abs(loc - values[:, self.world.index(f)]).sum())
 
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor, loc: torch.Tensor) -> None:
         """The decoded picture at Z's posterior mean against ``x``: IoU sums, or (8-bit) the L1 sum."""
@@ -102,7 +117,9 @@ class _Tally:
 
     def scores(self, n: int) -> dict[str, Any]:
         out: dict[str, Any] = {key: total / n for key, total in self.totals.items()}
-        out["accuracy"] = {f: self.correct[f] / n for f in self.world.names}
+        out["accuracy"] = {f: self.correct[f] / n for f in self.world.discrete}
+        if self.continuous:
+            out["mae"] = {f: self.abs_err[f] / n for f in self.continuous}
         out.update({f"{f}_exact": self.exact[f] / n for f in self.equivalent})
         if self.levels:
             from ..levels import bits_per_dim
