@@ -12,7 +12,7 @@ from cvaeq.model import get_family
 from cvaeq.model.checkpoint import load_checkpoint
 from cvaeq.model.conv_family import load_networks, networks_checkpoint, save_networks
 from cvaeq.model.denormals import flush_denormals
-from cvaeq.model.labelled_data import LabelledBatches, held_out_rows, labelled_split
+from cvaeq.model.labelled_data import LabelledBatches, labelled_split
 from cvaeq.model.train import TrainConfig, train
 from cvaeq.threads import threads_for
 from cvaeq.world import get_world
@@ -190,7 +190,7 @@ def test_networks_files_round_trip_and_become_checkpoints(morpho_story, tmp_path
 def test_training_holds_out_the_test_rows():
     from cvaeq.worlds.morphomnist import TEST_ROWS
 
-    assert held_out_rows(8000) == TEST_ROWS
+    assert WORLD.test_rows == TEST_ROWS
     (x, f), (xt, ft) = labelled_split(WORLD)
     assert len(x) == 7000 and len(xt) == 1000
     (_, f_all), _ = labelled_split(WORLD, n_train=8000, n_test=0)
