@@ -222,7 +222,7 @@ def build_scm(
     unknown = [f for f in factor_logits if f not in story.world.discrete]
     if unknown:
         raise MechanismError(
-            f"factor_logits names {unknown[0]!r}, not a discrete factor; factors: {', '.join(story.world.discrete)}"
+            f"factor_logits names {unknown[0]!r}, not a factor with classes; those: {', '.join(story.world.discrete)}"
         )
     unknown = [f for f in laws if f not in story.world.continuous]
     if unknown:

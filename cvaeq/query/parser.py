@@ -44,6 +44,7 @@ _SHOW = {
     "NAME": "a name",
     "NUMBER": "a number",
     "BINDING": "img",
+    "COMPARE": "a comparison (<, <=, >, >=)",
     "$END": "the end of the query",
     "<END-OF-FILE>": "the end of the query",
 }
@@ -60,6 +61,7 @@ _ORDER = [
     "BINDING",
     "DO",
     "EQUAL",
+    "COMPARE",
     "COMMA",
     "VBAR",
     "RPAR",
@@ -135,6 +137,11 @@ class _Build(Transformer):
         variable, value = children
         target, column = _with_column(variable)
         return Event(target, value, column=column)
+
+    def interval(self, children):
+        variable, op, value = children
+        target, column = _with_column(variable)
+        return Event(target, value, column=column, op=str(op))
 
     def difference(self, children):
         left, right = (_with_column(v) for v in children)

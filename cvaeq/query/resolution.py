@@ -12,7 +12,11 @@ everything the engine cannot answer, pointing at the column:
 - evidence is on factors or on X (``X=img``); Z cannot be observed;
 - names and values come from the story's world: a categorical factor takes
   one of its labels (dSprites: shape takes square, ellipse or heart), a
-  numeric one a number on its range, snapped to the nearest grid value;
+  numeric one a number on its range, snapped to the nearest grid value, a
+  continuous one any number in its interval, as it is (a float);
+- an interval event (``intensity > 200``) compares a numeric or continuous
+  factor's number; ``intensity=200`` of a continuous factor has probability
+  0 and is refused, as is evidence on a continuous factor in another world;
 - X takes the binding ``img``, which must be given (``--image`` on the CLI);
 - a variable is intervened on at most once and observed at most once, and the
   factor evidence must have non-zero probability under the story.
@@ -67,15 +71,17 @@ class ScenarioVariable:
         name when written without ``@``; the key of its answer in ``--json``.
     :ivar variable: the node (a factor, ``"X"`` or ``"Z"``).
     :ivar scenario: the scenario's interventions ``{factor: class}`` (empty:
-        the factual scenario, the one the evidence describes).
-    :ivar value: the class of an event or an observation; None for a target
-        whose distribution is asked.
+        the factual scenario, the one the evidence describes; a continuous
+        factor's value is a float).
+    :ivar value: the class of an event or an observation; ``(op, number)``
+        for an interval event (``intensity > 200``: ``(">", 200.0)``); None
+        for a target whose distribution is asked.
     """
 
     key: str
     variable: str
-    scenario: dict[str, int]
-    value: int | None = None
+    scenario: dict[str, int | float]
+    value: int | tuple[str, float] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +101,7 @@ class ResolvedQuery:
     rung: Rung
     expectation: bool
     targets: tuple[str, ...]
-    interventions: dict[str, int]
+    interventions: dict[str, int | float]
     evidence: dict[str, int | object]
     #: the variables of the targets in their scenarios (the two sides of a difference;
     #: a target without ``@`` is in the top-level do(...)'s scenario, the factual one without)…
@@ -192,7 +198,7 @@ def _interventions(assignments, world, fail) -> dict[str, int]:
     """``{factor: class}`` of the settings of one do(...)."""
     FACTORS = world.names
     known = (*FACTORS, IMAGE, LATENT)
-    interventions: dict[str, int] = {}
+    interventions: dict[str, int | float] = {}
     for a in assignments:
         _known(a.variable, known, a.column, fail)
         if a.variable == IMAGE:
@@ -249,6 +255,16 @@ def _valued(v: ScenarioVariable, a, role: str, world, fail) -> ScenarioVariable:
             f"name factors ({', '.join(world.names)}) in events and in evidence about other worlds",
             a.column,
         )
+    op = getattr(a, "op", "=")
+    if op != "=":
+        return _interval(v, a, world, fail)
+    if world.factor(v.variable).continuous:
+        hint = (
+            f"ask an interval, e.g. P({v.key} > {a.value.to_text()})"
+            if role == "event"
+            else "give evidence on a continuous factor in the factual world only"
+        )
+        raise fail(f"{v.key} is continuous: {v.key}={a.value.to_text()} has probability 0; {hint}", a.column)
     value = _factor_class(Assignment(v.variable, a.value, column=a.column), world, fail)
     valued = ScenarioVariable(v.key, v.variable, v.scenario, value)
     if v.scenario is not _TOP:  # (a target without @ is checked once in its scenario: _in_scenario)
@@ -256,8 +272,24 @@ def _valued(v: ScenarioVariable, a, role: str, world, fail) -> ScenarioVariable:
     return valued
 
 
+def _interval(v: ScenarioVariable, a, world, fail) -> ScenarioVariable:
+    """An interval event ``v op number``: a numeric or continuous factor's number compared."""
+    spec = world.factor(v.variable)
+    if not spec.numeric:
+        raise fail(
+            f"{v.key} {a.op} ... compares numbers, and {v.variable} takes names ({spec.domain}); "
+            f"ask P({v.key}=...) instead",
+            a.column,
+        )
+    if not isinstance(a.value, Number):
+        raise fail(f"{v.key} {a.op} ... compares with a number, got {a.value.to_text()}", a.value.column)
+    return ScenarioVariable(v.key, v.variable, v.scenario, (a.op, float(a.value.value)))
+
+
 def _check_own_do(v: ScenarioVariable, a, role: str, world, fail) -> None:
     """An event or an observation contradicting its own scenario's do() is impossible."""
+    if isinstance(v.value, tuple):  # an interval event under its own do(): the engine decides it
+        return
     if v.variable in v.scenario and v.scenario[v.variable] != v.value:
         raise fail(
             f"impossible {role}: {v.key} is {world.label(v.variable, v.scenario[v.variable])} "
@@ -377,6 +409,13 @@ def _factor_class(a: Assignment, world, fail) -> int:
     """The class a value names for a factor (a.variable is a factor of ``world``)."""
     factor, value = a.variable, a.value
     spec = world.factor(factor)
+    if spec.continuous:
+        if isinstance(value, Number):
+            if not spec.low <= value.value <= spec.high:
+                raise fail(f"{factor}={value.to_text()} is off the domain; allowed: {spec.domain}", value.column)
+            return value.value  # type: ignore[return-value]  # a continuous factor's value is a float
+        what = "the image binding img" if isinstance(value, Binding) else f"the name {value.value!r}"
+        raise fail(f"{factor} takes a number ({spec.domain}), got {what}", value.column)
     if not spec.numeric:
         labels = spec.labels
         if isinstance(value, Name):

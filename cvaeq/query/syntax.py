@@ -242,23 +242,42 @@ def _text(v: Variable) -> str:
     return v if isinstance(v, str) else v.to_text()
 
 
+#: The comparisons of an interval event (``op`` of :class:`Event` besides ``"="``).
+COMPARISONS = ("<", "<=", ">", ">=")
+
+
 @dataclass(frozen=True)
 class Event:
     """A target ``variable=value`` of ``P``: the query asks for the probability
     that every event among its targets holds (e.g. PNS,
-    ``P(scale @ do(shape=square) = 1, scale @ do(shape=heart) = 0.5)``)."""
+    ``P(scale @ do(shape=square) = 1, scale @ do(shape=heart) = 0.5)``).
+
+    With ``op`` one of ``<``, ``<=``, ``>``, ``>=`` it is an **interval
+    event** comparing the variable's number with ``value``:
+    ``P(intensity > 200 | do(thickness=4))``.
+
+    >>> Event("intensity", Number(200.0, "200"), op=">").to_text()
+    'intensity > 200'
+    """
 
     target: Variable
     value: Value
     column: int | None = field(default=None, compare=False, repr=False)
+    op: str = "="
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, At):
             _check_name(self.target, "a target")
         if not isinstance(self.value, (Name, Number, Binding)):
             raise QueryError(f"the value of {_text(self.target)} must be a Name, Number or Binding, got {self.value!r}")
+        if self.op != "=" and self.op not in COMPARISONS:
+            raise QueryError(f"an event's op is = or one of {', '.join(COMPARISONS)}, got {self.op!r}")
+        if self.op != "=" and not isinstance(self.value, Number):
+            raise QueryError(f"{_text(self.target)} {self.op} ... compares with a number, got {self.value.to_text()}")
 
     def to_text(self) -> str:
+        if self.op != "=":
+            return f"{_text(self.target)} {self.op} {self.value.to_text()}"
         sep = " = " if isinstance(self.target, At) else "="
         return f"{_text(self.target)}{sep}{self.value.to_text()}"
 
@@ -389,9 +408,10 @@ def _split(args: tuple) -> tuple[tuple[Target, ...], tuple[Condition, ...]]:
     return targets, conditions
 
 
-def event(target: Variable, value: object) -> Event:
-    """A target event: ``event("scale" @ do(shape="square"), 1)``."""
-    return Event(target, _value(value))
+def event(target: Variable, value: object, op: str = "=") -> Event:
+    """A target event: ``event("scale" @ do(shape="square"), 1)``; an interval
+    event with ``op``: ``event("intensity", 200, ">")``."""
+    return Event(target, _value(value), op=op)
 
 
 def observe(variable: Variable, value: object) -> Assignment:
