@@ -73,7 +73,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -90,6 +90,7 @@ __all__ = [
     "PixelPrecision",
     "ImageModelAdapter",
     "Encoding",
+    "factor_matrix",
     "missing_members",
     "adapt",
 ]
@@ -210,6 +211,27 @@ def consecutive_runs(x: Tensor) -> tuple[Tensor, Tensor]:
     return new, torch.cumsum(new.long(), 0) - 1
 
 
+def factor_matrix(values: Mapping[str, Tensor], factors: Sequence[str], num: int | None = None) -> Tensor:
+    """The factors as the decoder takes them, ``[S, F]`` in ``factors`` order:
+    int64 classes, or float64 when a factor is continuous (a float column; the
+    categorical columns then hold their exact classes as whole numbers).
+
+    >>> factor_matrix({"a": torch.tensor([1, 2]), "b": torch.tensor([0, 0])}, ["a", "b"]).dtype
+    torch.int64
+    >>> factor_matrix({"a": torch.tensor([1, 2]), "t": torch.tensor([2.5, 3.0], dtype=torch.float64)}, ["a", "t"])
+    tensor([[1.0000, 2.5000],
+            [2.0000, 3.0000]], dtype=torch.float64)
+    """
+    cols = [values[f] for f in factors]
+    if num is not None:
+        cols = [c.expand(num) for c in cols]
+    if not cols:
+        return torch.zeros(num or 0, 0, dtype=torch.long)
+    if any(c.is_floating_point() for c in cols):
+        return torch.stack([c.double() for c in cols], -1)
+    return torch.stack([c.long() for c in cols], -1)
+
+
 class Encoding:
     """A batch of images ``x [S, H, W]`` as the encoders read it: each run of
     identical consecutive images once (an evidence image given to every
@@ -223,6 +245,8 @@ class Encoding:
     :param factor_logits: q(factors | X) (or None: the model has none).
     :param z_posterior: q(Z | X, factors) (or None).
     :param split: a :class:`SplitEncoder` to read the features with (or None).
+    :param factor_normals: q(continuous factors | X), ``x -> {factor: (loc, log_scale)}``
+        (or None: the model has none; a split encoder's ``factor_normals_of`` is used when it has one).
     """
 
     def __init__(
@@ -232,9 +256,11 @@ class Encoding:
         factor_logits: Callable | None = None,
         z_posterior: Callable | None = None,
         split: SplitEncoder | None = None,
+        factor_normals: Callable | None = None,
     ) -> None:
         self.x = x
         self._factor_logits, self._z_posterior, self._split = factor_logits, z_posterior, split
+        self._factor_normals = factor_normals
         n = x.shape[0]
         #: ``None`` (every row distinct), ``"one"`` (one image in every row) or each row's run index
         self._run: Tensor | str | None = None
@@ -278,8 +304,19 @@ class Encoding:
             raise MechanismError("the image model gives no q(factors | X) (factor_logits)")
         return {f: self._spread(v) for f, v in logits.items()}
 
+    def factor_normals(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """q(continuous factors | X): ``{factor: (loc [S], log_scale [S])}``, a Normal in the factor's units."""
+        if self._split is not None and callable(getattr(self._split, "factor_normals_of", None)):
+            normals = self._split.factor_normals_of(self.features())  # type: ignore[attr-defined]
+        elif self._factor_normals is not None:
+            normals = self._factor_normals(self._distinct)
+        else:
+            raise MechanismError("the image model gives no q(continuous factors | X) (factor_normals)")
+        return {f: (self._spread(loc), self._spread(log_scale)) for f, (loc, log_scale) in normals.items()}
+
     def z_posterior(self, classes: Tensor) -> tuple[Tensor, Tensor]:
-        """q(Z | X, factors): ``(loc, scale)`` ``[S, latent_dim]`` for ``classes [S, F]``."""
+        """q(Z | X, factors): ``(loc, scale)`` ``[S, latent_dim]`` for ``classes [S, F]``
+        (float64 when the world has continuous factors, :func:`factor_matrix`)."""
         if self._split is not None:
             return self._split.z_posterior_of(self._spread(self.features()), classes)
         if self._z_posterior is None:
@@ -387,6 +424,13 @@ class ImageModelAdapter:
         """q(factors | X) of every row of ``x`` (the model's own call)."""
         return self.model.factor_logits(x)
 
+    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """q(continuous factors | X) of every row (the model's own call), where it has one."""
+        fn = getattr(self.model, "factor_normals", None)
+        if fn is None:
+            raise MechanismError("the image model gives no q(continuous factors | X) (factor_normals)")
+        return fn(x)
+
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         """q(Z | X, factors) of every row (the model's own call)."""
         return self.model.z_posterior(x, classes)
@@ -398,6 +442,7 @@ class ImageModelAdapter:
             factor_logits=self.model.factor_logits,
             z_posterior=self.model.z_posterior,
             split=self.model if self.split else None,
+            factor_normals=getattr(self.model, "factor_normals", None),
         )
 
 

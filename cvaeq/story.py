@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
-from .invertible import Law, LawError, kind_of
+from .invertible import Law, LawError, kind_of, law_contribution
 from .limits import MAX_STORY_BYTES, read_limited
 from .paths import safe_name
 from .plugins import get_stories
@@ -303,7 +303,7 @@ def _law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], f
         law = Law.from_dict(spec["continuous"], parents)
         for p in parents:  # each weight of the right form for its parent (a number, or a number per label)
             kind = kind_of(world.factor(p))
-            law.terms({p: np.zeros(1, dtype=np.int64)}, {p: kind})
+            law_contribution(law, p, np.zeros(1, dtype=np.int64), kind)
             if isinstance(kind, tuple) and isinstance(law.weights.get(p), dict):
                 extra = [k for k in law.weights[p] if k not in kind]
                 if extra:

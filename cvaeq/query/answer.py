@@ -145,7 +145,8 @@ def evidence_warnings(ess: float, samples: int, has_evidence: bool) -> tuple[str
 
 def read_factors(image_model: Any, image, world) -> dict[str, str]:
     """The factors q(factors | X) reads off an image: ``{factor: value label}``
-    in ``world``'s order and labels.
+    in ``world``'s order and labels (a continuous factor: the mean of its
+    ``factor_normals``).
 
     In a binary world a grey image (a mean) is first thresholded at 1/2, as
     the encoder reads black-and-white images; in an 8-bit world the encoder
@@ -159,7 +160,11 @@ def read_factors(image_model: Any, image, world) -> dict[str, str]:
         x = (x > 0.5).float().reshape(1, *x.shape[-2:])
     with torch.no_grad():
         logits = image_model.factor_logits(x)
-    return {f: world.label(f, int(torch.argmax(logits[f][0]))) for f in world.names}
+        normals = image_model.factor_normals(x) if world.continuous else {}
+    return {
+        f: world.label(f, float(normals[f][0][0]) if f in world.continuous else int(torch.argmax(logits[f][0])))
+        for f in world.names
+    }
 
 
 @dataclass(frozen=True)
