@@ -32,10 +32,14 @@ DeepSCM's intensity, ``64 + 191 * sigmoid(0.5 * e + 2 * thickness - 5)``:
 >>> law = Law.from_dict({"link": "sigmoid", "offset": 64, "gain": 191, "bias": -5,
 ...                      "weights": {"thickness": 2}, "scale": 0.5, "noise": "normal"}, ("thickness",))
 >>> import numpy as np
->>> t = np.array([2.0, 3.0]); e = np.array([0.0, 1.0])
->>> v = law.assign({"thickness": t}, e)
->>> v.round(4).tolist(), law.noise_of(v, {"thickness": t}).round(12).tolist()
-([159.5, 188.1946], [0.0, 1.0])
+>>> terms = law.terms({"thickness": np.array([2.5, 3.0])}, {"thickness": None})  # 2 * thickness
+>>> v = law.assign(terms, np.array([0.0, 1.0]))
+>>> v.round(4).tolist(), (law.noise_of(v, terms).round(12) + 0).tolist()
+([159.5, 220.1567], [0.0, 1.0])
+
+The arithmetic takes the parents' *terms* (each weighted parent's part of
+the location, :meth:`Law.terms`), so that it never needs to know what kind
+of factor a parent is.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import numpy as np
 
 from .errors import StoryError
 
-__all__ = ["Law", "Noise", "LINKS", "NOISES", "fit_law", "LawError", "kind_of", "law_contribution"]
+__all__ = ["Law", "Noise", "LINKS", "NOISES", "fit_law", "fit_laws", "LawError", "kind_of", "law_contribution"]
 
 #: The links, each strictly increasing.
 LINKS = ("identity", "sigmoid", "exp")
@@ -223,8 +227,8 @@ class Law:
         return np.zeros_like(u)
 
     def location(self, parents: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-        """``bias + sum_p weight_p(parent_p)`` ``(n,)`` from the parents' contributions
-        (:meth:`contribution` gives each; ``parents`` holds them already converted)."""
+        """``bias + sum_p weight_p(parent_p)`` ``(n,)`` from the parents' terms
+        (:meth:`terms`: ``parents`` holds each weighted parent's term already)."""
         loc = np.full(n, self.bias, dtype=np.float64)
         for p in self.parents:
             if p in self.weights:
@@ -232,7 +236,7 @@ class Law:
         return loc
 
     def assign(self, parents: Mapping[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
-        """The value ``(n,)`` float64 from the parents' contributions and the noise."""
+        """The value ``(n,)`` float64 from the parents' terms (:meth:`terms`) and the noise."""
         noise = np.asarray(noise, dtype=np.float64)
         u = self.location(parents, len(noise)) + self.scale * noise
         return self.offset + self.gain * self._link(u)
@@ -304,6 +308,8 @@ def _noise(value: Any) -> Noise:
 #: Fraction of a continuous factor's interval added on each side for the sigmoid link
 #: (labels may sit on the interval's ends, where the logit is infinite).
 SIGMOID_MARGIN = 0.01
+#: ... and below ``low`` for the exp link (its log must be finite at ``low`` itself).
+EXP_MARGIN = 1e-6
 #: Ridge added to the normal equations (keeps categorical one-hot columns solvable).
 RIDGE = 1e-8
 
@@ -319,8 +325,8 @@ def fit_law(
 ) -> Law:
     """The law of a continuous factor fitted to labelled data, in closed form.
 
-    For each link (identity; exp above ``low``; sigmoid on ``[low, high]``
-    widened by :data:`SIGMOID_MARGIN`), the values are taken to the link's
+    For each link (identity; exp above ``low``, less :data:`EXP_MARGIN` of the
+    interval; sigmoid on ``[low, high]`` widened by :data:`SIGMOID_MARGIN`), the values are taken to the link's
     space, ``u = link^-1((value - offset) / gain)``, and ``u`` is regressed by
     least squares on the parents (a coefficient per numeric or continuous
     parent, one per class of a categorical parent): with normal noise this is
@@ -340,8 +346,8 @@ def fit_law(
     >>> t = 0.5 + rng.gamma(10, 1 / 5, 5000)
     >>> i = 64 + 191 / (1 + np.exp(-(0.5 * rng.standard_normal(5000) + 2 * t - 5)))
     >>> law = fit_law(i, {"thickness": t}, {"thickness": None}, low=0, high=255)
-    >>> law.link, round(law.weights["thickness"], 1)
-    ('sigmoid', 2.0)
+    >>> law.link, round(law.weights["thickness"], 1), round(law.scale, 2)   # on [0, 255], not DeepSCM's [64, 255]
+    ('sigmoid', 1.5, 0.38)
     """
     value = np.asarray(value, dtype=np.float64)
     n = len(value)
@@ -376,7 +382,7 @@ def _link_frame(link: str, low: float, high: float, value: np.ndarray) -> tuple[
         return low - margin, (high - low) + 2 * margin
     if link == "exp":
         floor = min(low, float(value.min()))
-        return floor - SIGMOID_MARGIN * (high - low), 1.0
+        return floor - EXP_MARGIN * (high - low), 1.0
     return 0.0, 1.0
 
 
@@ -442,3 +448,44 @@ def kind_of(factor: Any) -> Any:
     if factor.labels is not None:
         return tuple(factor.labels)
     return factor.grid
+
+
+def fit_laws(story: Any, factors: np.ndarray, rows: Any = None) -> dict[str, dict[str, Any]]:
+    """Every continuous factor's law fitted to labelled data (:func:`fit_law`), as JSON.
+
+    What a model records at training time when it learns its mechanisms from
+    data rather than copying the story's: ``{factor: {"parents": [...],
+    "link": ..., "offset": ..., ..., "noise": "normal"}}``, plain JSON (a
+    checkpoint keeps it in its metadata); ``cvaeq.scm.build_scm(story,
+    laws=...)`` builds the SCM from it (each table is what
+    :meth:`Law.from_dict` reads, with the parents beside it).
+
+    :param story: the :class:`~cvaeq.story.Story` (its world's factors and each factor's parents).
+    :param factors: ``(N, F)`` labels in the world's factor order (float64; categorical columns classes).
+    :param rows: optional index of the rows to fit on (e.g. the training part).
+
+    >>> from cvaeq.story import load_story
+    >>> story = load_story("morphomnist")
+    >>> fitted = fit_laws(story, story.sample(4000, np.random.default_rng(0)))
+    >>> sorted(fitted), fitted["intensity"]["parents"], fitted["intensity"]["link"]
+    (['intensity', 'thickness'], ['thickness'], 'sigmoid')
+    """
+    world = story.world
+    factors = np.asarray(factors, dtype=np.float64)
+    if factors.ndim != 2 or factors.shape[1] != len(world.names):
+        raise LawError(f"expected labels of shape (N, {len(world.names)}) in the order {', '.join(world.names)}")
+    if rows is not None:
+        factors = factors[rows]
+    out: dict[str, dict[str, Any]] = {}
+    for f in world.continuous:
+        parents = story.parents(f)
+        spec = world.factor(f)
+        law = fit_law(
+            factors[:, world.index(f)],
+            {p: factors[:, world.index(p)] for p in parents},
+            {p: kind_of(world.factor(p)) for p in parents},
+            low=spec.low,
+            high=spec.high,
+        )
+        out[f] = {"parents": list(parents), **law.to_dict()}
+    return out

@@ -290,8 +290,12 @@ def _continuous_mechanism(story, factor: str, law, family_name: str) -> Mechanis
     if law is None:
         law = story.law(factor)
     elif not isinstance(law, Law):
+        table = dict(law)  # type: ignore[call-overload]
+        given = table.pop("parents", list(parents))
+        if list(given) != list(parents):
+            raise MechanismError(f"the law of {factor!r} reads {given}; the story's parents are {list(parents)}")
         try:
-            law = Law.from_dict(law, parents)  # type: ignore[arg-type]
+            law = Law.from_dict(table, parents)
         except LawError as e:
             raise MechanismError(f"the law of {factor!r}: {e}") from None
     if tuple(law.parents) != tuple(parents):

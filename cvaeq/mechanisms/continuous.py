@@ -18,10 +18,10 @@ parent's value times the weight.
 >>> law = Law.from_dict({"link": "sigmoid", "offset": 64, "gain": 191, "bias": -5,
 ...                      "weights": {"thickness": 2}, "scale": 0.5}, ("thickness",))
 >>> m = ContinuousMechanism(("thickness",), law, {"thickness": None}, low=0, high=255)
->>> t = {"thickness": torch.tensor([2.0, 3.0], dtype=torch.float64)}
+>>> t = {"thickness": torch.tensor([2.5, 3.0], dtype=torch.float64)}
 >>> value = m.assign(t, torch.tensor([0.0, 1.0], dtype=torch.float64))
 >>> value.dtype, [round(v, 4) for v in value.tolist()]
-(torch.float64, [159.5, 188.1946])
+(torch.float64, [159.5, 220.1567])
 >>> noise, log_p = m.abduct(value, t)
 >>> torch.equal(m.assign(t, noise), value), bool(torch.equal(log_p, m.log_prob(value, t)))
 (True, True)
