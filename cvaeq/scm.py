@@ -216,19 +216,8 @@ def build_scm(
     from .plugins import get_mechanism_family, image_mechanism_for
     from .story import IMAGE, LATENT
 
-    factor_logits = dict(factor_logits or {})
-    laws = dict(laws or {})
+    factor_logits, laws = _overrides(story.world, factor_logits, laws)
     FACTORS = story.world.names
-    unknown = [f for f in factor_logits if f not in story.world.discrete]
-    if unknown:
-        raise MechanismError(
-            f"factor_logits names {unknown[0]!r}, not a factor with classes; those: {', '.join(story.world.discrete)}"
-        )
-    unknown = [f for f in laws if f not in story.world.continuous]
-    if unknown:
-        raise MechanismError(
-            f"laws names {unknown[0]!r}, not a continuous factor; continuous: {', '.join(story.world.continuous)}"
-        )
     chosen = getattr(story, "mechanisms", {}) or {}
     mechanisms: dict[str, Mechanism] = {}
     for f in story.factors:
@@ -279,6 +268,22 @@ def _factor_mechanism(family, factor: str, parents: tuple[str, ...], probs: Tens
                 "factor's mechanism is categorical (event_dim 0) with the table's size; fix or uninstall the plugin"
             )
     return m
+
+
+def _overrides(world, factor_logits, laws) -> tuple[dict, dict]:
+    """``factor_logits`` and ``laws`` as dicts, each naming only factors of its kind."""
+    factor_logits, laws = dict(factor_logits or {}), dict(laws or {})
+    unknown = [f for f in factor_logits if f not in world.discrete]
+    if unknown:
+        raise MechanismError(
+            f"factor_logits names {unknown[0]!r}, not a factor with classes; those: {', '.join(world.discrete)}"
+        )
+    unknown = [f for f in laws if f not in world.continuous]
+    if unknown:
+        raise MechanismError(
+            f"laws names {unknown[0]!r}, not a continuous factor; continuous: {', '.join(world.continuous) or 'none'}"
+        )
+    return factor_logits, laws
 
 
 def _continuous_mechanism(story, factor: str, law, family_name: str) -> Mechanism:
