@@ -90,12 +90,12 @@ def test_the_distribution_of_a_continuous_target_in_json():
 
 
 def test_an_interval_event_is_the_law_s_probability():
-    """P(intensity > 200 | do(thickness=2)) = P(0.5 e - 1 > logit(136 / 191)) exactly, by the normal's tail."""
-    a = ask("P(intensity > 200 | do(thickness=2))", story="morphomnist", samples=20000, seed=0)
+    """P(intensity > 200 | do(thickness=3)) = P(0.5 e + 1 > logit(136 / 191)) exactly, by the normal's tail (0.575)."""
+    a = ask("P(intensity > 200 | do(thickness=3))", story="morphomnist", samples=20000, seed=0)
     y = 136 / 191
     from scipy.stats import norm
 
-    exact = norm.sf((math.log(y / (1 - y)) + 1) / 0.5)
+    exact = norm.sf((math.log(y / (1 - y)) - 1) / 0.5)
     assert a.probability == pytest.approx(exact, abs=0.01)  # MC sd sqrt(p(1-p)/20000) < 0.004
 
 
