@@ -27,10 +27,18 @@ for a member of one implementation.
   features and two heads, so that an image's features are computed once for
   both encoders (an image query asks q(factors | X), then q(Z | X, factors));
 * :class:`PixelPrecision`: ``pixel_dtype``, the precision of the image
-  mechanism's pixel arithmetic (default float32).
+  mechanism's pixel arithmetic (default float32);
+* :class:`FactorNormals`: ``factor_normals(x) -> {factor: (loc [S],
+  log_scale [S])}`` (and, with the split encoder, ``factor_normals_of(features)``):
+  q(factor | X) of each **continuous** factor, a Normal in the factor's own
+  units; needed (for the continuous factors) where a world has them and the
+  engine must propose them from a picture. ``factor_logits`` then gives the
+  categorical factors only.
 
 Shapes: ``classes`` are ``int64 [S, F]`` in the world's factor order
-(``world.names``); images are float ``[S, *image_shape]`` of the world's
+(``world.names``), or ``float64 [S, F]`` in a world with continuous factors
+(their values; the categorical columns hold their exact classes,
+:func:`factor_matrix`); images are float ``[S, *image_shape]`` of the world's
 ``image_shape`` (0/1 for binary worlds, levels / 255 for 8-bit ones); ``z``
 is ``[S, latent_dim]``.
 
@@ -88,6 +96,7 @@ __all__ = [
     "PixelLevels",
     "SplitEncoder",
     "PixelPrecision",
+    "FactorNormals",
     "ImageModelAdapter",
     "Encoding",
     "factor_matrix",
@@ -143,6 +152,15 @@ class PixelLevels(Protocol):
 
 
 @runtime_checkable
+@runtime_checkable
+class FactorNormals(Protocol):
+    """q(continuous factors | X): a Normal in each continuous factor's units (optional; see the module doc)."""
+
+    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """``{factor: (loc [S], log_scale [S])}`` for the images ``x [S, ...]``."""
+        ...
+
+
 class SplitEncoder(Protocol):
     """Optional: both encoders as heads on shared image features.
 
