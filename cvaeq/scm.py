@@ -307,7 +307,21 @@ def _continuous_mechanism(story, factor: str, law, family_name: str) -> Mechanis
         raise MechanismError(f"the law of {factor!r} reads {law.parents}; the story's parents are {parents}")
     spec = story.world.factor(factor)
     family = get_mechanism_family(family_name)
-    return family(parents=parents, law=law, kinds=story.kinds(factor), low=spec.low, high=spec.high)
+    try:
+        m = family(parents=parents, law=law, kinds=story.kinds(factor), low=spec.low, high=spec.high)
+    except TypeError:  # a family for factors with classes: (parents, probs) only
+        raise MechanismError(
+            f"mechanism {family.name!r} cannot be the mechanism of {factor!r}, a continuous factor: it takes a "
+            "table; name a continuous family (continuous) or none"
+        ) from None
+    if not getattr(m, "continuous", False) or getattr(m, "event_dim", None) != 0:
+        from .errors import PluginError
+
+        raise PluginError(
+            f"plugin {family.plugin!r} (mechanism {family.name!r}, node {factor!r}): built a mechanism that is not "
+            "continuous (continuous = True, event_dim 0) for a continuous factor; name a continuous family"
+        )
+    return m
 
 
 def _builtin_plugins() -> tuple[str, ...]:

@@ -140,10 +140,20 @@ class ContinuousMechanism:
 
 
 def continuous(
-    parents: Sequence[str], law: Law | Mapping[str, Any], kinds: Mapping[str, Any] | None = None, **bounds: float
+    parents: Sequence[str],
+    law: Law | Mapping[str, Any] | None = None,
+    kinds: Mapping[str, Any] | None = None,
+    probs: Any = None,
+    **bounds: float,
 ) -> ContinuousMechanism:
     """Factory of the ``continuous`` mechanism family (registered by the built-in plugin):
-    a :class:`ContinuousMechanism` of a law (or its table, :meth:`Law.from_dict`)."""
+    a :class:`ContinuousMechanism` of a law (or its table, :meth:`Law.from_dict`).
+    A factor with classes (a table, ``probs``) is refused: it needs a categorical family."""
+    if law is None:
+        raise MechanismError(
+            "the continuous mechanism is for continuous factors (a law, [factors.NAME.continuous]); "
+            "a factor with classes takes a categorical family such as gumbel_max"
+        )
     if not isinstance(law, Law):
         law = Law.from_dict(law, tuple(parents))
     return ContinuousMechanism(parents, law, kinds, **bounds)

@@ -220,3 +220,29 @@ def test_a_law_round_trips_through_its_json_table():
     assert Law.from_dict(law.to_dict(), law.parents) == law
     with pytest.raises(LawError):
         Law.from_dict({"noise": {"kind": "gamma", "shape": 0, "rate": 1}}, ())
+
+
+def test_a_family_of_the_wrong_kind_is_refused_by_name():
+    from cvaeq.errors import MechanismError
+
+    gumbel_thickness = DEEPSCM.text.replace("[factors.thickness]\nparents = []", '[factors.thickness]\nparents = []\nmechanism = "gumbel_max"')
+    with pytest.raises(MechanismError, match="'gumbel_max' cannot be the mechanism of 'thickness', a continuous factor"):
+        build_scm(story_from_text(gumbel_thickness, source="x"))
+    continuous_digit = DEEPSCM.text.replace('[factors.digit]\nparents = []', '[factors.digit]\nparents = []\nmechanism = "continuous"')
+    with pytest.raises(MechanismError, match="the continuous mechanism is for continuous factors"):
+        build_scm(story_from_text(continuous_digit, source="x"))
+
+
+def test_read_factors_reads_a_continuous_factor_off_its_normal():
+    from cvaeq.query.answer import read_factors
+    from cvaeq.world import Factor, World
+
+    class Reader:
+        def factor_logits(self, x):
+            return {"c": torch.tensor([[0.0, 2.0]])}
+
+        def factor_normals(self, x):
+            return {"t": (torch.tensor([1.25], dtype=F64), torch.tensor([-1.0], dtype=F64))}
+
+    world = World("tinyc", (Factor("c", labels=("a", "b")), Factor("t", low=-10, high=10)), image_shape=(2, 2), pixel="8bit")
+    assert read_factors(Reader(), np.full((2, 2), 128, np.uint8), world) == {"c": "b", "t": "1.25"}
