@@ -79,3 +79,12 @@ def test_bad_labels_and_laws_are_refused_clearly():
         build_scm(DEEPSCM, laws={"intensity": {"parents": ["digit"], "link": "identity"}})
     with pytest.raises(Exception, match="not a continuous factor"):
         build_scm(DEEPSCM, laws={"digit": {"link": "identity"}})
+
+
+def test_a_loaded_model_builds_its_scm_with_its_fitted_laws():
+    from cvaeq.loading import LoadedModel
+
+    fitted = fit_laws(DEEPSCM, DEEPSCM.sample(1000, np.random.default_rng(2)))
+    scm = LoadedModel(DEEPSCM, laws=fitted).scm(False)
+    assert scm.mechanisms["thickness"].law.to_dict() == {k: v for k, v in fitted["thickness"].items() if k != "parents"}
+    assert LoadedModel(DEEPSCM).scm(False).mechanisms["thickness"].law == DEEPSCM.law("thickness")
