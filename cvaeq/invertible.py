@@ -152,7 +152,7 @@ class Law:
         """A law from its table (a story's ``[factors.NAME.continuous]`` or a fitted
         law's JSON); anything wrong is a :class:`LawError` saying which key and what to write."""
         if not isinstance(spec, Mapping):
-            raise LawError("the continuous form must be a table, e.g. { link = \"identity\", noise = \"normal\" }")
+            raise LawError('the continuous form must be a table, e.g. { link = "identity", noise = "normal" }')
         extra = sorted(set(spec) - set(LAW_KEYS))
         if extra:
             raise LawError(f"unknown key {extra[0]!r} in the continuous form; allowed: {', '.join(LAW_KEYS)}")
@@ -176,8 +176,16 @@ class Law:
                 checked[p] = {str(k): _number(v, f"weights.{p}.{k}") for k, v in w.items()}
             else:
                 checked[p] = _number(w, f"weights.{p}")
-        return cls(tuple(parents), link, numbers["offset"], numbers["gain"], numbers["bias"], checked, scale,
-                   _noise(spec.get("noise", "normal")))
+        return cls(
+            tuple(parents),
+            link,
+            numbers["offset"],
+            numbers["gain"],
+            numbers["bias"],
+            checked,
+            scale,
+            _noise(spec.get("noise", "normal")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The law as JSON-ready data, the table :meth:`from_dict` reads (parents aside)."""
@@ -336,7 +344,8 @@ def fit_law(
     the three are comparable) is kept.
 
     :param value: ``(N,)`` the factor's labels.
-    :param parents: ``{parent: (N,) values}``: classes (int) of a categorical or grid parent, numbers of a continuous one.
+    :param parents: ``{parent: (N,) values}``: classes (int) of a categorical or grid parent,
+        numbers of a continuous one.
     :param kinds: ``{parent: labels tuple}`` for a categorical parent, ``{parent: grid array}``
         for a numeric-grid one, ``{parent: None}`` for a continuous one.
     :param low, high: the factor's interval.
@@ -398,8 +407,11 @@ def _design(parents: Mapping[str, np.ndarray], kinds: Mapping[str, Any], n: int)
                 columns.append((values == k).astype(np.float64))
                 names.append((p, label))
         else:
-            columns.append(np.asarray(kind, dtype=np.float64)[values.astype(np.int64)] if kind is not None
-                           else values.astype(np.float64))
+            columns.append(
+                np.asarray(kind, dtype=np.float64)[values.astype(np.int64)]
+                if kind is not None
+                else values.astype(np.float64)
+            )
             names.append((p, None))
     return columns, names
 
@@ -431,7 +443,9 @@ def law_contribution(law: Law, parent: str, values: np.ndarray, kind: Any) -> np
     if isinstance(kind, tuple):
         table = np.array([float(w.get(label, 0.0)) for label in kind]) if isinstance(w, Mapping) else None
         if table is None:
-            raise LawError(f"weights.{parent}: a categorical parent takes a number per label, e.g. {{ {kind[0]} = 0.5 }}")
+            raise LawError(
+                f"weights.{parent}: a categorical parent takes a number per label, e.g. {{ {kind[0]} = 0.5 }}"
+            )
         return table[values.astype(np.int64)]
     if isinstance(w, Mapping):
         raise LawError(f"weights.{parent}: a numeric parent takes one number (weight times its value)")

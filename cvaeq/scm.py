@@ -295,7 +295,7 @@ def _continuous_mechanism(story, factor: str, law, family_name: str) -> Mechanis
     if law is None:
         law = story.law(factor)
     elif not isinstance(law, Law):
-        table = dict(law)  # type: ignore[call-overload]
+        table = dict(law)
         given = table.pop("parents", list(parents))
         if list(given) != list(parents):
             raise MechanismError(f"the law of {factor!r} reads {given}; the story's parents are {list(parents)}")

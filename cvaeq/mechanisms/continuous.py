@@ -58,7 +58,7 @@ def noise_distribution(noise: Noise, num_particles: int) -> torch.distributions.
         d = dist.Uniform(zero, zero + 1)
     else:
         d = dist.Gamma(zero + noise.shape, zero + noise.rate)
-    return d.expand((num_particles,))  # type: ignore[union-attr]
+    return d.expand((num_particles,))
 
 
 class ContinuousMechanism:

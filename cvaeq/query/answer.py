@@ -529,7 +529,10 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
         else:
             evidence[v] = _tensor(value)
     targets = {v.key: (v.variable, _tensors(v.scenario)) for v in r.variables}
-    observed = [(v.variable, _tensors(v.scenario), v.value) for v in r.scenario_evidence if v.value is not None]
+    # evidence about other worlds is on classes (a continuous factor's is refused by resolve)
+    observed = [
+        (v.variable, _tensors(v.scenario), int(v.value)) for v in r.scenario_evidence if isinstance(v.value, int)
+    ]
     with torch.no_grad():
         result = infer_scenarios(scm, targets, evidence, num_particles=samples, seed=seed, scenario_evidence=observed)
         parts = _summarise(r, result, mech, evidence_image)
@@ -554,7 +557,7 @@ def _tensors(scenario: Mapping[str, int | float]) -> dict[str, torch.Tensor]:
     return {f: _tensor(c) for f, c in scenario.items()}
 
 
-def _tensor(value: int | float) -> torch.Tensor:
+def _tensor(value: object) -> torch.Tensor:
     """A class as int64, a continuous factor's value as float64 (never rounded to float32)."""
     return torch.tensor(value, dtype=torch.float64) if isinstance(value, float) else torch.tensor(value)
 

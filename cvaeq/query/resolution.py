@@ -81,7 +81,7 @@ class ScenarioVariable:
     key: str
     variable: str
     scenario: dict[str, int | float]
-    value: int | tuple[str, float] | None = None
+    value: int | float | tuple[str, float] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +194,7 @@ def _evidence(written, story: Story, bindings, fail) -> dict[str, int | object]:
     return evidence
 
 
-def _interventions(assignments, world, fail) -> dict[str, int]:
+def _interventions(assignments, world, fail) -> dict[str, int | float]:
     """``{factor: class}`` of the settings of one do(...)."""
     FACTORS = world.names
     known = (*FACTORS, IMAGE, LATENT)
@@ -233,10 +233,10 @@ def _refuse_do_beside_at(query: Query, fail) -> None:
 
 
 #: The scenario of a target written without ``@`` until the top-level do(...) is resolved.
-_TOP: dict[str, int] = {}
+_TOP: dict[str, int | float] = {}
 
 
-def _variable(v, column, world, fail, scenario: dict[str, int]) -> ScenarioVariable:
+def _variable(v, column, world, fail, scenario: dict[str, int | float]) -> ScenarioVariable:
     """``v`` (a name, or ``name @ do(...)``) checked, in its scenario (``scenario`` unless it has ``@``)."""
     name = v.variable if isinstance(v, At) else v
     col = v.column if isinstance(v, At) and v.column else column
@@ -352,7 +352,7 @@ def _check_target(v: ScenarioVariable, t, column, earlier, kind: str, world, fai
         raise fail(f"target {v.key} is listed twice{twice}; name each target once", column)
 
 
-def _in_scenario(v: ScenarioVariable, written, interventions: dict[str, int], world, fail) -> ScenarioVariable:
+def _in_scenario(v: ScenarioVariable, written, interventions: dict[str, int | float], world, fail) -> ScenarioVariable:
     """A target written without ``@`` (in ``written``) in the top-level do(...)'s scenario (the
     factual one without): ``P(scale=1 | do(shape=square))`` is ``P(scale @ do(shape=square) = 1)``."""
     if v.scenario is not _TOP:
@@ -405,7 +405,7 @@ def _known(variable: str, VARIABLES: tuple[str, ...], column: int | None, fail) 
         raise fail(f"unknown variable {variable!r}; {hint}known: {', '.join(VARIABLES)}", column)
 
 
-def _factor_class(a: Assignment, world, fail) -> int:
+def _factor_class(a: Assignment, world, fail) -> int | float:
     """The class a value names for a factor (a.variable is a factor of ``world``)."""
     factor, value = a.variable, a.value
     spec = world.factor(factor)
@@ -413,7 +413,7 @@ def _factor_class(a: Assignment, world, fail) -> int:
         if isinstance(value, Number):
             if not spec.low <= value.value <= spec.high:
                 raise fail(f"{factor}={value.to_text()} is off the domain; allowed: {spec.domain}", value.column)
-            return value.value  # type: ignore[return-value]  # a continuous factor's value is a float
+            return value.value  # a continuous factor's value: a float, as it is
         what = "the image binding img" if isinstance(value, Binding) else f"the name {value.value!r}"
         raise fail(f"{factor} takes a number ({spec.domain}), got {what}", value.column)
     if not spec.numeric:
