@@ -41,7 +41,7 @@ from ..rung import Rung, rung, scenario_key
 from ..scm import SCM
 from .abduction import FALLBACK_SAMPLES, abduct
 from .particles import checked_seed, normalised
-from .scenarios import intervened_scms, predict_scenarios, weigh_scenario_evidence
+from .scenarios import COMPARISONS, intervened_scms, predict_scenarios, weigh_scenario_evidence
 
 __all__ = ["infer", "infer_scenarios", "Result", "infer_worlds", "WorldsResult", "QUANTILES", "HISTOGRAM_BINS"]
 
@@ -220,14 +220,6 @@ class Result:
         return s[order[:n]]
 
 
-#: The comparisons of interval events (:meth:`Result.probability`).
-COMPARISONS = {
-    "<": torch.lt,
-    "<=": torch.le,
-    ">": torch.gt,
-    ">=": torch.ge,
-}
-
 #: The former name of :class:`Result` (a result about several scenarios is a :class:`Result`).
 WorldsResult = Result
 
@@ -262,7 +254,7 @@ def infer_scenarios(
     num_particles: int = 1000,
     seed: int = 0,
     *,
-    scenario_evidence: Sequence[tuple[str, Mapping[str, object], int]] = (),
+    scenario_evidence: Sequence[tuple[str, Mapping[str, object], object]] = (),
     resample_below: float = 0.5,
     fallback_samples: int = FALLBACK_SAMPLES,
 ) -> Result:
@@ -277,7 +269,9 @@ def infer_scenarios(
     :param seed: seeds torch's RNG (forked: the global state is left alone);
         the same seed gives the same result, bit for bit.
     :param scenario_evidence: ``(node, interventions, class)`` observations in
-        intervened scenarios: particles disagreeing get weight 0.
+        intervened scenarios, or ``(node, interventions, (op, number))``
+        interval evidence in any scenario (``{}``: the factual one): particles
+        disagreeing get weight 0.
 
     Runs under ``torch.no_grad()``: an image model's networks are only evaluated.
     """
@@ -296,7 +290,9 @@ def infer_scenarios(
             scm, evidence, num_particles, resample_below=resample_below, fallback_samples=fallback_samples
         )
         predicted = predict_scenarios(scms, particles)
-    log_w, ess = weigh_scenario_evidence(particles, predicted, observed)
+    log_w, ess = weigh_scenario_evidence(
+        particles, predicted, observed, target_facts(scm, {n: n for n, _, _ in observed})[1]
+    )
     sizes, grids = target_facts(scm, {key: node for key, (node, _) in wanted.items()})
     return Result(
         targets=tuple(wanted),

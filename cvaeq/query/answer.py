@@ -529,10 +529,8 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
         else:
             evidence[v] = _tensor(value)
     targets = {v.key: (v.variable, _tensors(v.scenario)) for v in r.variables}
-    # evidence about other worlds is on classes (a continuous factor's is refused by resolve)
-    observed = [
-        (v.variable, _tensors(v.scenario), int(v.value)) for v in r.scenario_evidence if isinstance(v.value, int)
-    ]
+    # a class about another world, or an interval (op, number) (a continuous factor's "=" is refused by resolve)
+    observed = [(v.variable, _tensors(v.scenario), v.value) for v in r.scenario_evidence if v.value is not None]
     with torch.no_grad():
         result = infer_scenarios(scm, targets, evidence, num_particles=samples, seed=seed, scenario_evidence=observed)
         parts = _summarise(r, result, mech, evidence_image)

@@ -13,7 +13,7 @@ a ``^`` under the column.
 ...     parse("P(X | shape)")
 ... except QuerySyntaxError as e:
 ...     print(e); print(e.caret)
-expected '=' or '@' after 'shape', got ')' (at column 12)
+expected '=', a comparison (<, <=, >, >=) or '@' after 'shape', got ')' (at column 12)
 P(X | shape)
            ^
 """
@@ -164,6 +164,11 @@ class _Build(Transformer):
         return Assignment(target, value, column=column)
 
     setting = assignment
+
+    def interval_evidence(self, children):
+        variable, op, value = children
+        target, column = _with_column(variable)
+        return Assignment(target, value, column=column, op=str(op))
 
     def shortcut(self, children):
         name, *settings = children

@@ -15,7 +15,8 @@ everything the engine cannot answer, pointing at the column:
   numeric one a number on its range, snapped to the nearest grid value, a
   continuous one any number in its interval, as it is (a float);
 - an interval event (``intensity > 200``) compares a numeric or continuous
-  factor's number; ``intensity=200`` of a continuous factor has probability
+  factor's number, and so does interval evidence (``P(digit | intensity >
+  200)``: particles outside the interval get weight 0); ``intensity=200`` of a continuous factor has probability
   0 and is refused, as is evidence on a continuous factor in another world;
 - X takes the binding ``img``, which must be given (``--image`` on the CLI);
 - a variable is intervened on at most once and observed at most once, and the
@@ -151,13 +152,14 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
     written, events, difference = _target_variables(query, story.world, fail)
     interventions = _interventions(query.interventions, story.world, fail)
     variables = [_in_scenario(v, t, interventions, story.world, fail) for v, t in written]
-    factual = tuple(a for a in query.evidence if not isinstance(a.variable, At))
+    factual = tuple(a for a in query.evidence if not isinstance(a.variable, At) and a.op == "=")
     evidence = _evidence(factual, story, bindings, fail)
     _check_possible(factual, evidence, story, fail)
     observed = _scenario_evidence(query, story.world, fail)
+    about_factual = bool(evidence) or any(not v.scenario for v in observed)  # interval evidence too
     return ResolvedQuery(
         text=query.to_text(),
-        rung=rung([v.scenario for v in (*variables, *observed)], evidence=bool(evidence)),
+        rung=rung([v.scenario for v in (*variables, *observed)], evidence=about_factual),
         expectation=query.kind == "E",
         targets=tuple(t if isinstance(t, str) else t.to_text() for t in query.targets),
         interventions=interventions,
@@ -364,13 +366,16 @@ def _in_scenario(v: ScenarioVariable, written, interventions: dict[str, int | fl
 
 
 def _scenario_evidence(query: Query, world, fail) -> tuple[ScenarioVariable, ...]:
-    """The observations written with ``@``: about intervened scenarios."""
+    """The observations the engine checks particle by particle: those written with ``@``
+    (about intervened scenarios) and interval evidence (``intensity > 200``, in its scenario)."""
     observed: list[ScenarioVariable] = []
     for a in query.evidence:
-        if not isinstance(a.variable, At):
+        if not isinstance(a.variable, At) and a.op == "=":
             continue
         v = _valued(_variable(a.variable, a.column, world, fail, {}), a, "evidence", world, fail)
         for o in observed:
+            if isinstance(o.value, tuple) or isinstance(v.value, tuple):
+                continue  # intervals on one variable narrow each other (and an empty one is impossible)
             if o.variable == v.variable and o.scenario == v.scenario:
                 if o.value == v.value:
                     raise fail(f"{v.key} is observed twice; give each observation once", a.column)
