@@ -143,7 +143,8 @@ class Binding:
 Value = Name | Number | Binding
 
 
-#: The comparisons of an interval event or interval evidence (``op`` of :class:`Event` and :class:`Assignment` besides ``"="``).
+#: The comparisons of an interval event or interval evidence
+#: (``op`` of :class:`Event` and :class:`Assignment` besides ``"="``).
 COMPARISONS = ("<", "<=", ">", ">=")
 
 
