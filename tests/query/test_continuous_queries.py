@@ -183,3 +183,11 @@ def test_interval_evidence_with_do_is_a_counterfactual_and_an_empty_interval_is_
     assert r.rung == "counterfactual" and r.scenario_evidence[0].value == (">", 2.0)
     with pytest.raises(QueryError, match="no particle of 100 satisfies"):
         ask("P(intensity | thickness > 2, thickness < 1)", story="morphomnist", samples=100)
+
+
+def test_a_notebook_shows_a_continuous_target_s_quantiles_and_histogram():
+    a = ask("P(thickness | do(digit=3))", story="morphomnist", samples=500, seed=0)
+    html = a._repr_html_()
+    assert "quantiles: 5% " in html and "95% " in html
+    edges = a.histogram["thickness"]["edges"]
+    assert f"{edges[0]:.4g} to {edges[1]:.4g}" in html
