@@ -152,7 +152,6 @@ class PixelLevels(Protocol):
 
 
 @runtime_checkable
-@runtime_checkable
 class FactorNormals(Protocol):
     """q(continuous factors | X): a Normal in each continuous factor's units (optional; see the module doc)."""
 
@@ -161,6 +160,7 @@ class FactorNormals(Protocol):
         ...
 
 
+@runtime_checkable
 class SplitEncoder(Protocol):
     """Optional: both encoders as heads on shared image features.
 
