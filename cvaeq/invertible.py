@@ -61,6 +61,9 @@ LINKS = ("identity", "sigmoid", "exp")
 NOISES = {"normal": (), "logistic": (), "uniform": (), "gamma": ("shape", "rate")}
 #: The keys of a law's table (a story's ``[factors.NAME.continuous]``, a fitted law's JSON).
 LAW_KEYS = ("link", "offset", "gain", "bias", "weights", "scale", "noise")
+#: Doublings (and twice as many halvings) allowed in moving the abducted noise to the float whose
+#: forward map is the value exactly (:meth:`Law.abduct`): float64 spans fewer than 2**11 binades.
+REPLAY_STEPS = 64
 #: Most parameters a law may hold (a categorical parent's weights count one per label).
 MAX_LAW_NUMBERS = 100_000
 
@@ -267,10 +270,76 @@ class Law:
 
     def abduct(self, value: np.ndarray, parents: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``(noise, log p(value | parents))``: the exact noise (the inverse), and the
-        density; a value the law cannot give gets the noise's median and weight ``-inf``."""
+        density; a value the law cannot give gets the noise's median and weight ``-inf``.
+
+        The inverse is computed in float64, and the forward map of it can land an
+        ulp or so away from ``value``; the noise is then moved to a float whose
+        forward map is ``value`` itself where there is one (:meth:`_replaying`,
+        by bracketing and bisection), so that replaying the
+        noise under the same parents gives the value back bit for bit (a null
+        intervention changes nothing, not even in the last bit).
+        """
+        value = np.asarray(value, dtype=np.float64)
         noise = self.noise_of(value, parents)
         log_p = self.log_prob(value, parents)
-        return np.where(np.isfinite(log_p), noise, self.noise.median()), log_p
+        ok = np.isfinite(log_p)
+        if ok.any():
+            noise[ok] = self._replaying(value[ok], {p: np.asarray(t)[ok] for p, t in parents.items()}, noise[ok])
+        return np.where(ok, noise, self.noise.median()), log_p
+
+    def _replaying(self, value: np.ndarray, terms: Mapping[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
+        """``noise`` moved to a float whose forward map is exactly ``value`` where one exists
+        (the map is monotone: bracket the value by doubling steps, then bisect between
+        floats), else to the nearer end of the last bracket."""
+        noise = noise.copy()
+        at = np.flatnonzero(self.assign(terms, noise) != value)
+        if not len(at):
+            return noise
+        row = {p: np.asarray(t)[at] for p, t in terms.items()}
+        v, start = value[at], noise[at]
+        up = self.assign(row, start) < v  # the noise must grow
+        step = np.maximum(np.abs(start) * 2.0**-52, 2.0**-1074)
+        far = start.copy()
+        for _ in range(REPLAY_STEPS):  # bracket: far on the other side of v
+            far = np.where(up, start + step, start - step)
+            got = self.assign(row, far)
+            crossed = np.where(up, got >= v, got <= v) | ~np.isfinite(got)
+            if crossed.all():
+                break
+            step = np.where(crossed, step, step * 2)
+        lo, hi = np.minimum(start, far), np.maximum(start, far)
+        found = np.zeros(len(at), dtype=bool)
+        out = start.copy()
+        for _ in range(2 * REPLAY_STEPS):  # bisect the floats between lo and hi
+            mid = lo + (hi - lo) / 2
+            got = self.assign(row, mid)
+            hit = (got == v) & ~found
+            out[hit], found = mid[hit], found | hit
+            below = got < v
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            if found.all() or not ((mid != lo) & (mid != hi) & ~found).any():
+                break
+        rest = ~found
+        if rest.any():  # the bracket's nearer end, then the floats around it (rounding is not monotone)
+            near_lo = np.abs(self.assign(row, lo) - v) <= np.abs(self.assign(row, hi) - v)
+            out[rest] = np.where(near_lo, lo, hi)[rest]
+            out[rest] = self._scan({p: t[rest] for p, t in row.items()}, v[rest], out[rest])
+        noise[at] = out
+        return noise
+
+    def _scan(self, row: Mapping[str, np.ndarray], v: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """The float within :data:`REPLAY_STEPS` ulps of ``noise`` (each way) whose forward map is ``v``, if any."""
+        out = noise.copy()
+        found = np.zeros(len(v), dtype=bool)
+        up, down = noise.copy(), noise.copy()
+        for _ in range(REPLAY_STEPS):
+            up, down = np.nextafter(up, np.inf), np.nextafter(down, -np.inf)
+            for cand in (up, down):
+                hit = (self.assign(row, cand) == v) & ~found
+                out[hit], found = cand[hit], found | hit
+            if found.all():
+                break
+        return out
 
 
 def _sigmoid(u: np.ndarray) -> np.ndarray:
