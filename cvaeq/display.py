@@ -63,7 +63,8 @@ def _table(name: str, dist: dict[str, float]) -> str:
 
 def answer_html(answer: Any) -> str:
     """An :class:`~cvaeq.query.answer.Answer` as HTML: its header line, its pictures
-    (inline PNGs), predicted factors, probability tables, expectations and Z."""
+    (inline PNGs), predicted factors, probability tables, expectations, a continuous
+    target's quantiles and histogram, and Z."""
     from .viz import grid, png_bytes, to_pixels
 
     source = answer.model if answer.model else f"story {answer.story!r} (true tables)"
@@ -91,6 +92,12 @@ def answer_html(answer: Any) -> str:
         parts.append("<div>" + "".join(_table(t, d) for t, d in answer.distribution.items()) + "</div>")
     for t, e in answer.expectation.items():
         parts.append(f"<p><code>E[{escape(t)}] = {e:.6g}</code></p>")
+    for t, qs in getattr(answer, "quantiles", {}).items():  # a continuous target: quantiles and histogram
+        shown = ", ".join(f"{escape(q)} {v:.6g}" for q, v in qs.items())
+        parts.append(f"<p><code>{escape(t)}</code> quantiles: {shown}</p>")
+        edges, probs = answer.histogram[t]["edges"], answer.histogram[t]["probabilities"]
+        bins = {f"{lo:.4g} to {hi:.4g}": p for lo, hi, p in zip(edges[:-1], edges[1:], probs)}
+        parts.append("<div>" + _table(t, bins) + "</div>")
     if answer.probability is not None:
         parts.append(f"<p>probability: <code>{answer.probability:.4f}</code></p>")
     for t, stats in answer.latent.items():

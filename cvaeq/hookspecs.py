@@ -61,11 +61,16 @@ def register_mechanisms(register: Callable[[str, Callable[..., object]], None]) 
     ``[*parent sizes, size]`` whose rows sum to 1, and give a categorical
     mechanism (``int64`` classes ``[S]``, ``event_dim = 0``, ``size``) whose
     values follow the table. :func:`cvaeq.testing.check_mechanism_family` checks
-    such a family against the SCM invariants. A family with only
+    such a family against the SCM invariants. A family for a story's
+    *continuous* factors (``mechanism = "NAME"`` on one) must accept
+    ``factory(parents=(...), law=Law, kinds={parent: kind}, low=, high=)``
+    (:class:`cvaeq.invertible.Law`) and give a mechanism with ``continuous =
+    True``, ``event_dim = 0`` and float64 values ``[S]``. A family with only
     ``noise_prior`` and ``assign`` still answers every query, through the
     engine's slower generic fallback.
 
     The built-in families are ``gumbel_max`` (categorical, exact abduction),
+    ``continuous`` (a continuous factor's invertible law, exact abduction),
     ``bernoulli_image`` (the image) and ``gaussian_latent`` (the latent Z).
 
     >>> @hookimpl

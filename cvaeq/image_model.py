@@ -28,14 +28,17 @@ for a member of one implementation.
   both encoders (an image query asks q(factors | X), then q(Z | X, factors));
 * :class:`PixelPrecision`: ``pixel_dtype``, the precision of the image
   mechanism's pixel arithmetic (default float32);
-* :class:`ContinuousEncoder`: ``factor_normals(x)`` (and, with the split
-  encoder, ``factor_normals_of(features)``), q(factor | X) of a world's
-  continuous factors, each a Normal in the factor's own units: the engine's
-  proposal for them (``factor_logits`` then gives the categorical ones).
+* :class:`FactorNormals`: ``factor_normals(x) -> {factor: (loc [S],
+  log_scale [S])}`` (and, with the split encoder, ``factor_normals_of(features)``):
+  q(factor | X) of each **continuous** factor, a Normal in the factor's own
+  units; needed (for the continuous factors) where a world has them and the
+  engine must propose them from a picture. ``factor_logits`` then gives the
+  categorical factors only.
 
 Shapes: ``classes`` are ``int64 [S, F]`` in the world's factor order
-(``world.names``), or float64 ``[S, F]`` in a world with a continuous factor
-(its categorical columns exact integer classes); images are float ``[S, *image_shape]`` of the world's
+(``world.names``), or ``float64 [S, F]`` in a world with continuous factors
+(their values; the categorical columns hold their exact classes,
+:func:`factor_matrix`); images are float ``[S, *image_shape]`` of the world's
 ``image_shape`` (0/1 for binary worlds, levels / 255 for 8-bit ones); ``z``
 is ``[S, latent_dim]``.
 
@@ -78,7 +81,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -93,9 +96,10 @@ __all__ = [
     "PixelLevels",
     "SplitEncoder",
     "PixelPrecision",
-    "ContinuousEncoder",
+    "FactorNormals",
     "ImageModelAdapter",
     "Encoding",
+    "factor_matrix",
     "missing_members",
     "adapt",
 ]
@@ -109,8 +113,7 @@ class ImageModel(Protocol):
     latent_dim: int
 
     def factor_logits(self, x: Tensor) -> dict[str, Tensor]:
-        """q(factors | X): ``{factor: logits [S, size]}`` for every factor of the world
-        that has classes (continuous ones: :class:`ContinuousEncoder`)."""
+        """q(factors | X): ``{factor: logits [S, size]}`` for every factor of the world."""
         ...
 
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
@@ -149,6 +152,15 @@ class PixelLevels(Protocol):
 
 
 @runtime_checkable
+class FactorNormals(Protocol):
+    """q(continuous factors | X): a Normal in each continuous factor's units (optional; see the module doc)."""
+
+    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """``{factor: (loc [S], log_scale [S])}`` for the images ``x [S, ...]``."""
+        ...
+
+
+@runtime_checkable
 class SplitEncoder(Protocol):
     """Optional: both encoders as heads on shared image features.
 
@@ -174,15 +186,6 @@ class PixelPrecision(Protocol):
     """Optional: the precision of the image mechanism's pixel arithmetic."""
 
     pixel_dtype: torch.dtype
-
-
-@runtime_checkable
-class ContinuousEncoder(Protocol):
-    """Optional (a world with continuous factors): q(factor | X) of each continuous factor."""
-
-    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
-        """``{factor: (loc [S], log_scale [S])}``: a Normal in the factor's own units."""
-        ...
 
 
 #: The binary decoders, in the order the adapter prefers them: (member, ``decoder`` name).
@@ -226,6 +229,27 @@ def consecutive_runs(x: Tensor) -> tuple[Tensor, Tensor]:
     return new, torch.cumsum(new.long(), 0) - 1
 
 
+def factor_matrix(values: Mapping[str, Tensor], factors: Sequence[str], num: int | None = None) -> Tensor:
+    """The factors as the decoder takes them, ``[S, F]`` in ``factors`` order:
+    int64 classes, or float64 when a factor is continuous (a float column; the
+    categorical columns then hold their exact classes as whole numbers).
+
+    >>> factor_matrix({"a": torch.tensor([1, 2]), "b": torch.tensor([0, 0])}, ["a", "b"]).dtype
+    torch.int64
+    >>> factor_matrix({"a": torch.tensor([1, 2]), "t": torch.tensor([2.5, 3.0], dtype=torch.float64)}, ["a", "t"])
+    tensor([[1.0000, 2.5000],
+            [2.0000, 3.0000]], dtype=torch.float64)
+    """
+    cols = [values[f] for f in factors]
+    if num is not None:
+        cols = [c.expand(num) for c in cols]
+    if not cols:
+        return torch.zeros(num or 0, 0, dtype=torch.long)
+    if any(c.is_floating_point() for c in cols):
+        return torch.stack([c.double() for c in cols], -1)
+    return torch.stack([c.long() for c in cols], -1)
+
+
 class Encoding:
     """A batch of images ``x [S, H, W]`` as the encoders read it: each run of
     identical consecutive images once (an evidence image given to every
@@ -239,8 +263,8 @@ class Encoding:
     :param factor_logits: q(factors | X) (or None: the model has none).
     :param z_posterior: q(Z | X, factors) (or None).
     :param split: a :class:`SplitEncoder` to read the features with (or None).
-    :param factor_normals: q(factor | X) of the continuous factors (or None: the model has none;
-        with ``split``, its ``factor_normals_of`` is read when it has one).
+    :param factor_normals: q(continuous factors | X), ``x -> {factor: (loc, log_scale)}``
+        (or None: the model has none; a split encoder's ``factor_normals_of`` is used when it has one).
     """
 
     def __init__(
@@ -299,17 +323,18 @@ class Encoding:
         return {f: self._spread(v) for f, v in logits.items()}
 
     def factor_normals(self) -> dict[str, tuple[Tensor, Tensor]]:
-        """q(factor | X) of the continuous factors: ``{factor: (loc [S], log_scale [S])}``."""
-        if self._split is not None and _has(self._split, "factor_normals_of"):
+        """q(continuous factors | X): ``{factor: (loc [S], log_scale [S])}``, a Normal in the factor's units."""
+        if self._split is not None and callable(getattr(self._split, "factor_normals_of", None)):
             normals = self._split.factor_normals_of(self.features())  # type: ignore[attr-defined]
         elif self._factor_normals is not None:
             normals = self._factor_normals(self._distinct)
         else:
-            raise MechanismError("the image model gives no q(factor | X) of continuous factors (factor_normals)")
+            raise MechanismError("the image model gives no q(continuous factors | X) (factor_normals)")
         return {f: (self._spread(loc), self._spread(log_scale)) for f, (loc, log_scale) in normals.items()}
 
     def z_posterior(self, classes: Tensor) -> tuple[Tensor, Tensor]:
-        """q(Z | X, factors): ``(loc, scale)`` ``[S, latent_dim]`` for ``classes [S, F]``."""
+        """q(Z | X, factors): ``(loc, scale)`` ``[S, latent_dim]`` for ``classes [S, F]``
+        (float64 when the world has continuous factors, :func:`factor_matrix`)."""
         if self._split is not None:
             return self._split.z_posterior_of(self._spread(self.features()), classes)
         if self._z_posterior is None:
@@ -417,16 +442,16 @@ class ImageModelAdapter:
         """q(factors | X) of every row of ``x`` (the model's own call)."""
         return self.model.factor_logits(x)
 
+    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """q(continuous factors | X) of every row (the model's own call), where it has one."""
+        fn = getattr(self.model, "factor_normals", None)
+        if fn is None:
+            raise MechanismError("the image model gives no q(continuous factors | X) (factor_normals)")
+        return fn(x)
+
     def z_posterior(self, x: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
         """q(Z | X, factors) of every row (the model's own call)."""
         return self.model.z_posterior(x, classes)
-
-    def factor_normals(self, x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
-        """q(factor | X) of the continuous factors of every row (the model's own call;
-        a MechanismError when the model gives none)."""
-        if not _has(self.model, "factor_normals"):
-            raise MechanismError("the image model gives no q(factor | X) of continuous factors (factor_normals)")
-        return self.model.factor_normals(x)
 
     def encode(self, x: Tensor) -> Encoding:
         """The images ``x`` read once for both encoders (:class:`Encoding`)."""

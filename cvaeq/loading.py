@@ -62,7 +62,7 @@ def _read_checkpoint(path: Path) -> LoadedModel:
     from .model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    return LoadedModel(ckpt.story, ckpt.factor_logits, ckpt.model, str(path))
+    return LoadedModel(ckpt.story, ckpt.factor_logits, ckpt.model, str(path), laws=getattr(ckpt, "laws", None))
 
 
 def shipped_checkpoint(story: Story | None = None) -> Path | None:
@@ -114,12 +114,15 @@ class LoadedModel:
     :ivar factor_logits: fitted ``{factor: log-probability table}``, or None for the story's.
     :ivar image_model: the image model (decoder and encoders, :mod:`cvaeq.image_model`), or None.
     :ivar name: the checkpoint's path, or None when the story's true tables are used.
+    :ivar laws: fitted ``{continuous factor: law table}`` (:func:`cvaeq.invertible.fit_laws`),
+        or None for the story's laws.
     """
 
     story: Story
     factor_logits: Mapping[str, Any] | None = None
     image_model: Any = None
     name: str | None = None
+    laws: Mapping[str, Any] | None = None
     #: the SCMs built on this model, by ``with_image`` (shared by copies made with ``replace``)
     _scms: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -135,7 +138,7 @@ class LoadedModel:
         scm = self._scms.get(key)
         if scm is None:
             scm = self._scms.setdefault(
-                key, build_scm(self.story, self.factor_logits, self.image_model if key else None)
+                key, build_scm(self.story, self.factor_logits, self.image_model if key else None, laws=self.laws)
             )
         return scm
 
@@ -180,7 +183,13 @@ def load_model(model: Any = None, story: str | os.PathLike | Story | None = None
         if story is not None:
             raise QueryError("give a model or a story, not both: a checkpoint carries the story it was trained on")
         source = getattr(model, "path", None)
-        return LoadedModel(model.story, model.factor_logits, model.model, str(source) if source else "<checkpoint>")
+        return LoadedModel(
+            model.story,
+            model.factor_logits,
+            model.model,
+            str(source) if source else "<checkpoint>",
+            laws=getattr(model, "laws", None),
+        )
     from .image_model import missing_members
 
     missing = missing_members(model)

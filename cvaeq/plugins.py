@@ -20,7 +20,7 @@ The core records which plugin supplied every world, image-model family, story,
 mechanism family and image mechanism.
 
 >>> sorted(get_mechanisms())[:2]
-['bernoulli_image', 'gaussian_latent']
+['bernoulli_image', 'continuous']
 >>> get_mechanisms()["gumbel_max"].plugin
 'cvaeq.default_plugins.mechanisms'
 """

@@ -44,10 +44,13 @@ __all__ = [
     "build_scm",
     "scm_from_story",
     "DEFAULT_MECHANISM",
+    "CONTINUOUS_MECHANISM",
 ]
 
 #: The mechanism family of a story factor that names none.
 DEFAULT_MECHANISM = "gumbel_max"
+#: ... and of a continuous story factor that names none (:mod:`cvaeq.mechanisms.continuous`).
+CONTINUOUS_MECHANISM = "continuous"
 
 
 class _Wrapped(dist.TorchDistribution):
@@ -185,7 +188,12 @@ class SCM:
             return self.model(num_particles)
 
 
-def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_model: ImageModel | None = None) -> SCM:
+def build_scm(
+    story,
+    factor_logits: Mapping[str, Tensor] | None = None,
+    image_model: ImageModel | None = None,
+    laws: Mapping[str, object] | None = None,
+) -> SCM:
     """The SCM of a story: its factor mechanisms, a Gaussian Z and, given a model, X.
 
     :param story: a :class:`cvaeq.story.Story`.
@@ -193,9 +201,14 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
         replacing the story's tables (e.g. fitted by the trained model).
     :param image_model: an image model (:mod:`cvaeq.image_model`); without
         one the SCM has no image node X (factor-level queries only).
+    :param laws: optional ``{continuous factor: law}`` replacing the story's
+        (a :class:`~cvaeq.invertible.Law` or its JSON table, e.g. fitted by
+        :func:`cvaeq.invertible.fit_law` and kept in a checkpoint).
 
     Each factor's family is the story's ``mechanism`` for it (default
-    ``"gumbel_max"``), built as ``factory(parents=..., probs=table)``. The
+    ``"gumbel_max"``), built as ``factory(parents=..., probs=table)``; a
+    continuous factor's is ``"continuous"`` unless named, built as
+    ``factory(parents=..., law=..., kinds=..., low=..., high=...)``. The
     image's mechanism is the registered image mechanism of the model's pixel
     kind (``bernoulli`` for binary worlds, ``discretised_logistic`` for 8-bit
     ones; :func:`cvaeq.plugins.image_mechanism_for`).
@@ -203,14 +216,14 @@ def build_scm(story, factor_logits: Mapping[str, Tensor] | None = None, image_mo
     from .plugins import get_mechanism_family, image_mechanism_for
     from .story import IMAGE, LATENT
 
-    factor_logits = dict(factor_logits or {})
+    factor_logits, laws = _overrides(story.world, factor_logits, laws)
     FACTORS = story.world.names
-    unknown = [f for f in factor_logits if f not in FACTORS]
-    if unknown:
-        raise MechanismError(f"factor_logits names {unknown[0]!r}, not a factor; factors: {', '.join(FACTORS)}")
     chosen = getattr(story, "mechanisms", {}) or {}
     mechanisms: dict[str, Mechanism] = {}
     for f in story.factors:
+        if f in story.world.continuous:
+            mechanisms[f] = _continuous_mechanism(story, f, laws.get(f), chosen.get(f, CONTINUOUS_MECHANISM))
+            continue
         if f in factor_logits:
             probs = torch.softmax(torch.as_tensor(factor_logits[f], dtype=torch.float64), dim=-1)
         else:
@@ -254,6 +267,60 @@ def _factor_mechanism(family, factor: str, parents: tuple[str, ...], probs: Tens
                 f"size {size!r} and event_dim {event_dim!r} for a factor of {probs.shape[-1]} classes; a story "
                 "factor's mechanism is categorical (event_dim 0) with the table's size; fix or uninstall the plugin"
             )
+    return m
+
+
+def _overrides(world, factor_logits, laws) -> tuple[dict, dict]:
+    """``factor_logits`` and ``laws`` as dicts, each naming only factors of its kind."""
+    factor_logits, laws = dict(factor_logits or {}), dict(laws or {})
+    unknown = [f for f in factor_logits if f not in world.discrete]
+    if unknown:
+        raise MechanismError(
+            f"factor_logits names {unknown[0]!r}, not a factor with classes; those: {', '.join(world.discrete)}"
+        )
+    unknown = [f for f in laws if f not in world.continuous]
+    if unknown:
+        raise MechanismError(
+            f"laws names {unknown[0]!r}, not a continuous factor; continuous: {', '.join(world.continuous) or 'none'}"
+        )
+    return factor_logits, laws
+
+
+def _continuous_mechanism(story, factor: str, law, family_name: str) -> Mechanism:
+    """The mechanism of a continuous story factor: the family's ``(parents, law, kinds, low, high)``."""
+    from .invertible import Law, LawError
+    from .plugins import get_mechanism_family
+
+    parents = story.parents(factor)
+    if law is None:
+        law = story.law(factor)
+    elif not isinstance(law, Law):
+        table = dict(law)
+        given = table.pop("parents", list(parents))
+        if list(given) != list(parents):
+            raise MechanismError(f"the law of {factor!r} reads {given}; the story's parents are {list(parents)}")
+        try:
+            law = Law.from_dict(table, parents)
+        except LawError as e:
+            raise MechanismError(f"the law of {factor!r}: {e}") from None
+    if tuple(law.parents) != tuple(parents):
+        raise MechanismError(f"the law of {factor!r} reads {law.parents}; the story's parents are {parents}")
+    spec = story.world.factor(factor)
+    family = get_mechanism_family(family_name)
+    try:
+        m = family(parents=parents, law=law, kinds=story.kinds(factor), low=spec.low, high=spec.high)
+    except TypeError:  # a family for factors with classes: (parents, probs) only
+        raise MechanismError(
+            f"mechanism {family.name!r} cannot be the mechanism of {factor!r}, a continuous factor: it takes a "
+            "table; name a continuous family (continuous) or none"
+        ) from None
+    if not getattr(m, "continuous", False) or getattr(m, "event_dim", None) != 0:
+        from .errors import PluginError
+
+        raise PluginError(
+            f"plugin {family.plugin!r} (mechanism {family.name!r}, node {factor!r}): built a mechanism that is not "
+            "continuous (continuous = True, event_dim 0) for a continuous factor; name a continuous family"
+        )
     return m
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
+from .invertible import Law, LawError, kind_of, law_contribution
 from .limits import MAX_STORY_BYTES, read_limited
 from .paths import safe_name
 from .plugins import get_stories
@@ -43,7 +44,7 @@ IMAGE = "X"
 LATENT = "Z"
 #: The keys a story may have at the top level, and in each ``[factors.NAME]`` table.
 TOP_KEYS = ("name", "world", "latent_dim", "factors")
-FACTOR_KEYS = ("parents", "probs", "normal", "mechanism")
+FACTOR_KEYS = ("parents", "probs", "normal", "continuous", "mechanism")
 #: Largest latent dimension a story may ask for (the shipped model has 6).
 MAX_LATENT_DIM = 1024
 
@@ -53,8 +54,12 @@ class Story:
     """A validated story: its world, graph, factor tables and the latent's dimension.
 
     ``tables[f]`` has shape ``(*parent sizes, size of f)`` (parents in the order
-    of :meth:`parents`) and sums to 1 over its last axis. ``classes`` arrays
-    are ``(N, F)`` in the world's factor order (``world.names``).
+    of :meth:`parents`) and sums to 1 over its last axis; a continuous factor
+    has instead a law, ``laws[f]`` (:class:`cvaeq.invertible.Law`: ``value =
+    offset + gain * link(bias + weighted parents + scale * noise)``).
+    ``classes`` arrays are ``(N, F)`` in the world's factor order
+    (``world.names``): int64 classes, or float64 values when the world has a
+    continuous factor (its discrete columns then hold whole classes).
     """
 
     name: str
@@ -69,12 +74,24 @@ class Story:
     mechanisms: dict[str, str] = field(default_factory=dict)
     #: the :class:`~cvaeq.world.World` whose factors the story is about.
     world: World = field(default=None, repr=False)  # type: ignore[assignment]
+    #: ``{factor: law}`` of its continuous factors (``[factors.NAME.continuous]``).
+    laws: dict[str, Law] = field(default_factory=dict)
 
     @property
     def factors(self) -> tuple[str, ...]:
-        """The world's factors in topological order."""
-        sizes = self.world.sizes
-        return tuple(n for n in self.graph.order if n in sizes)
+        """The world's factors (discrete and continuous) in topological order."""
+        names = set(self.world.names)
+        return tuple(n for n in self.graph.order if n in names)
+
+    def law(self, factor: str) -> Law:
+        """The law of a continuous factor (a StoryError for a factor with a table)."""
+        if factor not in self.laws:
+            raise StoryError(f"factor {factor!r} has a probability table, not a continuous law; see story.table")
+        return self.laws[factor]
+
+    def kinds(self, factor: str) -> dict[str, object]:
+        """``{parent: kind}`` of a factor's parents (:func:`cvaeq.invertible.kind_of`)."""
+        return {p: kind_of(self.world.factor(p)) for p in self.parents(factor)}
 
     def _repr_svg_(self) -> str:
         """How a notebook shows the story: its DAG (:func:`cvaeq.display.story_svg`)."""
@@ -89,25 +106,29 @@ class Story:
         return self.graph.parents(factor)
 
     def table(self, factor: str) -> np.ndarray:
-        """P(factor | parents) as an array ``(*parent sizes, size)``."""
+        """P(factor | parents) as an array ``(*parent sizes, size)`` (a discrete factor's)."""
+        if factor not in self.tables:
+            raise StoryError(f"factor {factor!r} is continuous: it has a law (story.law), not a table")
         return self.tables[factor]
 
     def probs(self, factor: str, classes: np.ndarray) -> np.ndarray:
         """``(N, size)`` rows of P(factor | parents) for ``(N, F)`` classes."""
         names = self.world.names
-        idx = tuple(classes[:, names.index(p)] for p in self.parents(factor))
-        table = self.tables[factor]
+        idx = tuple(np.asarray(classes[:, names.index(p)]).astype(np.int64) for p in self.parents(factor))
+        table = self.table(factor)
         return table[idx] if idx else np.broadcast_to(table, (len(classes), table.shape[-1]))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``(n, F)`` int64 factor classes (the world's order) drawn from the story.
+        """``(n, F)`` int64 factor classes (the world's order) drawn from the story;
+        float64 values when the world has a continuous factor.
 
-        Each factor is ``argmax(log P(f | parents) + Gumbel)``: the story read
-        as a structural causal model with Gumbel-max mechanisms, walked
-        (:func:`cvaeq.walk.walk`) with numpy's ``rng`` drawing the noise.
+        Each discrete factor is ``argmax(log P(f | parents) + Gumbel)``, each
+        continuous one its law at a draw of its noise: the story read as a
+        structural causal model, walked (:func:`cvaeq.walk.walk`) with numpy's
+        ``rng`` drawing the noise.
         """
         names = self.world.names
-        out = np.zeros((n, len(names)), dtype=np.int64)
+        out = np.zeros((n, len(names)), dtype=np.float64 if self.laws else np.int64)
         factors = View(self.factors, {f: Root(self.parents(f)) for f in self.factors})
         for f, classes in walk(factors, _GumbelDraws(self, rng), n).values.items():
             out[:, names.index(f)] = classes
@@ -126,6 +147,8 @@ class Story:
             and self.latent_dim == other.latent_dim
             and self.mechanisms == other.mechanisms
             and set(self.tables) == set(other.tables)
+            and self.laws == other.laws
+            and all(self.parents(f) == other.parents(f) for f in self.laws)
             and all(
                 self.parents(f) == other.parents(f) and np.array_equal(self.tables[f], other.tables[f])
                 for f in self.tables
@@ -133,12 +156,18 @@ class Story:
         )
 
     def log_prob(self, classes: np.ndarray) -> np.ndarray:
-        """``(N,)`` log P(factors) of ``(N, F)`` classes under the story."""
-        classes = np.asarray(classes, dtype=np.int64)
+        """``(N,)`` log P(factors) of ``(N, F)`` classes under the story (a
+        continuous factor adds its log-density: float64 values then)."""
+        classes = np.asarray(classes, dtype=np.float64 if self.laws else np.int64)
         names = self.world.names
         total = np.zeros(len(classes))
         for f in self.factors:
-            p = self.probs(f, classes)[np.arange(len(classes)), classes[:, names.index(f)]]
+            if f in self.laws:
+                law = self.laws[f]
+                given = {p: classes[:, names.index(p)] for p in self.parents(f)}
+                total += law.log_prob(classes[:, names.index(f)], law.terms(given, self.kinds(f)))
+                continue
+            p = self.probs(f, classes)[np.arange(len(classes)), classes[:, names.index(f)].astype(np.int64)]
             with np.errstate(divide="ignore"):  # impossible under the story -> -inf
                 total += np.log(p)
         return total
@@ -151,8 +180,13 @@ class _GumbelDraws(Policy):
         self.story, self.rng = story, rng
 
     def visit(self, site: Site) -> None:
+        if site.node in self.story.laws:  # a continuous factor: its law at a draw of its noise
+            law = self.story.laws[site.node]
+            noise = law.noise.sample(self.rng, site.num)
+            site.value = law.assign(law.terms(site.parents, self.story.kinds(site.node)), noise)
+            return
         table = self.story.tables[site.node]
-        idx = tuple(site.parents.values())  # in the table's axes' order
+        idx = tuple(np.asarray(v).astype(np.int64) for v in site.parents.values())  # in the table's axes' order
         probs = table[idx] if idx else np.broadcast_to(table, (site.num, table.shape[-1]))
         with np.errstate(divide="ignore"):  # probability 0 -> log 0 = -inf: never drawn
             logp = np.log(probs)
@@ -240,7 +274,8 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         graph = CausalGraph(edges, nodes=(LATENT, *world.names, IMAGE))
     except GraphError as e:
         raise StoryError(f"{source}: {e}; remove one of these parent links") from None
-    tables = {f: _table(world, f, factors[f], parents[f], fail) for f in world.names}
+    tables = {f: _table(world, f, factors[f], parents[f], fail) for f in world.discrete}
+    laws = {f: _law(world, f, factors[f], parents[f], fail) for f in world.continuous}
     return Story(
         name=str(doc.get("name", Path(source).stem)),
         source=source,
@@ -251,7 +286,31 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         _parents=parents,
         mechanisms=mechanisms,
         world=world,
+        laws=laws,
     )
+
+
+def _law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> Law:
+    """A continuous factor's ``[factors.F.continuous]`` law, checked against its parents' kinds."""
+    forms = [k for k in ("probs", "normal") if k in spec]
+    if forms or "continuous" not in spec:
+        raise fail(
+            f,
+            f"{f} is continuous ({world.factor(f).domain}): give its law as a [factors.{f}.continuous] table "
+            "(value = offset + gain * link(bias + weights . parents + scale * noise)), not probs or [normal]",
+        )
+    try:
+        law = Law.from_dict(spec["continuous"], parents)
+        for p in parents:  # each weight of the right form for its parent (a number, or a number per label)
+            kind = kind_of(world.factor(p))
+            law_contribution(law, p, np.zeros(1, dtype=np.int64), kind)
+            if isinstance(kind, tuple) and isinstance(law.weights.get(p), dict):
+                extra = [k for k in law.weights[p] if k not in kind]
+                if extra:
+                    raise LawError(f"unknown value {extra[0]!r} of {p!r} in weights; allowed: {', '.join(kind)}")
+    except LawError as e:
+        raise fail(f, f"[continuous]: {e}") from None
+    return law
 
 
 def _toml(text: str, source: str) -> dict[str, Any]:
@@ -316,8 +375,14 @@ def _parents_and_mechanisms(
         if not isinstance(ps, list) or not all(isinstance(p, str) for p in ps):
             raise fail(f, "parents must be a list of factor names")
         for p in ps:
-            if p not in sizes:
+            if p not in names:
                 raise fail(f, f"unknown parent {p!r}; parents must be among {', '.join(names)}")
+            if p not in sizes and f in sizes:
+                raise fail(
+                    f,
+                    f"parent {p!r} is continuous, and a factor with classes cannot have a continuous parent "
+                    f"(its table has a row per parent class); make {f} continuous or drop {p} from its parents",
+                )
         if len(set(ps)) != len(ps):
             raise fail(f, "a parent is listed twice")
         parents[f] = tuple(ps)

@@ -72,6 +72,7 @@ NOT_RUN = {
     ("docs/serve.md", '{"world": "dsprites"'): "an excerpt of GET /api/world with '...' (tests/serve/test_app.py)",
     ("docs/stories.md", "shape ──► scale"): "a drawing of the story's graph",
     ("docs/data.md", "my-pictures/"): "a drawing of a folder of labelled pictures (the example after it makes one)",
+    ("docs/stories.md", "value = offset + gain * link("): "the formula of a continuous factor's law (run: tests/mechanisms/test_continuous.py)",
     ("docs/plugins.md", "plugins/cvaeq-pong/"): "a drawing of the plugin's folder",
     ("docs/plugins.md", "warning: plugin 'cvaeq-broken'"): "the form of a warning (tests/test_plugins.py makes one)",
     ("docs/data.md", "from cvaeq.data import load_grid\ngrid = load_grid()"):
@@ -184,6 +185,9 @@ PLUGIN_OF_WORLD = {"pong": "cvaeq-pong"}
 # with the heart row summing to 0.9, as stories.md says.
 MY_STORY = ("docs/stories.md", 'name = "mine"')
 BAD_STORY = ("heart   = [0.35, 0.27, 0.18, 0.10, 0.06, 0.04]", "heart   = [0.25, 0.27, 0.18, 0.10, 0.06, 0.04]")
+# badlaw.toml is the morphomnist story stories.md shows with its gamma noise's parameters left out.
+MORPHO_STORY = ("docs/stories.md", 'name = "morphomnist"')
+BAD_LAW = ('noise = { kind = "gamma", shape = 10, rate = 5 }', 'noise = "gamma"')
 
 PLACEHOLDER = re.compile(r"(?<![\w\-])(?:[A-Z][A-Z_]+|\.\.\.)(?![\w(])|\[--|=[A-Z]{2,}\b|\|[A-Z]{2,}")
 
@@ -653,6 +657,8 @@ def prepare(tmp: Path) -> None:
     mine = next(b for b in ALL_BLOCKS if b.matches(MY_STORY)).text
     (tmp / "my_story.toml").write_text(mine)
     (tmp / "bad.toml").write_text(mine.replace(*BAD_STORY))
+    morpho = next(b for b in ALL_BLOCKS if b.matches(MORPHO_STORY)).text
+    (tmp / "badlaw.toml").write_text(morpho.replace(*BAD_LAW))
     (tmp / "cvaeq" / "weights").mkdir(parents=True)  # run from a checkout, export_checkpoint writes there
 
 

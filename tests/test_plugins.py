@@ -100,7 +100,7 @@ def test_register_mechanisms_twice_names_both_plugins(register_plugin):
 
 
 def test_register_mechanisms_unknown_family_lists_known_ones():
-    with pytest.raises(MechanismError, match="unknown mechanism 'nope'; known: bernoulli_image, gaussian_latent"):
+    with pytest.raises(MechanismError, match="unknown mechanism 'nope'; known: bernoulli_image, continuous, gaussian_latent"):
         get_mechanism_family("nope")
 
 
@@ -128,7 +128,8 @@ def test_register_stories_records_the_plugin(register_plugin, tmp_path):
     register_plugin(Stories(), "tilted-stories")
     assert get_stories()["tilted"] == str(path)
     assert get_story_plugins() == {"default": "cvaeq.default_plugins.stories", "pendulum": "cvaeq.default_plugins.stories",
-                                   "colour_pendulum": "cvaeq.default_plugins.stories", "tilted": "tilted-stories"}
+                                   "colour_pendulum": "cvaeq.default_plugins.stories", "morphomnist": "cvaeq.default_plugins.stories",
+                                   "tilted": "tilted-stories"}
 
 
 def test_register_stories_twice_is_a_plugin_error(register_plugin):
@@ -185,7 +186,8 @@ def test_cvaeq_plugins_lists_every_mechanism_and_its_plugin(register_plugin):
     assert data["mechanisms"]["coin"] == "toy-coin"
     assert {"name": "toy-coin", "hooks": ["register_mechanisms"]} in data["plugins"]
     assert data["stories"] == {"default": "cvaeq.default_plugins.stories", "pendulum": "cvaeq.default_plugins.stories",
-                               "colour_pendulum": "cvaeq.default_plugins.stories"}
+                               "colour_pendulum": "cvaeq.default_plugins.stories",
+                               "morphomnist": "cvaeq.default_plugins.stories"}
 
 
 def test_a_family_with_only_noise_and_assign_answers_queries(register_plugin):

@@ -1,4 +1,5 @@
-"""The built-in stories ``default`` (the dSprites world's ``default.toml``), ``pendulum`` and ``colour_pendulum``."""
+"""The built-in stories ``default`` (the dSprites world's ``default.toml``), ``pendulum``, ``colour_pendulum``
+and ``morphomnist`` (DeepSCM's SCM)."""
 
 from ..hookspecs import hookimpl
 
@@ -16,3 +17,7 @@ def register_stories(register):
     from ..worlds.colour_pendulum import STORY_PATH as COLOUR_PATH
 
     register(COLOUR, str(COLOUR_PATH))
+    from ..worlds.morphomnist import STORY_NAME as MORPHO
+    from ..worlds.morphomnist import STORY_PATH as MORPHO_PATH
+
+    register(MORPHO, str(MORPHO_PATH))

@@ -10,7 +10,9 @@
   sharing the noise); :func:`infer` is it with one scenario,
   ``P(targets | do(...), evidence)``;
 * :func:`abduct_groups`, :func:`predict_groups` (:mod:`.batched`): the same
-  steps for many evidence sets at once (``B`` groups of ``K`` particles).
+  steps for many evidence sets at once (``B`` groups of ``K`` particles);
+* :func:`proposal_quality` (:mod:`.proposal`): how many particles the image
+  model's proposal q(factors, Z | X) leaves a picture's answer resting on.
 
 Every step that runs the SCM is the one walk of :mod:`cvaeq.walk` with a
 policy (abduction's, rejuvenation's, prediction's), which alone applies ``do()``.
@@ -22,6 +24,7 @@ from .batched import GroupParticles, abduct_groups, group_mean, predict_groups
 from .counterfactual import Result, WorldsResult, infer, infer_scenarios, infer_worlds
 from .particles import Particles, effective_sample_size
 from .prediction import predict
+from .proposal import ProposalQuality, proposal_quality
 
 __all__ = [
     "abduct",
@@ -40,4 +43,6 @@ __all__ = [
     "predict_groups",
     "group_mean",
     "GroupParticles",
+    "proposal_quality",
+    "ProposalQuality",
 ]

@@ -41,9 +41,14 @@ from ..rung import Rung, rung, scenario_key
 from ..scm import SCM
 from .abduction import FALLBACK_SAMPLES, abduct
 from .particles import checked_seed, normalised
-from .scenarios import intervened_scms, predict_scenarios, weigh_scenario_evidence
+from .scenarios import COMPARISONS, intervened_scms, predict_scenarios, weigh_scenario_evidence
 
-__all__ = ["infer", "infer_scenarios", "Result", "infer_worlds", "WorldsResult"]
+__all__ = ["infer", "infer_scenarios", "Result", "infer_worlds", "WorldsResult", "QUANTILES", "HISTOGRAM_BINS"]
+
+#: The quantile levels a continuous target's answer gives (:meth:`Result.quantiles`).
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: The bins of a continuous target's histogram (:meth:`Result.histogram`).
+HISTOGRAM_BINS = 20
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,9 @@ class Result:
     :param grids: ``{target: float64 [size]}`` the numbers of a numeric
         factor's classes (from the SCM's world), for :meth:`expectation`.
     :param abduction_ess: the factual abduction's ESS alone (None: ``ess``).
+    :param continuous: the keys of continuous targets (float64 values ``[S]``):
+        :meth:`expectation`, :meth:`quantiles`, :meth:`histogram` and interval
+        events in :meth:`probability` read them.
     """
 
     targets: tuple[str, ...]
@@ -76,6 +84,7 @@ class Result:
     sizes: dict[str, int]
     grids: dict[str, Tensor] = field(default_factory=dict)
     abduction_ess: float | None = None
+    continuous: tuple[str, ...] = ()
 
     @property
     def kind(self) -> Rung:
@@ -94,14 +103,19 @@ class Result:
     def distribution(self, target: str) -> dict[int, float]:
         """``{class: probability}`` of a categorical target, every class listed."""
         s = self._target(target)
+        if target in self.continuous:
+            raise QueryError(f"{target!r} is continuous: it has no classes; ask its quantiles or histogram")
         if target not in self.sizes:
             raise QueryError(f"{target!r} is not categorical; ask for its mean (or expectation) instead")
         probs = torch.zeros(self.sizes[target], dtype=torch.float64).index_add_(0, s.long(), self.weights)
         return {k: float(p) for k, p in enumerate(probs)}
 
     def expectation(self, target: str) -> float:
-        """E[target] of a numeric factor, in its world's values (dSprites: scale, orientation, posX, posY)."""
+        """E[target] of a numeric factor, in its world's values (dSprites: scale, orientation, posX, posY),
+        or of a continuous one."""
         s = self._target(target)
+        if target in self.continuous:
+            return float((s.double() * self.weights).sum())
         if target not in self.grids:
             numeric = ", ".join(self.grids) or "none among the targets"
             raise QueryError(
@@ -111,12 +125,74 @@ class Result:
         values = self.grids[target][s.long()]
         return float((values * self.weights).sum())
 
-    def probability(self, events: Mapping[str, int]) -> float:
-        """P(every ``key`` takes its class), over the shared particles: the joint of several scenarios."""
+    def probability(self, events: Mapping[str, object]) -> float:
+        """P(every event holds), over the shared particles: the joint of several scenarios.
+
+        An event's value is a class (``key`` takes it) or ``(op, number)``
+        with ``op`` one of ``<``, ``<=``, ``>``, ``>=`` (an interval event:
+        a continuous target's value, or a numeric factor's grid number,
+        compared with the number)."""
         hold = torch.ones(self.num_particles, dtype=torch.bool)
         for key, value in events.items():
-            hold &= self._target(key).long() == int(value)
+            hold &= self.holds(key, value)
         return float(self.weights[hold].sum())
+
+    def holds(self, key: str, value: object) -> Tensor:
+        """``[S]`` bool: where ``key``'s event holds (see :meth:`probability`)."""
+        s = self._target(key)
+        if isinstance(value, tuple):
+            op, number = value
+            if op not in COMPARISONS:
+                raise QueryError(f"unknown comparison {op!r}; use one of {', '.join(COMPARISONS)}")
+            if key in self.continuous:
+                numbers = s.double()
+            elif key in self.grids:
+                numbers = self.grids[key][s.long()]
+            else:
+                raise QueryError(f"{key} {op} {number} compares numbers; {key!r} has none (ask P({key}=...))")
+            return COMPARISONS[op](numbers, float(number))
+        if key in self.continuous:
+            raise QueryError(f"{key} is continuous: P({key}={value}) is 0; ask an interval, e.g. P({key} > {value})")
+        return s.long() == int(value)  # type: ignore[call-overload]
+
+    def _weighted_sorted(self, target: str) -> tuple[Tensor, Tensor]:
+        """A continuous target's values with positive weight, sorted, and their cumulative weights."""
+        if target not in self.continuous:
+            raise QueryError(f"{target!r} is not continuous: ask its distribution P({target} | ...)")
+        s, w = self._target(target).double(), self.weights
+        keep = w > 0
+        s, w = s[keep], w[keep]
+        order = torch.argsort(s, stable=True)
+        return s[order], torch.cumsum(w[order], 0)
+
+    def quantiles(self, target: str, levels: Sequence[float] = QUANTILES) -> dict[float, float]:
+        """``{q: value}``: weighted quantiles of a continuous target, the inverse of
+        its weighted empirical CDF: the smallest value whose cumulative weight reaches
+        ``q`` (ties within a relative 1e-9 count as reached). ``q = 0`` is the least
+        value of positive weight, ``q = 1`` the greatest."""
+        s, cum = self._weighted_sorted(target)
+        total = float(cum[-1])
+        out = {}
+        for q in levels:
+            if not 0 <= q <= 1:
+                raise QueryError(f"a quantile level is in [0, 1], got {q}")
+            at = torch.searchsorted(cum, torch.tensor([q * total * (1 - 1e-9)], dtype=torch.float64))
+            out[float(q)] = float(s[min(int(at), len(s) - 1)])
+        return out
+
+    def histogram(self, target: str, bins: int = HISTOGRAM_BINS) -> tuple[list[float], list[float]]:
+        """``(edges, probabilities)`` of a continuous target: ``bins`` equal bins from its
+        least to its greatest value of positive weight (``bins + 1`` edges; the last bin
+        holds its right edge), each bin's weight (they sum to 1)."""
+        s, cum = self._weighted_sorted(target)
+        w = torch.diff(cum, prepend=torch.zeros(1, dtype=torch.float64))
+        low, high = float(s[0]), float(s[-1])
+        if high == low:
+            return [low, high], [1.0]
+        edges = torch.linspace(low, high, bins + 1, dtype=torch.float64)
+        at = torch.bucketize(s, edges[1:-1], right=True)
+        probs = torch.zeros(bins, dtype=torch.float64).index_add_(0, at, w) / cum[-1]
+        return edges.tolist(), probs.tolist()
 
     def expected_difference(self, left: str, right: str) -> float:
         """E[left - right] of two numeric targets, particle by particle."""
@@ -161,9 +237,14 @@ def target_facts(scm: SCM, nodes: Mapping[str, str]) -> tuple[dict[str, int], di
     grids = {
         key: torch.as_tensor(world.values[node], dtype=torch.float64)
         for key, node in nodes.items()
-        if world is not None and node in world.numeric
+        if world is not None and node in world.numeric and node not in world.continuous
     }
     return sizes, grids
+
+
+def continuous_targets(scm: SCM, nodes: Mapping[str, str]) -> tuple[str, ...]:
+    """The keys of targets whose node's mechanism is continuous (float64 values)."""
+    return tuple(key for key, node in nodes.items() if getattr(scm.mechanisms[node], "continuous", False))
 
 
 def infer_scenarios(
@@ -173,7 +254,7 @@ def infer_scenarios(
     num_particles: int = 1000,
     seed: int = 0,
     *,
-    scenario_evidence: Sequence[tuple[str, Mapping[str, object], int]] = (),
+    scenario_evidence: Sequence[tuple[str, Mapping[str, object], object]] = (),
     resample_below: float = 0.5,
     fallback_samples: int = FALLBACK_SAMPLES,
 ) -> Result:
@@ -188,7 +269,9 @@ def infer_scenarios(
     :param seed: seeds torch's RNG (forked: the global state is left alone);
         the same seed gives the same result, bit for bit.
     :param scenario_evidence: ``(node, interventions, class)`` observations in
-        intervened scenarios: particles disagreeing get weight 0.
+        intervened scenarios, or ``(node, interventions, (op, number))``
+        interval evidence in any scenario (``{}``: the factual one): particles
+        disagreeing get weight 0.
 
     Runs under ``torch.no_grad()``: an image model's networks are only evaluated.
     """
@@ -207,7 +290,9 @@ def infer_scenarios(
             scm, evidence, num_particles, resample_below=resample_below, fallback_samples=fallback_samples
         )
         predicted = predict_scenarios(scms, particles)
-    log_w, ess = weigh_scenario_evidence(particles, predicted, observed)
+    log_w, ess = weigh_scenario_evidence(
+        particles, predicted, observed, target_facts(scm, {n: n for n, _, _ in observed})[1]
+    )
     sizes, grids = target_facts(scm, {key: node for key, (node, _) in wanted.items()})
     return Result(
         targets=tuple(wanted),
@@ -219,6 +304,7 @@ def infer_scenarios(
         sizes=sizes,
         grids=grids,
         abduction_ess=particles.ess,
+        continuous=continuous_targets(scm, {key: node for key, (node, _) in wanted.items()}),
     )
 
 

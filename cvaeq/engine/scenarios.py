@@ -53,6 +53,15 @@ def _combined_ess(particles: Particles, log_w: Tensor) -> float:
     return particles.ess * effective_sample_size(log_w) / particles.num_particles
 
 
+#: The comparisons of interval events and interval evidence.
+COMPARISONS = {
+    "<": torch.lt,
+    "<=": torch.le,
+    ">": torch.gt,
+    ">=": torch.ge,
+}
+
+
 def intervened_scms(scm: SCM, scenarios: Iterable[Mapping[str, object]]) -> dict[tuple, SCM | None]:
     """``{scenario key: the SCM under its interventions}`` for each distinct scenario
     (None for the factual one: its values are the abducted particles' own).
@@ -77,11 +86,14 @@ def predict_scenarios(scms: Mapping[tuple, SCM | None], particles: Particles) ->
 def weigh_scenario_evidence(
     particles: Particles,
     predicted: Mapping[tuple, Mapping[str, Tensor]],
-    observed: Sequence[tuple[str, Mapping[str, object], int]],
+    observed: Sequence[tuple[str, Mapping[str, object], object]],
+    grids: Mapping[str, Tensor] | None = None,
 ) -> tuple[Tensor, float]:
     """The answer's log-weights ``[S]`` and ESS: the abduction's, times 0 where a
     particle's prediction disagrees with an observation ``(node, interventions,
-    class)`` about an intervened scenario.
+    value)``: a class about an intervened scenario, or an interval ``(op,
+    number)`` about any scenario (the node's value, or its grid number from
+    ``grids``, compared with the number: :data:`COMPARISONS`).
 
     Without such observations they are the abduction's own, its ``log_weights``
     and ``ess``: a question asked of one scenario gets exactly what its
@@ -91,11 +103,18 @@ def weigh_scenario_evidence(
         return particles.log_weights, particles.ess
     log_w = particles.log_weights
     for node, do, value in observed:
-        same = predicted[scenario_key(do)][node].long() == int(value)
+        got = predicted[scenario_key(do)][node]
+        if isinstance(value, tuple):
+            op, number = value
+            numbers = grids[node][got.long()] if grids and node in grids else got.double()
+            same = COMPARISONS[op](numbers, float(number))
+        else:
+            same = got.long() == int(value)  # type: ignore[call-overload]  # a class
         log_w = log_w + torch.where(same, 0.0, float("-inf")).double()
     if not bool(torch.isfinite(log_w).any()):
         raise QueryError(
-            f"no particle of {particles.num_particles} satisfies the evidence about the intervened world(s); "
+            f"no particle of {particles.num_particles} satisfies the evidence about the intervened world(s) "
+            "or the interval evidence; "
             "it is impossible or rare: use more particles (--samples)"
         )
     return log_w, _combined_ess(particles, log_w)

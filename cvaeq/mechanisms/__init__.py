@@ -5,6 +5,7 @@ The protocol is in :mod:`cvaeq.mechanisms.base`; the built-in families
 """
 
 from .base import Abduction, Mechanism, abduction, can_abduct, can_log_prob, can_propose, checked_value, is_intervenable
+from .continuous import ContinuousMechanism, continuous
 from .gaussian import GaussianLatent, gaussian_latent
 from .gumbel import GumbelMax, gumbel_max
 from .image import BernoulliImage, ImageModel, bernoulli_image
@@ -20,6 +21,8 @@ __all__ = [
     "is_intervenable",
     "GumbelMax",
     "gumbel_max",
+    "ContinuousMechanism",
+    "continuous",
     "GaussianLatent",
     "gaussian_latent",
     "BernoulliImage",

@@ -4,7 +4,8 @@ A mechanism for node ``v`` is ``v = assign(parents, N_v)`` with exogenous noise
 ``N_v ~ noise_prior``. Everything is batched over particles: the first
 dimension of every tensor is the particle dimension ``S``.
 
-Value conventions: categorical factors are ``int64`` class tensors ``[S]``; the
+Value conventions: categorical factors are ``int64`` class tensors ``[S]``,
+continuous factors ``float64`` values ``[S]``; the
 latent Z is float ``[S, d]``; the image X is float 0/1 ``[S, H, W]``.
 
 Required members (a mechanism with only these still answers every query, through
@@ -56,6 +57,7 @@ function, :func:`checked_value`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -149,7 +151,9 @@ def checked_value(m: object, node: str, value: object, what: str) -> Tensor:
     """``value`` for ``node`` as a tensor, checked against its mechanism's domain.
 
     A categorical mechanism (one with ``size``) takes integer classes
-    ``0 .. size - 1`` (floats that are whole numbers are taken as classes);
+    ``0 .. size - 1`` (floats that are whole numbers are taken as classes); a
+    continuous one (``continuous = True``, :mod:`cvaeq.mechanisms.continuous`)
+    takes float64 numbers in its ``[low, high]``;
     anything else is a :class:`~cvaeq.errors.QueryError` that starts with
     ``what`` (``"evidence shape=3"``, ``"do(shape=3)"``). The one domain
     check of evidence and of ``do()``; shapes are checked by their callers.
@@ -160,6 +164,8 @@ def checked_value(m: object, node: str, value: object, what: str) -> Tensor:
     ...
     cvaeq.errors.QueryError: do(coin=2) is off the domain; coin has classes 0..1
     """
+    if getattr(m, "continuous", False):
+        return _checked_number(m, node, value, what)
     t = torch.as_tensor(value)
     size = getattr(m, "size", None)
     if size is not None:
@@ -168,6 +174,19 @@ def checked_value(m: object, node: str, value: object, what: str) -> Tensor:
         t = t.long()
         if bool(((t < 0) | (t >= size)).any()):
             raise QueryError(f"{what} is off the domain; {node} has classes 0..{size - 1}")
+    return t
+
+
+def _checked_number(m: object, node: str, value: object, what: str) -> Tensor:
+    """A continuous factor's value(s) as float64, each finite and in the
+    mechanism's ``[low, high]`` (its world's interval)."""
+    try:
+        t = torch.as_tensor(value, dtype=torch.float64) if not isinstance(value, Tensor) else value.double()
+    except (TypeError, ValueError, RuntimeError):
+        raise QueryError(f"{what} is not a number; {node} takes a number") from None
+    low, high = float(getattr(m, "low", -math.inf)), float(getattr(m, "high", math.inf))
+    if not bool(torch.isfinite(t).all()) or bool(((t < low) | (t > high)).any()):
+        raise QueryError(f"{what} is off the domain; {node} takes a number from {low:g} to {high:g}")
     return t
 
 

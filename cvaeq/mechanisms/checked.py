@@ -250,14 +250,25 @@ class CheckedImageModel:
     * ``factor_logits(x)``: ``{factor: float [S, size]}``, no NaN;
     * ``z_posterior(x, classes)``: ``(loc, scale)``, finite ``[S, d]``, scale > 0;
     * the split encoder's heads ``factor_logits_of(features)`` and
-      ``z_posterior_of(features, classes)``: as the two above.
+      ``z_posterior_of(features, classes)``: as the two above;
+    * ``factor_normals(x)`` (and ``factor_normals_of(features)``), a world
+      with continuous factors: ``{factor: (loc [S], log_scale [S])}``, finite.
 
     A call that raises, or returns anything else, is a PluginError naming the
     model (its class and module, and the plugin when it is one). Other
     attributes (``latent_dim``, ``pixel_dtype``, ...) are the model's.
     """
 
-    _METHODS = ("pixel_logits", "decode_probs", "factor_logits", "z_posterior", "factor_logits_of", "z_posterior_of")
+    _METHODS = (
+        "pixel_logits",
+        "decode_probs",
+        "factor_logits",
+        "z_posterior",
+        "factor_logits_of",
+        "z_posterior_of",
+        "factor_normals",
+        "factor_normals_of",
+    )
 
     def __init__(self, inner: Any, shape: tuple[int, ...]) -> None:
         self.inner = inner
@@ -337,6 +348,25 @@ class CheckedImageModel:
             return out
 
         return z_posterior
+
+    def _factor_normals(self, fn, name: str = "factor_normals"):
+        def factor_normals(x: Tensor) -> Mapping[str, tuple[Tensor, Tensor]]:
+            out = self._call(name, fn, x)
+            s = int(x.shape[0])
+            if not isinstance(out, Mapping):
+                raise self._fail(f"{name}() returned {type(out).__name__}, not {{factor: (loc, log_scale)}}")
+            for f, pair in out.items():
+                ok = isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(t, Tensor) for t in pair)
+                if not ok or any(tuple(t.shape) != (s,) or not t.is_floating_point() for t in pair):
+                    raise self._fail(f"{name}() gave {f!r} {_shape_of(pair)}; expected (loc, log_scale), float [{s}]")
+                if not all(bool(torch.isfinite(t).all()) for t in pair):
+                    raise self._fail(f"{name}() gave {f!r} a NaN or infinite loc or log_scale")
+            return out
+
+        return factor_normals
+
+    def _factor_normals_of(self, fn):
+        return self._factor_normals(fn, "factor_normals_of")
 
     def _factor_logits_of(self, fn):  # the split encoder's head (cvaeq.image_model.SplitEncoder)
         return self._factor_logits(fn, "factor_logits_of")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import MechanismError
-from ..image_model import Encoding, ImageModel, ImageModelAdapter, consecutive_runs, missing_members
+from ..image_model import Encoding, ImageModel, ImageModelAdapter, consecutive_runs, factor_matrix, missing_members
 from .base import Abduction
 
 __all__ = ["ImageModel", "BernoulliImage", "bernoulli_image", "missing_members"]
@@ -77,6 +77,9 @@ class BernoulliImage:
         below 1.2e-7; logits clamped to ``±NOISE_LOGIT_BOUND = ±30`` in float64).
     :param factor_logits: optional q(factors | X): ``x -> {factor: logits [S, size]}``.
     :param z_posterior: optional q(Z | X, factors): ``(x, classes [S, F]) -> (loc, scale)``.
+    :param factor_normals: optional q(continuous factors | X): ``x -> {factor:
+        (loc [S], log_scale [S])}``, a Normal in the factor's units (a world with
+        continuous factors; the encoder's, when ``encoder`` is given).
     :param encoder: optional :class:`~cvaeq.image_model.ImageModelAdapter`
         whose ``encode`` reads an evidence image once for both proposals
         (instead of ``factor_logits`` and ``z_posterior``).
@@ -110,6 +113,7 @@ class BernoulliImage:
         latent: str | None = "Z",
         shape: tuple[int, int] = (64, 64),
         dtype: torch.dtype = torch.float32,
+        factor_normals: Callable[[Tensor], Mapping[str, tuple[Tensor, Tensor]]] | None = None,
     ) -> None:
         if dtype not in (torch.float64, torch.float32):
             raise MechanismError(f"BernoulliImage computes pixels in float64 or float32, not {dtype}")
@@ -122,6 +126,7 @@ class BernoulliImage:
         self.encoder = encoder
         self.factor_logits = factor_logits if encoder is None else encoder.model.factor_logits
         self.z_posterior = z_posterior if encoder is None else encoder.model.z_posterior
+        self.factor_normals = factor_normals if encoder is None else getattr(encoder.model, "factor_normals", None)
         self.factors = tuple(factors) if factors is not None else tuple(p for p in self.parents if p != latent)
         self.latent = latent
         self.shape = tuple(shape)
@@ -224,8 +229,12 @@ class BernoulliImage:
     ) -> tuple[dict[str, Tensor], Tensor] | None:
         """Sample the unknown parents from q(factors | X), then q(Z | X, factors).
 
-        Returns ``(values, log_q)``, or ``None`` when this mechanism has no
-        proposal for some unknown parent (the engine then uses the prior).
+        A categorical factor is drawn from its ``factor_logits``; a continuous
+        one (a world with continuous factors) from the Normal of the model's
+        ``factor_normals(x)``, ``loc + exp(log_scale) * eps`` in float64, its
+        exact log-density in ``log_q``. Returns ``(values, log_q)``, or
+        ``None`` when this mechanism has no proposal for some unknown parent
+        (the engine then uses the prior).
         """
         unknown = tuple(unknown)
         need_factors = [f for f in self.factors if f in unknown]
@@ -241,25 +250,31 @@ class BernoulliImage:
         enc = (
             self.encoder.encode(x)
             if self.encoder is not None
-            else Encoding(x, factor_logits=self.factor_logits, z_posterior=self.z_posterior)
+            else Encoding(
+                x, factor_logits=self.factor_logits, z_posterior=self.z_posterior, factor_normals=self.factor_normals
+            )
         )
         log_q = torch.zeros(num, dtype=torch.float64)
         out: dict[str, Tensor] = {}
         if need_factors:
             logits = enc.factor_logits()
+            normals = enc.factor_normals() if any(f not in logits for f in need_factors) else {}
             for f in need_factors:
-                if f not in logits:
-                    raise MechanismError(f"q(factors | X) gave no logits for {f!r}; it must give every factor")
-                out[f], lq = _categorical_draw(logits[f].expand(num, -1))
+                if f in logits:
+                    out[f], lq = _categorical_draw(logits[f].expand(num, -1))
+                elif f in normals:
+                    out[f], lq = normal_draw(*normals[f], num)
+                else:
+                    raise MechanismError(
+                        f"q(factors | X) gave no logits (nor, for a continuous factor, a normal) for {f!r}; "
+                        "it must give every factor"
+                    )
                 log_q += lq
         if self.latent in unknown:
-            cols = []
             for f in self.factors:
-                c = out[f] if f in out else known.get(f)
-                if c is None:
+                if f not in out and known.get(f) is None:
                     raise MechanismError(f"q(Z | X, factors) needs {f!r}, which is neither known nor proposed")
-                cols.append(c.long().expand(num))
-            loc, scale = enc.z_posterior(torch.stack(cols, -1))
+            loc, scale = enc.z_posterior(factor_matrix({**known, **out}, self.factors, num))
             q = dist.Normal(loc, scale).to_event(1)
             out[self.latent] = q.sample()
             log_q += q.log_prob(out[self.latent]).double()
@@ -309,6 +324,16 @@ def _categorical_draw(logits: Tensor) -> tuple[Tensor, Tensor]:
     return k, norm.gather(-1, k.unsqueeze(-1)).squeeze(-1).double()
 
 
+def normal_draw(loc: Tensor, log_scale: Tensor, num: int) -> tuple[Tensor, Tensor]:
+    """One value per particle from ``Normal(loc, exp(log_scale))`` (each ``[S]``, or one
+    row expanded), in float64, and its exact log-density ``[S]`` float64."""
+    loc = loc.double().reshape(-1).expand(num)
+    log_scale = log_scale.double().reshape(-1).expand(num)
+    eps = torch.randn(num, dtype=torch.float64)
+    value = loc + log_scale.exp() * eps
+    return value, -0.5 * eps * eps - log_scale - 0.5 * math.log(2 * math.pi)
+
+
 def _binary_sign(value: Tensor, dtype: torch.dtype = torch.float64) -> Tensor | None:
     """``2 x - 1`` (``dtype``, ±1) of a 0/1 image batch ``x``, or None when some
     pixel is neither 0 nor 1. A batch that repeats one image (evidence expanded
@@ -349,7 +374,7 @@ def bernoulli_image(
             raise MechanismError("give an image model or a decode function, not both")
 
         def decoded(ps: Mapping[str, Tensor]) -> Tensor:
-            classes = torch.stack([ps[f].long() for f in factors], -1)
+            classes = factor_matrix(ps, factors)
             z = ps[latent] if latent else torch.zeros(classes.shape[0], model.latent_dim)
             return model.decode(classes, z)
 

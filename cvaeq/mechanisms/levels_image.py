@@ -40,7 +40,7 @@ from torch import Tensor
 
 from .. import levels
 from ..errors import MechanismError
-from ..image_model import ImageModelAdapter
+from ..image_model import ImageModelAdapter, factor_matrix
 from .base import Abduction
 from .image import BernoulliImage, FactorProposal, LatentProposal, image_parents, once_per_run
 
@@ -103,6 +103,7 @@ class DiscretisedLogisticImage:
         factors: Sequence[str] | None = None,
         latent: str | None = "Z",
         shape: tuple[int, ...] = (3, 64, 64),
+        factor_normals: Callable[[Tensor], Mapping[str, tuple[Tensor, Tensor]]] | None = None,
     ) -> None:
         if not callable(pixel_levels):
             raise MechanismError("DiscretisedLogisticImage needs pixel_levels(parents) -> (loc, log_scale)")
@@ -112,6 +113,8 @@ class DiscretisedLogisticImage:
         self.encoder = encoder
         self.factor_logits = factor_logits if encoder is None else encoder.factor_logits
         self.z_posterior = z_posterior if encoder is None else encoder.z_posterior
+        #: q(continuous factors | X) (:meth:`BernoulliImage.propose` draws continuous unknowns from it)
+        self.factor_normals = factor_normals if encoder is None else getattr(encoder.model, "factor_normals", None)
         self.factors = tuple(factors) if factors is not None else tuple(p for p in self.parents if p != latent)
         self.latent = latent
         self.shape = tuple(int(v) for v in shape)
@@ -244,7 +247,7 @@ def _of_model(
 
     def levels_of(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         num = ps[first].shape[0]
-        classes = torch.stack([ps[f].long() for f in factors], -1) if factors else torch.zeros(num, 0, dtype=torch.long)
+        classes = factor_matrix(ps, factors, num) if factors else torch.zeros(num, 0, dtype=torch.long)
         z = ps[latent] if latent else torch.zeros(num, model.latent_dim)
         out = decode(classes, z)
         if checked:

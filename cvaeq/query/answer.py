@@ -9,6 +9,10 @@ weighted samples, with its ``rung`` (:mod:`cvaeq.rung`):
 * factor targets of ``P(...)``: ``distribution`` ``{target: {value: p}}``, one
   marginal per target, values written as in the query language;
 * the target of ``E[...]``: ``expectation`` ``{target: number}``;
+* a continuous target of ``P(...)`` (``P(intensity | do(thickness=4))``):
+  its weighted ``quantiles`` ``{target: {"5%": v, "25%": ..., "95%": ...}}``,
+  its ``histogram`` ``{target: {"edges": [...], "probabilities": [...]}}``
+  and its mean in ``expectation``;
 * ``X``: the evidence image (if any), sampled images, their mean image and the
   factors q(factors | X) reads off that mean (``predicted``); written as PNGs
   by :meth:`Answer.save_images` (``ask(out=...)`` does it);
@@ -141,7 +145,8 @@ def evidence_warnings(ess: float, samples: int, has_evidence: bool) -> tuple[str
 
 def read_factors(image_model: Any, image, world) -> dict[str, str]:
     """The factors q(factors | X) reads off an image: ``{factor: value label}``
-    in ``world``'s order and labels.
+    in ``world``'s order and labels (a continuous factor: the mean of its
+    ``factor_normals``).
 
     In a binary world a grey image (a mean) is first thresholded at 1/2, as
     the encoder reads black-and-white images; in an 8-bit world the encoder
@@ -155,7 +160,11 @@ def read_factors(image_model: Any, image, world) -> dict[str, str]:
         x = (x > 0.5).float().reshape(1, *x.shape[-2:])
     with torch.no_grad():
         logits = image_model.factor_logits(x)
-    return {f: world.label(f, int(torch.argmax(logits[f][0]))) for f in world.names}
+        normals = image_model.factor_normals(x) if world.continuous else {}
+    return {
+        f: world.label(f, float(normals[f][0][0]) if f in world.continuous else int(torch.argmax(logits[f][0])))
+        for f in world.names
+    }
 
 
 @dataclass(frozen=True)
@@ -173,8 +182,16 @@ class Answer:
         factor targets of ``P(...)`` (each target's marginal).
     :ivar expectation: ``{factor: mean value}`` for ``E[...]`` (the key of
         a difference is its text, ``"a - b"``).
-    :ivar probability: for a query whose targets are events (PN, PS, PNS):
-        the probability that they all hold; else None.
+    :ivar probability: for a query whose targets are events (PN, PS, PNS,
+        interval events such as ``intensity > 200``): the probability that
+        they all hold; else None.
+    :ivar quantiles: ``{target: {"5%": value, ...}}`` for the continuous
+        targets of ``P(...)``: the weighted quantiles at
+        :data:`~cvaeq.engine.counterfactual.QUANTILES` (the inverse of the
+        weighted empirical CDF, :meth:`~cvaeq.engine.Result.quantiles`).
+    :ivar histogram: ``{target: {"edges": [...], "probabilities": [...]}}``
+        for the same targets: equal bins from the least to the greatest
+        value (:meth:`~cvaeq.engine.Result.histogram`).
     :ivar latent: ``{"Z": {"mean": [...], "sd": [...]}}`` when Z is a target.
     :ivar evidence_image, sample_images, mean_image: arrays when X is a target
         (binary world: ``(64, 64)`` 0/1, ``(n, 64, 64)`` 0/1, ``(64, 64)``
@@ -202,6 +219,8 @@ class Answer:
     distribution: dict[str, dict[str, float]] = field(default_factory=dict)
     expectation: dict[str, float] = field(default_factory=dict)
     probability: float | None = None
+    quantiles: dict[str, dict[str, float]] = field(default_factory=dict)
+    histogram: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     latent: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     evidence_image: np.ndarray | None = field(default=None, repr=False)
     sample_images: np.ndarray | None = field(default=None, repr=False)
@@ -255,6 +274,9 @@ class Answer:
             d["expectation"] = self.expectation
         if self.probability is not None:
             d["probability"] = self.probability
+        if self.quantiles:
+            d["quantiles"] = self.quantiles
+            d["histogram"] = self.histogram
         if self.latent:
             d["mean"] = {t: v["mean"] for t, v in self.latent.items()}
             d["sd"] = {t: v["sd"] for t, v in self.latent.items()}
@@ -273,7 +295,8 @@ class Answer:
 
     def to_json(self, indent: int | None = 2) -> str:
         """One JSON object: ``query``, ``rung``, ``distribution`` / ``expectation``
-        / ``mean`` and ``sd`` / ``images`` and ``predicted``, ``samples``, ``ess``,
+        / ``quantiles`` and ``histogram`` (continuous targets) / ``mean`` and ``sd``
+        / ``images`` and ``predicted``, ``samples``, ``ess``,
         ``model``, ``story``; and ``warnings`` (a list of lines) when the
         answer has any, ``truth_note`` when it has no true counterfactual."""
         return json.dumps(self.to_dict(), indent=indent)
@@ -308,6 +331,13 @@ class Answer:
                 lines.append(f"({len(dist) - len(shown)} more values below 0.0001 not shown; --json lists all)")
         for t, e in self.expectation.items():
             lines += ["", f"E[{t}] = {e:.6g}"]
+        for t, qs in self.quantiles.items():
+            lines += ["", f"{t}  quantiles: " + "  ".join(f"{q} {v:.6g}" for q, v in qs.items())]
+            hist = self.histogram[t]
+            edges, probs = hist["edges"], hist["probabilities"]
+            lines += [f"{'from':>12}  {'to':>12}  probability"]
+            for i, p in enumerate(probs):
+                lines.append(f"{edges[i]:12.6g}  {edges[i + 1]:12.6g}  {p:11.4f}  {'#' * round(p * 40)}")
         if self.probability is not None:
             lines += ["", f"probability: {self.probability:.4f}"]
         for t, stats in self.latent.items():
@@ -355,7 +385,16 @@ def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_imag
     out: dict[str, Any] = {}
     for v in r.variables:
         t, key = v.variable, v.key
-        if t in world.sizes:
+        if t in world.continuous:
+            out.setdefault("expectation", {})[key] = round(result.expectation(key), DIGITS)
+            if not r.expectation:
+                out.setdefault("quantiles", {})[key] = _quantiles(result, key)
+                edges, probs = result.histogram(key)
+                out.setdefault("histogram", {})[key] = {
+                    "edges": [round(e, DIGITS) for e in edges],
+                    "probabilities": [round(p, DIGITS) for p in probs],
+                }
+        elif t in world.sizes:
             if r.expectation:
                 out.setdefault("expectation", {})[key] = round(result.expectation(key), DIGITS)
             else:
@@ -366,6 +405,11 @@ def _summarise(r: ResolvedQuery, result: Result, mech: Mechanisms, evidence_imag
         elif t == IMAGE:
             out.update(_images(result, key, mech, evidence_image))
     return out
+
+
+def _quantiles(result: Result, key: str) -> dict[str, float]:
+    """A continuous target's weighted quantiles keyed ``"5%"``, ``"25%"``, ... ."""
+    return {f"{q * 100:g}%": round(v, DIGITS) for q, v in result.quantiles(key).items()}
 
 
 def _latent(result: Result, key: str) -> dict[str, list[float]]:
@@ -490,8 +534,9 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
             levels = mech.story.world.pixel == "8bit"  # X is uint8 levels there, float 0/1 in a binary world
             evidence[v] = torch.as_tensor(evidence_image, dtype=None if levels else torch.float32)
         else:
-            evidence[v] = torch.tensor(value)
+            evidence[v] = _tensor(value)
     targets = {v.key: (v.variable, _tensors(v.scenario)) for v in r.variables}
+    # a class about another world, or an interval (op, number) (a continuous factor's "=" is refused by resolve)
     observed = [(v.variable, _tensors(v.scenario), v.value) for v in r.scenario_evidence if v.value is not None]
     with torch.no_grad():
         result = infer_scenarios(scm, targets, evidence, num_particles=samples, seed=seed, scenario_evidence=observed)
@@ -522,9 +567,14 @@ def _truth_note(r: ResolvedQuery, world) -> str | None:
     return no_truth(world)
 
 
-def _tensors(scenario: Mapping[str, int]) -> dict[str, torch.Tensor]:
+def _tensors(scenario: Mapping[str, int | float]) -> dict[str, torch.Tensor]:
     """A scenario's interventions as the engine takes them."""
-    return {f: torch.tensor(c) for f, c in scenario.items()}
+    return {f: _tensor(c) for f, c in scenario.items()}
+
+
+def _tensor(value: object) -> torch.Tensor:
+    """A class as int64, a continuous factor's value as float64 (never rounded to float32)."""
+    return torch.tensor(value, dtype=torch.float64) if isinstance(value, float) else torch.tensor(value)
 
 
 def ask(

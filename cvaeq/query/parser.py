@@ -13,7 +13,7 @@ a ``^`` under the column.
 ...     parse("P(X | shape)")
 ... except QuerySyntaxError as e:
 ...     print(e); print(e.caret)
-expected '=' or '@' after 'shape', got ')' (at column 12)
+expected '=', a comparison (<, <=, >, >=) or '@' after 'shape', got ')' (at column 12)
 P(X | shape)
            ^
 """
@@ -44,6 +44,7 @@ _SHOW = {
     "NAME": "a name",
     "NUMBER": "a number",
     "BINDING": "img",
+    "COMPARE": "a comparison (<, <=, >, >=)",
     "$END": "the end of the query",
     "<END-OF-FILE>": "the end of the query",
 }
@@ -60,6 +61,7 @@ _ORDER = [
     "BINDING",
     "DO",
     "EQUAL",
+    "COMPARE",
     "COMMA",
     "VBAR",
     "RPAR",
@@ -136,6 +138,11 @@ class _Build(Transformer):
         target, column = _with_column(variable)
         return Event(target, value, column=column)
 
+    def interval(self, children):
+        variable, op, value = children
+        target, column = _with_column(variable)
+        return Event(target, value, column=column, op=str(op))
+
     def difference(self, children):
         left, right = (_with_column(v) for v in children)
         return Difference(left[0], right[0], column=left[1])
@@ -157,6 +164,11 @@ class _Build(Transformer):
         return Assignment(target, value, column=column)
 
     setting = assignment
+
+    def interval_evidence(self, children):
+        variable, op, value = children
+        target, column = _with_column(variable)
+        return Assignment(target, value, column=column, op=str(op))
 
     def shortcut(self, children):
         name, *settings = children

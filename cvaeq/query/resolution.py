@@ -12,7 +12,12 @@ everything the engine cannot answer, pointing at the column:
 - evidence is on factors or on X (``X=img``); Z cannot be observed;
 - names and values come from the story's world: a categorical factor takes
   one of its labels (dSprites: shape takes square, ellipse or heart), a
-  numeric one a number on its range, snapped to the nearest grid value;
+  numeric one a number on its range, snapped to the nearest grid value, a
+  continuous one any number in its interval, as it is (a float);
+- an interval event (``intensity > 200``) compares a numeric or continuous
+  factor's number, and so does interval evidence (``P(digit | intensity >
+  200)``: particles outside the interval get weight 0); ``intensity=200`` of a continuous factor has probability
+  0 and is refused, as is evidence on a continuous factor in another world;
 - X takes the binding ``img``, which must be given (``--image`` on the CLI);
 - a variable is intervened on at most once and observed at most once, and the
   factor evidence must have non-zero probability under the story.
@@ -67,15 +72,17 @@ class ScenarioVariable:
         name when written without ``@``; the key of its answer in ``--json``.
     :ivar variable: the node (a factor, ``"X"`` or ``"Z"``).
     :ivar scenario: the scenario's interventions ``{factor: class}`` (empty:
-        the factual scenario, the one the evidence describes).
-    :ivar value: the class of an event or an observation; None for a target
-        whose distribution is asked.
+        the factual scenario, the one the evidence describes; a continuous
+        factor's value is a float).
+    :ivar value: the class of an event or an observation; ``(op, number)``
+        for an interval event (``intensity > 200``: ``(">", 200.0)``); None
+        for a target whose distribution is asked.
     """
 
     key: str
     variable: str
-    scenario: dict[str, int]
-    value: int | None = None
+    scenario: dict[str, int | float]
+    value: int | float | tuple[str, float] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +102,7 @@ class ResolvedQuery:
     rung: Rung
     expectation: bool
     targets: tuple[str, ...]
-    interventions: dict[str, int]
+    interventions: dict[str, int | float]
     evidence: dict[str, int | object]
     #: the variables of the targets in their scenarios (the two sides of a difference;
     #: a target without ``@`` is in the top-level do(...)'s scenario, the factual one without)…
@@ -145,13 +152,14 @@ def resolve(query: Query, story: Story, bindings: Mapping[str, object] = Mapping
     written, events, difference = _target_variables(query, story.world, fail)
     interventions = _interventions(query.interventions, story.world, fail)
     variables = [_in_scenario(v, t, interventions, story.world, fail) for v, t in written]
-    factual = tuple(a for a in query.evidence if not isinstance(a.variable, At))
+    factual = tuple(a for a in query.evidence if not isinstance(a.variable, At) and a.op == "=")
     evidence = _evidence(factual, story, bindings, fail)
     _check_possible(factual, evidence, story, fail)
     observed = _scenario_evidence(query, story.world, fail)
+    about_factual = bool(evidence) or any(not v.scenario for v in observed)  # interval evidence too
     return ResolvedQuery(
         text=query.to_text(),
-        rung=rung([v.scenario for v in (*variables, *observed)], evidence=bool(evidence)),
+        rung=rung([v.scenario for v in (*variables, *observed)], evidence=about_factual),
         expectation=query.kind == "E",
         targets=tuple(t if isinstance(t, str) else t.to_text() for t in query.targets),
         interventions=interventions,
@@ -188,11 +196,11 @@ def _evidence(written, story: Story, bindings, fail) -> dict[str, int | object]:
     return evidence
 
 
-def _interventions(assignments, world, fail) -> dict[str, int]:
+def _interventions(assignments, world, fail) -> dict[str, int | float]:
     """``{factor: class}`` of the settings of one do(...)."""
     FACTORS = world.names
     known = (*FACTORS, IMAGE, LATENT)
-    interventions: dict[str, int] = {}
+    interventions: dict[str, int | float] = {}
     for a in assignments:
         _known(a.variable, known, a.column, fail)
         if a.variable == IMAGE:
@@ -227,10 +235,10 @@ def _refuse_do_beside_at(query: Query, fail) -> None:
 
 
 #: The scenario of a target written without ``@`` until the top-level do(...) is resolved.
-_TOP: dict[str, int] = {}
+_TOP: dict[str, int | float] = {}
 
 
-def _variable(v, column, world, fail, scenario: dict[str, int]) -> ScenarioVariable:
+def _variable(v, column, world, fail, scenario: dict[str, int | float]) -> ScenarioVariable:
     """``v`` (a name, or ``name @ do(...)``) checked, in its scenario (``scenario`` unless it has ``@``)."""
     name = v.variable if isinstance(v, At) else v
     col = v.column if isinstance(v, At) and v.column else column
@@ -249,6 +257,16 @@ def _valued(v: ScenarioVariable, a, role: str, world, fail) -> ScenarioVariable:
             f"name factors ({', '.join(world.names)}) in events and in evidence about other worlds",
             a.column,
         )
+    op = getattr(a, "op", "=")
+    if op != "=":
+        return _interval(v, a, world, fail)
+    if world.factor(v.variable).continuous:
+        hint = (
+            f"ask an interval, e.g. P({v.key} > {a.value.to_text()})"
+            if role == "event"
+            else "give evidence on a continuous factor in the factual world only"
+        )
+        raise fail(f"{v.key} is continuous: {v.key}={a.value.to_text()} has probability 0; {hint}", a.column)
     value = _factor_class(Assignment(v.variable, a.value, column=a.column), world, fail)
     valued = ScenarioVariable(v.key, v.variable, v.scenario, value)
     if v.scenario is not _TOP:  # (a target without @ is checked once in its scenario: _in_scenario)
@@ -256,8 +274,24 @@ def _valued(v: ScenarioVariable, a, role: str, world, fail) -> ScenarioVariable:
     return valued
 
 
+def _interval(v: ScenarioVariable, a, world, fail) -> ScenarioVariable:
+    """An interval event ``v op number``: a numeric or continuous factor's number compared."""
+    spec = world.factor(v.variable)
+    if not spec.numeric:
+        raise fail(
+            f"{v.key} {a.op} ... compares numbers, and {v.variable} takes names ({spec.domain}); "
+            f"ask P({v.key}=...) instead",
+            a.column,
+        )
+    if not isinstance(a.value, Number):
+        raise fail(f"{v.key} {a.op} ... compares with a number, got {a.value.to_text()}", a.value.column)
+    return ScenarioVariable(v.key, v.variable, v.scenario, (a.op, float(a.value.value)))
+
+
 def _check_own_do(v: ScenarioVariable, a, role: str, world, fail) -> None:
     """An event or an observation contradicting its own scenario's do() is impossible."""
+    if isinstance(v.value, tuple):  # an interval event under its own do(): the engine decides it
+        return
     if v.variable in v.scenario and v.scenario[v.variable] != v.value:
         raise fail(
             f"impossible {role}: {v.key} is {world.label(v.variable, v.scenario[v.variable])} "
@@ -320,7 +354,7 @@ def _check_target(v: ScenarioVariable, t, column, earlier, kind: str, world, fai
         raise fail(f"target {v.key} is listed twice{twice}; name each target once", column)
 
 
-def _in_scenario(v: ScenarioVariable, written, interventions: dict[str, int], world, fail) -> ScenarioVariable:
+def _in_scenario(v: ScenarioVariable, written, interventions: dict[str, int | float], world, fail) -> ScenarioVariable:
     """A target written without ``@`` (in ``written``) in the top-level do(...)'s scenario (the
     factual one without): ``P(scale=1 | do(shape=square))`` is ``P(scale @ do(shape=square) = 1)``."""
     if v.scenario is not _TOP:
@@ -332,13 +366,16 @@ def _in_scenario(v: ScenarioVariable, written, interventions: dict[str, int], wo
 
 
 def _scenario_evidence(query: Query, world, fail) -> tuple[ScenarioVariable, ...]:
-    """The observations written with ``@``: about intervened scenarios."""
+    """The observations the engine checks particle by particle: those written with ``@``
+    (about intervened scenarios) and interval evidence (``intensity > 200``, in its scenario)."""
     observed: list[ScenarioVariable] = []
     for a in query.evidence:
-        if not isinstance(a.variable, At):
+        if not isinstance(a.variable, At) and a.op == "=":
             continue
         v = _valued(_variable(a.variable, a.column, world, fail, {}), a, "evidence", world, fail)
         for o in observed:
+            if isinstance(o.value, tuple) or isinstance(v.value, tuple):
+                continue  # intervals on one variable narrow each other (and an empty one is impossible)
             if o.variable == v.variable and o.scenario == v.scenario:
                 if o.value == v.value:
                     raise fail(f"{v.key} is observed twice; give each observation once", a.column)
@@ -373,10 +410,17 @@ def _known(variable: str, VARIABLES: tuple[str, ...], column: int | None, fail) 
         raise fail(f"unknown variable {variable!r}; {hint}known: {', '.join(VARIABLES)}", column)
 
 
-def _factor_class(a: Assignment, world, fail) -> int:
+def _factor_class(a: Assignment, world, fail) -> int | float:
     """The class a value names for a factor (a.variable is a factor of ``world``)."""
     factor, value = a.variable, a.value
     spec = world.factor(factor)
+    if spec.continuous:
+        if isinstance(value, Number):
+            if not spec.low <= value.value <= spec.high:
+                raise fail(f"{factor}={value.to_text()} is off the domain; allowed: {spec.domain}", value.column)
+            return value.value  # a continuous factor's value: a float, as it is
+        what = "the image binding img" if isinstance(value, Binding) else f"the name {value.value!r}"
+        raise fail(f"{factor} takes a number ({spec.domain}), got {what}", value.column)
     if not spec.numeric:
         labels = spec.labels
         if isinstance(value, Name):

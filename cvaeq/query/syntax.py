@@ -143,25 +143,40 @@ class Binding:
 Value = Name | Number | Binding
 
 
+#: The comparisons of an interval event or interval evidence
+#: (``op`` of :class:`Event` and :class:`Assignment` besides ``"="``).
+COMPARISONS = ("<", "<=", ">", ">=")
+
+
 @dataclass(frozen=True)
 class Assignment:
     """``variable=value``: evidence at the top level, an intervention inside :class:`Do`.
 
     As evidence, ``variable`` may be an :class:`At`: an observation of what
-    would have been, e.g. ``scale @ do(shape=square) = 1``.
+    would have been, e.g. ``scale @ do(shape=square) = 1``; and with ``op``
+    one of ``<``, ``<=``, ``>``, ``>=`` it is **interval evidence**, an
+    observation that the variable's number lies on one side of a number
+    (``intensity > 200``).
     """
 
     variable: str | At
     value: Value
     column: int | None = field(default=None, compare=False, repr=False)
+    op: str = "="
 
     def __post_init__(self) -> None:
         if not isinstance(self.variable, At):
             _check_name(self.variable, "a variable", reserved="do")
         if not isinstance(self.value, (Name, Number, Binding)):
             raise QueryError(f"the value of {self.variable} must be a Name, Number or Binding, got {self.value!r}")
+        if self.op != "=" and self.op not in COMPARISONS:
+            raise QueryError(f"evidence's op is = or one of {', '.join(COMPARISONS)}, got {self.op!r}")
+        if self.op != "=" and not isinstance(self.value, Number):
+            raise QueryError(f"{_text(self.variable)} {self.op} ... compares with a number, got {self.value.to_text()}")
 
     def to_text(self) -> str:
+        if self.op != "=":
+            return f"{_text(self.variable)} {self.op} {self.value.to_text()}"
         if isinstance(self.variable, At):
             return f"{self.variable.to_text()} = {self.value.to_text()}"
         return f"{self.variable}={self.value.to_text()}"
@@ -185,6 +200,8 @@ class Do:
             raise QueryError("do() needs one or more assignments, e.g. do(shape=square)")
         if any(isinstance(a.variable, At) for a in self.assignments):
             raise QueryError("do() sets plain variables (do(shape=square)), not variables in other worlds")
+        if any(a.op != "=" for a in self.assignments):
+            raise QueryError("do() sets a variable to a value (do(thickness=3)), not to an interval")
 
     def to_text(self) -> str:
         return "do(" + ", ".join(a.to_text() for a in self.assignments) + ")"
@@ -246,19 +263,34 @@ def _text(v: Variable) -> str:
 class Event:
     """A target ``variable=value`` of ``P``: the query asks for the probability
     that every event among its targets holds (e.g. PNS,
-    ``P(scale @ do(shape=square) = 1, scale @ do(shape=heart) = 0.5)``)."""
+    ``P(scale @ do(shape=square) = 1, scale @ do(shape=heart) = 0.5)``).
+
+    With ``op`` one of ``<``, ``<=``, ``>``, ``>=`` it is an **interval
+    event** comparing the variable's number with ``value``:
+    ``P(intensity > 200 | do(thickness=4))``.
+
+    >>> Event("intensity", Number(200.0, "200"), op=">").to_text()
+    'intensity > 200'
+    """
 
     target: Variable
     value: Value
     column: int | None = field(default=None, compare=False, repr=False)
+    op: str = "="
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, At):
             _check_name(self.target, "a target")
         if not isinstance(self.value, (Name, Number, Binding)):
             raise QueryError(f"the value of {_text(self.target)} must be a Name, Number or Binding, got {self.value!r}")
+        if self.op != "=" and self.op not in COMPARISONS:
+            raise QueryError(f"an event's op is = or one of {', '.join(COMPARISONS)}, got {self.op!r}")
+        if self.op != "=" and not isinstance(self.value, Number):
+            raise QueryError(f"{_text(self.target)} {self.op} ... compares with a number, got {self.value.to_text()}")
 
     def to_text(self) -> str:
+        if self.op != "=":
+            return f"{_text(self.target)} {self.op} {self.value.to_text()}"
         sep = " = " if isinstance(self.target, At) else "="
         return f"{_text(self.target)}{sep}{self.value.to_text()}"
 
@@ -389,14 +421,16 @@ def _split(args: tuple) -> tuple[tuple[Target, ...], tuple[Condition, ...]]:
     return targets, conditions
 
 
-def event(target: Variable, value: object) -> Event:
-    """A target event: ``event("scale" @ do(shape="square"), 1)``."""
-    return Event(target, _value(value))
+def event(target: Variable, value: object, op: str = "=") -> Event:
+    """A target event: ``event("scale" @ do(shape="square"), 1)``; an interval
+    event with ``op``: ``event("intensity", 200, ">")``."""
+    return Event(target, _value(value), op=op)
 
 
-def observe(variable: Variable, value: object) -> Assignment:
-    """Evidence, also in an intervened world: ``observe("scale" @ do(shape="square"), 1)``."""
-    return Assignment(variable, _value(value))
+def observe(variable: Variable, value: object, op: str = "=") -> Assignment:
+    """Evidence, also in an intervened world: ``observe("scale" @ do(shape="square"), 1)``;
+    interval evidence with ``op``: ``observe("intensity", 200, ">")``."""
+    return Assignment(variable, _value(value), op=op)
 
 
 def diff(left: Variable, right: Variable) -> Difference:

@@ -144,7 +144,7 @@ def test_zero_probabilities_are_never_drawn_and_warn_nothing():
     (lambda t: t.replace("latent_dim = 6", "latent_dims = 6"), "unknown key 'latent_dims'; a story's keys are"),
     (lambda t: "mechanisms = 'x'\n" + t, "unknown key 'mechanisms'"),
     (lambda t: t.replace("[factors.orientation]\nparents = []", "[factors.orientation]\nparent = []"),
-     "factor 'orientation': unknown key 'parent'; a factor's keys are parents, probs, normal, mechanism"),
+     "factor 'orientation': unknown key 'parent'; a factor's keys are parents, probs, normal, continuous, mechanism"),
 ])
 def test_a_key_with_a_typo_is_an_error_naming_the_known_keys(edit, message):
     from cvaeq.story import load_story, story_from_text

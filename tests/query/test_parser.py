@@ -75,7 +75,7 @@ SYNTAX_ERRORS = [
     # text, column, words the message must contain
     ("P(X | shape)", 12, ["expected '='", "after 'shape'", "got ')'"]),
     ("P(X | shape=)", 13, ["expected a name, a number or img", "after '='"]),
-    ("P(X", 4, ["ends too early", "expected '=', ',', '|', ')' or '@'", "after 'X'"]),
+    ("P(X", 4, ["ends too early", "expected '=', a comparison (<, <=, >, >=), ',', '|', ')' or '@'", "after 'X'"]),
     ("P(shape | do(shape=heart", 25, ["ends too early", "expected ',' or ')'"]),
     ("Q(X)", 1, ["expected 'P', 'E', 'PN', 'PS' or 'PNS' at the start", "got 'Q'"]),
     ("P(X #)", 5, ["unexpected character '#'", "after 'X'"]),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ...world import Factor, World
 
-__all__ = ["WORLD", "DATA", "TEST_ROWS", "STORY_NAME"]
+__all__ = ["WORLD", "DATA", "TEST_ROWS", "STORY_NAME", "STORY_PATH"]
 
 #: The shipped labelled digits (Morpho-MNIST layout: IDX images and labels, ``t10k-morpho.csv``).
 DATA = Path(__file__).resolve().parent / "data"
@@ -35,6 +35,8 @@ DATA = Path(__file__).resolve().parent / "data"
 TEST_ROWS = range(7000, 8000)
 #: The registered name of its story (DeepSCM's SCM) and its default.
 STORY_NAME = "morphomnist"
+#: Its story's file: DeepSCM's SCM, stated exactly (thickness -> intensity, digit independent).
+STORY_PATH = Path(__file__).resolve().parent / "morphomnist.toml"
 
 WORLD = World(
     name="morphomnist",
