@@ -199,8 +199,8 @@ def main() -> None:
     load1 = os.getloadavg()
     print(f"{query} on {what}: {args.particles} particles x {int(np.prod(first.sample_images.shape[1:]))} "
           f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats")
-    print(f"median ask() {statistics.median(wall):.1f} ms wall, {statistics.median(cpu):.1f} ms CPU; "
-          f"load average {load0[0]:.2f} -> {load1[0]:.2f}")
+    print(f"median ask() {statistics.median(wall):.1f} ms wall, {statistics.median(cpu):.1f} ms CPU, "
+          f"ESS {first.ess:.1f}; load average {load0[0]:.2f} -> {load1[0]:.2f}")
     if args.parts:
         print("CPU per piece, stand-in, " + parts(args.particles) + f"; load average {os.getloadavg()[0]:.2f}")
     prof = cProfile.Profile()

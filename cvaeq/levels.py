@@ -253,22 +253,21 @@ class Bins:
     form.
     """
 
-    __slots__ = ("a", "b", "below_b", "mass", "top", "log_p", "far")
+    __slots__ = ("a", "b", "mass", "log_p", "far")
 
     def __init__(self, a: Tensor, b: Tensor) -> None:
         q = torch.sub(a, b).clamp_(min=-TAIL).expm1_().neg_()  # 1 - e^-(b - a): 1 for an end bin
         mass = a.neg().clamp_(-TAIL, TAIL).sigmoid_().mul_(q)  # L = sigmoid(-a) q
         p = b.clamp(-TAIL, TAIL).sigmoid_().mul_(mass)  # sigmoid(b) - sigmoid(a)
-        tiny = torch.finfo(p.dtype).tiny if p.is_floating_point() else 0.0
-        far = (b <= -TAIL).logical_or_(a >= TAIL).logical_or_(p < tiny)
+        tiny = torch.finfo(p.dtype).tiny
+        #: the uniform's scale in the inverse CDF (``L``), and the bins
+        self.a, self.b, self.mass = a, b, mass
+        #: the far bins (log-space form) as a mask, or None when there are none (three
+        #: reductions decide that, without a pass that writes)
+        self.far: Tensor | None = None
+        if a.numel() and (bool(b.min() <= -TAIL) or bool(a.max() >= TAIL) or bool(p.min() < tiny)):
+            self.far = (b <= -TAIL).logical_or_(a >= TAIL).logical_or_(p < tiny)
         self.log_p = p.clamp_(min=tiny).log_()
-        #: the uniform's scale in the inverse CDF (``L``), and ``e^-b``
-        self.mass, self.top = mass, b.clamp(-TAIL, _EXP_CUT).neg_().exp_()
-        #: the bin as floats: the noise is clamped into ``[a, below_b]``; a bin empty in floats
-        #: (a == b, a level of probability 0) gets its top, outside: no particle can carry such a level
-        self.a, self.b, self.below_b = a, b, torch.nextafter(b, b.new_full((), -math.inf))
-        #: the far bins (log-space form) as a mask, or None when there are none
-        self.far: Tensor | None = far if a.numel() and bool(far.any()) else None
         if self.far is not None:
             at = _flat_indices(self.far)
             self.log_p.view(-1).index_copy_(
@@ -278,19 +277,21 @@ class Bins:
     def draw(self, r: Tensor | None = None, rows: Tensor | None = None) -> Tensor:
         """Noise in every bin (of the rows ``rows`` of the first dimension, in
         that order, when given) at the uniforms ``r`` (drawn here when None)."""
-        mass, top, a, below_b, far, b = self.mass, self.top, self.a, self.below_b, self.far, self.b
+        mass, a, b, far = self.mass, self.a, self.b, self.far
         if rows is not None:
-            mass, top, a, below_b = (t.index_select(0, rows) for t in (mass, top, a, below_b))
+            mass, a, b = (t.index_select(0, rows) for t in (mass, a, b))
             far = None if far is None else far.index_select(0, rows)
         if r is None:
             r = torch.rand(mass.shape, dtype=mass.dtype)
         r = r.to(mass.dtype)
         r_w = torch.mul(mass, r)
-        eps = torch.rsub(r_w, 1.0).div_(top.add_(r_w) if rows is not None else top + r_w).log_()
-        eps = torch.clamp(eps, min=a, max=below_b, out=eps)  # into [a, b) as floats: only rounding puts it out
+        top = b.clamp(-TAIL, _EXP_CUT).neg_().exp_().add_(r_w)  # e^-b + r L
+        eps = torch.rsub(r_w, 1.0).div_(top).log_()  # log((1 - r L) / (e^-b + r L))
+        # into [a, b) as floats: only rounding puts it out; a bin empty in floats (a == b, a level of
+        # probability 0) gets its top, outside: no particle can carry such a level
+        eps = torch.clamp(eps, min=a, max=torch.nextafter(b, b.new_full((), -math.inf)), out=eps)
         if far is not None:
             at = _flat_indices(far)
-            b = b if rows is None else b.index_select(0, rows)
             pick = [t.reshape(-1).index_select(0, at) for t in (a, b, r)]
             eps.view(-1).index_copy_(0, at, _draw_log_space(*pick))
         return eps
