@@ -44,7 +44,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["LaplaceFit", "laplace_fit", "draw", "DEFENSIVE", "MAX_LATENT_DIM", "MAX_COMBINATIONS", "NEWTON_STEPS"]
+__all__ = [
+    "LaplaceFit",
+    "laplace_fit",
+    "draw",
+    "DEFENSIVE",
+    "MAX_LATENT_DIM",
+    "MAX_COMBINATIONS",
+    "NEWTON_STEPS",
+    "NEWTON_DECREMENT",
+]
 
 #: The weight of ``q`` itself in the refined proposal (defensive importance sampling).
 DEFENSIVE = 0.05
@@ -55,8 +64,9 @@ MAX_LATENT_DIM = 8
 MAX_COMBINATIONS = 4
 #: Newton steps at most (the colour pendulum's mode is found in 3 or 4).
 NEWTON_STEPS = 8
-#: Stop when a Newton step is shorter than this, in ``q``'s units.
-TOLERANCE = 0.05
+#: Stop after a Newton step shorter than this many posterior standard deviations (the Newton
+#: decrement ``sqrt(step' (-H) step)``, in the fitted posterior's own metric).
+NEWTON_DECREMENT = 0.5
 #: The longest Newton step, in ``q``'s units (a trust region).
 MAX_STEP = 2.0
 
@@ -130,7 +140,10 @@ def laplace_fit(log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Ten
         length = float(step.norm())
         if length > MAX_STEP:
             step = step * (MAX_STEP / length)
-        if concave and length < TOLERANCE:
+        elif concave and float(step @ (-hess) @ step) < NEWTON_DECREMENT**2:
+            # the last step is a fraction of the posterior's width: taken without another look
+            # (Newton's error after it is of the order of its square)
+            best = (mu + step, values[0], hess)
             break
         mu = mu + step
         if concave:  # the next stencil about one posterior width across
