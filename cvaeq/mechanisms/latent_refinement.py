@@ -68,7 +68,7 @@ NEWTON_STEPS = 8
 #: decrement ``sqrt(step' (-H) step)``, in the fitted posterior's own metric).
 NEWTON_DECREMENT = 0.5
 #: The longest Newton step, in ``q``'s units (a trust region).
-MAX_STEP = 2.0
+MAX_STEP = 4.0
 
 
 @dataclass(frozen=True)
