@@ -57,6 +57,7 @@ __all__ = [
     "mean_unit",
     "bits_per_dim",
     "to_unit",
+    "Bins",
 ]
 
 LEVELS = 256

@@ -15,6 +15,10 @@ The walk (:mod:`cvaeq.walk`) visits the nodes in topological order under
   weight ``-inf`` where evidence on it disagrees;
 * otherwise: noise from its prior, value by ``assign``.
 
+A mechanism that abducts in two steps (``weigh``: the 8-bit image) is only
+weighed in the walk; its noise is drawn after the resampling decision, for
+the particles kept (:func:`abduct`).
+
 The weights are self-normalised and their effective sample size recorded;
 particles are resampled when the ESS falls below ``resample_below * S``, and
 the copies then *rejuvenated* (:func:`rejuvenate`): given every node's value,
