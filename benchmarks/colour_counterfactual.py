@@ -17,10 +17,13 @@ less with a shared machine's load), the threads, the load average before and
 after, and a profile of one call (cProfile, the functions taking the most
 time themselves)::
 
-    python benchmarks/colour_counterfactual.py [--particles 100] [--repeats 20] [--threads 1] [--parts]
+    python benchmarks/colour_counterfactual.py [--particles 100] [--repeats 20] [--threads 1] [--parts] [--compare-q]
 
 ``--parts`` also prints the CPU time of each piece (one decoding, the
-uniforms, ``levels.abduct``, ``levels.quantise``) on the stand-in.
+uniforms, ``levels.abduct``, ``levels.quantise``) on the stand-in;
+``--compare-q`` times the same asks with the latent proposal unrefined
+(q(Z | X, factors) as the model gives it), interleaved seed by seed, with
+the median ESS of each.
 """
 
 from __future__ import annotations
@@ -172,12 +175,69 @@ def parts(particles: int) -> str:
     return "; ".join(f"{k} {v:.1f} ms" for k, v in figures.items())
 
 
+#: asks profiled
+PROFILED = 5
+
+#: (what, function name, file ending): the phases of an image counterfactual, as cProfile names them
+PHASES = (
+    ("the whole ask", "ask", "query/answer.py"),
+    ("proposal q(factors, Z | X)", "propose", "mechanisms/image.py"),
+    ("  of which the latent's Laplace fit", "laplace_fit", "mechanisms/latent_refinement.py"),
+    ("weights (decode + bins)", "weigh", "mechanisms/levels_image.py"),
+    ("pixel noise (uniforms + inverse CDF)", "draw", "levels.py"),
+    ("counterfactual pixels (decode + quantise)", "assign", "mechanisms/levels_image.py"),
+    ("every decoding (the network)", "pixel_levels", "model/networks.py"),
+    ("  of which block order to pixel order", "from_level_blocks", "model/networks.py"),
+    ("the bins of the evidence (levels.Bins)", "__init__", "levels.py"),
+    ("levels.quantise", "quantise", "levels.py"),
+    ("the answer's summary (mean picture, ...)", "_summarise", "query/answer.py"),
+)
+
+
+def phases(prof: cProfile.Profile) -> str:
+    """The cumulative time of each of :data:`PHASES` per ask, from the profile."""
+    stats = pstats.Stats(prof).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
+    out = []
+    for what, name, file in PHASES:
+        cum = sum(v[3] for (f, _, n), v in stats.items() if n == name and f.endswith(file))
+        out.append(f"{what} {cum * 1000 / PROFILED:.1f}")
+    return "; ".join(out)
+
+
+class _refined:
+    """A context in which the 8-bit image refines q(Z | X, factors) per picture (the default)
+    or not (``on=False``: q as the model gives it). A tree without the refinement has one way."""
+
+    def __init__(self, on: bool) -> None:
+        self.on, self.saved = on, None
+
+    def __enter__(self):
+        try:
+            from cvaeq.mechanisms.image import BernoulliImage
+            from cvaeq.mechanisms.levels_image import DiscretisedLogisticImage
+        except ImportError:
+            return self
+        if not self.on and "_latent_draw" in vars(DiscretisedLogisticImage):
+            self.saved = DiscretisedLogisticImage._latent_draw
+            DiscretisedLogisticImage._latent_draw = BernoulliImage._latent_draw
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            from cvaeq.mechanisms.levels_image import DiscretisedLogisticImage
+
+            DiscretisedLogisticImage._latent_draw = self.saved
+            self.saved = None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--particles", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--parts", action="store_true", help="Also time the pieces (CPU ms, on the stand-in).")
+    ap.add_argument("--compare-q", action="store_true",
+                    help="Also time the same asks with q(Z | X, factors) unrefined, interleaved seed by seed.")
     args = ap.parse_args()
     from cvaeq.query.answer import ask
     from cvaeq.threads import use_threads
@@ -190,28 +250,37 @@ def main() -> None:
 
     first = once(0)  # warm-up (and the answer's shape, printed)
     load0 = os.getloadavg()
-    wall, cpu = [], []
+    ways = {"": _refined(True)} | ({" with q unrefined": _refined(False)} if args.compare_q else {})
+    wall: dict[str, list[float]] = {k: [] for k in ways}
+    cpu: dict[str, list[float]] = {k: [] for k in ways}
+    ess: dict[str, list[float]] = {k: [] for k in ways}
     for seed in range(1, args.repeats + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
-        once(seed)
-        wall.append((time.perf_counter() - t0) * 1000)
-        cpu.append((time.process_time() - c0) * 1000)
+        for name, way in ways.items():
+            with way:
+                t0, c0 = time.perf_counter(), time.process_time()
+                ess[name].append(once(seed).ess)
+                wall[name].append((time.perf_counter() - t0) * 1000)
+                cpu[name].append((time.process_time() - c0) * 1000)
     load1 = os.getloadavg()
     print(f"{query} on {what}: {args.particles} particles x {int(np.prod(first.sample_images.shape[1:]))} "
           f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats")
-    print(f"median ask() {statistics.median(wall):.1f} ms wall, {statistics.median(cpu):.1f} ms CPU; "
-          f"load average {load0[0]:.2f} -> {load1[0]:.2f}")
+    for name in ways:
+        print(f"median ask(){name} {statistics.median(wall[name]):.1f} ms wall, {statistics.median(cpu[name]):.1f} "
+              f"ms CPU, ESS {statistics.median(ess[name]):.1f}; load average {load0[0]:.2f} -> {load1[0]:.2f}")
     if args.parts:
         print("CPU per piece, stand-in, " + parts(args.particles) + f"; load average {os.getloadavg()[0]:.2f}")
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)  # CPU time: what waiting for a shared core does not inflate
     prof.enable()
-    once(args.repeats + 1)
+    for seed in range(args.repeats + 1, args.repeats + 1 + PROFILED):
+        once(seed)
     prof.disable()
+    print(f"where the time goes, CPU ms per ask() (cProfile, cumulative, {PROFILED} asks; nested parts overlap): "
+          + phases(prof))
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(14)
     lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
     start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
-    print("profile of one ask() (cProfile, by time spent in the function itself):")
+    print(f"profile of {PROFILED} ask() (cProfile, CPU time spent in the function itself):")
     print("\n".join(lines[start - 1:start + 15]))
 
 

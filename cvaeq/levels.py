@@ -57,6 +57,7 @@ __all__ = [
     "mean_unit",
     "bits_per_dim",
     "to_unit",
+    "Bins",
 ]
 
 LEVELS = 256
@@ -217,6 +218,85 @@ def _flat_indices(mask: Tensor) -> Tensor:
 #: the rest (levels the decoder gives less than ``e^-60``) the log-space form.
 TAIL = 60.0
 
+#: Where the closed form's ``e^-b`` is cut: ``e^-87`` is still a normal float32. Arguments
+#: beyond the range where a float32 ``exp`` or ``sigmoid`` is finite and normal cost 10 to 80
+#: times as much as others in torch's CPU kernels (a slow path per such element), and a
+#: particle whose picture is far from the evidence has millions of them; so every argument is
+#: clamped into that range first. :class:`Bins` argues why no value that matters changes.
+_EXP_CUT = 87.0
+
+
+class Bins:
+    """The bins ``[a, b)`` (noise units) of observed levels, with what drawing their noise needs.
+
+    Built once from the bin edges (:func:`standardised_edges`) of ``R`` decoded
+    rows; :attr:`log_p` is each level's log-probability, and :meth:`draw` draws
+    noise from the exact posterior (the standard logistic cut to the bin) for
+    those rows, or for copies of them (``rows``: a resampled particle's copies
+    each get their own noise, and the bins are computed once per original).
+    This is :func:`abduct` in two steps, so that the engine can weigh the
+    particles first and draw the pixel noise only for the particles that
+    resampling keeps.
+
+    The closed form (:func:`abduct`'s docstring) with its arguments clamped:
+    ``sigmoid(-a)`` and ``sigmoid(b)`` with the arguments cut to ``[-TAIL,
+    TAIL]`` (a sigmoid is exactly 1.0 in float32 from 17 on, and bins with
+    ``b <= -TAIL`` or ``a >= TAIL`` take the log-space form, so no near bin's
+    value changes); ``1 - e^(a - b)`` with ``a - b`` cut at ``-TAIL`` (``expm1``
+    is exactly -1.0 from -17.4 down); ``e^-b`` with ``b`` cut to ``[-TAIL,
+    87]``. The last is the one cut that can move a near bin's noise: where
+    ``b > 87`` the closed form adds ``e^-87`` (1.6e-38) to ``r L``, which is at
+    least ``2^-24 sigmoid(-60)`` (5e-34) for a near bin and a non-zero uniform:
+    the noise moves by less than one part in 30,000 and only in bins of
+    probability below ``e^-53``, and stays in its bin (clamped to it, as
+    always). A bin's probability below the smallest normal float (1.2e-38,
+    where the closed form's terms would be subnormal) also takes the log-space
+    form.
+    """
+
+    __slots__ = ("a", "b", "mass", "log_p", "far")
+
+    def __init__(self, a: Tensor, b: Tensor) -> None:
+        q = torch.sub(a, b).clamp_(min=-TAIL).expm1_().neg_()  # 1 - e^-(b - a): 1 for an end bin
+        mass = a.neg().clamp_(-TAIL, TAIL).sigmoid_().mul_(q)  # L = sigmoid(-a) q
+        p = b.clamp(-TAIL, TAIL).sigmoid_().mul_(mass)  # sigmoid(b) - sigmoid(a)
+        tiny = torch.finfo(p.dtype).tiny
+        #: the uniform's scale in the inverse CDF (``L``), and the bins
+        self.a, self.b, self.mass = a, b, mass
+        #: the far bins (log-space form) as a mask, or None when there are none (three
+        #: reductions decide that, without a pass that writes)
+        self.far: Tensor | None = None
+        if a.numel() and (bool(b.min() <= -TAIL) or bool(a.max() >= TAIL) or bool(p.min() < tiny)):
+            self.far = (b <= -TAIL).logical_or_(a >= TAIL).logical_or_(p < tiny)
+        self.log_p = p.clamp_(min=tiny).log_()
+        if self.far is not None:
+            at = _flat_indices(self.far)
+            self.log_p.view(-1).index_copy_(
+                0, at, _log_mass_log_space(a.reshape(-1).index_select(0, at), b.reshape(-1).index_select(0, at))
+            )
+
+    def draw(self, r: Tensor | None = None, rows: Tensor | None = None) -> Tensor:
+        """Noise in every bin (of the rows ``rows`` of the first dimension, in
+        that order, when given) at the uniforms ``r`` (drawn here when None)."""
+        mass, a, b, far = self.mass, self.a, self.b, self.far
+        if rows is not None:
+            mass, a, b = (t.index_select(0, rows) for t in (mass, a, b))
+            far = None if far is None else far.index_select(0, rows)
+        if r is None:
+            r = torch.rand(mass.shape, dtype=mass.dtype)
+        r = r.to(mass.dtype)
+        r_w = torch.mul(mass, r)
+        top = b.clamp(-TAIL, _EXP_CUT).neg_().exp_().add_(r_w)  # e^-b + r L
+        eps = torch.rsub(r_w, 1.0).div_(top).log_()  # log((1 - r L) / (e^-b + r L))
+        # into [a, b) as floats: only rounding puts it out; a bin empty in floats (a == b, a level of
+        # probability 0) gets its top, outside: no particle can carry such a level
+        eps = torch.clamp(eps, min=a, max=torch.nextafter(b, b.new_full((), -math.inf)), out=eps)
+        if far is not None:
+            at = _flat_indices(far)
+            pick = [t.reshape(-1).index_select(0, at) for t in (a, b, r)]
+            eps.view(-1).index_copy_(0, at, _draw_log_space(*pick))
+        return eps
+
 
 def abduct(levels: Tensor, loc: Tensor, log_scale: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     """Noise drawn from its exact posterior given the observed levels, and the levels' log-probability.
@@ -233,6 +313,8 @@ def abduct(levels: Tensor, loc: Tensor, log_scale: Tensor, r: Tensor) -> tuple[T
     floats while the bin lies within :data:`TAIL` noise units of the centre;
     bins beyond (levels the decoder gives less than ``e^-60``: impossible
     particles, in practice) take the log-space form, exact at any distance.
+    (:class:`Bins` does the work, with the arguments clamped where float32
+    would leave its normal range.)
 
     The result lies in the bin by construction (it is clamped to the bin's
     float edges, which only ever moves it by rounding), so
@@ -242,29 +324,20 @@ def abduct(levels: Tensor, loc: Tensor, log_scale: Tensor, r: Tensor) -> tuple[T
     """
     a, b = standardised_edges(levels, loc, log_scale)
     shape = torch.broadcast_shapes(a.shape, r.shape)
-    a, b, r = a.expand(shape), b.expand(shape), r.to(a.dtype).expand(shape)
-    q = torch.sub(a, b).expm1_().neg_()  # 1 - e^-(b - a): 1 for an end bin (a = -inf or b = inf)
-    weight = a.neg().sigmoid_().mul_(q)  # L = sigmoid(-a) q
-    log_p = torch.sigmoid(b).mul_(weight).log_()  # log(sigmoid(b) - sigmoid(a))
-    r_w = weight.mul_(r)
-    eps = torch.rsub(r_w, 1.0).div_(b.neg().exp_().add_(r_w)).log_()  # log((1 - rL) / (e^-b + rL))
-    # into [a, b) as float numbers (only rounding can put it out); a bin empty in floats (a == b, a level
-    # of probability 0) gets its top, outside: no particle can carry such a level
-    eps = torch.clamp(eps, min=a, max=torch.nextafter(b, b.new_full((), -math.inf)), out=eps)
-    if not shape.numel():
-        return eps, log_p
-    far_lo, far_hi = bool(b.min() <= -TAIL), bool(a.max() >= TAIL)
-    if far_lo or far_hi:  # the few bins far out in a tail: the log-space form there
-        far = ((b <= -TAIL) | (a >= TAIL)).reshape(-1).nonzero().squeeze(1)
-        pick = [t.reshape(-1).index_select(0, far) for t in (a, b, r)]
-        e_far, lp_far = _abduct_log_space(*pick)
-        eps.view(-1).index_copy_(0, far, e_far)
-        log_p.view(-1).index_copy_(0, far, lp_far)
-    return eps, log_p
+    bins = Bins(a.expand(shape), b.expand(shape))
+    return bins.draw(r.expand(shape)), bins.log_p
 
 
-def _abduct_log_space(a: Tensor, b: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`abduct` for bins ``[a, b)`` given in noise units, in log space
+def _log_mass_log_space(a: Tensor, b: Tensor) -> Tensor:
+    """``log(sigmoid(b) - sigmoid(a))`` of bins ``[a, b)`` in noise units, in log space: exact however far out."""
+    upper = (a + b) > 0
+    a2, b2 = torch.where(upper, -b, a), torch.where(upper, -a, b)
+    la, lb = logsigmoid(a2), logsigmoid(b2)
+    return lb + torch.log(-torch.expm1((la - lb).clamp(max=0.0)))
+
+
+def _draw_log_space(a: Tensor, b: Tensor, r: Tensor) -> Tensor:
+    """:meth:`Bins.draw` for bins ``[a, b)`` given in noise units, in log space
     (the upper tail reflected onto the lower one): exact however far out."""
     upper = (a + b) > 0
     a2, b2 = torch.where(upper, -b, a), torch.where(upper, -a, b)
@@ -275,8 +348,7 @@ def _abduct_log_space(a: Tensor, b: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     eps = log_p - torch.log(-torch.expm1(log_p))  # logit(p)
     eps = torch.where(upper, -eps, eps)
     below_hi = torch.nextafter(b, torch.full_like(b, -math.inf))
-    eps = torch.minimum(torch.maximum(eps, a), torch.maximum(below_hi, a))
-    return eps, lb + torch.log(-torch.expm1((la - lb).clamp(max=0.0)))
+    return torch.minimum(torch.maximum(eps, a), torch.maximum(below_hi, a))
 
 
 def mean_unit(loc: Tensor, log_scale: Tensor) -> Tensor:

@@ -15,6 +15,10 @@ The walk (:mod:`cvaeq.walk`) visits the nodes in topological order under
   weight ``-inf`` where evidence on it disagrees;
 * otherwise: noise from its prior, value by ``assign``.
 
+A mechanism that abducts in two steps (``weigh``: the 8-bit image) is only
+weighed in the walk; its noise is drawn after the resampling decision, for
+the particles kept (:func:`abduct`).
+
 The weights are self-normalised and their effective sample size recorded;
 particles are resampled when the ESS falls below ``resample_below * S``, and
 the copies then *rejuvenated* (:func:`rejuvenate`): given every node's value,
@@ -33,17 +37,20 @@ and a counterfactual's descendants are drawn ``S`` times, not ESS times.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import dataclasses
+import math
+from collections.abc import Callable, Collection, Mapping
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from ..allocator import keep_freed_memory
 from ..errors import MechanismError, QueryError
-from ..mechanisms.base import abducted_noise, abduction, can_abduct, can_propose, checked_value
+from ..mechanisms.base import abducted_noise, abduction, can_abduct, can_propose, can_weigh_first, checked_value
 from ..scm import SCM
 from ..walk import Forward, Site, walk
-from .particles import Particles, effective_sample_size
+from .particles import Particles, effective_sample_size, systematic_indices
 
 __all__ = ["abduct", "rejuvenate", "fallback_abduct", "batch_evidence", "FALLBACK_SAMPLES"]
 
@@ -62,7 +69,7 @@ def batch_evidence(scm: SCM, evidence: Mapping[str, object], num_particles: int)
         if v not in scm.graph:
             raise QueryError(f"evidence on unknown node {v!r}; known: {', '.join(scm.nodes)}")
         m = scm.mechanisms[v]
-        t = checked_value(m, v, value, f"evidence {v}={value!r}")
+        t = checked_value(m, v, value, f"evidence {v}={_shown(value)}")
         if t.dim() == m.event_dim:
             t = t.expand(num_particles, *t.shape)
         elif t.dim() != m.event_dim + 1 or t.shape[0] != num_particles:
@@ -72,6 +79,16 @@ def batch_evidence(scm: SCM, evidence: Mapping[str, object], num_particles: int)
             )
         out[v] = t
     return out
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for an error message, or its type and shape for an array of more than
+    1,000 values (a picture: torch's repr of a 64×64×3 one took 10 ms, in every image query,
+    for a message that is only shown when a class is off its domain)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "__len__") and math.prod(shape) > 1000:
+        return f"<{type(value).__name__} of shape {tuple(shape)}>"
+    return repr(value)
 
 
 def fallback_abduct(
@@ -105,11 +122,22 @@ def fallback_abduct(
 
 class Abduce(Forward):
     """The walk's policy of abduction (the cases of the module docstring) at
-    ``fixed`` known values (evidence and proposals), ``weigh_only`` of them weighed without noise."""
+    ``fixed`` known values (evidence and proposals), ``weigh_only`` of them weighed without noise;
+    with ``defer``, a mechanism that can weigh first (:func:`can_weigh_first`) only weighs, and
+    leaves in :attr:`deferred` the draw of its noise for after resampling."""
 
-    def __init__(self, scm: SCM, fixed: Mapping[str, Tensor], weigh_only: Collection[str], fallback_samples: int):
+    def __init__(
+        self,
+        scm: SCM,
+        fixed: Mapping[str, Tensor],
+        weigh_only: Collection[str],
+        fallback_samples: int,
+        defer: bool = False,
+    ):
         super().__init__(scm)
-        self.fixed, self.weigh_only, self.fallback_samples = fixed, weigh_only, fallback_samples
+        self.fixed, self.weigh_only, self.fallback_samples, self.defer = fixed, weigh_only, fallback_samples, defer
+        #: ``{node: draw(rows)}``: the noise of the nodes weighed now and drawn later
+        self.deferred: dict[str, Callable[[Tensor | None], Tensor]] = {}
 
     def visit(self, site: Site) -> None:
         if site.node not in self.fixed:
@@ -117,6 +145,9 @@ class Abduce(Forward):
         m, value = site.mechanism, self.fixed[site.node]
         if can_abduct(m) and site.node in self.weigh_only:
             site.log_weight = m.log_prob(value, site.parents).double()
+        elif self.defer and can_weigh_first(m):
+            lw, self.deferred[site.node] = m.weigh(value, site.parents)
+            site.log_weight = lw.double()
         elif can_abduct(m):  # the noise and its weight from one call: the image decodes once for both
             site.noise, lw = abduction(m, value, site.parents)
             site.log_weight = lw.double()
@@ -181,25 +212,34 @@ def abduct(
     S = num_particles
     ev = batch_evidence(scm, evidence, S)
     fixed, log_w = _propose(scm, ev, torch.zeros(S, dtype=torch.float64))
-    walked = walk(scm, Abduce(scm, fixed, weigh_only, fallback_samples), S, log_w)
+    # with resampling possible, an image that can weigh first draws its pixel noise once, after it
+    policy = Abduce(scm, fixed, weigh_only, fallback_samples, defer=resample_below > 0)
+    walked = walk(scm, policy, S, log_w)
     log_w = walked.log_weight
     particles = Particles(noise=walked.noise, values=walked.values, log_weights=log_w, ess=effective_sample_size(log_w))
     if particles.ess < resample_below * S:
-        particles = rejuvenate(scm, particles.resample())
+        rows = systematic_indices(particles.weights.unsqueeze(0))[0]  # (Particles.resample's one uniform)
+        return rejuvenate(scm, particles.take(rows), {v: partial(draw, rows) for v, draw in policy.deferred.items()})
+    if policy.deferred:
+        noise = dict(particles.noise)
+        noise.update({v: draw(None) for v, draw in policy.deferred.items()})
+        particles = dataclasses.replace(particles, noise={v: noise[v] for v in scm.nodes if v in noise})
     return particles
 
 
 class Rejuvenate(Forward):
     """The walk's policy of :func:`rejuvenate`."""
 
-    def __init__(self, scm: SCM, particles: Particles) -> None:
+    def __init__(self, scm: SCM, particles: Particles, drawn: Mapping[str, Callable[[], Tensor]]) -> None:
         super().__init__(scm)
-        self.particles = particles
+        self.particles, self.drawn = particles, drawn
 
     def visit(self, site: Site) -> None:
         m, old = site.mechanism, self.particles.noise.get(site.node)
         site.value = self.particles.values[site.node]
-        if can_abduct(m) and old is not None:  # (a node abducted for its weight only has none)
+        if site.node in self.drawn:
+            site.noise = self.drawn[site.node]()
+        elif can_abduct(m) and old is not None:  # (a node abducted for its weight only has none)
             site.noise = abducted_noise(m, site.value, site.parents)
         else:
             site.noise = old
@@ -209,16 +249,18 @@ class Rejuvenate(Forward):
         site.value = self.particles.values[site.node]  # the constant, copied as the particles were
 
 
-def rejuvenate(scm: SCM, particles: Particles) -> Particles:
+def rejuvenate(scm: SCM, particles: Particles, drawn: Mapping[str, Callable[[], Tensor]] | None = None) -> Particles:
     """Redraw each node's noise from ``p(N_v | v, parents)`` at the particles' values.
 
     Exact: the noise of the evidence's posterior, given all node values, is
     ``prod_v p(N_v | v, parents_v)``, so this leaves the posterior unchanged
     while giving resampled copies independent noise. Nodes whose mechanism
     cannot abduct keep their noise; an intervened node's noise is unused and
-    redrawn from its prior. Weights and values are unchanged.
+    redrawn from its prior. Weights and values are unchanged. ``drawn``:
+    ``{node: draw()}`` for nodes whose posterior noise a mechanism draws
+    from what it kept when it weighed them (``weigh``), in the walk's order.
     """
-    noise = walk(scm, Rejuvenate(scm, particles), particles.num_particles).noise
+    noise = walk(scm, Rejuvenate(scm, particles, drawn or {}), particles.num_particles).noise
     return Particles(
         noise=noise,
         values=particles.values,

@@ -123,6 +123,17 @@ class Particles:
         """
         return resample_groups(self, self.weights.unsqueeze(0))
 
+    def take(self, rows: Tensor) -> Particles:
+        """The particles ``rows`` (copies where an index repeats), with log-weight 0:
+        :meth:`resample` at indices already drawn (:func:`systematic_indices`)."""
+        return Particles(
+            noise={n: v[rows] for n, v in self.noise.items()},
+            values={n: v[rows] for n, v in self.values.items()},
+            log_weights=torch.zeros_like(self.log_weights),
+            ess=self.ess,
+            resampled=True,
+        )
+
 
 def resample_groups(particles: Particles, weights: Tensor, which: Tensor | None = None) -> Particles:
     """Systematic resampling within each of ``B`` consecutive groups of ``K`` particles.

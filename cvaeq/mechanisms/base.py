@@ -34,6 +34,11 @@ Optional members, used when present:
 * ``abduct_noise(value, parents)``: the noise of ``abduct`` alone, for
   callers that do not want the weight (rejuvenation); without it,
   :func:`abducted_noise` calls ``abduct`` and drops the weight;
+* ``weigh(value, parents)``: ``abduct`` in two steps, ``(log_weight, draw)``,
+  where ``draw(rows)`` gives the noise of the particles ``rows`` (all of them
+  for None) from what ``weigh`` computed. The engine then weighs first and
+  draws the noise once, after resampling, for the copies it keeps (the 8-bit
+  image: one draw of its 12,288 pixel noises per particle instead of two);
 * ``propose(value, unknown, known)``: amortised proposal for the unobserved
   parents named in ``unknown``, given this node's observed value ``[S, ...]``
   and the values already ``known`` (evidence, ``[S, ...]``); returns
@@ -58,7 +63,7 @@ function, :func:`checked_value`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -75,6 +80,7 @@ __all__ = [
     "can_abduct",
     "can_log_prob",
     "can_propose",
+    "can_weigh_first",
     "is_intervenable",
 ]
 
@@ -116,6 +122,10 @@ class _Optional(Protocol):  # documentation of the optional members' signatures
     def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction: ...
 
     def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor: ...
+
+    def weigh(
+        self, value: Tensor, parents: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Callable[[Tensor | None], Tensor]]: ...
 
     def propose(
         self, value: Tensor, unknown: Sequence[str], known: Mapping[str, Tensor]
@@ -193,6 +203,13 @@ def _checked_number(m: object, node: str, value: object, what: str) -> Tensor:
 def can_abduct(m: object) -> bool:
     """Whether ``m`` abducts its noise exactly (has ``abduct`` and ``log_prob``; see :func:`abduction`)."""
     return callable(getattr(m, "abduct", None)) and callable(getattr(m, "log_prob", None))
+
+
+def can_weigh_first(m: object) -> bool:
+    """Whether ``m`` abducts in two steps: ``weigh(value, parents) -> (log_weight, draw)``,
+    ``draw(rows)`` the noise of the particles ``rows`` afterwards (an 8-bit image:
+    its pixel noise is drawn once, after resampling, for the particles kept)."""
+    return can_abduct(m) and callable(getattr(m, "weigh", None))
 
 
 def can_log_prob(m: object) -> bool:

@@ -274,11 +274,18 @@ class BernoulliImage:
             for f in self.factors:
                 if f not in out and known.get(f) is None:
                     raise MechanismError(f"q(Z | X, factors) needs {f!r}, which is neither known nor proposed")
-            loc, scale = enc.z_posterior(factor_matrix({**known, **out}, self.factors, num))
-            q = dist.Normal(loc, scale).to_event(1)
-            out[self.latent] = q.sample()
-            log_q += q.log_prob(out[self.latent]).double()
+            classes = factor_matrix({**known, **out}, self.factors, num)
+            loc, scale = enc.z_posterior(classes)
+            out[self.latent], lq = self._latent_draw(value, classes, loc, scale)
+            log_q += lq
         return out, log_q
+
+    def _latent_draw(self, value: Tensor, classes: Tensor, loc: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
+        """Z drawn from q(Z | X, factors) = Normal(loc, scale): ``(z [S, d], log q [S] float64)``.
+        (The 8-bit mechanism refines it around the posterior's mode: :mod:`cvaeq.mechanisms.latent_refinement`.)"""
+        q = dist.Normal(loc, scale).to_event(1)
+        z = q.sample()
+        return z, q.log_prob(z).double()
 
 
 def image_parents(

@@ -83,6 +83,8 @@ class DiscretisedLogisticImage:
         (default: the parents other than ``latent``).
     :param latent: the latent parent's name (``None`` if the image has none).
     :param shape: the world's ``image_shape``: ``(C, H, W)`` or ``(H, W)``.
+    :param refine_latent: refine q(Z | X, factors) for each evidence picture
+        (:mod:`~cvaeq.mechanisms.latent_refinement`); False: q as the model gives it.
 
     :meth:`abduct` gives the noise and ``log p(X | parents)`` from one
     decoding (the contract of :mod:`cvaeq.mechanisms.base`);
@@ -104,6 +106,7 @@ class DiscretisedLogisticImage:
         latent: str | None = "Z",
         shape: tuple[int, ...] = (3, 64, 64),
         factor_normals: Callable[[Tensor], Mapping[str, tuple[Tensor, Tensor]]] | None = None,
+        refine_latent: bool = True,
     ) -> None:
         if not callable(pixel_levels):
             raise MechanismError("DiscretisedLogisticImage needs pixel_levels(parents) -> (loc, log_scale)")
@@ -119,6 +122,8 @@ class DiscretisedLogisticImage:
         self.latent = latent
         self.shape = tuple(int(v) for v in shape)
         self.event_dim = len(self.shape)
+        #: whether the latent proposal is refined for each evidence picture (:meth:`_latent_draw`)
+        self.refine_latent = refine_latent
 
     def __repr__(self) -> str:
         return f"DiscretisedLogisticImage(parents={self.parents}, shape={self.shape})"
@@ -151,6 +156,24 @@ class DiscretisedLogisticImage:
         eps, log_p = levels.abduct(x, loc, log_scale, torch.rand(loc.shape, dtype=loc.dtype))
         return Abduction(eps, _summed(log_p))
 
+    def weigh(self, value: Tensor, parents: Mapping[str, Tensor]) -> tuple[Tensor, Callable[[Tensor | None], Tensor]]:
+        """:meth:`abduct` in two steps: ``(log p(X = value | parents) [S], draw)``,
+        where ``draw(rows)`` gives the noise of the particles ``rows`` (every
+        particle when None; each row its own draw from the exact posterior).
+
+        The engine weighs the particles first and draws the pixel noise after
+        resampling, for the copies it keeps (:func:`cvaeq.engine.abduct`): one
+        draw of the 12,288 noises of a 64×64×3 picture per particle instead of
+        one before resampling and one again to rejuvenate the copies. The
+        same numbers as :meth:`abduct`'s for the same uniforms."""
+        loc, log_scale = self.params(parents)
+        bins = levels.Bins(*levels.standardised_edges(_levels_of(value, self.shape), loc, log_scale))
+
+        def draw(rows: Tensor | None = None) -> Tensor:
+            return bins.draw(rows=rows)
+
+        return _summed(bins.log_p), draw
+
     def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         """The noise alone (rejuvenation: the weight is not needed there)."""
         return self.abduct(value, parents).noise
@@ -158,10 +181,43 @@ class DiscretisedLogisticImage:
     def propose(
         self, value: Tensor, unknown: Sequence[str], known: Mapping[str, Tensor]
     ) -> tuple[dict[str, Tensor], Tensor] | None:
-        """Sample the unknown parents from q(factors | X), then q(Z | X, factors),
-        reading the picture on the [0, 1] scale (the Bernoulli mechanism's
-        proposal code, :meth:`BernoulliImage.propose`)."""
+        """Sample the unknown parents from q(factors | X), then Z from q(Z | X, factors)
+        refined for this picture (:meth:`_latent_draw`), reading the picture on the
+        [0, 1] scale (the Bernoulli mechanism's proposal code, :meth:`BernoulliImage.propose`)."""
         return BernoulliImage.propose(self, unit_scale(value), unknown, known)  # type: ignore[arg-type]
+
+    def _latent_draw(self, value: Tensor, classes: Tensor, loc: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
+        """Z from q(Z | X, factors) refined around the posterior's mode for one evidence picture
+        (:mod:`~cvaeq.mechanisms.latent_refinement`: a Laplace fit per factor combination, with ``q``
+        as a defensive component, its density exact in the weights); ``q`` alone when
+        :attr:`refine_latent` is off, when the rows hold different pictures (a batch of evidence),
+        or when Z has more than :data:`~cvaeq.mechanisms.latent_refinement.MAX_LATENT_DIM` dimensions."""
+        from . import latent_refinement as lr
+
+        one = value.shape[0] == 1 or value.stride(0) == 0
+        if not self.refine_latent or not one or self.latent is None or not 0 < loc.shape[1] <= lr.MAX_LATENT_DIM:
+            return BernoulliImage._latent_draw(self, value, classes, loc, scale)  # type: ignore[arg-type]
+        picture = value[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8)  # the levels back, exactly
+        combos, group, counts = torch.unique(classes, dim=0, return_inverse=True, return_counts=True)
+        fits: list[lr.LaplaceFit | None] = [None] * len(combos)
+        for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
+            first = int((group == k).nonzero()[0, 0])
+            fits[k] = lr.laplace_fit(self._log_posterior(picture, combos[k]), loc[first], scale[first])
+        return lr.draw(loc, scale, fits, group)
+
+    def _log_posterior(self, picture: Tensor, classes: Tensor) -> Callable[[Tensor], Tensor]:
+        """``z [n, d] -> log p(picture | classes, z) + log N(z; 0, I)`` ``[n]`` (float64):
+        the target the latent proposal is fitted to (one decoding of ``n`` rows)."""
+
+        def log_density(z: Tensor) -> Tensor:
+            n = z.shape[0]
+            parents = {f: classes[j].expand(n) for j, f in enumerate(self.factors)}
+            parents[self.latent] = z  # type: ignore[index]
+            loc, log_scale = self.pixel_levels(parents)
+            log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
+            return log_p - 0.5 * z.double().square().sum(1)
+
+        return log_density
 
 
 def unit_scale(value: Tensor) -> Tensor:

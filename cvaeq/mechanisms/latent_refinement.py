@@ -1,0 +1,195 @@
+"""The latent proposal refined for one evidence picture: a Laplace fit around the posterior's mode.
+
+An 8-bit picture's likelihood ``p(X | factors, Z)`` is a product over 12,288
+pixel-channels of narrow discretised logistics, far more peaked in Z than the
+amortised ``q(Z | X, factors)`` is sharp: drawn from ``q``, 100 particles of
+the colour pendulum kept an effective sample size of 2 to 8. Given the
+picture and the factors, the log-posterior of Z,
+
+    f(z) = log p(X | factors, z) + log N(z; 0, I),
+
+is smooth and, for a model that reads its pictures well, close to quadratic
+around its mode. :func:`laplace_fit` finds the mode by Newton's method from
+``q``'s mean, with the gradient and Hessian from central differences on a
+stencil of ``2 d^2 + 1`` points (one batched decoding per step: no autograd,
+so any model's decoder will do), in ``q``'s own units (``z = loc + scale * u``);
+the proposal is then the Laplace approximation ``Normal(mode, (-H)^-1)`` (the
+finite-difference Hessian at a step near the posterior's width: the curvature
+averaged over where the mass is), mixed with ``q`` itself as a defensive
+component (Hesterberg 1995: a weight can then never exceed ``1 / DEFENSIVE``
+times what ``q`` alone would give it):
+
+    q'(z) = DEFENSIVE q(z) + (1 - DEFENSIVE) Normal(z; mode, (-H)^-1).
+
+Importance sampling stays exact: each particle's weight divides by
+``q'(z)``, the density it was drawn from (:func:`draw`), so the answer is an
+unbiased-in-the-limit self-normalised estimate whatever the fit's quality;
+the fit only decides how many particles count. Where the fit fails (a
+Hessian not negative definite, a non-finite likelihood) a factor combination
+keeps ``q`` alone.
+
+>>> import torch
+>>> f = lambda z: -0.5 * (((z.double() - 3.0) / 0.1) ** 2).sum(1)     # a sharp posterior at (3, 3)
+>>> fit = laplace_fit(f, torch.zeros(2), torch.ones(2))
+>>> [round(v, 3) for v in fit.mean.tolist()], [round(v, 3) for v in fit.scale_tril.diagonal().tolist()]
+([3.0, 3.0], [0.1, 0.1])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "LaplaceFit",
+    "laplace_fit",
+    "draw",
+    "DEFENSIVE",
+    "MAX_LATENT_DIM",
+    "MAX_COMBINATIONS",
+    "NEWTON_STEPS",
+    "NEWTON_DECREMENT",
+]
+
+#: The weight of ``q`` itself in the refined proposal (defensive importance sampling).
+DEFENSIVE = 0.05
+#: Latent sizes up to this are refined (the stencil has ``2 d^2 + 1`` points: 129 decodings at 8).
+MAX_LATENT_DIM = 8
+#: The factor combinations refined, the most frequent first; rarer ones keep ``q`` (a proposal
+#: per combination: each particle's weight uses the density its own combination drew it from).
+MAX_COMBINATIONS = 4
+#: Newton steps at most (the colour pendulum's mode is found in 3 or 4).
+NEWTON_STEPS = 8
+#: Stop after a Newton step shorter than this many posterior standard deviations (the Newton
+#: decrement ``sqrt(step' (-H) step)``, in the fitted posterior's own metric).
+NEWTON_DECREMENT = 0.5
+#: The longest Newton step, in ``q``'s units (a trust region).
+MAX_STEP = 4.0
+
+
+@dataclass(frozen=True)
+class LaplaceFit:
+    """``Normal(mean, scale_tril scale_tril^T)`` in Z's units; ``evaluations``: stencils decoded."""
+
+    mean: Tensor
+    scale_tril: Tensor
+    evaluations: int
+
+
+def _stencil(d: int) -> Tensor:
+    """The centre, ``±e_i``, and ``(±e_i ± e_j)`` for ``i < j``: ``[2 d^2 + 1, d]`` (float64)."""
+    eye = torch.eye(d, dtype=torch.float64)
+    points = [torch.zeros(d, dtype=torch.float64)]
+    points += [s * eye[i] for i in range(d) for s in (1.0, -1.0)]
+    points += [
+        a * eye[i] + b * eye[j] for i in range(d) for j in range(i + 1, d) for a in (1.0, -1.0) for b in (1.0, -1.0)
+    ]
+    return torch.stack(points)
+
+
+def _derivatives(values: Tensor, h: float, d: int) -> tuple[Tensor, Tensor]:
+    """Gradient and Hessian at the stencil's centre from central differences of ``values`` (stencil order)."""
+    f0 = values[0]
+    plus, minus = values[1 : 1 + 2 * d : 2], values[2 : 2 + 2 * d : 2]
+    grad = (plus - minus) / (2 * h)
+    hess = torch.diag((plus - 2 * f0 + minus) / h**2)
+    k = 1 + 2 * d
+    for i in range(d):
+        for j in range(i + 1, d):
+            pp, pm, mp, mm = values[k : k + 4]
+            hess[i, j] = hess[j, i] = (pp - pm - mp + mm) / (4 * h * h)
+            k += 4
+    return grad, hess
+
+
+def laplace_fit(log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor) -> LaplaceFit | None:
+    """The Laplace approximation of ``exp(log_density)`` around its mode, from ``Normal(loc, scale)``'s mean.
+
+    :param log_density: ``z [n, d] -> [n]`` float64, up to a constant (called with
+        ``2 d^2 + 1`` rows a step).
+    :param loc: ``[d]``, where the search starts (``q``'s mean).
+    :param scale: ``[d]``, the units of the search (``q``'s scale).
+    :returns: the fit, or None where it fails (no negative-definite Hessian at
+        the best point found, or a non-finite density there).
+    """
+    d = int(loc.shape[0])
+    loc64, scale64 = loc.detach().double(), scale.detach().double()
+    stencil = _stencil(d)
+    mu = torch.zeros(d, dtype=torch.float64)
+    h, best, evaluations = 0.5, None, 0
+    for _ in range(NEWTON_STEPS):
+        values = log_density((loc64 + scale64 * (mu + h * stencil)).to(loc.dtype)).double()
+        evaluations += 1
+        if not bool(torch.isfinite(values).all()):
+            if best is None:
+                return None
+            mu = (best[0] + mu) / 2  # back towards the best point found
+            continue
+        if best is not None and values[0] < best[1]:  # the step overshot: halve it
+            mu = (best[0] + mu) / 2
+            continue
+        grad, hess = _derivatives(values, h, d)
+        eig = torch.linalg.eigvalsh(hess)
+        concave = bool((eig < 0).all())
+        best = (mu, values[0], hess if concave else None)
+        step = -torch.linalg.solve(hess, grad) if concave else grad / grad.norm().clamp_min(1e-12)
+        length = float(step.norm())
+        if length > MAX_STEP:
+            step = step * (MAX_STEP / length)
+        elif concave and float(step @ (-hess) @ step) < NEWTON_DECREMENT**2:
+            # the last step is a fraction of the posterior's width: taken without another look
+            # (Newton's error after it is of the order of its square)
+            best = (mu + step, values[0], hess)
+            break
+        mu = mu + step
+        if concave:  # the next stencil about one posterior width across
+            h = float(min(1.0, max(0.1, float((-1.0 / eig).sqrt().min()))))
+    if best is None or best[2] is None:
+        return None
+    cov = torch.linalg.inv(-best[2])
+    tril = torch.linalg.cholesky((cov + cov.T) / 2)
+    return LaplaceFit(
+        mean=(loc64 + scale64 * best[0]).to(loc.dtype),
+        scale_tril=(scale64[:, None] * tril).to(loc.dtype),
+        evaluations=evaluations,
+    )
+
+
+def draw(loc: Tensor, scale: Tensor, fits: list[LaplaceFit | None], group: Tensor) -> tuple[Tensor, Tensor]:
+    """Z for each row from its group's refined proposal: ``(z [S, d], log q' [S] float64)``.
+
+    :param loc: ``[S, d]`` and ``scale`` ``[S, d]``: ``q(Z | X, factors)`` of each row.
+    :param fits: one :class:`LaplaceFit` (or None: ``q`` alone) per group.
+    :param group: ``[S]`` each row's group (its factor combination).
+
+    A row whose group has a fit draws from ``DEFENSIVE q + (1 - DEFENSIVE) Laplace``
+    (one uniform picks the component, one standard normal per dimension
+    makes the draw), and its ``log q'`` is that mixture's density at the draw;
+    a row without one draws from ``q`` and gets ``q``'s density.
+    """
+    s, d = loc.shape
+    normal = torch.randn(s, d, dtype=loc.dtype)
+    pick_q = torch.rand(s) < DEFENSIVE
+    z = torch.addcmul(loc, scale, normal)
+    q = torch.distributions.Normal(loc.double(), scale.double())
+    mean = torch.zeros(s, d, dtype=torch.float64)
+    tril = torch.eye(d, dtype=torch.float64).expand(s, d, d).clone()
+    fitted = torch.zeros(s, dtype=torch.bool)
+    for k, fit in enumerate(fits):
+        if fit is None:
+            continue
+        rows = group == k
+        fitted |= rows
+        mean[rows], tril[rows] = fit.mean.double(), fit.scale_tril.double()
+    laplace = (mean + (tril @ normal.double().unsqueeze(-1)).squeeze(-1)).to(loc.dtype)
+    z = torch.where((fitted & ~pick_q).unsqueeze(1), laplace, z)
+    log_q = q.log_prob(z.double()).sum(1)
+    if bool(fitted.any()):
+        log_lap = torch.distributions.MultivariateNormal(mean, scale_tril=tril).log_prob(z.double())
+        mixed = torch.logaddexp(log_q + math.log(DEFENSIVE), log_lap + math.log1p(-DEFENSIVE))
+        log_q = torch.where(fitted, mixed, log_q)
+    return z, log_q
