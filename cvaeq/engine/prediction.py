@@ -52,4 +52,7 @@ def predict_changes(world: SCM, particles: Particles) -> dict[str, Tensor]:
     changed: set[str] = set()
     for v in world.interventions:
         changed |= world.graph.descendants(v)
+    missing = [v for v in world.nodes if v not in (particles.noise if v in changed else particles.values)]
+    if missing:
+        raise MechanismError(f"the particles carry no noise for {missing[0]!r}; abduct on this SCM's nodes")
     return walk(world, ReplayChanged(particles.noise, particles.values, changed), particles.num_particles).values

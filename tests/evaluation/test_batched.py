@@ -66,7 +66,7 @@ def test_weigh_only_abducts_the_same_weights_without_pixel_noise(analytic_model)
     assert all(torch.equal(full.particles.values[v], weighed.particles.values[v]) for v in ("shape", "Z"))
     assert "X" in full.particles.noise and "X" not in weighed.particles.noise
     with pytest.raises(MechanismError, match="no noise for 'X'"):
-        predict_groups(weighed)
+        predict_groups(weighed, {"shape": torch.zeros(len(x), dtype=torch.long)})
 
 
 def test_float32_pixels_agree_with_float64_to_float_precision():
