@@ -531,6 +531,8 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
     for v, value in r.evidence.items():
         if v == IMAGE:
             evidence_image = np.asarray(value)
+            if not evidence_image.flags.writeable:  # a read-only array (a file's buffer): torch wants its own copy
+                evidence_image = evidence_image.copy()
             levels = mech.story.world.pixel == "8bit"  # X is uint8 levels there, float 0/1 in a binary world
             evidence[v] = torch.as_tensor(evidence_image, dtype=None if levels else torch.float32)
         else:
