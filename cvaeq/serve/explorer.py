@@ -194,6 +194,16 @@ def _describe_factor(f) -> dict[str, Any]:
     return {"name": f.name, "numeric": f.numeric, "values": [f.label(k) for k in range(f.size)]}
 
 
+def _bars(answer, factor: str) -> dict[str, float]:
+    """A factor's bar chart in an answer: a categorical factor's distribution, a
+    continuous one's histogram with each bin labelled by its interval."""
+    if factor in answer.distribution:
+        return answer.distribution[factor]
+    hist = answer.histogram[factor]
+    edges, probs = hist["edges"], hist["probabilities"]
+    return {f"{edges[k]:.4g}-{edges[k + 1]:.4g}": float(p) for k, p in enumerate(probs)}
+
+
 class Explorer:
     """A loaded model (or a story's true tables) answering the questions of a page.
 
@@ -469,9 +479,14 @@ class Explorer:
         answer = replace(answer, model=self.model_name)  # no server path in an answer
         factors: dict[str, dict[str, float]] = {}
         if asked is not r:
-            factors = {f: answer.distribution[f] for f in world.names}
+            factors = {f: _bars(answer, f) for f in world.names}
             answer = replace(
-                answer, targets=r.targets, distribution={t: d for t, d in answer.distribution.items() if t in r.targets}
+                answer,
+                targets=r.targets,
+                **{
+                    part: {t: d for t, d in getattr(answer, part).items() if t in r.targets}
+                    for part in ("distribution", "quantiles", "histogram", "expectation")
+                },
             )
         classes = q.classes
         out = Explored(

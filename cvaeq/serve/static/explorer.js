@@ -191,7 +191,7 @@ async function showAnswer(a) {
     ? "q(factors | X) reads the mean image as: " + Object.entries(a.predicted).map(([k, v]) => `${k}=${v}`).join(", ")
     : "";
   showNumbers(a);
-  showBars(a.distribution || a.factors || {}, a.truth ? a.truth.factors : null);
+  showBars(a.distribution || histogramBars(a.histogram) || a.factors || {}, a.truth ? a.truth.factors : null);
   await dag;
   const ms = performance.now() - startedAt;
   window.cvaeq.timings.push(ms);
@@ -216,13 +216,26 @@ function showNumbers(a) {
 
 // One column chart per factor: the model's probabilities (blue) and, when
 // known, the true counterfactual's (grey) beside them.
+// a continuous target's histogram as bars, each bin labelled by its interval (null: none)
+function histogramBars(hist) {
+  if (!hist || !Object.keys(hist).length) return null;
+  const out = {};
+  for (const [name, h] of Object.entries(hist)) {
+    out[name] = {};
+    h.probabilities.forEach((p, k) => {
+      out[name][`${+h.edges[k].toPrecision(4)}-${+h.edges[k + 1].toPrecision(4)}`] = p;
+    });
+  }
+  return out;
+}
+
 function showBars(dists, truth) {
   const box = $("bars");
   box.replaceChildren();
   for (const [name, dist] of Object.entries(dists)) {
     // the world's order (an object's own keys would put "1" before "0.5")
     const known = world.factors.find((f) => f.name === name);
-    const values = known ? known.values.filter((v) => v in dist) : Object.keys(dist);
+    const values = known && !known.continuous ? known.values.filter((v) => v in dist) : Object.keys(dist);
     const chart = el("div", { class: "chart" + (values.length <= 8 ? " few" : ""), "data-factor": name });
     chart.append(el("h3", { text: name }));
     const cols = el("div", { class: "columns" });
