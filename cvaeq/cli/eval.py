@@ -171,6 +171,7 @@ def summary_truthfree(r: dict) -> str:
     tables = [("truthfree", "effectiveness", f) for f in factors] + [
         ("truthfree", "floor"),
         ("truthfree", "reversibility_l1"),
+        ("truthfree", "proposal"),
     ]
     width = 2 + max([len(f"{f} ({measure[f]})") for f in factors] + [len(fig(*t, f)) for t in tables for f in factors])
 
@@ -191,6 +192,9 @@ def summary_truthfree(r: dict) -> str:
         *[row(f"do({f})", "truthfree", "effectiveness", f) for f in factors],
         row("floor (real held out)", "truthfree", "floor"),
         row("reversibility L1", "truthfree", "reversibility_l1"),
+        row("proposal's posterior", "truthfree", "proposal"),
+        f"factor proposal q(factors | X): ESS {fig('truthfree', 'proposal', 'ess_fraction')} of the particles "
+        "(raw weights); its posterior above: P(the label) for a class, |posterior mean - label| for a number",
         "",
         f"composition L1, engine 1: {fig('truthfree', 'composition_l1', '1')}"
         f"  10: {fig('truthfree', 'composition_l1', '10')}",

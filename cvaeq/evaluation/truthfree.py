@@ -181,9 +181,28 @@ def truthfree_batch(
     if g is None:
         g = abduct_groups(scm, {IMAGE: x}, k)
     add("tf.nll", -g.log_marginal().numpy())
+    _proposal(world, g, factual, add)
     for i, f in enumerate(world.names):
         _intervened(world, story, scm, pred, g, x, factual, (i, f), np.asarray(do_values[f]), k, seed, add)
     _composition(world, scm, model, g, x, k, steps, add)
+
+
+def _proposal(world, g, factual: np.ndarray, add) -> None:
+    """The factor proposal's quality on each picture: its effective sample size as a fraction of
+    the particles (the raw weights, before any resampling), and the posterior's error against the
+    picture's labels (a continuous factor: the absolute error of its posterior mean; a categorical
+    one: the posterior probability of the labelled class)."""
+    raw = torch.softmax(g.log_weights, dim=1)
+    add("tf.prop.ess", (1.0 / (raw * raw).sum(1) / g.per_group).numpy())
+    w = g.weights
+    for i, f in enumerate(world.names):
+        values = g.particles.values[f].reshape(g.groups, g.per_group)
+        if world.factor(f).continuous:
+            post = (w * values.double()).sum(1).numpy()
+            add(f"tf.prop.{f}", np.abs(post - factual[:, i].astype(np.float64)))
+        else:
+            label = torch.as_tensor(factual[:, i].astype(np.int64))[:, None]
+            add(f"tf.prop.{f}", (w * (values == label).double()).sum(1).numpy())
 
 
 def _intervened(world, story, scm, pred, g, x, factual, which, v: np.ndarray, k: int, seed: int, add) -> None:
@@ -265,6 +284,8 @@ def truthfree_figures(world, mean: Callable[[str], float], steps: int, floor: Ma
         "reversibility_l1": rev,
         "reversibility_l1_mean": float(np.mean(list(rev.values()))),
     }
+    if not truth:  # the factor proposal's quality (the true figures have their own: factor accuracy)
+        out["proposal"] = {"ess_fraction": mean("tf.prop.ess"), **{f: mean(f"tf.prop.{f}") for f in names}}
     if truth:
         out["effectiveness_truth"] = {f: {r: mean(f"tf.eff_truth.{f}.{r}") for r in names} for f in names}
     return out
@@ -384,7 +405,7 @@ def _score_pictures(mech, pred, pictures, labels, do_values, samples, seed, batc
 
     story, world = mech.story, mech.story.world
     model = ImageModelAdapter(mech.image_model, world.image_shape)
-    scm = build_scm(story, mech.factor_logits, image_model=model)
+    scm = build_scm(story, mech.factor_logits, image_model=model, laws=getattr(mech, "laws", None))
     rows: dict[str, list] = {}
 
     def add(key, value):

@@ -71,6 +71,12 @@ def test_a_world_without_a_renderer_reports_only_the_truth_free_figures_and_says
     assert lo <= tf["effectiveness"]["kind"]["kind"] <= hi
     assert r["ci"]["truthfree"]["composition_l1"]["10"] == [0.0, 0.0]
     assert set(r["ci"]["truthfree"]["floor"]) == set(names)
+    # the factor proposal: its ESS a fraction of the particles, its posterior the labelled class's probability
+    prop = tf["proposal"]
+    assert 0 < prop["ess_fraction"] <= 1 and set(prop) == {"ess_fraction", *names}
+    assert all(0.5 < prop[f] <= 1.0 for f in names)  # the oracle's pictures say their factors
+    lo, hi = r["ci"]["truthfree"]["proposal"]["ess_fraction"]
+    assert lo <= prop["ess_fraction"] <= hi
 
 
 def test_the_targets_are_pass_fail_lines(files_scores):
