@@ -403,7 +403,8 @@ class Learn:
     :ivar links: the links :func:`fit_law` may choose from (the table's ``link``, else all of :data:`LINKS`).
     :ivar frame: ``(offset, gain)`` when the table fixes the value's frame, else None (each link's own).
     :ivar guess: whether the table states a guess at the numbers (any of ``bias``, ``weights``,
-        ``scale``): the story's sampler and density then use it until a model's fit replaces it.
+        ``scale``), or a model's fit has replaced them (:meth:`cvaeq.story.Story.with_laws`):
+        the story's sampler and density then have numbers to use.
     """
 
     links: tuple[str, ...] = LINKS

@@ -95,6 +95,33 @@ class Story:
         self.check_known((factor,))
         return self.laws[factor]
 
+    def with_laws(self, laws: dict[str, Any] | None) -> Story:
+        """This story with fitted laws in place of its own (``{continuous factor: Law or
+        law table}``, what :func:`cvaeq.invertible.fit_laws` gives and a checkpoint records):
+        the story as a model trained on it knows it, so that its sampler and density
+        follow the fitted laws. Itself when ``laws`` is empty; its text stays the story's.
+
+        >>> story = load_story("morphomnist")
+        >>> table = {"link": "identity", "bias": 3.0, "scale": 0.5, "noise": "normal"}
+        >>> story.with_laws({"thickness": table}).law("thickness").bias, story.law("thickness").bias
+        (3.0, 0.0)
+        """
+        if not laws:
+            return self
+        from dataclasses import replace
+
+        new_laws, learned = dict(self.laws), dict(self.learned)
+        for f, law in laws.items():
+            if f not in self.laws:
+                raise StoryError(f"a fitted law for {f!r}, which is not a continuous factor of story {self.name!r}")
+            if not isinstance(law, Law):
+                table = {k: v for k, v in dict(law).items() if k != "parents"}
+                law = Law.from_dict(table, self.parents(f))
+            new_laws[f] = law
+            if f in learned:  # its numbers are known now
+                learned[f] = replace(learned[f], guess=True)
+        return replace(self, laws=new_laws, learned=learned)
+
     def check_known(self, factors=None) -> None:
         """A StoryError naming the fix if one of ``factors`` (default: all) has a law to be
         learned (``learn = true``) and the story states no guess at its numbers: such a law

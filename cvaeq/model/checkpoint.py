@@ -99,7 +99,9 @@ class Checkpoint:
         the ``causal_vae`` family), in eval mode, on the CPU (implements the image-model protocol,
         :mod:`cvaeq.image_model`: ``latent_dim``, ``decode_probs``, ``pixel_logits``, ``factor_logits``,
         ``z_posterior``).
-    :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
+    :ivar story: the :class:`~cvaeq.story.Story` it was trained on, with the laws the run
+        fitted (:attr:`laws`) in place of those the story leaves to be learned
+        (:meth:`~cvaeq.story.Story.with_laws`), so that its sampler follows them.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents
         in the order ``story.parents(factor)``; a continuous factor's fitted
@@ -462,6 +464,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                 raise CheckpointError(f"{path}: factor table for {f!r} is missing or not of shape {shape}")
             factor_logits[f] = t
         _check_laws(path, story, meta.get("laws"))
+        story = story.with_laws(meta.get("laws"))  # the story as the model knows it: the fitted laws
         optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
         optimizer_state = _optim_state(optim, meta["optimizer"]) if meta.get("optimizer") else None
         int(meta["epoch"])

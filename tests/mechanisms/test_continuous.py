@@ -276,7 +276,8 @@ def _learned(intensity_table: str):
 def test_a_learned_law_without_a_guess_is_refused_until_a_model_fits_it():
     story = _learned('learn = true\nlink = "sigmoid"\n')
     assert set(story.learned) == {"intensity"} and story.learned["intensity"].links == ("sigmoid",)
-    for call in (lambda: story.sample(3, np.random.default_rng(0)), lambda: story.log_prob(DEEPSCM.sample(3, np.random.default_rng(0))),
+    rows = DEEPSCM.sample(3, np.random.default_rng(0))
+    for call in (lambda: story.sample(3, np.random.default_rng(0)), lambda: story.log_prob(rows),
                  lambda: story.law("intensity"), lambda: build_scm(story)):
         with pytest.raises(StoryError) as info:
             call()

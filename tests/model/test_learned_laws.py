@@ -65,7 +65,7 @@ def test_train_prints_the_fitted_law_in_one_line(trained):
     _, stderr = trained
     lines = [line for line in stderr.splitlines() if line.startswith("fitted law of intensity: ")]
     assert len(lines) == 1, stderr
-    assert f"intensity = 64 + 191 * sigmoid(" in lines[0] and "* thickness" in lines[0]
+    assert "intensity = 64 + 191 * sigmoid(" in lines[0] and "* thickness" in lines[0]
     assert lines[0].endswith(f"e ~ normal ({N} training rows)")
     assert "fitted law of thickness" not in stderr  # its law is stated: the story's
 
@@ -85,6 +85,11 @@ def test_the_checkpoint_records_laws_close_to_deepscms(trained):
     assert law["weights"]["thickness"] == pytest.approx(2.0, abs=0.1)
     assert law["bias"] == pytest.approx(-5.0, abs=0.3)
     assert law["scale"] == pytest.approx(0.5, abs=0.045)
+    # the loaded story is the story as the model knows it: its sampler follows the fitted law
+    fitted = ckpt.story.law("intensity")
+    assert (fitted.bias, fitted.weights["thickness"], fitted.scale) == (law["bias"], law["weights"]["thickness"],
+                                                                         law["scale"])
+    assert ckpt.story.text == STORY and ckpt.story.sample(5, np.random.default_rng(0)).shape == (5, 3)
     # fitted from the training rows, the first N: the same fit as the labels' own (never the held-out rows)
     from cvaeq.invertible import fit_laws
 
