@@ -510,22 +510,13 @@ def fit_law(
     if n < 2:
         raise LawError("fitting a continuous factor's law needs at least two labelled rows")
     columns, names = _design(parents, kinds, n)
+    design = np.column_stack([np.ones(n), *columns]) if columns else np.ones((n, 1))
     best: tuple[float, Law] | None = None
     for link in links:
         offset, gain = frame if frame is not None else _link_frame(link, low, high, value)
-        trial = Law((), link, offset, gain)
-        u = trial._unlink((value - offset) / gain)
-        if not np.all(np.isfinite(u)):
-            continue
-        design = np.column_stack([np.ones(n), *columns]) if columns else np.ones((n, 1))
-        gram = design.T @ design + RIDGE * np.eye(design.shape[1])
-        coef = np.linalg.solve(gram, design.T @ u)
-        resid = u - design @ coef
-        scale = max(float(np.sqrt(np.mean(resid**2))), 1e-6)
-        law = Law(tuple(parents), link, offset, gain, float(coef[0]), _weights(coef[1:], names, kinds), scale)
-        ll = float(np.mean(law.log_prob(value, law.terms(parents, kinds))))
-        if math.isfinite(ll) and (best is None or ll > best[0]):
-            best = (ll, law)
+        fitted = _fit_link(Law(tuple(parents), link, offset, gain), value, design, names, parents, kinds)
+        if fitted is not None and (best is None or fitted[0] > best[0]):
+            best = fitted
     if best is None:
         if frame is not None:
             raise LawError(
@@ -534,6 +525,23 @@ def fit_law(
             )
         raise LawError("no link fits these labels (they must be finite numbers)")
     return best[1]
+
+
+def _fit_link(frame: Law, value: np.ndarray, design: np.ndarray, names, parents, kinds) -> tuple[float, Law] | None:
+    """``(mean log-likelihood, law)`` of the least-squares fit in the link space of ``frame``
+    (its link, offset and gain), or None where the link cannot give every label."""
+    u = frame._unlink((value - frame.offset) / frame.gain)
+    if not np.all(np.isfinite(u)):
+        return None
+    gram = design.T @ design + RIDGE * np.eye(design.shape[1])
+    coef = np.linalg.solve(gram, design.T @ u)
+    resid = u - design @ coef
+    scale = max(float(np.sqrt(np.mean(resid**2))), 1e-6)
+    law = Law(
+        frame.parents, frame.link, frame.offset, frame.gain, float(coef[0]), _weights(coef[1:], names, kinds), scale
+    )
+    ll = float(np.mean(law.log_prob(value, law.terms(parents, kinds))))
+    return (ll, law) if math.isfinite(ll) else None
 
 
 def _link_frame(link: str, low: float, high: float, value: np.ndarray) -> tuple[float, float]:

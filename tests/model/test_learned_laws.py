@@ -197,3 +197,19 @@ def test_labels_the_stated_form_cannot_give_are_a_one_line_error(tmp_path):
     assert line.startswith("error: story 'morpho_learned': fitting the law of 'intensity': the labels run from ")
     assert line.endswith("widen offset and gain, or leave them out") and "Traceback" not in res.output
     assert not out.exists()
+
+
+def test_a_resumed_run_keeps_the_fitted_laws(trained, tmp_path):
+    """Resuming trains on the same rows: the laws are the checkpoint's, not fitted again."""
+    import shutil
+
+    from cvaeq.model.train import TrainConfig, train
+
+    out, _ = trained
+    copy = tmp_path / "resumed.safetensors"
+    shutil.copy(out, copy)
+    said = []
+    train(TrainConfig(epochs=2, device="cpu"), copy, resume=copy, progress=False, log=said.append, threads=1)
+    ckpt = load_checkpoint(copy)
+    assert ckpt.epoch == 2 and ckpt.laws == load_checkpoint(out).laws
+    assert not any(line.startswith("fitted law") for line in said)
