@@ -53,7 +53,19 @@ import numpy as np
 
 from .errors import StoryError
 
-__all__ = ["Law", "Noise", "LINKS", "NOISES", "fit_law", "fit_laws", "LawError", "kind_of", "law_contribution"]
+__all__ = [
+    "Law",
+    "Learn",
+    "Noise",
+    "LINKS",
+    "NOISES",
+    "fit_law",
+    "fit_laws",
+    "learn_spec",
+    "LawError",
+    "kind_of",
+    "law_contribution",
+]
 
 #: The links, each strictly increasing.
 LINKS = ("identity", "sigmoid", "exp")
@@ -61,6 +73,8 @@ LINKS = ("identity", "sigmoid", "exp")
 NOISES = {"normal": (), "logistic": (), "uniform": (), "gamma": ("shape", "rate")}
 #: The keys of a law's table (a story's ``[factors.NAME.continuous]``, a fitted law's JSON).
 LAW_KEYS = ("link", "offset", "gain", "bias", "weights", "scale", "noise")
+#: The keys of a learned law's table that are a guess at its numbers (the fit replaces them).
+GUESS_KEYS = ("bias", "weights", "scale")
 #: Doublings (and twice as many halvings) allowed in moving the abducted noise to the float whose
 #: forward map is the value exactly (:meth:`Law.abduct`): float64 spans fewer than 2**11 binades.
 REPLAY_STEPS = 64
@@ -380,6 +394,66 @@ def _noise(value: Any) -> Noise:
     return Noise(kind, shape, rate)
 
 
+@dataclass(frozen=True)
+class Learn:
+    """What a story says of a law it leaves to be learned (``learn = true`` in its
+    ``[factors.NAME.continuous]`` table): the form the fit keeps, and whether the
+    table gives numbers to start from.
+
+    :ivar links: the links :func:`fit_law` may choose from (the table's ``link``, else all of :data:`LINKS`).
+    :ivar frame: ``(offset, gain)`` when the table fixes the value's frame, else None (each link's own).
+    :ivar guess: whether the table states a guess at the numbers (any of ``bias``, ``weights``,
+        ``scale``), or a model's fit has replaced them (:meth:`cvaeq.story.Story.with_laws`):
+        the story's sampler and density then have numbers to use.
+    """
+
+    links: tuple[str, ...] = LINKS
+    frame: tuple[float, float] | None = None
+    guess: bool = False
+
+
+def learn_spec(spec: Any) -> tuple[Learn | None, Any]:
+    """``(Learn or None, the table without its learn key)`` of a ``[factors.NAME.continuous]`` table.
+
+    ``learn = true`` leaves the law's numbers to be fitted from labelled data;
+    ``link`` then restricts the fit to that link, ``offset`` and ``gain`` (with
+    a ``link``) fix the value's frame, and ``noise``, if written, must be
+    ``"normal"`` (the fit is least squares). Anything else is a
+    :class:`LawError` saying what to write.
+
+    >>> learn, table = learn_spec({"learn": True, "link": "sigmoid", "offset": 64, "gain": 191})
+    >>> learn.links, learn.frame, learn.guess, table
+    (('sigmoid',), (64.0, 191.0), False, {'link': 'sigmoid', 'offset': 64, 'gain': 191})
+    """
+    if not isinstance(spec, Mapping) or "learn" not in spec:
+        return None, spec
+    table = {k: v for k, v in spec.items() if k != "learn"}
+    if not isinstance(spec["learn"], bool):
+        raise LawError(f"learn must be true or false, got {spec['learn']!r}")
+    if not spec["learn"]:
+        return None, table
+    if "noise" in table and table["noise"] != "normal":
+        raise LawError(
+            'a learned law has normal noise (its numbers are fitted by least squares); write noise = "normal" '
+            "or leave noise out, or state the law without learn"
+        )
+    framed = [k for k in ("offset", "gain") if k in table]
+    if framed and "link" not in table:
+        raise LawError(f"{framed[0]} fixes a learned law's frame for one link; give link too, or leave {framed[0]} out")
+    if framed and len(framed) < 2:
+        raise LawError("a learned law's frame needs both offset and gain (the value's range under its link)")
+    link = table.get("link")
+    if link is not None and link not in LINKS:
+        raise LawError(f"link must be one of {', '.join(LINKS)}, got {link!r}")
+    frame = None
+    if framed:
+        frame = (_number(table["offset"], "offset"), _number(table["gain"], "gain"))
+        if frame[1] <= 0:
+            raise LawError("gain and scale must be > 0 (the value must increase with the noise)")
+    links = (link,) if link is not None else LINKS
+    return Learn(links, frame, any(k in table for k in GUESS_KEYS)), table
+
+
 # ------------------------------------------------------------------ fitting from labelled data
 
 #: Fraction of a continuous factor's interval added on each side for the sigmoid link
@@ -399,6 +473,7 @@ def fit_law(
     low: float,
     high: float,
     links: Sequence[str] = LINKS,
+    frame: tuple[float, float] | None = None,
 ) -> Law:
     """The law of a continuous factor fitted to labelled data, in closed form.
 
@@ -418,6 +493,9 @@ def fit_law(
     :param kinds: ``{parent: labels tuple}`` for a categorical parent, ``{parent: grid array}``
         for a numeric-grid one, ``{parent: None}`` for a continuous one.
     :param low, high: the factor's interval.
+    :param links: the links to try (a story's ``link`` of a learned law: that one).
+    :param frame: ``(offset, gain)`` to use for every link instead of its own frame
+        (a story's ``offset`` and ``gain`` of a learned law).
     :returns: a :class:`Law` with normal noise (:meth:`Law.to_dict` is JSON).
 
     >>> rng = np.random.default_rng(0)
@@ -432,25 +510,38 @@ def fit_law(
     if n < 2:
         raise LawError("fitting a continuous factor's law needs at least two labelled rows")
     columns, names = _design(parents, kinds, n)
+    design = np.column_stack([np.ones(n), *columns]) if columns else np.ones((n, 1))
     best: tuple[float, Law] | None = None
     for link in links:
-        offset, gain = _link_frame(link, low, high, value)
-        trial = Law((), link, offset, gain)
-        u = trial._unlink((value - offset) / gain)
-        if not np.all(np.isfinite(u)):
-            continue
-        design = np.column_stack([np.ones(n), *columns]) if columns else np.ones((n, 1))
-        gram = design.T @ design + RIDGE * np.eye(design.shape[1])
-        coef = np.linalg.solve(gram, design.T @ u)
-        resid = u - design @ coef
-        scale = max(float(np.sqrt(np.mean(resid**2))), 1e-6)
-        law = Law(tuple(parents), link, offset, gain, float(coef[0]), _weights(coef[1:], names, kinds), scale)
-        ll = float(np.mean(law.log_prob(value, law.terms(parents, kinds))))
-        if math.isfinite(ll) and (best is None or ll > best[0]):
-            best = (ll, law)
+        offset, gain = frame if frame is not None else _link_frame(link, low, high, value)
+        fitted = _fit_link(Law(tuple(parents), link, offset, gain), value, design, names, parents, kinds)
+        if fitted is not None and (best is None or fitted[0] > best[0]):
+            best = fitted
     if best is None:
+        if frame is not None:
+            raise LawError(
+                f"the labels run from {value.min():g} to {value.max():g}, which {' or '.join(links)} with offset "
+                f"{frame[0]:g} and gain {frame[1]:g} cannot give; widen offset and gain, or leave them out"
+            )
         raise LawError("no link fits these labels (they must be finite numbers)")
     return best[1]
+
+
+def _fit_link(frame: Law, value: np.ndarray, design: np.ndarray, names, parents, kinds) -> tuple[float, Law] | None:
+    """``(mean log-likelihood, law)`` of the least-squares fit in the link space of ``frame``
+    (its link, offset and gain), or None where the link cannot give every label."""
+    u = frame._unlink((value - frame.offset) / frame.gain)
+    if not np.all(np.isfinite(u)):
+        return None
+    gram = design.T @ design + RIDGE * np.eye(design.shape[1])
+    coef = np.linalg.solve(gram, design.T @ u)
+    resid = u - design @ coef
+    scale = max(float(np.sqrt(np.mean(resid**2))), 1e-6)
+    law = Law(
+        frame.parents, frame.link, frame.offset, frame.gain, float(coef[0]), _weights(coef[1:], names, kinds), scale
+    )
+    ll = float(np.mean(law.log_prob(value, law.terms(parents, kinds))))
+    return (ll, law) if math.isfinite(ll) else None
 
 
 def _link_frame(link: str, low: float, high: float, value: np.ndarray) -> tuple[float, float]:
@@ -533,7 +624,9 @@ def kind_of(factor: Any) -> Any:
     return factor.grid
 
 
-def fit_laws(story: Any, factors: np.ndarray, rows: Any = None) -> dict[str, dict[str, Any]]:
+def fit_laws(
+    story: Any, factors: np.ndarray, rows: Any = None, only: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Every continuous factor's law fitted to labelled data (:func:`fit_law`), as JSON.
 
     What a model records at training time when it learns its mechanisms from
@@ -546,6 +639,10 @@ def fit_laws(story: Any, factors: np.ndarray, rows: Any = None) -> dict[str, dic
     :param story: the :class:`~cvaeq.story.Story` (its world's factors and each factor's parents).
     :param factors: ``(N, F)`` labels in the world's factor order (float64; categorical columns classes).
     :param rows: optional index of the rows to fit on (e.g. the training part).
+    :param only: the factors to fit (None: every continuous factor); ``cvaeq train``
+        fits those whose law the story leaves to be learned (``story.learned``).
+        A learned factor's fit keeps the form its story gives (:class:`Learn`:
+        its link, its frame).
 
     >>> from cvaeq.story import load_story
     >>> story = load_story("morphomnist")
@@ -560,15 +657,24 @@ def fit_laws(story: Any, factors: np.ndarray, rows: Any = None) -> dict[str, dic
     if rows is not None:
         factors = factors[rows]
     out: dict[str, dict[str, Any]] = {}
+    learned = getattr(story, "learned", {}) or {}
     for f in world.continuous:
+        if only is not None and f not in only:
+            continue
         parents = story.parents(f)
         spec = world.factor(f)
-        law = fit_law(
-            factors[:, world.index(f)],
-            {p: factors[:, world.index(p)] for p in parents},
-            {p: kind_of(world.factor(p)) for p in parents},
-            low=spec.low,
-            high=spec.high,
-        )
+        form = learned.get(f, Learn())
+        try:
+            law = fit_law(
+                factors[:, world.index(f)],
+                {p: factors[:, world.index(p)] for p in parents},
+                {p: kind_of(world.factor(p)) for p in parents},
+                low=spec.low,
+                high=spec.high,
+                links=form.links,
+                frame=form.frame,
+            )
+        except LawError as e:
+            raise LawError(f"fitting the law of {f!r}: {e}") from None
         out[f] = {"parents": list(parents), **law.to_dict()}
     return out

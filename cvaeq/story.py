@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import CvaeqError, GraphError, StoryError
 from .graph import CausalGraph
-from .invertible import Law, LawError, kind_of, law_contribution
+from .invertible import Law, LawError, Learn, kind_of, law_contribution, learn_spec
 from .limits import MAX_STORY_BYTES, read_limited
 from .paths import safe_name
 from .plugins import get_stories
@@ -74,8 +74,12 @@ class Story:
     mechanisms: dict[str, str] = field(default_factory=dict)
     #: the :class:`~cvaeq.world.World` whose factors the story is about.
     world: World = field(default=None, repr=False)  # type: ignore[assignment]
-    #: ``{factor: law}`` of its continuous factors (``[factors.NAME.continuous]``).
+    #: ``{factor: law}`` of its continuous factors (``[factors.NAME.continuous]``); a learned
+    #: factor's is its guess (the numbers its table gives, the defaults for the rest).
     laws: dict[str, Law] = field(default_factory=dict)
+    #: ``{factor: Learn}`` of the continuous factors whose law is to be learned from data
+    #: (``learn = true``): the form the fit keeps (:func:`cvaeq.invertible.fit_laws`).
+    learned: dict[str, Learn] = field(default_factory=dict)
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -84,10 +88,52 @@ class Story:
         return tuple(n for n in self.graph.order if n in names)
 
     def law(self, factor: str) -> Law:
-        """The law of a continuous factor (a StoryError for a factor with a table)."""
+        """The law of a continuous factor (a StoryError for a factor with a table, or for
+        one whose law is learned and that the story gives no guess for: :meth:`check_known`)."""
         if factor not in self.laws:
             raise StoryError(f"factor {factor!r} has a probability table, not a continuous law; see story.table")
+        self.check_known((factor,))
         return self.laws[factor]
+
+    def with_laws(self, laws: dict[str, Any] | None) -> Story:
+        """This story with fitted laws in place of its own (``{continuous factor: Law or
+        law table}``, what :func:`cvaeq.invertible.fit_laws` gives and a checkpoint records):
+        the story as a model trained on it knows it, so that its sampler and density
+        follow the fitted laws. Itself when ``laws`` is empty; its text stays the story's.
+
+        >>> story = load_story("morphomnist")
+        >>> table = {"link": "identity", "bias": 3.0, "scale": 0.5, "noise": "normal"}
+        >>> story.with_laws({"thickness": table}).law("thickness").bias, story.law("thickness").bias
+        (3.0, 0.0)
+        """
+        if not laws:
+            return self
+        from dataclasses import replace
+
+        new_laws, learned = dict(self.laws), dict(self.learned)
+        for f, law in laws.items():
+            if f not in self.laws:
+                raise StoryError(f"a fitted law for {f!r}, which is not a continuous factor of story {self.name!r}")
+            if not isinstance(law, Law):
+                table = {k: v for k, v in dict(law).items() if k != "parents"}
+                law = Law.from_dict(table, self.parents(f))
+            new_laws[f] = law
+            if f in learned:  # its numbers are known now
+                learned[f] = replace(learned[f], guess=True)
+        return replace(self, laws=new_laws, learned=learned)
+
+    def check_known(self, factors=None) -> None:
+        """A StoryError naming the fix if one of ``factors`` (default: all) has a law to be
+        learned (``learn = true``) and the story states no guess at its numbers: such a law
+        is known only once a model has fitted it (its checkpoint records it)."""
+        for f in self.factors if factors is None else factors:
+            learn = self.learned.get(f)
+            if learn is not None and not learn.guess:
+                raise StoryError(
+                    f"{self.source}: the law of {f!r} is learned from data (learn = true) and the story gives no "
+                    f"numbers for it: use a model trained on this story (`cvaeq train --story ...`; its checkpoint "
+                    f"records the fitted law), or state a guess (bias, weights, scale) in [factors.{f}.continuous]"
+                )
 
     def kinds(self, factor: str) -> dict[str, object]:
         """``{parent: kind}`` of a factor's parents (:func:`cvaeq.invertible.kind_of`)."""
@@ -127,6 +173,7 @@ class Story:
         structural causal model, walked (:func:`cvaeq.walk.walk`) with numpy's
         ``rng`` drawing the noise.
         """
+        self.check_known()
         names = self.world.names
         out = np.zeros((n, len(names)), dtype=np.float64 if self.laws else np.int64)
         factors = View(self.factors, {f: Root(self.parents(f)) for f in self.factors})
@@ -148,6 +195,7 @@ class Story:
             and self.mechanisms == other.mechanisms
             and set(self.tables) == set(other.tables)
             and self.laws == other.laws
+            and self.learned == other.learned
             and all(self.parents(f) == other.parents(f) for f in self.laws)
             and all(
                 self.parents(f) == other.parents(f) and np.array_equal(self.tables[f], other.tables[f])
@@ -158,6 +206,7 @@ class Story:
     def log_prob(self, classes: np.ndarray) -> np.ndarray:
         """``(N,)`` log P(factors) of ``(N, F)`` classes under the story (a
         continuous factor adds its log-density: float64 values then)."""
+        self.check_known()
         classes = np.asarray(classes, dtype=np.float64 if self.laws else np.int64)
         names = self.world.names
         total = np.zeros(len(classes))
@@ -275,7 +324,11 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
     except GraphError as e:
         raise StoryError(f"{source}: {e}; remove one of these parent links") from None
     tables = {f: _table(world, f, factors[f], parents[f], fail) for f in world.discrete}
-    laws = {f: _law(world, f, factors[f], parents[f], fail) for f in world.continuous}
+    laws, learned = {}, {}
+    for f in world.continuous:
+        laws[f], learn = _law(world, f, factors[f], parents[f], fail)
+        if learn is not None:
+            learned[f] = learn
     return Story(
         name=str(doc.get("name", Path(source).stem)),
         source=source,
@@ -287,11 +340,13 @@ def story_from_text(text: str, source: str = "<story>") -> Story:
         mechanisms=mechanisms,
         world=world,
         laws=laws,
+        learned=learned,
     )
 
 
-def _law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> Law:
-    """A continuous factor's ``[factors.F.continuous]`` law, checked against its parents' kinds."""
+def _law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> tuple[Law, Learn | None]:
+    """A continuous factor's ``[factors.F.continuous]`` law, checked against its parents' kinds,
+    and what the table leaves to be learned (``learn = true``; None when the law is stated)."""
     forms = [k for k in ("probs", "normal") if k in spec]
     if forms or "continuous" not in spec:
         raise fail(
@@ -300,7 +355,8 @@ def _law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], f
             "(value = offset + gain * link(bias + weights . parents + scale * noise)), not probs or [normal]",
         )
     try:
-        law = Law.from_dict(spec["continuous"], parents)
+        learn, table = learn_spec(spec["continuous"])  # a continuous factor's world has labelled pictures
+        law = Law.from_dict(table, parents)
         for p in parents:  # each weight of the right form for its parent (a number, or a number per label)
             kind = kind_of(world.factor(p))
             law_contribution(law, p, np.zeros(1, dtype=np.int64), kind)
@@ -310,7 +366,7 @@ def _law(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], f
                     raise LawError(f"unknown value {extra[0]!r} of {p!r} in weights; allowed: {', '.join(kind)}")
     except LawError as e:
         raise fail(f, f"[continuous]: {e}") from None
-    return law
+    return law, learn
 
 
 def _toml(text: str, source: str) -> dict[str, Any]:

@@ -15,7 +15,10 @@ string metadata holds:
   pixel kind (``pixel``: ``"binary"`` or ``"8bit"``) and ``channels``, the
   factors' parents, the architecture (``arch``, the family's ``arch_of``), the
   training config, the data seed, the epoch, the history of per-epoch figures
-  and the optimizer's hyper-parameters;
+  and the optimizer's hyper-parameters; and, when the run fitted laws its
+  story leaves to be learned (``learn = true``), ``laws``: ``{factor: law
+  table}`` (:func:`cvaeq.invertible.fit_laws`; absent in files written
+  before, and in runs whose story states every law);
 * ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of
   ``meta``, so any edit to the file is detected.
 
@@ -82,6 +85,8 @@ _LEGACY_OPTIONS = ("aux_weight", "orientation_loss")
 
 FORMAT = "cvaeq-checkpoint"
 VERSION = 1
+#: Most fitted laws ``meta["laws"]`` may hold (one per continuous factor; a world has a few).
+MAX_LAWS = 256
 #: Largest JSON header: a story (at most 1 MiB) and a history of up to MAX_EPOCHS epochs fit easily.
 _MAX_HEADER = 64 * 1024 * 1024
 
@@ -94,7 +99,9 @@ class Checkpoint:
         the ``causal_vae`` family), in eval mode, on the CPU (implements the image-model protocol,
         :mod:`cvaeq.image_model`: ``latent_dim``, ``decode_probs``, ``pixel_logits``, ``factor_logits``,
         ``z_posterior``).
-    :ivar story: the :class:`~cvaeq.story.Story` it was trained on.
+    :ivar story: the :class:`~cvaeq.story.Story` it was trained on, with the laws the run
+        fitted (:attr:`laws`) in place of those the story leaves to be learned
+        (:meth:`~cvaeq.story.Story.with_laws`), so that its sampler follows them.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents
         in the order ``story.parents(factor)``; a continuous factor's fitted
@@ -131,6 +138,14 @@ class Checkpoint:
     def epoch(self) -> int:
         """Epochs completed when it was saved."""
         return int(self.meta["epoch"])
+
+    @property
+    def laws(self) -> dict[str, dict[str, Any]] | None:
+        """The laws fitted at training time, ``{continuous factor: law table}`` (what
+        :func:`cvaeq.invertible.fit_laws` gives; checked against the story on load),
+        or None when the run fitted none (the story's laws are the model's)."""
+        laws = self.meta.get("laws")
+        return None if laws is None else {f: dict(t) for f, t in laws.items()}
 
 
 def _digest(tensors: dict[str, torch.Tensor], meta_json: str) -> str:
@@ -180,6 +195,7 @@ def save_checkpoint(
     history: list | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     data_seed: int | None = None,
+    laws: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; returns its path.
 
@@ -189,6 +205,8 @@ def save_checkpoint(
         ``family`` attribute, else :data:`~cvaeq.model.family.DEFAULT_FAMILY`).
     :param factor_logits: ``{factor: table}`` from :func:`~cvaeq.model.factors.fit_factor_logits`.
     :param optimizer: included so that training can resume with its state.
+    :param laws: the laws fitted for the story's learned factors (``{factor: law table}``,
+        :func:`cvaeq.invertible.fit_laws`), recorded as ``meta["laws"]``; None or empty: none.
     """
     family = family or getattr(model, "family", None) or DEFAULT_FAMILY
     arch = dict(get_family(family).arch_of(model))
@@ -209,6 +227,7 @@ def save_checkpoint(
         "epoch": int(epoch),
         "history": history or [],
         "optimizer": optim_info,
+        **({"laws": {f: dict(t) for f, t in laws.items()}} if laws else {}),
     }
     meta_json = json.dumps(meta, sort_keys=True)
     header = {"format": FORMAT, "version": str(VERSION), "meta": meta_json, "sha256": _digest(tensors, meta_json)}
@@ -361,6 +380,11 @@ def _check_meta(path: Path, meta: Any) -> None:
         seconds = h.get("seconds", 0.0)
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
             raise bad("history", "has an epoch whose seconds are not a finite number >= 0")
+    laws = meta.get("laws")
+    if laws is not None and not (
+        isinstance(laws, dict) and 0 < len(laws) <= MAX_LAWS and all(isinstance(t, dict) for t in laws.values())
+    ):
+        raise bad("laws", f"is not a table of at most {MAX_LAWS} fitted laws ({{factor: law table}})")
     optim = meta.get("optimizer")
     if optim is not None and not (
         isinstance(optim, dict)
@@ -439,6 +463,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             if t is None or tuple(t.shape) != shape:
                 raise CheckpointError(f"{path}: factor table for {f!r} is missing or not of shape {shape}")
             factor_logits[f] = t
+        _check_laws(path, story, meta.get("laws"))
+        story = story.with_laws(meta.get("laws"))  # the story as the model knows it: the fitted laws
         optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
         optimizer_state = _optim_state(optim, meta["optimizer"]) if meta.get("optimizer") else None
         int(meta["epoch"])
@@ -447,6 +473,33 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (CvaeqError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: inconsistent checkpoint metadata ({type(e).__name__}: {e})") from None
     return Checkpoint(model, story, factor_logits, meta, optimizer_state, path)
+
+
+def _check_laws(path: Path, story, laws: dict | None) -> None:
+    """Each recorded law a law of one of the story's continuous factors, reading that
+    factor's parents, and a valid law table (:meth:`cvaeq.invertible.Law.from_dict`:
+    bounded numbers, a known link and noise); anything else a CheckpointError."""
+    if laws is None:
+        return
+    from ..invertible import Law, LawError, kind_of, law_contribution
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"{path}: metadata field 'laws' {what}; the file is corrupt or forged: do not use it, re-train the model"
+        )
+
+    for f, table in laws.items():
+        if f not in story.world.continuous:
+            raise bad(f"names {str(f)[:64]!r}, not a continuous factor of its story")
+        parents = story.parents(f)
+        if table.get("parents") != list(parents):
+            raise bad(f"gives the law of {f!r} parents other than the story's {list(parents)}")
+        try:
+            law = Law.from_dict({k: v for k, v in table.items() if k != "parents"}, parents)
+            for p in parents:  # each weight of its parent's form (a number, or a number per label)
+                law_contribution(law, p, np.zeros(1, dtype=np.int64), kind_of(story.world.factor(p)))
+        except LawError as e:
+            raise bad(f"holds a bad law for {f!r} ({e})") from None
 
 
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
@@ -465,4 +518,5 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         history=meta["history"],
         optimizer=None,
         data_seed=meta["data_seed"],
+        laws=ckpt.laws,
     )

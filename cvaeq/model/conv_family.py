@@ -118,14 +118,14 @@ def networks_checkpoint(networks: str | os.PathLike, story, out: str | os.PathLi
     on the story (the factors are observed); the checkpoint adds the story
     (its text, graph and latent), the factor mechanisms fitted from the
     training rows' labels as ``cvaeq train`` fits them
-    (:func:`cvaeq.model.train.fit_continuous_mechanisms` for the continuous
-    ones), and the history. ``train_config`` records how the networks were
+    (:func:`cvaeq.model.train.fit_learned_laws` for the continuous ones the story
+    leaves to be learned), and the history. ``train_config`` records how the networks were
     trained. Without optimizer state (it cannot be resumed).
     """
     from .checkpoint import save_checkpoint
     from .factors import fit_factor_logits
     from .labelled_data import labelled_split
-    from .train import fit_continuous_mechanisms
+    from .train import fit_learned_laws
 
     model, meta = load_networks(networks)
     if story.world.name != model.world.name or story.latent_dim != model.latent_dim:
@@ -135,7 +135,7 @@ def networks_checkpoint(networks: str | os.PathLike, story, out: str | os.PathLi
         )
     (_, factors), _ = labelled_split(story.world)
     seed = int(train_config.get("seed", 0))
-    tables = {**fit_factor_logits(factors, story, seed=seed), **fit_continuous_mechanisms(factors, story)}
+    tables = fit_factor_logits(factors, story, seed=seed)
     history = meta.get("history", [])
     return save_checkpoint(
         out,
@@ -147,4 +147,5 @@ def networks_checkpoint(networks: str | os.PathLike, story, out: str | os.PathLi
         epoch=len(history),
         history=history,
         data_seed=seed,
+        laws=fit_learned_laws(factors, story),
     )

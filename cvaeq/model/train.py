@@ -21,9 +21,11 @@ A world without a renderer (real labelled pictures, e.g. ``morphomnist``)
 has no grid to resample: the run trains on its labelled files
 (:mod:`cvaeq.model.labelled_data`; rows before the held-out test rows, the
 first ``n`` of them), scores the held-out rows after every epoch, and fits
-the factor mechanisms it can from the training rows' labels (the discrete
-factors with discrete parents; a continuous factor's mechanism is the
-story's, see :func:`fit_continuous_mechanisms`).
+the factor mechanisms it can from the training rows' labels: the discrete
+factors with discrete parents, and the laws of the continuous factors the
+story leaves to be learned (``learn = true``, :func:`fit_learned_laws`),
+which the checkpoint records (``meta["laws"]``); a continuous factor whose
+law the story states keeps the story's.
 
 After every epoch, rank 0 scores two held-out sets, a resample of the story
 and images uniform over the grid (:func:`~cvaeq.model.validation.validation_scores`),
@@ -163,6 +165,8 @@ class _Run:
     history: list = field(default_factory=list)
     optim_state: dict | None = None
     factor_logits: dict | None = None
+    #: the fitted laws of the story's learned continuous factors (fit_learned_laws), or None
+    laws: dict | None = None
     device: torch.device = torch.device("cpu")
     images: np.ndarray | None = None  # the training images and classes (_load_data)
     classes: np.ndarray | None = None
@@ -256,6 +260,7 @@ def _resumed(config: TrainConfig, out: Path, resume, say) -> _Run:
         history=list(ckpt.meta["history"]),
         optim_state=ckpt.optimizer_state,
         factor_logits=ckpt.factor_logits,
+        laws=ckpt.laws,
     )
 
 
@@ -365,23 +370,56 @@ def _load_labelled(run: _Run) -> dict:
     if run.new and hasattr(run.model, "standardise_factors"):
         run.model.standardise_factors(factors)  # a continuous factor's scale, from the training rows
     if run.factor_logits is None:
-        run.factor_logits = {
-            **fit_factor_logits(factors, story, seed=config.seed),
-            **fit_continuous_mechanisms(factors, story),
-        }
+        run.factor_logits = fit_factor_logits(factors, story, seed=config.seed)
+        run.laws = fit_learned_laws(factors, story)
+        for f, law in run.laws.items():
+            run.say(f"fitted law of {f}: {law_line(f, law)} ({len(factors)} training rows)")
     run.images, run.classes = images, factors
     return {"eval": held} if run.rank == 0 else {}
 
 
-def fit_continuous_mechanisms(factors: np.ndarray, story) -> dict:
-    """The continuous factors' mechanisms fitted from training rows ``factors`` ``(N, F)``:
-    ``{factor: {parameter: tensor}}``, which the checkpoint stores as ``factor.<factor>.<parameter>``.
+def fit_learned_laws(factors: np.ndarray, story) -> dict[str, dict[str, Any]]:
+    """The laws of the continuous factors that ``story`` leaves to be learned (``learn =
+    true``), fitted to the training rows' labels ``factors`` ``(N, F)`` in closed form
+    (:func:`cvaeq.invertible.fit_laws`, keeping the form the story gives: its link, its
+    frame): ``{factor: law table}``, which the checkpoint records as ``meta["laws"]``
+    and a loaded model's SCM uses. ``{}`` when the story states every law.
 
-    The seam for learning them from data when the story does not state them
-    (issue 24 §2); until that fit is joined here, a continuous factor's
-    mechanism is the story's own, and nothing is fitted (``{}``).
+    The caller passes the training rows only (the held-out test rows never reach a fit).
+    A fit that fails (labels the stated form cannot give) is a CvaeqError naming the factor.
     """
-    return {}
+    from ..invertible import LawError, fit_laws
+
+    learned = list(getattr(story, "learned", {}) or {})
+    if not learned:
+        return {}
+    try:
+        return fit_laws(story, factors, only=learned)
+    except LawError as e:
+        raise CvaeqError(f"story {story.name!r}: {e}") from None
+
+
+def law_line(factor: str, law: dict[str, Any]) -> str:
+    """A fitted law in one line, as the formula it is:
+    ``intensity = 64 + 191 * sigmoid(-4.96 + 1.99 * thickness + 0.499 * e), e ~ normal``.
+
+    >>> law_line("t", {"parents": [], "link": "exp", "offset": 0.5, "gain": 1.0, "bias": 0.3,
+    ...                "weights": {}, "scale": 0.25, "noise": "normal"})
+    't = 0.5 + exp(0.3 + 0.25 * e), e ~ normal'
+    """
+    inner = [f"{law['bias']:.4g}"]
+    for p, w in law.get("weights", {}).items():
+        if isinstance(w, dict):
+            inner.append(f"w_{p}[{p}] ({', '.join(f'{k}: {v:.3g}' for k, v in w.items())})")
+        else:
+            inner.append(f"{w:.4g} * {p}")
+    inner.append(f"{law['scale']:.4g} * e")
+    core = " + ".join(inner)
+    core = core if law["link"] == "identity" else f"{law['link']}({core})"
+    gain = "" if law["gain"] == 1 else f"{law['gain']:.4g} * "
+    offset = "" if law["offset"] == 0 else f"{law['offset']:.4g} + "
+    noise = law["noise"] if isinstance(law["noise"], str) else law["noise"].get("kind", "?")
+    return f"{factor} = {offset}{gain}{core}, e ~ {noise}"
 
 
 def _optimizer(run: _Run) -> torch.optim.Optimizer:
@@ -548,6 +586,7 @@ def _score_and_save(run: _Run, held: dict, opt, epoch: int, train_elbo: float, s
         history=run.history,
         optimizer=opt,
         data_seed=config.seed,
+        laws=run.laws,
     )
     plot_history(run.history, loss_png_path(run.out))
     if evu is None:  # labelled pictures: the held-out test rows alone
