@@ -3,9 +3,9 @@
 A checkpoint is one ``.safetensors`` file. Its tensors are the model's
 weights (``model.<name>``), the fitted factor mechanisms (``factor.<name>``,
 log-probability tables ``[*parent sizes, size]``; in a world with continuous
-factors, a continuous factor's fitted mechanism, if the run fitted one, as
-``factor.<name>.<parameter>``, and no table for it or for a discrete factor
-with a continuous parent) and, for resuming, the
+factors no table for a continuous factor or a discrete factor with a
+continuous parent: a continuous factor's law is the story's, or the one the
+run fitted, recorded in ``meta["laws"]``) and, for resuming, the
 optimizer's state (``optim.<param index>.<key>``). The safetensors header's
 string metadata holds:
 
@@ -104,16 +104,15 @@ class Checkpoint:
         (:meth:`~cvaeq.story.Story.with_laws`), so that its sampler follows them.
     :ivar factor_logits: ``{factor: float64 tensor [*parent sizes, size]}``,
         the fitted Gumbel-max logits (normalised log-probabilities), parents
-        in the order ``story.parents(factor)``; a continuous factor's fitted
-        mechanism as ``{parameter: tensor}`` (absent when none was fitted: the
-        story's own).
+        in the order ``story.parents(factor)`` (a continuous factor has none:
+        its law is the story's, or the fitted one of :attr:`laws`).
     :ivar meta: the JSON metadata (``world``, ``family``, ``epoch``, ``history``, ``train_config``, ...).
     :ivar optimizer_state: a ``torch.optim.Adam.state_dict()``-shaped dict, or None.
     """
 
     model: Any
     story: Any
-    factor_logits: dict[str, Any]  # a table per factor, or a continuous one's {parameter: tensor}
+    factor_logits: dict[str, Any]  # a table per factor with one
     meta: dict
     optimizer_state: dict | None = None
     path: Path | None = None
@@ -254,11 +253,7 @@ def _tensors_to_save(
             )
         tensors[f"model.{name}"] = t.detach().cpu().contiguous()
     for f in story.world.names:
-        value = factor_logits.get(f)
-        if isinstance(value, Mapping):  # a continuous factor's fitted mechanism: named parameters
-            for key, t in value.items():
-                tensors[f"factor.{f}.{key}"] = torch.as_tensor(np.asarray(t), dtype=torch.float64).contiguous()
-        elif value is not None or _has_table(story, f):
+        if _has_table(story, f):
             tensors[f"factor.{f}"] = torch.as_tensor(np.asarray(factor_logits[f]), dtype=torch.float64).contiguous()
     optim_info = None
     if optimizer is not None:
@@ -454,9 +449,6 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         sizes = world.sizes
         for f in world.names:
             if not _has_table(story, f):
-                params = {k[len(f"factor.{f}.") :]: v for k, v in tensors.items() if k.startswith(f"factor.{f}.")}
-                if params:
-                    factor_logits[f] = params
                 continue
             t = tensors.get(f"factor.{f}")
             shape = tuple(sizes[p] for p in story.parents(f)) + (sizes[f],)
