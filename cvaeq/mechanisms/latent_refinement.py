@@ -48,6 +48,9 @@ __all__ = [
     "LaplaceFit",
     "laplace_fit",
     "draw",
+    "draw_joint",
+    "MAX_CONTINUOUS",
+    "FACTOR_PRIOR_WIDTH",
     "DEFENSIVE",
     "MAX_LATENT_DIM",
     "MAX_COMBINATIONS",
@@ -57,8 +60,17 @@ __all__ = [
 
 #: The weight of ``q`` itself in the refined proposal (defensive importance sampling).
 DEFENSIVE = 0.05
-#: Latent sizes up to this are refined (the stencil has ``2 d^2 + 1`` points: 129 decodings at 8).
-MAX_LATENT_DIM = 8
+#: Latent sizes up to this are refined (the stencil has ``2 d^2 + 1`` points: 129 decodings at 8,
+#: 513 at 16; Morpho-MNIST's 16 with its two continuous factors: 649, 155 ms a step, docs/engine.md).
+MAX_LATENT_DIM = 16
+#: Unknown continuous factors refined jointly with Z, at most (:func:`draw_joint`).
+MAX_CONTINUOUS = 4
+#: The joint fit's stand-in prior for the continuous factors is q(c | X) widened this many times:
+#: q already read the picture, so q itself as the prior would count the picture twice and pull
+#: the fit narrow around q's guess (Morpho-MNIST digit 7001: ESS 208 of 1,000 with q itself, 364
+#: at 2 and 3 times q's sd, 357 at 5, 350 with no prior at all; docs/engine.md); widened, it only
+#: keeps Newton's search where q looked.
+FACTOR_PRIOR_WIDTH = 3.0
 #: The factor combinations refined, the most frequent first; rarer ones keep ``q`` (a proposal
 #: per combination: each particle's weight uses the density its own combination drew it from).
 MAX_COMBINATIONS = 4
@@ -193,3 +205,51 @@ def draw(loc: Tensor, scale: Tensor, fits: list[LaplaceFit | None], group: Tenso
         mixed = torch.logaddexp(log_q + math.log(DEFENSIVE), log_lap + math.log1p(-DEFENSIVE))
         log_q = torch.where(fitted, mixed, log_q)
     return z, log_q
+
+
+def draw_joint(
+    c_loc: Tensor,
+    c_scale: Tensor,
+    z_given: Callable[[Tensor], tuple[Tensor, Tensor]],
+    fits: list[LaplaceFit | None],
+    group: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Continuous factors ``c`` and Z together for each row: ``(c [S, k] float64, z [S, d], log q' [S] float64)``.
+
+    :param c_loc: ``[k]`` and ``c_scale`` ``[k]``: q(c | X) = Normal(c_loc, c_scale) (one picture).
+    :param z_given: ``c [S, k] -> (loc, scale)`` of q(Z | X, factors) with those continuous values.
+    :param fits: a :class:`LaplaceFit` over ``(c, z)`` (or None: ``q`` alone) per group.
+    :param group: ``[S]`` each row's group (its categorical combination).
+
+    ``q(c, z) = q(c | X) q(z | X, c)``; a row whose group has a fit draws from
+    ``DEFENSIVE q + (1 - DEFENSIVE) Laplace``, and ``log q'`` is that mixture's density at
+    the draw (``q(z | X, c)`` evaluated at the row's own ``c``, whichever part drew it).
+    """
+    s, k = group.shape[0], int(c_loc.shape[0])
+    fitted = torch.zeros(s, dtype=torch.bool)
+    dim = next((int(f.mean.shape[0]) for f in fits if f is not None), None)
+    c = c_loc.double() + c_scale.double() * torch.randn(s, k, dtype=torch.float64)
+    if dim is not None:
+        mean = torch.zeros(s, dim, dtype=torch.float64)
+        tril = torch.eye(dim, dtype=torch.float64).expand(s, dim, dim).clone()
+        for g, fit in enumerate(fits):
+            if fit is None:
+                continue
+            rows = group == g
+            fitted |= rows
+            mean[rows], tril[rows] = fit.mean.double(), fit.scale_tril.double()
+        laplace = mean + (tril @ torch.randn(s, dim, 1, dtype=torch.float64)).squeeze(-1)
+        use = fitted & ~(torch.rand(s) < DEFENSIVE)
+        c = torch.where(use.unsqueeze(1), laplace[:, :k], c)
+    loc, scale = z_given(c)
+    z = torch.addcmul(loc, scale, torch.randn_like(loc))
+    if dim is not None:
+        z = torch.where(use.unsqueeze(1), laplace[:, k:].to(loc.dtype), z)
+    log_q = torch.distributions.Normal(c_loc.double(), c_scale.double()).log_prob(c).sum(1)
+    log_q = log_q + torch.distributions.Normal(loc.double(), scale.double()).log_prob(z.double()).sum(1)
+    if dim is not None and bool(fitted.any()):
+        point = torch.cat([c, z.double()], 1)
+        log_lap = torch.distributions.MultivariateNormal(mean, scale_tril=tril).log_prob(point)
+        mixed = torch.logaddexp(log_q + math.log(DEFENSIVE), log_lap + math.log1p(-DEFENSIVE))
+        log_q = torch.where(fitted, mixed, log_q)
+    return c, z, log_q

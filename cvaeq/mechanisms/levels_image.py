@@ -40,9 +40,9 @@ from torch import Tensor
 
 from .. import levels
 from ..errors import MechanismError
-from ..image_model import ImageModelAdapter, factor_matrix
+from ..image_model import Encoding, ImageModelAdapter, factor_matrix
 from .base import Abduction
-from .image import BernoulliImage, FactorProposal, LatentProposal, image_parents, once_per_run
+from .image import BernoulliImage, FactorProposal, LatentProposal, _categorical_draw, image_parents, once_per_run
 
 __all__ = ["DiscretisedLogisticImage", "discretised_logistic_image", "LogisticNoise"]
 
@@ -184,7 +184,125 @@ class DiscretisedLogisticImage:
         """Sample the unknown parents from q(factors | X), then Z from q(Z | X, factors)
         refined for this picture (:meth:`_latent_draw`), reading the picture on the
         [0, 1] scale (the Bernoulli mechanism's proposal code, :meth:`BernoulliImage.propose`)."""
-        return BernoulliImage.propose(self, unit_scale(value), unknown, known)  # type: ignore[arg-type]
+        x = unit_scale(value)
+        joint = self._joint_proposal(x, tuple(unknown), known)
+        if joint is not None:
+            return joint
+        return BernoulliImage.propose(self, x, unknown, known)  # type: ignore[arg-type]
+
+    def _joint_proposal(
+        self, x: Tensor, unknown: tuple[str, ...], known: Mapping[str, Tensor]
+    ) -> tuple[dict[str, Tensor], Tensor] | None:
+        """The unknown continuous factors and Z drawn together from q refined for one evidence
+        picture, or None where that does not apply (the amortised draw of :meth:`BernoulliImage.propose`
+        then, refined in Z alone by :meth:`_latent_draw`).
+
+        It applies to one picture (every row the same) whose unknowns are Z and at least one
+        continuous factor (q(factor | X) from ``factor_normals``) and perhaps categorical factors.
+        The categorical unknowns are drawn from ``factor_logits`` as always; for each of the
+        :data:`~cvaeq.mechanisms.latent_refinement.MAX_COMBINATIONS` most frequent categorical
+        combinations, ``(continuous factors, Z)`` is fitted jointly (:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit`,
+        in q's units) to ``log p(X | factors, z) + log N(c; q's mean, (FACTOR_PRIOR_WIDTH q's sd)^2) + log N(z; 0, I)``
+        (:data:`~cvaeq.mechanisms.latent_refinement.FACTOR_PRIOR_WIDTH`),
+        and each row draws from ``DEFENSIVE q(c | X) q(z | X, c) + (1 - DEFENSIVE) Laplace(c, z)``
+        (:func:`~cvaeq.mechanisms.latent_refinement.draw_joint`), its weight dividing by that density.
+        """
+        from . import latent_refinement as lr
+
+        one = x.shape[0] == 1 or x.stride(0) == 0
+        if (
+            not self.refine_latent
+            or not one
+            or self.latent is None
+            or self.latent not in unknown
+            or self.factor_normals is None
+            or self.z_posterior is None
+            or self.factor_logits is None
+            or any(u not in self.factors and u != self.latent for u in unknown)
+        ):
+            return None
+        num = x.shape[0]
+        enc = (
+            self.encoder.encode(x.float())
+            if self.encoder is not None
+            else Encoding(
+                x.float(),
+                factor_logits=self.factor_logits,
+                z_posterior=self.z_posterior,
+                factor_normals=self.factor_normals,
+            )
+        )
+        logits = enc.factor_logits()
+        cont = [f for f in self.factors if f in unknown and f not in logits]
+        if not cont or len(cont) > lr.MAX_CONTINUOUS:
+            return None
+        normals = enc.factor_normals()
+        if any(f not in normals for f in cont):
+            return None
+        log_q = torch.zeros(num, dtype=torch.float64)
+        out: dict[str, Tensor] = {}
+        for f in self.factors:
+            if f in unknown and f not in cont:
+                out[f], lq = _categorical_draw(logits[f].expand(num, -1))
+                log_q += lq
+        for f in self.factors:
+            if f not in out and f not in cont and known.get(f) is None:
+                raise MechanismError(f"q(Z | X, factors) needs {f!r}, which is neither known nor proposed")
+        c_loc = torch.stack([normals[f][0].double().reshape(-1)[0] for f in cont])
+        c_scale = torch.stack([normals[f][1].double().reshape(-1)[0].exp() for f in cont])
+        cols = [self.factors.index(f) for f in cont]
+        base = factor_matrix(
+            {**known, **out, **{f: c_loc[i].expand(num) for i, f in enumerate(cont)}}, self.factors, num
+        )
+        z_loc, z_scale = enc.z_posterior(base)  # q(Z | X, factors) at q's continuous means
+        if not 0 < z_loc.shape[1] <= lr.MAX_LATENT_DIM:
+            return None
+        picture = x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8)  # the levels back, exactly
+        combos, group, counts = torch.unique(base, dim=0, return_inverse=True, return_counts=True)
+        fits: list[lr.LaplaceFit | None] = [None] * len(combos)
+        for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
+            first = int((group == k).nonzero()[0, 0])
+            fits[k] = lr.laplace_fit(
+                self._joint_log_posterior(picture, combos[k], cols, c_loc, c_scale, z_loc.dtype),
+                torch.cat([c_loc, z_loc[first].double()]),
+                torch.cat([c_scale, z_scale[first].double()]),
+            )
+
+        def z_given(c: Tensor) -> tuple[Tensor, Tensor]:
+            classes = base.clone()
+            classes[:, cols] = c
+            return enc.z_posterior(classes)
+
+        c, z, lq = lr.draw_joint(c_loc, c_scale, z_given, fits, group)
+        for i, f in enumerate(cont):
+            out[f] = c[:, i]
+        out[self.latent] = z
+        return out, log_q + lq
+
+    def _joint_log_posterior(
+        self, picture: Tensor, row: Tensor, cols: list[int], c_loc: Tensor, c_scale: Tensor, z_dtype: torch.dtype
+    ) -> Callable[[Tensor], Tensor]:
+        """``(c, z) [n, k + d] -> log p(picture | factors, z) + log N(c; c_loc, (w c_scale)^2) + log N(z; 0, I)`` ``[n]``
+        (float64, up to a constant): the target of the joint fit, the factors ``row`` with the
+        continuous columns ``cols`` set to ``c`` (one decoding of ``n`` rows)."""
+        from . import latent_refinement as lr
+
+        k = len(cols)
+
+        def log_density(points: Tensor) -> Tensor:
+            points = points.double()
+            n = points.shape[0]
+            c, z = points[:, :k], points[:, k:].to(z_dtype)
+            classes = row.expand(n, -1).clone()
+            classes[:, cols] = c
+            parents = {f: classes[:, j] for j, f in enumerate(self.factors)}
+            parents[self.latent] = z  # type: ignore[index]
+            loc, log_scale = self.pixel_levels(parents)
+            log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
+            prior_c = -0.5 * ((c - c_loc) / (lr.FACTOR_PRIOR_WIDTH * c_scale)).square().sum(1)
+            return log_p + prior_c - 0.5 * z.double().square().sum(1)
+
+        return log_density
 
     def _latent_draw(self, value: Tensor, classes: Tensor, loc: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
         """Z from q(Z | X, factors) refined around the posterior's mode for one evidence picture
