@@ -201,9 +201,10 @@ class DiscretisedLogisticImage:
         continuous factor (q(factor | X) from ``factor_normals``) and perhaps categorical factors.
         The categorical unknowns are drawn from ``factor_logits`` as always; for each of the
         :data:`~cvaeq.mechanisms.latent_refinement.MAX_COMBINATIONS` most frequent categorical
-        combinations, ``(continuous factors, Z)`` is fitted jointly (:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit`,
-        in q's units) to ``log p(X | factors, z) + log N(c; q's mean, (FACTOR_PRIOR_WIDTH q's sd)^2) + log N(z; 0, I)``
-        (:data:`~cvaeq.mechanisms.latent_refinement.FACTOR_PRIOR_WIDTH`),
+        combinations, ``(continuous factors, Z)`` is fitted jointly
+        (:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit`, in q's units) to
+        ``log p(X | factors, z) + log N(c; q's mean, (w q's sd)^2) + log N(z; 0, I)``
+        (``w``: :data:`~cvaeq.mechanisms.latent_refinement.FACTOR_PRIOR_WIDTH`),
         and each row draws from ``DEFENSIVE q(c | X) q(z | X, c) + (1 - DEFENSIVE) Laplace(c, z)``
         (:func:`~cvaeq.mechanisms.latent_refinement.draw_joint`), its weight dividing by that density.
         """
@@ -282,9 +283,9 @@ class DiscretisedLogisticImage:
     def _joint_log_posterior(
         self, picture: Tensor, row: Tensor, cols: list[int], c_loc: Tensor, c_scale: Tensor, z_dtype: torch.dtype
     ) -> Callable[[Tensor], Tensor]:
-        """``(c, z) [n, k + d] -> log p(picture | factors, z) + log N(c; c_loc, (w c_scale)^2) + log N(z; 0, I)`` ``[n]``
-        (float64, up to a constant): the target of the joint fit, the factors ``row`` with the
-        continuous columns ``cols`` set to ``c`` (one decoding of ``n`` rows)."""
+        """``(c, z) [n, k + d] -> log p(picture | factors, z) + log N(c; c_loc, (w c_scale)^2) + log N(z; 0, I)``
+        ``[n]`` (float64, up to a constant; ``w`` the widening of q): the target of the joint fit,
+        the factors ``row`` with the continuous columns ``cols`` set to ``c`` (one decoding of ``n`` rows)."""
         from . import latent_refinement as lr
 
         k = len(cols)

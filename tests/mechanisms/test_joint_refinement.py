@@ -142,3 +142,16 @@ def test_the_joint_draw_divides_by_the_mixture_it_was_drawn_from():
     from_q = float(((point[: s // 2] - fit.mean).norm(dim=1) > 1.5).double().mean())
     assert abs(from_q - lr.DEFENSIVE) < 0.025, from_q
     assert c.dtype == torch.float64 and z.dtype == torch.float32
+
+
+def test_the_proposal_quality_scores_the_amortised_q_unless_asked_for_the_refined_one():
+    """proposal_quality measures q itself by default (the refinement off for the call, and back on
+    after); refined=True scores what queries draw from: on the ridge picture, many more particles."""
+    from cvaeq.engine import proposal_quality
+
+    scm = ridge_scm(Ridge(0.7))
+    pictures = PICTURE[None]
+    amortised = proposal_quality(scm, pictures, 1000, seed=0)
+    assert scm.mechanisms["X"].refine_latent is True
+    refined = proposal_quality(scm, pictures, 1000, seed=0, refined=True)
+    assert amortised.ess[0] < 150 and refined.ess[0] > 3 * amortised.ess[0], (amortised.ess, refined.ess)
