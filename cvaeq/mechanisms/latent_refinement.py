@@ -12,7 +12,9 @@ is smooth and, for a model that reads its pictures well, close to quadratic
 around its mode. :func:`laplace_fit` finds the mode by Newton's method from
 ``q``'s mean, with the gradient and Hessian from central differences on a
 stencil of ``2 d^2 + 1`` points (one batched decoding per step: no autograd,
-so any model's decoder will do), in ``q``'s own units (``z = loc + scale * u``);
+so any model's decoder will do; above :data:`STENCIL_MAX_DIM` dimensions the
+caller may hand exact derivatives from autograd instead,
+:func:`autograd_derivatives`), in ``q``'s own units (``z = loc + scale * u``);
 the proposal is then the Laplace approximation ``Normal(mode, (-H)^-1)`` (the
 finite-difference Hessian at a step near the posterior's width: the curvature
 averaged over where the mass is), mixed with ``q`` itself as a defensive
@@ -50,6 +52,8 @@ __all__ = [
     "draw",
     "draw_joint",
     "MAX_CONTINUOUS",
+    "STENCIL_MAX_DIM",
+    "autograd_derivatives",
     "FACTOR_PRIOR_WIDTH",
     "DEFENSIVE",
     "MAX_LATENT_DIM",
@@ -60,8 +64,8 @@ __all__ = [
 
 #: The weight of ``q`` itself in the refined proposal (defensive importance sampling).
 DEFENSIVE = 0.05
-#: Latent sizes up to this are refined (the stencil has ``2 d^2 + 1`` points: 129 decodings at 8,
-#: 513 at 16; Morpho-MNIST's 16 with its two continuous factors: 649, 155 ms a step, docs/engine.md).
+#: Latent sizes up to this are refined (the stencil has ``2 d^2 + 1`` points: 129 decodings at 8;
+#: above :data:`STENCIL_MAX_DIM`, autograd's derivatives where the decoder allows, docs/engine.md).
 MAX_LATENT_DIM = 16
 #: Unknown continuous factors refined jointly with Z, at most (:func:`draw_joint`).
 MAX_CONTINUOUS = 4
@@ -118,36 +122,59 @@ def _derivatives(values: Tensor, h: float, d: int) -> tuple[Tensor, Tensor]:
     return grad, hess
 
 
-def laplace_fit(log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor) -> LaplaceFit | None:
+#: Above this many dimensions a fit takes its derivatives from autograd when the target allows
+#: (``derivatives`` of :func:`laplace_fit`): the stencil's ``2 d^2 + 1`` decodings grow as d^2
+#: (Morpho-MNIST's 18: 649 decodings, 133 ms, against 22 ms for autograd's exact Hessian at one
+#: point, 1 thread, docs/engine.md); up to it the stencil (cheap there, and its curvature is
+#: averaged over a posterior width, which 8-bit bins make lumpy).
+STENCIL_MAX_DIM = 8
+
+#: ``point [d] -> (value, gradient [d], Hessian [d, d])`` of the log-density, float64, in Z's units.
+Derivatives = Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+def laplace_fit(
+    log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor, *, derivatives: Derivatives | None = None
+) -> LaplaceFit | None:
     """The Laplace approximation of ``exp(log_density)`` around its mode, from ``Normal(loc, scale)``'s mean.
 
     :param log_density: ``z [n, d] -> [n]`` float64, up to a constant (called with
         ``2 d^2 + 1`` rows a step).
     :param loc: ``[d]``, where the search starts (``q``'s mean).
     :param scale: ``[d]``, the units of the search (``q``'s scale).
+    :param derivatives: the log-density's value, gradient and Hessian at one point
+        (autograd); given, each Newton step calls it instead of decoding the stencil.
     :returns: the fit, or None where it fails (no negative-definite Hessian at
         the best point found, or a non-finite density there).
     """
     d = int(loc.shape[0])
     loc64, scale64 = loc.detach().double(), scale.detach().double()
-    stencil = _stencil(d)
+    stencil = _stencil(d) if derivatives is None else None
     mu = torch.zeros(d, dtype=torch.float64)
     h, best, evaluations = 0.5, None, 0
     for _ in range(NEWTON_STEPS):
-        values = log_density((loc64 + scale64 * (mu + h * stencil)).to(loc.dtype)).double()
+        if stencil is not None:
+            values = log_density((loc64 + scale64 * (mu + h * stencil)).to(loc.dtype)).double()
+            f0 = values[0]
+        else:
+            f0, g_z, h_z = derivatives(loc64 + scale64 * mu)  # type: ignore[misc]
+            values = torch.cat([f0.reshape(1), g_z, h_z.reshape(-1)])  # checked for finiteness together
         evaluations += 1
         if not bool(torch.isfinite(values).all()):
             if best is None:
                 return None
             mu = (best[0] + mu) / 2  # back towards the best point found
             continue
-        if best is not None and values[0] < best[1]:  # the step overshot: halve it
+        if best is not None and f0 < best[1]:  # the step overshot: halve it
             mu = (best[0] + mu) / 2
             continue
-        grad, hess = _derivatives(values, h, d)
+        if stencil is not None:
+            grad, hess = _derivatives(values, h, d)
+        else:  # in q's units: z = loc + scale * u
+            grad, hess = scale64 * g_z, scale64[:, None] * h_z * scale64[None, :]
         eig = torch.linalg.eigvalsh(hess)
         concave = bool((eig < 0).all())
-        best = (mu, values[0], hess if concave else None)
+        best = (mu, f0, hess if concave else None)
         step = -torch.linalg.solve(hess, grad) if concave else grad / grad.norm().clamp_min(1e-12)
         length = float(step.norm())
         if length > MAX_STEP:
@@ -155,7 +182,7 @@ def laplace_fit(log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Ten
         elif concave and float(step @ (-hess) @ step) < NEWTON_DECREMENT**2:
             # the last step is a fraction of the posterior's width: taken without another look
             # (Newton's error after it is of the order of its square)
-            best = (mu + step, values[0], hess)
+            best = (mu + step, f0, hess)
             break
         mu = mu + step
         if concave:  # the next stencil about one posterior width across
@@ -253,3 +280,28 @@ def draw_joint(
         mixed = torch.logaddexp(log_q + math.log(DEFENSIVE), log_lap + math.log1p(-DEFENSIVE))
         log_q = torch.where(fitted, mixed, log_q)
     return c, z, log_q
+
+
+class NotDifferentiable(Exception):
+    """The target gave no gradient (a decoder outside autograd): the stencil is used instead."""
+
+
+def autograd_derivatives(log_density: Callable[[Tensor], Tensor]) -> Derivatives:
+    """:data:`Derivatives` of ``log_density`` (``[n, d] -> [n]``, differentiable) by autograd:
+    one forward pass, the gradient with its graph, and the Hessian's rows as one batched
+    backward pass. Raises :class:`NotDifferentiable` when the value has no gradient."""
+
+    def derivatives(point: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        with torch.enable_grad():
+            p = point.detach().double().clone().requires_grad_(True)
+            value = log_density(p[None])[0]
+            if not value.requires_grad:
+                raise NotDifferentiable("the log-density has no gradient")
+            (grad,) = torch.autograd.grad(value, p, create_graph=True)
+            if not grad.requires_grad:  # linear in p: the Hessian is 0
+                return value.detach(), grad.detach(), torch.zeros(len(p), len(p), dtype=torch.float64)
+            eye = torch.eye(len(p), dtype=grad.dtype)
+            (hess,) = torch.autograd.grad(grad, p, grad_outputs=eye, is_grads_batched=True)
+        return value.detach().double(), grad.detach().double(), ((hess + hess.T) / 2).detach().double()
+
+    return derivatives

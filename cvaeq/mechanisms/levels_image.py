@@ -263,7 +263,7 @@ class DiscretisedLogisticImage:
         fits: list[lr.LaplaceFit | None] = [None] * len(combos)
         for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
             first = int((group == k).nonzero()[0, 0])
-            fits[k] = lr.laplace_fit(
+            fits[k] = self._fit(
                 self._joint_log_posterior(picture, combos[k], cols, c_loc, c_scale, z_loc.dtype),
                 torch.cat([c_loc, z_loc[first].double()]),
                 torch.cat([c_scale, z_scale[first].double()]),
@@ -279,6 +279,20 @@ class DiscretisedLogisticImage:
             out[f] = c[:, i]
         out[self.latent] = z
         return out, log_q + lq
+
+    def _fit(self, log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor):
+        """:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit` of ``log_density``: on the
+        stencil up to :data:`~cvaeq.mechanisms.latent_refinement.STENCIL_MAX_DIM` dimensions,
+        above with autograd's derivatives when the decoder is differentiable (a torch
+        module's), else the stencil again."""
+        from . import latent_refinement as lr
+
+        if loc.shape[0] > lr.STENCIL_MAX_DIM:
+            try:
+                return lr.laplace_fit(log_density, loc, scale, derivatives=lr.autograd_derivatives(log_density))
+            except (lr.NotDifferentiable, RuntimeError):
+                pass  # a decoder outside autograd (numpy, a no-grad block): the stencil
+        return lr.laplace_fit(log_density, loc, scale)
 
     def _joint_log_posterior(
         self, picture: Tensor, row: Tensor, cols: list[int], c_loc: Tensor, c_scale: Tensor, z_dtype: torch.dtype
@@ -299,7 +313,9 @@ class DiscretisedLogisticImage:
             parents = {f: classes[:, j] for j, f in enumerate(self.factors)}
             parents[self.latent] = z  # type: ignore[index]
             loc, log_scale = self.pixel_levels(parents)
-            log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
+            if points.requires_grad:
+                _differentiable(loc, log_scale)
+            log_p = _summed(levels.log_prob(picture, loc, log_scale))  # differentiable (autograd's fit)
             prior_c = -0.5 * ((c - c_loc) / (lr.FACTOR_PRIOR_WIDTH * c_scale)).square().sum(1)
             return log_p + prior_c - 0.5 * z.double().square().sum(1)
 
@@ -321,22 +337,40 @@ class DiscretisedLogisticImage:
         fits: list[lr.LaplaceFit | None] = [None] * len(combos)
         for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
             first = int((group == k).nonzero()[0, 0])
-            fits[k] = lr.laplace_fit(self._log_posterior(picture, combos[k]), loc[first], scale[first])
+            fits[k] = self._fit(self._log_posterior(picture, combos[k], loc.dtype), loc[first], scale[first])
         return lr.draw(loc, scale, fits, group)
 
-    def _log_posterior(self, picture: Tensor, classes: Tensor) -> Callable[[Tensor], Tensor]:
+    def _log_posterior(
+        self, picture: Tensor, classes: Tensor, z_dtype: torch.dtype = torch.float32
+    ) -> Callable[[Tensor], Tensor]:
         """``z [n, d] -> log p(picture | classes, z) + log N(z; 0, I)`` ``[n]`` (float64):
-        the target the latent proposal is fitted to (one decoding of ``n`` rows)."""
+        the target the latent proposal is fitted to (one decoding of ``n`` rows; ``z`` is
+        handed to the decoder as ``z_dtype``)."""
 
         def log_density(z: Tensor) -> Tensor:
             n = z.shape[0]
+            z = z.to(z_dtype)
             parents = {f: classes[j].expand(n) for j, f in enumerate(self.factors)}
             parents[self.latent] = z  # type: ignore[index]
             loc, log_scale = self.pixel_levels(parents)
-            log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
+            if z.requires_grad:  # autograd's fit: the differentiable form of the same numbers
+                _differentiable(loc, log_scale)
+                log_p = _summed(levels.log_prob(picture, loc, log_scale))
+            else:
+                log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
             return log_p - 0.5 * z.double().square().sum(1)
 
         return log_density
+
+
+def _differentiable(loc: Tensor, log_scale: Tensor) -> None:
+    """Raise :class:`~cvaeq.mechanisms.latent_refinement.NotDifferentiable` when the decoder's
+    answer carries no gradient (a decoder outside autograd): the prior terms alone would
+    otherwise give autograd's fit a gradient without the picture in it."""
+    from .latent_refinement import NotDifferentiable
+
+    if not (loc.requires_grad or log_scale.requires_grad):
+        raise NotDifferentiable("the decoder's answer has no gradient")
 
 
 def unit_scale(value: Tensor) -> Tensor:

@@ -155,3 +155,55 @@ def test_the_proposal_quality_scores_the_amortised_q_unless_asked_for_the_refine
     assert scm.mechanisms["X"].refine_latent is True
     refined = proposal_quality(scm, pictures, 1000, seed=0, refined=True)
     assert amortised.ess[0] < 150 and refined.ess[0] > 3 * amortised.ess[0], (amortised.ess, refined.ess)
+
+
+def test_autograd_and_the_stencil_find_the_same_gaussian():
+    """On an exactly quadratic log-density (a correlated Normal), central differences are exact,
+    and autograd's Hessian is too: both fits give its mean and covariance to rounding."""
+    mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    cov = torch.tensor([[0.04, 0.01, 0.0], [0.01, 0.09, -0.02], [0.0, -0.02, 0.25]], dtype=torch.float64)
+    prec = torch.linalg.inv(cov)
+
+    def f(z):
+        d = z.double() - mean
+        return -0.5 * ((d @ prec) * d).sum(1)
+
+    loc, scale = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    for fit in (lr.laplace_fit(f, loc, scale), lr.laplace_fit(f, loc, scale, derivatives=lr.autograd_derivatives(f))):
+        assert fit is not None
+        torch.testing.assert_close(fit.mean, mean, rtol=0, atol=1e-6)
+        torch.testing.assert_close(fit.scale_tril @ fit.scale_tril.T, cov, rtol=0, atol=1e-9)
+
+
+class NumpyRidge(Ridge):
+    """The same model with its decoder outside autograd (through numpy): no gradient to take."""
+
+    def pixel_levels(self, factors, z):
+        loc, log_scale = super().pixel_levels(factors.detach(), z.detach())
+        return torch.from_numpy(loc.numpy().copy()), log_scale
+
+
+@pytest.mark.parametrize("model, autograd", [(Ridge(0.7), True), (NumpyRidge(0.7), False)])
+def test_above_the_stencil_bound_autograd_fits_where_the_decoder_is_differentiable(monkeypatch, model, autograd):
+    """With the stencil's bound at 0 every fit asks for autograd's derivatives: a torch decoder
+    gives them (the fits made with them), a numpy one does not and the stencil fits instead;
+    either way the engine's answer is the quadrature's (tolerance as above) and the ESS high."""
+    calls = []
+    fit = lr.laplace_fit
+
+    def recorded(f, loc, scale, derivatives=None):
+        try:
+            out = fit(f, loc, scale, derivatives=derivatives)
+        except lr.NotDifferentiable:
+            calls.append("refused")
+            raise
+        calls.append("autograd" if derivatives is not None else "stencil")
+        return out
+
+    monkeypatch.setattr(lr, "STENCIL_MAX_DIM", 0)
+    monkeypatch.setattr(lr, "laplace_fit", recorded)
+    mean, sd, _ = exact_posterior()
+    r = infer(ridge_scm(model), ["t", "c"], None, {"X": PICTURE}, 1000, seed=0)
+    assert calls == (["autograd"] * 2 if autograd else ["refused", "stencil"] * 2), calls
+    assert r.ess > 330, r.ess
+    assert abs(r.expectation("t") - mean) < 4 * sd / math.sqrt(r.ess)

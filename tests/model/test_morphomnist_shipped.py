@@ -81,8 +81,8 @@ README_QUERY = "E[intensity | do(thickness=4), X=img]"
 def test_image_queries_on_one_digit_keep_their_particles_and_the_null_intervention_stays_exact(shipped):
     """The unknown thickness and intensity refined jointly with Z for the picture (and Z alone when
     they are given): at seed 0 on the development machine the README's question kept an ESS of
-    364 of 1,000 (q alone: 7.7), with every factor given 728 (q alone: 3.1), and the counterfactual
-    picture 45.6 of 100 (q alone: 2.6); seed 1 gave 358, 776 and 42.1 (docs/engine.md). The bounds
+    362 of 1,000 (q alone: 7.7), with every factor given 722 (q alone: 3.1), and the counterfactual
+    picture 45.4 of 100 (q alone: 2.6); seed 1 gave 355, 771 and 42.0 (docs/engine.md). The bounds
     (300, 600, 30) sit well under these, for float32 arithmetic that differs in the last bits on
     other CPUs, and far above what q alone keeps. The pixel noise is still abducted exactly:
     the null intervention returns the evidence byte for byte."""
