@@ -52,6 +52,8 @@ __all__ = [
     "draw",
     "draw_joint",
     "MAX_CONTINUOUS",
+    "MAX_ENUMERATED",
+    "refined_choice",
     "STENCIL_MAX_DIM",
     "autograd_derivatives",
     "FACTOR_PRIOR_WIDTH",
@@ -69,6 +71,9 @@ DEFENSIVE = 0.05
 MAX_LATENT_DIM = 16
 #: Unknown continuous factors refined jointly with Z, at most (:func:`draw_joint`).
 MAX_CONTINUOUS = 4
+#: The joint proposal weighs the categorical unknowns' combinations (:func:`refined_choice`) up
+#: to this many of them; past it the amortised draw.
+MAX_ENUMERATED = 4096
 #: The joint fit's stand-in prior for the continuous factors is q(c | X) widened this many times:
 #: q already read the picture, so q itself as the prior would count the picture twice and pull
 #: the fit narrow around q's guess (Morpho-MNIST digit 7001: ESS 208 of 1,000 with q itself, 364
@@ -89,11 +94,14 @@ MAX_STEP = 4.0
 
 @dataclass(frozen=True)
 class LaplaceFit:
-    """``Normal(mean, scale_tril scale_tril^T)`` in Z's units; ``evaluations``: stencils decoded."""
+    """``Normal(mean, scale_tril scale_tril^T)`` in Z's units; ``evaluations``: stencils decoded;
+    ``log_evidence``: Laplace's estimate of ``log ∫ exp(log_density)``, the peak plus
+    ``log sqrt((2 pi)^d det cov)`` (what the joint proposal weighs factor combinations by)."""
 
     mean: Tensor
     scale_tril: Tensor
     evaluations: int
+    log_evidence: float = math.nan
 
 
 def _stencil(d: int) -> Tensor:
@@ -182,7 +190,7 @@ def laplace_fit(
         elif concave and float(step @ (-hess) @ step) < NEWTON_DECREMENT**2:
             # the last step is a fraction of the posterior's width: taken without another look
             # (Newton's error after it is of the order of its square)
-            best = (mu + step, f0, hess)
+            best = (mu + step, f0 + grad @ step + 0.5 * step @ hess @ step, hess)  # the quadratic's peak
             break
         mu = mu + step
         if concave:  # the next stencil about one posterior width across
@@ -190,11 +198,12 @@ def laplace_fit(
     if best is None or best[2] is None:
         return None
     cov = torch.linalg.inv(-best[2])
-    tril = torch.linalg.cholesky((cov + cov.T) / 2)
+    tril = scale64[:, None] * torch.linalg.cholesky((cov + cov.T) / 2)
     return LaplaceFit(
         mean=(loc64 + scale64 * best[0]).to(loc.dtype),
-        scale_tril=(scale64[:, None] * tril).to(loc.dtype),
+        scale_tril=tril.to(loc.dtype),
         evaluations=evaluations,
+        log_evidence=float(best[1] + 0.5 * d * math.log(2 * math.pi) + tril.diagonal().log().sum()),
     )
 
 
@@ -305,3 +314,28 @@ def autograd_derivatives(log_density: Callable[[Tensor], Tensor]) -> Derivatives
         return value.detach().double(), grad.detach().double(), ((hess + hess.T) / 2).detach().double()
 
     return derivatives
+
+
+def refined_choice(log_q: Tensor, top: Tensor, fits: list[LaplaceFit | None]) -> Tensor:
+    """The categorical combinations' proposal, refined: ``log q'`` ``[M]`` (float64).
+
+    :param log_q: ``[M]`` q(combination | X).
+    :param top: the combinations fitted, ``fits[i]`` the fit of ``top[i]`` (or None).
+
+    ``q' = DEFENSIVE q + (1 - DEFENSIVE) r`` with ``r`` proportional to the fits' Laplace
+    evidence (each combination's marginal likelihood of the picture, a uniform prior over
+    the fitted ones; 0 elsewhere); ``q`` itself where no combination has a fit.
+
+    >>> import torch
+    >>> fit = lambda e: LaplaceFit(torch.zeros(1), torch.ones(1, 1), 1, log_evidence=e)
+    >>> q = torch.log(torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))
+    >>> [round(v, 3) for v in refined_choice(q, torch.tensor([0, 1]), [fit(0.0), fit(2.0)]).exp().tolist()]
+    [0.138, 0.852, 0.01]
+    """
+    evidence = torch.tensor([f.log_evidence if f is not None else -math.inf for f in fits], dtype=torch.float64)
+    evidence = torch.where(torch.isfinite(evidence), evidence, -math.inf)  # no fit, no evidence
+    if not bool(torch.isfinite(evidence).any()):
+        return log_q
+    log_r = torch.full_like(log_q, -math.inf)
+    log_r[top] = evidence - evidence[torch.isfinite(evidence)].logsumexp(0)
+    return torch.logaddexp(log_q + math.log(DEFENSIVE), log_r + math.log1p(-DEFENSIVE))

@@ -33,6 +33,7 @@ q(Z | X, factors) are the Bernoulli mechanism's, fed the picture on that scale.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -42,7 +43,7 @@ from .. import levels
 from ..errors import MechanismError
 from ..image_model import Encoding, ImageModelAdapter, factor_matrix
 from .base import Abduction
-from .image import BernoulliImage, FactorProposal, LatentProposal, _categorical_draw, image_parents, once_per_run
+from .image import BernoulliImage, FactorProposal, LatentProposal, image_parents, once_per_run
 
 __all__ = ["DiscretisedLogisticImage", "discretised_logistic_image", "LogisticNoise"]
 
@@ -197,16 +198,20 @@ class DiscretisedLogisticImage:
         picture, or None where that does not apply (the amortised draw of :meth:`BernoulliImage.propose`
         then, refined in Z alone by :meth:`_latent_draw`).
 
-        It applies to one picture (every row the same) whose unknowns are Z and at least one
-        continuous factor (q(factor | X) from ``factor_normals``) and perhaps categorical factors.
-        The categorical unknowns are drawn from ``factor_logits`` as always; for each of the
-        :data:`~cvaeq.mechanisms.latent_refinement.MAX_COMBINATIONS` most frequent categorical
-        combinations, ``(continuous factors, Z)`` is fitted jointly
-        (:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit`, in q's units) to
+        It applies to one picture (every row the same, the evidence too) whose unknowns are Z
+        and at least one continuous factor (q(factor | X) from ``factor_normals``) and perhaps
+        categorical factors. For each of the
+        :data:`~cvaeq.mechanisms.latent_refinement.MAX_COMBINATIONS` combinations of the
+        categorical unknowns that q(factors | X) finds likeliest, ``(continuous factors, Z)`` is
+        fitted jointly (:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit`, in q's units) to
         ``log p(X | factors, z) + log N(c; q's mean, (w q's sd)^2) + log N(z; 0, I)``
-        (``w``: :data:`~cvaeq.mechanisms.latent_refinement.FACTOR_PRIOR_WIDTH`),
-        and each row draws from ``DEFENSIVE q(c | X) q(z | X, c) + (1 - DEFENSIVE) Laplace(c, z)``
-        (:func:`~cvaeq.mechanisms.latent_refinement.draw_joint`), its weight dividing by that density.
+        (``w``: :data:`~cvaeq.mechanisms.latent_refinement.FACTOR_PRIOR_WIDTH`). Each row then
+        draws its combination from ``DEFENSIVE q + (1 - DEFENSIVE) r``, ``r`` the fits' Laplace
+        evidence normalised (:func:`~cvaeq.mechanisms.latent_refinement.refined_choice`), and
+        ``(c, z)`` from ``DEFENSIVE q(c | X) q(z | X, c) + (1 - DEFENSIVE) Laplace(c, z)`` of its
+        combination (q alone for a combination without a fit;
+        :func:`~cvaeq.mechanisms.latent_refinement.draw_joint`); its weight divides by the
+        product of the two densities at its draw.
         """
         from . import latent_refinement as lr
 
@@ -240,45 +245,58 @@ class DiscretisedLogisticImage:
         normals = enc.factor_normals()
         if any(f not in normals for f in cont):
             return None
-        log_q = torch.zeros(num, dtype=torch.float64)
-        out: dict[str, Tensor] = {}
+        cats = [f for f in self.factors if f in unknown and f not in cont]
         for f in self.factors:
-            if f in unknown and f not in cont:
-                out[f], lq = _categorical_draw(logits[f].expand(num, -1))
-                log_q += lq
-        for f in self.factors:
-            if f not in out and f not in cont and known.get(f) is None:
+            if f not in cats and f not in cont and known.get(f) is None:
                 raise MechanismError(f"q(Z | X, factors) needs {f!r}, which is neither known nor proposed")
+        if any(_varies(known[f]) for f in self.factors if f in known and known[f] is not None):
+            return None  # evidence that differs between particles: the amortised draw
+        grid, log_q_cat = _combinations(logits, cats)
+        if grid is None:
+            return None  # too many categorical combinations to weigh
         c_loc = torch.stack([normals[f][0].double().reshape(-1)[0] for f in cont])
         c_scale = torch.stack([normals[f][1].double().reshape(-1)[0].exp() for f in cont])
         cols = [self.factors.index(f) for f in cont]
-        base = factor_matrix(
-            {**known, **out, **{f: c_loc[i].expand(num) for i, f in enumerate(cont)}}, self.factors, num
-        )
-        z_loc, z_scale = enc.z_posterior(base)  # q(Z | X, factors) at q's continuous means
-        if not 0 < z_loc.shape[1] <= lr.MAX_LATENT_DIM:
-            return None
+
+        def matrix(chosen: Tensor) -> Tensor:
+            """The factors ``[S, F]`` with the categorical unknowns at ``grid[chosen]``, the
+            continuous ones at q's means."""
+            values = {f: grid[chosen, j] for j, f in enumerate(cats)}
+            values.update({f: c_loc[i].expand(num) for i, f in enumerate(cont)})
+            return factor_matrix({**known, **values}, self.factors, num)
+
         picture = x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8)  # the levels back, exactly
-        combos, group, counts = torch.unique(base, dim=0, return_inverse=True, return_counts=True)
-        fits: list[lr.LaplaceFit | None] = [None] * len(combos)
-        for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
-            first = int((group == k).nonzero()[0, 0])
-            fits[k] = self._fit(
-                self._joint_log_posterior(picture, combos[k], cols, c_loc, c_scale, z_loc.dtype),
-                torch.cat([c_loc, z_loc[first].double()]),
-                torch.cat([c_scale, z_scale[first].double()]),
+        top = log_q_cat.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS]
+        fits: list[lr.LaplaceFit | None] = []
+        for m in top.tolist():
+            rows = matrix(torch.full((num,), m, dtype=torch.long))
+            z_loc, z_scale = enc.z_posterior(rows)  # q(Z | X, factors) at q's continuous means
+            if not 0 < z_loc.shape[1] <= lr.MAX_LATENT_DIM:
+                return None
+            fits.append(
+                self._fit(
+                    self._joint_log_posterior(picture, rows[0], cols, c_loc, c_scale, z_loc.dtype),
+                    torch.cat([c_loc, z_loc[0].double()]),
+                    torch.cat([c_scale, z_scale[0].double()]),
+                )
             )
+        log_q_cat = lr.refined_choice(log_q_cat, top, fits)
+        chosen = torch.multinomial(log_q_cat.exp(), num, replacement=True)
+        out: dict[str, Tensor] = {f: grid[chosen, j] for j, f in enumerate(cats)}
+        position = torch.full((len(grid),), len(fits), dtype=torch.long)  # the combinations without a fit
+        position[top] = torch.arange(len(top))
+        base = matrix(chosen)
 
         def z_given(c: Tensor) -> tuple[Tensor, Tensor]:
             classes = base.clone()
             classes[:, cols] = c
             return enc.z_posterior(classes)
 
-        c, z, lq = lr.draw_joint(c_loc, c_scale, z_given, fits, group)
+        c, z, lq = lr.draw_joint(c_loc, c_scale, z_given, [*fits, None], position[chosen])
         for i, f in enumerate(cont):
             out[f] = c[:, i]
         out[self.latent] = z
-        return out, log_q + lq
+        return out, log_q_cat[chosen] + lq
 
     def _fit(self, log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor):
         """:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit` of ``log_density``: on the
@@ -361,6 +379,31 @@ class DiscretisedLogisticImage:
             return log_p - 0.5 * z.double().square().sum(1)
 
         return log_density
+
+
+def _varies(value: Tensor) -> bool:
+    """Whether a known value differs between particles."""
+    flat = value.reshape(value.shape[0], -1) if value.dim() > 0 else value.reshape(1, 1)
+    return flat.shape[0] > 1 and flat.stride(0) != 0 and not bool((flat == flat[:1]).all())
+
+
+def _combinations(logits: Mapping[str, Tensor], cats: Sequence[str]) -> tuple[Tensor | None, Tensor]:
+    """Every combination of the categorical unknowns ``cats`` (``[M, len(cats)]`` classes, the
+    first factor slowest) and its log-probability under q(factors | X) ``[M]`` (float64; the
+    factors independent given the picture, as q draws them); ``(None, ...)`` past
+    :data:`~cvaeq.mechanisms.latent_refinement.MAX_ENUMERATED` combinations."""
+    from . import latent_refinement as lr
+
+    sizes = [int(logits[f].shape[-1]) for f in cats]
+    if math.prod(sizes) > lr.MAX_ENUMERATED:
+        return None, torch.zeros(0, dtype=torch.float64)
+    grid = torch.zeros(1, 0, dtype=torch.long)
+    log_q = torch.zeros(1, dtype=torch.float64)
+    for f, n in zip(cats, sizes):
+        lp = torch.log_softmax(logits[f].reshape(-1, n)[0].double(), -1)
+        grid = torch.cat([grid.repeat_interleave(n, 0), torch.arange(n).repeat(len(grid))[:, None]], 1)
+        log_q = (log_q[:, None] + lp[None, :]).reshape(-1)
+    return grid, log_q
 
 
 def _differentiable(loc: Tensor, log_scale: Tensor) -> None:
