@@ -114,12 +114,12 @@ def proposal_quality(
     image_mechanism = scm.mechanisms["X"]
     was = getattr(image_mechanism, "refine_latent", None)
     if was is not None:
-        image_mechanism.refine_latent = was and refined
+        image_mechanism.refine_latent = was and refined  # type: ignore[attr-defined]  # an 8-bit image's switch
     try:
         return _quality(scm, images, num_particles, seed, truth, names, continuous, pixel)
     finally:
         if was is not None:
-            image_mechanism.refine_latent = was
+            image_mechanism.refine_latent = was  # type: ignore[attr-defined]
 
 
 def _quality(scm, images, num_particles, seed, truth, names, continuous, pixel) -> ProposalQuality:
