@@ -161,25 +161,17 @@ def laplace_fit(
     mu = torch.zeros(d, dtype=torch.float64)
     h, best, evaluations = 0.5, None, 0
     for _ in range(NEWTON_STEPS):
-        if stencil is not None:
-            values = log_density((loc64 + scale64 * (mu + h * stencil)).to(loc.dtype)).double()
-            f0 = values[0]
-        else:
-            f0, g_z, h_z = derivatives(loc64 + scale64 * mu)  # type: ignore[misc]
-            values = torch.cat([f0.reshape(1), g_z, h_z.reshape(-1)])  # checked for finiteness together
+        look = _look(log_density, derivatives, stencil, loc64, scale64, mu, h, loc.dtype)
         evaluations += 1
-        if not bool(torch.isfinite(values).all()):
+        if look is None:  # a non-finite density
             if best is None:
                 return None
             mu = (best[0] + mu) / 2  # back towards the best point found
             continue
+        f0, grad, hess = look
         if best is not None and f0 < best[1]:  # the step overshot: halve it
             mu = (best[0] + mu) / 2
             continue
-        if stencil is not None:
-            grad, hess = _derivatives(values, h, d)
-        else:  # in q's units: z = loc + scale * u
-            grad, hess = scale64 * g_z, scale64[:, None] * h_z * scale64[None, :]
         eig = torch.linalg.eigvalsh(hess)
         concave = bool((eig < 0).all())
         best = (mu, f0, hess if concave else None)
@@ -205,6 +197,31 @@ def laplace_fit(
         evaluations=evaluations,
         log_evidence=float(best[1] + 0.5 * d * math.log(2 * math.pi) + tril.diagonal().log().sum()),
     )
+
+
+def _look(
+    log_density: Callable[[Tensor], Tensor],
+    derivatives: Derivatives | None,
+    stencil: Tensor | None,
+    loc64: Tensor,
+    scale64: Tensor,
+    mu: Tensor,
+    h: float,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The log-density's value, gradient and Hessian at ``mu`` in q's units (``z = loc + scale mu``):
+    from the stencil at step ``h``, or from ``derivatives`` (autograd) rescaled; None where
+    some number is not finite."""
+    d = int(mu.shape[0])
+    if stencil is not None:
+        values = log_density((loc64 + scale64 * (mu + h * stencil)).to(dtype)).double()
+        if not bool(torch.isfinite(values).all()):
+            return None
+        return (values[0], *_derivatives(values, h, d))
+    f0, g_z, h_z = derivatives(loc64 + scale64 * mu)  # type: ignore[misc]
+    if not bool(torch.isfinite(torch.cat([f0.reshape(1), g_z, h_z.reshape(-1)])).all()):
+        return None
+    return f0, scale64 * g_z, scale64[:, None] * h_z * scale64[None, :]
 
 
 def draw(loc: Tensor, scale: Tensor, fits: list[LaplaceFit | None], group: Tensor) -> tuple[Tensor, Tensor]:

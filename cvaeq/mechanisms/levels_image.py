@@ -198,46 +198,75 @@ class DiscretisedLogisticImage:
         picture, or None where that does not apply (the amortised draw of :meth:`BernoulliImage.propose`
         then, refined in Z alone by :meth:`_latent_draw`).
 
-        It applies to one picture (every row the same, the evidence too) whose unknowns are Z
-        and at least one continuous factor (q(factor | X) from ``factor_normals``) and perhaps
-        categorical factors. For each of the
-        :data:`~cvaeq.mechanisms.latent_refinement.MAX_COMBINATIONS` combinations of the
-        categorical unknowns that q(factors | X) finds likeliest, ``(continuous factors, Z)`` is
-        fitted jointly (:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit`, in q's units) to
-        ``log p(X | factors, z) + log N(c; q's mean, (w q's sd)^2) + log N(z; 0, I)``
-        (``w``: :data:`~cvaeq.mechanisms.latent_refinement.FACTOR_PRIOR_WIDTH`). Each row then
-        draws its combination from ``DEFENSIVE q + (1 - DEFENSIVE) r``, ``r`` the fits' Laplace
-        evidence normalised (:func:`~cvaeq.mechanisms.latent_refinement.refined_choice`), and
-        ``(c, z)`` from ``DEFENSIVE q(c | X) q(z | X, c) + (1 - DEFENSIVE) Laplace(c, z)`` of its
-        combination (q alone for a combination without a fit;
-        :func:`~cvaeq.mechanisms.latent_refinement.draw_joint`); its weight divides by the
-        product of the two densities at its draw.
+        For one picture whose unknowns are Z, continuous factors and perhaps categorical ones:
+        for each of the likeliest categorical combinations under q, ``(c, z)`` is fitted jointly
+        (:meth:`_combination_fits`) to ``log p(X | factors, z) + log N(c; q's mean, (w q's sd)^2)
+        + log N(z; 0, I)``; each row draws its combination from ``DEFENSIVE q + (1 - DEFENSIVE) r``
+        (``r``: the fits' Laplace evidence, :func:`~cvaeq.mechanisms.latent_refinement.refined_choice`)
+        and ``(c, z)`` from ``DEFENSIVE q(c | X) q(z | X, c) + (1 - DEFENSIVE) Laplace``
+        (:func:`~cvaeq.mechanisms.latent_refinement.draw_joint`); its weight divides by both densities.
         """
         from . import latent_refinement as lr
 
-        one = x.shape[0] == 1 or x.stride(0) == 0
-        if (
-            not self.refine_latent
-            or not one
-            or self.latent is None
-            or self.latent not in unknown
-            or self.factor_normals is None
-            or self.z_posterior is None
-            or self.factor_logits is None
-            or any(u not in self.factors and u != self.latent for u in unknown)
-        ):
+        if not self._joint_applies(x, unknown):
             return None
         num = x.shape[0]
-        enc = (
-            self.encoder.encode(x.float())
-            if self.encoder is not None
-            else Encoding(
-                x.float(),
-                factor_logits=self.factor_logits,
-                z_posterior=self.z_posterior,
-                factor_normals=self.factor_normals,
-            )
+        enc = self._encoding(x)
+        found = self._joint_unknowns(enc, unknown, known)
+        if found is None:
+            return None
+        cats, cont, grid, log_q_cat, c_loc, c_scale = found
+        cols = [self.factors.index(f) for f in cont]
+
+        def matrix(chosen: Tensor) -> Tensor:
+            """The factors ``[S, F]`` with the categorical unknowns at ``grid[chosen]``, the
+            continuous ones at q's means."""
+            values = {f: grid[chosen, j] for j, f in enumerate(cats)}
+            values.update({f: c_loc[i].expand(num) for i, f in enumerate(cont)})
+            return factor_matrix({**known, **values}, self.factors, num)
+
+        top = log_q_cat.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS]
+        fits = self._combination_fits(
+            enc, x, [matrix(torch.full((num,), m)) for m in top.tolist()], cols, c_loc, c_scale
         )
+        if fits is None:
+            return None
+        log_q_cat = lr.refined_choice(log_q_cat, top, fits)
+        chosen = torch.multinomial(log_q_cat.exp(), num, replacement=True)
+        position = torch.full((len(grid),), len(fits), dtype=torch.long)  # the combinations without a fit
+        position[top] = torch.arange(len(top))
+        base = matrix(chosen)
+
+        def z_given(c: Tensor) -> tuple[Tensor, Tensor]:
+            classes = base.clone()
+            classes[:, cols] = c
+            return enc.z_posterior(classes)
+
+        c, z, lq = lr.draw_joint(c_loc, c_scale, z_given, [*fits, None], position[chosen])
+        out: dict[str, Tensor] = {f: grid[chosen, j] for j, f in enumerate(cats)}
+        out.update({f: c[:, i] for i, f in enumerate(cont)})
+        out[self.latent] = z  # type: ignore[index]
+        return out, log_q_cat[chosen] + lq
+
+    def _encoding(self, x: Tensor) -> Encoding:
+        """The picture read once for the three proposals (:class:`~cvaeq.image_model.Encoding`)."""
+        if self.encoder is not None:
+            return self.encoder.encode(x.float())
+        return Encoding(
+            x.float(),
+            factor_logits=self.factor_logits,
+            z_posterior=self.z_posterior,
+            factor_normals=self.factor_normals,
+        )
+
+    def _joint_unknowns(self, enc: Encoding, unknown: tuple[str, ...], known: Mapping[str, Tensor]):
+        """``(categorical unknowns, continuous unknowns, their combinations [M, k], log q of each [M],
+        q's continuous means [c], sds [c])`` for :meth:`_joint_proposal`, or None where it does
+        not apply (no continuous unknown, or more than
+        :data:`~cvaeq.mechanisms.latent_refinement.MAX_CONTINUOUS`; evidence differing between
+        particles; too many combinations)."""
+        from . import latent_refinement as lr
+
         logits = enc.factor_logits()
         cont = [f for f in self.factors if f in unknown and f not in logits]
         if not cont or len(cont) > lr.MAX_CONTINUOUS:
@@ -256,47 +285,44 @@ class DiscretisedLogisticImage:
             return None  # too many categorical combinations to weigh
         c_loc = torch.stack([normals[f][0].double().reshape(-1)[0] for f in cont])
         c_scale = torch.stack([normals[f][1].double().reshape(-1)[0].exp() for f in cont])
-        cols = [self.factors.index(f) for f in cont]
+        return cats, cont, grid, log_q_cat, c_loc, c_scale
 
-        def matrix(chosen: Tensor) -> Tensor:
-            """The factors ``[S, F]`` with the categorical unknowns at ``grid[chosen]``, the
-            continuous ones at q's means."""
-            values = {f: grid[chosen, j] for j, f in enumerate(cats)}
-            values.update({f: c_loc[i].expand(num) for i, f in enumerate(cont)})
-            return factor_matrix({**known, **values}, self.factors, num)
+    def _joint_applies(self, x: Tensor, unknown: tuple[str, ...]) -> bool:
+        """Whether :meth:`_joint_proposal` may apply: the refinement on, one picture in every row,
+        Z unknown, the model's three proposals present, and every unknown a parent of X."""
+        return (
+            self.refine_latent
+            and (x.shape[0] == 1 or x.stride(0) == 0)
+            and self.latent is not None
+            and self.latent in unknown
+            and self.factor_normals is not None
+            and self.z_posterior is not None
+            and self.factor_logits is not None
+            and all(u in self.factors or u == self.latent for u in unknown)
+        )
+
+    def _combination_fits(
+        self, enc: Encoding, x: Tensor, rows: list[Tensor], cols: list[int], c_loc: Tensor, c_scale: Tensor
+    ) -> list | None:
+        """The joint Laplace fit of ``(continuous factors, Z)`` for each factor matrix of ``rows``
+        (every row of one the same combination), started at q's means; None when Z is too large
+        to refine (:data:`~cvaeq.mechanisms.latent_refinement.MAX_LATENT_DIM`)."""
+        from . import latent_refinement as lr
 
         picture = x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8)  # the levels back, exactly
-        top = log_q_cat.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS]
         fits: list[lr.LaplaceFit | None] = []
-        for m in top.tolist():
-            rows = matrix(torch.full((num,), m, dtype=torch.long))
-            z_loc, z_scale = enc.z_posterior(rows)  # q(Z | X, factors) at q's continuous means
+        for matrix in rows:
+            z_loc, z_scale = enc.z_posterior(matrix)  # q(Z | X, factors) at q's continuous means
             if not 0 < z_loc.shape[1] <= lr.MAX_LATENT_DIM:
                 return None
             fits.append(
                 self._fit(
-                    self._joint_log_posterior(picture, rows[0], cols, c_loc, c_scale, z_loc.dtype),
+                    self._joint_log_posterior(picture, matrix[0], cols, c_loc, c_scale, z_loc.dtype),
                     torch.cat([c_loc, z_loc[0].double()]),
                     torch.cat([c_scale, z_scale[0].double()]),
                 )
             )
-        log_q_cat = lr.refined_choice(log_q_cat, top, fits)
-        chosen = torch.multinomial(log_q_cat.exp(), num, replacement=True)
-        out: dict[str, Tensor] = {f: grid[chosen, j] for j, f in enumerate(cats)}
-        position = torch.full((len(grid),), len(fits), dtype=torch.long)  # the combinations without a fit
-        position[top] = torch.arange(len(top))
-        base = matrix(chosen)
-
-        def z_given(c: Tensor) -> tuple[Tensor, Tensor]:
-            classes = base.clone()
-            classes[:, cols] = c
-            return enc.z_posterior(classes)
-
-        c, z, lq = lr.draw_joint(c_loc, c_scale, z_given, [*fits, None], position[chosen])
-        for i, f in enumerate(cont):
-            out[f] = c[:, i]
-        out[self.latent] = z
-        return out, log_q_cat[chosen] + lq
+        return fits
 
     def _fit(self, log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor):
         """:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit` of ``log_density``: on the
