@@ -90,6 +90,7 @@ def proposal_quality(
     seed: int = 0,
     truth: np.ndarray | None = None,
     factors: Sequence[str] | None = None,
+    refined: bool = False,
 ) -> ProposalQuality:
     """The proposal's importance weights on each of ``images`` (abduction from X alone).
 
@@ -99,6 +100,10 @@ def proposal_quality(
     :param seed: seeds torch's RNG (forked; the same seed gives the same figures).
     :param truth: optional ``(N, F)`` labels in the order ``factors`` (classes; values of continuous factors).
     :param factors: the columns of ``truth`` (default: the SCM's world's factor names).
+    :param refined: score the proposal as queries use it, refined for each picture
+        (an 8-bit image's Laplace fit, :mod:`cvaeq.mechanisms.latent_refinement`: about a
+        second a Morpho-MNIST picture); False (default): the amortised q itself, which is what
+        this measures (the image mechanism's ``refine_latent`` is off for the call, restored after).
     """
     if "X" not in scm.nodes:
         raise QueryError("the proposal's quality needs an SCM with the image X (build_scm with an image model)")
@@ -106,6 +111,19 @@ def proposal_quality(
     pixel = getattr(getattr(scm, "world", None), "pixel", "binary")
     names = tuple(factors) if factors is not None else tuple(getattr(scm.world, "names", ()))
     continuous = tuple(f for f in names if getattr(scm.mechanisms[f], "continuous", False))
+    image_mechanism = scm.mechanisms["X"]
+    was = getattr(image_mechanism, "refine_latent", None)
+    if was is not None:
+        image_mechanism.refine_latent = was and refined  # type: ignore[attr-defined]  # an 8-bit image's switch
+    try:
+        return _quality(scm, images, num_particles, seed, truth, names, continuous, pixel)
+    finally:
+        if was is not None:
+            image_mechanism.refine_latent = was  # type: ignore[attr-defined]
+
+
+def _quality(scm, images, num_particles, seed, truth, names, continuous, pixel) -> ProposalQuality:
+    """:func:`proposal_quality`'s loop over the pictures, the image mechanism as set."""
     ess, sd, zero = [], [], []
     errors: dict[str, list[float]] = {f: [] for f in names} if truth is not None else {}
     with torch.random.fork_rng(devices=[]), torch.no_grad():

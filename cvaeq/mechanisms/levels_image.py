@@ -33,6 +33,7 @@ q(Z | X, factors) are the Bernoulli mechanism's, fed the picture on that scale.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -40,7 +41,7 @@ from torch import Tensor
 
 from .. import levels
 from ..errors import MechanismError
-from ..image_model import ImageModelAdapter, factor_matrix
+from ..image_model import Encoding, ImageModelAdapter, factor_matrix
 from .base import Abduction
 from .image import BernoulliImage, FactorProposal, LatentProposal, image_parents, once_per_run
 
@@ -184,7 +185,185 @@ class DiscretisedLogisticImage:
         """Sample the unknown parents from q(factors | X), then Z from q(Z | X, factors)
         refined for this picture (:meth:`_latent_draw`), reading the picture on the
         [0, 1] scale (the Bernoulli mechanism's proposal code, :meth:`BernoulliImage.propose`)."""
-        return BernoulliImage.propose(self, unit_scale(value), unknown, known)  # type: ignore[arg-type]
+        x = unit_scale(value)
+        joint = self._joint_proposal(x, tuple(unknown), known)
+        if joint is not None:
+            return joint
+        return BernoulliImage.propose(self, x, unknown, known)  # type: ignore[arg-type]
+
+    def _joint_proposal(
+        self, x: Tensor, unknown: tuple[str, ...], known: Mapping[str, Tensor]
+    ) -> tuple[dict[str, Tensor], Tensor] | None:
+        """The unknown continuous factors and Z drawn together from q refined for one evidence
+        picture, or None where that does not apply (the amortised draw of :meth:`BernoulliImage.propose`
+        then, refined in Z alone by :meth:`_latent_draw`).
+
+        For one picture whose unknowns are Z, continuous factors and perhaps categorical ones:
+        for each of the likeliest categorical combinations under q, ``(c, z)`` is fitted jointly
+        (:meth:`_combination_fits`) to ``log p(X | factors, z) + log N(c; q's mean, (w q's sd)^2)
+        + log N(z; 0, I)``; each row draws its combination from ``DEFENSIVE q + (1 - DEFENSIVE) r``
+        (``r``: the fits' Laplace evidence, :func:`~cvaeq.mechanisms.latent_refinement.refined_choice`)
+        and ``(c, z)`` from ``DEFENSIVE q(c | X) q(z | X, c) + (1 - DEFENSIVE) Laplace``
+        (:func:`~cvaeq.mechanisms.latent_refinement.draw_joint`); its weight divides by both densities.
+        """
+        from . import latent_refinement as lr
+
+        if not self._joint_applies(x, unknown):
+            return None
+        num = x.shape[0]
+        enc = self._encoding(x)
+        found = self._joint_unknowns(enc, unknown, known)
+        if found is None:
+            return None
+        cats, cont, grid, log_q_cat, c_loc, c_scale = found
+        cols = [self.factors.index(f) for f in cont]
+
+        def matrix(chosen: Tensor) -> Tensor:
+            """The factors ``[S, F]`` with the categorical unknowns at ``grid[chosen]``, the
+            continuous ones at q's means."""
+            values = {f: grid[chosen, j] for j, f in enumerate(cats)}
+            values.update({f: c_loc[i].expand(num) for i, f in enumerate(cont)})
+            return factor_matrix({**known, **values}, self.factors, num)
+
+        top = log_q_cat.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS]
+        fits = self._combination_fits(
+            enc, x, [matrix(torch.full((num,), m)) for m in top.tolist()], cols, c_loc, c_scale
+        )
+        if fits is None:
+            return None
+        log_q_cat = lr.refined_choice(log_q_cat, top, fits)
+        chosen = torch.multinomial(log_q_cat.exp(), num, replacement=True)
+        position = torch.full((len(grid),), len(fits), dtype=torch.long)  # the combinations without a fit
+        position[top] = torch.arange(len(top))
+        base = matrix(chosen)
+
+        def z_given(c: Tensor) -> tuple[Tensor, Tensor]:
+            classes = base.clone()
+            classes[:, cols] = c
+            return enc.z_posterior(classes)
+
+        c, z, lq = lr.draw_joint(c_loc, c_scale, z_given, [*fits, None], position[chosen])
+        out: dict[str, Tensor] = {f: grid[chosen, j] for j, f in enumerate(cats)}
+        out.update({f: c[:, i] for i, f in enumerate(cont)})
+        out[self.latent] = z  # type: ignore[index]
+        return out, log_q_cat[chosen] + lq
+
+    def _encoding(self, x: Tensor) -> Encoding:
+        """The picture read once for the three proposals (:class:`~cvaeq.image_model.Encoding`)."""
+        if self.encoder is not None:
+            return self.encoder.encode(x.float())
+        return Encoding(
+            x.float(),
+            factor_logits=self.factor_logits,
+            z_posterior=self.z_posterior,
+            factor_normals=self.factor_normals,
+        )
+
+    def _joint_unknowns(self, enc: Encoding, unknown: tuple[str, ...], known: Mapping[str, Tensor]):
+        """``(categorical unknowns, continuous unknowns, their combinations [M, k], log q of each [M],
+        q's continuous means [c], sds [c])`` for :meth:`_joint_proposal`, or None where it does
+        not apply (no continuous unknown, or more than
+        :data:`~cvaeq.mechanisms.latent_refinement.MAX_CONTINUOUS`; evidence differing between
+        particles; too many combinations)."""
+        from . import latent_refinement as lr
+
+        logits = enc.factor_logits()
+        cont = [f for f in self.factors if f in unknown and f not in logits]
+        if not cont or len(cont) > lr.MAX_CONTINUOUS:
+            return None
+        normals = enc.factor_normals()
+        if any(f not in normals for f in cont):
+            return None
+        cats = [f for f in self.factors if f in unknown and f not in cont]
+        for f in self.factors:
+            if f not in cats and f not in cont and known.get(f) is None:
+                raise MechanismError(f"q(Z | X, factors) needs {f!r}, which is neither known nor proposed")
+        if any(_varies(known[f]) for f in self.factors if f in known and known[f] is not None):
+            return None  # evidence that differs between particles: the amortised draw
+        grid, log_q_cat = _combinations(logits, cats)
+        if grid is None:
+            return None  # too many categorical combinations to weigh
+        c_loc = torch.stack([normals[f][0].double().reshape(-1)[0] for f in cont])
+        c_scale = torch.stack([normals[f][1].double().reshape(-1)[0].exp() for f in cont])
+        return cats, cont, grid, log_q_cat, c_loc, c_scale
+
+    def _joint_applies(self, x: Tensor, unknown: tuple[str, ...]) -> bool:
+        """Whether :meth:`_joint_proposal` may apply: the refinement on, one picture in every row,
+        Z unknown, the model's three proposals present, and every unknown a parent of X."""
+        return (
+            self.refine_latent
+            and (x.shape[0] == 1 or x.stride(0) == 0)
+            and self.latent is not None
+            and self.latent in unknown
+            and self.factor_normals is not None
+            and self.z_posterior is not None
+            and self.factor_logits is not None
+            and all(u in self.factors or u == self.latent for u in unknown)
+        )
+
+    def _combination_fits(
+        self, enc: Encoding, x: Tensor, rows: list[Tensor], cols: list[int], c_loc: Tensor, c_scale: Tensor
+    ) -> list | None:
+        """The joint Laplace fit of ``(continuous factors, Z)`` for each factor matrix of ``rows``
+        (every row of one the same combination), started at q's means; None when Z is too large
+        to refine (:data:`~cvaeq.mechanisms.latent_refinement.MAX_LATENT_DIM`)."""
+        from . import latent_refinement as lr
+
+        picture = x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8)  # the levels back, exactly
+        fits: list[lr.LaplaceFit | None] = []
+        for matrix in rows:
+            z_loc, z_scale = enc.z_posterior(matrix)  # q(Z | X, factors) at q's continuous means
+            if not 0 < z_loc.shape[1] <= lr.MAX_LATENT_DIM:
+                return None
+            fits.append(
+                self._fit(
+                    self._joint_log_posterior(picture, matrix[0], cols, c_loc, c_scale, z_loc.dtype),
+                    torch.cat([c_loc, z_loc[0].double()]),
+                    torch.cat([c_scale, z_scale[0].double()]),
+                )
+            )
+        return fits
+
+    def _fit(self, log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor):
+        """:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit` of ``log_density``: on the
+        stencil up to :data:`~cvaeq.mechanisms.latent_refinement.STENCIL_MAX_DIM` dimensions,
+        above with autograd's derivatives when the decoder is differentiable (a torch
+        module's), else the stencil again."""
+        from . import latent_refinement as lr
+
+        if loc.shape[0] > lr.STENCIL_MAX_DIM:
+            try:
+                return lr.laplace_fit(log_density, loc, scale, derivatives=lr.autograd_derivatives(log_density))
+            except (lr.NotDifferentiable, RuntimeError):
+                pass  # a decoder outside autograd (numpy, a no-grad block): the stencil
+        return lr.laplace_fit(log_density, loc, scale)
+
+    def _joint_log_posterior(
+        self, picture: Tensor, row: Tensor, cols: list[int], c_loc: Tensor, c_scale: Tensor, z_dtype: torch.dtype
+    ) -> Callable[[Tensor], Tensor]:
+        """``(c, z) [n, k + d] -> log p(picture | factors, z) + log N(c; c_loc, (w c_scale)^2) + log N(z; 0, I)``
+        ``[n]`` (float64, up to a constant; ``w`` the widening of q): the target of the joint fit,
+        the factors ``row`` with the continuous columns ``cols`` set to ``c`` (one decoding of ``n`` rows)."""
+        from . import latent_refinement as lr
+
+        k = len(cols)
+
+        def log_density(points: Tensor) -> Tensor:
+            points = points.double()
+            n = points.shape[0]
+            c, z = points[:, :k], points[:, k:].to(z_dtype)
+            classes = row.expand(n, -1).clone()
+            classes[:, cols] = c
+            parents = {f: classes[:, j] for j, f in enumerate(self.factors)}
+            parents[self.latent] = z  # type: ignore[index]
+            loc, log_scale = self.pixel_levels(parents)
+            if points.requires_grad:
+                _differentiable(loc, log_scale)
+            log_p = _summed(levels.log_prob(picture, loc, log_scale))  # differentiable (autograd's fit)
+            prior_c = -0.5 * ((c - c_loc) / (lr.FACTOR_PRIOR_WIDTH * c_scale)).square().sum(1)
+            return log_p + prior_c - 0.5 * z.double().square().sum(1)
+
+        return log_density
 
     def _latent_draw(self, value: Tensor, classes: Tensor, loc: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
         """Z from q(Z | X, factors) refined around the posterior's mode for one evidence picture
@@ -202,22 +381,65 @@ class DiscretisedLogisticImage:
         fits: list[lr.LaplaceFit | None] = [None] * len(combos)
         for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
             first = int((group == k).nonzero()[0, 0])
-            fits[k] = lr.laplace_fit(self._log_posterior(picture, combos[k]), loc[first], scale[first])
+            fits[k] = self._fit(self._log_posterior(picture, combos[k], loc.dtype), loc[first], scale[first])
         return lr.draw(loc, scale, fits, group)
 
-    def _log_posterior(self, picture: Tensor, classes: Tensor) -> Callable[[Tensor], Tensor]:
+    def _log_posterior(
+        self, picture: Tensor, classes: Tensor, z_dtype: torch.dtype = torch.float32
+    ) -> Callable[[Tensor], Tensor]:
         """``z [n, d] -> log p(picture | classes, z) + log N(z; 0, I)`` ``[n]`` (float64):
-        the target the latent proposal is fitted to (one decoding of ``n`` rows)."""
+        the target the latent proposal is fitted to (one decoding of ``n`` rows; ``z`` is
+        handed to the decoder as ``z_dtype``)."""
 
         def log_density(z: Tensor) -> Tensor:
             n = z.shape[0]
+            z = z.to(z_dtype)
             parents = {f: classes[j].expand(n) for j, f in enumerate(self.factors)}
             parents[self.latent] = z  # type: ignore[index]
             loc, log_scale = self.pixel_levels(parents)
-            log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
+            if z.requires_grad:  # autograd's fit: the differentiable form of the same numbers
+                _differentiable(loc, log_scale)
+                log_p = _summed(levels.log_prob(picture, loc, log_scale))
+            else:
+                log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
             return log_p - 0.5 * z.double().square().sum(1)
 
         return log_density
+
+
+def _varies(value: Tensor) -> bool:
+    """Whether a known value differs between particles."""
+    flat = value.reshape(value.shape[0], -1) if value.dim() > 0 else value.reshape(1, 1)
+    return flat.shape[0] > 1 and flat.stride(0) != 0 and not bool((flat == flat[:1]).all())
+
+
+def _combinations(logits: Mapping[str, Tensor], cats: Sequence[str]) -> tuple[Tensor | None, Tensor]:
+    """Every combination of the categorical unknowns ``cats`` (``[M, len(cats)]`` classes, the
+    first factor slowest) and its log-probability under q(factors | X) ``[M]`` (float64; the
+    factors independent given the picture, as q draws them); ``(None, ...)`` past
+    :data:`~cvaeq.mechanisms.latent_refinement.MAX_ENUMERATED` combinations."""
+    from . import latent_refinement as lr
+
+    sizes = [int(logits[f].shape[-1]) for f in cats]
+    if math.prod(sizes) > lr.MAX_ENUMERATED:
+        return None, torch.zeros(0, dtype=torch.float64)
+    grid = torch.zeros(1, 0, dtype=torch.long)
+    log_q = torch.zeros(1, dtype=torch.float64)
+    for f, n in zip(cats, sizes):
+        lp = torch.log_softmax(logits[f].reshape(-1, n)[0].double(), -1)
+        grid = torch.cat([grid.repeat_interleave(n, 0), torch.arange(n).repeat(len(grid))[:, None]], 1)
+        log_q = (log_q[:, None] + lp[None, :]).reshape(-1)
+    return grid, log_q
+
+
+def _differentiable(loc: Tensor, log_scale: Tensor) -> None:
+    """Raise :class:`~cvaeq.mechanisms.latent_refinement.NotDifferentiable` when the decoder's
+    answer carries no gradient (a decoder outside autograd): the prior terms alone would
+    otherwise give autograd's fit a gradient without the picture in it."""
+    from .latent_refinement import NotDifferentiable
+
+    if not (loc.requires_grad or log_scale.requires_grad):
+        raise NotDifferentiable("the decoder's answer has no gradient")
 
 
 def unit_scale(value: Tensor) -> Tensor:
