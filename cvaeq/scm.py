@@ -22,6 +22,7 @@ the node's name, the noise site is :data:`NOISE_PREFIX` + name.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import pyro.distributions as dist
@@ -242,6 +243,10 @@ def build_scm(
             factors=FACTORS,
             shape=story.world.image_shape,
         )
+        if story.world.continuous:  # q(continuous factor | X) proposes within the factor's interval
+            bounds = {f: (story.world.factor(f).low, story.world.factor(f).high) for f in story.world.continuous}
+            with contextlib.suppress(AttributeError):  # a plugin's mechanism that keeps no attributes
+                mechanisms[IMAGE].bounds = bounds
     else:
         graph = CausalGraph(
             [(u, v) for u, v in graph.edges if v != IMAGE], nodes=[n for n in graph.order if n != IMAGE]

@@ -263,7 +263,7 @@ class BernoulliImage:
                 if f in logits:
                     out[f], lq = _categorical_draw(logits[f].expand(num, -1))
                 elif f in normals:
-                    out[f], lq = normal_draw(*normals[f], num)
+                    out[f], lq = normal_draw(*normals[f], num, getattr(self, "bounds", {}).get(f))
                 else:
                     raise MechanismError(
                         f"q(factors | X) gave no logits (nor, for a continuous factor, a normal) for {f!r}; "
@@ -331,14 +331,44 @@ def _categorical_draw(logits: Tensor) -> tuple[Tensor, Tensor]:
     return k, norm.gather(-1, k.unsqueeze(-1)).squeeze(-1).double()
 
 
-def normal_draw(loc: Tensor, log_scale: Tensor, num: int) -> tuple[Tensor, Tensor]:
+def normal_draw(
+    loc: Tensor, log_scale: Tensor, num: int, bounds: tuple[float, float] | None = None
+) -> tuple[Tensor, Tensor]:
     """One value per particle from ``Normal(loc, exp(log_scale))`` (each ``[S]``, or one
-    row expanded), in float64, and its exact log-density ``[S]`` float64."""
+    row expanded), in float64, and its exact log-density ``[S]`` float64.
+
+    With ``bounds = (low, high)`` (a continuous factor's interval) the Normal is
+    truncated to it: drawn by the inverse CDF between the bounds' probabilities,
+    its density divided by the mass inside. A q that reads a picture at the edge
+    of the interval (a digit at intensity 255) then never proposes a value the
+    factor cannot take, which would weigh 0 (all of them: a picture the engine
+    could not explain). Where the mass inside underflows, the draw is uniform on
+    the interval, with that density.
+
+    >>> v, lq = normal_draw(torch.tensor([257.0]), torch.tensor([-1.0]), 4, bounds=(0.0, 255.0))
+    >>> bool((v <= 255).all()), bool(torch.isfinite(lq).all())
+    (True, True)
+    """
     loc = loc.double().reshape(-1).expand(num)
     log_scale = log_scale.double().reshape(-1).expand(num)
-    eps = torch.randn(num, dtype=torch.float64)
-    value = loc + log_scale.exp() * eps
-    return value, -0.5 * eps * eps - log_scale - 0.5 * math.log(2 * math.pi)
+    if bounds is None:
+        eps = torch.randn(num, dtype=torch.float64)
+        value = loc + log_scale.exp() * eps
+        return value, -0.5 * eps * eps - log_scale - 0.5 * math.log(2 * math.pi)
+    scale = log_scale.exp()
+    lo = torch.special.ndtr((bounds[0] - loc) / scale)
+    hi = torch.special.ndtr((bounds[1] - loc) / scale)
+    mass = hi - lo
+    u = lo + mass * torch.rand(num, dtype=torch.float64)
+    eps = torch.special.ndtri(u.clamp(1e-300, 1 - 1e-16))
+    value = (loc + scale * eps).clamp(bounds[0], bounds[1])
+    log_q = -0.5 * eps * eps - log_scale - 0.5 * math.log(2 * math.pi) - mass.clamp_min(1e-300).log()
+    flat = mass < 1e-12  # the Normal's mass inside underflows: uniform on the interval
+    if bool(flat.any()):
+        width = bounds[1] - bounds[0]
+        value = torch.where(flat, bounds[0] + width * torch.rand(num, dtype=torch.float64), value)
+        log_q = torch.where(flat, torch.full_like(log_q, -math.log(width)), log_q)
+    return value, log_q
 
 
 def _binary_sign(value: Tensor, dtype: torch.dtype = torch.float64) -> Tensor | None:

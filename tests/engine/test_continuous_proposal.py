@@ -123,3 +123,20 @@ def test_the_proposal_quality_says_a_good_proposal_from_a_bad_one():
     assert s["t_mae"] < 1.5 and 0 <= s["c_accuracy"] <= 1  # the posterior is wide (sd ~0.8): labels are near
     again = proposal_quality(tiny_scm(Tiny(-0.5, 0.3)), pictures, 400, seed=0, truth=truth, factors=("c", "t"))
     assert np.array_equal(again.ess, good.ess)  # the same seed, the same figures
+
+
+def test_a_proposal_at_the_edge_of_the_interval_stays_inside_with_its_exact_density():
+    from scipy import stats
+
+    from cvaeq.mechanisms.image import normal_draw
+
+    torch.manual_seed(0)
+    loc, log_scale = torch.tensor([254.0]), torch.tensor([1.0])  # q reads a digit at the top of its range
+    v, lq = normal_draw(loc, log_scale, 4000, bounds=(0.0, 255.0))
+    assert bool((v >= 0).all()) and bool((v <= 255).all())
+    scale = float(np.exp(1.0))
+    exact = stats.truncnorm.logpdf(v.numpy(), (0 - 254) / scale, (255 - 254) / scale, loc=254, scale=scale)
+    np.testing.assert_allclose(lq.numpy(), exact, rtol=1e-9, atol=1e-9)
+    # far outside: the Normal's mass inside underflows, so the draw is uniform on the interval
+    v, lq = normal_draw(torch.tensor([1e4]), torch.tensor([0.0]), 100, bounds=(0.0, 255.0))
+    assert bool((v <= 255).all()) and torch.allclose(lq, torch.full_like(lq, -np.log(255.0)))
