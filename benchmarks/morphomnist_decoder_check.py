@@ -10,7 +10,7 @@ own q(factor | X) reads off the decoded picture (its thickness and intensity), a
 whether q(digit | X) still reads the digit. ``--png`` writes a grid: rows are
 digits; columns the evidence, then the thickness settings, then the intensity ones.
 
-    python benchmarks/morphomnist_decoder_check.py cvaeq/weights/morphomnist-networks.safetensors --png /tmp/check.png
+    python benchmarks/morphomnist_decoder_check.py runs/morphomnist/networks.safetensors --png /tmp/check.png
 """
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
 """Write the shipped Morpho-MNIST checkpoint from the shipped networks and the ``morphomnist`` story.
 
-The networks (``cvaeq/weights/morphomnist-networks.safetensors``) were trained on
+The networks (``OUT/networks.safetensors`` of ``benchmarks/train_morphomnist.py --out OUT``) were trained on
 the world's labelled files by ``benchmarks/train_morphomnist.py`` (the command
 and its figures: docs/models.md, "conv_causal_vae"); they do not depend on the
 story. Once the ``morphomnist`` story is registered, this joins the two into
 ``cvaeq/weights/morphomnist.safetensors``, the checkpoint ``--story morphomnist``
 finds (:func:`cvaeq.loading.shipped_checkpoint`):
 
-    python benchmarks/ship_morphomnist.py
+    python benchmarks/ship_morphomnist.py runs/morphomnist/networks.safetensors
 """
 
 from __future__ import annotations
+
+import sys
 
 from cvaeq.loading import WEIGHTS
 from cvaeq.model.conv_family import networks_checkpoint
@@ -31,7 +33,7 @@ TRAIN_CONFIG = {
 
 def main() -> None:
     out = networks_checkpoint(
-        WEIGHTS / "morphomnist-networks.safetensors", load_story("morphomnist"), WEIGHTS / "morphomnist.safetensors",
+        sys.argv[1], load_story("morphomnist"), WEIGHTS / "morphomnist.safetensors",
         TRAIN_CONFIG,
     )
     print(out)

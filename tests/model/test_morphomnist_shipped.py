@@ -6,24 +6,26 @@ import torch
 
 from cvaeq.levels import mean_unit
 from cvaeq.loading import WEIGHTS
-from cvaeq.model.conv_family import held_out_scores, load_networks
+from cvaeq.model.checkpoint import load_checkpoint
+from cvaeq.model.conv_family import held_out_scores
 from cvaeq.model.labelled_data import labelled_split
 from cvaeq.threads import threads_for
 
-NETWORKS = WEIGHTS / "morphomnist-networks.safetensors"
+SHIPPED = WEIGHTS / "morphomnist.safetensors"
 
 
 @pytest.fixture(scope="module")
 def shipped():
     with threads_for(1):
-        model, meta = load_networks(NETWORKS)
+        ckpt = load_checkpoint(SHIPPED)
+        model, meta = ckpt.model, ckpt.meta
         _, (xt, ft) = labelled_split(model.world)
         return model, meta, xt, ft, held_out_scores(model, xt, ft)
 
 
 def test_the_shipped_networks_are_small_and_load_with_their_record(shipped):
     model, meta, *_ = shipped
-    assert NETWORKS.stat().st_size <= 20 * 1024**2
+    assert SHIPPED.stat().st_size <= 20 * 1024**2
     assert meta["world"] == "morphomnist" and meta["family"] == "conv_causal_vae"
     assert model.latent_dim == meta["arch"]["latent_dim"] == 16 and model.pixel == "8bit"
 
