@@ -214,11 +214,10 @@ def build_scm(
     kind (``bernoulli`` for binary worlds, ``discretised_logistic`` for 8-bit
     ones; :func:`cvaeq.plugins.image_mechanism_for`).
     """
-    from .plugins import get_mechanism_family, image_mechanism_for
+    from .plugins import get_mechanism_family
     from .story import IMAGE, LATENT
 
     factor_logits, laws = _overrides(story.world, factor_logits, laws)
-    FACTORS = story.world.names
     chosen = getattr(story, "mechanisms", {}) or {}
     mechanisms: dict[str, Mechanism] = {}
     for f in story.factors:
@@ -237,16 +236,7 @@ def build_scm(
     mechanisms[LATENT] = get_mechanism_family("gaussian_latent")(dim=latent_dim)
     graph = story.graph
     if image_model is not None:
-        mechanisms[IMAGE] = image_mechanism_for(image_model, story.world)(
-            image_model=image_model,
-            parents=story.graph.parents(IMAGE),
-            factors=FACTORS,
-            shape=story.world.image_shape,
-        )
-        if story.world.continuous:  # q(continuous factor | X) proposes within the factor's interval
-            bounds = {f: (story.world.factor(f).low, story.world.factor(f).high) for f in story.world.continuous}
-            with contextlib.suppress(AttributeError):  # a plugin's mechanism that keeps no attributes
-                mechanisms[IMAGE].bounds = bounds
+        mechanisms[IMAGE] = _image_mechanism(story, image_model)
     else:
         graph = CausalGraph(
             [(u, v) for u, v in graph.edges if v != IMAGE], nodes=[n for n in graph.order if n != IMAGE]
@@ -273,6 +263,25 @@ def _factor_mechanism(family, factor: str, parents: tuple[str, ...], probs: Tens
                 "factor's mechanism is categorical (event_dim 0) with the table's size; fix or uninstall the plugin"
             )
     return m
+
+
+def _image_mechanism(story, image_model) -> Mechanism:
+    """The image's mechanism: the registered one of the model's pixel kind, over every factor and Z.
+
+    In a world with continuous factors it is told their intervals (``bounds``),
+    so q(continuous factor | X) proposes within them."""
+    from .plugins import image_mechanism_for
+    from .story import IMAGE
+
+    world = story.world
+    mechanism = image_mechanism_for(image_model, world)(
+        image_model=image_model, parents=story.graph.parents(IMAGE), factors=world.names, shape=world.image_shape
+    )
+    if world.continuous:
+        bounds = {f: (world.factor(f).low, world.factor(f).high) for f in world.continuous}
+        with contextlib.suppress(AttributeError):  # a plugin's mechanism that keeps no attributes
+            setattr(mechanism, "bounds", bounds)  # noqa: B010 (not every Mechanism declares it)
+    return mechanism
 
 
 def _overrides(world, factor_logits, laws) -> tuple[dict, dict]:

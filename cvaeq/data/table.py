@@ -87,11 +87,11 @@ def read_table(path: str | os.PathLike, what: str = "table", max_rows: int = MAX
         for fields in reader:
             if not fields or all(not f.strip() for f in fields):
                 continue
-            fields = tuple(f.strip() for f in fields)
+            fields = [f.strip() for f in fields]
             if any(len(f) > _MAX_FIELD for f in fields):
                 raise DataError(f"{path}: line {reader.line_num}: a field longer than {_MAX_FIELD} characters")
             if columns is None:
-                columns = _header(path, fields, what)
+                columns = _header(path, tuple(fields), what)
                 continue
             if len(fields) != len(columns):
                 raise DataError(
@@ -100,7 +100,7 @@ def read_table(path: str | os.PathLike, what: str = "table", max_rows: int = MAX
                 )
             if len(rows) >= max_rows:
                 raise DataError(f"{path}: more than {max_rows:,} rows; at most {max_rows:,} are read")
-            rows.append(fields)
+            rows.append(tuple(fields))
             lines.append(reader.line_num)
     except csv.Error as e:
         raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({e})") from None

@@ -156,7 +156,11 @@ def figure_intervals(
         for k, v in flat.items():
             parts[k].append(resampled_means(v, counts))
     boot = {k: np.concatenate(v) for k, v in parts.items()}
-    trees = [figures(lambda key, b=b: float(boot[key][b])) for b in range(resamples)]
+
+    def at(b: int) -> Callable[[str], float]:
+        return lambda key: float(boot[key][b])
+
+    trees = [figures(at(b)) for b in range(resamples)]
     return _leafwise(trees, level)
 
 

@@ -236,7 +236,7 @@ class Explorer:
         )
         self.lock = threading.Lock()
         self._evidence: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
-        self._labelled = None  # the world's labelled pictures, read on first use (a world of files)
+        self._labelled: Any = None  # the world's labelled pictures, read on first use (a world of files)
 
     @property
     def model_name(self) -> str | None:
@@ -480,13 +480,17 @@ class Explorer:
         factors: dict[str, dict[str, float]] = {}
         if asked is not r:
             factors = {f: _bars(answer, f) for f in world.names}
+
+            def asked_only(part: dict) -> dict:
+                return {t: d for t, d in part.items() if t in r.targets}
+
             answer = replace(
                 answer,
                 targets=r.targets,
-                **{
-                    part: {t: d for t, d in getattr(answer, part).items() if t in r.targets}
-                    for part in ("distribution", "quantiles", "histogram", "expectation")
-                },
+                distribution=asked_only(answer.distribution),
+                quantiles=asked_only(answer.quantiles),
+                histogram=asked_only(answer.histogram),
+                expectation=asked_only(answer.expectation),
             )
         classes = q.classes
         out = Explored(
