@@ -17,7 +17,7 @@ from cvaeq.model.train import TrainConfig, train
 from cvaeq.threads import threads_for
 from cvaeq.world import get_world
 
-from .morpho_story import NAME, morpho_story  # noqa: F401  (the fixture)
+from .morpho_story import morpho_story  # noqa: F401  (the fixture)
 
 SMALL = {"channels": 4, "hidden": 16}
 WORLD = get_world("morphomnist")
@@ -144,11 +144,11 @@ def test_bad_arch_values_are_one_line_errors():
 def test_training_on_labelled_files_saves_and_loads(morpho_story, tmp_path):  # noqa: F811
     story = morpho_story(3)
     out = tmp_path / "mm.safetensors"
-    config = TrainConfig(story=NAME, n=64, epochs=2, batch=32, eval_n=48, device="cpu", arch=dict(SMALL))
+    config = TrainConfig(story=story.source, n=64, epochs=2, batch=32, eval_n=48, device="cpu", arch=dict(SMALL))
     train(config, out, progress=False, log=_quiet, threads=1)
     ckpt = load_checkpoint(out)
     assert (ckpt.family, ckpt.pixel, ckpt.channels, ckpt.epoch) == ("conv_causal_vae", "8bit", 1, 2)
-    assert ckpt.story is story and ckpt.model.latent_dim == 3
+    assert ckpt.story.same_as(story) and ckpt.model.latent_dim == 3
     assert ckpt.meta["arch"] == {"latent_dim": 3, **SMALL, "aux_weight": 10.0}
     # the continuous factors' scales came from the 64 training rows, and were saved and loaded
     (_, f), _ = labelled_split(WORLD, n_train=64)
@@ -231,9 +231,9 @@ def test_an_encoding_without_the_split_reads_factor_normals_once_per_distinct_pi
 
 
 def test_cvaeq_train_trains_on_the_labelled_files(morpho_story, tmp_path):  # noqa: F811
-    morpho_story(3)
+    story = morpho_story(3)
     out = tmp_path / "mm.safetensors"
-    res = CliRunner().invoke(main, ["train", "--story", NAME, "--n", "64", "--epochs", "1", "--batch", "32",
+    res = CliRunner().invoke(main, ["train", "--story", story.source, "--n", "64", "--epochs", "1", "--batch", "32",
                                     "--eval-n", "32", "--arch", "channels=4,hidden=16", "--threads", "1",
                                     "--quiet", "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -244,11 +244,11 @@ def test_cvaeq_train_trains_on_the_labelled_files(morpho_story, tmp_path):  # no
 
 
 def test_init_starts_a_new_labelled_run_from_a_checkpoints_networks(morpho_story, tmp_path):  # noqa: F811
-    morpho_story(3)
+    story = morpho_story(3)
     first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     small = dict(n=64, epochs=1, batch=32, eval_n=32, device="cpu")
-    train(TrainConfig(story=NAME, arch=dict(SMALL), **small), first, progress=False, log=_quiet, threads=1)
-    train(TrainConfig(story=NAME, **small), second, init=first, progress=False, log=_quiet, threads=1)
+    train(TrainConfig(story=story.source, arch=dict(SMALL), **small), first, progress=False, log=_quiet, threads=1)
+    train(TrainConfig(story=story.source, **small), second, init=first, progress=False, log=_quiet, threads=1)
     a, b = load_checkpoint(first), load_checkpoint(second)
     assert b.meta["train_config"]["init"]["file"] == "a.safetensors" and b.family == "conv_causal_vae"
     # a fine-tuning run keeps the networks' standardisation (it is part of what they learned)
