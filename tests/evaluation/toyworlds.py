@@ -1,5 +1,6 @@
-"""Toy worlds for the truth-free metrics: the same blocks with a renderer and as labelled files
-without one, an oracle image model of them, and a world with continuous factors."""
+"""Toy worlds for evaluation: blocks with a renderer (tests/evaluation/test_other_world.py registers its
+own, the truth-free tests these) and as labelled files without one, an oracle image model of them, and
+a world with continuous factors."""
 
 import numpy as np
 import torch
