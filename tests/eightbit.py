@@ -12,6 +12,10 @@ q(Z | X, factors) is the prior.
 pictures written into ``folder`` as PNG files with a factors.csv (rows 6-8
 held out), and ``FILES_STORY`` its story: what a world of real labelled
 pictures looks like to the rest of cvaeq.
+
+``continuous_scm(model)``: a 2×2 8-bit world with a categorical ``c``, a
+continuous ``t`` (standard normal) and Z, its picture from ``model``: the
+tiny world of the tests of continuous proposals and their refinement.
 """
 
 from __future__ import annotations
@@ -107,3 +111,25 @@ class FilesPlugin:
     @hookimpl
     def register_worlds(self, register):
         register(self.world)
+
+
+def continuous_scm(model):
+    """The SCM of the tiny continuous world: ``c`` uniform over 2 classes, ``t = noise`` ~ N(0, 1),
+    a 1-dimensional Z, and X the 2×2 picture ``model`` decodes from (c, t, Z)."""
+    from cvaeq.graph import CausalGraph
+    from cvaeq.invertible import Law
+    from cvaeq.mechanisms.continuous import ContinuousMechanism
+    from cvaeq.mechanisms.gaussian import gaussian_latent
+    from cvaeq.mechanisms.gumbel import GumbelMax
+    from cvaeq.mechanisms.levels_image import discretised_logistic_image
+    from cvaeq.scm import SCM
+
+    graph = CausalGraph([("c", "X"), ("t", "X"), ("Z", "X")], nodes=("Z", "c", "t", "X"))
+    law = Law((), "identity", noise=Law().noise)
+    mechanisms = {
+        "c": GumbelMax((), torch.tensor([0.5, 0.5], dtype=torch.float64)),
+        "t": ContinuousMechanism((), law, low=-10, high=10),
+        "Z": gaussian_latent(dim=1),
+        "X": discretised_logistic_image(model, parents=("c", "t", "Z"), factors=("c", "t"), shape=(2, 2)),
+    }
+    return SCM(graph, mechanisms)

@@ -26,6 +26,8 @@ from cvaeq.mechanisms.gumbel import GumbelMax
 from cvaeq.mechanisms.levels_image import discretised_logistic_image
 from cvaeq.scm import SCM
 
+from ..eightbit import continuous_scm
+
 SEEN: list[torch.Tensor] = []
 
 
@@ -56,21 +58,9 @@ class Tiny:
         return torch.zeros(len(x), 1), torch.ones(len(x), 1)
 
 
-def tiny_scm(model) -> SCM:
-    graph = CausalGraph([("c", "X"), ("t", "X"), ("Z", "X")], nodes=("Z", "c", "t", "X"))
-    law = Law((), "identity", noise=Law().noise)
-    mechanisms = {
-        "c": GumbelMax((), torch.tensor([0.5, 0.5], dtype=torch.float64)),
-        "t": ContinuousMechanism((), law, low=-10, high=10),
-        "Z": gaussian_latent(dim=1),
-        "X": discretised_logistic_image(model, parents=("c", "t", "Z"), factors=("c", "t"), shape=(2, 2)),
-    }
-    return SCM(graph, mechanisms)
-
-
 def posterior(picture: torch.Tensor) -> tuple[float, float]:
     """E[t | X] and P(c = 1 | X) by quadrature over t (Z does not enter the decoder)."""
-    x = tiny_scm(Tiny()).mechanisms["X"]
+    x = continuous_scm(Tiny()).mechanisms["X"]
     grid = torch.linspace(-6, 6, 4001, dtype=torch.float64)
     logs = []
     for c in (0, 1):
@@ -88,7 +78,7 @@ PICTURE = torch.tensor([[150, 152], [149, 151]], dtype=torch.uint8)
 def test_the_posterior_is_bayes_whatever_the_proposal(shift, log_scale):
     """The exact log q in the weights: proposals centred on and off the posterior give its mean."""
     mean_t, p_c = posterior(PICTURE)
-    r = infer(tiny_scm(Tiny(shift, log_scale)), ["t", "c"], None, {"X": PICTURE}, 20000, seed=0)
+    r = infer(continuous_scm(Tiny(shift, log_scale)), ["t", "c"], None, {"X": PICTURE}, 20000, seed=0)
     assert r.samples["t"].dtype == torch.float64
     # MC error: sd(t | X) ~ 0.8, ESS >= 2,000 here: sd of the estimate <= 0.02; 0.08 is 4 sd
     assert r.ess > 2000
@@ -98,13 +88,13 @@ def test_the_posterior_is_bayes_whatever_the_proposal(shift, log_scale):
 
 def test_the_decoder_gets_float64_factors_with_exact_classes():
     SEEN.clear()
-    infer(tiny_scm(Tiny()), ["t"], None, {"X": PICTURE}, 50, seed=0)
+    infer(continuous_scm(Tiny()), ["t"], None, {"X": PICTURE}, 50, seed=0)
     assert SEEN and all(f.dtype == torch.float64 and f.shape[1] == 2 for f in SEEN)
     assert all(bool(((f[:, 0] == 0) | (f[:, 0] == 1)).all()) for f in SEEN)
 
 
 def test_a_counterfactual_of_a_continuous_parent_moves_the_picture():
-    r = infer(tiny_scm(Tiny()), ["X"], {"t": 3.0}, {"X": PICTURE}, 200, seed=0)
+    r = infer(continuous_scm(Tiny()), ["X"], {"t": 3.0}, {"X": PICTURE}, 200, seed=0)
     assert r.samples["X"].dtype == torch.uint8
     assert float(r.mean_image("X").mean()) > float(PICTURE.double().mean() / 255) + 0.1  # sigmoid(3) is brighter
 
@@ -112,8 +102,8 @@ def test_a_counterfactual_of_a_continuous_parent_moves_the_picture():
 def test_the_proposal_quality_says_a_good_proposal_from_a_bad_one():
     pictures = torch.stack([PICTURE, torch.full((2, 2), 60, dtype=torch.uint8), torch.full((2, 2), 200, dtype=torch.uint8)])
     truth = np.array([[0, 0.6], [0, -1.2], [1, 1.0]])
-    good = proposal_quality(tiny_scm(Tiny(-0.5, 0.3)), pictures, 400, seed=0, truth=truth, factors=("c", "t"))
-    bad = proposal_quality(tiny_scm(Tiny(0.0, -2.0)), pictures, 400, seed=0, truth=truth, factors=("c", "t"))
+    good = proposal_quality(continuous_scm(Tiny(-0.5, 0.3)), pictures, 400, seed=0, truth=truth, factors=("c", "t"))
+    bad = proposal_quality(continuous_scm(Tiny(0.0, -2.0)), pictures, 400, seed=0, truth=truth, factors=("c", "t"))
     assert good.ess.shape == (3,) and (good.ess >= 1).all() and (good.ess <= 400).all()
     assert good.ess.mean() > 2 * bad.ess.mean()
     assert good.errors["t"].mean() < bad.errors["t"].mean()  # a posterior on few particles misses the label
@@ -121,7 +111,7 @@ def test_the_proposal_quality_says_a_good_proposal_from_a_bad_one():
     s = good.summary()
     assert s["images"] == 3 and s["particles"] == 400 and 0 < s["ess_fraction_mean"] <= 1
     assert s["t_mae"] < 1.5 and 0 <= s["c_accuracy"] <= 1  # the posterior is wide (sd ~0.8): labels are near
-    again = proposal_quality(tiny_scm(Tiny(-0.5, 0.3)), pictures, 400, seed=0, truth=truth, factors=("c", "t"))
+    again = proposal_quality(continuous_scm(Tiny(-0.5, 0.3)), pictures, 400, seed=0, truth=truth, factors=("c", "t"))
     assert np.array_equal(again.ess, good.ess)  # the same seed, the same figures
 
 

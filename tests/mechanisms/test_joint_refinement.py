@@ -27,6 +27,8 @@ from cvaeq.mechanisms.gumbel import GumbelMax
 from cvaeq.mechanisms.levels_image import discretised_logistic_image
 from cvaeq.scm import SCM
 
+from ..eightbit import continuous_scm
+
 LOG_SCALE = -4.0
 
 
@@ -56,25 +58,13 @@ class Ridge:
         return torch.zeros(len(x), 1), torch.ones(len(x), 1)
 
 
-def ridge_scm(model) -> SCM:
-    graph = CausalGraph([("c", "X"), ("t", "X"), ("Z", "X")], nodes=("Z", "c", "t", "X"))
-    law = Law((), "identity", noise=Law().noise)
-    mechanisms = {
-        "c": GumbelMax((), torch.tensor([0.5, 0.5], dtype=torch.float64)),
-        "t": ContinuousMechanism((), law, low=-10, high=10),
-        "Z": gaussian_latent(dim=1),
-        "X": discretised_logistic_image(model, parents=("c", "t", "Z"), factors=("c", "t"), shape=(2, 2)),
-    }
-    return SCM(graph, mechanisms)
-
-
 PICTURE = torch.tensor([[150, 152], [149, 151]], dtype=torch.uint8)
 
 
 def exact_posterior() -> tuple[float, float, float]:
     """E[t | X], sd(t | X) and P(c = 1 | X) by quadrature: t and z on grids 12 prior sds across
     (1,201 x 1,201 points; the ridge's width in t, ~0.01 / 0.7 / sigmoid' ~ 0.06, spans 6 points)."""
-    x = ridge_scm(Ridge()).mechanisms["X"]
+    x = continuous_scm(Ridge()).mechanisms["X"]
     tg = torch.linspace(-6, 6, 1201, dtype=torch.float64)
     zg = torch.linspace(-6, 6, 1201, dtype=torch.float64)
     t, z = torch.meshgrid(tg, zg, indexing="ij")
@@ -103,11 +93,11 @@ def test_the_joint_refinement_answers_as_the_exact_posterior_does(shift):
     lumpy; the Gaussian fit then helps no more, and the defensive part keeps the estimate exact:
     docs/engine.md.)"""
     mean, sd, p1 = exact_posterior()
-    r = infer(ridge_scm(Ridge(shift)), ["t", "c"], None, {"X": PICTURE}, 1000, seed=0)
+    r = infer(continuous_scm(Ridge(shift)), ["t", "c"], None, {"X": PICTURE}, 1000, seed=0)
     assert r.ess > 250, r.ess
     assert abs(r.expectation("t") - mean) < 4 * sd / math.sqrt(r.ess), (r.expectation("t"), mean, sd, r.ess)
     assert abs(r.distribution("c")[1] - p1) < 4 * 0.5 / math.sqrt(r.ess)
-    scm = ridge_scm(Ridge(shift))
+    scm = continuous_scm(Ridge(shift))
     scm.mechanisms["X"].refine_latent = False
     plain = infer(scm, ["t", "c"], None, {"X": PICTURE}, 1000, seed=0)
     assert plain.ess < 150 and r.ess > 2.5 * plain.ess, (plain.ess, r.ess)
@@ -150,7 +140,7 @@ def test_the_proposal_quality_scores_the_amortised_q_unless_asked_for_the_refine
     after); refined=True scores what queries draw from: on the ridge picture, many more particles."""
     from cvaeq.engine import proposal_quality
 
-    scm = ridge_scm(Ridge(0.7))
+    scm = continuous_scm(Ridge(0.7))
     pictures = PICTURE[None]
     amortised = proposal_quality(scm, pictures, 1000, seed=0)
     assert scm.mechanisms["X"].refine_latent is True
@@ -204,7 +194,7 @@ def test_above_the_stencil_bound_autograd_fits_where_the_decoder_is_differentiab
     monkeypatch.setattr(lr, "STENCIL_MAX_DIM", 0)
     monkeypatch.setattr(lr, "laplace_fit", recorded)
     mean, sd, _ = exact_posterior()
-    r = infer(ridge_scm(model), ["t", "c"], None, {"X": PICTURE}, 1000, seed=0)
+    r = infer(continuous_scm(model), ["t", "c"], None, {"X": PICTURE}, 1000, seed=0)
     assert calls == (["autograd"] * 2 if autograd else ["refused", "stencil"] * 2), calls
     assert r.ess > 250, r.ess
     assert abs(r.expectation("t") - mean) < 4 * sd / math.sqrt(r.ess)
