@@ -241,6 +241,15 @@ def draw(loc: Tensor, scale: Tensor, fits: list[LaplaceFit | None], group: Tenso
     pick_q = torch.rand(s) < DEFENSIVE
     z = torch.addcmul(loc, scale, normal)
     q = torch.distributions.Normal(loc.double(), scale.double())
+    mean, tril, fitted = _stacked(fits, group, s, d)
+    laplace = (mean + (tril @ normal.double().unsqueeze(-1)).squeeze(-1)).to(loc.dtype)
+    z = torch.where((fitted & ~pick_q).unsqueeze(1), laplace, z)
+    return z, _mixed(q.log_prob(z.double()).sum(1), z.double(), mean, tril, fitted)
+
+
+def _stacked(fits: list[LaplaceFit | None], group: Tensor, s: int, d: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Each row's group's fit: ``(mean [S, d], scale_tril [S, d, d], fitted [S])``, float64
+    (zero mean and the identity for a row whose group has none, ``fitted`` False there)."""
     mean = torch.zeros(s, d, dtype=torch.float64)
     tril = torch.eye(d, dtype=torch.float64).expand(s, d, d).clone()
     fitted = torch.zeros(s, dtype=torch.bool)
@@ -250,14 +259,16 @@ def draw(loc: Tensor, scale: Tensor, fits: list[LaplaceFit | None], group: Tenso
         rows = group == k
         fitted |= rows
         mean[rows], tril[rows] = fit.mean.double(), fit.scale_tril.double()
-    laplace = (mean + (tril @ normal.double().unsqueeze(-1)).squeeze(-1)).to(loc.dtype)
-    z = torch.where((fitted & ~pick_q).unsqueeze(1), laplace, z)
-    log_q = q.log_prob(z.double()).sum(1)
-    if bool(fitted.any()):
-        log_lap = torch.distributions.MultivariateNormal(mean, scale_tril=tril).log_prob(z.double())
-        mixed = torch.logaddexp(log_q + math.log(DEFENSIVE), log_lap + math.log1p(-DEFENSIVE))
-        log_q = torch.where(fitted, mixed, log_q)
-    return z, log_q
+    return mean, tril, fitted
+
+
+def _mixed(log_q: Tensor, point: Tensor, mean: Tensor, tril: Tensor, fitted: Tensor) -> Tensor:
+    """``log(DEFENSIVE q + (1 - DEFENSIVE) Laplace)`` at ``point`` on the fitted rows, ``log q`` elsewhere."""
+    if not bool(fitted.any()):
+        return log_q
+    log_lap = torch.distributions.MultivariateNormal(mean, scale_tril=tril).log_prob(point)
+    mixed = torch.logaddexp(log_q + math.log(DEFENSIVE), log_lap + math.log1p(-DEFENSIVE))
+    return torch.where(fitted, mixed, log_q)
 
 
 def draw_joint(
@@ -283,14 +294,7 @@ def draw_joint(
     dim = next((int(f.mean.shape[0]) for f in fits if f is not None), None)
     c = c_loc.double() + c_scale.double() * torch.randn(s, k, dtype=torch.float64)
     if dim is not None:
-        mean = torch.zeros(s, dim, dtype=torch.float64)
-        tril = torch.eye(dim, dtype=torch.float64).expand(s, dim, dim).clone()
-        for g, fit in enumerate(fits):
-            if fit is None:
-                continue
-            rows = group == g
-            fitted |= rows
-            mean[rows], tril[rows] = fit.mean.double(), fit.scale_tril.double()
+        mean, tril, fitted = _stacked(fits, group, s, dim)
         laplace = mean + (tril @ torch.randn(s, dim, 1, dtype=torch.float64)).squeeze(-1)
         use = fitted & ~(torch.rand(s) < DEFENSIVE)
         c = torch.where(use.unsqueeze(1), laplace[:, :k], c)
@@ -300,11 +304,8 @@ def draw_joint(
         z = torch.where(use.unsqueeze(1), laplace[:, k:].to(loc.dtype), z)
     log_q = torch.distributions.Normal(c_loc.double(), c_scale.double()).log_prob(c).sum(1)
     log_q = log_q + torch.distributions.Normal(loc.double(), scale.double()).log_prob(z.double()).sum(1)
-    if dim is not None and bool(fitted.any()):
-        point = torch.cat([c, z.double()], 1)
-        log_lap = torch.distributions.MultivariateNormal(mean, scale_tril=tril).log_prob(point)
-        mixed = torch.logaddexp(log_q + math.log(DEFENSIVE), log_lap + math.log1p(-DEFENSIVE))
-        log_q = torch.where(fitted, mixed, log_q)
+    if dim is not None:
+        log_q = _mixed(log_q, torch.cat([c, z.double()], 1), mean, tril, fitted)
     return c, z, log_q
 
 
