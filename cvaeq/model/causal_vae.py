@@ -17,7 +17,6 @@ two ``window_factors`` gets the full-image networks (``window=0``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 
 from ..errors import CvaeqError
 from .cvae import DEFAULT_AUX_WEIGHT, ORIENTATION_LOSSES, CausalVAE
+from .family import arch_and_aux_weight
 from .networks import SWITCHES, ArchConfig, window_factors
 
 __all__ = ["CausalVAEFamily", "OPTIONS", "MAX_SIZE", "MAX_PARAMETERS"]
@@ -74,20 +74,9 @@ class CausalVAEFamily:
                 f"causal_vae models worlds whose factors all have classes; world {world.name!r} has continuous "
                 f"factors ({', '.join(world.continuous)}): use --family conv_causal_vae"
             )
-        arch = dict(arch)
-        allowed = _size_keys() + list(OPTIONS)
-        for key in arch:
-            if key != "latent_dim" and key not in allowed:
-                raise CvaeqError(f"causal_vae arch: unknown key {key!r}; expected keys among {', '.join(allowed)}")
-        if arch.pop("latent_dim", latent_dim) != latent_dim:
-            raise CvaeqError("causal_vae arch: latent_dim is set by the story (its latent_dim); leave it out")
-        aux_weight = arch.pop("aux_weight", DEFAULT_AUX_WEIGHT)
-        if (
-            isinstance(aux_weight, bool)
-            or not isinstance(aux_weight, (int, float))
-            or not (math.isfinite(aux_weight) and aux_weight >= 0)
-        ):
-            raise CvaeqError(f"causal_vae arch: aux_weight must be a number >= 0, got {aux_weight!r}")
+        arch, aux_weight = arch_and_aux_weight(
+            "causal_vae", arch, _size_keys() + list(OPTIONS), latent_dim, DEFAULT_AUX_WEIGHT
+        )
         orientation_loss = arch.pop("orientation_loss", "exact")
         if orientation_loss not in ORIENTATION_LOSSES:
             raise CvaeqError(

@@ -72,6 +72,7 @@ from torch import nn
 
 from ..errors import CvaeqError
 from .cvae import LevelPixels
+from .family import arch_and_aux_weight
 
 __all__ = ["ConvArch", "ConvCausalVAE", "FactorCoder", "DEFAULT_AUX_WEIGHT"]
 
@@ -369,16 +370,8 @@ class ConvCausalVAE(nn.Module):
 def arch_from(world, latent_dim: int, arch: Mapping[str, Any]) -> tuple[ConvArch, float]:
     """A :class:`ConvArch` and ``aux_weight`` from ``arch`` (defaults for missing keys);
     bad keys or values are a one-line CvaeqError."""
-    arch = dict(arch)
     allowed = [k for k in ConvArch.names() if k != "latent_dim"] + ["aux_weight"]
-    for key in arch:
-        if key != "latent_dim" and key not in allowed:
-            raise CvaeqError(f"conv_causal_vae arch: unknown key {key!r}; expected keys among {', '.join(allowed)}")
-    if arch.pop("latent_dim", latent_dim) != latent_dim:
-        raise CvaeqError("conv_causal_vae arch: latent_dim is set by the story (its latent_dim); leave it out")
-    aux = arch.pop("aux_weight", DEFAULT_AUX_WEIGHT)
-    if isinstance(aux, bool) or not isinstance(aux, (int, float)) or not (math.isfinite(aux) and aux >= 0):
-        raise CvaeqError(f"conv_causal_vae arch: aux_weight must be a number >= 0, got {aux!r}")
+    arch, aux = arch_and_aux_weight("conv_causal_vae", arch, allowed, latent_dim, DEFAULT_AUX_WEIGHT)
     for key, value in arch.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
             raise CvaeqError(f"conv_causal_vae arch: {key} must be an integer from 1 to 4096, got {value!r}")

@@ -33,7 +33,8 @@ copying, so a file never decides what code runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "get_family",
     "parse_arch_option",
     "check_pixel_kind",
+    "arch_and_aux_weight",
     "pixel_kinds",
     "default_family",
     "DEFAULT_FAMILY",
@@ -225,3 +227,26 @@ def _arch_value(text: str) -> Any:
         return float(text)
     except ValueError:
         return text
+
+
+def arch_and_aux_weight(
+    family: str, arch: Mapping[str, Any], allowed: Sequence[str], latent_dim: int, default_aux: float
+) -> tuple[dict[str, Any], float]:
+    """What every built-in family checks first in an ``--arch``: each key among ``allowed``
+    (``latent_dim`` may be given only as the story's) and ``aux_weight`` a number >= 0.
+
+    Returns the other keys, for the family to check, and the auxiliary weight;
+    each bad key or value is a one-line CvaeqError naming ``family``.
+    """
+    from ..errors import CvaeqError
+
+    rest = dict(arch)
+    for key in rest:
+        if key != "latent_dim" and key not in allowed:
+            raise CvaeqError(f"{family} arch: unknown key {key!r}; expected keys among {', '.join(allowed)}")
+    if rest.pop("latent_dim", latent_dim) != latent_dim:
+        raise CvaeqError(f"{family} arch: latent_dim is set by the story (its latent_dim); leave it out")
+    aux = rest.pop("aux_weight", default_aux)
+    if isinstance(aux, bool) or not isinstance(aux, (int, float)) or not (math.isfinite(aux) and aux >= 0):
+        raise CvaeqError(f"{family} arch: aux_weight must be a number >= 0, got {aux!r}")
+    return rest, float(aux)
