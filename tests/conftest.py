@@ -11,5 +11,7 @@ os.environ.setdefault("CVAEQ_THREADS", "1")
 
 @pytest.fixture(autouse=True)
 def _cvaeq_home(tmp_path, monkeypatch):
-    """Each test gets its own empty cache folder."""
+    """Each test gets its own empty cache folders (cvaeq's home, and the trained predictors' cache,
+    which would otherwise be ``~/.cache/cvaeq``: a test writes only in its temp folder)."""
     monkeypatch.setenv("CVAEQ_HOME", str(tmp_path / "cvaeq-home"))
+    monkeypatch.setenv("CVAEQ_CACHE", str(tmp_path / "cvaeq-cache"))
