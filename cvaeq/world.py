@@ -284,6 +284,15 @@ class World:
     :param test_rows: the row indices of its labelled pictures held out for
         testing (never trained on), e.g. ``range(7000, 8000)``; None: the
         last tenth of the rows (:func:`cvaeq.data.labelled.held_out_mask`).
+    :param redraw: ``{factor: redraw(pictures uint8 (N, *image_shape), values (N,)) -> uint8
+        pictures}`` for a world without a renderer that knows exactly how one factor was
+        put into its pictures (the step of the data's own making that set it: Morpho-MNIST
+        scales a digit's grey levels to its ``intensity``): the same pictures as that step
+        would have drawn them with the factor set to ``values``, all else kept. Where no
+        other factor depends on it, that is the true counterfactual picture under
+        ``do(factor)``, which ``cvaeq eval`` compares with the model's; and the
+        predictors that read counterfactuals also train on such pictures, off the data's
+        correlations (:mod:`cvaeq.evaluation.predictors`). Use :meth:`redraw_checked`.
     """
 
     name: str
@@ -300,6 +309,7 @@ class World:
     laws: Mapping[str, Law] = field(default_factory=dict)
     data: Path | None = None
     test_rows: range | None = None
+    redraw: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = field(default_factory=dict)
     # set by __post_init__ (a frozen dataclass: through object.__setattr__)
     _by_name: dict[str, Factor] = field(init=False, repr=False)
     _sizes: np.ndarray = field(init=False, repr=False)
@@ -339,6 +349,9 @@ class World:
             )
         if self.test_rows is not None and not (isinstance(self.test_rows, range) and self.test_rows.step == 1):
             raise DataError(f"world {self.name!r}: test_rows must be a range of row indices (e.g. range(7000, 8000))")
+        for key, fn in dict(self.redraw).items():
+            if key not in names or not callable(fn):
+                raise DataError(f"world {self.name!r}: redraw must map this world's factors to functions, got {key!r}")
         for law_name, law in dict(self.laws).items():
             if not isinstance(law, Law) or not callable(law.fn) or not all(a in names for a in law.args):
                 raise DataError(f"world {self.name!r}: law {law_name!r} must be a Law over this world's factors")
@@ -360,6 +373,37 @@ class World:
         """Whether its pictures are drawn by a renderer (so every counterfactual
         has a true picture) rather than read from labelled files."""
         return self.render is not None
+
+    def redraw_checked(self, factor: str, pictures: np.ndarray, values) -> np.ndarray:
+        """:attr:`redraw` of ``factor`` on ``pictures`` ``(N, *image_shape)`` uint8 at ``values`` ``(N,)``
+        (a continuous factor's numbers, a discrete one's classes; checked in the factor's domain), its
+        output checked: the same shape, uint8. Anything else is a one-line DataError."""
+        fn = self.redraw.get(factor)
+        if fn is None:
+            raise DataError(
+                f"world {self.name!r} cannot redraw {factor!r} in a picture; it redraws {sorted(self.redraw)}"
+            )
+        pictures = np.asarray(pictures)
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        fac = self.factor(factor)
+        if fac.continuous:
+            off = ~np.isfinite(values) | (values < fac.low) | (values > fac.high)
+        else:  # classes
+            off = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= fac.size)
+        if off.any():
+            raise DataError(f"{factor}={values[off][0]:g} is off the domain; allowed: {fac.domain}")
+        if pictures.dtype != np.uint8 or pictures.shape != (len(values), *self.image_shape):
+            raise DataError(
+                f"world {self.name!r}: redraw takes {len(values)} uint8 pictures of shape {self.image_shape}, "
+                f"got {pictures.dtype} {pictures.shape}"
+            )
+        out = np.asarray(fn(pictures, values))
+        if out.dtype != np.uint8 or out.shape != pictures.shape:
+            raise DataError(
+                f"world {self.name!r}: redraw of {factor!r} gave {out.dtype} {out.shape}, "
+                f"not the pictures' uint8 {pictures.shape}"
+            )
+        return out
 
     @property
     def max_level(self) -> int:

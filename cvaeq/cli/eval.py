@@ -168,29 +168,33 @@ def summary_truthfree(r: dict) -> str:
             node = node[key]
         return _with_ci(node, _ci(r, *path))
 
-    tables = [("truthfree", "effectiveness", f) for f in factors] + [
-        ("truthfree", "floor"),
-        ("truthfree", "reversibility_l1"),
-        ("truthfree", "proposal"),
+    tables: list[tuple[str, ...]] = [
+        ("truthfree", key, f) for key in ("effectiveness", "effectiveness_picture_only") if key in tf for f in factors
     ]
+    tables += [("truthfree", "exact", f, "effectiveness_truth") for f in tf.get("exact", {})]
+    tables += [("truthfree", "floor"), ("truthfree", "reversibility_l1"), ("truthfree", "proposal")]
     width = 2 + max([len(f"{f} ({measure[f]})") for f in factors] + [len(fig(*t, f)) for t in tables for f in factors])
+    title = 2 + max(22, *(len(f"picture alone: do({f})") for f in factors))
 
-    def row(title: str, *path: str) -> str:
-        return f"{title:24}" + "".join(f"{fig(*path, f):>{width}}" for f in factors)
+    def row(name: str, *path: str) -> str:
+        return f"{name:{title}}" + "".join(f"{fig(*path, f):>{width}}" for f in factors)
 
     about = tf["predictors"]
     lines = [
         f"model      {r['model']}   (world {r['world']}, {r['pixel']} pictures)",
         f"no truth   {r['truth']}",
         f"images     {r['n']} held-out labelled pictures, {r['samples']} particles each, seed {r['seed']}",
+        f"evidence   {r.get('evidence', 'the picture alone')}",
         "",
         f"NLL        {fig('truthfree', 'bits_per_dim')} bits/dim   ({fig('truthfree', 'nll_nats')} nats/picture)",
         "",
         "effectiveness: cvaeq's predictors read every counterfactual picture under do(row) against each factor's "
         "counterfactual value in the SCM",
-        f"{'':24}" + "".join(f"{f + ' (' + measure[f] + ')':>{width}}" for f in factors),
+        f"{'':{title}}" + "".join(f"{f + ' (' + measure[f] + ')':>{width}}" for f in factors),
         *[row(f"do({f})", "truthfree", "effectiveness", f) for f in factors],
+        *_picture_only_rows(tf, factors, row),
         row("floor (real held out)", "truthfree", "floor"),
+        *_exact_rows(tf, row, fig),
         row("reversibility L1", "truthfree", "reversibility_l1"),
         row("proposal's posterior", "truthfree", "proposal"),
         f"factor proposal q(factors | X): ESS {fig('truthfree', 'proposal', 'ess_fraction')} of the particles "
@@ -210,6 +214,26 @@ def summary_truthfree(r: dict) -> str:
         _intervals_line(r),
     ]
     return "\n".join(lines)
+
+
+def _picture_only_rows(tf: dict, factors: list, row) -> list[str]:
+    """The effectiveness with the picture alone as evidence (the labelled protocol's second matrix)."""
+    if "effectiveness_picture_only" not in tf:
+        return []
+    return [row(f"picture alone: do({f})", "truthfree", "effectiveness_picture_only", f) for f in factors]
+
+
+def _exact_rows(tf: dict, row, fig) -> list[str]:
+    """Under do() of a factor the world redraws exactly: the predictors on the true counterfactual
+    pictures, and the model's mean picture's L1 to them."""
+    out = []
+    for f in tf.get("exact", {}):
+        out.append(row(f"do({f}), true picture", "truthfree", "exact", f, "effectiveness_truth"))
+        out.append(
+            f"  do({f}): the true counterfactual is the world's own redrawing; L1 of the model's mean "
+            f"picture to it {fig('truthfree', 'exact', f, 'l1')}"
+        )
+    return out
 
 
 def _proxy_rows(r: dict, row) -> list[str]:
@@ -265,7 +289,8 @@ def _shipped_for(story: str, model) -> str:
     "--story",
     default=None,
     metavar="NAME|PATH",
-    help="Evaluate the checkpoint shipped for this story (default, pendulum, colour_pendulum) instead of --model.",
+    help="Evaluate the checkpoint shipped for this story (default, pendulum, colour_pendulum, morphomnist) "
+    "instead of --model.",
 )
 @click.option(
     "--n",

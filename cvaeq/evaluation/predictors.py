@@ -34,6 +34,21 @@ rows 0-6999 and 7000-7999, the model's parts too), or, for a world with its
 own reader, ``world.load_real(world.data)`` with ``world.test_rows`` (else the
 last eighth of the rows) held out.
 
+**Off the data's correlations.** Trained on real pictures alone, a predictor
+learns the data's correlations along with the factor: Morpho-MNIST's
+thickness and intensity move together (correlation 0.91), and predictors
+trained on its digits for five epochs read the *true* counterfactual under
+``do(intensity)`` (the digit's grey levels rescaled by the data's own maker,
+``World.redraw``) with an intensity MAE of 16.1 grey levels and a thickness
+MAE of 0.41 px, against 6.8 and 0.14 on real digits: a perfect model would
+"miss" by the instrument's fault. Where the world redraws a factor, each
+training picture is therefore shown once more with that factor set to the
+value of another training row (a seeded shuffle of the column: the factor's
+own marginal), labelled with it; the held-out floor stays on real pictures.
+Then the same predictors read the true ``do(intensity)`` counterfactuals
+within 1.1 times their floor (docs/evaluation.md, "Predictors that read
+counterfactuals").
+
 **Files.** Saved as safetensors (tensors and a JSON header; never a pickle)
 under the cache folder (:func:`cache_dir`) keyed by a hash of everything that
 decides them (the training and held-out pictures and labels, the
@@ -65,6 +80,7 @@ __all__ = [
     "train_predictors",
     "predictors_for",
     "training_pictures",
+    "redrawn",
     "cache_dir",
     "ARCH_VERSION",
     "TRAIN_PICTURES",
@@ -73,7 +89,7 @@ __all__ = [
 ]
 
 #: Changes whenever the networks or their training change: a cached file of another version is not used.
-ARCH_VERSION = 1
+ARCH_VERSION = 2
 #: Pictures drawn from the story to train on, in a world with a renderer, and held out for the floor.
 TRAIN_PICTURES = 6000
 TEST_PICTURES = 1000
@@ -315,7 +331,8 @@ def training_pictures(story, seed: int = 0, n_train: int = TRAIN_PICTURES, n_tes
                 "predictors need pictures"
             ) from None
         parts = training_parts(world)
-        return tuple((np.asarray(x), np.asarray(v, dtype=np.float64)) for x, v in (parts["train"], parts["test"]))
+        tr, te = ((np.asarray(x), np.asarray(v, dtype=np.float64)) for x, v in (parts["train"], parts["test"]))
+        return redrawn(world, tr, seed), te
     images, values = world.load_real(world.data)
     images, values = np.asarray(images), np.asarray(values, dtype=np.float64)
     held = getattr(world, "test_rows", None)  # the rows the world holds out, else its last eighth
@@ -326,7 +343,26 @@ def training_pictures(story, seed: int = 0, n_train: int = TRAIN_PICTURES, n_tes
         test[len(images) - len(images) // 8 :] = True
     if test.all() or not test.any():
         raise DataError(f"world {world.name!r}: {len(images)} labelled pictures are too few to hold some out")
-    return (images[~test], values[~test]), (images[test], values[test])
+    return redrawn(world, (images[~test], values[~test]), seed), (images[test], values[test])
+
+
+def redrawn(world, train: tuple[np.ndarray, np.ndarray], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``train`` (pictures, values ``(N, F)``) followed, for each factor the world redraws
+    (``World.redraw``), by every picture redrawn with that factor set to another row's value
+    (a shuffle of the column seeded by ``seed``), labelled with it: pictures off the data's
+    correlations (module docstring). Unchanged for a world that redraws nothing."""
+    images, values = train
+    parts_x, parts_v = [images], [values]
+    for f in world.redraw:
+        col = world.index(f)
+        new = values[np.random.default_rng([seed, 0x2ED, col]).permutation(len(values)), col]
+        v = values.copy()
+        v[:, col] = new
+        parts_x.append(world.redraw_checked(f, images, new))
+        parts_v.append(v)
+    if len(parts_x) == 1:
+        return images, values
+    return np.concatenate(parts_x), np.concatenate(parts_v)
 
 
 def _key(story, train, test, seed: int, epochs: int) -> str:

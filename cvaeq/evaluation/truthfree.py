@@ -7,6 +7,16 @@ soundness of counterfactual image models"; Melistas et al., NeurIPS 2024,
 "Benchmarking counterfactual image generation"), on held-out labelled pictures
 ``x`` through the engine (docs/evaluation.md defines each once):
 
+* **the evidence**: each held-out picture **with its labels**, as the
+  literature's counterfactuals take it (DeepSCM's ``counterfactual(obs=...)``
+  observes the image and every attribute; so do the benchmarks'
+  effectiveness scores): abduction is then exact for the factors and the
+  figures measure the picture. The same effectiveness is also given with the
+  picture alone as evidence (``effectiveness_picture_only``), the harder
+  question a user asks of an unlabelled picture: there the factual factors'
+  posterior uncertainty is carried into the counterfactual (under
+  ``do(thickness)`` a thickness abducted 0.1 px off moves DeepSCM's
+  counterfactual intensity by about 10 grey levels at its sigmoid's middle).
 * **effectiveness**: for each factor ``f``, ``do(f = v)`` with ``v`` drawn
   from the story; every particle's counterfactual picture is read by
   cvaeq's anti-causal predictors (:mod:`.predictors`) and compared with each
@@ -32,12 +42,20 @@ On a world with a renderer the same figures can be set beside the true ones
 (``cvaeq eval --proxies``): the predictors also read the **true**
 counterfactual pictures (the story's counterfactual worlds, rendered), the
 proxy's own reading of a perfect answer.
+
+A world without a renderer may still know one counterfactual exactly: a
+factor it redraws in a real picture (``World.redraw``; Morpho-MNIST's
+intensity) on which no other factor depends. Under ``do`` of such a factor,
+``truthfree.exact`` gives the L1 of the model's mean counterfactual picture to
+the true one, and the predictors' reading of the true one (what the proxy
+says of a perfect answer), as on a world with a renderer.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +70,7 @@ from .streams import BATCH_STREAM, sub_seed
 
 __all__ = [
     "evaluate_truthfree",
+    "exact_factors",
     "truthfree_batch",
     "truthfree_figures",
     "story_targets",
@@ -61,6 +80,7 @@ __all__ = [
     "TARGET_RATIO",
     "KEPT",
     "WHY_NO_TRUTH",
+    "EVIDENCE",
     "proxy_figures",
     "add_proxies",
 ]
@@ -73,10 +93,16 @@ PREDICTOR_SEED = 0
 TARGET_RATIO = 1.5
 #: and a factor the intervention does not reach kept (read as the evidence's) at least this often.
 KEPT = 0.95
+#: The evidence of a renderer-less world's counterfactuals (``evidence`` in eval's JSON).
+EVIDENCE = (
+    "each held-out picture with its labels, as the literature's counterfactuals take it (DeepSCM, the "
+    "benchmarks); effectiveness_picture_only: the picture alone"
+)
 #: What eval says where the world has no renderer.
 WHY_NO_TRUTH = (
-    "this world has no renderer: its pictures are real labelled files, so no counterfactual has a true picture "
-    "to compare with; the figures below need no truth (anti-causal predictors and axioms)"
+    "this world has no renderer: its pictures are real labelled files, so its counterfactuals have no true picture "
+    "to compare with (but under do() of a factor the world redraws exactly: truthfree.exact); the figures below "
+    "need no truth (anti-causal predictors and axioms)"
 )
 
 
@@ -172,19 +198,31 @@ def truthfree_batch(
     steps: int,
     add: Callable[[str, np.ndarray], None],
     g=None,
+    labelled: bool = False,
 ) -> None:
     """Score one batch of evidence pictures ``x`` with labels ``factual`` ``(B, F)``: every row
     ``tf.*`` of :func:`truthfree_figures`, added with ``add``.
 
     :param g: the abduction on ``x`` when the caller has it (the true figures' own), else made here.
+    :param labelled: the counterfactuals' evidence is each picture **with its labels**, as the
+        literature's protocol takes a held-out picture (DeepSCM's ``counterfactual(obs=...)``, the
+        benchmarks' effectiveness); their effectiveness is then also read with the picture alone
+        as evidence (``tf.eff_pic``). False: the picture alone (a world with a renderer's proxies).
     """
     if g is None:
         g = abduct_groups(scm, {IMAGE: x}, k)
     add("tf.nll", -g.log_marginal().numpy())
     _proposal(world, g, factual, add)
+    given = g
+    if labelled:
+        labels = {f: _tensor(world, f, factual[:, i]) for i, f in enumerate(world.names)}
+        given = abduct_groups(scm, {IMAGE: x, **labels}, k)
     for i, f in enumerate(world.names):
-        _intervened(world, story, scm, pred, g, x, factual, (i, f), np.asarray(do_values[f]), k, seed, add)
-    _composition(world, scm, model, g, x, k, steps, add)
+        v = np.asarray(do_values[f])
+        _intervened(world, story, scm, pred, given, x, factual, (i, f), v, k, seed, add, labelled)
+        if labelled:  # the same question with the picture alone as evidence
+            _effectiveness(world, story, pred, g, factual, (i, f), v, k, seed, add, "tf.eff_pic")
+    _composition(world, scm, model, given, x, k, steps, add)
 
 
 def _proposal(world, g, factual: np.ndarray, add) -> None:
@@ -205,20 +243,40 @@ def _proposal(world, g, factual: np.ndarray, add) -> None:
             add(f"tf.prop.{f}", (w * (values == label).double()).sum(1).numpy())
 
 
-def _intervened(world, story, scm, pred, g, x, factual, which, v: np.ndarray, k: int, seed: int, add) -> None:
-    """Under ``do(f = v)`` (``which = (i, f)``, the ``i``-th factor): every factor's effectiveness (and,
-    with a renderer, the proxy's reading of the true counterfactual pictures), and the round trip back
-    to the abducted value. ``seed``: the batch's."""
+def _effectiveness(world, story, pred, g, factual, which, v: np.ndarray, k: int, seed: int, add, key: str):
+    """Under ``do(f = v)`` on the abduction ``g``: every particle's counterfactual picture read by the
+    predictors against each factor's SCM value (rows ``key.f.r``); returns the targets and the prediction."""
     i, f = which
-    names = world.names
-    b = len(x)
-    rows = torch.arange(b)
+    b = len(factual)
     tgt = story_targets(story, factual, {f: v}, k, sub_seed(seed, PROXY_STREAM, i))
     out = predict_groups(g, {f: _tensor(world, f, v)})
     scores = _read_scores(pred, world, out[IMAGE].reshape(b * k, *out[IMAGE].shape[2:]).numpy(), tgt)
     w = g.weights.numpy()
-    for r in names:
-        add(f"tf.eff.{f}.{r}", (w * scores[r]).sum(1))
+    for r in world.names:
+        add(f"{key}.{f}.{r}", (w * scores[r]).sum(1))
+    return tgt, out
+
+
+def _intervened(
+    world, story, scm, pred, g, x, factual, which, v: np.ndarray, k: int, seed: int, add, labelled: bool = False
+) -> None:
+    """Under ``do(f = v)`` (``which = (i, f)``, the ``i``-th factor): every factor's effectiveness (and,
+    where the true counterfactual pictures exist, a renderer's or the world's redrawing of ``f``, the
+    proxy's reading of them; for the redrawn ones also the model's L1 to them), and the round trip back
+    to the abducted value (``labelled``: the way back's evidence is the drawn counterfactual picture with
+    its particle's factor values, as the way there had the labels). ``seed``: the batch's."""
+    i, f = which
+    names = world.names
+    b = len(x)
+    rows = torch.arange(b)
+    tgt, out = _effectiveness(world, story, pred, g, factual, which, v, k, seed, add, "tf.eff")
+    if f in exact_factors(world, story):  # the world redraws f exactly: the true counterfactual picture
+        truth = world.redraw_checked(f, x.numpy().astype(np.uint8), v)  # binary pictures come as 0./1.
+        read = _read_scores(pred, world, truth, {c: t[:, :1] for c, t in tgt.items()})
+        for r in names:
+            add(f"tf.eff_truth.{f}.{r}", read[r][:, 0])
+        model_mean = group_mean(g, out[IMAGE]).numpy()
+        add(f"tf.l1_truth.{f}", _l1(_unit(world, model_mean), _unit(world, truth)))
     if world.has_renderer:  # the proxy's reading of the true counterfactual pictures
         from .truth import render_unique
 
@@ -234,7 +292,8 @@ def _intervened(world, story, scm, pred, g, x, factual, which, v: np.ndarray, k:
     pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
     drawn = out[IMAGE][rows, pick]
     back = g.particles.values[f].reshape(b, k)[rows, pick]
-    g2 = abduct_groups(scm, {IMAGE: drawn}, k)
+    evidence = {IMAGE: drawn, **({c: out[c][rows, pick] for c in names} if labelled else {})}
+    g2 = abduct_groups(scm, evidence, k)
     mean = group_mean(g2, predict_groups(g2, {f: back})[IMAGE]).numpy()
     add(f"tf.rev.{f}", _l1(_unit(world, mean), _unit(world, x.numpy())))
 
@@ -267,15 +326,25 @@ def _composition(world, scm, model, g, x: torch.Tensor, k: int, steps: int, add)
             add(f"tf.comp_dec.{step}", _l1(mean.numpy(), xs))
 
 
-def truthfree_figures(world, mean: Callable[[str], float], steps: int, floor: Mapping[str, float], truth: bool) -> dict:
+def truthfree_figures(
+    world,
+    mean: Callable[[str], float],
+    steps: int,
+    floor: Mapping[str, float],
+    truth: bool,
+    exact: tuple = (),
+    labelled: bool = False,
+) -> dict:
     """The truth-free figures from ``mean(key)`` (the mean over test pictures of a row; called again per
-    bootstrap resample). ``floor``: the predictors' own held-out score (not resampled here)."""
+    bootstrap resample). ``floor``: the predictors' own held-out score (not resampled here); ``exact``:
+    the factors whose counterfactual the world draws exactly (:func:`exact_factors`); ``labelled``: the
+    rows of :func:`truthfree_batch`'s ``labelled`` protocol (adds ``effectiveness_picture_only``)."""
     names = world.names
     dims = int(np.prod(world.image_shape))
     nll = mean("tf.nll")
     eff = {f: {r: mean(f"tf.eff.{f}.{r}") for r in names} for f in names}
     rev = {f: mean(f"tf.rev.{f}") for f in names}
-    out = {
+    out: dict[str, Any] = {
         "nll_nats": finite_or_none(nll),
         "bits_per_dim": finite_or_none(nll / (dims * math.log(2))),
         "effectiveness": eff,
@@ -288,7 +357,25 @@ def truthfree_figures(world, mean: Callable[[str], float], steps: int, floor: Ma
         out["proposal"] = {"ess_fraction": mean("tf.prop.ess"), **{f: mean(f"tf.prop.{f}") for f in names}}
     if truth:
         out["effectiveness_truth"] = {f: {r: mean(f"tf.eff_truth.{f}.{r}") for r in names} for f in names}
+    if labelled:
+        out["effectiveness_picture_only"] = {f: {r: mean(f"tf.eff_pic.{f}.{r}") for r in names} for f in names}
+    if exact:
+        out["exact"] = {
+            f: {
+                "l1": mean(f"tf.l1_truth.{f}"),
+                "effectiveness_truth": {r: mean(f"tf.eff_truth.{f}.{r}") for r in names},
+            }
+            for f in exact
+        }
     return out
+
+
+def exact_factors(world, story) -> tuple[str, ...]:
+    """The factors whose counterfactual picture a world without a renderer draws exactly: those it
+    redraws (``World.redraw``) that no other factor of the story depends on."""
+    if world.has_renderer:
+        return ()
+    return tuple(f for f in world.names if f in world.redraw and not _descendants(story, f))
 
 
 def _measures(world) -> dict[str, str]:
@@ -368,9 +455,10 @@ def evaluate_truthfree(
     drawn = story.sample(n, np.random.default_rng([seed, 0xD0]))  # the interventions' values, from the story
     do_values = {f: np.asarray(drawn[:, i]) for i, f in enumerate(world.names)}
     rows = _score_pictures(mech, pred, pictures[:n], labels[:n], do_values, samples, seed, batch, steps, progress)
+    exact = exact_factors(world, story)
 
     def figures(mean):
-        return truthfree_figures(world, mean, steps, pred.floor, truth=False)
+        return truthfree_figures(world, mean, steps, pred.floor, truth=False, exact=exact, labelled=True)
 
     tf = figures(lambda key: float(np.concatenate(rows[key]).mean()))
     report = {
@@ -378,10 +466,7 @@ def evaluate_truthfree(
         "world": world.name,
         "pixel": world.pixel,
         "renderer": False,
-        "truth": WHY_NO_TRUTH,
-        "n": n,
-        "samples": samples,
-        "seed": seed,
+        **{"truth": WHY_NO_TRUTH, "evidence": EVIDENCE, "n": n, "samples": samples, "seed": seed},
         "truthfree": {
             **tf,
             "floor": {f: pred.floor[f] for f in world.names},
@@ -425,7 +510,9 @@ def _score_pictures(mech, pred, pictures, labels, do_values, samples, seed, batc
             x = x if world.pixel == "8bit" else x.float()
             factual = np.stack([col if c else col.astype(np.int64) for col, c in zip(labels[sl].T, kinds)], -1)
             do = {f: v[sl] for f, v in do_values.items()}
-            truthfree_batch(world, story, scm, model, pred, x, factual, do, samples, sub_seed(seed, lo), steps, add)
+            truthfree_batch(
+                world, story, scm, model, pred, x, factual, do, samples, sub_seed(seed, lo), steps, add, labelled=True
+            )
             bar.update(len(x))
     return rows
 

@@ -7,7 +7,7 @@ import pytest
 from cvaeq.cli.eval import summary
 from cvaeq.evaluation import evaluate
 from cvaeq.evaluation import predictors as P
-from cvaeq.evaluation.truthfree import KEPT, WHY_NO_TRUTH, story_targets
+from cvaeq.evaluation.truthfree import EVIDENCE, KEPT, WHY_NO_TRUTH, story_targets
 from cvaeq.loading import LoadedModel
 from cvaeq.plugins import get_plugin_manager
 from cvaeq.story import story_from_text
@@ -44,7 +44,7 @@ def files_scores(stories, pred):
 
 def test_a_world_without_a_renderer_reports_only_the_truth_free_figures_and_says_why(files_scores):
     r = files_scores
-    assert r["renderer"] is False and r["truth"] == WHY_NO_TRUTH
+    assert r["renderer"] is False and r["truth"] == WHY_NO_TRUTH and r["evidence"] == EVIDENCE
     assert "counterfactual" not in r and "factor_accuracy" not in r  # nothing that needs a truth
     tf = r["truthfree"]
     names = ["kind", "x", "y"]
@@ -58,6 +58,9 @@ def test_a_world_without_a_renderer_reports_only_the_truth_free_figures_and_says
     # x, kind's descendant, has a spread counterfactual under the story's Gumbel-max mechanism: a particle's
     # x matches its paired target only as often as two independent draws agree (well above chance, 1/4)
     assert 0.4 < tf["effectiveness"]["kind"]["x"] < 1.0
+    # the same questions asked of the picture alone: the oracle's pictures say their factors, so alike
+    pic = tf["effectiveness_picture_only"]
+    assert all(pic[f][g] == pytest.approx(tf["effectiveness"][f][g], abs=0.1) for f in names for g in names)
     # exact abduction: the null intervention through the engine gives the evidence back, pixel for pixel
     assert tf["composition_l1"] == {"1": 0.0, "10": 0.0}
     assert tf["composition_decoder_l1"] == {"1": 0.0, "10": 0.0}  # the oracle's decoder draws the picture

@@ -52,11 +52,26 @@ def load_files(path):
 FILES = World("toy_tf_files", FACTORS, image_shape=(6, 8), render=None, load_real=load_files, data=None)
 
 
+def move_y(pictures, values):
+    """The blocks moved to row 2y (their own drawing: y is the last step of it, and nothing depends on it)."""
+    out = np.zeros_like(pictures)
+    for i, (picture, y) in enumerate(zip(pictures, np.asarray(values, dtype=np.int64))):
+        rows = np.flatnonzero(picture.any(1))
+        out[i] = np.roll(picture, 2 * y - (rows[0] if len(rows) else 2 * y), axis=0)
+    return out
+
+
+#: The files world, knowing how y was drawn into its pictures (World.redraw): under do(y) it has the truth.
+REDRAWN = World("toy_tf_redrawn", FACTORS, image_shape=(6, 8), render=None, load_real=load_files, data=None,
+                redraw={"y": move_y})
+
+
 class ToyWorlds:
     @hookimpl
     def register_worlds(self, register):
         register(RENDERED)
         register(FILES)
+        register(REDRAWN)
 
 
 class Oracle:

@@ -19,15 +19,33 @@ test part (:data:`TEST_ROWS`); models train on rows 0-6999.
 (('digit', 'thickness', 'intensity'), (28, 28), '8bit', False)
 >>> WORLD.continuous
 ('thickness', 'intensity')
+
+**Its one exact counterfactual.** The data's maker (DeepSCM's
+``create_synth_thickness_intensity_data.py``) set each digit's intensity last,
+by scaling the thickened digit's grey levels so that their median over the
+stroke (the pixels at least halfway from the picture's darkest to its
+brightest level: Morpho-MNIST's measure) equals the drawn intensity, then
+clipping to [0, 255] and storing as uint8. Nothing else depends on the
+intensity, so :func:`set_intensity` (``WORLD.redraw["intensity"]``) applied to
+a digit is the true counterfactual picture under ``do(intensity)``, up to the
+last level lost to that rounding and to any level the first scaling clipped:
+
+>>> import numpy as np
+>>> digit = np.zeros((1, 28, 28), np.uint8); digit[0, 10:18, 12:15] = 120; digit[0, 9, 12:15] = 60
+>>> redrawn = set_intensity(digit, np.array([240.0]))
+>>> int(redrawn.max()), int(redrawn[0, 9, 12]), float(stroke_intensity(redrawn)[0])
+(240, 120, 240.0)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ...world import Factor, World
 
-__all__ = ["WORLD", "DATA", "TEST_ROWS", "STORY_NAME", "STORY_PATH"]
+__all__ = ["WORLD", "DATA", "TEST_ROWS", "STORY_NAME", "STORY_PATH", "set_intensity", "stroke_intensity"]
 
 #: The shipped labelled digits (Morpho-MNIST layout: IDX images and labels, ``t10k-morpho.csv``).
 DATA = Path(__file__).resolve().parent / "data"
@@ -37,6 +55,26 @@ TEST_ROWS = range(7000, 8000)
 STORY_NAME = "morphomnist"
 #: Its story's file: DeepSCM's SCM, stated exactly (thickness -> intensity, digit independent).
 STORY_PATH = Path(__file__).resolve().parent / "morphomnist.toml"
+
+
+def stroke_intensity(pictures: np.ndarray) -> np.ndarray:
+    """``(N,)`` Morpho-MNIST's intensity of each picture ``(N, H, W)``: the median grey level of
+    the pixels at least halfway from the picture's darkest level to its brightest."""
+    flat = np.asarray(pictures, dtype=np.float64).reshape(len(pictures), -1)
+    lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
+    stroke = flat >= lo + 0.5 * (hi - lo)
+    return np.array([np.median(row[mask]) for row, mask in zip(flat, stroke)])
+
+
+def set_intensity(pictures: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The digits ``(N, H, W)`` uint8 with their intensity set to ``values`` ``(N,)`` as the data's
+    maker set it: grey levels scaled by ``value / stroke_intensity``, clipped to [0, 255] and cast
+    to uint8 (truncated, as its generator stored them). A blank picture stays blank."""
+    x = np.asarray(pictures, dtype=np.float64)
+    now = stroke_intensity(x)
+    factor = np.where(now > 0, np.asarray(values, dtype=np.float64) / np.where(now > 0, now, 1.0), 0.0)
+    return np.clip(x * factor.reshape(-1, *([1] * (x.ndim - 1))), 0, 255).astype(np.uint8)
+
 
 WORLD = World(
     name="morphomnist",
@@ -52,4 +90,5 @@ WORLD = World(
     description="Morpho-MNIST: real grey digits with a measured stroke thickness and intensity (no renderer)",
     data=DATA,
     test_rows=TEST_ROWS,
+    redraw={"intensity": set_intensity},
 )
