@@ -582,7 +582,8 @@ class World:
         if self.render is None:
             raise DataError(
                 f"world {self.name!r} has no renderer: its pictures are real labelled files, so no picture can be "
-                "drawn from factors and no counterfactual has a known true picture"
+                "drawn from factors, and a counterfactual has a known true picture only where the world redraws "
+                "its intervened factor"
             )
         classes = self.check_classes(classes)
         images = np.asarray(call_plugin(self._plugin_error, "render", self.render, classes))

@@ -555,17 +555,22 @@ def _answer(r: ResolvedQuery, mech: Mechanisms, scm, samples: int, seed: int) ->
         result=result,
         warnings=evidence_warnings(ess, samples, bool(evidence or observed)),
         pixel=mech.story.world.pixel,
-        truth_note=_truth_note(r, mech.story.world),
+        truth_note=_truth_note(r, mech.story),
         **parts,
     )
 
 
-def _truth_note(r: ResolvedQuery, world) -> str | None:
-    """Why a counterfactual picture of a world without a renderer has no truth beside it, or None."""
+def _truth_note(r: ResolvedQuery, story) -> str | None:
+    """Why a counterfactual picture of a world without a renderer has no truth beside it (or, under
+    a single ``do()`` of a factor the world redraws, where its truth is shown), or None."""
+    world = story.world
     if world.has_renderer or not image_target(r.targets) or r.rung != "counterfactual":
         return None
-    from ..data.renderless import no_truth
+    from ..data.renderless import no_truth, redrawn_truth
+    from ..evaluation.truthfree import exact_factors
 
+    if len(r.interventions) == 1 and next(iter(r.interventions)) in exact_factors(world, story):
+        return redrawn_truth(world, next(iter(r.interventions)))
     return no_truth(world)
 
 

@@ -101,6 +101,8 @@ class Explored:
         picture and the true one, on the [0, 1] scale (8-bit worlds).
     :ivar observed_image: whether the question observes the image (``X=img``).
     :ivar truth_note: why there is no true counterfactual where one was expected, or None.
+    :ivar truth_exact: the truth is the world's own redrawing of the evidence (``World.redraw``),
+        exact, not a mean over the story's particles.
     """
 
     answer: Answer
@@ -114,6 +116,7 @@ class Explored:
     l1: float | None = None
     observed_image: bool = False
     truth_note: str | None = None
+    truth_exact: bool = False
 
     @property
     def pictures(self) -> dict[str, np.ndarray]:
@@ -141,7 +144,8 @@ class Explored:
             d["evidence_factors"] = self.evidence_factors
         if self.truth_factors is not None:
             score = {"iou": self.iou} if self.l1 is None else {"l1": self.l1}
-            d["truth"] = {**score, "factors": self.truth_factors, "particles": TRUTH_PARTICLES}
+            exact = {"exact": True} if self.truth_exact else {"particles": TRUTH_PARTICLES}
+            d["truth"] = {**score, "factors": self.truth_factors, **exact}
         if self.truth_note is not None:
             d["truth_note"] = self.truth_note
         return d
@@ -504,7 +508,7 @@ class Explorer:
         if q.image_question and r.plain and r.interventions and IMAGE in r.evidence and not world.has_renderer:
             from ..data.renderless import no_truth
 
-            return replace(out, truth_note=no_truth(world))
+            return self._redrawn_truth(out, r) or replace(out, truth_note=no_truth(world))
         if classes is not None and q.image_question and r.plain and r.interventions and IMAGE in r.evidence:
             out = self._with_truth(out, classes, r, q.seed)
         return out
@@ -532,6 +536,25 @@ class Explorer:
             f"draws with {drawn} (in the story an image is drawn from its factors, so no factual "
             "world has both)"
         )
+
+    def _redrawn_truth(self, out: Explored, r) -> Explored | None:
+        """``out`` with the true counterfactual of a world without a renderer where it has one: a
+        single ``do()`` of a factor the world redraws in its pictures and no factor depends on
+        (``World.redraw``; Morpho-MNIST's intensity), the evidence picture redrawn at the value.
+        Exact: no particles, and no bars (the picture alone does not say its other factors)."""
+        from ..evaluation.truthfree import exact_factors
+
+        world = self.world
+        if len(r.interventions) != 1 or world.pixel != "8bit":
+            return None
+        ((factor, value),) = r.interventions.items()
+        if factor not in exact_factors(world, self.story):
+            return None
+        picture = np.asarray(r.evidence[IMAGE], dtype=np.uint8).reshape(1, *world.image_shape)
+        image = world.redraw_checked(factor, picture, [value])[0].astype(np.float64) / world.max_level
+        l1 = float(np.abs(np.asarray(out.answer.mean_image, dtype=np.float64) - image).mean())
+        answer = replace(out.answer, truth_note=None)  # the truth is beside it, not missing
+        return replace(out, answer=answer, truth_image=image, truth_factors={}, l1=round(l1, 6), truth_exact=True)
 
     def _with_truth(self, out: Explored, classes: Mapping[str, int], r, seed: int) -> Explored:
         """``out`` with the story's true counterfactual of the rendered evidence beside it,
