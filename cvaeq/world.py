@@ -5,9 +5,11 @@ A :class:`World` declares what a family of images is made of: its factors
 interval, in a fixed order), the image's shape, and a **renderer** from factor
 classes to images, which is the ground truth of every counterfactual. A world
 of real labelled pictures has no renderer (``render=None``): its pictures come
-from files (``data``), and none of its counterfactuals has a known true picture. Optionally: a loader for a
-real dataset file, the name of its default story, hints for the image model
-that suits it, and the classes of a factor that draw the same image.
+from files (``data``), and its counterfactuals have no known true picture, but
+under ``do()`` of a factor it redraws in its own pictures (``redraw``:
+Morpho-MNIST's intensity). Optionally: a loader for a real dataset file, the
+name of its default story, hints for the image model that suits it, and the
+classes of a factor that draw the same image.
 
 The core (stories, the SCM, the engine, the query language, data files,
 training, evaluation, the CLI) reads every factor name, size, value and label
@@ -397,7 +399,9 @@ class World:
                 f"world {self.name!r}: redraw takes {len(values)} uint8 pictures of shape {self.image_shape}, "
                 f"got {pictures.dtype} {pictures.shape}"
             )
-        out = np.asarray(fn(pictures, values))
+        from .errors import call_plugin
+
+        out = np.asarray(call_plugin(self._plugin_error, "redraw", fn, pictures, values))
         if out.dtype != np.uint8 or out.shape != pictures.shape:
             raise DataError(
                 f"world {self.name!r}: redraw of {factor!r} gave {out.dtype} {out.shape}, "

@@ -550,7 +550,10 @@ class Explorer:
         ((factor, value),) = r.interventions.items()
         if factor not in exact_factors(world, self.story):
             return None
-        picture = np.asarray(r.evidence[IMAGE], dtype=np.uint8).reshape(1, *world.image_shape)
+        picture = np.asarray(r.evidence[IMAGE])
+        if picture.dtype != np.uint8:  # an 8-bit world's evidence is its levels; anything else has no redrawing
+            return None
+        picture = picture.reshape(1, *world.image_shape)
         image = world.redraw_checked(factor, picture, [value])[0].astype(np.float64) / world.max_level
         l1 = float(np.abs(np.asarray(out.answer.mean_image, dtype=np.float64) - image).mean())
         answer = replace(out.answer, truth_note=None)  # the truth is beside it, not missing

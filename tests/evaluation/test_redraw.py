@@ -7,7 +7,7 @@ import pytest
 
 from cvaeq.cli.eval import summary
 from cvaeq.data.labelled import training_parts
-from cvaeq.errors import DataError
+from cvaeq.errors import CvaeqError, DataError
 from cvaeq.evaluation import evaluate
 from cvaeq.evaluation import predictors as P
 from cvaeq.evaluation.truthfree import exact_factors
@@ -62,6 +62,9 @@ def test_redrawing_checks_the_factor_the_values_and_the_pictures(digits):
     bad = World("w", (Factor("a", low=0.0, high=1.0),), (4, 4), pixel="8bit", redraw={"a": lambda p, v: p * 1.0})
     with pytest.raises(DataError, match="^world 'w': redraw of 'a' gave float64"):
         bad.redraw_checked("a", np.zeros((1, 4, 4), np.uint8), [0.5])
+    raising = World("w", (Factor("a", low=0.0, high=1.0),), (4, 4), pixel="8bit", redraw={"a": lambda p, v: 1 / 0})
+    with pytest.raises(CvaeqError, match=r"redraw\(\) raised ZeroDivisionError: division by zero"):
+        raising.redraw_checked("a", np.zeros((1, 4, 4), np.uint8), [0.5])  # a plugin's bug: one line
     classes = World("c", (Factor("k", labels=("p", "q")),), (4, 4), redraw={"k": lambda p, v: p})
     with pytest.raises(DataError, match="^k=2 is off the domain; allowed: p, q"):
         classes.redraw_checked("k", np.zeros((1, 4, 4), np.uint8), [2])
@@ -75,8 +78,9 @@ def _relevel(pictures, values):
     return np.clip(np.round(pictures * scale[:, None, None]), 0, 255).astype(np.uint8)
 
 
-SQUARES = World("toy_tf_squares_redrawn", CONTINUOUS.factors, CONTINUOUS.image_shape, pixel="8bit",
-                redraw={"bright": _relevel})
+SQUARES = World(
+    "toy_tf_squares_redrawn", CONTINUOUS.factors, CONTINUOUS.image_shape, pixel="8bit", redraw={"bright": _relevel}
+)
 
 
 class SquaresRedrawn(SquaresStory):
@@ -110,7 +114,8 @@ def test_predictors_trained_with_redrawn_pictures_read_true_counterfactuals_of_t
         pred = P.train_predictors(story, data, test, seed=0, epochs=20, progress=False)
         read = pred.read(cf, {"bright": values})
         errors[name] = {
-            f: np.abs(read[f] - truth).mean() / pred.floor[f] for f, truth in (("bright", values), ("size", test[1][:, 1]))
+            f: np.abs(read[f] - truth).mean() / pred.floor[f]
+            for f, truth in (("bright", values), ("size", test[1][:, 1]))
         }
     assert errors["real"]["bright"] > 2.5 and errors["real"]["size"] > 1.5  # measured: 3.6 and 2.0 floors
     assert errors["redrawn"]["bright"] <= 1.5 and errors["redrawn"]["size"] <= 1.5  # measured: 0.94 and 0.97
@@ -132,8 +137,16 @@ def test_eval_compares_the_model_with_the_true_counterfactual_of_a_redrawn_facto
     pred = P.train_predictors(story, *P.training_pictures(story), seed=0, epochs=6, progress=False)
 
     def run(model):
-        return evaluate(LoadedModel(story, None, model), n=12, samples=8, tv_particles=100, truth_particles=16,
-                        progress=False, threads=1, proxies=pred)
+        return evaluate(
+            LoadedModel(story, None, model),
+            n=12,
+            samples=8,
+            tv_particles=100,
+            truth_particles=16,
+            progress=False,
+            threads=1,
+            proxies=pred,
+        )
 
     good, bad = run(Oracle(REDRAWN)), run(Oracle(REDRAWN, ignore="y"))
     exact = good["truthfree"]["exact"]
