@@ -120,6 +120,9 @@ def test_morphomnist_answers_a_real_digit_and_keeps_the_law(tmp_path, monkeypatc
     assert abs(float(thick.group(1)) - 4.5) < 0.5 and float(thick.group(2)) > 200  # thicker, so brighter
     bright = re.search(r"do\(intensity=250\).*thickness=([\d.]+), intensity=([\d.]+)", text)
     assert float(bright.group(1)) < 3.5 and float(bright.group(2)) > 180  # brighter, not much thicker
+    l1, l1_still = (float(v) for v in re.search(r"L1 of the model's mean picture to it ([\d.]+) \(to the evidence: ([\d.]+)\)", text).groups())
+    assert l1 < 0.7 * l1_still  # the model's brightened digit is nearer the true one than the digit itself
+    assert (out / "brighter" / "truth.png").is_file()
     assert re.search(r"P\(X \| X=img\): 0 of \d+ bytes differ", text)  # exact abduction
     model_e, closed = (
         float(v) for v in re.search(r"= ([\d.]+) .*closed form for the measured labels: ([\d.]+)", text).groups()
