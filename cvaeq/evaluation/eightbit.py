@@ -46,7 +46,7 @@ from ..engine import abduct_groups, group_mean, predict_groups
 from ..image_model import ImageModelAdapter
 from ..story import IMAGE, LATENT
 from .metrics import factor_correct, finite_or_none, given_factor
-from .streams import BATCH_STREAM, STORY_STREAM, sub_seed
+from .streams import STORY_STREAM, seeded_batches, sub_seed
 from .truth import counterfactual_of_particles, story_particles
 
 __all__ = ["evaluate_levels", "l1", "psnr", "to_unit"]
@@ -231,8 +231,6 @@ def evaluate_levels(
     (``classes``), interventions (``values``) and seeds; every batch's random
     numbers come from (seed, its first image), as there.
     """
-    from tqdm import tqdm
-
     from .tv import tv_scores
 
     n = len(classes)
@@ -241,27 +239,19 @@ def evaluate_levels(
     def add(key, value):
         rows.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
 
-    with (
-        torch.no_grad(),
-        torch.random.fork_rng(devices=[]),
-        tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar,
-    ):
-        for lo in range(0, n, batch):
-            torch.default_generator.manual_seed(sub_seed(seed, lo, BATCH_STREAM))
-            sl = slice(lo, lo + batch)
-            _batch(
-                mech,
-                scm,
-                classes[sl],
-                {f: v[sl] for f, v in values.items()},
-                samples,
-                sub_seed(seed, lo),
-                truth_particles,
-                steps,
-                add,
-                pred,
-            )
-            bar.update(len(classes[sl]))
+    for sl in seeded_batches(n, batch, seed, progress):
+        _batch(
+            mech,
+            scm,
+            classes[sl],
+            {f: v[sl] for f, v in values.items()},
+            samples,
+            sub_seed(seed, sl.start),
+            truth_particles,
+            steps,
+            add,
+            pred,
+        )
 
     tv = tv_scores(mech.story, mech.factor_logits, num_particles=tv_particles, seed=seed)
     return _report(mech, rows, tv, n, samples, seed, steps, pred)

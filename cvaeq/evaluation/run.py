@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .. import loading
 from ..engine import abduct_groups, group_mean, predict_groups
@@ -45,7 +44,7 @@ from .bootstrap import with_intervals
 from .heldout import draw_heldout, render_float
 from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .metrics import finite_or_none as _finite
-from .streams import BATCH_STREAM, STORY_STREAM
+from .streams import STORY_STREAM, seeded_batches
 from .streams import sub_seed as _sub
 from .truth import counterfactual_of_particles, story_particles
 from .truthfree import PREDICTOR_SEED, PROXY_STREAM, add_proxies, evaluate_truthfree, proxy_figures, truthfree_batch
@@ -462,37 +461,24 @@ def _score_batches(
     classes = draw_heldout(n, seed, mech.story)
     values = intervention_values(classes, seed, world)
     rows: dict[int, dict[str, list]] = {}
-    with (
-        torch.no_grad(),
-        torch.random.fork_rng(devices=[]),
-        tqdm(
-            total=sum(len(classes[lo : lo + batch]) for lo in mine),
-            desc="eval",
-            unit="img",
-            disable=not progress,
-            leave=False,
-        ) as bar,
-    ):
-        for lo in mine:
-            # every batch's random numbers come from (seed, its first image) alone, so a
-            # batch gives the same scores whichever process of a torchrun launch runs it
-            torch.default_generator.manual_seed(_sub(seed, lo, BATCH_STREAM))  # CPU only, as in engine.infer
-            sl = slice(lo, lo + batch)
-            part = _Scores()
-            _batch(
-                mech,
-                scm,
-                model,
-                classes[sl],
-                {f: v[sl] for f, v in values.items()},
-                samples,
-                _sub(seed, lo),
-                truth_particles,
-                part,
-                pred,
-            )
-            rows[lo] = part.rows
-            bar.update(len(classes[sl]))
+    # every batch's random numbers come from (seed, its first image) alone, so a
+    # batch gives the same scores whichever process of a torchrun launch runs it
+    for sl in seeded_batches(n, batch, seed, progress, mine):
+        lo = sl.start
+        part = _Scores()
+        _batch(
+            mech,
+            scm,
+            model,
+            classes[sl],
+            {f: v[sl] for f, v in values.items()},
+            samples,
+            _sub(seed, lo),
+            truth_particles,
+            part,
+            pred,
+        )
+        rows[lo] = part.rows
     return rows
 
 

@@ -66,7 +66,7 @@ from ..scm import build_scm
 from ..story import IMAGE, LATENT
 from .bootstrap import with_intervals
 from .metrics import finite_or_none
-from .streams import BATCH_STREAM, sub_seed
+from .streams import seeded_batches, sub_seed
 
 __all__ = [
     "evaluate_truthfree",
@@ -484,8 +484,6 @@ def evaluate_truthfree(
 def _score_pictures(mech, pred, pictures, labels, do_values, samples, seed, batch, steps, progress) -> dict:
     """``{row key: [per-batch values]}`` of the truth-free figures of the test pictures, batch by batch,
     each batch's random numbers from (seed, its first picture) alone, as for every world."""
-    from tqdm import tqdm
-
     from ..image_model import ImageModelAdapter
 
     story, world = mech.story, mech.story.world
@@ -498,22 +496,13 @@ def _score_pictures(mech, pred, pictures, labels, do_values, samples, seed, batc
 
     n = len(pictures)
     kinds = [world.factor(f).continuous for f in world.names]
-    with (
-        torch.no_grad(),
-        torch.random.fork_rng(devices=[]),
-        tqdm(total=n, desc="eval", unit="img", disable=not progress, leave=False) as bar,
-    ):
-        for lo in range(0, n, batch):
-            torch.default_generator.manual_seed(sub_seed(seed, lo, BATCH_STREAM))
-            sl = slice(lo, lo + batch)
-            x = torch.from_numpy(pictures[sl].copy())
-            x = x if world.pixel == "8bit" else x.float()
-            factual = np.stack([col if c else col.astype(np.int64) for col, c in zip(labels[sl].T, kinds)], -1)
-            do = {f: v[sl] for f, v in do_values.items()}
-            truthfree_batch(
-                world, story, scm, model, pred, x, factual, do, samples, sub_seed(seed, lo), steps, add, labelled=True
-            )
-            bar.update(len(x))
+    for sl in seeded_batches(n, batch, seed, progress):
+        x = torch.from_numpy(pictures[sl].copy())
+        x = x if world.pixel == "8bit" else x.float()
+        factual = np.stack([col if c else col.astype(np.int64) for col, c in zip(labels[sl].T, kinds)], -1)
+        do = {f: v[sl] for f, v in do_values.items()}
+        seed_ = sub_seed(seed, sl.start)
+        truthfree_batch(world, story, scm, model, pred, x, factual, do, samples, seed_, steps, add, labelled=True)
     return rows
 
 
