@@ -9,9 +9,14 @@ model's own q(factor | X) as ``cvaeq eval``'s effectiveness reads them:
   replayed): ``counterfactual.effectiveness`` itself;
 * **decoder**: the decoder's ``loc`` at the particle's counterfactual factors
   and its abducted Z, rounded to levels (no pixel noise);
+* **decoder, prior Z**: the same at a Z drawn from its prior N(0, I) instead (seeded): how
+  much of the shadow the decoder takes from Z rather than from the factors;
 * **truth**: the rendered true counterfactual picture (one per test picture).
 
-Weighted shares of particles read as the intervened value, and the load average.
+Weighted shares of particles read as the intervened value, and the load average. The sampled
+pictures are also read by the renderer (``renderer``: the value whose rendered picture, the
+particle's other factors held, is nearest; ``counterfactual.effectiveness_rendered``), the reading
+that needs no classifier.
 
     python benchmarks/colour_effectiveness.py --n 60
 """
@@ -28,9 +33,16 @@ from cvaeq import levels as lv
 from cvaeq.engine import abduct_groups, predict_groups
 from cvaeq.evaluation.heldout import draw_heldout
 from cvaeq.evaluation.run import intervention_values
+from cvaeq.evaluation.truth import nearest_rendered
 from cvaeq.image_model import ImageModelAdapter
 from cvaeq.loading import load_model
 from cvaeq.scm import build_scm
+
+
+def decoded(model, factors: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The decoder's ``loc`` at ``(factors, z)``, rounded to levels (no pixel noise)."""
+    loc, _ = model.decode(factors, z.float())
+    return torch.round(loc.clamp(0, 1) * 255).to(torch.uint8)
 
 
 def main() -> None:
@@ -59,17 +71,20 @@ def main() -> None:
         for i, f in enumerate(names):
             v = values[f]
             out = predict_groups(g, {f: torch.from_numpy(v)})
-            sampled = read(out["X"].reshape(n * k, *out["X"].shape[2:]), i).reshape(n, k) == v[:, None]
+            pictures = out["X"].reshape(n * k, *out["X"].shape[2:])
+            sampled = read(pictures, i).reshape(n, k) == v[:, None]
             factors = torch.stack([out[c].reshape(n * k).long() for c in names], -1)
-            loc, _ = model.decode(factors, out["Z"].reshape(n * k, -1).float())
-            decoded = torch.round(loc.clamp(0, 1) * 255).to(torch.uint8)
-            decoder = read(decoded, i).reshape(n, k) == v[:, None]
+            rendered = nearest_rendered(world, pictures.numpy(), factors.numpy(), f).reshape(n, k) == v[:, None]
+            decoder = read(decoded(model, factors, out["Z"].reshape(n * k, -1)), i).reshape(n, k) == v[:, None]
+            prior_z = torch.randn(n * k, model.latent_dim, generator=torch.Generator().manual_seed(i))
+            prior = read(decoded(model, factors, prior_z), i).reshape(n, k) == v[:, None]
             true = classes.copy()
             true[:, i] = v
             truth = read(torch.from_numpy(world.render_checked(true.astype(np.int64))), i) == v
             print(
                 f"do({f}): sampled {(w * sampled).sum(1).mean():.3f}  decoder {(w * decoder).sum(1).mean():.3f}  "
-                f"truth {truth.mean():.3f}"
+                f"decoder, prior Z {(w * prior).sum(1).mean():.3f}  truth {truth.mean():.3f}  "
+                f"sampled, read by the renderer {(w * rendered).sum(1).mean():.3f}"
             )
 
 

@@ -82,6 +82,7 @@ def summary(r: dict) -> str:
         row("cf soft IoU", cf["soft_iou"], "counterfactual", "soft_iou"),
         row("cf L1 to truth", cf["l1_truth"], "counterfactual", "l1_truth"),
         row("effectiveness", cf["effectiveness"], "counterfactual", "effectiveness"),
+        _rendered_row(cf, row),
         row("reversibility", cf["reversibility_by_factor"], "counterfactual", "reversibility_by_factor"),
         row("  (story)", cf["reversibility_story"], "counterfactual", "reversibility_story"),
         *_proxy_rows(r, row),
@@ -103,6 +104,13 @@ def summary(r: dict) -> str:
         _intervals_line(r),
     ]
     return "\n".join(line for line in lines if line is not None)
+
+
+def _rendered_row(cf: dict, row) -> str | None:
+    """Effectiveness read by the renderer (a result written before it was reported has none)."""
+    if "effectiveness_rendered" not in cf:
+        return None
+    return row("  (renderer)", cf["effectiveness_rendered"], "counterfactual", "effectiveness_rendered")
 
 
 def summary_levels(r: dict) -> str:
@@ -139,6 +147,7 @@ def summary_levels(r: dict) -> str:
         row("cf PSNR (dB)", cf["psnr"], "counterfactual", "psnr", fmt=db),
         row("  (story, K)", cf["psnr_story"], "counterfactual", "psnr_story", fmt=db),
         row("effectiveness", cf["effectiveness"], "counterfactual", "effectiveness"),
+        _rendered_row(cf, row),
         *_proxy_rows(r, row),
         "",
         f"cf L1 mean {fig('counterfactual', 'l1_mean')}   cf PSNR mean {fig('counterfactual', 'psnr_mean', fmt=db)} dB",

@@ -4,7 +4,9 @@
 * :func:`true_counterfactual_for` (:mod:`.truth`): the story's counterfactual
   factors and image of one factual world, from text or mappings (also
   ``cvaeq.true_counterfactual_for``); :func:`true_counterfactual`, the same
-  for arrays of worlds (what ``cvaeq eval`` scores against);
+  for arrays of worlds (what ``cvaeq eval`` scores against); :func:`~.truth.nearest_rendered`,
+  the renderer's reading of a picture (the class whose rendered picture is nearest:
+  ``effectiveness_rendered``);
 * :func:`tv_scores` (:mod:`.tv`): factor-level total variation to the story;
 * :mod:`.metrics`: IoU, factor accuracy modulo the world's look-alike classes, total variation;
 * :mod:`.heldout`: the test images, uniform over the world's grid;

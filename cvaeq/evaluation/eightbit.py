@@ -47,7 +47,7 @@ from ..image_model import ImageModelAdapter
 from ..story import IMAGE, LATENT
 from .metrics import factor_correct, finite_or_none, given_factor
 from .streams import STORY_STREAM, seeded_batches, sub_seed
-from .truth import counterfactual_of_particles, story_particles
+from .truth import counterfactual_of_particles, rendered_effectiveness, story_particles
 
 __all__ = ["evaluate_levels", "l1", "psnr", "to_unit"]
 
@@ -177,6 +177,7 @@ def _counterfactuals(
         given = None if g_f is None else np.repeat(truth.mode(g_f), kk)
         ok = factor_correct(world, f, got, np.repeat(v, kk), given).reshape(b, kk)
         add(f"eff.{f}", (g.weights.numpy() * ok).sum(1))
+        add(f"eff_rendered.{f}", rendered_effectiveness(world, f, out, v, given, g.weights.numpy()))
 
 
 def _composition(scm, model, names, g, x: torch.Tensor, k: int, steps: int, add) -> None:
@@ -262,7 +263,10 @@ def _figures(world, mean, steps: int) -> dict:
     the mean over test pictures of a score row (called again per bootstrap resample, :mod:`.bootstrap`)."""
     names = world.names
     dims = int(np.prod(world.image_shape))
-    per = {key: {f: mean(f"{key}.{f}") for f in names} for key in ("l1", "psnr", "l1_story", "psnr_story", "eff")}
+    per = {
+        key: {f: mean(f"{key}.{f}") for f in names}
+        for key in ("l1", "psnr", "l1_story", "psnr_story", "eff", "eff_rendered")
+    }
     nll, elbo, nll_f = mean("nll"), mean("elbo"), mean("nll_given_factors")
     return {
         "nll_nats": finite_or_none(nll),
@@ -282,6 +286,7 @@ def _figures(world, mean, steps: int) -> dict:
             "l1_story": per["l1_story"],
             "psnr_story": per["psnr_story"],
             "effectiveness": per["eff"],
+            "effectiveness_rendered": per["eff_rendered"],
             "composition": {str(s): mean(f"comp.{s}") for s in (1, steps)},
             "composition_decoder_l1": {str(s): mean(f"comp_dec_l1.{s}") for s in (1, steps)},
             "composition_decoder_psnr": {str(s): mean(f"comp_dec_psnr.{s}") for s in (1, steps)},

@@ -46,7 +46,7 @@ from .metrics import binarise, factor_correct, given_factor, iou, l1, soft_iou
 from .metrics import finite_or_none as _finite
 from .streams import STORY_STREAM, seeded_batches
 from .streams import sub_seed as _sub
-from .truth import counterfactual_of_particles, story_particles
+from .truth import counterfactual_of_particles, rendered_effectiveness, story_particles
 from .truthfree import PREDICTOR_SEED, PROXY_STREAM, add_proxies, evaluate_truthfree, proxy_figures, truthfree_batch
 from .tv import TV_PARTICLES, tv_scores
 
@@ -230,9 +230,8 @@ def _counterfactuals(
         # what a perfect model scores with K particles: the story's own K-particle answer
         ideal = counterfactual_of_particles(story, ideal_noise, {f: v})
         scores.add(f"cf_story.{f}", iou(ideal.image, truth.image))
-        # effectiveness: every particle's counterfactual world is read; the weighted share read
-        # as asked (the chance that a world drawn from the answer reads right, without the
-        # binomial noise of drawing one)
+        # effectiveness: every particle's counterfactual world is read (by q, and by the renderer); the weighted
+        # share read as asked (the chance that a world drawn from the answer reads right, without drawing one)
         b, kk = out["X"].shape[:2]
         worlds = out["X"].reshape(b * kk, *out["X"].shape[2:]).float()
         got = _read(model, worlds, world.names)[:, i]
@@ -240,6 +239,7 @@ def _counterfactuals(
         given = None if g_f is None else np.repeat(truth.mode(g_f), kk)
         ok = factor_correct(world, f, got, np.repeat(v, kk), given).reshape(b, kk)
         scores.add(f"eff.{f}", (g.weights.numpy() * ok).sum(1))
+        scores.add(f"eff_rendered.{f}", rendered_effectiveness(world, f, out, v, given, g.weights.numpy()))
         # one counterfactual world per image, drawn by weight, and back
         pick = torch.multinomial(g.weights.float(), 1).squeeze(1)
         drawn_image = out["X"][rows, pick].float()
@@ -512,6 +512,7 @@ def _figures(names, mean) -> dict:
             "l1_truth": l1_truth,
             "l1_truth_mean": mean_of(l1_truth),
             "effectiveness": per("eff"),
+            "effectiveness_rendered": per("eff_rendered"),
             "composition": {str(s): mean(f"comp.{s}") for s in steps},
             "composition_decoder": {str(s): mean(f"comp_dec.{s}") for s in steps},
             "composition_l1": {str(s): mean(f"comp_l1.{s}") for s in steps},

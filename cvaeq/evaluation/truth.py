@@ -15,6 +15,10 @@ story's counterfactual particles of the rendered images, thresholded at 0.5
 perfect model gets IoU 1 against it; comparing per particle instead would
 charge even a perfect model for the counterfactual's inherent randomness.
 
+The renderer also reads pictures: :func:`nearest_rendered` gives the class
+of a factor whose rendered picture is nearest to a model's counterfactual
+picture (``effectiveness_rendered``), a reading no learned classifier stands in.
+
 A world without a renderer (``morphomnist``: real labelled pictures) has no
 true counterfactual picture; every function here that renders one raises a
 :class:`~cvaeq.errors.DataError` saying so (:func:`cvaeq.data.labelled.no_truth`).
@@ -41,7 +45,7 @@ from ..engine import GroupParticles, abduct_groups, predict_groups
 from ..errors import QueryError
 from ..scm import build_scm
 from ..world import World
-from .metrics import THRESHOLD
+from .metrics import THRESHOLD, factor_correct
 
 __all__ = [
     "TrueCounterfactual",
@@ -51,6 +55,8 @@ __all__ = [
     "story_particles",
     "counterfactual_of_particles",
     "render_unique",
+    "nearest_rendered",
+    "rendered_effectiveness",
 ]
 
 
@@ -95,6 +101,69 @@ def _distinct_renders(world: World, classes: np.ndarray) -> tuple[np.ndarray, np
     _truth_exists(world)
     _, first, inverse = np.unique(world.indices_of(classes), return_index=True, return_inverse=True)
     return world.render_checked(classes[first]), inverse.reshape(-1)
+
+
+def nearest_rendered(world: World, pictures: np.ndarray, factors: np.ndarray, factor: str) -> np.ndarray:
+    """``(N,)`` the class of ``factor`` that the renderer reads each picture as: the one whose
+    rendered picture, every other factor at the picture's own value in ``factors``, is nearest.
+
+    The reading of a world with a renderer, where no classifier is needed: ``pictures`` ``(N,
+    *image_shape)`` uint8 (a model's counterfactual pictures) and ``factors`` ``(N, F)`` (the
+    classes each was drawn at, e.g. a particle's counterfactual factors). Each picture is compared
+    with the world's picture at every class of ``factor``, the others held at its row of
+    ``factors``, by the sum of squared level differences over every pixel and channel (whole
+    numbers, exact in float64 in any order of summation, so the same on every CPU). A tie goes to
+    the lower class (look-alike classes draw the same picture: compare modulo them,
+    :func:`~cvaeq.evaluation.metrics.factor_correct`). Each
+    distinct picture of the world is rendered once.
+
+    >>> from cvaeq.world import get_world
+    >>> world = get_world("colour_pendulum")
+    >>> truth = np.array([[3, 10, 2, 5], [3, 10, 6, 5]])
+    >>> pictures = world.render_checked(truth)
+    >>> nearest_rendered(world, pictures, np.array([[3, 10, 0, 5]] * 2), "shadow_length").tolist()
+    [2, 6]
+    """
+    _truth_exists(world)
+    pictures = np.asarray(pictures)
+    if pictures.dtype != np.uint8 or pictures.shape[1:] != tuple(world.image_shape) or len(pictures) != len(factors):
+        raise ValueError(
+            f"nearest_rendered needs uint8 pictures (N, {', '.join(map(str, world.image_shape))}) with a row of "
+            f"factors each; got {pictures.dtype} {pictures.shape} and {len(factors)} rows"
+        )
+    col, size = world.index(factor), world.sizes[factor]
+    others = np.array(factors, dtype=np.int64, copy=True)
+    others[:, col] = 0
+    keys, inverse = np.unique(world.indices_of(others), return_inverse=True)
+    candidates = np.repeat(world.classes_array_of(keys), size, 0)
+    candidates[:, col] = np.tile(np.arange(size), len(keys))
+    rendered = render_unique(world, candidates).reshape(len(keys), size, -1)
+    got = np.empty(len(pictures), dtype=np.int64)
+    flat = pictures.reshape(len(pictures), -1)
+    order = np.argsort(inverse.reshape(-1), kind="stable")
+    starts = np.searchsorted(inverse.reshape(-1)[order], np.arange(len(keys) + 1))
+    for j in range(len(keys)):
+        rows = order[starts[j] : starts[j + 1]]
+        # |x - r|^2 = |x|^2 - 2 x.r + |r|^2 (|x|^2 is the same for every candidate): integers below
+        # 2^53 (255^2 per pixel and channel), so float64 products and sums are exact in any order
+        mine, theirs = flat[rows].astype(np.float64), rendered[j].astype(np.float64)
+        got[rows] = ((theirs * theirs).sum(1) - 2.0 * (mine @ theirs.T)).argmin(1)
+    return got
+
+
+def rendered_effectiveness(world: World, factor: str, out: Mapping[str, Any], target, given, weights) -> np.ndarray:
+    """``(B,)`` per evidence picture, the weight of its particles whose counterfactual picture the
+    renderer reads as ``target`` (:func:`nearest_rendered`; modulo look-alike classes given ``given``,
+    :func:`~cvaeq.evaluation.metrics.factor_correct`): ``counterfactual.effectiveness_rendered``.
+
+    ``out`` is a prediction's ``{site: [B, K, ...]}`` (its ``X`` the pictures, every factor the classes
+    each particle was drawn at), ``target`` ``(B,)`` the intervened classes, ``given`` ``(B K,)`` or
+    None, ``weights`` ``(B, K)`` the particles' normalised weights."""
+    b, k = out["X"].shape[:2]
+    drawn_at = torch.stack([out[c].reshape(b * k).long() for c in world.names], -1).numpy()
+    pictures = out["X"].reshape(b * k, *out["X"].shape[2:]).to(torch.uint8).numpy()
+    ok = factor_correct(world, factor, nearest_rendered(world, pictures, drawn_at, factor), np.repeat(target, k), given)
+    return (np.asarray(weights) * ok.reshape(b, k)).sum(1)
 
 
 def true_counterfactual_for(do, factual, story="default", particles: int = 256, seed: int = 0) -> TrueCounterfactual:
