@@ -20,8 +20,9 @@ than for on/off pixels (docs/evaluation.md defines every figure once):
   / 255; :mod:`.truth`): ``l1`` (mean absolute difference per pixel and
   channel) and ``psnr`` (``10 log10(1 / MSE)`` in dB, peak 1), beside the
   story's own K-particle answer against the same truth (``l1_story``,
-  ``psnr_story``: the ceiling with K particles); ``effectiveness`` as for
-  binary worlds (every particle's counterfactual picture read by q(f | x));
+  ``psnr_story``: the ceiling with K particles); ``effectiveness`` and
+  ``effectiveness_rendered`` as for binary worlds (every particle's
+  counterfactual picture read by q(f | x), and by the renderer);
 * ``composition`` through the engine: the null intervention (abduction on
   the picture, no ``do``, prediction) applied once and 10 times, each
   result fed back; the share of bytes (pixels, channels and particles) that

@@ -12,8 +12,10 @@ On ``n`` test images drawn uniformly from the grid (:mod:`.heldout`):
   image; the model's counterfactual image against the true one
   (:mod:`.truth`): IoU of the thresholded mean images, L1 of the mean images;
   and the axiomatic-soundness scores of Monteiro et al. (2023):
-  effectiveness (over every particle's counterfactual world), composition
-  (IoU and L1 after 1 and 10 null interventions), reversibility;
+  effectiveness (over every particle's counterfactual world, read by q(f | x)
+  and, as ``effectiveness_rendered``, by the renderer: the class whose
+  rendered picture is nearest), composition (IoU and L1 after 1 and 10 null
+  interventions), reversibility;
 * ``tv``: factor-level total variation to the story (:mod:`.tv`).
 
 Every figure carries its 95% bootstrap interval over the test images
