@@ -135,20 +135,30 @@ def nearest_rendered(world: World, pictures: np.ndarray, factors: np.ndarray, fa
     others = np.array(factors, dtype=np.int64, copy=True)
     others[:, col] = 0
     keys, inverse = np.unique(world.indices_of(others), return_inverse=True)
-    candidates = np.repeat(world.classes_array_of(keys), size, 0)
-    candidates[:, col] = np.tile(np.arange(size), len(keys))
-    rendered = render_unique(world, candidates).reshape(len(keys), size, -1)
-    got = np.empty(len(pictures), dtype=np.int64)
-    flat = pictures.reshape(len(pictures), -1)
     order = np.argsort(inverse.reshape(-1), kind="stable")
     starts = np.searchsorted(inverse.reshape(-1)[order], np.arange(len(keys) + 1))
-    for j in range(len(keys)):
-        rows = order[starts[j] : starts[j + 1]]
-        # |x - r|^2 = |x|^2 - 2 x.r + |r|^2 (|x|^2 is the same for every candidate): integers below
-        # 2^53 (255^2 per pixel and channel), so float64 products and sums are exact in any order
-        mine, theirs = flat[rows].astype(np.float64), rendered[j].astype(np.float64)
-        got[rows] = ((theirs * theirs).sum(1) - 2.0 * (mine @ theirs.T)).argmin(1)
+    got = np.empty(len(pictures), dtype=np.int64)
+    flat = pictures.reshape(len(pictures), -1)
+    per_chunk = max(1, _READ_CHUNK // size)  # keys rendered at once: memory bounded whatever the particles
+    for first in range(0, len(keys), per_chunk):
+        chunk = keys[first : first + per_chunk]
+        candidates = np.repeat(world.classes_array_of(chunk), size, 0)
+        candidates[:, col] = np.tile(np.arange(size), len(chunk))
+        rendered = render_unique(world, candidates).reshape(len(chunk), size, -1)
+        for j in range(len(chunk)):
+            # |x - r|^2 = |x|^2 - 2 x.r + |r|^2 (|x|^2 is the same for every candidate): integers below
+            # 2^53 (255^2 per pixel and channel), so float64 products and sums are exact in any order
+            theirs = rendered[j].astype(np.float64)
+            norms = (theirs * theirs).sum(1)
+            rows = order[starts[first + j] : starts[first + j + 1]]
+            for at in range(0, len(rows), _READ_CHUNK):
+                some = rows[at : at + _READ_CHUNK]
+                got[some] = (norms - 2.0 * (flat[some].astype(np.float64) @ theirs.T)).argmin(1)
     return got
+
+
+#: Pictures rendered, or read, at once by :func:`nearest_rendered`.
+_READ_CHUNK = 512
 
 
 def rendered_effectiveness(world: World, factor: str, out: Mapping[str, Any], target, given, weights) -> np.ndarray:

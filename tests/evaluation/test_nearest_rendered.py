@@ -58,3 +58,18 @@ def test_bad_pictures_and_worlds_without_a_renderer_are_refused():
     with pytest.raises(DataError):
         world = get_world("morphomnist")
         nearest_rendered(world, np.zeros((1, *world.image_shape), np.uint8), np.zeros((1, 3)), "digit")
+
+
+def test_many_pictures_are_read_in_bounded_chunks_with_the_same_answers(monkeypatch):
+    import cvaeq.evaluation.truth as truth
+
+    rng = np.random.default_rng(4)
+    classes = np.stack([rng.integers(0, s, 40) for s in COLOUR.sizes.values()], 1)
+    pictures = COLOUR.render_checked(classes)
+    whole = nearest_rendered(COLOUR, pictures, classes, "light")
+    monkeypatch.setattr(truth, "_READ_CHUNK", 25)  # one key's 21 lights a chunk; rows read 25 at a time
+    many = np.repeat(pictures, 2, 0)  # two rows a key
+    assert whole.tolist() == classes[:, 1].tolist()
+    assert nearest_rendered(COLOUR, many, np.repeat(classes, 2, 0), "light").tolist() == np.repeat(whole, 2).tolist()
+    same = np.repeat(pictures[:1], 60, 0)  # one key, 60 rows: three reads
+    assert set(nearest_rendered(COLOUR, same, np.repeat(classes[:1], 60, 0), "light").tolist()) == {classes[0, 1]}
