@@ -13,7 +13,8 @@ model's own q(factor | X) as ``cvaeq eval``'s effectiveness reads them:
   much of the shadow the decoder takes from Z rather than from the factors;
 * **truth**: the rendered true counterfactual picture (one per test picture).
 
-Weighted shares of particles read as the intervened value, and the load average. The sampled
+Weighted shares of particles read as the intervened value, the load average, and the
+decoder's likelihood of the test pictures at their factors and q's mean Z, in bits per dimension. The sampled
 pictures are also read by the renderer (``renderer``: the value whose rendered picture, the
 particle's other factors held, is nearest; ``counterfactual.effectiveness_rendered``), the reading
 that needs no classifier.
@@ -66,6 +67,10 @@ def main() -> None:
 
     print(f"load {os.getloadavg()[0]:.1f}; {n} test pictures, {k} particles; share read as the intervened value")
     with torch.no_grad():
+        z_mean, _ = model.z_posterior(lv.to_unit(x), torch.from_numpy(np.asarray(classes, dtype=np.int64)))
+        loc, log_scale = model.decode(torch.from_numpy(np.asarray(classes, dtype=np.int64)), z_mean)
+        nll = -lv.log_prob(x, loc, log_scale).flatten(1).sum(1).mean()
+        print(f"the decoder's -log p(x | f, z = mean of q(z | x, f)): {lv.bits_per_dim(float(nll), x[0].numel()):.4f} bits/dim")
         g = abduct_groups(scm, {"X": x}, k)
         w = g.weights.numpy()
         for i, f in enumerate(names):
