@@ -376,6 +376,16 @@ class World:
         has a true picture) rather than read from labelled files."""
         return self.render is not None
 
+    @property
+    def no_renderer(self) -> str:
+        """The sentence for a world without a renderer wherever a picture would be drawn from factors
+        (:meth:`render_checked`; :func:`cvaeq.data.renderless.no_truth`, every other such place)."""
+        return (
+            f"world {self.name!r} has no renderer: its pictures are real labelled files, so no picture can be "
+            "drawn from factors, and a counterfactual has a known true picture only where the world redraws "
+            "its intervened factor"
+        )
+
     def redraw_checked(self, factor: str, pictures: np.ndarray, values) -> np.ndarray:
         """:attr:`redraw` of ``factor`` on ``pictures`` ``(N, *image_shape)`` uint8 at ``values`` ``(N,)``
         (a continuous factor's numbers, a discrete one's classes; checked in the factor's domain), its
@@ -584,11 +594,7 @@ class World:
         from .errors import call_plugin
 
         if self.render is None:
-            raise DataError(
-                f"world {self.name!r} has no renderer: its pictures are real labelled files, so no picture can be "
-                "drawn from factors, and a counterfactual has a known true picture only where the world redraws "
-                "its intervened factor"
-            )
+            raise DataError(self.no_renderer)
         classes = self.check_classes(classes)
         images = np.asarray(call_plugin(self._plugin_error, "render", self.render, classes))
         if images.shape != (len(classes), *self.image_shape):

@@ -27,11 +27,7 @@ def no_truth(world: World) -> str:
     from factors, and a counterfactual has a known true picture only where the world redraws its
     intervened factor"
     """
-    return (
-        f"world {world.name!r} has no renderer: its pictures are real labelled files, so no picture can be drawn "
-        "from factors, and a counterfactual has a known true picture only where the world redraws its intervened "
-        "factor"
-    )
+    return world.no_renderer
 
 
 def redrawn_truth(world: World, factor: str) -> str:
