@@ -71,6 +71,7 @@ from .streams import seeded_batches, sub_seed
 __all__ = [
     "evaluate_truthfree",
     "exact_factors",
+    "redrawn_intervention",
     "truthfree_batch",
     "truthfree_figures",
     "story_targets",
@@ -376,6 +377,15 @@ def exact_factors(world, story) -> tuple[str, ...]:
     if world.has_renderer:
         return ()
     return tuple(f for f in world.names if f in world.redraw and not _descendants(story, f))
+
+
+def redrawn_intervention(interventions: Mapping[str, Any], story) -> str | None:
+    """The factor of a single ``do()`` whose counterfactual picture the story's world redraws exactly
+    (:func:`exact_factors`), or None: where a world without a renderer has its one true picture."""
+    if len(interventions) != 1:
+        return None
+    (factor,) = interventions
+    return factor if factor in exact_factors(story.world, story) else None
 
 
 def _measures(world) -> dict[str, str]:

@@ -567,11 +567,10 @@ def _truth_note(r: ResolvedQuery, story) -> str | None:
     if world.has_renderer or not image_target(r.targets) or r.rung != "counterfactual":
         return None
     from ..data.renderless import no_truth, redrawn_truth
-    from ..evaluation.truthfree import exact_factors
+    from ..evaluation.truthfree import redrawn_intervention
 
-    if len(r.interventions) == 1 and next(iter(r.interventions)) in exact_factors(world, story):
-        return redrawn_truth(world, next(iter(r.interventions)))
-    return no_truth(world)
+    factor = redrawn_intervention(r.interventions, story)
+    return no_truth(world) if factor is None else redrawn_truth(world, factor)
 
 
 def _tensors(scenario: Mapping[str, int | float]) -> dict[str, torch.Tensor]:

@@ -542,14 +542,13 @@ class Explorer:
         single ``do()`` of a factor the world redraws in its pictures and no factor depends on
         (``World.redraw``; Morpho-MNIST's intensity), the evidence picture redrawn at the value.
         Exact: no particles, and no bars (the picture alone does not say its other factors)."""
-        from ..evaluation.truthfree import exact_factors
+        from ..evaluation.truthfree import redrawn_intervention
 
         world = self.world
-        if len(r.interventions) != 1 or world.pixel != "8bit":
+        factor = redrawn_intervention(r.interventions, self.story)
+        if factor is None or world.pixel != "8bit":
             return None
-        ((factor, value),) = r.interventions.items()
-        if factor not in exact_factors(world, self.story):
-            return None
+        value = r.interventions[factor]
         picture = np.asarray(r.evidence[IMAGE])
         if picture.dtype != np.uint8:  # an 8-bit world's evidence is its levels; anything else has no redrawing
             return None
