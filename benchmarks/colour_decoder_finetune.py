@@ -1,13 +1,14 @@
 """An experiment: fine-tune the colour pendulum's decoder alone on the shadows the picture's side cuts off.
 
-The shipped colour model's q(factor | X) reads the intervened shadow on
-0.886 / 0.947 of the weight (``cvaeq eval``'s effectiveness), the renderer on
-0.995 / 1 (docs/weights.md): the decoder hedges between the grid's hardest
+The colour model's stage-1 networks (docs/weights.md: before counterfactual
+training) had q(factor | X) read the intervened shadow on 0.886 / 0.947 of
+the weight (``cvaeq eval``'s effectiveness), the renderer on 0.995 / 1: the
+decoder hedges between the grid's hardest
 shadows, those cut by the picture's side, which differ from their
 neighbours by a pixel or two at one edge. This script tries the remedy
 nearest to hand, without touching the reader:
 
-* the networks of the shipped checkpoint; q(factors | X) and the image
+* the networks of ``--init`` (the stage-1 checkpoint of docs/weights.md); q(factors | X) and the image
   trunk it reads (``patch``, ``patch_pos``, ``merge``, ``fc``,
   ``factor_head``) frozen, so the reader that scores effectiveness is the
   shipped one; the decoder and q(Z | X, factors) trained;
@@ -20,10 +21,11 @@ nearest to hand, without touching the reader:
   initialisation of the draws and the ELBO's Z seeded by ``--seed``.
 
 It reads the grid file (``cvaeq data build --world colour_pendulum``, 341
-MB) and writes a checkpoint, which is not shipped: score it with
+MB) and writes a checkpoint, which was not shipped (``colour_cf_finetune.py``'s
+counterfactual training was): score it with
 ``python benchmarks/colour_effectiveness.py --model OUT``.
 
-    python benchmarks/colour_decoder_finetune.py --out /tmp/colour_decoder.safetensors
+    python benchmarks/colour_decoder_finetune.py --init BEFORE.safetensors --out /tmp/colour_decoder.safetensors
 """
 
 from __future__ import annotations
@@ -37,9 +39,7 @@ import numpy as np
 import torch
 
 from cvaeq.data.files import cached_grid
-from cvaeq.loading import shipped_checkpoint
 from cvaeq.model.checkpoint import load_checkpoint, save_checkpoint
-from cvaeq.story import load_story
 
 #: Modules left as shipped: the image trunk and q(factors | X), the reader of effectiveness.
 FROZEN = ("patch", "patch_pos", "merge", "fc", "factor_head")
@@ -50,6 +50,7 @@ CUT = (0, 1, 7, 8)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
+    ap.add_argument("--init", required=True, help="checkpoint to start from (docs/weights.md: stage 1)")
     ap.add_argument("--steps", type=int, default=15_000)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch", type=int, default=64)
@@ -58,8 +59,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    story = load_story("colour_pendulum")
-    ckpt = load_checkpoint(shipped_checkpoint(story))
+    ckpt = load_checkpoint(args.init)
     model, world = ckpt.model, ckpt.story.world
     grid = cached_grid(world)
     if grid is None or not grid.complete:
