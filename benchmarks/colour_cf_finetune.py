@@ -47,19 +47,19 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cvaeq.data.files import cached_grid
-from cvaeq.model.checkpoint import load_checkpoint, save_checkpoint
+from cvaeq.model.checkpoint import save_checkpoint
 
-#: Modules left as loaded: the image trunk and q(factors | X), the reader of effectiveness.
-FROZEN = ("patch", "patch_pos", "merge", "fc", "factor_head")
-#: The shadow positions whose shadows the picture's sides cut.
-CUT = (0, 1, 7, 8)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from colour_decoder_finetune import setup  # noqa: E402  (the reader frozen, the grid, the cut shadows)
+
 #: How often each factor is the one intervened on (the world's order: angle, light, shadow_length, shadow_position).
 INTERVENE = (0.15, 0.15, 0.35, 0.35)
 #: Standardised bin edges are clamped here: a pixel's noise lies within 15 logistic units of its centre.
@@ -122,22 +122,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    ckpt, pictures, classes, cut, params = setup(args.init, args.seed, args.threads)
     gen = torch.Generator().manual_seed(args.seed)
-    ckpt = load_checkpoint(args.init)
     model, world = ckpt.model, ckpt.story.world
-    grid = cached_grid(world)
-    if grid is None or not grid.complete:
-        raise SystemExit("build the grid first: cvaeq data build --world colour_pendulum")
-    pictures = grid.rows(np.arange(world.n_images))
-    classes = world.classes_array_of(np.arange(world.n_images))
     names = list(world.names)
     sizes = [len(world.factor(f).values) for f in names]
-    cut = np.flatnonzero(np.isin(classes[:, world.index("shadow_position")], CUT))
-    params = [p for name, p in model.named_parameters() if name.split(".")[0] not in FROZEN]
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.split(".")[0] not in FROZEN)
     opt = torch.optim.Adam(params, lr=args.lr)
     rng = np.random.default_rng(args.seed)
     model.train()

@@ -67,22 +67,16 @@ def render(classes: np.ndarray) -> np.ndarray:
 def standin_world():
     from cvaeq.world import Factor, World
 
-    return World(
-        "colour_standin",
-        (Factor("hue", labels=["red", "green", "blue"]), Factor("place", values=list(range(PLACES)))),
-        image_shape=(3, 64, 64),
-        render=render,
-        pixel="8bit",
-    )
+    return World("colour_standin", (Factor("hue", labels=["red", "green", "blue"]),
+                                    Factor("place", values=list(range(PLACES)))),
+                 image_shape=(3, 64, 64), render=render, pixel="8bit")
 
 
-STORY = (
-    'world = "colour_standin"\nlatent_dim = 2\n[factors.hue]\nprobs = [0.4, 0.3, 0.3]\n'
-    '[factors.place]\nparents = ["hue"]\n[factors.place.probs]\n'
-    "red = [0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05]\n"
-    "green = [0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125]\n"
-    "blue = [0.05, 0.05, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3]\n"
-)
+STORY = ('world = "colour_standin"\nlatent_dim = 2\n[factors.hue]\nprobs = [0.4, 0.3, 0.3]\n'
+         '[factors.place]\nparents = ["hue"]\n[factors.place.probs]\n'
+         'red = [0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05]\n'
+         'green = [0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125]\n'
+         'blue = [0.05, 0.05, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3]\n')
 
 
 class StandIn(nn.Module):
@@ -95,9 +89,8 @@ class StandIn(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         width = 3 + PLACES
-        self.dec_mlp = nn.Sequential(
-            nn.Linear(width + self.latent_dim, 512), nn.SiLU(), nn.Linear(512, 512), nn.SiLU(), nn.Linear(512, 64 * 32)
-        )
+        self.dec_mlp = nn.Sequential(nn.Linear(width + self.latent_dim, 512), nn.SiLU(), nn.Linear(512, 512), nn.SiLU(),
+                                     nn.Linear(512, 64 * 32))
         self.cell = nn.Sequential(nn.SiLU(), nn.Linear(32, 64), nn.SiLU(), nn.Linear(64, 6 * 64))
         self.read = nn.Linear(3 * 64 * 64, 256)  # an encoder's cost; the proposal itself matches templates
         grid = np.array([[h, p] for h in range(3) for p in range(PLACES)])
@@ -136,11 +129,8 @@ def setup():
         root = next(f for f in story.factors if not story.graph.parents(f) and story.graph.children(f))
         value = world.label(root, world.factor(root).size - 1)
         image = world.render_checked(world.row({f: 0 for f in world.names}))[0]
-        return (
-            {"model": str(SHIPPED), "image": image},
-            f"P(X | do({root}={value}), X=img)",
-            f"shipped model {SHIPPED.name}",
-        )
+        return ({"model": str(SHIPPED), "image": image}, f"P(X | do({root}={value}), X=img)",
+                f"shipped model {SHIPPED.name}")
     from cvaeq.plugins import get_plugin_manager
 
     class Plugin:
@@ -154,11 +144,8 @@ def setup():
     story = story_from_text(STORY)
     model = StandIn().eval().requires_grad_(False)
     del load_story
-    return (
-        {"model": model, "story": story, "image": render(np.array([[0, 2]]))[0]},
-        "P(X | do(hue=blue), X=img)",
-        "stand-in model (causal VAE decoder cost, 6 outputs per pixel)",
-    )
+    return ({"model": model, "story": story, "image": render(np.array([[0, 2]]))[0]},
+            "P(X | do(hue=blue), X=img)", "stand-in model (causal VAE decoder cost, 6 outputs per pixel)")
 
 
 def parts(particles: int) -> str:
@@ -185,12 +172,10 @@ def parts(particles: int) -> str:
         loc, log_scale = model.pixel_levels(c, z)
         r = torch.rand(loc.shape)
         eps, _ = levels.abduct(img, loc, log_scale, r)
-        figures = {
-            "decoder (one call)": cpu(lambda: model.pixel_levels(c, z)),
-            "uniforms (torch.rand)": cpu(lambda: torch.rand(loc.shape)),
-            "levels.abduct (noise and log p)": cpu(lambda: levels.abduct(img, loc, log_scale, r)),
-            "levels.quantise (the replay)": cpu(lambda: levels.quantise(loc, log_scale, eps)),
-        }
+        figures = {"decoder (one call)": cpu(lambda: model.pixel_levels(c, z)),
+                   "uniforms (torch.rand)": cpu(lambda: torch.rand(loc.shape)),
+                   "levels.abduct (noise and log p)": cpu(lambda: levels.abduct(img, loc, log_scale, r)),
+                   "levels.quantise (the replay)": cpu(lambda: levels.quantise(loc, log_scale, eps))}
     return "; ".join(f"{k} {v:.1f} ms" for k, v in figures.items())
 
 
@@ -255,21 +240,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--parts", action="store_true", help="Also time the pieces (CPU ms, on the stand-in).")
-    ap.add_argument(
-        "--compare-q",
-        action="store_true",
-        help="Also time the same asks with q(Z | X, factors) unrefined, interleaved seed by seed.",
-    )
-    ap.add_argument(
-        "--by-story", action="store_true", help="Ask by the story's name instead of the shipped checkpoint's path."
-    )
+    ap.add_argument("--compare-q", action="store_true",
+                    help="Also time the same asks with q(Z | X, factors) unrefined, interleaved seed by seed.")
+    ap.add_argument("--by-story", action="store_true",
+                    help="Ask by the story's name instead of the shipped checkpoint's path.")
     args = ap.parse_args()
     from cvaeq.query.answer import ask
     from cvaeq.threads import use_threads
 
     threads = use_threads(args.threads)
     kw, query, what = setup()
-    if args.by_story and "model" in kw and isinstance(kw["model"], str):
+    if args.by_story and isinstance(kw.get("model"), str):
         kw = {"story": "colour_pendulum", "image": kw["image"]}
         what += ", asked by the story's name"
 
@@ -290,15 +271,11 @@ def main() -> None:
                 wall[name].append((time.perf_counter() - t0) * 1000)
                 cpu[name].append((time.process_time() - c0) * 1000)
     load1 = os.getloadavg()
-    print(
-        f"{query} on {what}: {args.particles} particles x {int(np.prod(first.sample_images.shape[1:]))} "
-        f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats"
-    )
+    print(f"{query} on {what}: {args.particles} particles x {int(np.prod(first.sample_images.shape[1:]))} "
+          f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats")
     for name in ways:
-        print(
-            f"median ask(){name} {statistics.median(wall[name]):.1f} ms wall, {statistics.median(cpu[name]):.1f} "
-            f"ms CPU, ESS {statistics.median(ess[name]):.1f}; load average {load0[0]:.2f} -> {load1[0]:.2f}"
-        )
+        print(f"median ask(){name} {statistics.median(wall[name]):.1f} ms wall, {statistics.median(cpu[name]):.1f} "
+              f"ms CPU, ESS {statistics.median(ess[name]):.1f}; load average {load0[0]:.2f} -> {load1[0]:.2f}")
     if args.parts:
         print("CPU per piece, stand-in, " + parts(args.particles) + f"; load average {os.getloadavg()[0]:.2f}")
     prof = cProfile.Profile(time.process_time)  # CPU time: what waiting for a shared core does not inflate
@@ -306,16 +283,14 @@ def main() -> None:
     for seed in range(args.repeats + 1, args.repeats + 1 + PROFILED):
         once(seed)
     prof.disable()
-    print(
-        f"where the time goes, CPU ms per ask() (cProfile, cumulative, {PROFILED} asks; nested parts overlap): "
-        + phases(prof)
-    )
+    print(f"where the time goes, CPU ms per ask() (cProfile, cumulative, {PROFILED} asks; nested parts overlap): "
+          + phases(prof))
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(14)
     lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
     start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
     print(f"profile of {PROFILED} ask() (cProfile, CPU time spent in the function itself):")
-    print("\n".join(lines[start - 1 : start + 15]))
+    print("\n".join(lines[start - 1:start + 15]))
 
 
 if __name__ == "__main__":

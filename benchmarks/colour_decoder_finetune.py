@@ -47,6 +47,27 @@ FROZEN = ("patch", "patch_pos", "merge", "fc", "factor_head")
 CUT = (0, 1, 7, 8)
 
 
+def setup(init: str, seed: int, threads: int):
+    """``(checkpoint, pictures, classes, cut rows, trainable parameters)``: the checkpoint at ``init``
+    with :data:`FROZEN` frozen, the grid's pictures and classes, and the rows whose shadow the
+    picture's sides cut (:data:`CUT`); torch seeded and its threads set. Shared with
+    ``colour_cf_finetune.py``."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    ckpt = load_checkpoint(init)
+    model, world = ckpt.model, ckpt.story.world
+    grid = cached_grid(world)
+    if grid is None or not grid.complete:
+        raise SystemExit("build the grid first: cvaeq data build --world colour_pendulum")
+    pictures = grid.rows(np.arange(world.n_images))
+    classes = world.classes_array_of(np.arange(world.n_images))
+    cut = np.flatnonzero(np.isin(classes[:, world.index("shadow_position")], CUT))
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.split(".")[0] not in FROZEN)
+    params = [p for name, p in model.named_parameters() if name.split(".")[0] not in FROZEN]
+    return ckpt, pictures, classes, cut, params
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -57,19 +78,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    ckpt = load_checkpoint(args.init)
+    ckpt, pictures, classes, cut, params = setup(args.init, args.seed, args.threads)
     model, world = ckpt.model, ckpt.story.world
-    grid = cached_grid(world)
-    if grid is None or not grid.complete:
-        raise SystemExit("build the grid first: cvaeq data build --world colour_pendulum")
-    pictures = grid.rows(np.arange(world.n_images))
-    classes = world.classes_array_of(np.arange(world.n_images))
-    cut = np.flatnonzero(np.isin(classes[:, world.index("shadow_position")], CUT))
-    params = [p for name, p in model.named_parameters() if name.split(".")[0] not in FROZEN]
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.split(".")[0] not in FROZEN)
     opt = torch.optim.Adam(params, lr=args.lr)
     rng = np.random.default_rng(args.seed)
     model.train()
