@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -535,13 +536,15 @@ def _law_value(world: World, name: str, law, args: list[float], fail, f: str) ->
     return float(value)
 
 
-#: ``[normal]`` tables already built, by (world, factor, parents, the form's TOML as JSON). Every
+#: ``[normal]`` tables already built, by (world, factor, parents, law, the form's TOML as JSON). Every
 #: ``ask`` reads its story's text again (:func:`load_story`), and a table with a world's law is a
 #: Python loop over its parents' classes (the pendulum's two shadow tables: 882 rows, 24 ms of the
 #: 80 ms a colour image counterfactual took); it is a function of its key alone. At most
 #: :data:`_NORMAL_TABLES_MAX`, the oldest dropped first; each caller gets its own copy.
 _NORMAL_TABLES: dict[tuple, np.ndarray] = {}
 _NORMAL_TABLES_MAX = 64
+#: the server reads stories from several threads at once
+_NORMAL_TABLES_LOCK = threading.Lock()
 
 
 def _normal_table(world: World, f: str, spec: dict[str, Any], parents: tuple[str, ...], fail) -> np.ndarray:
@@ -556,14 +559,16 @@ def _normal_table(world: World, f: str, spec: dict[str, Any], parents: tuple[str
     try:  # the law's object too: a world's laws are a dict, which a test (or a session) may change
         key = (world, f, parents, world.laws.get(law) if isinstance(law, str) else None,
                json.dumps(spec, sort_keys=True, allow_nan=False))  # fmt: skip
-        table = _NORMAL_TABLES.get(key)
+        with _NORMAL_TABLES_LOCK:
+            table = _NORMAL_TABLES.get(key)
     except (TypeError, ValueError):  # a TOML date, a number JSON cannot write, a law not hashable: built afresh
         return _normal(world, f, spec, parents, fail)
     if table is None:
         table = _normal(world, f, spec, parents, fail)
-        while len(_NORMAL_TABLES) >= _NORMAL_TABLES_MAX:
-            _NORMAL_TABLES.pop(next(iter(_NORMAL_TABLES)))
-        _NORMAL_TABLES[key] = table
+        with _NORMAL_TABLES_LOCK:
+            while len(_NORMAL_TABLES) >= _NORMAL_TABLES_MAX:
+                _NORMAL_TABLES.pop(next(iter(_NORMAL_TABLES)))
+            _NORMAL_TABLES[key] = table
     return table.copy()
 
 

@@ -235,3 +235,13 @@ def test_a_law_that_misbehaves_is_a_story_error_naming_it(fn, message, monkeypat
 def test_load_story_of_a_number_is_a_story_error():
     with pytest.raises(StoryError, match=r"a story is a registered name or a path to a TOML file, not int 123"):
         load_story(123)
+
+
+def test_a_story_read_again_gets_tables_of_its_own():
+    # [normal] tables are built once per process (cvaeq.story._normal_table); a story that changes
+    # its copy in place must not change the next story read
+    first = load_story("pendulum")
+    first.tables["shadow_length"][...] = 0.0
+    again = load_story("pendulum")
+    assert np.allclose(again.tables["shadow_length"].sum(-1), 1.0)
+    assert again.tables["shadow_length"] is not first.tables["shadow_length"]
