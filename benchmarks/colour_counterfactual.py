@@ -25,9 +25,9 @@ uniforms, ``levels.abduct``, ``levels.quantise``) on the stand-in;
 ``--compare-q`` times the same asks with the latent proposal unrefined
 (q(Z | X, factors) as the model gives it), interleaved seed by seed, with
 the median ESS of each. ``--by-story`` asks by the story's name
-(``ask(..., story="colour_pendulum")``, as the README's Python examples and
-the explorer do: the story is read again by every ask, and its shipped
-checkpoint found) instead of by the checkpoint's path (kept loaded).
+(``ask(..., story="colour_pendulum")``, as docs/cli.md's Python example
+does: the story is read again by every ask, and its shipped checkpoint
+found) instead of by the checkpoint's path (kept loaded).
 """
 
 from __future__ import annotations
