@@ -45,7 +45,6 @@ scores them against the true counterfactuals (L1, PSNR).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -55,10 +54,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cvaeq.model.checkpoint import save_checkpoint
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from colour_decoder_finetune import setup  # noqa: E402  (the reader frozen, the grid, the cut shadows)
+from colour_decoder_finetune import batches, save, setup  # noqa: E402  (the reader frozen, the grid, the cut shadows)
 
 #: How often each factor is the one intervened on (the world's order: angle, light, shadow_length, shadow_position).
 INTERVENE = (0.15, 0.15, 0.35, 0.35)
@@ -114,7 +111,8 @@ def cf_loss(model, x: torch.Tensor, classes: torch.Tensor, names, sizes, gen) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--init", required=True, help="checkpoint to start from (docs/weights.md: the networks before this training)")
+    ap.add_argument("--init", required=True,
+                    help="checkpoint to start from (docs/weights.md: the networks before this training)")
     ap.add_argument("--steps", type=int, default=3_000)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--batch", type=int, default=64)
@@ -128,13 +126,9 @@ def main() -> None:
     names = list(world.names)
     sizes = [len(world.factor(f).values) for f in names]
     opt = torch.optim.Adam(params, lr=args.lr)
-    rng = np.random.default_rng(args.seed)
     model.train()
-    t0, half, seen = time.time(), args.batch // 2, []
-    for step in range(args.steps):
-        for group in opt.param_groups:
-            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        rows = np.concatenate([rng.choice(cut, half), rng.integers(0, world.n_images, args.batch - half)])
+    t0, seen = time.time(), []
+    for step, rows in batches(args, world, cut, opt):
         x, c = torch.from_numpy(pictures[rows]).float() / 255, torch.from_numpy(classes[rows]).long()
         loss, parts = model.loss(x, c)
         ce = cf_loss(model, x, c, names, sizes, gen)
@@ -150,13 +144,7 @@ def main() -> None:
                 f"{time.time() - t0:.0f} s, load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
-    model.eval()
-    recipe = {k: v for k, v in vars(args).items() if k not in ("out", "init")}
-    config = dict(ckpt.meta["train_config"], cf_finetune=recipe)
-    save_checkpoint(
-        args.out, model, ckpt.story, ckpt.factor_logits, family=ckpt.family, train_config=config,
-        epoch=ckpt.epoch, history=ckpt.meta.get("history"), data_seed=ckpt.meta.get("data_seed"), laws=ckpt.laws,
-    )  # fmt: skip
+    save(args.out, ckpt, "cf_finetune", {k: v for k, v in vars(args).items() if k not in ("out", "init")})
     print(f"wrote {args.out} after {args.steps} steps, {time.time() - t0:.0f} s")
 
 

@@ -68,6 +68,29 @@ def setup(init: str, seed: int, threads: int):
     return ckpt, pictures, classes, cut, params
 
 
+def batches(args, world, cut, opt):
+    """Each step's ``(step, rows)``: the learning rate set on ``opt`` (a cosine from ``args.lr`` to 0
+    over ``args.steps``) and ``args.batch`` grid rows, half of them cut shadows, seeded by
+    ``args.seed``. Shared with ``colour_cf_finetune.py``."""
+    rng = np.random.default_rng(args.seed)
+    half = args.batch // 2
+    for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        yield step, np.concatenate([rng.choice(cut, half), rng.integers(0, world.n_images, args.batch - half)])
+
+
+def save(path: str, ckpt, key: str, recipe: dict) -> None:
+    """The fine-tuned ``ckpt.model`` (put in eval mode) as a checkpoint at ``path``: ``ckpt``'s story,
+    tables, history and data seed, its training config with ``recipe`` added under ``key``."""
+    ckpt.model.eval()
+    config = dict(ckpt.meta["train_config"], **{key: recipe})
+    save_checkpoint(
+        path, ckpt.model, ckpt.story, ckpt.factor_logits, family=ckpt.family, train_config=config,
+        epoch=ckpt.epoch, history=ckpt.meta.get("history"), data_seed=ckpt.meta.get("data_seed"), laws=ckpt.laws,
+    )  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -81,13 +104,9 @@ def main() -> None:
     ckpt, pictures, classes, cut, params = setup(args.init, args.seed, args.threads)
     model, world = ckpt.model, ckpt.story.world
     opt = torch.optim.Adam(params, lr=args.lr)
-    rng = np.random.default_rng(args.seed)
     model.train()
-    t0, half = time.time(), args.batch // 2
-    for step in range(args.steps):
-        for group in opt.param_groups:
-            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        rows = np.concatenate([rng.choice(cut, half), rng.integers(0, world.n_images, args.batch - half)])
+    t0 = time.time()
+    for step, rows in batches(args, world, cut, opt):
         loss, parts = model.loss(torch.from_numpy(pictures[rows]).float() / 255, torch.from_numpy(classes[rows]))
         opt.zero_grad()
         loss.backward()
@@ -98,12 +117,7 @@ def main() -> None:
                 f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
-    model.eval()
-    config = dict(ckpt.meta["train_config"], decoder_finetune=vars(args))
-    save_checkpoint(
-        args.out, model, ckpt.story, ckpt.factor_logits, family=ckpt.family, train_config=config,
-        epoch=ckpt.epoch, history=ckpt.meta.get("history"), laws=ckpt.laws,
-    )  # fmt: skip
+    save(args.out, ckpt, "decoder_finetune", vars(args))
     print(f"wrote {args.out} after {args.steps} steps, {time.time() - t0:.0f} s")
 
 
