@@ -3,15 +3,20 @@
 import json
 
 import numpy as np
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from cvaeq import levels
 from cvaeq.cli import main
+from cvaeq.engine import abduct_groups, predict_groups
 from cvaeq.evaluation.eightbit import l1, to_unit
 from cvaeq.evaluation.truth import true_counterfactual
-from cvaeq.loading import WEIGHTS, shipped_checkpoint
+from cvaeq.image_model import ImageModelAdapter
+from cvaeq.loading import WEIGHTS, load_model, shipped_checkpoint
 from cvaeq.model.checkpoint import load_checkpoint
 from cvaeq.query.answer import ask
+from cvaeq.scm import build_scm
 from cvaeq.story import load_story
 
 STORY = load_story("colour_pendulum")
@@ -82,14 +87,6 @@ def test_counterfactual_cut_shadows_are_read_as_the_intervened_shadow():
     development machine: 0.876 of the weight under do(shadow_length), 0.936 under do(shadow_position);
     the networks before their counterfactual training scored 0.348 and 0.558, so 0.75 catches
     such a model and leaves room for another CPU's rounding of 50 particles."""
-    import torch
-
-    from cvaeq import levels
-    from cvaeq.engine import abduct_groups, predict_groups
-    from cvaeq.image_model import ImageModelAdapter
-    from cvaeq.loading import load_model
-    from cvaeq.scm import build_scm
-
     mech = load_model(None, story="colour_pendulum", image=True)
     reader = ImageModelAdapter(mech.image_model, WORLD.image_shape)
     scm = build_scm(mech.story, mech.factor_logits, image_model=mech.image_model)
