@@ -10,9 +10,15 @@ that was a third of an image counterfactual's time: 34 ms with one thread
 against 24 ms when the blocks stayed in the heap.
 
 :func:`keep_freed_memory` raises glibc's mmap threshold (blocks below it come
-from the heap and are reused) and its trim threshold (free heap memory above
-it is returned to the OS), both to :data:`KEEP_BYTES`. The cost is bounded:
-the process keeps at most that much freed memory (plus what it still uses).
+from the heap and are reused) to :data:`MMAP_BYTES` and its trim threshold
+(free heap memory above it is returned to the OS) to :data:`KEEP_BYTES`. The
+cost is bounded: the process keeps at most that much freed memory (plus what
+it still uses). The trim threshold must exceed what one question frees at
+the heap's top: at 32 MiB, an image counterfactual on the 64×64×3 colour
+world (100 particles; the decoder's output alone is 20 MB, and ~80 MB is
+live at its peak) still had 5,000-12,000 pages faulted afresh per question
+(``benchmarks/colour_counterfactual.py``, 2 threads: 86-90 ms a question),
+none at 64 MiB and above (52-70 ms, the machine noisy).
 It is called by the engine's entry points, once per process; elsewhere
 (not glibc, e.g. macOS or musl) it does nothing. ``CVAEQ_KEEP_FREED_MEMORY=0``
 turns it off.
@@ -35,12 +41,15 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["keep_freed_memory", "release_freed_memory", "KEEP_BYTES"]
+__all__ = ["keep_freed_memory", "release_freed_memory", "KEEP_BYTES", "MMAP_BYTES"]
 
-#: The mmap and trim thresholds set (glibc caps the mmap threshold at 32 MiB on
-#: 64-bit systems): arrays up to this size are reused, and up to this much free
-#: heap is kept.
-KEEP_BYTES = 32 * 1024 * 1024
+#: The mmap threshold set (glibc caps it at 32 MiB on 64-bit systems): arrays up to
+#: this size come from the heap, and are reused.
+MMAP_BYTES = 32 * 1024 * 1024
+
+#: The trim threshold set: up to this much free heap is kept (the module's doc says why
+#: so much).
+KEEP_BYTES = 128 * 1024 * 1024
 
 _M_TRIM_THRESHOLD = -1  # glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
@@ -56,7 +65,7 @@ def _libc():
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds to :data:`KEEP_BYTES`, once per
+    """Raise glibc's mmap and trim thresholds (:data:`MMAP_BYTES`, :data:`KEEP_BYTES`), once per
     process. Returns whether they were set (False where there is no glibc, or
     when ``CVAEQ_KEEP_FREED_MEMORY=0``)."""
     global _done
@@ -71,7 +80,7 @@ def keep_freed_memory() -> bool:
         return _done
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt returns 1 on success, 0 on error
-    _done = bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, KEEP_BYTES))
+    _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, KEEP_BYTES))
     return _done
 
 
