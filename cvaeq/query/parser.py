@@ -256,6 +256,14 @@ def parse(text: str) -> Query:
     """
     if not isinstance(text, str):
         raise QuerySyntaxError(f"a query must be text, got {type(text).__name__}")
+    return _parse_text(text)
+
+
+@lru_cache(maxsize=256)
+def _parse_text(text: str) -> Query:
+    """:func:`parse` of a text, kept for the texts parsed lately: a query is parsed again and again
+    (an explorer's or a notebook's question asked with another seed or picture), its tree is
+    immutable, and lark takes about a millisecond a parse."""
     if not text.strip():
         raise _error(QuerySyntaxError, "empty query; write P(target | conditions) or E[target | conditions]", 1, text)
     if len(text) > MAX_QUERY_LENGTH:
