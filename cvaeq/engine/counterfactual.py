@@ -208,8 +208,11 @@ class Result:
         """The weighted mean image ``[H, W]`` or ``[C, H, W]`` on the [0, 1] scale
         (binary: the pixel probabilities of the answer; 8-bit: the mean level / 255)."""
         s = self._target(target)
-        if s.dtype == torch.uint8:  # 8-bit levels: one weighted sum over particles in float32 (off by < 1e-5), / 255
-            flat = self.weights.to(torch.float32) @ s.reshape(s.shape[0], -1).to(torch.float32)
+        if s.dtype == torch.uint8:  # 8-bit levels: a weighted sum over particles in float32 (off by < 1e-5), / 255
+            rows, w = s.reshape(s.shape[0], -1), self.weights.to(torch.float32)
+            flat = torch.zeros(rows.shape[1], dtype=torch.float32)
+            for i in range(0, rows.shape[0], _MEAN_ROWS):  # rows converted a few at a time (in cache)
+                flat.addmv_(rows[i : i + _MEAN_ROWS].T.to(torch.float32), w[i : i + _MEAN_ROWS])
             return flat.reshape(s.shape[1:]).div_(255)
         return self.mean(target).float()
 
@@ -219,6 +222,9 @@ class Result:
         order = torch.argsort(self.weights, descending=True, stable=True)
         return s[order[:n]]
 
+
+#: Particles whose 8-bit pictures :meth:`Result.mean_image` converts to float at a time.
+_MEAN_ROWS = 16
 
 #: The former name of :class:`Result` (a result about several scenarios is a :class:`Result`).
 WorldsResult = Result

@@ -39,8 +39,11 @@ keeps ``q`` alone.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +51,8 @@ from torch import Tensor
 
 __all__ = [
     "LaplaceFit",
+    "FitCache",
+    "tensor_key",
     "laplace_fit",
     "draw",
     "draw_joint",
@@ -102,6 +107,61 @@ class LaplaceFit:
     scale_tril: Tensor
     evaluations: int
     log_evidence: float = math.nan
+
+
+class FitCache:
+    """The fits of the pictures asked about lately, so that asking about a picture again (another
+    intervention on it in the explorer, another seed, another query in a notebook) skips its fits.
+
+    A fit is a deterministic function of what its key holds (the picture, the factor combination,
+    ``q``'s answer, the model's weights as they stand, the constants above), and draws nothing
+    at random: an answer is the same, bit for bit, with the fit found here or computed afresh.
+    Holds :data:`FIT_CACHE_SIZE` fits (a few hundred bytes each), the least recently used
+    dropped first; a lock keeps it whole when the explorer's threads share a mechanism.
+
+    >>> cache, made = FitCache(), []
+    >>> cache.get(("a",), lambda: made.append(1) or "fit"), cache.get(("a",), lambda: made.append(1)), made
+    ('fit', 'fit', [1])
+    >>> cache.get(None, lambda: "not kept"), len(cache)
+    ('not kept', 1)
+    """
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = FIT_CACHE_SIZE if size is None else size
+        self._fits: OrderedDict[Hashable, LaplaceFit | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._fits)
+
+    def get(self, key: Hashable | None, make: Callable[[], LaplaceFit | None]) -> LaplaceFit | None:
+        """The fit under ``key``, made by ``make()`` the first time (and not kept when ``key`` is None)."""
+        if key is None:
+            return make()
+        key = (key, NEWTON_STEPS, NEWTON_DECREMENT, MAX_STEP, STENCIL_MAX_DIM, FACTOR_PRIOR_WIDTH)
+        with self._lock:
+            if key in self._fits:
+                self._fits.move_to_end(key)
+                return self._fits[key]
+        fit = make()
+        with self._lock:
+            self._fits[key] = fit
+            while len(self._fits) > self.size:
+                self._fits.popitem(last=False)
+        return fit
+
+
+#: Fits a :class:`FitCache` keeps.
+FIT_CACHE_SIZE = 64
+
+
+def tensor_key(*tensors: Tensor) -> tuple:
+    """A key for tensors' exact contents: each one's dtype, shape and a BLAKE2 digest of its bytes."""
+    out = []
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        out.append((str(t.dtype), tuple(t.shape), hashlib.blake2b(t.numpy().tobytes(), digest_size=16).digest()))
+    return tuple(out)
 
 
 def _stencil(d: int) -> Tensor:

@@ -35,19 +35,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .. import levels
 from ..errors import MechanismError
-from ..image_model import Encoding, ImageModelAdapter, factor_matrix
+from ..image_model import BlockOrder, Encoding, ImageModelAdapter, factor_matrix
+from ..uniforms import uniforms_later
 from .base import Abduction
 from .image import BernoulliImage, FactorProposal, LatentProposal, image_parents, once_per_run
 
+if TYPE_CHECKING:
+    from .latent_refinement import LaplaceFit
+
 __all__ = ["DiscretisedLogisticImage", "discretised_logistic_image", "LogisticNoise"]
 
-#: ``pixel_levels``: parent values -> ``(loc, log_scale)``, each float ``[S, *shape]``.
+#: ``pixel_levels``: parent values -> ``(loc, log_scale)``, each float ``[S, *shape]`` (in the
+#: decoder's own order ``[S, *blocks.shape]`` when the mechanism is given one, :class:`BlockOrder`).
 Levels = Callable[[Mapping[str, Tensor]], tuple[Tensor, Tensor]]
 
 
@@ -86,6 +93,10 @@ class DiscretisedLogisticImage:
     :param shape: the world's ``image_shape``: ``(C, H, W)`` or ``(H, W)``.
     :param refine_latent: refine q(Z | X, factors) for each evidence picture
         (:mod:`~cvaeq.mechanisms.latent_refinement`); False: q as the model gives it.
+    :param blocks: the order ``pixel_levels`` gives the pixel-channels in
+        (:class:`~cvaeq.image_model.BlockOrder`, an 8-bit decoder's own, where it has
+        :class:`~cvaeq.image_model.LevelBlocks`); None: the picture's. The per-pixel arithmetic
+        and the noise are in that order; pictures go in and come out in the picture's.
 
     :meth:`abduct` gives the noise and ``log p(X | parents)`` from one
     decoding (the contract of :mod:`cvaeq.mechanisms.base`);
@@ -108,6 +119,7 @@ class DiscretisedLogisticImage:
         shape: tuple[int, ...] = (3, 64, 64),
         factor_normals: Callable[[Tensor], Mapping[str, tuple[Tensor, Tensor]]] | None = None,
         refine_latent: bool = True,
+        blocks: BlockOrder | None = None,
     ) -> None:
         if not callable(pixel_levels):
             raise MechanismError("DiscretisedLogisticImage needs pixel_levels(parents) -> (loc, log_scale)")
@@ -125,12 +137,25 @@ class DiscretisedLogisticImage:
         self.event_dim = len(self.shape)
         #: whether the latent proposal is refined for each evidence picture (:meth:`_latent_draw`)
         self.refine_latent = refine_latent
+        #: the decoder's order of the pixel-channels, or None (the picture's)
+        self.blocks = blocks
+        from .latent_refinement import FitCache
+
+        #: the Laplace fits of the pictures asked about lately (:meth:`_cached_fit`)
+        self.fits = FitCache()
+        #: one picture's shape in the order of :attr:`pixel_levels` (and of the noise)
+        self.noise_shape = self.shape if blocks is None else blocks.shape
 
     def __repr__(self) -> str:
         return f"DiscretisedLogisticImage(parents={self.parents}, shape={self.shape})"
 
     def noise_prior(self, num_particles: int) -> torch.distributions.Distribution:
-        return LogisticNoise(num_particles, self.shape)
+        return LogisticNoise(num_particles, self.noise_shape)
+
+    def _in_order(self, value: Tensor) -> Tensor:
+        """The picture's levels, checked (:func:`_levels_of`), in :attr:`pixel_levels`' order."""
+        x = _levels_of(value, self.shape)
+        return x if self.blocks is None else self.blocks.to(x)
 
     def params(self, parents: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """``(loc, log_scale)`` of every pixel and channel for the parents' values,
@@ -139,23 +164,39 @@ class DiscretisedLogisticImage:
         counterfactual worlds of one heavy particle: :func:`~cvaeq.mechanisms.image.once_per_run`)."""
         return once_per_run(self.pixel_levels, parents, self.parents)
 
+    def _drawer(self, value: Tensor, parents: Mapping[str, Tensor]) -> _Drawer:
+        """The bins of the picture under every particle (:meth:`_bins`), and the draw of their noise,
+        its uniforms filled in the background while the particles are decoded and weighed
+        (:func:`cvaeq.uniforms.uniforms_later`)."""
+        batch = [int(value.shape[0])] if value.dim() > len(self.shape) else []
+        num = max([*batch, *(int(v.shape[0]) for v in parents.values() if v.dim()), 1])
+        later = uniforms_later((num, *self.noise_shape), self.encoder.pixel_dtype if self.encoder else torch.float32)
+        return _Drawer(self._bins(value, parents), later)
+
+    def _bins(self, value: Tensor, parents: Mapping[str, Tensor]) -> levels.Bins:
+        """The bins of the picture's levels under every particle's decoding: one decoding of all the
+        particles, then the pixel arithmetic a row chunk at a time (:func:`cvaeq.levels.row_chunks`).
+        (Decoding a chunk at a time too was slower: the decoder's weights are read again for each.)"""
+        loc, log_scale = self.params(parents)
+        return levels.Bins.of(self._in_order(value), loc, log_scale)
+
     def assign(self, parents: Mapping[str, Tensor], noise: Tensor) -> Tensor:
         loc, log_scale = self.params(parents)
-        return levels.quantise(loc, log_scale, noise)
+        x = levels.quantise(loc, log_scale, noise)
+        return x if self.blocks is None else self.blocks.back(x)
 
     def log_prob(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         """``log p(X = value | parents)`` ``[S]`` (float64), the sum over pixels and channels."""
         loc, log_scale = self.params(parents)
-        return _summed(levels.log_prob(_levels_of(value, self.shape), loc, log_scale))
+        return _summed(levels.log_prob(self._in_order(value), loc, log_scale))
 
     def abduct(self, value: Tensor, parents: Mapping[str, Tensor]) -> Abduction:
         """``(noise, log p(X = value | parents))`` from one decoding: the noise
         from its exact posterior ``p(eps | X = value, parents)``, and the
         particles' importance weight (``[S]``, float64)."""
-        loc, log_scale = self.params(parents)
-        x = _levels_of(value, self.shape)
-        eps, log_p = levels.abduct(x, loc, log_scale, torch.rand(loc.shape, dtype=loc.dtype))
-        return Abduction(eps, _summed(log_p))
+        draw = self._drawer(value, parents)
+        bins = draw.bins
+        return Abduction(draw(), bins.sums if bins.sums is not None else _summed(bins.log_p))
 
     def weigh(self, value: Tensor, parents: Mapping[str, Tensor]) -> tuple[Tensor, Callable[[Tensor | None], Tensor]]:
         """:meth:`abduct` in two steps: ``(log p(X = value | parents) [S], draw)``,
@@ -167,13 +208,9 @@ class DiscretisedLogisticImage:
         draw of the 12,288 noises of a 64×64×3 picture per particle instead of
         one before resampling and one again to rejuvenate the copies. The
         same numbers as :meth:`abduct`'s for the same uniforms."""
-        loc, log_scale = self.params(parents)
-        bins = levels.Bins(*levels.standardised_edges(_levels_of(value, self.shape), loc, log_scale))
-
-        def draw(rows: Tensor | None = None) -> Tensor:
-            return bins.draw(rows=rows)
-
-        return _summed(bins.log_p), draw
+        draw = self._drawer(value, parents)
+        bins = draw.bins
+        return bins.sums if bins.sums is not None else _summed(bins.log_p), draw
 
     def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         """The noise alone (rejuvenation: the weight is not needed there)."""
@@ -309,20 +346,24 @@ class DiscretisedLogisticImage:
         to refine (:data:`~cvaeq.mechanisms.latent_refinement.MAX_LATENT_DIM`)."""
         from . import latent_refinement as lr
 
-        picture = x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8)  # the levels back, exactly
+        picture = self._in_order(x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8))  # the levels, exactly
         fits: list[lr.LaplaceFit | None] = []
         for matrix in rows:
             z_loc, z_scale = enc.z_posterior(matrix)  # q(Z | X, factors) at q's continuous means
             if not 0 < z_loc.shape[1] <= lr.MAX_LATENT_DIM:
                 return None
-            fits.append(
-                self._fit(
-                    self._joint_log_posterior(picture, matrix[0], cols, c_loc, c_scale, z_loc.dtype),
-                    torch.cat([c_loc, z_loc[0].double()]),
-                    torch.cat([c_scale, z_scale[0].double()]),
-                )
-            )
+            key = ("joint", lr.tensor_key(picture, matrix[0], c_loc, c_scale, z_loc[0], z_scale[0]), tuple(cols))
+            target = self._joint_log_posterior(picture, matrix[0], cols, c_loc, c_scale, z_loc.dtype)
+            start = torch.cat([c_loc, z_loc[0].double()]), torch.cat([c_scale, z_scale[0].double()])
+            fits.append(self._cached_fit(key, partial(self._fit, target, *start)))
         return fits
+
+    def _cached_fit(self, key: tuple, make: Callable[[], LaplaceFit | None]) -> LaplaceFit | None:
+        """``make()``, a Laplace fit, or the one made before for the same ``key`` and the image model's
+        weights as they stand (:class:`~cvaeq.mechanisms.latent_refinement.FitCache`; not kept for a
+        model whose weights cannot be told apart, :meth:`~cvaeq.image_model.ImageModelAdapter.weights_state`)."""
+        weights = None if self.encoder is None else self.encoder.weights_state()
+        return self.fits.get(None if weights is None else (weights, key), make)
 
     def _fit(self, log_density: Callable[[Tensor], Tensor], loc: Tensor, scale: Tensor):
         """:func:`~cvaeq.mechanisms.latent_refinement.laplace_fit` of ``log_density``: on the
@@ -376,12 +417,14 @@ class DiscretisedLogisticImage:
         one = value.shape[0] == 1 or value.stride(0) == 0
         if not self.refine_latent or not one or self.latent is None or not 0 < loc.shape[1] <= lr.MAX_LATENT_DIM:
             return BernoulliImage._latent_draw(self, value, classes, loc, scale)  # type: ignore[arg-type]
-        picture = value[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8)  # the levels back, exactly
+        picture = self._in_order(value[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8))  # the levels, exactly
         combos, group, counts = torch.unique(classes, dim=0, return_inverse=True, return_counts=True)
         fits: list[lr.LaplaceFit | None] = [None] * len(combos)
         for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
             first = int((group == k).nonzero()[0, 0])
-            fits[k] = self._fit(self._log_posterior(picture, combos[k], loc.dtype), loc[first], scale[first])
+            key = ("z", lr.tensor_key(picture, combos[k], loc[first], scale[first]))
+            target = self._log_posterior(picture, combos[k], loc.dtype)
+            fits[k] = self._cached_fit(key, partial(self._fit, target, loc[first], scale[first]))
         return lr.draw(loc, scale, fits, group)
 
     def _log_posterior(
@@ -401,10 +444,29 @@ class DiscretisedLogisticImage:
                 _differentiable(loc, log_scale)
                 log_p = _summed(levels.log_prob(picture, loc, log_scale))
             else:
-                log_p = _summed(levels.Bins(*levels.standardised_edges(picture, loc, log_scale)).log_p)
+                bins = levels.Bins.of(picture, loc, log_scale)
+                log_p = bins.sums if bins.sums is not None else _summed(bins.log_p)
             return log_p - 0.5 * z.double().square().sum(1)
 
         return log_density
+
+
+class _Drawer:
+    """``draw(rows=None)``: the noise of the particles ``rows`` (every particle when None) from their
+    bins, the first time at the uniforms filled in the background (where they fit: one per
+    particle and pixel-channel, in the bins' precision), after that at new ones."""
+
+    def __init__(self, bins: levels.Bins, later: Callable[[], Tensor]) -> None:
+        self.bins = bins
+        self._later: Callable[[], Tensor] | None = later
+
+    def __call__(self, rows: Tensor | None = None) -> Tensor:
+        later, self._later = self._later, None  # the background uniforms serve one draw
+        r = None if later is None else later()
+        num = self.bins.a.shape[0] if rows is None else int(rows.shape[0])
+        if r is not None and (r.dtype != self.bins.mass.dtype or r.shape[0] != num):
+            r = None  # the bins draw their own
+        return self.bins.draw(r, rows=rows)
 
 
 def _varies(value: Tensor) -> bool:
@@ -520,8 +582,9 @@ def _of_model(
     inner = image_model.model if isinstance(image_model, ImageModelAdapter) else image_model
     inner = getattr(inner, "inner", inner)  # the plugin's own model behind the adapter's checks
     checked = not is_builtin(inner)
-    decode = model.decode
+    decode = model.decode_blocks  # in the decoder's own order where it has one (cvaeq.image_model.LevelBlocks)
     first = parents[0]
+    blocks = shape if model.blocks is None else model.blocks.shape
 
     def levels_of(ps: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         num = ps[first].shape[0]
@@ -529,22 +592,23 @@ def _of_model(
         z = ps[latent] if latent else torch.zeros(num, model.latent_dim)
         out = decode(classes, z)
         if checked:
-            _check_levels(inner, out, (num, *shape))
+            _check_levels(inner, out, (num, *blocks), "pixel_levels" if model.blocks is None else "level_blocks")
         return out
 
-    return DiscretisedLogisticImage(parents, levels_of, encoder=model, factors=factors, latent=latent, shape=shape)
+    return DiscretisedLogisticImage(
+        parents, levels_of, encoder=model, factors=factors, latent=latent, shape=shape, blocks=model.blocks
+    )
 
 
-def _check_levels(model, out, expected: tuple[int, ...]) -> None:
-    """A plugin model's ``(loc, log_scale)``: two float tensors of the pictures' shape, no NaN."""
+def _check_levels(model, out, expected: tuple[int, ...], member: str = "pixel_levels") -> None:
+    """A plugin model's ``(loc, log_scale)`` from ``member``: two float tensors of the pictures'
+    shape (in the decoder's order for ``level_blocks``), no NaN."""
     from ..errors import plugin_error
     from .checked import _who_made
 
     ok = isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)
     if not ok or any(tuple(t.shape) != expected or not t.is_floating_point() for t in out):
-        raise plugin_error(
-            _who_made(model), f"pixel_levels() must return (loc, log_scale), each float {list(expected)}"
-        )
+        raise plugin_error(_who_made(model), f"{member}() must return (loc, log_scale), each float {list(expected)}")
     # a sum is NaN when any value is (one pass; +inf and -inf together also give NaN, and are as wrong)
     if any(bool(torch.isnan(t.sum())) for t in out):
-        raise plugin_error(_who_made(model), "pixel_levels() returned NaN")
+        raise plugin_error(_who_made(model), f"{member}() returned NaN")

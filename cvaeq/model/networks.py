@@ -544,8 +544,12 @@ class CVAENet(nn.Module):
         return x.reshape(-1, c, h // 8, 8, w // 8, 8).permute(0, 2, 4, 1, 3, 5).reshape(-1, (h // 8) * (w // 8), c * 64)
 
     def from_level_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
-        """``(S, C, H, W)`` from :meth:`level_blocks`' order."""
+        """``(S, C, H, W)`` from :meth:`level_blocks`' order. Levels (uint8) move a cell's rows of 8
+        pixels as one 8-byte word each: the same bytes, an eighth of the elements to move."""
         (h, w), c = self.image_shape, self.channels
+        if blocks.dtype == torch.uint8 and blocks.is_contiguous() and blocks.numel():
+            words = blocks.view(torch.int64).reshape(-1, h // 8, w // 8, c, 8, 1)
+            return words.permute(0, 3, 1, 4, 2, 5).reshape(-1, c, h, w // 8).view(torch.uint8)
         return blocks.reshape(-1, h // 8, w // 8, c, 8, 8).permute(0, 3, 1, 4, 2, 5).reshape(-1, c, h, w)
 
     def pixel_levels(self, classes: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ from cvaeq.plugins import get_plugin_manager
 from cvaeq.scm import build_scm
 from cvaeq.story import story_from_text
 
-from ..eightbit import STORY, SwatchModel, SwatchPlugin, render
+from ..eightbit import STORY, TEMPLATES, SwatchModel, SwatchPlugin, render
 
 RED_4 = np.array([[0, 1]])  # hue red, size 4
 
@@ -151,3 +151,74 @@ def test_the_null_intervention_is_exact_wherever_the_pixel_noise_is_drawn(swatch
     if p.resampled:
         same = (p.values["Z"][1:] == p.values["Z"][:-1]).all(1)
         assert bool(same.any()) and not bool((p.noise["X"][1:] == p.noise["X"][:-1]).flatten(1).all(1)[same].any())
+
+
+def test_row_chunks_decide_membership_as_one_pass_does_whatever_the_row_length():
+    """The per-pixel arithmetic runs over row chunks (levels.row_chunks): with chunks of a few rows
+    and a row length that is no multiple of the vector width (28×28 grey pictures, 37 particles),
+    quantising the abducted noise gives the picture back to the byte, for the particles in their
+    order and for resampled copies in another; and quantise, the edges and the bins give the same
+    numbers in many chunks as in one."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (1, 28, 28), generator=g, dtype=torch.uint8)
+    loc = x.double().div(255).float() + 0.02 * torch.randn(37, 28, 28, generator=g)
+    log_scale = torch.rand(37, 28, 28, generator=g) * 7 - 8
+    saved = levels.CHUNK
+    try:
+        levels.CHUNK = 3 * 784  # chunks of 4 rows (a multiple of 64 values), the last of 1
+        assert len(levels.row_chunks(loc.shape)) == 10
+        bins = levels.Bins.of(x, loc, log_scale)
+        eps = bins.draw()
+        assert torch.equal(levels.quantise(loc, log_scale, eps), x.expand(37, 28, 28))
+        rows = torch.randint(0, 37, (37,), generator=g)
+        copies = bins.draw(rows=rows)
+        assert torch.equal(levels.quantise(loc[rows], log_scale[rows], copies), x.expand(37, 28, 28))
+        chunked = (levels.standardised_edges(x, loc, log_scale), bins.log_p, levels.quantise(loc, log_scale, copies))
+        levels.CHUNK = 1 << 30  # one pass over everything
+        whole = (levels.standardised_edges(x, loc, log_scale), levels.Bins.of(x, loc, log_scale).log_p,
+                 levels.quantise(loc, log_scale, copies))
+    finally:
+        levels.CHUNK = saved
+    assert all(torch.equal(a, b) for a, b in zip([*chunked[0], *chunked[1:]], [*whole[0], *whole[1:]]))
+
+
+class _ShiftModel(SwatchModel):
+    """The swatch model with its colour shift per unit of Z a torch parameter (weights that can change)."""
+
+    def __init__(self):
+        super().__init__()
+        self.shift_p = torch.nn.Parameter(torch.tensor(0.03), requires_grad=False)
+
+    def pixel_levels(self, classes, z):
+        loc = TEMPLATES[classes[:, 0] * 3 + classes[:, 1]] + self.shift_p * z[:, :1, None, None]
+        return loc, torch.full_like(loc, self.log_scale)
+
+
+def test_asking_again_about_a_picture_reuses_its_fit_and_answers_the_same_bit_for_bit(swatch, monkeypatch):
+    """The Laplace fit of a picture asked about before is kept (lr.FitCache): the same question
+    again makes no fit and gives the same answer as the first time and as a fresh cache does;
+    once the model's weights change in place, the fit is made again."""
+    model = _ShiftModel()
+    scm = build_scm(swatch, image_model=model)
+    picture = torch.as_tensor(render(RED_4)[0])
+    calls = []
+    real = lr.laplace_fit
+    monkeypatch.setattr(lr, "laplace_fit", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def ask_z():
+        r = infer(scm, ["Z"], evidence={"X": picture}, num_particles=200, seed=0)
+        return r.samples["Z"], r.weights
+
+    first = ask_z()
+    made = len(calls)
+    assert made >= 1
+    again = ask_z()
+    assert len(calls) == made and all(torch.equal(a, b) for a, b in zip(first, again))
+    scm.mechanisms["X"].fits = lr.FitCache()
+    fresh = ask_z()
+    assert len(calls) == 2 * made and all(torch.equal(a, b) for a, b in zip(first, fresh))
+    with torch.no_grad():
+        model.shift_p.mul_(1.5)
+    changed = ask_z()
+    assert len(calls) == 3 * made and not torch.equal(first[0], changed[0])

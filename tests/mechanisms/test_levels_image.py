@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 from cvaeq import levels
 from cvaeq.engine import abduct, infer, predict
-from cvaeq.errors import MechanismError, QueryError
+from cvaeq.errors import MechanismError, PluginError, QueryError
 from cvaeq.mechanisms.levels_image import DiscretisedLogisticImage, discretised_logistic_image
 from cvaeq.plugins import get_plugin_manager
 from cvaeq.query.answer import ask
@@ -346,3 +346,46 @@ def test_copies_of_one_particle_are_decoded_once_and_get_their_own_noise():
     assert weight[0] == weight[1] == weight[2] and not torch.equal(noise[0], noise[1])
     separately = torch.cat([m.log_prob(picture[:1], {"Z": z[i:i + 1]}) for i in range(6)])
     torch.testing.assert_close(weight, separately, rtol=1e-6, atol=1e-6)  # two float32 formulas of one number
+
+
+class _Reversed(SwatchModel):
+    """The swatch model with :class:`cvaeq.image_model.LevelBlocks`: its "own order" is the picture's
+    pixel-channels flattened and reversed."""
+
+    def to_level_blocks(self, x):
+        return x.reshape(x.shape[0], -1).flip(-1)
+
+    def from_level_blocks(self, blocks):
+        return blocks.flip(-1).reshape(blocks.shape[0], 3, 8, 8)
+
+    def level_blocks(self, classes, z):
+        loc, log_scale = self.pixel_levels(classes, z)
+        return self.to_level_blocks(loc), self.to_level_blocks(log_scale)
+
+
+def test_a_decoder_in_its_own_order_answers_as_in_the_pictures_order(swatch):
+    """An 8-bit model with level_blocks: the mechanism's noise is in the decoder's order, the pictures
+    in and out are in theirs, and every number is the picture-order model's (the weights to float64
+    rounding of a sum in another order; the replayed pixels exactly, for the same noise moved)."""
+    pixels, blocks = (discretised_logistic_image(m, factors=("hue", "size"), shape=(3, 8, 8))
+                      for m in (SwatchModel(), _Reversed()))
+    assert pixels.blocks is None and blocks.noise_shape == (192,)
+    picture = torch.as_tensor(render(RED_4)[0]).expand(5, 3, 8, 8)
+    parents = {"hue": torch.zeros(5, dtype=torch.long), "size": torch.ones(5, dtype=torch.long),
+               "Z": torch.linspace(-1, 1, 5)[:, None]}
+    torch.testing.assert_close(blocks.log_prob(picture, parents), pixels.log_prob(picture, parents),
+                               rtol=1e-12, atol=1e-9)
+    noise, _ = blocks.abduct(picture, parents)
+    assert noise.shape == (5, 192) and torch.equal(blocks.assign(parents, noise), picture)
+    moved = {**parents, "Z": parents["Z"] + 2}
+    assert torch.equal(blocks.assign(moved, noise), pixels.assign(moved, _Reversed().from_level_blocks(noise)))
+
+
+def test_a_decoder_order_that_is_no_permutation_is_refused_naming_the_model():
+    class Dropping(_Reversed):
+        def to_level_blocks(self, x):
+            return x.reshape(x.shape[0], -1)[:, :-1]  # loses a pixel-channel
+
+    with pytest.raises(PluginError, match=r"image model Dropping\): to_level_blocks and from_level_blocks must be "
+                       "inverse permutations of a picture's 192 pixel-channels"):
+        discretised_logistic_image(Dropping(), factors=("hue", "size"), shape=(3, 8, 8))

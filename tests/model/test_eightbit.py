@@ -49,6 +49,22 @@ def test_the_decoder_gives_a_loc_and_a_clamped_log_scale_per_pixel_and_channel()
         binary.pixel_levels(classes, torch.zeros(5, 2))
 
 
+def test_the_decoder_order_is_a_permutation_of_the_pictures_and_levels_move_back_as_floats_do():
+    """The causal VAE's LevelBlocks: level_blocks is pixel_levels in the decoder's order, the two
+    orders are inverse permutations, and levels (uint8, moved 8 bytes at a time) come back exactly
+    as a float picture does."""
+    model = tiny_model()
+    classes = torch.as_tensor(data(4)[1])
+    z = torch.randn(4, STORY.latent_dim)
+    with torch.no_grad():
+        in_blocks, in_pixels = model.level_blocks(classes, z), model.pixel_levels(classes, z)
+    assert all(torch.equal(model.from_level_blocks(b), p) for b, p in zip(in_blocks, in_pixels))
+    pictures = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    blocks = model.to_level_blocks(pictures)
+    assert blocks.shape == (4, 64, 192) and torch.equal(model.from_level_blocks(blocks), pictures)
+    assert torch.equal(model.from_level_blocks(blocks.float()).to(torch.uint8), pictures)
+
+
 def test_the_training_likelihood_is_levels_log_prob_with_gradients_at_the_end_bins():
     g = torch.Generator().manual_seed(0)
     levels = torch.randint(0, 256, (4000,), generator=g)
