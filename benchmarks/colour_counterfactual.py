@@ -13,18 +13,22 @@ the cell's 8×8 pixels), with two outputs (loc, log_scale) per channel:
 picture exactly (template matching), as a trained encoder nearly does.
 
 Prints the median wall time in ms (and the process's CPU time, which moves
-less with a shared machine's load), the threads, the load average before and
-after, and a profile of one call (cProfile, the functions taking the most
+less with a shared machine's load), the threads, the pages the process
+faulted in afresh per ask (memory handed back to the system and taken again:
+``cvaeq.allocator``), the load average before and after, and a profile of one call (cProfile, the functions taking the most
 time themselves)::
 
     python benchmarks/colour_counterfactual.py [--particles 100] [--repeats 20] [--threads 1] [--parts]
-        [--compare-q] [--by-story]
+        [--compare-q] [--by-story] [--new-pictures]
 
 ``--parts`` also prints the CPU time of each piece (one decoding, the
 uniforms, ``levels.abduct``, ``levels.quantise``) on the stand-in;
 ``--compare-q`` times the same asks with the latent proposal unrefined
 (q(Z | X, factors) as the model gives it), interleaved seed by seed, with
-the median ESS of each. ``--by-story`` asks by the story's name
+the median ESS of each. ``--new-pictures`` times, interleaved with those, asks
+about a new picture each time (its factors drawn from the story): an ask about
+a picture asked about before finds its Laplace fits kept
+(``cvaeq.mechanisms.latent_refinement.FitCache``), a new picture pays for them. ``--by-story`` asks by the story's name
 (``ask(..., story="colour_pendulum")``, as docs/cli.md's Python example
 does: the story is read again by every ask, and its shipped checkpoint
 found) instead of by the checkpoint's path (kept loaded).
@@ -37,6 +41,7 @@ import cProfile
 import io
 import os
 import pstats
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -131,6 +136,17 @@ def setup():
         image = world.render_checked(world.row({f: 0 for f in world.names}))[0]
         return ({"model": str(SHIPPED), "image": image}, f"P(X | do({root}={value}), X=img)",
                 f"shipped model {SHIPPED.name}")
+
+
+def new_pictures(kw: dict, count: int) -> list:
+    """``count`` pictures of the shipped model's world, their factors drawn from its story (seed 0):
+    one per ask with ``--new-pictures``, so that no ask finds the Laplace fits of its picture
+    kept from an earlier one (cvaeq.mechanisms.latent_refinement.FitCache)."""
+    from cvaeq.loading import load_mechanisms
+
+    story = load_mechanisms(kw["model"]).story
+    classes = story.sample(count, np.random.default_rng(0))
+    return list(story.world.render_checked(classes))
     from cvaeq.plugins import get_plugin_manager
 
     class Plugin:
@@ -188,12 +204,13 @@ PHASES = (
     ("proposal q(factors, Z | X)", "propose", "mechanisms/image.py"),
     ("  of which the latent's Laplace fit", "laplace_fit", "mechanisms/latent_refinement.py"),
     ("weights (decode + bins)", "weigh", "mechanisms/levels_image.py"),
+    ("the bins of the evidence (levels.Bins.of)", "of", "levels.py"),
     ("pixel noise (uniforms + inverse CDF)", "draw", "levels.py"),
+    ("  of which the uniforms", "uniforms", "uniforms.py"),
     ("counterfactual pixels (decode + quantise)", "assign", "mechanisms/levels_image.py"),
-    ("every decoding (the network)", "pixel_levels", "model/networks.py"),
-    ("  of which block order to pixel order", "from_level_blocks", "model/networks.py"),
-    ("the bins of the evidence (levels.Bins)", "__init__", "levels.py"),
     ("levels.quantise", "quantise", "levels.py"),
+    ("every decoding (the network, in its own order)", "level_blocks", "model/networks.py"),
+    ("pictures between the decoder's order and theirs", "from_level_blocks", "model/networks.py"),
     ("the answer's summary (mean picture, ...)", "_summarise", "query/answer.py"),
 )
 
@@ -244,6 +261,9 @@ def main() -> None:
                     help="Also time the same asks with q(Z | X, factors) unrefined, interleaved seed by seed.")
     ap.add_argument("--by-story", action="store_true",
                     help="Ask by the story's name instead of the shipped checkpoint's path.")
+    ap.add_argument("--new-pictures", action="store_true",
+                    help="Ask about a new picture each time (factors drawn from the story), interleaved with "
+                         "the same picture: an ask about a picture asked about before reuses its Laplace fits.")
     args = ap.parse_args()
     from cvaeq.query.answer import ask
     from cvaeq.threads import use_threads
@@ -254,25 +274,33 @@ def main() -> None:
         kw = {"story": "colour_pendulum", "image": kw["image"]}
         what += ", asked by the story's name"
 
-    def once(seed: int):
-        return ask(query, samples=args.particles, seed=seed, threads=threads, **kw)
+    fresh = new_pictures(kw, args.repeats + 1) if args.new_pictures and isinstance(kw.get("model"), str) else None
+
+    def once(seed: int, picture=None):
+        return ask(query, samples=args.particles, seed=seed, threads=threads,
+                   **(kw if picture is None else {**kw, "image": picture}))
 
     first = once(0)  # warm-up (and the answer's shape, printed)
     load0 = os.getloadavg()
     ways = {"": _refined(True)} | ({" with q unrefined": _refined(False)} if args.compare_q else {})
+    ways |= {" about a new picture each time": _refined(True)} if fresh is not None else {}
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     wall: dict[str, list[float]] = {k: [] for k in ways}
     cpu: dict[str, list[float]] = {k: [] for k in ways}
     ess: dict[str, list[float]] = {k: [] for k in ways}
     for seed in range(1, args.repeats + 1):
         for name, way in ways.items():
             with way:
+                picture = fresh[seed] if name == " about a new picture each time" else None
                 t0, c0 = time.perf_counter(), time.process_time()
-                ess[name].append(once(seed).ess)
+                ess[name].append(once(seed, picture).ess)
                 wall[name].append((time.perf_counter() - t0) * 1000)
                 cpu[name].append((time.process_time() - c0) * 1000)
     load1 = os.getloadavg()
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / (args.repeats * len(ways))
     print(f"{query} on {what}: {args.particles} particles x {int(np.prod(first.sample_images.shape[1:]))} "
-          f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats")
+          f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats, "
+          f"{faults:.0f} pages faulted afresh per ask")
     for name in ways:
         print(f"median ask(){name} {statistics.median(wall[name]):.1f} ms wall, {statistics.median(cpu[name]):.1f} "
               f"ms CPU, ESS {statistics.median(ess[name]):.1f}; load average {load0[0]:.2f} -> {load1[0]:.2f}")
