@@ -33,8 +33,8 @@ for a member of one implementation.
   ``to_level_blocks(x)`` / ``from_level_blocks(blocks)`` between that order
   and the picture's; the image mechanism then does its per-pixel arithmetic
   in the decoder's order and puts only its uint8 answers back in the
-  picture's (two float copies of every decoding saved: a sixth of an image
-  counterfactual's time on the 64×64×3 colour world, docs/engine.md);
+  picture's (two float copies of every decoding saved: about a tenth of an
+  image counterfactual's time on the 64×64×3 colour world, docs/engine.md);
 * :class:`FactorNormals`: ``factor_normals(x) -> {factor: (loc [S],
   log_scale [S])}`` (and, with the split encoder, ``factor_normals_of(features)``):
   q(factor | X) of each **continuous** factor, a Normal in the factor's own
@@ -95,7 +95,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from .errors import CvaeqError, MechanismError
+from .errors import CvaeqError, MechanismError, plugin_error
 
 __all__ = [
     "ImageModel",
@@ -581,8 +581,6 @@ def block_order(model: Any, shape: tuple[int, ...]) -> BlockOrder | None:
 def _model_error(model: Any, what: str) -> CvaeqError:
     """What a model broke: a PluginError naming a plugin's model (checked, it knows ``who`` made
     it), else a MechanismError."""
-    from .errors import plugin_error
-
     who = getattr(model, "who", None)
     return plugin_error(who, what) if isinstance(who, str) else MechanismError(f"the image model's {what}")
 

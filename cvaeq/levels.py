@@ -233,9 +233,10 @@ def quantise(loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
     out = torch.empty(shape, dtype=torch.uint8)
     if len(chunks) == 1:
         _quantise(loc, log_scale, eps, out)
-    for i, j in chunks if len(chunks) > 1 else ():
-        loc_, log_scale_, eps_ = (_part(t, i, j, shape) for t in (loc, log_scale, eps))
-        _quantise(loc_, log_scale_, eps_, out[i:j])
+    else:
+        for i, j in chunks:
+            loc_, log_scale_, eps_ = (_part(t, i, j, shape) for t in (loc, log_scale, eps))
+            _quantise(loc_, log_scale_, eps_, out[i:j])
     return out
 
 
@@ -337,7 +338,7 @@ class Bins:
     """The bins ``[a, b)`` (noise units) of observed levels, with what drawing their noise needs.
 
     Computed, and drawn from, over row chunks (:func:`row_chunks`): the same
-    numbers as one pass over everything, in a fraction of the time.
+    numbers as one pass over everything, with temporaries a chunk's size.
 
     Built once from the bin edges (:func:`standardised_edges`) of ``R`` decoded
     rows; :attr:`log_p` is each level's log-probability, and :meth:`draw` draws

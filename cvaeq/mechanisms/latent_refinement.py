@@ -114,7 +114,7 @@ class FitCache:
     intervention on it in the explorer, another seed, another query in a notebook) skips its fits.
 
     A fit is a deterministic function of what its key holds (the picture, the factor combination,
-    ``q``'s answer, the model's weights as they stand, the constants above), and draws nothing
+    ``q``'s answer, the model's weights as they stand, this module's constants), and draws nothing
     at random: an answer is the same, bit for bit, with the fit found here or computed afresh.
     Holds :data:`FIT_CACHE_SIZE` fits (a few hundred bytes each), the least recently used
     dropped first; a lock keeps it whole when the explorer's threads share a mechanism.
