@@ -136,17 +136,6 @@ def setup():
         image = world.render_checked(world.row({f: 0 for f in world.names}))[0]
         return ({"model": str(SHIPPED), "image": image}, f"P(X | do({root}={value}), X=img)",
                 f"shipped model {SHIPPED.name}")
-
-
-def new_pictures(kw: dict, count: int) -> list:
-    """``count`` pictures of the shipped model's world, their factors drawn from its story (seed 0):
-    one per ask with ``--new-pictures``, so that no ask finds the Laplace fits of its picture
-    kept from an earlier one (cvaeq.mechanisms.latent_refinement.FitCache)."""
-    from cvaeq.loading import load_mechanisms
-
-    story = load_mechanisms(kw["model"]).story
-    classes = story.sample(count, np.random.default_rng(0))
-    return list(story.world.render_checked(classes))
     from cvaeq.plugins import get_plugin_manager
 
     class Plugin:
@@ -164,11 +153,23 @@ def new_pictures(kw: dict, count: int) -> list:
             "P(X | do(hue=blue), X=img)", "stand-in model (causal VAE decoder cost, 6 outputs per pixel)")
 
 
+def new_pictures(kw: dict, count: int) -> list:
+    """``count`` pictures of the shipped model's world, their factors drawn from its story (seed 0):
+    one per ask with ``--new-pictures``, so that no ask finds the Laplace fits of its picture
+    kept from an earlier one (cvaeq.mechanisms.latent_refinement.FitCache)."""
+    from cvaeq.loading import load_mechanisms
+
+    story = load_mechanisms(kw["model"]).story
+    classes = story.sample(count, np.random.default_rng(0))
+    return list(story.world.render_checked(classes))
+
+
 def parts(particles: int) -> str:
     """CPU milliseconds (median of 15) of the pieces of one such counterfactual, on the stand-in:
     one decoding (the engine decodes twice: the factual parents, then the counterfactual
     ones), the uniforms, the abduction of the pixel noise with its weight, the replay."""
     from cvaeq import levels
+    from cvaeq.uniforms import uniforms
 
     model = StandIn().eval().requires_grad_(False)
     c = torch.stack([torch.zeros(particles, dtype=torch.long), torch.full((particles,), 2)], -1)
@@ -189,7 +190,7 @@ def parts(particles: int) -> str:
         r = torch.rand(loc.shape)
         eps, _ = levels.abduct(img, loc, log_scale, r)
         figures = {"decoder (one call)": cpu(lambda: model.pixel_levels(c, z)),
-                   "uniforms (torch.rand)": cpu(lambda: torch.rand(loc.shape)),
+                   "uniforms (cvaeq.uniforms)": cpu(lambda: uniforms(loc.shape)),
                    "levels.abduct (noise and log p)": cpu(lambda: levels.abduct(img, loc, log_scale, r)),
                    "levels.quantise (the replay)": cpu(lambda: levels.quantise(loc, log_scale, eps))}
     return "; ".join(f"{k} {v:.1f} ms" for k, v in figures.items())
@@ -206,7 +207,6 @@ PHASES = (
     ("weights (decode + bins)", "weigh", "mechanisms/levels_image.py"),
     ("the bins of the evidence (levels.Bins.of)", "of", "levels.py"),
     ("pixel noise (uniforms + inverse CDF)", "draw", "levels.py"),
-    ("  of which the uniforms", "uniforms", "uniforms.py"),
     ("counterfactual pixels (decode + quantise)", "assign", "mechanisms/levels_image.py"),
     ("levels.quantise", "quantise", "levels.py"),
     ("every decoding (the network, in its own order)", "level_blocks", "model/networks.py"),
