@@ -18,7 +18,8 @@ the heap's top: at 32 MiB, an image counterfactual on the 64×64×3 colour
 world (100 particles; the decoder's output alone is 20 MB, and ~80 MB is
 live at its peak) still had 5,000-12,000 pages faulted afresh per question
 (``benchmarks/colour_counterfactual.py``, 2 threads: 86-90 ms a question),
-none at 64 MiB and above (52-70 ms, the machine noisy).
+none in most at 64 MiB and above (52-70 ms, the machine noisy; at 128 MiB, 557 pages over 30
+questions, a few hundred in three of them).
 It is called by the engine's entry points, once per process; elsewhere
 (not glibc, e.g. macOS or musl) it does nothing. ``CVAEQ_KEEP_FREED_MEMORY=0``
 turns it off.
