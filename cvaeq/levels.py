@@ -329,11 +329,6 @@ TAIL = 60.0
 _EXP_CUT = 87.0
 
 
-def _row_sums_for(a: Tensor) -> Tensor | None:
-    """A float64 buffer for the row sums of bins shaped as ``a`` (None below two dimensions)."""
-    return torch.empty(a.shape[0], dtype=torch.float64) if a.dim() >= 2 else None
-
-
 class Bins:
     """The bins ``[a, b)`` (noise units) of observed levels, with what drawing their noise needs.
 
@@ -369,14 +364,7 @@ class Bins:
 
     @torch.no_grad()
     def __init__(self, a: Tensor, b: Tensor) -> None:
-        #: the bins, the uniform's scale in the inverse CDF (``L``), and each level's log-probability
-        self.a, self.b = a, b
-        self.mass, self.log_p = torch.empty(a.shape, dtype=a.dtype), torch.empty(a.shape, dtype=a.dtype)
-        #: the far bins (log-space form) as a mask, or None when there are none
-        self.far: Tensor | None = None
-        #: each row's summed log-probability (float64, over all but the first dimension), or None
-        #: for bins of fewer than two dimensions
-        self.sums = _row_sums_for(a)
+        self._buffers(a, b)
         for i, j in self._chunks():
             self._terms(i, j)
         self._far_log_p()
@@ -398,10 +386,24 @@ class Bins:
     def _empty(cls, shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> Bins:
         """Bins of ``shape``, to be filled a row chunk at a time (:meth:`_fill`)."""
         bins = cls.__new__(cls)
-        bins.a, bins.b = torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype)
-        bins.mass, bins.log_p = torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype)
-        bins.far, bins.sums = None, _row_sums_for(bins.a)
+        bins._buffers(torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype))
         return bins
+
+    def _buffers(self, a: Tensor, b: Tensor) -> None:
+        """The bins ``[a, b)`` and the buffers their terms are computed into."""
+        #: the bins, the uniform's scale in the inverse CDF (``L``), and each level's log-probability
+        self.a, self.b = a, b
+        self.mass, self.log_p = torch.empty(a.shape, dtype=a.dtype), torch.empty(a.shape, dtype=a.dtype)
+        #: the far bins (log-space form) as a mask, or None when there are none
+        self.far: Tensor | None = None
+        #: each row's summed log-probability (float64, over all but the first dimension), summed
+        #: chunk by chunk (None for bins of fewer than two dimensions: :meth:`row_sums` then sums)
+        self.sums = torch.empty(a.shape[0], dtype=torch.float64) if a.dim() >= 2 else None
+
+    def row_sums(self) -> Tensor:
+        """Each row's log-probability summed over all but the first dimension, float64: a
+        particle's importance weight."""
+        return self.sums if self.sums is not None else self.log_p.reshape(self.log_p.shape[:1]).double()
 
     @torch.no_grad()
     def _fill(self, i: int, j: int | None, levels: Tensor, loc: Tensor, log_scale: Tensor) -> None:

@@ -195,8 +195,7 @@ class DiscretisedLogisticImage:
         from its exact posterior ``p(eps | X = value, parents)``, and the
         particles' importance weight (``[S]``, float64)."""
         draw = self._drawer(value, parents)
-        bins = draw.bins
-        return Abduction(draw(), bins.sums if bins.sums is not None else _summed(bins.log_p))
+        return Abduction(draw(), draw.bins.row_sums())
 
     def weigh(self, value: Tensor, parents: Mapping[str, Tensor]) -> tuple[Tensor, Callable[[Tensor | None], Tensor]]:
         """:meth:`abduct` in two steps: ``(log p(X = value | parents) [S], draw)``,
@@ -209,8 +208,7 @@ class DiscretisedLogisticImage:
         one before resampling and one again to rejuvenate the copies. The
         same numbers as :meth:`abduct`'s for the same uniforms."""
         draw = self._drawer(value, parents)
-        bins = draw.bins
-        return bins.sums if bins.sums is not None else _summed(bins.log_p), draw
+        return draw.bins.row_sums(), draw
 
     def abduct_noise(self, value: Tensor, parents: Mapping[str, Tensor]) -> Tensor:
         """The noise alone (rejuvenation: the weight is not needed there)."""
@@ -444,8 +442,7 @@ class DiscretisedLogisticImage:
                 _differentiable(loc, log_scale)
                 log_p = _summed(levels.log_prob(picture, loc, log_scale))
             else:
-                bins = levels.Bins.of(picture, loc, log_scale)
-                log_p = bins.sums if bins.sums is not None else _summed(bins.log_p)
+                log_p = levels.Bins.of(picture, loc, log_scale).row_sums()
             return log_p - 0.5 * z.double().square().sum(1)
 
         return log_density
