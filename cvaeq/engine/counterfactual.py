@@ -220,7 +220,7 @@ class Result:
         """The ``n`` highest-weight sampled images ``[n, H, W]`` (after resampling: the first ``n``)."""
         s = self._target(target)
         order = torch.argsort(self.weights, descending=True, stable=True)
-        return s[order[:n]]
+        return s.index_select(0, order[:n])  # whole rows copied (indexing gathered them element by element)
 
 
 #: Particles whose 8-bit pictures :meth:`Result.mean_image` converts to float at a time.

@@ -505,7 +505,11 @@ class CVAENet(nn.Module):
         cells = self.dec_mlp(torch.cat([self.decoder_inputs(classes, z.dtype), z], 1)).view(
             s, self.cell_pos.shape[0], -1
         )
-        return self.cell(cells + self.cell_pos).view(s, -1)
+        if torch.is_grad_enabled():
+            return self.cell(cells + self.cell_pos).view(s, -1)
+        if _hooked(self.cell):  # the modules called, so that their hooks see the call
+            return self.cell(cells + self.cell_pos).view(s, -1)
+        return _cell_answer(self.cell, cells + self.cell_pos).view(s, -1)
 
     @staticmethod
     def to_blocks(x: torch.Tensor) -> torch.Tensor:
@@ -536,7 +540,10 @@ class CVAENet(nn.Module):
         cell's channels, then its pixels row by row (:meth:`to_level_blocks`); log_scale clamped to
         :attr:`LOG_SCALE_RANGE`. The likelihood, a sum, needs no other order (training)."""
         out = self.decode_blocks(classes, z).view(z.shape[0], self.cell_pos.shape[0], 2, self.channels * 64)
-        return out[:, :, 0], out[:, :, 1].clamp(*self.LOG_SCALE_RANGE)
+        low, high = self.LOG_SCALE_RANGE
+        # clamped where it lies when answering (the decoding is this call's own), a copy when training
+        log_scale = out[:, :, 1].clamp(low, high) if torch.is_grad_enabled() else out[:, :, 1].clamp_(low, high)
+        return out[:, :, 0], log_scale
 
     def to_level_blocks(self, x: torch.Tensor) -> torch.Tensor:
         """``(S, cells, C * 64)`` pictures ``(S, C, H, W)`` in :meth:`level_blocks`' order."""
@@ -718,3 +725,32 @@ class WindowNet(CVAENet):
 
 
 CVAENet._variants = {False: FullImageNet, True: WindowNet}
+
+
+def _cell_answer(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` for the cell MLP outside autograd (answering, not training), in fewer passes:
+    each linear layer a product with its bias added in place, each SiLU in place on the layer's
+    own output (``x`` is the caller's to overwrite). The same numbers as the modules give: addmm
+    adds the bias after the product too (checked for these layers' widths, 32 and 64 inputs),
+    and it first copies the bias into its output, for 100 particles of a colour picture 9.8 MB:
+    a quarter of the last layer's time."""
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            x = torch.matmul(x, layer.weight.t())
+            if layer.bias is not None:
+                x.add_(layer.bias)
+        elif isinstance(layer, nn.SiLU):
+            x = F.silu(x, inplace=True)
+        else:
+            x = layer(x)
+    return x
+
+
+def _hooked(layers: nn.Module) -> bool:
+    """Whether calling ``layers`` would run forward hooks (its modules' or global ones), which
+    :func:`_cell_answer`, bypassing the modules' calls, would skip."""
+    from torch.nn.modules import module as m
+
+    if m._global_forward_hooks or m._global_forward_pre_hooks:
+        return True
+    return any(mod._forward_hooks or mod._forward_pre_hooks for mod in layers.modules())

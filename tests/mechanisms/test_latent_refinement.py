@@ -138,6 +138,29 @@ def test_bins_drawn_for_rows_are_the_bins_of_those_rows():
     assert torch.equal(levels.Bins(a, b).draw(r, rows), levels.Bins(a[rows], b[rows]).draw(r))
 
 
+@pytest.mark.parametrize("background", [0, 255, None])
+def test_bins_of_one_picture_give_the_numbers_of_every_bin_computed_alike(background):
+    """``Bins.of`` a picture shared by the rows computes ``q = 1 - e^-(b - a)`` at its inner levels
+    alone (an end bin's is exactly 1): the same L, log p, row sums and noise, to the bit, as
+    ``Bins`` of the same edges computing it everywhere; with a background of 0, of 255, or none.
+    The end bins include far ones (locations well off the picture's levels)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (1, 3, 8, 8), generator=g, dtype=torch.uint8)
+    if background is not None:
+        x[..., 2:, :] = background  # most places at an end level, the first rows mixed
+        x[..., 0, :2] = 255 - background  # and both end levels present
+    x[..., 0, 2], x[..., 0, 3] = 1, 254  # and the inner levels next to them
+    loc = torch.rand(9, 3, 8, 8, generator=g) * 3 - 1
+    log_scale = torch.rand(9, 3, 8, 8, generator=g) * 8 - 8
+    shared = levels.Bins.of(x, loc, log_scale)
+    every = levels.Bins(*levels.standardised_edges(x, loc, log_scale))
+    for name in ("a", "b", "mass", "log_p", "sums"):
+        assert torch.equal(getattr(shared, name), getattr(every, name)), name
+    assert shared.far is not None and torch.equal(shared.far, every.far)
+    r = torch.rand(9, 3, 8, 8, generator=g)
+    assert torch.equal(shared.draw(r), every.draw(r))
+
+
 @pytest.mark.parametrize("resample_below", [0.0, 0.5, 1.0])
 def test_the_null_intervention_is_exact_wherever_the_pixel_noise_is_drawn(swatch, resample_below):
     """Drawn in the walk (no resampling possible), after weighing without resampling, or after

@@ -227,3 +227,23 @@ def test_answers_follow_the_weights_after_they_change(tiny_arch):
         after = torch.cat(list(net.factor_logits(img).values()), 1)
         fresh = torch.cat(list(net.layout.split(net.factor_logits_flat(net.features(img))).values()), 1)
     assert not torch.equal(before, after) and torch.equal(after, fresh)
+
+
+def test_answering_decodes_as_the_modules_do_and_runs_their_hooks(tiny_arch):
+    """Outside autograd the cell MLP runs as products with their biases added in place
+    (networks._cell_answer): the numbers its modules give (on this machine to the bit; to a
+    float32 rounding of the last products on any), and with a hook on a module the modules
+    themselves are called, so that the hook sees the decoding."""
+    net = CVAENet(tiny_arch)
+    classes = torch.tensor([[0, 1, 2, 3, 4], [1, 5, 39, 31, 31], [2, 0, 0, 0, 0]] * 7)
+    z = torch.randn(len(classes), net.latent_dim)
+    with torch.enable_grad():
+        modules = net.decode_blocks(classes, z).detach()
+    with torch.no_grad():
+        answered = net.decode_blocks(classes, z)
+        seen = []
+        handle = net.cell[-1].register_forward_hook(lambda mod, i, o: seen.append(o.shape))
+        hooked = net.decode_blocks(classes, z)
+        handle.remove()
+    torch.testing.assert_close(answered, modules, rtol=1e-6, atol=1e-6)
+    assert torch.equal(hooked, modules) and seen == [(len(classes), net.cell_pos.shape[0], 64)]
