@@ -15,7 +15,8 @@ picture exactly (template matching), as a trained encoder nearly does.
 Prints the median wall time in ms (and the process's CPU time, which moves
 less with a shared machine's load), the threads, the pages the process
 faulted in afresh per ask (memory handed back to the system and taken again:
-``cvaeq.allocator``), the load average before and after, and a profile of one call (cProfile, the functions taking the most
+``cvaeq.allocator``), the load average before and after, the machine's speed
+(:func:`machine_reference`), and a profile of one call (cProfile, the functions taking the most
 time themselves)::
 
     python benchmarks/colour_counterfactual.py [--particles 100] [--repeats 20] [--threads 1] [--parts]
@@ -251,6 +252,23 @@ class _refined:
             self.saved = None
 
 
+def machine_reference() -> float:
+    """ms for a fixed piece of work on torch's threads (30 products of two 256×256 float32
+    matrices and 30 exps of 2^17 floats, the median of 5 tries): the machine's speed at
+    the time. On this project's shared 2-core machine it moved from 5.9 to 10.2 ms between
+    runs minutes apart (2026-12-07), and an ask's median with it; a figure is read beside it."""
+    g = torch.Generator().manual_seed(0)
+    a, x = torch.randn(256, 256, generator=g), torch.randn(1 << 17, generator=g)
+    tries = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(30):
+            a @ a
+            torch.exp(x)
+        tries.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(tries)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--particles", type=int, default=100)
@@ -281,6 +299,7 @@ def main() -> None:
                    **(kw if picture is None else {**kw, "image": picture}))
 
     first = once(0)  # warm-up (and the answer's shape, printed)
+    reference0 = machine_reference()
     load0 = os.getloadavg()
     ways = {"": _refined(True)} | ({" with q unrefined": _refined(False)} if args.compare_q else {})
     ways |= {" about a new picture each time": _refined(True)} if fresh is not None else {}
@@ -297,13 +316,15 @@ def main() -> None:
                 wall[name].append((time.perf_counter() - t0) * 1000)
                 cpu[name].append((time.process_time() - c0) * 1000)
     load1 = os.getloadavg()
+    reference = (reference0 + machine_reference()) / 2
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / (args.repeats * len(ways))
     print(f"{query} on {what}: {args.particles} particles x {int(np.prod(first.sample_images.shape[1:]))} "
           f"pixel-channels, ESS {first.ess:.1f}, {threads} thread(s), {args.repeats} repeats, "
           f"{faults:.0f} pages faulted afresh per ask")
     for name in ways:
         print(f"median ask(){name} {statistics.median(wall[name]):.1f} ms wall, {statistics.median(cpu[name]):.1f} "
-              f"ms CPU, ESS {statistics.median(ess[name]):.1f}; load average {load0[0]:.2f} -> {load1[0]:.2f}")
+              f"ms CPU, ESS {statistics.median(ess[name]):.1f}; load average {load0[0]:.2f} -> {load1[0]:.2f}; "
+              f"machine reference {reference:.2f} ms")
     if args.parts:
         print("CPU per piece, stand-in, " + parts(args.particles) + f"; load average {os.getloadavg()[0]:.2f}")
     prof = cProfile.Profile(time.process_time)  # CPU time: what waiting for a shared core does not inflate

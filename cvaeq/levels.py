@@ -454,7 +454,8 @@ class Bins:
             a2, b2, m2 = (t.reshape(t.shape[0], -1) for t in (a, b, mass))
             q = torch.sub(a2.index_select(1, inner), b2.index_select(1, inner)).clamp_(min=-TAIL).expm1_().neg_()
             m2.index_copy_(1, inner, m2.index_select(1, inner).mul_(q))
-        p = b.clamp(-TAIL, TAIL).sigmoid_().mul_(mass)  # sigmoid(b) - sigmoid(a)
+        # sigmoid(b) - sigmoid(a), computed where its log goes
+        p = torch.clamp(b, -TAIL, TAIL, out=log_p).sigmoid_().mul_(mass)
         tiny = torch.finfo(p.dtype).tiny
         # three reductions decide whether any bin is far, without a pass that writes
         if a.numel() and (bool(b.min() <= -TAIL) or bool(a.max() >= TAIL) or bool(p.min() < tiny)):
@@ -462,7 +463,7 @@ class Bins:
                 self.far = torch.zeros(self.a.shape, dtype=torch.bool)
             far = self.far if j is None else self.far[i:j]
             torch.le(b, -TAIL, out=far).logical_or_(a >= TAIL).logical_or_(p < tiny)
-        torch.clamp(p, min=tiny, out=log_p).log_()
+        p.log_()  # a p below tiny (or 0) is a far bin's: its log p is made again (_far_log_p)
         if self.sums is not None:  # summed while in cache, in float64
             torch.sum(log_p.flatten(1), 1, dtype=torch.float64, out=self.sums if j is None else self.sums[i:j])
 

@@ -69,7 +69,7 @@ def batch_evidence(scm: SCM, evidence: Mapping[str, object], num_particles: int)
         if v not in scm.graph:
             raise QueryError(f"evidence on unknown node {v!r}; known: {', '.join(scm.nodes)}")
         m = scm.mechanisms[v]
-        t = checked_value(m, v, value, f"evidence {v}={_shown(value)}")
+        t = checked_value(m, v, value, partial(_evidence_said, v, value))
         if t.dim() == m.event_dim:
             t = t.expand(num_particles, *t.shape)
         elif t.dim() != m.event_dim + 1 or t.shape[0] != num_particles:
@@ -79,6 +79,11 @@ def batch_evidence(scm: SCM, evidence: Mapping[str, object], num_particles: int)
             )
         out[v] = t
     return out
+
+
+def _evidence_said(node: str, value: object) -> str:
+    """How an error names evidence ``node = value`` (:func:`checked_value` calls it only for one)."""
+    return f"evidence {node}={_shown(value)}"
 
 
 def _shown(value: object) -> str:

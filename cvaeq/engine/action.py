@@ -26,7 +26,7 @@ __all__ = ["intervene"]
 
 def _constant(scm: SCM, node: str, value: object) -> Tensor:
     m = scm.mechanisms[node]
-    t = checked_value(m, node, value, f"do({node}={value!r})")
+    t = checked_value(m, node, value, lambda: f"do({node}={value!r})")
     if t.dim() not in (m.event_dim, m.event_dim + 1):
         raise QueryError(f"do({node}=...) needs a value with {m.event_dim} dimension(s), got shape {tuple(t.shape)}")
     return t

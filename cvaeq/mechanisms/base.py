@@ -157,7 +157,7 @@ def abducted_noise(m: object, value: Tensor, parents: Mapping[str, Tensor]) -> T
     return out if isinstance(out, Tensor) else out[0]
 
 
-def checked_value(m: object, node: str, value: object, what: str) -> Tensor:
+def checked_value(m: object, node: str, value: object, what: str | Callable[[], str]) -> Tensor:
     """``value`` for ``node`` as a tensor, checked against its mechanism's domain.
 
     A categorical mechanism (one with ``size``) takes integer classes
@@ -165,8 +165,10 @@ def checked_value(m: object, node: str, value: object, what: str) -> Tensor:
     continuous one (``continuous = True``, :mod:`cvaeq.mechanisms.continuous`)
     takes float64 numbers in its ``[low, high]``;
     anything else is a :class:`~cvaeq.errors.QueryError` that starts with
-    ``what`` (``"evidence shape=3"``, ``"do(shape=3)"``). The one domain
-    check of evidence and of ``do()``; shapes are checked by their callers.
+    ``what`` (``"evidence shape=3"``, ``"do(shape=3)"``; or a function giving it, called
+    only for the error: a tensor's repr takes a third of a millisecond, in every
+    question). The one domain check of evidence and of ``do()``; shapes are checked by
+    their callers.
 
     >>> from cvaeq.mechanisms import GumbelMax
     >>> checked_value(GumbelMax(parents=(), probs=torch.tensor([0.5, 0.5])), "coin", 2, "do(coin=2)")
@@ -180,23 +182,28 @@ def checked_value(m: object, node: str, value: object, what: str) -> Tensor:
     size = getattr(m, "size", None)
     if size is not None:
         if t.is_floating_point() and not bool((t == t.round()).all()):
-            raise QueryError(f"{what} is not a class index of {node}")
+            raise QueryError(f"{_said(what)} is not a class index of {node}")
         t = t.long()
         if bool(((t < 0) | (t >= size)).any()):
-            raise QueryError(f"{what} is off the domain; {node} has classes 0..{size - 1}")
+            raise QueryError(f"{_said(what)} is off the domain; {node} has classes 0..{size - 1}")
     return t
 
 
-def _checked_number(m: object, node: str, value: object, what: str) -> Tensor:
+def _said(what: str | Callable[[], str]) -> str:
+    """``what``, or what the function ``what`` gives (:func:`checked_value`)."""
+    return what if isinstance(what, str) else what()
+
+
+def _checked_number(m: object, node: str, value: object, what: str | Callable[[], str]) -> Tensor:
     """A continuous factor's value(s) as float64, each finite and in the
     mechanism's ``[low, high]`` (its world's interval)."""
     try:
         t = torch.as_tensor(value, dtype=torch.float64) if not isinstance(value, Tensor) else value.double()
     except (TypeError, ValueError, RuntimeError):
-        raise QueryError(f"{what} is not a number; {node} takes a number") from None
+        raise QueryError(f"{_said(what)} is not a number; {node} takes a number") from None
     low, high = float(getattr(m, "low", -math.inf)), float(getattr(m, "high", math.inf))
     if not bool(torch.isfinite(t).all()) or bool(((t < low) | (t > high)).any()):
-        raise QueryError(f"{what} is off the domain; {node} takes a number from {low:g} to {high:g}")
+        raise QueryError(f"{_said(what)} is off the domain; {node} takes a number from {low:g} to {high:g}")
     return t
 
 
