@@ -158,8 +158,10 @@ def row_chunks(shape: tuple[int, ...] | torch.Size) -> list[tuple[int, int]]:
 
     Every function here that computes a scale from a log-scale cuts its rows the
     same way, so that a scale is computed in the same place of the same
-    operation wherever membership is decided (a float32 ``exp`` may differ in the
-    last bit between torch's vectorised loop and its scalar tail). Each chunk but
+    operation wherever membership is decided (the tail of a torch vectorised
+    loop may be computed otherwise than its body: float32 ``sigmoid``'s tail
+    differs in the last bit in torch 2.13, ``exp``'s, ``log``'s and ``expm1``'s do
+    not, and nothing promises that they will not). Each chunk but
     the last holds a multiple of 64 values where the row length allows, so that
     no vectorised loop, whole or halved among two threads, has a tail.
 
@@ -254,8 +256,8 @@ def _quantise(loc: Tensor, log_scale: Tensor, eps: Tensor, out: Tensor) -> None:
     infinite: a level pushed past 0 or 255 is clamped back, which is the same.)
     """
     shape = _broadcast(loc.shape, log_scale.shape, eps.shape)
-    # the scale from the log-scale as given, then broadcast, as standardised_edges computes it (exp's
-    # vectorised and scalar kernels may differ in the last bit, and membership is decided to the bit)
+    # the scale from the log-scale as given, then broadcast, as standardised_edges computes it (a
+    # loop's tail may round otherwise than its body, row_chunks; membership is decided to the bit)
     scale = log_scale.exp().expand(shape)
     loc, eps = loc.expand(shape), eps.to(loc.dtype).expand(shape)
     top = LEVELS - 1
