@@ -269,8 +269,8 @@ def _quantise(loc: Tensor, log_scale: Tensor, eps: Tensor, out: Tensor) -> None:
         # m - 1, the edge computed as standardised_edges computes it. (Values beyond [0, 255]: end bins.)
         m = value.mul_(top).add_(0.5).round_()
         edge = m.sub(0.5).div_(top).sub_(loc).div_(scale)
-        # 1.0 where eps lies below the edge, else 0.0, subtracted (a comparison into a float is one
-        # vectorised pass; into a bool, then torch.where, took ten times as long)
+        # 1.0 where eps lies below the edge, else 0.0, subtracted (a comparison into a float and the
+        # subtraction are two vectorised passes; into a bool, then torch.where, took five times as long)
         m.sub_(torch.lt(eps, edge, out=edge))
         out.copy_(m.clamp_(0, top))  # whole numbers 0..255, exactly as uint8
         return
@@ -447,7 +447,7 @@ class Bins:
         bin has ``q = 1 - e^-(b - a)`` exactly 1 (``b - a`` is infinite, cut at ``TAIL``, whose
         ``expm1`` is exactly -1 in float32), so ``q`` is computed, and multiplied in, at the inner
         places alone: the same numbers, and a picture of mostly background (95% of the colour
-        pendulum's pixel-channels are 255) skips the slowest pass (``expm1``) and two others."""
+        pendulum's pixel-channels are 255) skips the slowest pass (``expm1``) and four others."""
         a, b, mass, log_p = (t if j is None else t[i:j] for t in (self.a, self.b, self.mass, self.log_p))
         torch.neg(a, out=mass).clamp_(-TAIL, TAIL).sigmoid_()  # sigmoid(-a)
         if inner is None:
@@ -521,7 +521,7 @@ def _draw_into(mass: Tensor, a: Tensor, b: Tensor, far: Tensor | None, r: Tensor
     # the few values at or above b alone: torch's nextafter is a slow scalar loop.)
     torch.maximum(eps, a, out=eps)
     # which lie at or above b, as 1.0 in the spent r L (a float comparison and a max are two
-    # vectorised passes; a bool mask and its any() took five times as long)
+    # vectorised passes; a bool mask and its any() took three times as long)
     over = torch.ge(eps, b, out=r_w)
     if over.numel() and bool(over.max() > 0):
         at = _flat_indices(over > 0)

@@ -505,9 +505,7 @@ class CVAENet(nn.Module):
         cells = self.dec_mlp(torch.cat([self.decoder_inputs(classes, z.dtype), z], 1)).view(
             s, self.cell_pos.shape[0], -1
         )
-        if torch.is_grad_enabled():
-            return self.cell(cells + self.cell_pos).view(s, -1)
-        if _hooked(self.cell):  # the modules called, so that their hooks see the call
+        if torch.is_grad_enabled() or _hooked(self.cell):  # training, or hooks to see the modules' calls
             return self.cell(cells + self.cell_pos).view(s, -1)
         return _cell_answer(self.cell, cells + self.cell_pos).view(s, -1)
 
