@@ -255,7 +255,7 @@ class _refined:
 def machine_reference() -> float:
     """ms for a fixed piece of work on torch's threads (30 products of two 256×256 float32
     matrices and 30 exps of 2^17 floats, the median of 5 tries): the machine's speed at
-    the time. On this project's shared 2-core machine it moved from 4.0 to 6.9 ms between the
+    the time. On this project's shared 2-core machine it moved from 4.0 to 9.1 ms between the
     rounds of one before/after run (2026-12-08), and an ask's median with it: a median is read
     beside it."""
     g = torch.Generator().manual_seed(0)
