@@ -157,6 +157,11 @@ class DiscretisedLogisticImage:
         x = _levels_of(value, self.shape)
         return x if self.blocks is None else self.blocks.to(x)
 
+    def _evidence_levels(self, x: Tensor) -> Tensor:
+        """The one evidence picture the proposals read on the [0, 1] scale (its first row), as its
+        levels again, exactly, in :attr:`pixel_levels`' order: what the Laplace fits are fitted to."""
+        return self._in_order(x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8))
+
     def params(self, parents: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """``(loc, log_scale)`` of every pixel and channel for the parents' values,
         decoded once per run of consecutive particles with identical parents
@@ -344,7 +349,7 @@ class DiscretisedLogisticImage:
         to refine (:data:`~cvaeq.mechanisms.latent_refinement.MAX_LATENT_DIM`)."""
         from . import latent_refinement as lr
 
-        picture = self._in_order(x[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8))  # the levels, exactly
+        picture = self._evidence_levels(x)
         fits: list[lr.LaplaceFit | None] = []
         for matrix in rows:
             z_loc, z_scale = enc.z_posterior(matrix)  # q(Z | X, factors) at q's continuous means
@@ -415,7 +420,7 @@ class DiscretisedLogisticImage:
         one = value.shape[0] == 1 or value.stride(0) == 0
         if not self.refine_latent or not one or self.latent is None or not 0 < loc.shape[1] <= lr.MAX_LATENT_DIM:
             return BernoulliImage._latent_draw(self, value, classes, loc, scale)  # type: ignore[arg-type]
-        picture = self._in_order(value[:1].mul(levels.LEVELS - 1).round_().to(torch.uint8))  # the levels, exactly
+        picture = self._evidence_levels(value)
         combos, group, counts = torch.unique(classes, dim=0, return_inverse=True, return_counts=True)
         fits: list[lr.LaplaceFit | None] = [None] * len(combos)
         for k in counts.argsort(descending=True, stable=True)[: lr.MAX_COMBINATIONS].tolist():
